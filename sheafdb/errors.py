@@ -1,0 +1,198 @@
+"""Every error SheafDB raises, each carrying its Milvus code.
+
+Layers below the API raise these; only the edge (``sheafdb.api``) turns them into a gRPC
+``common.Status`` or a REST body. The codes and default texts follow Milvus's ``merr``
+package, so SDKs react to them exactly as they react to Milvus (see
+``shared/reference/milvus-behaviour.md`` §3).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+# Legacy ``common.ErrorCode`` values that pymilvus still inspects next to ``code``.
+LEGACY_SUCCESS = 0
+LEGACY_UNEXPECTED = 1
+LEGACY_COLLECTION_NOT_EXISTS = 4
+LEGACY_ILLEGAL_ARGUMENT = 5
+LEGACY_META_FAILED = 15
+LEGACY_INDEX_NOT_EXIST = 25
+LEGACY_RATE_LIMIT = 49
+LEGACY_INSUFFICIENT_MEMORY = 52
+LEGACY_DISK_QUOTA = 54
+LEGACY_NOT_READY = 56
+
+
+class SheafError(Exception):
+    """Base of every error that reaches a client.
+
+    ``message`` is the full text the client sees (Milvus's ``reason``).
+    """
+
+    code: ClassVar[int] = 65535
+    legacy_code: ClassVar[int] = LEGACY_UNEXPECTED
+    default_text: ClassVar[str] = "unexpected error"
+    retriable: ClassVar[bool] = False
+    is_input_error: ClassVar[bool] = False
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message if message is not None else self.default_text
+        super().__init__(self.message)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code}, message={self.message!r})"
+
+
+class UnexpectedError(SheafError):
+    """Milvus's catch-all (65535): plain errors that are not in ``merr``."""
+
+
+class ServiceNotReady(SheafError):
+    code = 1
+    legacy_code = LEGACY_NOT_READY
+    default_text = "service not ready"
+    retriable = True
+
+
+class MemoryLimitExceeded(SheafError):
+    code = 3
+    legacy_code = LEGACY_INSUFFICIENT_MEMORY
+    default_text = "memory limit exceeded"
+
+
+class DiskLimitExceeded(SheafError):
+    code = 7
+    legacy_code = LEGACY_DISK_QUOTA
+    default_text = "disk limit exceeded"
+
+
+class CollectionNotFound(SheafError):
+    code = 100
+    legacy_code = LEGACY_COLLECTION_NOT_EXISTS
+    default_text = "collection not found"
+    is_input_error = True
+
+    @classmethod
+    def named(cls, db: str, name: str) -> CollectionNotFound:
+        return cls(f"collection not found[database={db}][collection={name}]")
+
+
+class CollectionNotLoaded(SheafError):
+    code = 101
+    default_text = "collection not loaded"
+
+
+class CollectionNotFullyLoaded(SheafError):
+    code = 103
+    default_text = "collection not fully loaded"
+    retriable = True
+
+
+class CollectionAlreadyLoaded(SheafError):
+    code = 104
+    default_text = "collection already loaded"
+
+
+class PartitionNotFound(SheafError):
+    code = 200
+    legacy_code = LEGACY_META_FAILED
+    default_text = "partition not found"
+    is_input_error = True
+
+
+class PartitionNotLoaded(SheafError):
+    code = 201
+    default_text = "partition not loaded"
+
+
+class IndexNotFound(SheafError):
+    code = 700
+    legacy_code = LEGACY_INDEX_NOT_EXIST
+    default_text = "index not found"
+
+
+class IndexDuplicate(SheafError):
+    code = 702
+    default_text = "index duplicates"
+
+
+class DatabaseNotFound(SheafError):
+    code = 800
+    default_text = "database not found"
+    is_input_error = True
+
+
+class DatabaseNumLimitExceeded(SheafError):
+    code = 801
+    default_text = "exceeded the limit number of database"
+
+
+class InvalidDatabaseName(SheafError):
+    code = 802
+    default_text = "invalid database name"
+    is_input_error = True
+
+
+class ParameterInvalid(SheafError):
+    code = 1100
+    legacy_code = LEGACY_ILLEGAL_ARGUMENT
+    default_text = "invalid parameter"
+    is_input_error = True
+
+
+class ParameterMissing(SheafError):
+    code = 1101
+    default_text = "missing parameter"
+    is_input_error = True
+
+
+class NotAuthenticated(SheafError):
+    code = 1400
+    default_text = "not authenticated"
+
+
+class PermissionDenied(SheafError):
+    code = 1401
+    default_text = "privilege not permitted"
+
+
+class AliasNotFound(SheafError):
+    code = 1600
+    default_text = "alias not found"
+    is_input_error = True
+
+
+class AliasCollectionNameConflict(SheafError):
+    code = 1601
+    default_text = "alias and collection name conflict"
+    is_input_error = True
+
+
+class AliasAlreadyExists(SheafError):
+    code = 1602
+    default_text = "alias already exist"
+    is_input_error = True
+
+
+class FieldNotFound(SheafError):
+    code = 1700
+    default_text = "field not found"
+    is_input_error = True
+
+
+class Unsupported(SheafError):
+    """A Milvus feature SheafDB does not implement (yet). Never a hang, never a retry."""
+
+    code = 1100
+    legacy_code = LEGACY_ILLEGAL_ARGUMENT
+    default_text = "not supported by SheafDB"
+    is_input_error = True
+
+    @classmethod
+    def feature(cls, what: str) -> Unsupported:
+        return cls(f"{what} is not supported by SheafDB")
+
+
+def invalid(detail: str) -> ParameterInvalid:
+    """Milvus's "Msg" wrap of ParameterInvalid: ``<detail>: invalid parameter``."""
+    return ParameterInvalid(f"{detail}: invalid parameter")
