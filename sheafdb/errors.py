@@ -196,3 +196,45 @@ class Unsupported(SheafError):
 def invalid(detail: str) -> ParameterInvalid:
     """Milvus's "Msg" wrap of ParameterInvalid: ``<detail>: invalid parameter``."""
     return ParameterInvalid(f"{detail}: invalid parameter")
+
+
+# -- REST-only codes (Milvus's httpserver ``constant.go``) and access control ------------------
+
+
+class RestNotAuthenticated(SheafError):
+    """REST requests without valid credentials when authentication is on (HTTP 401)."""
+
+    code = 1800
+    default_text = "user hasn't authenticated"
+
+
+class RestRequestNotJson(SheafError):
+    code = 1801
+    default_text = "can only accept json format request"
+    is_input_error = True
+
+
+class RestParameterMissing(SheafError):
+    code = 1802
+    default_text = "missing required parameters"
+    is_input_error = True
+
+
+class RestInsertDataInvalid(SheafError):
+    code = 1804
+    default_text = "fail to deal the insert data"
+    is_input_error = True
+
+
+class CredentialInvalid(SheafError):
+    """Wrong user name or password; the gRPC edge answers UNAUTHENTICATED, REST 401."""
+
+    code = 1400
+    default_text = "auth check failure, please check username and password are correct"
+
+
+class UnsafeBindRefused(SheafError):
+    """Serving on a non-loopback address with authentication off, without ``insecure``."""
+
+    code = 1100
+    default_text = "refusing to listen on a public address without authentication"

@@ -4,17 +4,30 @@ Every method is synchronous and thread-safe; the gRPC and REST layers call it fr
 worker threads. ``db`` is always a resolved database name (``"default"`` when the client gave
 none). Collection names may be aliases. Errors are ``sheafdb.errors`` exceptions.
 
-CONTRACT FILE: the bodies are being written (data plane: DDL/DML; read plane: load/search).
+Locks: ``_ddl_lock`` serialises every metadata change (collections, partitions, indexes,
+aliases, databases) and guards ``_collections``; writes and reads take no engine lock, only
+the collection's own (see collection.py). Background threads: index builds (index_builds.py)
+and load restores after a start.
 """
 
 from __future__ import annotations
 
+import logging
+import shutil
+import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pyarrow as pa
 
+from sheafdb.engine import index_ddl
+from sheafdb.engine.collection import Collection
+from sheafdb.engine.compaction import Compactor
+from sheafdb.engine.ddl_rules import check_added_field, check_name, partition_names, prepare_schema
+from sheafdb.engine.index_builds import IndexBuilder
+from sheafdb.engine.load_manager import LoadManager
+from sheafdb.engine.memory import MemoryAccountant
 from sheafdb.engine.models import (
     AliasInfo,
     CollectionInfo,
@@ -31,7 +44,36 @@ from sheafdb.engine.models import (
     SearchRequest,
     SearchResult,
 )
-from sheafdb.schema import CollectionSchema, FieldSchema
+from sheafdb.engine.recovery import open_collection, wal_directory
+from sheafdb.engine.sealing import Sealer, delete_files_when_unused
+from sheafdb.engine.snapshot import SealedSegment
+from sheafdb.engine.visibility import latest_deletes, visible_rows
+from sheafdb.engine.writes import Writer
+from sheafdb.errors import (
+    AliasNotFound,
+    CollectionAlreadyLoaded,
+    CollectionNotFound,
+    FieldNotFound,
+    IndexNotFound,
+    InvalidDatabaseName,
+    ParameterInvalid,
+    PartitionNotFound,
+    SheafError,
+    UnexpectedError,
+    invalid,
+)
+from sheafdb.schema import TIMESTAMP_COLUMN, CollectionSchema, FieldSchema
+from sheafdb.storage.catalog import SqliteCatalog
+from sheafdb.storage.object_store import LocalStore
+from sheafdb.storage.records import DEFAULT_PARTITION, DroppedData, LoadConfigRecord
+from sheafdb.storage.segment_files import read_column
+from sheafdb.storage.timestamps import TimestampOracle
+from sheafdb.storage.wal import WriteAheadLog
+
+log = logging.getLogger(__name__)
+
+MAX_PARTITIONS = 1024
+_LOADED_ONLY_PROPERTIES = ("mmap.enabled", "warmup")
 
 
 @dataclass(frozen=True)
@@ -50,18 +92,130 @@ class EngineConfig:
 
 class Engine:
     def __init__(self, config: EngineConfig) -> None:
-        raise NotImplementedError
+        self.config = config
+        self._data_dir = Path(config.data_dir)
+        self._data_dir.mkdir(parents=True, exist_ok=True)
+        self._catalog = SqliteCatalog(self._data_dir / "catalog.db")
+        self._store = LocalStore(self._data_dir)
+        self._accountant = MemoryAccountant(config.memory_budget_bytes)
+        self._loads = LoadManager(self._accountant, self._store)
+        self._ddl_lock = threading.RLock()
+        self._collections: dict[int, Collection] = {}
+        floor = self._catalog.max_timestamp()
+        for record in self._catalog.list_collections():
+            recovered = open_collection(
+                record, self._catalog, self._store, self._data_dir, fsync=config.fsync
+            )
+            self._collections[record.collection_id] = recovered.collection
+            floor = max(floor, recovered.max_timestamp)
+        self._oracle = TimestampOracle(floor)
+        self._builder = IndexBuilder(self._store, self._catalog)
+        self._sealer = Sealer(self._store, self._catalog, on_sealed=self._after_seal)
+        self._compactor = Compactor(self._store, self._catalog, self._builder)
+        self._writer = Writer(
+            self._oracle,
+            floor,
+            config.seal_bytes,
+            seal=self._sealer.seal,
+            is_loaded=self._loads.is_loaded,
+            query=lambda coll, req: self._loads.query(coll, req).table,
+        )
+        # Segments sealed before a crash whose index builds never finished.
+        for coll in self._collections.values():
+            self._builder.submit(coll, coll.snapshot().sealed, coll.indexes)
+        if config.restore_loads:
+            self._restore_loads()
 
     def close(self) -> None:
         """Finish in-flight writes, close the write-ahead logs, stop background work."""
-        raise NotImplementedError
+        self._builder.close()
+        with self._ddl_lock:
+            for coll in self._collections.values():
+                coll.wal.close()
+        self._catalog.close()
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _restore_loads(self) -> None:
+        for config in self._catalog.list_load_configs():
+            coll = self._collections.get(config.collection_id)
+            if coll is None:
+                continue
+            threading.Thread(
+                target=self._restore_one,
+                args=(coll, config),
+                daemon=True,
+                name=f"restore-load-{coll.collection_id}",
+            ).start()
+
+    def _restore_one(self, coll: Collection, config: LoadConfigRecord) -> None:
+        try:
+            self._loads.load(
+                coll,
+                partitions=config.partitions or None,
+                load_fields=config.load_fields,
+                skip_load_dynamic_field=config.skip_load_dynamic_field,
+                replica_number=config.replica_number,
+                refresh=False,
+            )
+        except SheafError:
+            log.exception("could not restore the load of collection %s", coll.name)
+
+    def _after_seal(self, coll: Collection, segments: tuple[SealedSegment, ...]) -> None:
+        self._builder.submit(coll, segments, coll.indexes)
+
+    def _resolve(self, db: str, name: str) -> Collection:
+        record = self._catalog.resolve_collection(db, name)
+        coll = self._collections.get(record.collection_id)
+        if coll is None:
+            raise CollectionNotFound.named(db, name)
+        return coll
+
+    def _partition_id(self, coll: Collection, partition: str) -> int:
+        pid = coll.partitions.get(partition)
+        if pid is None:
+            raise PartitionNotFound(f"partition not found[partition={partition}]")
+        return pid
+
+    def _discard(self, dropped: DroppedData, segments: tuple[SealedSegment, ...] = ()) -> None:
+        """Files of removed segments go once nothing uses them; dropped index files at once."""
+        for seg in segments:
+            delete_files_when_unused(self._store, seg)
+        for index_file in dropped.segment_indexes:
+            if not any(s.segment_id == index_file.segment_id for s in segments):
+                self._store.delete(index_file.path)
 
     # -- databases --------------------------------------------------------------------------
-    def create_database(self, name: str, properties: Mapping[str, str] | None = None) -> None: ...
-    def drop_database(self, name: str) -> None: ...
-    def list_databases(self) -> list[DatabaseInfo]: ...
-    def describe_database(self, name: str) -> DatabaseInfo: ...
-    def alter_database(self, name: str, properties: Mapping[str, str], delete_keys: Sequence[str] = ()) -> None: ...
+    def create_database(self, name: str, properties: Mapping[str, str] | None = None) -> None:
+        try:
+            check_name(name, "database")
+        except ParameterInvalid as e:
+            raise InvalidDatabaseName(e.message) from None
+        with self._ddl_lock:
+            self._catalog.create_database(name, dict(properties or {}), self._oracle.next())
+
+    def drop_database(self, name: str) -> None:
+        with self._ddl_lock:
+            self._catalog.drop_database(name)
+
+    def list_databases(self) -> list[DatabaseInfo]:
+        return [
+            DatabaseInfo(d.name, d.database_id, d.created_ts, dict(d.properties))
+            for d in self._catalog.list_databases()
+        ]
+
+    def describe_database(self, name: str) -> DatabaseInfo:
+        d = self._catalog.get_database(name)
+        return DatabaseInfo(d.name, d.database_id, d.created_ts, dict(d.properties))
+
+    def alter_database(
+        self, name: str, properties: Mapping[str, str], delete_keys: Sequence[str] = ()
+    ) -> None:
+        with self._ddl_lock:
+            current = dict(self._catalog.get_database(name).properties)
+            current.update(properties)
+            for key in delete_keys:
+                current.pop(key, None)
+            self._catalog.set_database_properties(name, current)
 
     # -- collections ------------------------------------------------------------------------
     def create_collection(
@@ -77,56 +231,341 @@ class Engine:
     ) -> None:
         """Field ids are assigned here (100, 101, ... like Milvus). Same name and same schema
         again is a no-op success; a different schema is ParameterInvalid."""
+        check_name(name, "collection")
+        prepared = prepare_schema(schema)
+        partitions = partition_names(prepared, num_partitions)
+        with self._ddl_lock:
+            self._catalog.get_database(db)
+            try:
+                existing = self._catalog.get_collection(db, name)
+            except CollectionNotFound:
+                existing = None
+            if existing is not None:
+                if existing.schema.to_dict() == prepared.to_dict():
+                    return
+                raise invalid(f"create duplicate collection with different parameters, collection: {name}")
+            record = self._catalog.create_collection(
+                db,
+                name,
+                prepared,
+                partition_names=partitions,
+                properties=dict(properties or {}),
+                consistency_level=int(consistency_level),
+                shards_num=shards_num or 1,
+                created_ts=self._oracle.next(),
+            )
+            cid = record.collection_id
+            shutil.rmtree(wal_directory(self._data_dir, cid), ignore_errors=True)
+            parts = {p.name: p.partition_id for p in self._catalog.list_partitions(cid)}
+            wal = WriteAheadLog(wal_directory(self._data_dir, cid), fsync=self.config.fsync)
+            self._collections[cid] = Collection(record, parts, (), wal)
 
-    def drop_collection(self, db: str, name: str) -> None: ...
-    def has_collection(self, db: str, name: str) -> bool: ...
-    def describe_collection(self, db: str, name: str) -> CollectionInfo: ...
-    def list_collections(self, db: str) -> list[str]: ...
-    def rename_collection(self, db: str, old_name: str, new_name: str, new_db: str | None = None) -> None: ...
-    def truncate_collection(self, db: str, name: str) -> None: ...
-    def alter_collection_properties(self, db: str, name: str, properties: Mapping[str, str]) -> None: ...
-    def drop_collection_properties(self, db: str, name: str, keys: Sequence[str]) -> None: ...
-    def alter_collection_field(self, db: str, name: str, field_name: str, params: Mapping[str, str]) -> None: ...
-    def add_collection_field(self, db: str, name: str, field: FieldSchema) -> None: ...
-    def collection_row_count(self, db: str, name: str) -> int: ...
+    def drop_collection(self, db: str, name: str) -> None:
+        with self._ddl_lock:
+            if self._catalog.resolve_alias(db, name) is not None:
+                raise invalid(f"cannot drop the collection via alias = {name}")
+            try:
+                coll = self._resolve(db, name)
+            except CollectionNotFound:
+                return  # Milvus: dropping a missing collection succeeds
+            self._loads.forget(coll)
+            self._catalog.drop_collection(coll.collection_id)
+            del self._collections[coll.collection_id]
+            coll.wal.close()
+            shutil.rmtree(wal_directory(self._data_dir, coll.collection_id), ignore_errors=True)
+            for seg in coll.snapshot().sealed:
+                delete_files_when_unused(self._store, seg)
+
+    def has_collection(self, db: str, name: str) -> bool:
+        try:
+            self._resolve(db, name)
+        except CollectionNotFound:
+            return False
+        return True
+
+    def describe_collection(self, db: str, name: str) -> CollectionInfo:
+        coll = self._resolve(db, name)
+        r = coll.record
+        aliases = tuple(a.alias for a in self._catalog.list_aliases(r.db_name, r.collection_id))
+        return CollectionInfo(
+            db_name=r.db_name,
+            name=r.name,
+            collection_id=r.collection_id,
+            schema=r.schema,
+            created_timestamp=r.created_ts,
+            created_utc_ms=r.created_utc_ms,
+            consistency_level=ConsistencyLevel(r.consistency_level),
+            shards_num=r.shards_num,
+            num_partitions=len(coll.partitions),
+            aliases=aliases,
+            properties=dict(r.properties),
+        )
+
+    def list_collections(self, db: str) -> list[str]:
+        self._catalog.get_database(db)
+        return [r.name for r in self._catalog.list_collections(db)]
+
+    def rename_collection(self, db: str, old_name: str, new_name: str, new_db: str | None = None) -> None:
+        check_name(new_name, "collection")
+        with self._ddl_lock:
+            coll = self._resolve(db, old_name)
+            record = self._catalog.rename_collection(coll.collection_id, new_db or db, new_name)
+            coll.set_record(record)
+
+    def truncate_collection(self, db: str, name: str) -> None:
+        with self._ddl_lock:
+            coll = self._resolve(db, name)
+            with coll.seal_lock:
+                lsn = coll.last_lsn()
+                old = coll.snapshot().sealed
+                dropped = (
+                    self._catalog.replace_segments([s.segment_id for s in old], None)
+                    if old
+                    else DroppedData()
+                )
+                gone = coll.clear_data()
+                coll.wal.trim(max(lsn, coll.last_lsn()))
+                self._catalog.note_timestamp(self._oracle.next())
+            coll.replace_sealed(gone, (), "compacted")
+            self._discard(dropped, gone)
+
+    def alter_collection_properties(self, db: str, name: str, properties: Mapping[str, str]) -> None:
+        with self._ddl_lock:
+            coll = self._resolve(db, name)
+            self._refuse_if_loaded_property(coll, properties)
+            merged = {**coll.record.properties, **{k: str(v) for k, v in properties.items()}}
+            coll.set_record(self._catalog.update_collection(coll.collection_id, properties=merged))
+
+    def drop_collection_properties(self, db: str, name: str, keys: Sequence[str]) -> None:
+        with self._ddl_lock:
+            coll = self._resolve(db, name)
+            self._refuse_if_loaded_property(coll, dict.fromkeys(keys, ""))
+            kept = {k: v for k, v in coll.record.properties.items() if k not in set(keys)}
+            coll.set_record(self._catalog.update_collection(coll.collection_id, properties=kept))
+
+    def _refuse_if_loaded_property(self, coll: Collection, properties: Mapping[str, str]) -> None:
+        for key in properties:
+            if key.startswith(_LOADED_ONLY_PROPERTIES) and self._loads.is_loaded(coll):
+                what = "mmap" if key.startswith("mmap") else "warmup"
+                raise CollectionAlreadyLoaded(
+                    f"collection already loaded[collection={coll.name}]: can not alter {what} properties if "
+                    "collection loaded"
+                )
+
+    def alter_collection_field(self, db: str, name: str, field_name: str, params: Mapping[str, str]) -> None:
+        with self._ddl_lock:
+            coll = self._resolve(db, name)
+            field = coll.schema.field(field_name)
+            if field is None:
+                raise FieldNotFound(f"field not found[field={field_name}]")
+            self._refuse_if_loaded_property(coll, params)
+            changed = dict(field.type_params)
+            max_length = field.max_length
+            for key, value in params.items():
+                if key == "max_length":
+                    max_length = int(value)
+                else:
+                    changed[key] = str(value)
+            new_field = replace(field, type_params=changed, max_length=max_length)
+            schema = replace(
+                coll.schema,
+                fields=tuple(new_field if f.name == field_name else f for f in coll.schema.fields),
+            )
+            coll.set_record(self._catalog.update_collection(coll.collection_id, schema=schema))
+
+    def add_collection_field(self, db: str, name: str, field: FieldSchema) -> None:
+        with self._ddl_lock:
+            coll = self._resolve(db, name)
+            new_field = check_added_field(coll.schema, field)
+            record = self._catalog.update_collection(
+                coll.collection_id, schema=coll.schema.with_field(new_field)
+            )
+            coll.add_field(record, new_field)
+
+    def collection_row_count(self, db: str, name: str) -> int:
+        coll = self._resolve(db, name)
+        return self._visible_rows(coll, None)
+
+    def _visible_rows(self, coll: Collection, partition_id: int | None) -> int:
+        """Rows not hidden by a delete (reads the primary key and timestamp columns)."""
+        snap = coll.snapshot()
+        latest = latest_deletes(snap.deletes)
+        pk = coll.schema.primary_field.name
+        total = 0
+        for seg in snap.sealed:
+            if partition_id is None or seg.partition_id == partition_id:
+                table = pa.table(
+                    {
+                        pk: read_column(self._store, seg.columns[pk].path),
+                        TIMESTAMP_COLUMN: read_column(self._store, seg.columns[TIMESTAMP_COLUMN].path),
+                    }
+                )
+                total += visible_rows(table, pk, latest).num_rows
+        for pid, table in snap.growing.items():
+            if partition_id is None or pid == partition_id:
+                total += visible_rows(table, pk, latest).num_rows
+        return total
 
     # -- partitions -------------------------------------------------------------------------
-    def create_partition(self, db: str, collection: str, partition: str) -> None: ...
-    def drop_partition(self, db: str, collection: str, partition: str) -> None: ...
-    def has_partition(self, db: str, collection: str, partition: str) -> bool: ...
-    def list_partitions(self, db: str, collection: str) -> list[PartitionInfo]: ...
-    def partition_row_count(self, db: str, collection: str, partition: str) -> int: ...
+    def create_partition(self, db: str, collection: str, partition: str) -> None:
+        check_name(partition, "partition")
+        with self._ddl_lock:
+            coll = self._resolve(db, collection)
+            if coll.schema.partition_key_field is not None:
+                raise invalid("disable create partition if partition key mode is used")
+            if partition in coll.partitions:
+                return
+            if len(coll.partitions) >= MAX_PARTITIONS:
+                raise invalid(
+                    f"partition number ({len(coll.partitions) + 1}) exceeds max configuration "
+                    f"({MAX_PARTITIONS})"
+                )
+            record = self._catalog.create_partition(coll.collection_id, partition, self._oracle.next())
+            coll.add_partition(partition, record.partition_id)
+
+    def drop_partition(self, db: str, collection: str, partition: str) -> None:
+        with self._ddl_lock:
+            coll = self._resolve(db, collection)
+            if coll.schema.partition_key_field is not None:
+                raise invalid("disable drop partition if partition key mode is used")
+            if partition == DEFAULT_PARTITION:
+                raise invalid("default partition cannot be deleted")
+            pid = coll.partitions.get(partition)
+            if pid is None:
+                return
+            if self._loads.state(coll, (partition,)) in (LoadState.LOADED, LoadState.LOADING):
+                raise UnexpectedError(
+                    "partition cannot be dropped, partition is loaded, please release it first"
+                )
+            with coll.seal_lock:
+                dropped = self._catalog.drop_partition(pid)
+                gone = coll.drop_partition(pid)
+            coll.replace_sealed(gone, (), "compacted")
+            self._discard(dropped, gone)
+
+    def has_partition(self, db: str, collection: str, partition: str) -> bool:
+        return partition in self._resolve(db, collection).partitions
+
+    def list_partitions(self, db: str, collection: str) -> list[PartitionInfo]:
+        coll = self._resolve(db, collection)
+        return [
+            PartitionInfo(p.name, p.partition_id, p.created_ts)
+            for p in self._catalog.list_partitions(coll.collection_id)
+        ]
+
+    def partition_row_count(self, db: str, collection: str, partition: str) -> int:
+        coll = self._resolve(db, collection)
+        return self._visible_rows(coll, self._partition_id(coll, partition))
 
     # -- indexes ----------------------------------------------------------------------------
     def create_index(
         self, db: str, collection: str, field_name: str, index_name: str, params: Mapping[str, str]
     ) -> None:
         """``index_name`` empty: named after the field. Builds run in the background."""
+        with self._ddl_lock:
+            coll = self._resolve(db, collection)
+            field = coll.schema.field(field_name)
+            if field is None:
+                raise FieldNotFound(f"cannot create index on non-exist field: {field_name}")
+            name = index_name or field_name
+            normalized = index_ddl.normalized_params(field, params)
+            if index_ddl.find_conflict(coll.indexes, field_name, name, normalized) is not None:
+                return
+            self._catalog.create_index(coll.collection_id, field_name, name, normalized, self._oracle.next())
+            coll.set_indexes(tuple(self._catalog.list_indexes(coll.collection_id)))
+        if field.is_vector:
+            self._builder.submit(coll, coll.snapshot().sealed, coll.indexes)
 
     def describe_indexes(
         self, db: str, collection: str, index_name: str = "", field_name: str = ""
     ) -> list[IndexInfo]:
         """All indexes (filtered by name / field when given); IndexNotFound when none match."""
+        coll = self._resolve(db, collection)
+        found = index_ddl.matching(coll.indexes, index_name, field_name)
+        if not found:
+            raise IndexNotFound(f"index not found[collection={coll.name}]")
+        return [index_ddl.describe(coll, i, self._builder) for i in found]
 
-    def drop_index(self, db: str, collection: str, index_name: str, field_name: str = "") -> None: ...
+    def drop_index(self, db: str, collection: str, index_name: str, field_name: str = "") -> None:
+        with self._ddl_lock:
+            coll = self._resolve(db, collection)
+            found = index_ddl.matching(coll.indexes, index_name, field_name)
+            if not found:
+                return
+            if self._loads.is_loaded(coll):
+                raise UnexpectedError(
+                    "index cannot be dropped, collection is loaded, please release it first"
+                )
+            for index in found:
+                dropped = self._catalog.drop_index(index.index_id)
+                coll.forget_index(index.field_name)
+                self._discard(dropped)
+            coll.set_indexes(tuple(self._catalog.list_indexes(coll.collection_id)))
+
     def alter_index(
-        self, db: str, collection: str, index_name: str, params: Mapping[str, str], delete_keys: Sequence[str] = ()
-    ) -> None: ...
+        self,
+        db: str,
+        collection: str,
+        index_name: str,
+        params: Mapping[str, str],
+        delete_keys: Sequence[str] = (),
+    ) -> None:
+        with self._ddl_lock:
+            coll = self._resolve(db, collection)
+            found = index_ddl.matching(coll.indexes, index_name, "")
+            if not found:
+                raise IndexNotFound(f"index not found[indexName={index_name}]")
+            if self._loads.is_loaded(coll):
+                raise CollectionAlreadyLoaded(
+                    f"collection already loaded[collection={coll.name}]: "
+                    "can't alter index on loaded collection, please release the collection first"
+                )
+            merged = {**found[0].params, **{k: str(v) for k, v in params.items()}}
+            for key in delete_keys:
+                merged.pop(key, None)
+            self._catalog.update_index_params(found[0].index_id, merged)
+            coll.set_indexes(tuple(self._catalog.list_indexes(coll.collection_id)))
 
     # -- aliases ----------------------------------------------------------------------------
-    def create_alias(self, db: str, collection: str, alias: str) -> None: ...
-    def drop_alias(self, db: str, alias: str) -> None: ...
-    def alter_alias(self, db: str, collection: str, alias: str) -> None: ...
-    def describe_alias(self, db: str, alias: str) -> AliasInfo: ...
-    def list_aliases(self, db: str, collection: str = "") -> list[AliasInfo]: ...
+    def create_alias(self, db: str, collection: str, alias: str) -> None:
+        check_name(alias, "alias")
+        with self._ddl_lock:
+            record = self._catalog.get_collection(db, collection)
+            self._catalog.create_alias(db, alias, record.collection_id)
+
+    def drop_alias(self, db: str, alias: str) -> None:
+        with self._ddl_lock:
+            self._catalog.drop_alias(db, alias)
+
+    def alter_alias(self, db: str, collection: str, alias: str) -> None:
+        with self._ddl_lock:
+            record = self._catalog.get_collection(db, collection)
+            self._catalog.alter_alias(db, alias, record.collection_id)
+
+    def describe_alias(self, db: str, alias: str) -> AliasInfo:
+        cid = self._catalog.resolve_alias(db, alias)
+        if cid is None:
+            raise AliasNotFound(f"alias not found[database={db}][alias={alias}]")
+        return AliasInfo(alias, db, self._catalog.get_collection_by_id(cid).name)
+
+    def list_aliases(self, db: str, collection: str = "") -> list[AliasInfo]:
+        cid = self._resolve(db, collection).collection_id if collection else None
+        names = {r.collection_id: r.name for r in self._catalog.list_collections(db)}
+        return [
+            AliasInfo(a.alias, a.db_name, names.get(a.collection_id, ""))
+            for a in self._catalog.list_aliases(db, cid)
+        ]
 
     # -- writes -----------------------------------------------------------------------------
     def insert(self, db: str, collection: str, data: pa.Table, partition: str = "") -> MutationResult:
         """``data`` has one column per given field (by name) and ``$meta`` (JSON text) for
         dynamic keys. Missing nullable / default fields are filled; an auto_id primary key is
         generated. Validated whole before anything is written; acknowledged once durable."""
+        return self._writer.insert(self._resolve(db, collection), data, partition)
 
-    def upsert(self, db: str, collection: str, data: pa.Table, partition: str = "") -> MutationResult: ...
+    def upsert(self, db: str, collection: str, data: pa.Table, partition: str = "") -> MutationResult:
+        return self._writer.upsert(self._resolve(db, collection), data, partition)
+
     def delete(
         self,
         db: str,
@@ -134,9 +573,25 @@ class Engine:
         filter: str,
         filter_params: Mapping[str, object] | None = None,
         partition: str = "",
-    ) -> MutationResult: ...
+    ) -> MutationResult:
+        return self._writer.delete(self._resolve(db, collection), filter, filter_params, partition)
+
     def flush(self, db: str, collections: Sequence[str]) -> dict[str, int]:
         """Seal growing data; returns each collection's flush timestamp."""
+        out: dict[str, int] = {}
+        for name in collections:
+            coll = self._resolve(db, name)
+            self._sealer.seal(coll)
+            out[name] = self._oracle.next()
+        return out
+
+    def compact(self, db: str, collection: str) -> int:
+        """Merge small sealed segments (dropping deleted rows) now; returns segments replaced."""
+        return self._compactor.compact(self._resolve(db, collection), self.config.seal_bytes)
+
+    def wait_for_index_builds(self, timeout: float | None = None) -> bool:
+        """Block until no index build is queued or running (tests, benchmarks)."""
+        return self._builder.wait_idle(timeout)
 
     # -- load / release ---------------------------------------------------------------------
     def load_collection(
@@ -150,6 +605,25 @@ class Engine:
         refresh: bool = False,
     ) -> None:
         """Validate and start a background load; returns once the load is accepted."""
+        coll = self._resolve(db, collection)
+        self._loads.load(
+            coll,
+            partitions=None,
+            load_fields=tuple(load_fields),
+            skip_load_dynamic_field=skip_load_dynamic_field,
+            replica_number=replica_number,
+            refresh=refresh,
+        )
+        if not refresh:
+            self._catalog.set_load_config(
+                LoadConfigRecord(
+                    coll.collection_id,
+                    (),
+                    tuple(load_fields),
+                    skip_load_dynamic_field,
+                    max(replica_number, 1),
+                )
+            )
 
     def load_partitions(
         self,
@@ -161,20 +635,86 @@ class Engine:
         skip_load_dynamic_field: bool = False,
         replica_number: int = 1,
         refresh: bool = False,
-    ) -> None: ...
+    ) -> None:
+        coll = self._resolve(db, collection)
+        for name in partitions:
+            self._partition_id(coll, name)
+        self._loads.load(
+            coll,
+            partitions=tuple(partitions),
+            load_fields=tuple(load_fields),
+            skip_load_dynamic_field=skip_load_dynamic_field,
+            replica_number=replica_number,
+            refresh=refresh,
+        )
+        previous = self._catalog.get_load_config(coll.collection_id)
+        if previous is not None and not previous.partitions:
+            return  # the whole collection is already the persisted load
+        names = tuple(dict.fromkeys((*(previous.partitions if previous else ()), *partitions)))
+        self._catalog.set_load_config(
+            LoadConfigRecord(
+                coll.collection_id, names, tuple(load_fields), skip_load_dynamic_field, max(replica_number, 1)
+            )
+        )
+
     def release_collection(self, db: str, collection: str) -> int:
         """Returns the bytes given back."""
+        coll = self._resolve(db, collection)
+        freed = self._loads.release(coll)
+        self._catalog.clear_load_config(coll.collection_id)
+        return freed
 
-    def release_partitions(self, db: str, collection: str, partitions: Sequence[str]) -> int: ...
-    def get_load_state(self, db: str, collection: str, partitions: Sequence[str] = ()) -> LoadState: ...
-    def get_loading_progress(self, db: str, collection: str, partitions: Sequence[str] = ()) -> LoadProgress: ...
+    def release_partitions(self, db: str, collection: str, partitions: Sequence[str]) -> int:
+        coll = self._resolve(db, collection)
+        if not partitions:
+            raise invalid("partitions should not be empty")
+        for name in partitions:
+            self._partition_id(coll, name)
+        freed = self._loads.release(coll, tuple(partitions))
+        previous = self._catalog.get_load_config(coll.collection_id)
+        if previous is not None:
+            loaded = previous.partitions or tuple(coll.partitions)
+            left = tuple(p for p in loaded if p not in set(partitions))
+            if left:
+                self._catalog.set_load_config(
+                    LoadConfigRecord(
+                        coll.collection_id,
+                        left,
+                        previous.load_fields,
+                        previous.skip_load_dynamic_field,
+                        previous.replica_number,
+                    )
+                )
+            else:
+                self._catalog.clear_load_config(coll.collection_id)
+        return freed
+
+    def get_load_state(self, db: str, collection: str, partitions: Sequence[str] = ()) -> LoadState:
+        try:
+            coll = self._resolve(db, collection)
+        except CollectionNotFound:
+            return LoadState.NOT_EXIST
+        for name in partitions:
+            self._partition_id(coll, name)
+        return self._loads.state(coll, tuple(partitions))
+
+    def get_loading_progress(self, db: str, collection: str, partitions: Sequence[str] = ()) -> LoadProgress:
+        coll = self._resolve(db, collection)
+        for name in partitions:
+            self._partition_id(coll, name)
+        return self._loads.progress(coll, tuple(partitions))
 
     # -- reads ------------------------------------------------------------------------------
-    def search(self, db: str, request: SearchRequest) -> SearchResult: ...
-    def hybrid_search(self, db: str, request: HybridSearchRequest) -> SearchResult: ...
-    def query(self, db: str, request: QueryRequest) -> QueryResult: ...
+    def search(self, db: str, request: SearchRequest) -> SearchResult:
+        return self._loads.search(self._resolve(db, request.collection), request)
+
+    def hybrid_search(self, db: str, request: HybridSearchRequest) -> SearchResult:
+        return self._loads.hybrid_search(self._resolve(db, request.collection), request)
+
+    def query(self, db: str, request: QueryRequest) -> QueryResult:
+        return self._loads.query(self._resolve(db, request.collection), request)
 
     # -- introspection ----------------------------------------------------------------------
     def memory_report(self) -> Mapping[str, object]:
         """The memory accountant's view: bytes per collection, partition, field, index."""
-        raise NotImplementedError
+        return self._loads.memory_report()

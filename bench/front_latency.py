@@ -1,0 +1,119 @@
+"""Latency the one-port front adds: gRPC and REST round trips through it vs direct.
+
+Runs a tiny MilvusService (pymilvus stubs, GetVersion) and a tiny ASGI app, then times
+sequential round trips (median and p90 in microseconds) for:
+  gRPC direct over TCP, gRPC direct over the unix socket, gRPC through the front (to the
+  unix socket, and to the TCP port);
+  REST direct (uvicorn on TCP), REST through the front served in place, REST spliced to uvicorn.
+Usage: .venv/bin/python bench/front_latency.py [calls]
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent import futures
+
+import grpc
+import httpx
+import uvicorn
+from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from sheafdb.api.front import FrontThread, ProtocolFront
+
+
+class _Version(milvus_pb2_grpc.MilvusServiceServicer):
+    def GetVersion(self, request, context):  # noqa: N802
+        return milvus_pb2.GetVersionResponse(status=common_pb2.Status(), version="bench")
+
+
+async def _ok(_request: Request) -> JSONResponse:
+    return JSONResponse({"code": 0, "data": []})
+
+
+APP = Starlette(routes=[Route("/v2/vectordb/collections/list", _ok, methods=["POST"])])
+
+
+def _timed(call: Callable[[], object], n: int) -> tuple[float, float]:
+    for _ in range(min(200, n)):
+        call()  # warm up
+    samples = []
+    for _ in range(n):
+        start = time.perf_counter_ns()
+        call()
+        samples.append((time.perf_counter_ns() - start) / 1000)
+    samples.sort()
+    return statistics.median(samples), samples[int(0.9 * len(samples))]
+
+
+def _uvicorn(**kwargs: object) -> uvicorn.Server:
+    server = uvicorn.Server(uvicorn.Config(APP, lifespan="off", log_level="warning", **kwargs))
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:
+        time.sleep(0.01)
+    return server
+
+
+def main(n: int) -> None:
+    tmp = tempfile.mkdtemp()
+    grpc_server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    milvus_pb2_grpc.add_MilvusServiceServicer_to_server(_Version(), grpc_server)
+    tcp_port = grpc_server.add_insecure_port("127.0.0.1:0")
+    grpc_server.add_insecure_port(f"unix:{tmp}/grpc.sock")
+    grpc_server.start()
+    rest_tcp = _uvicorn(host="127.0.0.1", port=0)
+    rest_tcp_port = rest_tcp.servers[0].sockets[0].getsockname()[1]
+    rest_uds = _uvicorn(uds=f"{tmp}/rest.sock")
+    in_place = FrontThread(ProtocolFront(f"unix:{tmp}/grpc.sock", rest_app=APP), "127.0.0.1", 0)
+    spliced = FrontThread(
+        ProtocolFront(f"unix:{tmp}/grpc.sock", rest_target=f"unix:{tmp}/rest.sock"), "127.0.0.1", 0
+    )
+    via_tcp = FrontThread(ProtocolFront(f"127.0.0.1:{tcp_port}", rest_app=APP), "127.0.0.1", 0)
+    front_port, spliced_port, via_tcp_port = in_place.start(), spliced.start(), via_tcp.start()
+
+    results = {}
+    for label, target in (
+        ("gRPC direct TCP", f"127.0.0.1:{tcp_port}"),
+        ("gRPC direct unix", f"unix:{tmp}/grpc.sock"),
+        ("gRPC via front", f"127.0.0.1:{front_port}"),
+        ("gRPC via front, TCP backend", f"127.0.0.1:{via_tcp_port}"),
+    ):
+        with grpc.insecure_channel(target) as channel:
+            stub = milvus_pb2_grpc.MilvusServiceStub(channel)
+            request = milvus_pb2.GetVersionRequest()
+            results[label] = _timed(lambda stub=stub, request=request: stub.GetVersion(request), n)
+    for label, port in (
+        ("REST direct uvicorn TCP", rest_tcp_port),
+        ("REST via front, in place", front_port),
+        ("REST via front, spliced", spliced_port),
+    ):
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+            results[label] = _timed(
+                lambda c=client: c.post("/v2/vectordb/collections/list", content=b"{}"), n
+            )
+
+    for label, (median, p90) in results.items():
+        print(f"{label:28s} median {median:8.1f} us   p90 {p90:8.1f} us")
+    base = results["gRPC direct TCP"][0]
+    print(
+        f"front adds {results['gRPC via front'][0] - base:+.1f} us to a gRPC round trip "
+        f"({results['gRPC via front'][0] / base:.2f}x)"
+    )
+
+    in_place.stop()
+    via_tcp.stop()
+    spliced.stop()
+    rest_tcp.should_exit = rest_uds.should_exit = True
+    grpc_server.stop(None)
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 2000)

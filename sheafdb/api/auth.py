@@ -1,0 +1,122 @@
+"""Authentication and privilege checks at the edge: a gRPC interceptor and the REST header rule.
+
+gRPC (Milvus's authentication and privilege interceptors): the ``authorization`` metadata is
+base64 of ``user:password``; failures abort with UNAUTHENTICATED (a raw gRPC status, not a
+``common.Status``, so the SDK does not retry), privilege denials with PERMISSION_DENIED.
+REST: ``Authorization: Bearer user:password`` or HTTP Basic.
+
+The authenticated user of the running call is in ``current_user()`` (a context variable set
+in the worker thread that runs the handler), for handlers that act on "my own" account.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextvars
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+
+from sheafdb.engine.access import OPERATIONS, AccessControl
+from sheafdb.errors import CredentialInvalid, PermissionDenied
+
+MISSING_AUTHORIZATION = "missing authorization in header"
+INVALID_TOKEN_FORMAT = "invalid token format"
+
+_current_user: contextvars.ContextVar[str | None] = contextvars.ContextVar("sheafdb_user", default=None)
+
+
+def current_user() -> str | None:
+    return _current_user.get()
+
+
+def token_from_http_header(value: str) -> str:
+    """The ``user:password`` (or API key) an HTTP ``Authorization`` header carries."""
+    scheme, _, rest = value.partition(" ")
+    if scheme.lower() == "basic" and rest:
+        try:
+            return base64.b64decode(rest.strip(), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return ""
+    if scheme.lower() == "bearer" and rest:
+        return rest.strip()
+    return value.strip()
+
+
+def _abort_handler(code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
+    def abort(_request: Any, context: grpc.ServicerContext) -> None:
+        context.abort(code, message)
+
+    return grpc.unary_unary_rpc_method_handler(abort)
+
+
+class AuthInterceptor(grpc.ServerInterceptor):
+    """Authenticates every call and checks the privilege of those listed in ``OPERATIONS``.
+
+    With access control off it passes every call through untouched.
+    """
+
+    def __init__(self, access: AccessControl) -> None:
+        self._access = access
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        if not self._access.enabled:
+            return continuation(handler_call_details)
+        metadata = dict(handler_call_details.invocation_metadata or ())
+        encoded = metadata.get("authorization")
+        if not encoded:
+            return _abort_handler(grpc.StatusCode.UNAUTHENTICATED, MISSING_AUTHORIZATION)
+        try:
+            token = base64.b64decode(str(encoded), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return _abort_handler(grpc.StatusCode.UNAUTHENTICATED, INVALID_TOKEN_FORMAT)
+        try:
+            user = self._access.authenticate_token(token)
+        except CredentialInvalid as err:
+            return _abort_handler(grpc.StatusCode.UNAUTHENTICATED, err.message)
+        handler = continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        operation = handler_call_details.method.rsplit("/", 1)[-1]
+        header_db = str(metadata.get("dbname") or "")
+        return self._wrap(handler, user, operation, header_db)
+
+    def _wrap(
+        self, handler: grpc.RpcMethodHandler, user: str, operation: str, header_db: str
+    ) -> grpc.RpcMethodHandler:
+        behaviour = handler.unary_unary
+        access = self._access
+        checked = operation in OPERATIONS
+
+        def run(request: Any, context: grpc.ServicerContext) -> Any:
+            if checked:
+                db = getattr(request, "db_name", "") or header_db or "default"
+                try:
+                    access.authorize(user, operation, db, _object_name(request, operation, user))
+                except PermissionDenied as err:
+                    context.abort(grpc.StatusCode.PERMISSION_DENIED, err.message)
+            token = _current_user.set(user)
+            try:
+                return behaviour(request, context)
+            finally:
+                _current_user.reset(token)
+
+        return grpc.unary_unary_rpc_method_handler(
+            run,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+def _object_name(request: Any, operation: str, user: str) -> str:
+    if operation in ("UpdateCredential", "SelectUser"):
+        return str(
+            getattr(request, "username", "") or getattr(getattr(request, "user", None), "name", "") or user
+        )
+    return str(getattr(request, "collection_name", "") or "*")

@@ -1,0 +1,104 @@
+"""Handlers for writes (insert, upsert, delete, flush) and reads (search, hybrid search, query)."""
+
+from __future__ import annotations
+
+import grpc
+from pymilvus.grpc_gen import milvus_pb2, schema_pb2
+
+from sheafdb.api.grpc.context import RpcBase, database_of, wall_clock_timestamp
+from sheafdb.api.grpc.field_codec import fields_to_table
+from sheafdb.api.grpc.requests import hybrid_search_request, query_request, search_request, template_values
+from sheafdb.api.grpc.results import mutation_result, query_results, search_results
+from sheafdb.api.status import success
+from sheafdb.errors import Unsupported
+from sheafdb.schema import CollectionSchema
+
+
+class DataRpcs(RpcBase):
+    def _schema(self, db: str, collection: str) -> CollectionSchema:
+        return self.engine.describe_collection(db, collection).schema
+
+    # -- writes -----------------------------------------------------------------------------
+    def Insert(
+        self, request: milvus_pb2.InsertRequest, context: grpc.ServicerContext
+    ) -> milvus_pb2.MutationResult:
+        db = database_of(context, request.db_name)
+        data = fields_to_table(
+            request.fields_data, request.num_rows, self._schema(db, request.collection_name)
+        )
+        result = self.engine.insert(db, request.collection_name, data, request.partition_name)
+        return mutation_result(result, "insert")
+
+    def Upsert(
+        self, request: milvus_pb2.UpsertRequest, context: grpc.ServicerContext
+    ) -> milvus_pb2.MutationResult:
+        if request.partial_update:
+            raise Unsupported.feature("upsert with partial_update")
+        db = database_of(context, request.db_name)
+        data = fields_to_table(
+            request.fields_data, request.num_rows, self._schema(db, request.collection_name)
+        )
+        result = self.engine.upsert(db, request.collection_name, data, request.partition_name)
+        return mutation_result(result, "upsert")
+
+    def Delete(
+        self, request: milvus_pb2.DeleteRequest, context: grpc.ServicerContext
+    ) -> milvus_pb2.MutationResult:
+        result = self.engine.delete(
+            database_of(context, request.db_name),
+            request.collection_name,
+            request.expr,
+            template_values(request.expr_template_values),
+            request.partition_name,
+        )
+        return mutation_result(result, "delete")
+
+    def Flush(
+        self, request: milvus_pb2.FlushRequest, context: grpc.ServicerContext
+    ) -> milvus_pb2.FlushResponse:
+        db = database_of(context, request.db_name)
+        flushed = self.engine.flush(db, tuple(request.collection_names))
+        response = milvus_pb2.FlushResponse(status=success(), db_name=db)
+        for name, ts in flushed.items():
+            # Flush is synchronous here: no segment ids to wait on, GetFlushState says done.
+            response.coll_segIDs[name].CopyFrom(schema_pb2.LongArray())
+            response.flush_coll_segIDs[name].CopyFrom(schema_pb2.LongArray())
+            response.coll_flush_ts[name] = ts
+            response.coll_seal_times[name] = ts >> 18
+        return response
+
+    def GetFlushState(
+        self, request: milvus_pb2.GetFlushStateRequest, context: grpc.ServicerContext
+    ) -> milvus_pb2.GetFlushStateResponse:
+        return milvus_pb2.GetFlushStateResponse(status=success(), flushed=True)
+
+    # -- reads ------------------------------------------------------------------------------
+    def Search(
+        self, request: milvus_pb2.SearchRequest, context: grpc.ServicerContext
+    ) -> milvus_pb2.SearchResults:
+        db = database_of(context, request.db_name)
+        search = search_request(request)
+        result = self.engine.search(db, search)
+        schema = self._schema(db, request.collection_name)
+        return search_results(
+            schema, result, request.collection_name, wall_clock_timestamp(), search.group_by_field
+        )
+
+    def HybridSearch(
+        self, request: milvus_pb2.HybridSearchRequest, context: grpc.ServicerContext
+    ) -> milvus_pb2.SearchResults:
+        db = database_of(context, request.db_name)
+        hybrid = hybrid_search_request(request)
+        result = self.engine.hybrid_search(db, hybrid)
+        schema = self._schema(db, request.collection_name)
+        return search_results(
+            schema, result, request.collection_name, wall_clock_timestamp(), hybrid.group_by_field
+        )
+
+    def Query(
+        self, request: milvus_pb2.QueryRequest, context: grpc.ServicerContext
+    ) -> milvus_pb2.QueryResults:
+        db = database_of(context, request.db_name)
+        result = self.engine.query(db, query_request(request))
+        schema = self._schema(db, request.collection_name)
+        return query_results(schema, result, request.collection_name, wall_clock_timestamp())

@@ -1,0 +1,210 @@
+"""Search / query requests on the wire -> the engine's request types.
+
+pymilvus sends search settings as string key/values (``str()`` of Python values, so booleans
+are ``"True"``/``"False"``; dicts as JSON), query vectors as one serialized
+``PlaceholderGroup`` and filter parameters as ``TemplateValue`` maps.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
+
+from sheafdb.api.grpc.field_codec import sparse_rows_to_arrow
+from sheafdb.engine.models import (
+    HybridSearchRequest,
+    QueryRequest,
+    QueryVectors,
+    Ranker,
+    SearchRequest,
+    SparseQueries,
+)
+from sheafdb.errors import ParameterInvalid, Unsupported, invalid
+
+MAX_TOPK = 16384
+
+_DENSE_QUERY_DTYPE: dict[int, type[np.generic]] = {
+    common_pb2.PlaceholderType.FloatVector: np.float32,
+    common_pb2.PlaceholderType.Float16Vector: np.float16,
+    # bf16 has no numpy type: the raw 16-bit patterns, as the engine expects.
+    common_pb2.PlaceholderType.BFloat16Vector: np.uint16,
+    common_pb2.PlaceholderType.Int8Vector: np.int8,
+    common_pb2.PlaceholderType.BinaryVector: np.uint8,
+}
+
+
+def key_values(pairs: Iterable[common_pb2.KeyValuePair]) -> dict[str, str]:
+    return {kv.key: kv.value for kv in pairs}
+
+
+def parse_bool(value: str | None, default: bool = False) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in ("true", "1")
+
+
+def parse_int(params: Mapping[str, str], key: str, default: int) -> int:
+    raw = params.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise invalid(f"{key} [{raw}] is invalid, it should be an integer") from None
+
+
+def decode_placeholders(blob: bytes, nq: int) -> QueryVectors:
+    """The query vectors of a search: one ``numpy.frombuffer`` over the joined rows."""
+    group = common_pb2.PlaceholderGroup.FromString(blob)
+    if len(group.placeholders) != 1:
+        raise invalid("a search takes exactly one placeholder of query vectors")
+    holder = group.placeholders[0]
+    rows = list(holder.values)
+    if nq and len(rows) != nq:
+        raise invalid(f"nq [{nq}] does not match the number of query vectors [{len(rows)}]")
+    if not rows:
+        raise invalid("no query vectors in the search request")
+    if holder.type == common_pb2.PlaceholderType.SparseFloatVector:
+        array = sparse_rows_to_arrow(rows)
+        entries = array.values
+        return SparseQueries(
+            offsets=array.offsets.to_numpy().astype(np.int64),
+            indices=entries.field("index").to_numpy(zero_copy_only=False),
+            values=entries.field("value").to_numpy(zero_copy_only=False),
+        )
+    dtype = _DENSE_QUERY_DTYPE.get(holder.type)
+    if dtype is None:
+        if holder.type == common_pb2.PlaceholderType.VarChar:
+            raise Unsupported.feature("searching with text (full text search)")
+        raise Unsupported.feature(f"placeholder type {holder.type}")
+    width = len(rows[0])
+    if width == 0 or any(len(r) != width for r in rows):
+        raise invalid("the query vectors do not all have the same dimension")
+    flat = np.frombuffer(b"".join(rows), dtype=dtype)
+    return flat.reshape(len(rows), -1)
+
+
+def template_values(values: Mapping[str, schema_pb2.TemplateValue]) -> dict[str, Any]:
+    return {name: _template_value(v) for name, v in values.items()}
+
+
+def _template_value(value: schema_pb2.TemplateValue) -> Any:
+    which = value.WhichOneof("val")
+    if which is None:
+        return None
+    if which == "array_val":
+        return _template_array(value.array_val)
+    return getattr(value, which)
+
+
+def _template_array(array: schema_pb2.TemplateArrayValue) -> list[Any]:
+    which = array.WhichOneof("data")
+    if which is None:
+        return []
+    if which == "array_data":
+        return [_template_array(a) for a in array.array_data.data]
+    if which == "json_data":
+        return [json.loads(blob) for blob in array.json_data.data]
+    return list(getattr(array, which).data)
+
+
+def _search_params_json(params: Mapping[str, str]) -> dict[str, Any]:
+    raw = params.get("params", "")
+    if not raw:
+        return {}
+    try:
+        decoded = json.loads(raw)
+    except json.JSONDecodeError:
+        raise invalid(f"search params [{raw}] is not valid JSON") from None
+    if not isinstance(decoded, dict):
+        raise invalid(f"search params [{raw}] should be a JSON object")
+    return decoded
+
+
+def _check_topk(topk: int) -> int:
+    if not 1 <= topk <= MAX_TOPK:
+        raise ParameterInvalid(
+            f"topk [{topk}] is invalid, it should be in range [1, {MAX_TOPK}], but got {topk}"
+        )
+    return topk
+
+
+def search_request(req: milvus_pb2.SearchRequest) -> SearchRequest:
+    if req.HasField("ids") and not req.placeholder_group:
+        raise Unsupported.feature("search by primary keys")
+    if req.HasField("function_score") or len(req.function_chains):
+        raise Unsupported.feature("search rankers and function chains")
+    params = key_values(req.search_params)
+    if "topk" not in params:
+        raise ParameterInvalid("topk not found in search_params: missing parameter")
+    topk = _check_topk(parse_int(params, "topk", 0))
+    offset = parse_int(params, "offset", 0)
+    if offset < 0 or topk + offset > MAX_TOPK:
+        raise ParameterInvalid(
+            f"topk+offset [{topk + offset}] is invalid, it should be in range [1, {MAX_TOPK}], "
+            f"but got {topk + offset}"
+        )
+    group_by = params.get("group_by_field") or None
+    return SearchRequest(
+        collection=req.collection_name,
+        vectors=decode_placeholders(req.placeholder_group, req.nq),
+        limit=topk,
+        anns_field=params.get("anns_field") or None,
+        metric_type=params.get("metric_type") or None,
+        offset=offset,
+        filter=req.dsl,
+        filter_params=template_values(req.expr_template_values),
+        output_fields=tuple(req.output_fields),
+        partition_names=tuple(req.partition_names),
+        params=_search_params_json(params),
+        group_by_field=group_by,
+        group_size=parse_int(params, "group_size", 1),
+        strict_group_size=parse_bool(params.get("strict_group_size")),
+        round_decimal=parse_int(params, "round_decimal", -1),
+        ignore_growing=parse_bool(params.get("ignore_growing")),
+    )
+
+
+def hybrid_search_request(req: milvus_pb2.HybridSearchRequest) -> HybridSearchRequest:
+    if req.HasField("function_score") or len(req.function_chains):
+        raise Unsupported.feature("hybrid search function rankers")
+    params = key_values(req.rank_params)
+    strategy = params.get("strategy", "rrf") or "rrf"
+    ranker_params = _search_params_json(params)
+    limit = _check_topk(parse_int(params, "limit", 0))
+    return HybridSearchRequest(
+        collection=req.collection_name,
+        requests=tuple(search_request(sub) for sub in req.requests),
+        ranker=Ranker(strategy=strategy.lower(), params=ranker_params),
+        limit=limit,
+        offset=parse_int(params, "offset", 0),
+        output_fields=tuple(req.output_fields),
+        partition_names=tuple(req.partition_names),
+        round_decimal=parse_int(params, "round_decimal", -1),
+        group_by_field=params.get("group_by_field") or None,
+        group_size=parse_int(params, "group_size", 1),
+    )
+
+
+def query_request(req: milvus_pb2.QueryRequest) -> QueryRequest:
+    params = key_values(req.query_params)
+    limit = parse_int(params, "limit", -1)
+    offset = parse_int(params, "offset", 0)
+    if offset < 0:
+        raise invalid(f"offset [{offset}] is invalid, it should be non-negative")
+    is_iterator = parse_bool(params.get("iterator"))
+    return QueryRequest(
+        collection=req.collection_name,
+        filter=req.expr,
+        filter_params=template_values(req.expr_template_values),
+        output_fields=tuple(req.output_fields),
+        partition_names=tuple(req.partition_names),
+        limit=None if limit < 0 else limit,
+        offset=offset,
+        ignore_growing=parse_bool(params.get("ignore_growing")),
+        order_by_primary_key=is_iterator,
+    )

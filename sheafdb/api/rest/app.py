@@ -1,0 +1,111 @@
+"""The REST v2 application: routes table, authentication, and the one place errors render.
+
+``build_app(engine, access)`` returns a Starlette ASGI app serving ``POST /v2/vectordb/...``.
+Every endpoint function is synchronous and runs in anyio's worker threads (the engine blocks);
+a ``Request-Timeout`` header (seconds, default 30) bounds the wait: past it the client gets
+HTTP 408 while the abandoned call finishes in its thread.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import anyio.to_thread
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from sheafdb.api.auth import token_from_http_header
+from sheafdb.api.rest import aliases, collections, databases, entities, indexes, partitions, users
+from sheafdb.api.rest.envelope import Call, Endpoint, database_of, failure, parse_body, success
+from sheafdb.api.rest.openapi import openapi_document
+from sheafdb.engine.access import AccessControl
+from sheafdb.engine.engine import Engine
+from sheafdb.errors import CredentialInvalid, ParameterInvalid, RestNotAuthenticated, SheafError
+
+PREFIX = "/v2/vectordb/"
+DEFAULT_TIMEOUT_SECONDS = 30.0
+
+ENDPOINTS: tuple[Endpoint, ...] = (
+    *collections.ENDPOINTS,
+    *entities.ENDPOINTS,
+    *partitions.ENDPOINTS,
+    *indexes.ENDPOINTS,
+    *aliases.ENDPOINTS,
+    *databases.ENDPOINTS,
+    *users.ENDPOINTS,
+)
+
+
+def authenticate(access: AccessControl | None, authorization: str | None) -> str | None:
+    """The caller's user name; RestNotAuthenticated when access control is on and it fails."""
+    if access is None or not access.enabled:
+        return None
+    if not authorization:
+        raise RestNotAuthenticated()
+    try:
+        return access.authenticate_token(token_from_http_header(authorization))
+    except CredentialInvalid:
+        raise RestNotAuthenticated() from None
+
+
+def _timeout(request: Request) -> float:
+    header = request.headers.get("request-timeout")
+    if header is None:
+        return DEFAULT_TIMEOUT_SECONDS
+    if not header.isdigit():
+        raise ParameterInvalid(f"invalid Request-Timeout header {header!r}: invalid parameter")
+    return float(header)
+
+
+def _make_endpoint(
+    spec: Endpoint, engine: Engine, access: AccessControl | None
+) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        user = authenticate(access, request.headers.get("authorization"))
+        body = parse_body(await request.body())
+        db = database_of(body, request.headers)
+        if access is not None and user is not None and spec.operation:
+            access.authorize(user, spec.operation, db, str(body.get(spec.object_key) or "*"))
+        call = Call(engine=engine, access=access, body=body, db=db, user=user, headers=dict(request.headers))
+        timeout = _timeout(request)
+        with anyio.move_on_after(timeout) as scope:
+            result = await anyio.to_thread.run_sync(
+                functools.partial(spec.handler, call), abandon_on_cancel=True
+            )
+        if scope.cancelled_caught:
+            return JSONResponse({"code": 10001, "message": "request timeout"}, status_code=408)
+        return success(result, cost=spec.cost)
+
+    return endpoint
+
+
+async def _render_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, SheafError)
+    return failure(exc)
+
+
+def build_app(engine: Engine, access: AccessControl | None = None) -> Starlette:
+    """The REST v2 ASGI app over ``engine``; ``access`` None or disabled means no auth."""
+    routes = [
+        Route(PREFIX + spec.path, _make_endpoint(spec, engine, access), methods=["POST"])
+        for spec in ENDPOINTS
+    ]
+    document = openapi_document(ENDPOINTS)
+
+    async def openapi(_request: Request) -> Response:
+        return JSONResponse(document)
+
+    routes.append(Route(PREFIX + "openapi.json", openapi, methods=["GET"]))
+    exception_handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
+        SheafError: _render_error
+    }
+    # Milvus answers every origin (and OPTIONS with 204-style preflight replies).
+    middleware = [Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"])]
+    return Starlette(routes=routes, exception_handlers=exception_handlers, middleware=middleware)

@@ -1,0 +1,212 @@
+"""``/v2/vectordb/collections/*``."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sheafdb.api.rest.envelope import Call, Endpoint, Reply
+from sheafdb.api.rest.schema_json import (
+    LOAD_STATE_NAMES,
+    consistency_level,
+    describe_json,
+    index_params,
+    quick_schema,
+    schema_from_json,
+)
+from sheafdb.engine.models import LoadState
+from sheafdb.errors import CollectionNotFound, IndexNotFound, RestParameterMissing, SheafError
+
+# REST load waits for the background load so that get_load_state right after reads Loaded;
+# this bounds the wait (the client's Request-Timeout, when given, bounds it further).
+LOAD_WAIT_SECONDS = 30.0
+_LOAD_POLL_SECONDS = 0.01
+
+
+def create(call: Call) -> dict[str, Any]:
+    name = str(call.required("collectionName"))
+    params = dict(call.get("params", {}))
+    spec = call.body.get("schema")
+    if spec:
+        schema = schema_from_json(spec, params)
+        indexes = list(call.get("indexParams", []))
+    else:
+        schema = quick_schema(call.body, params)
+        metric = call.get("metricType", "COSINE")
+        indexes = [
+            {"fieldName": schema.vector_fields[0].name, "metricType": metric, "indexType": "AUTOINDEX"}
+        ]
+    for spec_index in indexes:
+        if schema.field(str(spec_index.get("fieldName"))) is None:
+            raise RestParameterMissing(
+                "missing required parameters, error: "
+                f"`{spec_index.get('fieldName')}` hasn't defined in schema"
+            )
+    properties = {}
+    if "ttlSeconds" in params:
+        properties["collection.ttl.seconds"] = str(params["ttlSeconds"])
+    num_partitions = int(params.get("partitionsNum", 64 if schema.partition_key_field else 0))
+    call.engine.create_collection(
+        call.db,
+        name,
+        schema,
+        consistency_level=consistency_level(params.get("consistencyLevel")),
+        num_partitions=num_partitions,
+        shards_num=int(params.get("shardsNum", 1)),
+        properties=properties,
+    )
+    for spec_index in indexes:
+        field_name = str(spec_index["fieldName"])
+        call.engine.create_index(
+            call.db,
+            name,
+            field_name,
+            str(spec_index.get("indexName") or field_name),
+            index_params(spec_index),
+        )
+    if indexes:
+        call.engine.load_collection(call.db, name)
+        wait_loaded(call, name)
+    return {}
+
+
+def wait_loaded(call: Call, name: str, partitions: tuple[str, ...] = ()) -> None:
+    """Block until the background load finishes (or fails, or the wait runs out)."""
+    limit = LOAD_WAIT_SECONDS
+    header = call.headers.get("request-timeout")
+    if header and header.isdigit():
+        limit = min(limit, float(header))
+    deadline = time.monotonic() + limit
+    while call.engine.get_load_state(call.db, name, partitions) is LoadState.LOADING:
+        if time.monotonic() >= deadline:
+            return
+        time.sleep(_LOAD_POLL_SECONDS)
+
+
+def describe(call: Call) -> Reply:
+    name = str(call.required("collectionName"))
+    info = call.engine.describe_collection(call.db, name)
+    message = ""
+    try:
+        indexes = call.engine.describe_indexes(call.db, name)
+    except IndexNotFound:
+        indexes = []
+    except SheafError as err:
+        indexes, message = [], err.message
+    load = call.engine.get_load_state(call.db, name)
+    return Reply(describe_json(info, indexes, load), {"message": message})
+
+
+def list_(call: Call) -> list[str]:
+    return list(call.engine.list_collections(call.db))
+
+
+def has(call: Call) -> dict[str, bool]:
+    return {"has": call.engine.has_collection(call.db, str(call.required("collectionName")))}
+
+
+def drop(call: Call) -> dict[str, Any]:
+    call.engine.drop_collection(call.db, str(call.required("collectionName")))
+    return {}
+
+
+def rename(call: Call) -> dict[str, Any]:
+    old = str(call.required("collectionName"))
+    new = str(call.required("newCollectionName"))
+    call.engine.rename_collection(call.db, old, new, call.get("newDbName") or None)
+    return {}
+
+
+def get_stats(call: Call) -> dict[str, int]:
+    return {"rowCount": call.engine.collection_row_count(call.db, str(call.required("collectionName")))}
+
+
+def get_load_state(call: Call) -> Reply | dict[str, str]:
+    name = str(call.required("collectionName"))
+    partitions = call.names("partitionNames")
+    state = call.engine.get_load_state(call.db, name, partitions)
+    if state is LoadState.NOT_EXIST:
+        raise CollectionNotFound(f"collection not found[collection={name}]")
+    if state is LoadState.NOT_LOAD:
+        return {"loadState": LOAD_STATE_NAMES[state]}
+    message = ""
+    try:
+        progress = call.engine.get_loading_progress(call.db, name, partitions).progress
+    except SheafError as err:
+        progress, message = -1, err.message
+    return Reply({"loadState": LOAD_STATE_NAMES[state], "loadProgress": progress}, {"message": message})
+
+
+def load(call: Call) -> dict[str, Any]:
+    name = str(call.required("collectionName"))
+    call.engine.load_collection(
+        call.db,
+        name,
+        load_fields=call.names("loadFields"),
+        skip_load_dynamic_field=bool(call.get("skipLoadDynamicField", False)),
+        replica_number=int(call.get("replicaNumber", 1)),
+    )
+    wait_loaded(call, name)
+    return {}
+
+
+def refresh_load(call: Call) -> dict[str, Any]:
+    name = str(call.required("collectionName"))
+    call.engine.load_collection(call.db, name, refresh=True)
+    wait_loaded(call, name)
+    return {}
+
+
+def release(call: Call) -> dict[str, Any]:
+    call.engine.release_collection(call.db, str(call.required("collectionName")))
+    return {}
+
+
+def alter_properties(call: Call) -> dict[str, Any]:
+    properties = {str(k): _text(v) for k, v in dict(call.required("properties")).items()}
+    call.engine.alter_collection_properties(call.db, str(call.required("collectionName")), properties)
+    return {}
+
+
+def drop_properties(call: Call) -> dict[str, Any]:
+    keys = [str(k) for k in call.required("propertyKeys")]
+    call.engine.drop_collection_properties(call.db, str(call.required("collectionName")), keys)
+    return {}
+
+
+def alter_field_properties(call: Call) -> dict[str, Any]:
+    params = {str(k): _text(v) for k, v in dict(call.required("fieldParams")).items()}
+    call.engine.alter_collection_field(
+        call.db, str(call.required("collectionName")), str(call.required("fieldName")), params
+    )
+    return {}
+
+
+def flush(call: Call) -> dict[str, Any]:
+    call.engine.flush(call.db, [str(call.required("collectionName"))])
+    return {}
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+ENDPOINTS = (
+    Endpoint("collections/create", create, "CreateCollection"),
+    Endpoint("collections/describe", describe, "DescribeCollection"),
+    Endpoint("collections/list", list_, "ShowCollections"),
+    Endpoint("collections/has", has, "HasCollection"),
+    Endpoint("collections/drop", drop, "DropCollection"),
+    Endpoint("collections/rename", rename, "RenameCollection"),
+    Endpoint("collections/get_stats", get_stats, "GetCollectionStatistics"),
+    Endpoint("collections/get_load_state", get_load_state, "GetLoadState"),
+    Endpoint("collections/load", load, "LoadCollection"),
+    Endpoint("collections/refresh_load", refresh_load, "LoadCollection"),
+    Endpoint("collections/release", release, "ReleaseCollection"),
+    Endpoint("collections/alter_properties", alter_properties, "AlterCollection"),
+    Endpoint("collections/drop_properties", drop_properties, "AlterCollection"),
+    Endpoint("collections/fields/alter_properties", alter_field_properties, "AlterCollectionField"),
+    Endpoint("collections/flush", flush, "Flush"),
+)

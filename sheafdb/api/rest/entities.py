@@ -1,0 +1,165 @@
+"""``/v2/vectordb/entities/*``: writes, query, get, search, hybrid search."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sheafdb.api.rest.envelope import Call, Endpoint
+from sheafdb.api.rest.rows import query_vectors, rows_to_table, search_hits, table_to_rows, vector_field
+from sheafdb.api.rest.schema_json import consistency_level
+from sheafdb.engine.models import HybridSearchRequest, QueryRequest, Ranker, SearchRequest
+from sheafdb.errors import invalid
+from sheafdb.schema import CollectionSchema
+
+DEFAULT_LIMIT = 100
+
+
+def _schema(call: Call, name: str) -> CollectionSchema:
+    return call.engine.describe_collection(call.db, name).schema
+
+
+def _ids(values: Any) -> list[Any]:
+    return values.to_pylist() if hasattr(values, "to_pylist") else list(values)
+
+
+def insert(call: Call) -> dict[str, Any]:
+    name = str(call.required("collectionName"))
+    table = rows_to_table(_schema(call, name), call.required("data"))
+    result = call.engine.insert(call.db, name, table, str(call.get("partitionName", "")))
+    return {"insertCount": result.count, "insertIds": _ids(result.ids)}
+
+
+def upsert(call: Call) -> dict[str, Any]:
+    name = str(call.required("collectionName"))
+    table = rows_to_table(_schema(call, name), call.required("data"))
+    result = call.engine.upsert(call.db, name, table, str(call.get("partitionName", "")))
+    return {"upsertCount": result.count, "upsertIds": _ids(result.ids)}
+
+
+def delete(call: Call) -> dict[str, Any]:
+    name = str(call.required("collectionName"))
+    result = call.engine.delete(
+        call.db,
+        name,
+        str(call.required("filter")),
+        dict(call.get("exprParams", {})),
+        str(call.get("partitionName", "")),
+    )
+    return {"deleteCount": result.count}
+
+
+def _output_fields(call: Call, default: tuple[str, ...] = ("*",)) -> tuple[str, ...]:
+    return call.names("outputFields") or default
+
+
+def query(call: Call) -> list[dict[str, Any]]:
+    name = str(call.required("collectionName"))
+    consistency_level(call.get("consistencyLevel"))
+    output = _output_fields(call)
+    counting = any(f.replace(" ", "").lower() == "count(*)" for f in output)
+    request = QueryRequest(
+        collection=name,
+        filter=str(call.get("filter", "")),
+        filter_params=dict(call.get("exprParams", {})),
+        output_fields=output,
+        partition_names=call.names("partitionNames"),
+        limit=None if counting else int(call.get("limit", DEFAULT_LIMIT)),
+        offset=int(call.get("offset", 0)),
+    )
+    result = call.engine.query(call.db, request)
+    return table_to_rows(_schema(call, name), result.table)
+
+
+def get(call: Call) -> list[dict[str, Any]]:
+    name = str(call.required("collectionName"))
+    consistency_level(call.get("consistencyLevel"))
+    ids = call.required("id")
+    request = QueryRequest(
+        collection=name,
+        output_fields=_output_fields(call),
+        partition_names=call.names("partitionNames"),
+        ids=ids if isinstance(ids, list) else [ids],
+    )
+    result = call.engine.query(call.db, request)
+    return table_to_rows(_schema(call, name), result.table)
+
+
+def _search_request(
+    schema: CollectionSchema, name: str, spec: Mapping[str, Any], call: Call, params: Mapping[str, Any]
+) -> SearchRequest:
+    field = vector_field(schema, spec.get("annsField"))
+    limit = int(spec.get("limit", DEFAULT_LIMIT))
+    if limit < 0:
+        raise invalid(f"limit {limit} is negative")
+    search_params = dict(params)
+    inner = dict(search_params.pop("params", None) or {})
+    for key in ("radius", "range_filter"):
+        if key in search_params:
+            inner[key] = search_params.pop(key)
+    return SearchRequest(
+        collection=name,
+        vectors=query_vectors(field, spec.get("data")),
+        limit=limit,
+        anns_field=field.name,
+        metric_type=search_params.get("metricType") or spec.get("metricType") or None,
+        offset=int(spec.get("offset", 0)),
+        filter=str(spec.get("filter", "")),
+        filter_params=dict(spec.get("exprParams") or {}),
+        output_fields=call.names("outputFields"),
+        partition_names=call.names("partitionNames"),
+        params=inner,
+        group_by_field=spec.get("groupingField") or None,
+        group_size=int(spec.get("groupSize", 1)),
+        strict_group_size=bool(spec.get("strictGroupSize", False)),
+        ignore_growing=bool(search_params.get("ignoreGrowing", False)),
+    )
+
+
+def search(call: Call) -> list[dict[str, Any]]:
+    name = str(call.required("collectionName"))
+    call.required("data")
+    consistency_level(call.get("consistencyLevel"))
+    schema = _schema(call, name)
+    request = _search_request(schema, name, call.body, call, dict(call.get("searchParams", {})))
+    if request.limit == 0:
+        return []
+    return search_hits(schema, call.engine.search(call.db, request))
+
+
+def hybrid_search(call: Call) -> list[dict[str, Any]]:
+    name = str(call.required("collectionName"))
+    subs = call.required("search")
+    consistency_level(call.get("consistencyLevel"))
+    schema = _schema(call, name)
+    requests = tuple(
+        _search_request(
+            schema, name, sub, call, {"metricType": sub.get("metricType"), "params": sub.get("params")}
+        )
+        for sub in subs
+    )
+    rerank = dict(call.get("rerank", {}))
+    request = HybridSearchRequest(
+        collection=name,
+        requests=requests,
+        ranker=Ranker(strategy=str(rerank.get("strategy", "rrf")), params=dict(rerank.get("params", {}))),
+        limit=int(call.get("limit", DEFAULT_LIMIT)),
+        offset=int(call.get("offset", 0)),
+        output_fields=call.names("outputFields"),
+        partition_names=call.names("partitionNames"),
+        group_by_field=call.get("groupingField") or None,
+        group_size=int(call.get("groupSize", 1)),
+    )
+    return search_hits(schema, call.engine.hybrid_search(call.db, request))
+
+
+ENDPOINTS = (
+    Endpoint("entities/insert", insert, "Insert", cost=True),
+    Endpoint("entities/upsert", upsert, "Upsert", cost=True),
+    Endpoint("entities/delete", delete, "Delete", cost=True),
+    Endpoint("entities/query", query, "Query", cost=True),
+    Endpoint("entities/get", get, "Query", cost=True),
+    Endpoint("entities/search", search, "Search", cost=True),
+    Endpoint("entities/hybrid_search", hybrid_search, "HybridSearch", cost=True),
+    Endpoint("entities/advanced_search", hybrid_search, "HybridSearch", cost=True),
+)

@@ -1,0 +1,128 @@
+"""The REST v2 envelope: one request's parsed body and identity in, ``{"code", "data"}`` out.
+
+Every endpoint is a plain synchronous function ``(Call) -> data`` (run in a worker thread,
+since the engine blocks); ``Endpoint`` says which path it serves, which RBAC operation it is
+and whether its reply carries ``cost``. Errors are raised, never returned: ``app.py`` renders
+them in one place.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.responses import JSONResponse
+
+from sheafdb.api.status import code_and_message
+from sheafdb.engine.access import AccessControl
+from sheafdb.engine.engine import Engine
+from sheafdb.errors import (
+    PermissionDenied,
+    RestNotAuthenticated,
+    RestParameterMissing,
+    RestRequestNotJson,
+    SheafError,
+)
+
+DEFAULT_DB = "default"
+
+
+@dataclass(frozen=True)
+class Call:
+    """One REST call as the endpoint functions see it."""
+
+    engine: Engine
+    access: AccessControl | None
+    body: Mapping[str, Any]
+    db: str
+    user: str | None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def required(self, key: str) -> Any:
+        value = self.body.get(key)
+        if value is None or value == "" or value == []:
+            raise RestParameterMissing(
+                f"missing required parameters, error: Key: '{key}' Error:Field validation for '{key}' "
+                "failed on the 'required' tag"
+            )
+        return value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = self.body.get(key)
+        return default if value is None else value
+
+    def names(self, key: str) -> tuple[str, ...]:
+        """A list-of-names parameter (``partitionNames``, ``outputFields``): absent -> ()."""
+        value = self.body.get(key) or ()
+        if isinstance(value, str):
+            return (value,)
+        return tuple(str(v) for v in value)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An endpoint result that needs more than ``data`` in the envelope."""
+
+    data: Any
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+Handler = Callable[[Call], Any]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    path: str  # under /v2/vectordb/
+    handler: Handler
+    # RBAC operation (a gRPC method name, see engine/access.py); "" for none.
+    operation: str = ""
+    # Body key naming the object the privilege applies to.
+    object_key: str = "collectionName"
+    # DML / DQL replies carry "cost".
+    cost: bool = False
+
+
+def parse_body(raw: bytes) -> dict[str, Any]:
+    if not raw.strip():
+        raise RestRequestNotJson(
+            "can only accept json format request, error: the request body should be nil, however {} is valid"
+        )
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise RestRequestNotJson(f"can only accept json format request, error: {err}") from None
+    if not isinstance(body, dict):
+        raise RestRequestNotJson(
+            "can only accept json format request, error: the request body must be an object"
+        )
+    return body
+
+
+def database_of(body: Mapping[str, Any], headers: Mapping[str, str]) -> str:
+    """Body ``dbName``, else the ``DB-Name`` header, else ``default`` (Milvus's wrapperPost)."""
+    return str(body.get("dbName") or headers.get("db-name") or DEFAULT_DB)
+
+
+def success(result: Any, *, cost: bool) -> JSONResponse:
+    content: dict[str, Any] = {"code": 0}
+    if cost:
+        content["cost"] = 0
+    if isinstance(result, Reply):
+        content["data"] = result.data
+        content.update(result.extra)
+    else:
+        content["data"] = result
+    return JSONResponse(content)
+
+
+def failure(err: SheafError) -> JSONResponse:
+    """Business errors are HTTP 200 with the Milvus code; only auth failures change the status."""
+    status = 200
+    if isinstance(err, RestNotAuthenticated):
+        status = 401
+    elif isinstance(err, PermissionDenied):
+        status = 403
+    code, message = code_and_message(err)
+    return JSONResponse({"code": code, "message": message}, status_code=status)

@@ -1,0 +1,61 @@
+"""``/v2/vectordb/partitions/*``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sheafdb.api.rest.collections import wait_loaded
+from sheafdb.api.rest.envelope import Call, Endpoint
+
+
+def _collection(call: Call) -> str:
+    return str(call.required("collectionName"))
+
+
+def list_(call: Call) -> list[str]:
+    return [p.name for p in call.engine.list_partitions(call.db, _collection(call))]
+
+
+def has(call: Call) -> dict[str, bool]:
+    return {"has": call.engine.has_partition(call.db, _collection(call), str(call.required("partitionName")))}
+
+
+def create(call: Call) -> dict[str, Any]:
+    call.engine.create_partition(call.db, _collection(call), str(call.required("partitionName")))
+    return {}
+
+
+def drop(call: Call) -> dict[str, Any]:
+    call.engine.drop_partition(call.db, _collection(call), str(call.required("partitionName")))
+    return {}
+
+
+def get_stats(call: Call) -> dict[str, int]:
+    count = call.engine.partition_row_count(call.db, _collection(call), str(call.required("partitionName")))
+    return {"rowCount": count}
+
+
+def load(call: Call) -> dict[str, Any]:
+    name = _collection(call)
+    call.required("partitionNames")
+    partitions = call.names("partitionNames")
+    call.engine.load_partitions(call.db, name, partitions)
+    wait_loaded(call, name, partitions)
+    return {}
+
+
+def release(call: Call) -> dict[str, Any]:
+    call.required("partitionNames")
+    call.engine.release_partitions(call.db, _collection(call), call.names("partitionNames"))
+    return {}
+
+
+ENDPOINTS = (
+    Endpoint("partitions/list", list_, "ShowPartitions"),
+    Endpoint("partitions/has", has, "HasPartition"),
+    Endpoint("partitions/create", create, "CreatePartition"),
+    Endpoint("partitions/drop", drop, "DropPartition"),
+    Endpoint("partitions/get_stats", get_stats, "GetPartitionStatistics"),
+    Endpoint("partitions/load", load, "LoadPartitions"),
+    Endpoint("partitions/release", release, "ReleasePartitions"),
+)

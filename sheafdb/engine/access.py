@@ -1,0 +1,390 @@
+"""Users, roles and privileges: who may call what (Milvus's RBAC).
+
+Off by default, like Milvus. When on, the user ``root`` (password ``Milvus`` until changed) and
+the roles ``admin`` and ``public`` always exist; ``root`` and members of ``admin`` may do
+everything; every user implicitly holds ``public``. A privilege is granted to a role on an
+object (``Global`` / ``Collection`` / ``User``, a name or ``*``) in a database (or ``*``); a
+granted privilege may be a privilege group (built-in ``CollectionReadOnly`` ... or custom).
+
+The API layers name the operation (the gRPC method name, which REST endpoints map onto) and
+the object; ``OPERATIONS`` says which privilege that takes.
+
+Concurrency: ``_cache_lock`` guards the two caches (verified passwords, effective grants per
+user); every change to users, roles, grants or groups clears them. The store has its own lock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from sheafdb.errors import CredentialInvalid, ParameterInvalid, PermissionDenied, UnexpectedError, invalid
+from sheafdb.storage.credentials import CredentialStore, Grant
+
+ROOT_USER = "root"
+DEFAULT_ROOT_PASSWORD = "Milvus"
+ADMIN_ROLE = "admin"
+PUBLIC_ROLE = "public"
+MIN_PASSWORD_LENGTH = 6
+MAX_PASSWORD_LENGTH = 256
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
+
+GLOBAL = "Global"
+COLLECTION = "Collection"
+USER = "User"
+
+
+@dataclass(frozen=True)
+class Privilege:
+    object_type: str
+    name: str
+
+
+def _p(object_type: str, name: str) -> Privilege:
+    return Privilege(object_type, name)
+
+
+# Operation (gRPC method name) -> the privilege it needs. Operations not listed need only a
+# valid login (Connect, GetVersion, CheckHealth ...).
+OPERATIONS: Mapping[str, Privilege] = {
+    # collection objects
+    "CreateIndex": _p(COLLECTION, "CreateIndex"),
+    "AlterIndex": _p(COLLECTION, "CreateIndex"),
+    "DropIndex": _p(COLLECTION, "DropIndex"),
+    "DescribeIndex": _p(COLLECTION, "IndexDetail"),
+    "GetIndexState": _p(COLLECTION, "IndexDetail"),
+    "GetIndexStatistics": _p(COLLECTION, "IndexDetail"),
+    "GetIndexBuildProgress": _p(COLLECTION, "IndexDetail"),
+    "LoadCollection": _p(COLLECTION, "Load"),
+    "LoadPartitions": _p(COLLECTION, "Load"),
+    "ReleaseCollection": _p(COLLECTION, "Release"),
+    "ReleasePartitions": _p(COLLECTION, "Release"),
+    "GetLoadState": _p(COLLECTION, "GetLoadState"),
+    "GetLoadingProgress": _p(COLLECTION, "GetLoadState"),
+    "Insert": _p(COLLECTION, "Insert"),
+    "Delete": _p(COLLECTION, "Delete"),
+    "Upsert": _p(COLLECTION, "Upsert"),
+    "Search": _p(COLLECTION, "Search"),
+    "HybridSearch": _p(COLLECTION, "Search"),
+    "Query": _p(COLLECTION, "Query"),
+    "Flush": _p(COLLECTION, "Flush"),
+    "GetFlushState": _p(COLLECTION, "GetFlushState"),
+    "GetCollectionStatistics": _p(COLLECTION, "GetStatistics"),
+    "GetPartitionStatistics": _p(COLLECTION, "GetStatistics"),
+    "ManualCompaction": _p(COLLECTION, "Compaction"),
+    "CreatePartition": _p(COLLECTION, "CreatePartition"),
+    "DropPartition": _p(COLLECTION, "DropPartition"),
+    "ShowPartitions": _p(COLLECTION, "ShowPartitions"),
+    "HasPartition": _p(COLLECTION, "HasPartition"),
+    "DescribeCollection": _p(COLLECTION, "DescribeCollection"),
+    "HasCollection": _p(COLLECTION, "DescribeCollection"),
+    # database / global objects
+    "ShowCollections": _p(GLOBAL, "ShowCollections"),
+    "CreateCollection": _p(GLOBAL, "CreateCollection"),
+    "DropCollection": _p(GLOBAL, "DropCollection"),
+    "AlterCollection": _p(GLOBAL, "CreateCollection"),
+    "AlterCollectionField": _p(GLOBAL, "CreateCollection"),
+    "AddCollectionField": _p(GLOBAL, "CreateCollection"),
+    "TruncateCollection": _p(GLOBAL, "DropCollection"),
+    "RenameCollection": _p(GLOBAL, "RenameCollection"),
+    "CreateAlias": _p(GLOBAL, "CreateAlias"),
+    "AlterAlias": _p(GLOBAL, "CreateAlias"),
+    "DropAlias": _p(GLOBAL, "DropAlias"),
+    "DescribeAlias": _p(GLOBAL, "DescribeAlias"),
+    "ListAliases": _p(GLOBAL, "ListAliases"),
+    "CreateDatabase": _p(GLOBAL, "CreateDatabase"),
+    "DropDatabase": _p(GLOBAL, "DropDatabase"),
+    "AlterDatabase": _p(GLOBAL, "AlterDatabase"),
+    "DescribeDatabase": _p(GLOBAL, "DescribeDatabase"),
+    # users and roles
+    "CreateCredential": _p(GLOBAL, "CreateOwnership"),
+    "DeleteCredential": _p(GLOBAL, "DropOwnership"),
+    "UpdateCredential": _p(USER, "UpdateUser"),
+    "ListCredUsers": _p(GLOBAL, "SelectOwnership"),
+    "SelectUser": _p(USER, "SelectUser"),
+    "CreateRole": _p(GLOBAL, "CreateOwnership"),
+    "DropRole": _p(GLOBAL, "DropOwnership"),
+    "OperateUserRole": _p(GLOBAL, "ManageOwnership"),
+    "OperatePrivilege": _p(GLOBAL, "ManageOwnership"),
+    "OperatePrivilegeV2": _p(GLOBAL, "ManageOwnership"),
+    "SelectRole": _p(GLOBAL, "SelectOwnership"),
+    "SelectGrant": _p(GLOBAL, "SelectOwnership"),
+    "CreatePrivilegeGroup": _p(GLOBAL, "CreatePrivilegeGroup"),
+    "DropPrivilegeGroup": _p(GLOBAL, "DropPrivilegeGroup"),
+    "ListPrivilegeGroups": _p(GLOBAL, "ListPrivilegeGroups"),
+    "OperatePrivilegeGroup": _p(GLOBAL, "OperatePrivilegeGroup"),
+}
+
+_COLLECTION_READ_ONLY = (
+    "Query", "Search", "IndexDetail", "GetFlushState", "GetLoadState", "GetLoadingProgress",
+    "HasPartition", "ShowPartitions", "ListAliases", "DescribeCollection", "DescribeAlias", "GetStatistics",
+)  # fmt: skip
+_COLLECTION_READ_WRITE = (
+    *_COLLECTION_READ_ONLY, "Load", "Release", "Insert", "Delete", "Upsert", "Import", "Flush", "Compaction",
+    "LoadBalance", "CreateIndex", "DropIndex", "CreatePartition", "DropPartition",
+)  # fmt: skip
+_DATABASE_READ_ONLY = ("ShowCollections", "DescribeDatabase")
+_CLUSTER_READ_ONLY = (
+    "ListDatabases", "SelectOwnership", "SelectUser", "DescribeResourceGroup", "ListResourceGroups",
+    "ListPrivilegeGroups",
+)  # fmt: skip
+_CLUSTER_READ_WRITE = (
+    *_CLUSTER_READ_ONLY,
+    "FlushAll",
+    "TransferNode",
+    "TransferReplica",
+    "UpdateResourceGroups",
+)
+
+# Milvus's built-in privilege groups (docs: privilege_group).
+BUILTIN_GROUPS: Mapping[str, frozenset[str]] = {
+    "CollectionReadOnly": frozenset(_COLLECTION_READ_ONLY),
+    "CollectionReadWrite": frozenset(_COLLECTION_READ_WRITE),
+    "CollectionAdmin": frozenset((*_COLLECTION_READ_WRITE, "CreateAlias", "DropAlias")),
+    "DatabaseReadOnly": frozenset(_DATABASE_READ_ONLY),
+    "DatabaseReadWrite": frozenset((*_DATABASE_READ_ONLY, "AlterDatabase")),
+    "DatabaseAdmin": frozenset((*_DATABASE_READ_ONLY, "AlterDatabase", "CreateCollection", "DropCollection")),
+    "ClusterReadOnly": frozenset(_CLUSTER_READ_ONLY),
+    "ClusterReadWrite": frozenset(_CLUSTER_READ_WRITE),
+    "ClusterAdmin": frozenset(
+        (
+            *_CLUSTER_READ_WRITE, "BackupRBAC", "RestoreRBAC", "CreateDatabase", "DropDatabase",
+            "CreateOwnership", "DropOwnership", "ManageOwnership", "CreateResourceGroup", "DropResourceGroup",
+            "UpdateUser",
+            "RenameCollection", "CreatePrivilegeGroup", "DropPrivilegeGroup", "OperatePrivilegeGroup",
+        )
+    ),
+}  # fmt: skip
+
+# What every user may do through the implicit ``public`` role (as Milvus's default).
+_PUBLIC_PRIVILEGES = frozenset({"DescribeCollection", "ShowCollections", "IndexDetail"})
+_ALL = frozenset({"*", "All", "PrivilegeAll"})
+
+
+class AccessControl:
+    """Authentication and authorization over a ``CredentialStore``."""
+
+    def __init__(self, store_path: Path | str, *, enabled: bool) -> None:
+        self.enabled = enabled
+        self._store = CredentialStore(store_path)
+        self._cache_lock = threading.Lock()
+        # user -> HMAC of the last verified password under a per-process key: a cache hit
+        # costs one HMAC instead of one scrypt, and the cache never holds a password.
+        self._cache_key = os.urandom(32)
+        self._verified: dict[str, bytes] = {}
+        self._grants: dict[str, tuple[Grant, ...]] = {}
+        for role in (ADMIN_ROLE, PUBLIC_ROLE):
+            self._store.add_role(role)
+        if not self._store.has_user(ROOT_USER):
+            self._store.add_user(ROOT_USER, DEFAULT_ROOT_PASSWORD)
+
+    def close(self) -> None:
+        self._store.close()
+
+    def _forget(self, user: str | None = None) -> None:
+        with self._cache_lock:
+            if user is None:
+                self._verified.clear()
+            else:
+                self._verified.pop(user, None)
+            self._grants.clear()
+
+    # -- authentication ------------------------------------------------------------------------
+    def authenticate(self, user: str, password: str) -> None:
+        """CredentialInvalid unless ``password`` is ``user``'s."""
+        tag = hmac.new(self._cache_key, password.encode(), hashlib.sha256).digest()
+        with self._cache_lock:
+            cached = self._verified.get(user)
+        if cached is not None and hmac.compare_digest(cached, tag):
+            return
+        if not self._store.check_password(user, password):
+            raise CredentialInvalid()
+        with self._cache_lock:
+            self._verified[user] = tag
+
+    def authenticate_token(self, token: str) -> str:
+        """``user:password`` -> the user; anything else is an API key, which we do not issue."""
+        user, sep, password = token.partition(":")
+        if not sep:
+            raise CredentialInvalid("auth check failure, please check api key is correct")
+        self.authenticate(user, password)
+        return user
+
+    # -- authorization -------------------------------------------------------------------------
+    def is_superuser(self, user: str) -> bool:
+        return user == ROOT_USER or ADMIN_ROLE in self._store.roles_of(user)
+
+    def authorize(self, user: str, operation: str, db: str, object_name: str = "*") -> None:
+        """PermissionDenied unless ``user`` may run ``operation`` on ``object_name`` in ``db``."""
+        if not self.enabled:
+            return
+        privilege = OPERATIONS.get(operation)
+        if privilege is None or privilege.name in _PUBLIC_PRIVILEGES:
+            return
+        if privilege.object_type == USER and object_name == user:
+            return  # a user may read and change their own account
+        if privilege.object_type == GLOBAL:
+            object_name = "*"
+        if self.is_superuser(user) or self._granted(user, privilege.name, db, object_name):
+            return
+        raise PermissionDenied(f"{privilege.name}: permission deny to {user} in the `{db}` database")
+
+    def _granted(self, user: str, privilege: str, db: str, object_name: str) -> bool:
+        custom = self._store.groups()
+        for grant in self._effective_grants(user):
+            if grant.db_name not in ("*", db) or grant.object_name not in ("*", object_name):
+                continue
+            held = grant.privilege
+            if held == privilege or held in _ALL:
+                return True
+            if privilege in BUILTIN_GROUPS.get(held, ()) or privilege in custom.get(held, ()):
+                return True
+        return False
+
+    def _effective_grants(self, user: str) -> tuple[Grant, ...]:
+        with self._cache_lock:
+            cached = self._grants.get(user)
+        if cached is not None:
+            return cached
+        roles = {PUBLIC_ROLE, *self._store.roles_of(user)}
+        grants = tuple(g for role in sorted(roles) for g in self._store.grants_of(role))
+        with self._cache_lock:
+            self._grants[user] = grants
+        return grants
+
+    # -- users ---------------------------------------------------------------------------------
+    def create_user(self, user: str, password: str) -> None:
+        _check_name("user", user)
+        _check_password(password)
+        if not self._store.add_user(user, password):
+            raise UnexpectedError(f"user already exists: {user}")
+
+    def update_password(self, user: str, old_password: str, new_password: str) -> None:
+        _check_password(new_password)
+        if not self._store.check_password(user, old_password):
+            raise CredentialInvalid("old password not correct for " + user)
+        self._store.set_password(user, new_password)
+        self._forget(user)
+
+    def reset_password(self, user: str, new_password: str) -> None:
+        """A superuser setting someone's password without the old one."""
+        _check_password(new_password)
+        if not self._store.set_password(user, new_password):
+            raise ParameterInvalid(f"user {user} not found")
+        self._forget(user)
+
+    def drop_user(self, user: str) -> None:
+        if user == ROOT_USER:
+            raise invalid("root user cannot be deleted")
+        self._store.remove_user(user)
+        self._forget(user)
+
+    def list_users(self) -> list[str]:
+        return self._store.users()
+
+    def has_user(self, user: str) -> bool:
+        return self._store.has_user(user)
+
+    def roles_of(self, user: str) -> list[str]:
+        return self._store.roles_of(user)
+
+    # -- roles ---------------------------------------------------------------------------------
+    def create_role(self, role: str) -> None:
+        _check_name("role", role)
+        if not self._store.add_role(role):
+            raise UnexpectedError(f'role [name:"{role}"] already exists')
+
+    def drop_role(self, role: str) -> None:
+        if role in (ADMIN_ROLE, PUBLIC_ROLE):
+            raise invalid(f"the role[{role}] is a default role, which can't be dropped")
+        self._store.remove_role(role)
+        self._forget()
+
+    def list_roles(self) -> list[str]:
+        return self._store.roles()
+
+    def users_in_role(self, role: str) -> list[str]:
+        return self._store.users_in(role)
+
+    def grant_role(self, user: str, role: str) -> None:
+        if not self._store.has_user(user):
+            raise ParameterInvalid(f"not found the user, username: {user}")
+        if not self._store.has_role(role):
+            raise ParameterInvalid(
+                f"not found the role, maybe the role isn't existed or internal system error: {role}"
+            )
+        self._store.add_user_role(user, role)
+        self._forget()
+
+    def revoke_role(self, user: str, role: str) -> None:
+        self._store.remove_user_role(user, role)
+        self._forget()
+
+    # -- privileges ----------------------------------------------------------------------------
+    def grant(
+        self, role: str, object_type: str, object_name: str, privilege: str, db: str, grantor: str
+    ) -> None:
+        if not self._store.has_role(role):
+            raise ParameterInvalid(
+                f"not found the role, maybe the role isn't existed or internal system error: {role}"
+            )
+        if not self._is_known_privilege(privilege):
+            raise invalid(f"not found the privilege name[{privilege}]")
+        self._store.add_grant(Grant(role, object_type, object_name, db, privilege, grantor))
+        self._forget()
+
+    def revoke(self, role: str, object_type: str, object_name: str, privilege: str, db: str) -> None:
+        self._store.remove_grant(Grant(role, object_type, object_name, db, privilege, ""))
+        self._forget()
+
+    def grants_of(self, role: str, db: str | None = None) -> list[Grant]:
+        return [g for g in self._store.grants_of(role) if db is None or g.db_name in (db, "*")]
+
+    def _is_known_privilege(self, privilege: str) -> bool:
+        known = {p.name for p in OPERATIONS.values()} | _ALL | set(BUILTIN_GROUPS)
+        known |= {p for group in BUILTIN_GROUPS.values() for p in group}
+        return privilege in known or privilege in self._store.groups()
+
+    # -- privilege groups ----------------------------------------------------------------------
+    def create_privilege_group(self, name: str) -> None:
+        _check_name("privilege group", name)
+        if name in BUILTIN_GROUPS or not self._store.add_group(name):
+            raise invalid(f"privilege group [{name}] already exists")
+
+    def drop_privilege_group(self, name: str) -> None:
+        self._store.remove_group(name)
+        self._forget()
+
+    def list_privilege_groups(self) -> dict[str, list[str]]:
+        groups = {name: sorted(privileges) for name, privileges in BUILTIN_GROUPS.items()}
+        groups.update(self._store.groups())
+        return groups
+
+    def add_privileges_to_group(self, name: str, privileges: list[str]) -> None:
+        if name not in self._store.groups():
+            raise invalid(f"there is no privilege group name [{name}]")
+        self._store.add_group_privileges(name, privileges)
+        self._forget()
+
+    def remove_privileges_from_group(self, name: str, privileges: list[str]) -> None:
+        self._store.remove_group_privileges(name, privileges)
+        self._forget()
+
+
+def _check_name(kind: str, name: str) -> None:
+    if not _NAME.match(name):
+        raise invalid(f"invalid {kind} name {name!r}")
+
+
+def _check_password(password: str) -> None:
+    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
+        raise ParameterInvalid(
+            f"invalid password length: invalid parameter[{len(password)} out of range "
+            f"{MIN_PASSWORD_LENGTH} <= value <= {MAX_PASSWORD_LENGTH}]"
+        )

@@ -1,0 +1,272 @@
+"""The runtime of one collection: its metadata, its sealed segments, its growing rows, its log.
+
+Locks (acquire in this order; never hold one across a callback into the engine):
+- ``seal_lock``: one seal / compaction swap / truncate at a time, so two of them never capture
+  or replace the same data (held across their file I/O; writes do not take it).
+- ``_gate`` (a shared/exclusive gate): every write holds it shared from its log append to its
+  apply; a seal takes it exclusive for the instant it captures the growing data. So a capture
+  always sees every record the log holds up to the captured lsn, never a record logged but not
+  applied yet (which trimming the log would then lose).
+- ``_lock``: guards all in-memory state (metadata, sealed list, growing data, deletes). Held
+  only for in-memory work, never across I/O, so ``snapshot()`` is always quick.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import replace
+
+import pyarrow as pa
+
+from sheafdb.engine.growing import GrowingCapture, GrowingData
+from sheafdb.engine.snapshot import DataEvent, DataSnapshot, SealedSegment, SegmentIndexFile
+from sheafdb.schema import TIMESTAMP_COLUMN, CollectionSchema, FieldSchema
+from sheafdb.storage.records import CollectionRecord, IndexRecord
+from sheafdb.storage.wal import WriteAheadLog
+
+Listener = Callable[[DataEvent], None]
+
+
+class WriteGate:
+    """Many writers at once, or one sealer alone (writers wait while a seal captures)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._writers = 0
+        self._exclusive = False
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            while self._exclusive:
+                self._cond.wait()
+            self._writers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writers -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._cond:
+            while self._exclusive:
+                self._cond.wait()
+            self._exclusive = True
+            while self._writers:
+                self._cond.wait()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._exclusive = False
+                self._cond.notify_all()
+
+
+def delete_schema(schema: CollectionSchema) -> pa.Schema:
+    return pa.schema(
+        [pa.field("pk", schema.primary_field.arrow_type()), pa.field(TIMESTAMP_COLUMN, pa.uint64())]
+    )
+
+
+class Collection:
+    """Thread-safe runtime of one collection (see the module docstring for its locks)."""
+
+    def __init__(
+        self,
+        record: CollectionRecord,
+        partitions: Mapping[str, int],
+        indexes: tuple[IndexRecord, ...],
+        wal: WriteAheadLog,
+        sealed: tuple[SealedSegment, ...] = (),
+        sealed_deletes: tuple[pa.Table, ...] = (),
+    ) -> None:
+        self.collection_id = record.collection_id
+        self.db_name = record.db_name
+        self.name = record.name
+        self.record = record
+        self.wal = wal
+        self.seal_lock = threading.Lock()
+        self._gate = WriteGate()
+        self._lock = threading.RLock()
+        self._partitions = dict(partitions)
+        self._indexes = tuple(indexes)
+        self._sealed = tuple(sealed)
+        self._sealed_deletes = list(sealed_deletes)
+        self._growing = GrowingData(record.schema.arrow_schema(), delete_schema(record.schema))
+        self._deletes_cache: pa.Table | None = None
+        self._listeners: list[Listener] = []
+        self._max_ts = 0
+
+    # -- metadata ---------------------------------------------------------------------------
+    @property
+    def schema(self) -> CollectionSchema:
+        return self.record.schema
+
+    @property
+    def partitions(self) -> Mapping[str, int]:
+        with self._lock:
+            return dict(self._partitions)
+
+    @property
+    def indexes(self) -> tuple[IndexRecord, ...]:
+        return self._indexes
+
+    def set_record(self, record: CollectionRecord) -> None:
+        """Name, properties or schema changed in the catalog."""
+        with self._lock:
+            self.record = record
+            self.name = record.name
+            self.db_name = record.db_name
+
+    def set_indexes(self, indexes: tuple[IndexRecord, ...]) -> None:
+        with self._lock:
+            self._indexes = tuple(indexes)
+
+    def add_partition(self, name: str, partition_id: int) -> None:
+        with self._lock:
+            self._partitions[name] = partition_id
+
+    def add_field(self, record: CollectionRecord, new_field: FieldSchema) -> None:
+        """A nullable field was added: growing rows get a null column for it (sealed segments
+        simply have no file for it; readers treat a missing column as all null)."""
+        with self._gate.exclusive(), self._lock:
+            self._growing.add_null_column(new_field, record.schema.arrow_schema())
+            self.record = record
+
+    # -- writes -----------------------------------------------------------------------------
+    def write(self, kind: str, partition_id: int, timestamp: int, batch: pa.Table) -> int:
+        """Log ``batch`` durably, then apply it; returns its lsn. ``kind`` as in WalRecord."""
+        with self._gate.shared():
+            lsn = self.wal.append(kind, partition_id, timestamp, batch)
+            self.apply(kind, partition_id, lsn, timestamp, batch)
+        return lsn
+
+    def apply(self, kind: str, partition_id: int, lsn: int, timestamp: int, batch: pa.Table) -> None:
+        """Apply a logged record to the growing data (also used by recovery)."""
+        with self._lock:
+            if kind in ("delete", "upsert"):
+                pks = batch.column("pk" if kind == "delete" else self.schema.primary_field.name)
+                stamps = pa.repeat(pa.scalar(timestamp, pa.uint64()), len(pks))
+                deletes = pa.Table.from_arrays(
+                    [pks.combine_chunks(), stamps], schema=self._growing.delete_schema
+                )
+                self._growing.add_deletes(lsn, deletes, timestamp)
+                self._deletes_cache = None
+            if kind in ("insert", "upsert"):
+                self._growing.add_rows(partition_id, lsn, batch, timestamp)
+            self._max_ts = max(self._max_ts, timestamp)
+
+    def growing_bytes(self) -> int:
+        with self._lock:
+            return self._growing.nbytes
+
+    # -- seal / compaction swaps --------------------------------------------------------------
+    def capture_growing(self) -> GrowingCapture:
+        """Everything acknowledged so far; the caller holds ``seal_lock``."""
+        with self._gate.exclusive(), self._lock:
+            return self._growing.capture()
+
+    def install_sealed(self, segments: tuple[SealedSegment, ...], capture: GrowingCapture) -> None:
+        """Swap captured growing data for the sealed segments written from it, in one step."""
+        with self._lock:
+            self._sealed = (*self._sealed, *segments)
+            self._growing.remove_up_to(capture.lsn)
+            if capture.deletes is not None:
+                self._sealed_deletes.append(capture.deletes)
+            self._deletes_cache = None
+        self._notify(DataEvent("sealed", self.collection_id, added=segments))
+
+    def install_index(self, segment_id: int, index_file: SegmentIndexFile) -> bool:
+        """Record a built index on a sealed segment; False if the segment is gone (compacted)."""
+        with self._lock:
+            for i, seg in enumerate(self._sealed):
+                if seg.segment_id == segment_id:
+                    files = {**seg.index_files, index_file.field_name: index_file}
+                    updated = replace(seg, index_files=files)
+                    self._sealed = (*self._sealed[:i], updated, *self._sealed[i + 1 :])
+                    break
+            else:
+                return False
+        self._notify(DataEvent("index_built", self.collection_id, added=(updated,), removed=(seg,)))
+        return True
+
+    def forget_index(self, field_name: str) -> None:
+        """An index was dropped: sealed segments no longer list its files."""
+        with self._lock:
+            self._sealed = tuple(
+                replace(s, index_files={k: v for k, v in s.index_files.items() if k != field_name})
+                for s in self._sealed
+            )
+
+    def replace_sealed(
+        self, old: tuple[SealedSegment, ...], new: tuple[SealedSegment, ...], kind: str
+    ) -> None:
+        """Compaction (or a partition drop): ``old`` segments leave, ``new`` ones arrive."""
+        old_ids = {s.segment_id for s in old}
+        with self._lock:
+            self._sealed = (*(s for s in self._sealed if s.segment_id not in old_ids), *new)
+        self._notify(DataEvent(kind, self.collection_id, added=new, removed=old))
+
+    def drop_partition(self, partition_id: int) -> tuple[SealedSegment, ...]:
+        with self._lock:
+            self._partitions = {n: p for n, p in self._partitions.items() if p != partition_id}
+            gone = tuple(s for s in self._sealed if s.partition_id == partition_id)
+            self._sealed = tuple(s for s in self._sealed if s.partition_id != partition_id)
+            self._growing.drop_partition(partition_id)
+        return gone
+
+    def clear_data(self) -> tuple[SealedSegment, ...]:
+        """Truncate: every row and delete goes; returns the sealed segments that left."""
+        with self._gate.exclusive(), self._lock:
+            gone = self._sealed
+            self._sealed = ()
+            self._sealed_deletes.clear()
+            self._growing.clear()
+            self._deletes_cache = None
+        return gone
+
+    def note_lsn(self, lsn: int) -> None:
+        """Recovery: a log record was read (applied or skipped); a seal may trim up to it."""
+        with self._lock:
+            self._growing.note_lsn(lsn)
+
+    def last_lsn(self) -> int:
+        with self._lock:
+            return self._growing.last_lsn
+
+    # -- reads ------------------------------------------------------------------------------
+    def snapshot(self) -> DataSnapshot:
+        with self._lock:
+            if self._deletes_cache is None:
+                parts = [*self._sealed_deletes, *self._growing.deletes()]
+                self._deletes_cache = (
+                    pa.concat_tables(parts).combine_chunks()
+                    if parts
+                    else self._growing.delete_schema.empty_table()
+                )
+            return DataSnapshot(
+                sealed=self._sealed,
+                growing=dict(self._growing.tables()),
+                deletes=self._deletes_cache,
+                timestamp=self._max_ts,
+            )
+
+    def note_timestamp(self, timestamp: int) -> None:
+        """Recovery: the newest timestamp seen in sealed data."""
+        with self._lock:
+            self._max_ts = max(self._max_ts, timestamp)
+
+    # -- listeners --------------------------------------------------------------------------
+    def add_listener(self, fn: Listener) -> None:
+        with self._lock:
+            self._listeners.append(fn)
+
+    def _notify(self, event: DataEvent) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for fn in listeners:
+            fn(event)

@@ -1,0 +1,211 @@
+"""Milvus's rules for names and schemas, checked before anything reaches the catalog.
+
+Every refusal is ParameterInvalid (1100) with Milvus's wording (``... : invalid parameter``).
+``prepare_schema`` also assigns field ids the way Milvus does: 100, 101, ... in declaration
+order.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+from sheafdb.errors import invalid
+from sheafdb.schema import ARRAY_ELEMENT_TYPES, DYNAMIC_FIELD, CollectionSchema, DataType, FieldSchema
+
+MAX_NAME_LENGTH = 255
+MAX_FIELDS = 64
+MAX_VECTOR_FIELDS = 4
+MAX_DIM = 32768
+MAX_VARCHAR_LENGTH = 65535
+MAX_ARRAY_CAPACITY = 4096
+MAX_PARTITIONS = 1024
+# Milvus's default number of partitions of a partition-key collection (gRPC create).
+DEFAULT_PARTITION_KEY_PARTITIONS = 16
+FIRST_FIELD_ID = 100
+
+
+def check_name(name: str, what: str) -> None:
+    """Collection / field / partition / alias names: letter or underscore first, then letters,
+    digits, underscores; at most 255 characters."""
+    label = f"{what} name"
+    if not name or not name.strip():
+        raise invalid(f"{label} should not be empty")
+    if len(name) > MAX_NAME_LENGTH:
+        raise invalid(
+            f"Invalid {label}: {name}. the length of a {label} must be less than {MAX_NAME_LENGTH} characters"
+        )
+    first = name[0]
+    if not (first == "_" or (first.isascii() and first.isalpha())):
+        raise invalid(
+            f"Invalid {label}: {name}. the first character of a {label} must be an underscore or letter"
+        )
+    for ch in name:
+        if not (ch == "_" or (ch.isascii() and ch.isalnum())):
+            raise invalid(
+                f"Invalid {label}: {name}. {label} can only contain numbers, letters and underscores"
+            )
+
+
+def prepare_schema(schema: CollectionSchema) -> CollectionSchema:
+    """Validate ``schema`` and return it with field ids 100, 101, ... assigned."""
+    if not schema.fields:
+        raise invalid("schema does not contain any field")
+    if len(schema.fields) > MAX_FIELDS:
+        raise invalid(f"maximum field's number should be limited to {MAX_FIELDS}")
+    seen: set[str] = set()
+    for f in schema.fields:
+        check_name(f.name, "field")
+        if f.name in seen:
+            raise invalid(f"duplicated field name {f.name} found")
+        seen.add(f.name)
+        if f.name == DYNAMIC_FIELD:
+            raise invalid(f"field name {DYNAMIC_FIELD} is reserved for the dynamic field")
+        _check_field(f)
+    primaries = [f for f in schema.fields if f.is_primary]
+    if not primaries:
+        raise invalid("primary key is not specified")
+    if len(primaries) > 1:
+        raise invalid(
+            f"there are more than one primary key, field name = {primaries[0].name}, {primaries[1].name}"
+        )
+    pk = primaries[0]
+    if pk.dtype not in (DataType.INT64, DataType.VARCHAR):
+        raise invalid("the data type of primary key should be Int64 or VarChar")
+    if pk.nullable:
+        raise invalid(f"primary field {pk.name} not support nullable")
+    if pk.default_value is not None:
+        raise invalid(f"primary field {pk.name} not support default_value")
+    if any(f.auto_id for f in schema.fields if not f.is_primary):
+        raise invalid("only primary field can speficy AutoID with True")
+    vectors = schema.vector_fields
+    if not vectors:
+        raise invalid("schema does not contain vector field")
+    if len(vectors) > MAX_VECTOR_FIELDS:
+        raise invalid(f"maximum vector field's number should be limited to {MAX_VECTOR_FIELDS}")
+    keys = [f for f in schema.fields if f.is_partition_key]
+    if len(keys) > 1:
+        raise invalid("there are more than one partition key field")
+    if keys:
+        key = keys[0]
+        if key.is_primary:
+            raise invalid("the partition key field must not be primary field")
+        if key.dtype not in (DataType.INT64, DataType.VARCHAR):
+            raise invalid("the data type of partition key should be Int64 or VarChar")
+        if key.nullable:
+            raise invalid("partition key field not support nullable")
+    if len([f for f in schema.fields if f.is_clustering_key]) > 1:
+        raise invalid("there are more than one clustering key field")
+    return replace(
+        schema,
+        fields=tuple(replace(f, field_id=FIRST_FIELD_ID + i) for i, f in enumerate(schema.fields)),
+    )
+
+
+def check_added_field(schema: CollectionSchema, new_field: FieldSchema) -> FieldSchema:
+    """add_collection_field: a nullable scalar (or vector) field; returns it with its id."""
+    check_name(new_field.name, "field")
+    if schema.field(new_field.name) is not None:
+        raise invalid(f"duplicated field name {new_field.name} found")
+    if new_field.is_primary or new_field.is_partition_key:
+        raise invalid("not support to add primary or partition key field")
+    if not new_field.nullable:
+        raise invalid("added field must be nullable, please check it")
+    _check_field(new_field)
+    if new_field.is_vector and len(schema.vector_fields) >= MAX_VECTOR_FIELDS:
+        raise invalid(f"maximum vector field's number should be limited to {MAX_VECTOR_FIELDS}")
+    next_id = max(f.field_id for f in schema.fields) + 1
+    return replace(new_field, field_id=next_id)
+
+
+def partition_names(schema: CollectionSchema, num_partitions: int) -> tuple[str, ...]:
+    """The partitions a new collection starts with."""
+    if schema.partition_key_field is None:
+        return ("_default",)
+    count = num_partitions or DEFAULT_PARTITION_KEY_PARTITIONS
+    if count > MAX_PARTITIONS:
+        raise invalid(f"partition number ({count}) exceeds max configuration ({MAX_PARTITIONS})")
+    return tuple(f"_default_{i}" for i in range(count))
+
+
+def _check_field(f: FieldSchema) -> None:
+    if f.dtype in (DataType.NONE, DataType.STRING):
+        raise invalid(f"data type {f.dtype.name} of field {f.name} is not supported")
+    if f.is_vector:
+        _check_vector(f)
+    if f.dtype is DataType.VARCHAR:
+        _check_max_length(f)
+    if f.dtype is DataType.ARRAY:
+        if f.element_type not in ARRAY_ELEMENT_TYPES:
+            raise invalid(f"element type {f.element_type} of array field {f.name} is not supported")
+        cap = f.max_capacity
+        if cap is None:
+            raise invalid(f"type param(max_capacity) should be specified for array field {f.name}")
+        if not 0 < cap <= MAX_ARRAY_CAPACITY:
+            raise invalid(
+                f"the maximum capacity specified for a Array should be in (0, {MAX_ARRAY_CAPACITY}]"
+            )
+        if f.element_type is DataType.VARCHAR:
+            _check_max_length(f)
+    if f.auto_id and f.dtype is not DataType.INT64:
+        raise invalid("the auto id can only be specified on field with int64 data type")
+    if f.default_value is not None:
+        _check_default(f)
+
+
+def _check_vector(f: FieldSchema) -> None:
+    if f.nullable:
+        raise invalid(f"vector type not support null, type:{f.dtype.name}, fieldName:{f.name}")
+    if f.default_value is not None:
+        raise invalid(f"vector field {f.name} does not support default value")
+    if f.dtype is DataType.SPARSE_FLOAT_VECTOR:
+        return
+    if f.dim is None:
+        raise invalid(
+            f"dimension is not defined in field type params of field {f.name}, check type param `dim`"
+        )
+    if f.dtype is DataType.BINARY_VECTOR:
+        if f.dim % 8 or not 0 < f.dim <= MAX_DIM * 8:
+            raise invalid(
+                f"invalid dimension: {f.dim} of field {f.name}. binary vector dimension should be "
+                f"multiple of 8 and in range 8 ~ {MAX_DIM * 8}"
+            )
+    elif not 2 <= f.dim <= MAX_DIM:
+        raise invalid(
+            f"invalid dimension: {f.dim} of field {f.name}. float vector dimension should be in range "
+            f"2 ~ {MAX_DIM}"
+        )
+
+
+def _check_max_length(f: FieldSchema) -> None:
+    if f.max_length is None:
+        raise invalid(f"type param(max_length) should be specified for the field({f.name})")
+    if not 0 < f.max_length <= MAX_VARCHAR_LENGTH:
+        raise invalid(
+            f"the maximum length specified for the field({f.name}) should be in (0, {MAX_VARCHAR_LENGTH}], "
+            f"but got {f.max_length} instead"
+        )
+
+
+def _check_default(f: FieldSchema) -> None:
+    value = f.default_value
+    ok = {
+        DataType.BOOL: isinstance(value, bool),
+        DataType.VARCHAR: isinstance(value, str),
+        DataType.JSON: True,
+        DataType.FLOAT: isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value),
+        DataType.DOUBLE: isinstance(value, int | float) and not isinstance(value, bool),
+    }.get(f.dtype)
+    if f.dtype.is_integer:
+        bits = {DataType.INT8: 8, DataType.INT16: 16, DataType.INT32: 32, DataType.INT64: 64}[f.dtype]
+        ok = (
+            isinstance(value, int)
+            and not isinstance(value, bool)
+            and -(2 ** (bits - 1)) <= value < 2 ** (bits - 1)
+        )
+    if not ok:
+        raise invalid(f"type (default value) mismatch with field {f.name} ({f.dtype.name}): {value!r}")
+    if f.dtype is DataType.VARCHAR and f.max_length is not None and len(value.encode()) > f.max_length:
+        raise invalid(f"the length ({len(value.encode())}) of string exceeds max length ({f.max_length})")

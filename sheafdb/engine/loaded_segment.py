@@ -1,0 +1,224 @@
+"""The rows a read can see: loaded sealed segments and growing tables, behind one shape.
+
+A ``LoadedSegment`` holds the loaded columns of one sealed segment in the heap (read, not
+memory-mapped: a load must put the data in memory, its bytes are then exact, and a release
+really frees them), its vector indexes, and a primary-key lookup. A ``GrowingRows`` wraps a
+growing table from the snapshot; it is never loaded or accounted: the write path owns it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sheafdb.engine.snapshot import SealedSegment
+from sheafdb.engine.visibility import hidden_mask
+from sheafdb.index import VectorIndex, load_index, parse_index_params, vectors_from_arrow
+from sheafdb.schema import TIMESTAMP_COLUMN, CollectionSchema, DataType
+from sheafdb.storage.object_store import ObjectStore
+from sheafdb.storage.segment_files import read_column
+
+# Vector types whose numpy view shares the loaded Arrow buffer (caching it costs no memory).
+_ZERO_COPY_VECTORS = frozenset({DataType.FLOAT_VECTOR, DataType.BINARY_VECTOR})
+
+
+class LoadCancelled(Exception):
+    """A release cancelled the load between two structures (never reaches a client)."""
+
+
+class PkLookup:
+    """Primary key -> row positions: the sorted keys and the row each came from."""
+
+    def __init__(self, pks: pa.Array) -> None:
+        if pa.types.is_integer(pks.type):
+            keys = np.asarray(pks.to_numpy(zero_copy_only=False), dtype=np.int64)
+        else:
+            keys = np.asarray(pks.to_numpy(zero_copy_only=False).astype(str))
+        self._order = np.argsort(keys, kind="stable")
+        self._sorted = keys[self._order]
+
+    @property
+    def nbytes(self) -> int:
+        return int(self._order.nbytes + self._sorted.nbytes)
+
+    def rows_of(self, keys: Sequence[int] | Sequence[str]) -> np.ndarray:
+        """Rows holding any of ``keys`` (every duplicate), in ascending row order."""
+        if len(self._sorted) == 0 or len(keys) == 0:
+            return np.empty(0, dtype=np.int64)
+        wanted = np.asarray(keys, dtype=self._sorted.dtype if self._sorted.dtype.kind != "U" else str)
+        left = np.searchsorted(self._sorted, wanted, "left")
+        right = np.searchsorted(self._sorted, wanted, "right")
+        counts = right - left
+        starts = np.repeat(left, counts)
+        within = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+        return np.sort(self._order[starts + within])
+
+
+class RowSource(Protocol):
+    """Rows of one partition a search or query reads: a loaded segment or a growing table."""
+
+    partition_id: int
+    table: pa.Table  # the loaded columns and "__ts"
+
+    @property
+    def num_rows(self) -> int: ...
+    def index(self, field_name: str) -> VectorIndex | None: ...
+    def vectors(self, schema: CollectionSchema, field_name: str) -> object: ...
+    def hidden(self, primary_key: str, latest_deletes: pa.Table) -> np.ndarray | None: ...
+    def rows_of(self, primary_key: str, keys: Sequence[int] | Sequence[str]) -> np.ndarray: ...
+
+
+@dataclass(eq=False)
+class LoadedSegment:
+    source: SealedSegment
+    table: pa.Table
+    pk_lookup: PkLookup
+    indexes: dict[str, VectorIndex] = field(default_factory=dict)
+    # Bytes held, by (kind, name): what the manager registers with the accountant.
+    footprint: dict[tuple[str, str], int] = field(default_factory=dict)
+    # _cache_lock guards the two caches: concurrent searches fill them.
+    _cache_lock: threading.Lock = field(default_factory=threading.Lock)
+    _vectors: dict[str, object] = field(default_factory=dict)
+    _hidden: tuple[pa.Table, np.ndarray | None] | None = None
+
+    @property
+    def segment_id(self) -> int:
+        return self.source.segment_id
+
+    @property
+    def partition_id(self) -> int:
+        return self.source.partition_id
+
+    @property
+    def num_rows(self) -> int:
+        return self.table.num_rows
+
+    def index(self, field_name: str) -> VectorIndex | None:
+        return self.indexes.get(field_name)
+
+    def vectors(self, schema: CollectionSchema, field_name: str) -> object:
+        field_schema = schema.field(field_name)
+        assert field_schema is not None
+        if field_schema.dtype not in _ZERO_COPY_VECTORS:
+            # Half-precision and sparse vectors convert with a copy: not kept, never unaccounted.
+            return vectors_from_arrow(field_schema, self.table.column(field_name))
+        with self._cache_lock:
+            cached = self._vectors.get(field_name)
+        if cached is None:
+            cached = vectors_from_arrow(field_schema, self.table.column(field_name))
+            with self._cache_lock:
+                self._vectors[field_name] = cached
+        return cached
+
+    def hidden(self, primary_key: str, latest_deletes: pa.Table) -> np.ndarray | None:
+        # Snapshots share their deletes table until a delete arrives: one mask per table.
+        with self._cache_lock:
+            if self._hidden is not None and self._hidden[0] is latest_deletes:
+                return self._hidden[1]
+        mask = _hidden(self.table, primary_key, latest_deletes)
+        with self._cache_lock:
+            self._hidden = (latest_deletes, mask)
+        return mask
+
+    def rows_of(self, primary_key: str, keys: Sequence[int] | Sequence[str]) -> np.ndarray:
+        return self.pk_lookup.rows_of(keys)
+
+    def add_index(self, field_name: str, index: VectorIndex) -> None:
+        self.indexes[field_name] = index
+        self.footprint[("index", field_name)] = int(index.nbytes)
+
+
+@dataclass(eq=False)
+class GrowingRows:
+    partition_id: int
+    table: pa.Table
+
+    @property
+    def num_rows(self) -> int:
+        return self.table.num_rows
+
+    def index(self, field_name: str) -> VectorIndex | None:
+        return None  # growing rows are always searched exactly
+
+    def vectors(self, schema: CollectionSchema, field_name: str) -> object:
+        field_schema = schema.field(field_name)
+        assert field_schema is not None
+        return vectors_from_arrow(field_schema, self.table.column(field_name))
+
+    def hidden(self, primary_key: str, latest_deletes: pa.Table) -> np.ndarray | None:
+        return _hidden(self.table, primary_key, latest_deletes)
+
+    def rows_of(self, primary_key: str, keys: Sequence[int] | Sequence[str]) -> np.ndarray:
+        column = self.table.column(primary_key)
+        value_set = pa.array(list(keys), type=column.type)
+        return np.flatnonzero(
+            np.asarray(pc.is_in(column, value_set=value_set).to_numpy(zero_copy_only=False))
+        )
+
+
+def _hidden(table: pa.Table, primary_key: str, latest_deletes: pa.Table) -> np.ndarray | None:
+    """Mask of the rows the deletes hide, or None when they hide none (the common case)."""
+    if latest_deletes.num_rows == 0 or table.num_rows == 0:
+        return None
+    mask = hidden_mask(table.column(primary_key), table.column(TIMESTAMP_COLUMN), latest_deletes)
+    return mask if mask.any() else None
+
+
+def load_segment(
+    store: ObjectStore,
+    schema: CollectionSchema,
+    segment: SealedSegment,
+    fields: Sequence[str],
+    *,
+    cancelled: Callable[[], bool],
+    on_bytes: Callable[[int], None],
+) -> LoadedSegment:
+    """Read ``fields`` (and "__ts") of a segment into memory, with their indexes and a pk lookup.
+
+    ``cancelled`` is asked between structures: a release stops the load there, and everything
+    read so far is dropped with the half-built segment. ``on_bytes`` reports progress.
+    """
+    footprint: dict[tuple[str, str], int] = {}
+    columns: dict[str, pa.Array] = {}
+    for name in (*fields, TIMESTAMP_COLUMN):
+        column_file = segment.columns.get(name)
+        if column_file is None:
+            continue  # a field added after this segment was sealed: the schema default applies
+        if cancelled():
+            raise LoadCancelled
+        # mmap=False: one heap copy of the file; the arrays point into it (no second copy).
+        column = read_column(store, column_file.path, mmap=False)
+        columns[name] = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+        footprint[("field", name)] = column_file.nbytes
+        on_bytes(column_file.nbytes)
+    table = pa.table(columns)
+    primary = schema.primary_field.name
+    if cancelled():
+        raise LoadCancelled
+    lookup = PkLookup(table.column(primary).combine_chunks())
+    footprint[("pk_lookup", primary)] = lookup.nbytes
+    on_bytes(lookup.nbytes)
+    loaded = LoadedSegment(source=segment, table=table, pk_lookup=lookup, footprint=footprint)
+    for name in fields:
+        index_file = segment.index_files.get(name)
+        if index_file is None:
+            continue
+        if cancelled():
+            raise LoadCancelled
+        loaded.add_index(name, open_index(store, schema, name, index_file.path, index_file.params))
+        on_bytes(index_file.nbytes)
+    return loaded
+
+
+def open_index(
+    store: ObjectStore, schema: CollectionSchema, field_name: str, path: str, params: Mapping[str, str]
+) -> VectorIndex:
+    field_schema = schema.field(field_name)
+    assert field_schema is not None
+    return load_index(store, path, parse_index_params(field_schema, params))

@@ -1,0 +1,61 @@
+"""Query and get: the rows a filter (and/or a list of primary keys) selects, or their count.
+
+Masks come from the same place as search's (filter AND not deleted, per source); ``ids``
+narrows each source to the rows its primary-key lookup finds. Results are in source order,
+or ordered by primary key when asked (iterators page with ``pk > last``); only the rows that
+survive offset/limit are gathered.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from sheafdb.engine.models import QueryRequest, QueryResult
+from sheafdb.engine.output import COUNT_STAR, gather, plan_output
+from sheafdb.engine.search import ReadContext, compile_checked, row_masks
+from sheafdb.errors import invalid
+
+MAX_QUERY_WINDOW = 16384
+
+
+def execute_query(ctx: ReadContext, req: QueryRequest) -> QueryResult:
+    counting = [name.strip().lower() for name in req.output_fields] == [COUNT_STAR]
+    if not counting and not req.filter.strip() and req.ids is None and req.limit is None:
+        raise invalid("empty expression should be used with limit")
+    if req.limit is not None and req.limit + req.offset > MAX_QUERY_WINDOW and not counting:
+        raise invalid(
+            f"invalid max query result window, (offset+limit) should be in range [1, {MAX_QUERY_WINDOW}], "
+            f"but got {req.limit + req.offset}"
+        )
+    flt = compile_checked(ctx, req.filter, req.filter_params)
+    masks = row_masks(ctx, flt)
+    primary = ctx.schema.primary_field.name
+    keys = list(req.ids) if req.ids is not None else (flt.primary_keys() if flt is not None else None)
+    selected: list[np.ndarray] = []
+    for source, mask in zip(ctx.sources, masks, strict=True):
+        if keys is not None:
+            rows = source.rows_of(primary, keys)
+            selected.append(rows[mask[rows]] if mask is not None else rows)
+        else:
+            selected.append(np.flatnonzero(mask) if mask is not None else np.arange(source.num_rows))
+    if counting:
+        total = sum(len(rows) for rows in selected)
+        return QueryResult(pa.table({COUNT_STAR: pa.array([total], pa.int64())}), (COUNT_STAR,))
+    requested = req.output_fields or (primary,)
+    output = plan_output(ctx.schema, ctx.loaded_fields, requested, dynamic_loaded=ctx.dynamic_loaded)
+    source_ids = np.concatenate(
+        [np.full(len(r), i, dtype=np.int64) for i, r in enumerate(selected)] or [np.empty(0, np.int64)]
+    )
+    rows = np.concatenate(selected or [np.empty(0, np.int64)]).astype(np.int64)
+    if req.order_by_primary_key and len(rows):
+        pk_plan = plan_output(ctx.schema, ctx.loaded_fields, (primary,), dynamic_loaded=False)
+        pks = gather(ctx.sources, source_ids, rows, pk_plan).column(primary).to_numpy()
+        order = np.argsort(pks, kind="stable")
+        source_ids, rows = source_ids[order], rows[order]
+    end = None if req.limit is None else req.offset + req.limit
+    source_ids, rows = source_ids[req.offset : end], rows[req.offset : end]
+    table = gather(ctx.sources, source_ids, rows, output)
+    # Milvus always returns the primary key of queried rows, asked for or not.
+    names = output.names if primary in output.names else (primary, *output.names)
+    return QueryResult(table, names)

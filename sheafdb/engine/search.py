@@ -1,0 +1,353 @@
+"""Vector search over loaded segments and growing rows: one SearchRequest -> one SearchResult.
+
+Per request, in this order: the fields it names are checked against what is loaded; the filter
+is compiled once; per source (a loaded sealed segment or a growing table) the filter and the
+deletes make one bool mask; the segment's index searches with that mask as its allowed set,
+or, when the mask leaves few rows (or the segment has no index yet), those rows are searched
+exactly (recall 1, and cheaper than a graph walk that skips most nodes). Each source returns
+its best ``offset + limit``; the merge keeps the best across sources in the metric's direction;
+output columns are gathered by position with Arrow ``take``. Python work is O(sources + hits).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from sheafdb.engine.loaded_segment import RowSource
+from sheafdb.engine.models import SearchRequest, SearchResult
+from sheafdb.engine.output import OutputPlan, gather, plan_output
+from sheafdb.engine.visibility import latest_deletes
+from sheafdb.errors import FieldNotFound, UnexpectedError, invalid
+from sheafdb.expr import Filter, compile_filter
+from sheafdb.index import IndexSpec, exact_range_search, exact_search, parse_index_params
+from sheafdb.index.metrics import sort_key, worst_score
+from sheafdb.schema import DYNAMIC_FIELD, CollectionSchema, FieldSchema
+from sheafdb.storage.records import IndexRecord
+
+MAX_TOPK = 16384
+# Below this many allowed rows a segment is searched exactly instead of through its index.
+EXACT_SEARCH_MAX_ROWS = 4096
+# group_by first asks each source for this many times the hits it needs, then doubles.
+GROUP_OVERFETCH = 4
+
+
+@dataclass(frozen=True)
+class ReadContext:
+    """What a read sees: the schema, the loaded fields, the sources, and the live deletes."""
+
+    collection_id: int
+    schema: CollectionSchema
+    loaded_fields: tuple[str, ...]
+    sources: tuple[RowSource, ...]
+    deletes: pa.Table
+    indexes: tuple[IndexRecord, ...]
+
+    @property
+    def dynamic_loaded(self) -> bool:
+        return DYNAMIC_FIELD in self.loaded_fields
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """The merged hits of nq queries: (nq, k) arrays, padded with source -1."""
+
+    scores: np.ndarray
+    sources: np.ndarray
+    rows: np.ndarray
+
+
+def compile_checked(ctx: ReadContext, text: str, params: Mapping[str, Any]) -> Filter | None:
+    """Compile a filter and refuse it when it reads something that is not loaded."""
+    if not text.strip():
+        return None
+    compiled = compile_filter(text, ctx.schema, params)
+    for name in sorted(compiled.fields):
+        if name not in ctx.loaded_fields:
+            field = ctx.schema.field(name)
+            kind = field.dtype.name.title() if field is not None else "Unknown"
+            raise UnexpectedError(f"failed to create query plan: field {name} data_type:{kind} is not loaded")
+    if compiled.dynamic_keys and not ctx.dynamic_loaded:
+        key = sorted(compiled.dynamic_keys)[0]
+        raise UnexpectedError(f"field {key} is dynamic but dynamic field is not loaded")
+    return compiled
+
+
+def row_masks(ctx: ReadContext, flt: Filter | None) -> list[np.ndarray | None]:
+    """Per source: the rows the filter keeps and no delete hides (None = every row)."""
+    latest = latest_deletes(ctx.deletes)
+    primary = ctx.schema.primary_field.name
+    masks: list[np.ndarray | None] = []
+    for source in ctx.sources:
+        mask = flt.evaluate(source.table) if flt is not None else None
+        hidden = source.hidden(primary, latest)
+        if hidden is not None:
+            mask = ~hidden if mask is None else mask & ~hidden
+        masks.append(mask)
+    return masks
+
+
+def resolve_anns_field(schema: CollectionSchema, loaded: Sequence[str], name: str | None) -> FieldSchema:
+    if not name:
+        vectors = schema.vector_fields
+        if len(vectors) != 1:
+            raise invalid("multiple anns_fields exist, please specify a anns_field in search_params")
+        name = vectors[0].name
+    field = schema.field(name)
+    if field is None or not field.is_vector:
+        raise FieldNotFound(f"failed to get field schema by name: fieldName({name}) not found")
+    if name not in loaded:
+        raise UnexpectedError(f'ann field "{name}" not loaded')
+    return field
+
+
+def index_spec(ctx: ReadContext, field: FieldSchema, metric_type: str | None) -> IndexSpec:
+    record = next((ix for ix in ctx.indexes if ix.field_name == field.name), None)
+    if record is None:
+        raise UnexpectedError(
+            f"there is no vector index on field: [{field.name}], please create index firstly"
+        )
+    spec = parse_index_params(field, record.params)
+    if metric_type and metric_type.upper() != spec.metric_type.upper():
+        raise invalid(f"metric type not match[expected={spec.metric_type}][actual={metric_type}]")
+    return spec
+
+
+def _check_queries(field: FieldSchema, vectors: Any) -> None:
+    if isinstance(vectors, np.ndarray) and field.dim is not None:
+        width = vectors.shape[1] if vectors.ndim == 2 else vectors.shape[0]
+        expected = (
+            field.dim // 8 if vectors.dtype == np.uint8 and field.dtype.name == "BINARY_VECTOR" else field.dim
+        )
+        if width != expected:
+            raise invalid(f"vector dimension mismatch, expected vector size {expected}, actual {width}")
+
+
+def _nq(vectors: Any) -> int:
+    if isinstance(vectors, np.ndarray):
+        return 1 if vectors.ndim == 1 else int(vectors.shape[0])
+    return len(vectors.offsets) - 1
+
+
+def search_candidates(
+    ctx: ReadContext,
+    field: FieldSchema,
+    spec: IndexSpec,
+    queries: Any,
+    k: int,
+    params: Mapping[str, Any],
+    masks: Sequence[np.ndarray | None],
+) -> Candidates:
+    """The best ``k`` hits per query across every source, best first."""
+    nq = _nq(queries)
+    radius = params.get("radius")
+    all_scores, all_sources, all_rows = [], [], []
+    for sid, (source, mask) in enumerate(zip(ctx.sources, masks, strict=True)):
+        allowed = source.num_rows if mask is None else int(mask.sum())
+        if allowed == 0:
+            continue
+        depth = min(k, allowed)
+        index = source.index(field.name)
+        use_index = index is not None and allowed > EXACT_SEARCH_MAX_ROWS
+        if radius is not None:
+            scores, rows = _ranged(ctx, source, field, spec, queries, depth, params, mask, use_index)
+        elif index is not None and use_index:
+            scores, rows = index.search(queries, depth, params, mask)
+        else:
+            scores, rows = _exact(ctx, source, field, spec, queries, depth, params, mask)
+        all_scores.append(np.asarray(scores, dtype=np.float32))
+        all_rows.append(np.asarray(rows, dtype=np.int64))
+        all_sources.append(np.full(np.shape(rows), sid, dtype=np.int64))
+    if not all_scores:
+        empty = np.empty((nq, 0))
+        return Candidates(empty.astype(np.float32), empty.astype(np.int64), empty.astype(np.int64))
+    scores = np.concatenate(all_scores, axis=1)
+    rows = np.concatenate(all_rows, axis=1)
+    sources = np.concatenate(all_sources, axis=1)
+    valid = rows >= 0
+    key = np.where(valid, sort_key(spec.metric_type, scores), np.inf)
+    order = np.argsort(key, axis=1, kind="stable")[:, :k]
+    take = np.take_along_axis
+    valid = take(valid, order, axis=1)
+    return Candidates(
+        np.where(valid, take(scores, order, axis=1), worst_score(spec.metric_type)).astype(np.float32),
+        np.where(valid, take(sources, order, axis=1), -1),
+        np.where(valid, take(rows, order, axis=1), -1),
+    )
+
+
+def _exact(
+    ctx: ReadContext,
+    source: RowSource,
+    field: FieldSchema,
+    spec: IndexSpec,
+    queries: Any,
+    k: int,
+    params: Mapping[str, Any],
+    mask: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    vectors: Any = source.vectors(ctx.schema, field.name)
+    return exact_search(spec, vectors, queries, k, params, mask)
+
+
+def _ranged(
+    ctx: ReadContext,
+    source: RowSource,
+    field: FieldSchema,
+    spec: IndexSpec,
+    queries: Any,
+    k: int,
+    params: Mapping[str, Any],
+    mask: np.ndarray | None,
+    use_index: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Range search: every hit inside the window, cut to the best ``k`` per query."""
+    index = source.index(field.name)
+    if use_index and index is not None:
+        lims, scores, labels = index.range_search(queries, params, mask)
+    else:
+        vectors: Any = source.vectors(ctx.schema, field.name)
+        lims, scores, labels = exact_range_search(spec, vectors, queries, params, mask)
+    nq = len(lims) - 1
+    out_scores = np.full((nq, k), worst_score(spec.metric_type), dtype=np.float32)
+    out_rows = np.full((nq, k), -1, dtype=np.int64)
+    for q in range(nq):  # per query, not per row: each query's hits come best first
+        lo, hi = int(lims[q]), int(lims[q + 1])
+        n = min(k, hi - lo)
+        out_scores[q, :n] = scores[lo : lo + n]
+        out_rows[q, :n] = labels[lo : lo + n]
+    return out_scores, out_rows
+
+
+def execute_search(ctx: ReadContext, req: SearchRequest) -> SearchResult:
+    if req.limit < 1 or req.limit + req.offset > MAX_TOPK:
+        raise invalid(f"topk [{req.limit + req.offset}] is invalid, it should be in range [1, {MAX_TOPK}]")
+    field = resolve_anns_field(ctx.schema, ctx.loaded_fields, req.anns_field)
+    _check_queries(field, req.vectors)
+    spec = index_spec(ctx, field, req.metric_type)
+    output = plan_output(ctx.schema, ctx.loaded_fields, req.output_fields, dynamic_loaded=ctx.dynamic_loaded)
+    flt = compile_checked(ctx, req.filter, req.filter_params)
+    masks = row_masks(ctx, flt)
+    if req.group_by_field:
+        return _grouped_search(ctx, req, field, spec, output, masks)
+    found = search_candidates(ctx, field, spec, req.vectors, req.offset + req.limit, req.params, masks)
+    cut = Candidates(
+        found.scores[:, req.offset :], found.sources[:, req.offset :], found.rows[:, req.offset :]
+    )
+    return build_result(ctx, cut, output, req.round_decimal)
+
+
+def build_result(
+    ctx: ReadContext,
+    found: Candidates,
+    output: OutputPlan,
+    round_decimal: int,
+    group_values: pa.Array | None = None,
+) -> SearchResult:
+    valid = found.sources >= 0
+    topks = valid.sum(axis=1).astype(np.int64)
+    # Valid hits are a prefix of each row (sorted best first), so row-major order is query order.
+    source_ids = found.sources[valid]
+    rows = found.rows[valid]
+    scores = found.scores[valid].astype(np.float32)
+    if round_decimal >= 0:
+        scores = np.round(scores, round_decimal).astype(np.float32)
+    table = gather(ctx.sources, source_ids, rows, output)
+    primary = ctx.schema.primary_field.name
+    ids = (
+        table.column(primary).combine_chunks()
+        if table.num_rows
+        else pa.array([], ctx.schema.primary_field.arrow_type())
+    )
+    returned = [n for n in output.columns if n != primary or primary in output.names]
+    return SearchResult(
+        primary_field=ctx.schema.primary_field,
+        topks=topks,
+        ids=ids,
+        scores=scores,
+        fields=table.select(returned),
+        output_fields=output.names,
+        group_by_values=group_values,
+    )
+
+
+def _grouped_search(
+    ctx: ReadContext,
+    req: SearchRequest,
+    field: FieldSchema,
+    spec: IndexSpec,
+    output: OutputPlan,
+    masks: Sequence[np.ndarray | None],
+) -> SearchResult:
+    """Best hits with at most ``group_size`` per value of the group field, ``limit`` groups."""
+    group_field = req.group_by_field or ""
+    if ctx.schema.field(group_field) is None:
+        raise FieldNotFound(f"groupBy field not found in schema: field not found[field={group_field}]")
+    if group_field not in ctx.loaded_fields:
+        raise UnexpectedError(f"field {group_field} is not loaded")
+    groups_wanted = req.offset + req.limit
+    size = max(1, req.group_size)
+    total_rows = sum(
+        s.num_rows if m is None else int(m.sum()) for s, m in zip(ctx.sources, masks, strict=True)
+    )
+    depth = min(total_rows, groups_wanted * size * GROUP_OVERFETCH)
+    group_plan = OutputPlan((group_field,), (group_field,), None)
+    while True:
+        found = search_candidates(ctx, field, spec, req.vectors, max(depth, 1), req.params, masks)
+        picked, complete = _pick_groups(
+            ctx, found, group_plan, groups_wanted, size, req.offset, req.strict_group_size
+        )
+        if complete or depth >= total_rows:
+            break
+        depth = min(total_rows, depth * 2)
+    nq = found.scores.shape[0]
+    width = max((len(p) for p in picked), default=0)
+    scores = np.full((nq, width), worst_score(spec.metric_type), dtype=np.float32)
+    sources = np.full((nq, width), -1, dtype=np.int64)
+    rows = np.full((nq, width), -1, dtype=np.int64)
+    for q, positions in enumerate(picked):
+        n = len(positions)
+        scores[q, :n] = found.scores[q, positions]
+        sources[q, :n] = found.sources[q, positions]
+        rows[q, :n] = found.rows[q, positions]
+    cut = Candidates(scores, sources, rows)
+    valid = sources >= 0
+    values = gather(ctx.sources, sources[valid], rows[valid], group_plan).column(group_field).combine_chunks()
+    return build_result(ctx, cut, output, req.round_decimal, values)
+
+
+def _pick_groups(
+    ctx: ReadContext,
+    found: Candidates,
+    plan: OutputPlan,
+    groups_wanted: int,
+    size: int,
+    offset: int,
+    strict: bool,
+) -> tuple[list[np.ndarray], bool]:
+    """Per query: positions of the kept hits, grouped (groups in order of their best hit)."""
+    picked: list[np.ndarray] = []
+    complete = True
+    for q in range(found.scores.shape[0]):
+        valid = np.flatnonzero(found.sources[q] >= 0)
+        values = (
+            gather(ctx.sources, found.sources[q, valid], found.rows[q, valid], plan).column(0).to_pylist()
+        )
+        groups: dict[Any, list[int]] = {}
+        for position, value in zip(valid.tolist(), values, strict=True):
+            members = groups.get(value)
+            if members is None:
+                if len(groups) >= groups_wanted:
+                    continue
+                groups[value] = members = []
+            if len(members) < size:
+                members.append(position)
+        full = len(groups) >= groups_wanted and (not strict or all(len(m) >= size for m in groups.values()))
+        complete = complete and full
+        kept = list(groups.values())[offset:]
+        picked.append(np.asarray([p for members in kept for p in members], dtype=np.int64))
+    return picked, complete

@@ -1,0 +1,88 @@
+"""What the read plane sees of a collection's data: an immutable view at one moment.
+
+A ``DataSnapshot`` is taken under the collection's lock and never changes afterwards, so a
+search can run on it while writes, seals and compactions go on. Every acknowledged row is in
+exactly one place: a sealed segment or a growing table, never both (the seal swaps them in one
+step under the lock).
+
+Deletes are kept collection-wide, not per segment: ``DataSnapshot.deletes`` holds every delete
+that may still hide a row, sealed or growing. A row is visible unless some delete has its
+primary key and a timestamp greater than the row's ``__ts``. (An upsert is a delete and an
+insert at the same timestamp, so its new row survives.)
+
+Segment files stay on disk while a snapshot that lists them is alive: compaction only deletes
+the files of a replaced segment once the last ``SealedSegment`` object naming them has been
+garbage collected (see ``compaction.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from sheafdb.storage.segment_files import ColumnFile
+
+DELETES_SCHEMA_PK_INT = pa.schema([pa.field("pk", pa.int64()), pa.field("__ts", pa.uint64())])
+DELETES_SCHEMA_PK_STR = pa.schema([pa.field("pk", pa.string()), pa.field("__ts", pa.uint64())])
+
+
+class SegmentColumns(dict[str, ColumnFile]):
+    """Column name -> file. A dict subclass so it can be weakly referenced: every version of a
+    SealedSegment shares one, which is what pins the segment's files (see sealing.py)."""
+
+
+@dataclass(frozen=True)
+class SegmentIndexFile:
+    """A built vector index of one sealed segment, saved beside its column files."""
+
+    field_name: str
+    index_name: str
+    path: str
+    nbytes: int
+    params: Mapping[str, str]
+
+
+@dataclass(frozen=True, eq=False)
+class SealedSegment:
+    """An immutable segment on disk. Compared by identity: its lifetime pins its files."""
+
+    segment_id: int
+    partition_id: int
+    num_rows: int
+    # Every field, "$meta" if the collection is dynamic, and "__ts".
+    columns: Mapping[str, ColumnFile]
+    # Vector field name -> its built index (absent until the background build finishes).
+    index_files: Mapping[str, SegmentIndexFile] = field(default_factory=dict)
+    # Directory of the column files inside the object store.
+    directory: str = ""
+    # The deletes file this segment carried when it was sealed (already part of
+    # ``DataSnapshot.deletes``; listed here for compaction and accounting only).
+    deletes_path: str | None = None
+
+    @property
+    def nbytes(self) -> int:
+        return sum(c.nbytes for c in self.columns.values())
+
+
+@dataclass(frozen=True)
+class DataSnapshot:
+    sealed: tuple[SealedSegment, ...]
+    # Partition id -> rows not sealed yet, laid out as ``schema.arrow_schema()``.
+    growing: Mapping[int, pa.Table]
+    # Columns "pk" (int64 or string, as the primary key) and "__ts" (uint64).
+    deletes: pa.Table
+    # Every write acknowledged before the snapshot was taken is in it.
+    timestamp: int
+
+
+@dataclass(frozen=True)
+class DataEvent:
+    """What a collection tells its listeners: "sealed", "index_built" or "compacted"."""
+
+    kind: str
+    collection_id: int
+    # Segments that appeared / were replaced; empty when not relevant.
+    added: tuple[SealedSegment, ...] = ()
+    removed: tuple[SealedSegment, ...] = ()

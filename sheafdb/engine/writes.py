@@ -1,0 +1,167 @@
+"""The write path: insert, upsert and delete of one collection, from batch to acknowledgement.
+
+validate the whole batch (write_validation) -> allocate one timestamp (and auto ids) -> route
+rows to partitions (the partition key's hash) -> log each partition's record durably and apply
+it (Collection.write) -> seal if the growing data passed ``seal_bytes``.
+
+Lock: ``_id_lock`` guards ``_next_id`` (auto ids). Everything else is the collection's.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import zlib
+from collections.abc import Callable, Mapping
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sheafdb.engine.collection import Collection
+from sheafdb.engine.models import MutationResult, QueryRequest
+from sheafdb.engine.write_validation import prepare_rows, with_timestamp
+from sheafdb.errors import CollectionNotLoaded, PartitionNotFound, invalid
+from sheafdb.expr import compile_filter
+from sheafdb.schema import TIMESTAMP_COLUMN, DataType
+from sheafdb.storage.records import DEFAULT_PARTITION
+from sheafdb.storage.timestamps import TimestampOracle, compose
+
+
+class Writer:
+    def __init__(
+        self,
+        oracle: TimestampOracle,
+        id_floor: int,
+        seal_bytes: int,
+        seal: Callable[[Collection], object],
+        is_loaded: Callable[[Collection], bool],
+        query: Callable[[Collection, QueryRequest], pa.Table],
+    ) -> None:
+        self._oracle = oracle
+        self._seal_bytes = seal_bytes
+        self._seal = seal
+        self._is_loaded = is_loaded
+        self._query = query
+        self._id_lock = threading.Lock()
+        # Auto ids follow the hybrid-timestamp layout (like Milvus's), above every id issued
+        # before a restart: the floor is the newest persisted timestamp.
+        self._next_id = id_floor + 1
+
+    def allocate_ids(self, count: int) -> pa.Array:
+        with self._id_lock:
+            first = max(self._next_id, compose(int(time.time() * 1000), 0))
+            self._next_id = first + count
+        return pa.array(np.arange(first, first + count, dtype=np.int64))
+
+    def insert(self, coll: Collection, data: pa.Table, partition: str) -> MutationResult:
+        return self._write_rows(coll, data, partition, upsert=False)
+
+    def upsert(self, coll: Collection, data: pa.Table, partition: str) -> MutationResult:
+        return self._write_rows(coll, data, partition, upsert=True)
+
+    def _write_rows(
+        self, coll: Collection, data: pa.Table, partition: str, *, upsert: bool
+    ) -> MutationResult:
+        schema = coll.schema
+        fixed_partition = self._target_partition(coll, partition)
+        rows = prepare_rows(schema, data, primary_keys_given=upsert, generate_ids=self.allocate_ids)
+        ts = self._oracle.next()
+        stamped = with_timestamp(rows, ts)
+        kind = "upsert" if upsert else "insert"
+        for partition_id, part in self._route(coll, stamped, fixed_partition):
+            coll.write(kind, partition_id, ts, part)
+        self._maybe_seal(coll)
+        return MutationResult(
+            ids=rows.column(schema.primary_field.name).combine_chunks(), count=rows.num_rows, timestamp=ts
+        )
+
+    def delete(
+        self, coll: Collection, filter_text: str, params: Mapping[str, object] | None, partition: str
+    ) -> MutationResult:
+        if not filter_text.strip():
+            raise invalid("delete plan can't be empty or always true")
+        pk_field = coll.schema.primary_field
+        partition_id = self._target_partition(coll, partition) if partition else self._any_partition(coll)
+        compiled = compile_filter(filter_text, coll.schema, params)
+        keys = compiled.primary_keys()
+        if keys is not None:
+            pks = pa.array(keys, type=pk_field.arrow_type())
+        else:
+            # A general filter needs the rows it matches: read them through the load manager.
+            if not self._is_loaded(coll):
+                raise CollectionNotLoaded(
+                    f"failed to query: collection not loaded[collection={coll.collection_id}]"
+                )
+            request = QueryRequest(
+                collection=coll.name,
+                filter=filter_text,
+                filter_params=dict(params or {}),
+                output_fields=(pk_field.name,),
+                partition_names=(partition,) if partition else (),
+            )
+            pks = (
+                self._query(coll, request).column(pk_field.name).combine_chunks().cast(pk_field.arrow_type())
+            )
+        pks = pc.unique(pks)
+        ts = self._oracle.next()
+        if len(pks):
+            batch = pa.table({"pk": pks, TIMESTAMP_COLUMN: pa.repeat(pa.scalar(ts, pa.uint64()), len(pks))})
+            coll.write("delete", partition_id, ts, batch)
+            self._maybe_seal(coll)
+        return MutationResult(ids=pks, count=len(pks), timestamp=ts)
+
+    def _maybe_seal(self, coll: Collection) -> None:
+        # A writer that finds a seal already running leaves it to that one.
+        if coll.growing_bytes() >= self._seal_bytes and not coll.seal_lock.locked():
+            self._seal(coll)
+
+    @staticmethod
+    def _any_partition(coll: Collection) -> int:
+        parts = coll.partitions
+        return parts.get(DEFAULT_PARTITION, next(iter(parts.values())))
+
+    @staticmethod
+    def _target_partition(coll: Collection, partition: str) -> int | None:
+        """The partition named by the client; None when rows are routed by partition key."""
+        parts = coll.partitions
+        if coll.schema.partition_key_field is not None:
+            if partition:
+                raise invalid(
+                    "not support manually specifying the partition names if partition key mode is used"
+                )
+            return None
+        name = partition or DEFAULT_PARTITION
+        if name not in parts:
+            raise PartitionNotFound(f"partition not found[partition={name}]")
+        return parts[name]
+
+    @staticmethod
+    def _route(coll: Collection, rows: pa.Table, fixed: int | None) -> list[tuple[int, pa.Table]]:
+        if fixed is not None:
+            return [(fixed, rows)]
+        key = coll.schema.partition_key_field
+        assert key is not None
+        ordered = sorted(coll.partitions.items(), key=lambda item: _partition_order(item[0]))
+        ids = [pid for _, pid in ordered]
+        buckets = partition_key_buckets(rows.column(key.name), key.dtype, len(ids))
+        out = []
+        for bucket in np.unique(buckets):
+            out.append((ids[int(bucket)], rows.filter(pa.array(buckets == bucket))))
+        return out
+
+
+def partition_key_buckets(column: pa.ChunkedArray | pa.Array, dtype: DataType, count: int) -> np.ndarray:
+    """Which of ``count`` partitions each key belongs to (stable across restarts)."""
+    if dtype is DataType.VARCHAR:
+        return np.array([zlib.crc32(v.encode()) % count for v in column.to_pylist()], dtype=np.int64)
+    values = np.asarray(
+        column.to_numpy() if isinstance(column, pa.Array) else column.to_numpy(), dtype=np.int64
+    )
+    return (values.view(np.uint64) % np.uint64(count)).astype(np.int64)
+
+
+def _partition_order(name: str) -> tuple[int, str]:
+    # "_default_10" after "_default_9": order by the numeric suffix.
+    suffix = name.rsplit("_", 1)[-1]
+    return (int(suffix), name) if suffix.isdigit() else (1 << 30, name)

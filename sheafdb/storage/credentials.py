@@ -1,0 +1,196 @@
+"""Users, roles, grants and privilege groups, in their own SQLite file.
+
+Kept apart from the catalog so that access control can be turned on for an existing data
+directory (and its file copied or reset) without touching collection metadata. Passwords are
+stored only as a random salt and a scrypt hash.
+
+Concurrency: one connection shared by every thread (``check_same_thread=False``), guarded by
+``_lock``: SQLite connections are not safe for concurrent use and every method is a single
+short transaction, so a plain mutex costs nothing measurable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+# scrypt cost: ~16 MiB and a few tens of ms per hash; verified logins are cached above us.
+_SCRYPT_N = 2**14
+_SCRYPT_R = 8
+_SCRYPT_P = 1
+_SALT_BYTES = 16
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS users (
+    name TEXT PRIMARY KEY, salt BLOB NOT NULL, hash BLOB NOT NULL, created_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS roles (name TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS user_roles (
+    user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+    role TEXT NOT NULL REFERENCES roles(name) ON DELETE CASCADE,
+    PRIMARY KEY (user, role));
+CREATE TABLE IF NOT EXISTS grants (
+    role TEXT NOT NULL REFERENCES roles(name) ON DELETE CASCADE,
+    object_type TEXT NOT NULL, object_name TEXT NOT NULL, db_name TEXT NOT NULL,
+    privilege TEXT NOT NULL, grantor TEXT NOT NULL,
+    PRIMARY KEY (role, object_type, object_name, db_name, privilege));
+CREATE TABLE IF NOT EXISTS privilege_groups (
+    name TEXT NOT NULL, privilege TEXT NOT NULL, PRIMARY KEY (name, privilege));
+CREATE TABLE IF NOT EXISTS privilege_group_names (name TEXT PRIMARY KEY);
+"""
+
+
+@dataclass(frozen=True)
+class Grant:
+    role: str
+    object_type: str
+    object_name: str
+    db_name: str
+    privilege: str
+    grantor: str
+
+
+def hash_password(password: str, salt: bytes) -> bytes:
+    return hashlib.scrypt(password.encode(), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P)
+
+
+class CredentialStore:
+    """Persistent access-control records. Methods return plain values; rules live in
+    ``engine/access.py``."""
+
+    def __init__(self, path: Path | str) -> None:
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA foreign_keys = ON")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _write(self, sql: str, args: tuple[object, ...] = ()) -> int:
+        with self._lock:
+            return self._db.execute(sql, args).rowcount
+
+    def _rows(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    # -- users --------------------------------------------------------------------------------
+    def add_user(self, name: str, password: str) -> bool:
+        """False when the user already exists."""
+        salt = os.urandom(_SALT_BYTES)
+        digest = hash_password(password, salt)
+        return (
+            self._write(
+                "INSERT OR IGNORE INTO users VALUES (?, ?, ?, ?)",
+                (name, salt, digest, int(time.time() * 1000)),
+            )
+            == 1
+        )
+
+    def set_password(self, name: str, password: str) -> bool:
+        salt = os.urandom(_SALT_BYTES)
+        digest = hash_password(password, salt)
+        return self._write("UPDATE users SET salt = ?, hash = ? WHERE name = ?", (salt, digest, name)) == 1
+
+    def check_password(self, name: str, password: str) -> bool:
+        rows = self._rows("SELECT salt, hash FROM users WHERE name = ?", (name,))
+        if not rows:
+            return False
+        salt, stored = rows[0]
+        assert isinstance(salt, bytes) and isinstance(stored, bytes)
+        return hmac.compare_digest(hash_password(password, salt), stored)
+
+    def remove_user(self, name: str) -> bool:
+        return self._write("DELETE FROM users WHERE name = ?", (name,)) == 1
+
+    def users(self) -> list[str]:
+        return [str(r[0]) for r in self._rows("SELECT name FROM users ORDER BY name")]
+
+    def has_user(self, name: str) -> bool:
+        return bool(self._rows("SELECT 1 FROM users WHERE name = ?", (name,)))
+
+    # -- roles --------------------------------------------------------------------------------
+    def add_role(self, name: str) -> bool:
+        return self._write("INSERT OR IGNORE INTO roles VALUES (?)", (name,)) == 1
+
+    def remove_role(self, name: str) -> bool:
+        return self._write("DELETE FROM roles WHERE name = ?", (name,)) == 1
+
+    def roles(self) -> list[str]:
+        return [str(r[0]) for r in self._rows("SELECT name FROM roles ORDER BY name")]
+
+    def has_role(self, name: str) -> bool:
+        return bool(self._rows("SELECT 1 FROM roles WHERE name = ?", (name,)))
+
+    def add_user_role(self, user: str, role: str) -> None:
+        self._write("INSERT OR IGNORE INTO user_roles VALUES (?, ?)", (user, role))
+
+    def remove_user_role(self, user: str, role: str) -> None:
+        self._write("DELETE FROM user_roles WHERE user = ? AND role = ?", (user, role))
+
+    def roles_of(self, user: str) -> list[str]:
+        return [
+            str(r[0]) for r in self._rows("SELECT role FROM user_roles WHERE user = ? ORDER BY role", (user,))
+        ]
+
+    def users_in(self, role: str) -> list[str]:
+        return [
+            str(r[0]) for r in self._rows("SELECT user FROM user_roles WHERE role = ? ORDER BY user", (role,))
+        ]
+
+    # -- grants -------------------------------------------------------------------------------
+    def add_grant(self, grant: Grant) -> None:
+        self._write(
+            "INSERT OR IGNORE INTO grants VALUES (?, ?, ?, ?, ?, ?)",
+            (grant.role, grant.object_type, grant.object_name, grant.db_name, grant.privilege, grant.grantor),
+        )
+
+    def remove_grant(self, grant: Grant) -> None:
+        self._write(
+            "DELETE FROM grants WHERE role = ? AND object_type = ? AND object_name = ? AND db_name = ?"
+            " AND privilege = ?",
+            (grant.role, grant.object_type, grant.object_name, grant.db_name, grant.privilege),
+        )
+
+    def grants_of(self, role: str) -> list[Grant]:
+        rows = self._rows(
+            "SELECT * FROM grants WHERE role = ? ORDER BY db_name, object_type, object_name", (role,)
+        )
+        return [Grant(*(str(v) for v in row)) for row in rows]
+
+    # -- privilege groups (custom ones; built-in groups are code) ------------------------------
+    def add_group(self, name: str) -> bool:
+        return self._write("INSERT OR IGNORE INTO privilege_group_names VALUES (?)", (name,)) == 1
+
+    def remove_group(self, name: str) -> bool:
+        with self._lock:
+            self._db.execute("DELETE FROM privilege_groups WHERE name = ?", (name,))
+            return self._db.execute("DELETE FROM privilege_group_names WHERE name = ?", (name,)).rowcount == 1
+
+    def groups(self) -> dict[str, list[str]]:
+        groups: dict[str, list[str]] = {
+            str(r[0]): [] for r in self._rows("SELECT name FROM privilege_group_names ORDER BY name")
+        }
+        for name, privilege in self._rows("SELECT name, privilege FROM privilege_groups ORDER BY privilege"):
+            groups.setdefault(str(name), []).append(str(privilege))
+        return groups
+
+    def add_group_privileges(self, name: str, privileges: list[str]) -> None:
+        with self._lock:
+            self._db.executemany(
+                "INSERT OR IGNORE INTO privilege_groups VALUES (?, ?)", [(name, p) for p in privileges]
+            )
+
+    def remove_group_privileges(self, name: str, privileges: list[str]) -> None:
+        with self._lock:
+            self._db.executemany(
+                "DELETE FROM privilege_groups WHERE name = ? AND privilege = ?",
+                [(name, p) for p in privileges],
+            )

@@ -1,0 +1,54 @@
+"""The server process itself: ready line, clean SIGTERM stop, clear refusal to start."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from pymilvus import MilvusClient
+
+from .conftest import free_port, start_server, stop_server, wait_ready
+
+
+def test_sigterm_stops_the_server_cleanly(tmp_path: Path) -> None:
+    log_path = tmp_path / "server.log"
+    process = start_server(tmp_path / "data", free_port(), log_path)
+    wait_ready(process, log_path)
+    assert stop_server(process) == 0
+    log = log_path.read_text()
+    assert log.count("SheafDB ready on 127.0.0.1:") == 1
+    assert "(gRPC)" in log and "Traceback" not in log
+
+
+def test_a_taken_port_is_refused_with_a_clear_message(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "sheafdb", "serve", "--data-dir", str(tmp_path), "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode != 0
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+
+
+def test_an_unusable_data_dir_is_refused(tmp_path: Path) -> None:
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    result = subprocess.run(
+        [sys.executable, "-m", "sheafdb", "serve", "--data-dir", str(not_a_dir / "sub"), "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "data dir" in result.stderr
+
+
+def test_version_and_health(client: MilvusClient) -> None:
+    assert client.get_server_version().startswith("v2.")
