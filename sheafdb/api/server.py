@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 from collections.abc import Sequence
 from concurrent import futures
@@ -78,6 +79,17 @@ def check_data_dir(path: Path) -> Path:
     return path.resolve()
 
 
+def check_port_free(host: str, port: int) -> None:
+    """Fail before opening the engine (which may replay logs) when the port is taken."""
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+
+
 class Server:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
@@ -93,6 +105,7 @@ class Server:
 
     def start(self) -> None:
         data_dir = check_data_dir(self.config.data_dir)
+        check_port_free(self.config.host, self.config.port)
         try:
             self._engine = Engine(EngineConfig(data_dir=data_dir))
         except Exception as exc:

@@ -2,28 +2,32 @@
 
 One seal covers the whole collection: every partition with growing rows gets one new segment,
 all captured at the same log position (lsn), so the log can be trimmed up to it afterwards.
-The order makes a crash at any point safe:
+Captured deletes (even with no rows at all: a flush of deletes only) go to a row-less "deletes
+segment" in the anchor partition (see ``DeleteFile``). The order makes a crash at any point safe:
 
 1. capture the growing data (the collection's gate guarantees no half-applied write);
-2. write each partition's segment files (a crash here leaves only an orphan directory);
-3. add each segment to the catalog with ``wal_lsn``; the first one also carries a file with
-   the captured deletes. Recovery replays a partition's log records only past the largest
-   ``wal_lsn`` of its segments, and deletes only past the largest ``wal_lsn`` of a segment
-   carrying deletes, so a crash between two catalog adds neither loses nor doubles a row;
+2. write and register the deletes segment (``wal_lsn`` = the capture's lsn);
+3. per partition: write the segment files (a crash here leaves only an orphan directory, removed
+   at the next start), then register the segment with ``wal_lsn``;
 4. swap the segments in for the captured growing data (one step under the collection lock);
 5. trim the log up to the lsn.
-"""
 
+Recovery (recovery.py) replays a partition's rows only past the largest ``wal_lsn`` of that
+partition's *row* segments, and deletes only past the largest ``wal_lsn`` of a segment holding
+deletes, so a crash between any two steps neither loses nor doubles a row or a delete.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
+import pyarrow as pa
+
+from sheafdb.engine import crash_points
 from sheafdb.engine.collection import Collection
-from sheafdb.engine.snapshot import SealedSegment, SegmentColumns, SegmentIndexFile
+from sheafdb.engine.snapshot import DeleteFile, SealedSegment, SegmentColumns, SegmentIndexFile
 from sheafdb.storage.catalog import Catalog
 from sheafdb.storage.object_store import ObjectStore
-from sheafdb.storage.records import SegmentRecord
+from sheafdb.storage.records import DEFAULT_PARTITION, SegmentRecord
 from sheafdb.storage.segment_files import write_deletes, write_segment
 
 DELETES_FILE = "deletes.arrow"
@@ -31,6 +35,54 @@ DELETES_FILE = "deletes.arrow"
 
 def segment_directory(collection_id: int, segment_id: int) -> str:
     return f"collections/{collection_id}/segments/{segment_id}"
+
+
+def anchor_partition(partitions: Mapping[str, int]) -> int:
+    """The partition deletes segments live in: one that can never be dropped (``_default``,
+    or with a partition key the first one; those cannot be dropped either)."""
+    return partitions.get(DEFAULT_PARTITION, min(partitions.values()))
+
+
+def is_deletes_segment(record: SegmentRecord) -> bool:
+    return not record.columns and record.deletes_path is not None
+
+
+def delete_file_from_record(record: SegmentRecord, deletes: pa.Table) -> DeleteFile:
+    assert record.deletes_path is not None
+    return DeleteFile(record.segment_id, record.directory, record.deletes_path, deletes.num_rows)
+
+
+def write_deletes_segment(
+    store: ObjectStore,
+    catalog: Catalog,
+    coll: Collection,
+    deletes: pa.Table,
+    *,
+    wal_lsn: int,
+    max_ts: int,
+    replaces: tuple[int, ...] = (),
+) -> DeleteFile:
+    """Persist ``deletes`` as a row-less segment and register it (in place of ``replaces``)."""
+    segment_id = catalog.allocate_id()
+    directory = segment_directory(coll.collection_id, segment_id)
+    path = f"{directory}/{DELETES_FILE}"
+    write_deletes(store, path, deletes.column("pk"), deletes.column("__ts"))
+    record = SegmentRecord(
+        segment_id=segment_id,
+        collection_id=coll.collection_id,
+        partition_id=anchor_partition(coll.partitions),
+        num_rows=0,
+        directory=directory,
+        columns={},
+        wal_lsn=wal_lsn,
+        max_ts=max_ts,
+        deletes_path=path,
+    )
+    if replaces:
+        catalog.replace_segments(list(replaces), record)
+    else:
+        catalog.add_segment(record)
+    return delete_file_from_record(record, deletes)
 
 
 def segment_from_record(record: SegmentRecord, index_files: dict[str, SegmentIndexFile]) -> SealedSegment:
@@ -59,23 +111,28 @@ class Sealer:
         self._on_sealed = on_sealed
 
     def seal(self, coll: Collection) -> tuple[SealedSegment, ...]:
-        """Seal every growing row of ``coll``; returns the new segments (empty if none)."""
+        """Seal every growing row and delete of ``coll``; returns the new row segments."""
         with coll.seal_lock:
             capture = coll.capture_growing()
-            if not capture.rows:
-                # Only deletes (or nothing): they stay in the log until rows come to seal with.
+            if not capture.rows and capture.deletes is None:
                 return ()
+            deletes_file = None
+            if capture.deletes is not None:
+                deletes_file = write_deletes_segment(
+                    self._store,
+                    self._catalog,
+                    coll,
+                    capture.deletes,
+                    wal_lsn=capture.lsn,
+                    max_ts=capture.max_ts,
+                )
+                crash_points.crash_point(crash_points.SEAL_AFTER_DELETES_FILE)
             segments: list[SealedSegment] = []
-            deletes = capture.deletes
             for partition_id, rows in sorted(capture.rows.items()):
                 segment_id = self._catalog.allocate_id()
                 directory = segment_directory(coll.collection_id, segment_id)
                 columns = write_segment(self._store, directory, rows.combine_chunks())
-                deletes_path = None
-                if deletes is not None:
-                    deletes_path = f"{directory}/{DELETES_FILE}"
-                    write_deletes(self._store, deletes_path, deletes.column("pk"), deletes.column("__ts"))
-                    deletes = None
+                crash_points.crash_point(crash_points.SEAL_AFTER_SEGMENT_FILES)
                 record = SegmentRecord(
                     segment_id=segment_id,
                     collection_id=coll.collection_id,
@@ -85,14 +142,17 @@ class Sealer:
                     columns=columns,
                     wal_lsn=capture.lsn,
                     max_ts=capture.max_ts,
-                    deletes_path=deletes_path,
+                    deletes_path=None,
                 )
                 self._catalog.add_segment(record)
+                crash_points.crash_point(crash_points.SEAL_AFTER_FIRST_SEGMENT)
                 segments.append(segment_from_record(record, {}))
             sealed = tuple(segments)
-            coll.install_sealed(sealed, capture)
+            coll.install_sealed(sealed, capture, deletes_file)
+            crash_points.crash_point(crash_points.SEAL_BEFORE_TRIM)
             coll.wal.trim(capture.lsn)
-        self._on_sealed(coll, sealed)
+        if sealed:
+            self._on_sealed(coll, sealed)
         return sealed
 
 

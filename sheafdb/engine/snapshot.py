@@ -67,6 +67,21 @@ class SealedSegment:
 
 
 @dataclass(frozen=True)
+class DeleteFile:
+    """Deletes a seal made durable: a row-less catalog segment whose only file is its deletes.
+
+    Deletes hide rows in every partition, so they never ride on a partition's row segment
+    (dropping that partition would lose them): they live in the collection's anchor partition
+    (``_default``, or the first one), which can never be dropped. Data plane only.
+    """
+
+    segment_id: int
+    directory: str
+    path: str
+    num_deletes: int
+
+
+@dataclass(frozen=True)
 class DataSnapshot:
     sealed: tuple[SealedSegment, ...]
     # Partition id -> rows not sealed yet, laid out as ``schema.arrow_schema()``.

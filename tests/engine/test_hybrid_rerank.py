@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from read_plane_world import DIM, build_world
+from .read_plane_world import DIM, build_world
 
 from sheafdb.engine.models import HybridSearchRequest, Ranker, SearchRequest
 from sheafdb.engine.rerank import execute_hybrid_search, normalise

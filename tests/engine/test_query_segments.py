@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
-from read_plane_world import build_world
+from .read_plane_world import build_world
 
 from sheafdb.engine.models import QueryRequest
 from sheafdb.engine.query import execute_query

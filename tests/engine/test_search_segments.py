@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from read_plane_world import DIM, build_world, oracle
+from .read_plane_world import DIM, build_world, oracle
 
 from sheafdb.engine import search as search_module
 from sheafdb.engine.models import SearchRequest, SearchResult

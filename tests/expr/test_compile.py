@@ -6,7 +6,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from expr_fixtures import make_schema
+from .expr_fixtures import make_schema
 
 from sheafdb.errors import ParameterInvalid
 from sheafdb.expr import compile_filter

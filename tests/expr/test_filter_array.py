@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pyarrow as pa
-from expr_fixtures import make_schema
+from .expr_fixtures import make_schema
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

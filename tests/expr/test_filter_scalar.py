@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pytest
-from expr_fixtures import make_schema
+from .expr_fixtures import make_schema
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from index_oracle import binary_scores, recall, topk
+from .index_oracle import binary_scores, recall, topk
 
 from sheafdb.index import SparseMatrix, build_index, load_index, parse_index_params
 from sheafdb.schema import DataType, FieldSchema

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from index_oracle import clustered, dense_scores, recall, topk
+from .index_oracle import clustered, dense_scores, recall, topk
 
 from sheafdb.errors import ParameterInvalid, UnexpectedError
 from sheafdb.index import build_index, load_index, parse_index_params

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from index_oracle import binary_scores, clustered, dense_scores, recall, topk
+from .index_oracle import binary_scores, clustered, dense_scores, recall, topk
 
 from sheafdb.index import SparseMatrix, exact_range_search, exact_search, higher_is_better, parse_index_params
 from sheafdb.schema import DataType, FieldSchema

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
-from storage_tables import schemas_and_tables
+from .storage_tables import schemas_and_tables
 
 from sheafdb.errors import (
     AliasAlreadyExists,

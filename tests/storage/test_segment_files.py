@@ -7,7 +7,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
-from storage_tables import schemas_and_tables
+from .storage_tables import schemas_and_tables
 
 from sheafdb.schema import DYNAMIC_FIELD, TIMESTAMP_COLUMN
 from sheafdb.storage.object_store import LocalStore

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from storage_tables import schemas_and_tables
+from .storage_tables import schemas_and_tables
 
 from sheafdb.storage.wal import WalRecord, WriteAheadLog
 

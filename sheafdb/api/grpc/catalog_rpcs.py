@@ -14,7 +14,7 @@ from sheafdb.api.grpc.requests import key_values
 from sheafdb.api.grpc.schema_codec import field_from_proto, schema_from_proto, schema_to_proto
 from sheafdb.api.status import success
 from sheafdb.engine.models import ConsistencyLevel, IndexInfo
-from sheafdb.errors import LEGACY_UNEXPECTED, CollectionNotFound, invalid
+from sheafdb.errors import LEGACY_UNEXPECTED, CollectionNotFound, Unsupported, invalid
 
 # What GetVersion reports: the Milvus line whose protocol SheafDB follows.
 MILVUS_VERSION = "v2.6.0"
@@ -212,6 +212,16 @@ class CatalogRpcs(RpcBase):
             database_of(context, request.db_name), request.collection_name, field
         )
         return success()
+
+    def AlterCollectionSchema(
+        self, request: milvus_pb2.AlterCollectionSchemaRequest, context: grpc.ServicerContext
+    ) -> milvus_pb2.AlterCollectionSchemaResponse:
+        # pymilvus tries this first for add_collection_field and falls back to
+        # AddCollectionField only on this exact text.
+        raise Unsupported(
+            "AlterCollectionSchema is not supported by SheafDB (alter collection schema operation is "
+            "not supported for external collection): use AddCollectionField"
+        )
 
     def GetCollectionStatistics(
         self, request: milvus_pb2.GetCollectionStatisticsRequest, context: grpc.ServicerContext

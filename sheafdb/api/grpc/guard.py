@@ -36,8 +36,11 @@ def error_response(method: MethodDescriptor, exc: BaseException) -> Message:
     if response_class is common_pb2.Status:
         return status
     response = response_class()
-    if "status" in method.output_type.fields_by_name:
-        response.status.CopyFrom(status)
+    # Most responses call it ``status``; some (AlterCollectionSchema) name it otherwise.
+    for field in method.output_type.fields:
+        if field.message_type is common_pb2.Status.DESCRIPTOR:
+            getattr(response, field.name).CopyFrom(status)
+            break
     return response
 
 

@@ -97,7 +97,9 @@ def query_results(
 
 def mutation_result(result: MutationResult, kind: str) -> milvus_pb2.MutationResult:
     out = milvus_pb2.MutationResult(status=success(), timestamp=result.timestamp)
-    out.IDs.CopyFrom(ids_proto(result.ids))
+    # Milvus >= 2.3.2 lists no keys for a delete; pymilvus would hand them back as a list.
+    if kind != "delete":
+        out.IDs.CopyFrom(ids_proto(result.ids))
     if kind == "insert":
         out.insert_cnt = result.count
     elif kind == "upsert":

@@ -3,7 +3,9 @@
 ``build_app(engine, access)`` returns a Starlette ASGI app serving ``POST /v2/vectordb/...``.
 Every endpoint function is synchronous and runs in anyio's worker threads (the engine blocks);
 a ``Request-Timeout`` header (seconds, default 30) bounds the wait: past it the client gets
-HTTP 408 while the abandoned call finishes in its thread.
+HTTP 408 while the abandoned call finishes in its thread. Bodies are checked against their
+declared schema (``bodies.py``) before a handler runs. A non-``SheafError`` escaping a handler
+is a bug, but it still leaves as the Milvus envelope (code 65535), never as a bare HTTP 500.
 """
 
 from __future__ import annotations
@@ -23,7 +25,16 @@ from starlette.routing import Route
 
 from sheafdb.api.auth import token_from_http_header
 from sheafdb.api.rest import aliases, collections, databases, entities, indexes, partitions, users
-from sheafdb.api.rest.envelope import Call, Endpoint, database_of, failure, parse_body, success
+from sheafdb.api.rest.bodies import check_body
+from sheafdb.api.rest.envelope import (
+    Call,
+    Endpoint,
+    database_of,
+    failure,
+    int64_as_number,
+    parse_body,
+    success,
+)
 from sheafdb.api.rest.openapi import openapi_document
 from sheafdb.engine.access import AccessControl
 from sheafdb.engine.engine import Engine
@@ -70,15 +81,29 @@ def _make_endpoint(
     async def endpoint(request: Request) -> Response:
         user = authenticate(access, request.headers.get("authorization"))
         body = parse_body(await request.body())
+        check_body(spec.path, body)
         db = database_of(body, request.headers)
         if access is not None and user is not None and spec.operation:
             access.authorize(user, spec.operation, db, str(body.get(spec.object_key) or "*"))
-        call = Call(engine=engine, access=access, body=body, db=db, user=user, headers=dict(request.headers))
+        call = Call(
+            engine=engine,
+            access=access,
+            body=body,
+            db=db,
+            user=user,
+            headers=dict(request.headers),
+            int64_as_number=int64_as_number(request.headers),
+        )
         timeout = _timeout(request)
         with anyio.move_on_after(timeout) as scope:
-            result = await anyio.to_thread.run_sync(
-                functools.partial(spec.handler, call), abandon_on_cancel=True
-            )
+            try:
+                result = await anyio.to_thread.run_sync(
+                    functools.partial(spec.handler, call), abandon_on_cancel=True
+                )
+            except SheafError:
+                raise
+            except Exception as err:  # a handler bug: log it, answer in the envelope
+                return failure(err)
         if scope.cancelled_caught:
             return JSONResponse({"code": 10001, "message": "request timeout"}, status_code=408)
         return success(result, cost=spec.cost)

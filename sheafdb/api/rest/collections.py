@@ -55,17 +55,23 @@ def create(call: Call) -> dict[str, Any]:
         shards_num=int(params.get("shardsNum", 1)),
         properties=properties,
     )
-    for spec_index in indexes:
-        field_name = str(spec_index["fieldName"])
-        call.engine.create_index(
-            call.db,
-            name,
-            field_name,
-            str(spec_index.get("indexName") or field_name),
-            index_params(spec_index),
-        )
+    try:
+        for spec_index in indexes:
+            field_name = str(spec_index["fieldName"])
+            call.engine.create_index(
+                call.db,
+                name,
+                field_name,
+                str(spec_index.get("indexName") or field_name),
+                index_params(spec_index),
+            )
+        if indexes:
+            call.engine.load_collection(call.db, name)
+    except SheafError:
+        # A rejected create leaves nothing behind (Milvus would keep the half-made collection).
+        call.engine.drop_collection(call.db, name)
+        raise
     if indexes:
-        call.engine.load_collection(call.db, name)
         wait_loaded(call, name)
     return {}
 

@@ -5,10 +5,26 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sheafdb.api.rest.envelope import Call, Endpoint
-from sheafdb.api.rest.rows import query_vectors, rows_to_table, search_hits, table_to_rows, vector_field
+import pyarrow as pa
+
+from sheafdb.api.rest.envelope import Call, Endpoint, Reply
+from sheafdb.api.rest.rows import (
+    int64_texts,
+    query_vectors,
+    rows_to_table,
+    search_hits,
+    table_to_rows,
+    vector_field,
+)
 from sheafdb.api.rest.schema_json import consistency_level
-from sheafdb.engine.models import HybridSearchRequest, QueryRequest, Ranker, SearchRequest
+from sheafdb.engine.models import (
+    HybridSearchRequest,
+    MutationResult,
+    QueryRequest,
+    Ranker,
+    SearchRequest,
+    SearchResult,
+)
 from sheafdb.errors import invalid
 from sheafdb.schema import CollectionSchema
 
@@ -19,22 +35,25 @@ def _schema(call: Call, name: str) -> CollectionSchema:
     return call.engine.describe_collection(call.db, name).schema
 
 
-def _ids(values: Any) -> list[Any]:
-    return values.to_pylist() if hasattr(values, "to_pylist") else list(values)
+def _ids(call: Call, result: MutationResult) -> list[Any]:
+    ids = result.ids.to_pylist()
+    if not call.int64_as_number and result.ids.type == pa.int64():
+        return int64_texts(ids)
+    return ids
 
 
 def insert(call: Call) -> dict[str, Any]:
     name = str(call.required("collectionName"))
     table = rows_to_table(_schema(call, name), call.required("data"))
     result = call.engine.insert(call.db, name, table, str(call.get("partitionName", "")))
-    return {"insertCount": result.count, "insertIds": _ids(result.ids)}
+    return {"insertCount": result.count, "insertIds": _ids(call, result)}
 
 
 def upsert(call: Call) -> dict[str, Any]:
     name = str(call.required("collectionName"))
     table = rows_to_table(_schema(call, name), call.required("data"))
     result = call.engine.upsert(call.db, name, table, str(call.get("partitionName", "")))
-    return {"upsertCount": result.count, "upsertIds": _ids(result.ids)}
+    return {"upsertCount": result.count, "upsertIds": _ids(call, result)}
 
 
 def delete(call: Call) -> dict[str, Any]:
@@ -68,7 +87,7 @@ def query(call: Call) -> list[dict[str, Any]]:
         offset=int(call.get("offset", 0)),
     )
     result = call.engine.query(call.db, request)
-    return table_to_rows(_schema(call, name), result.table)
+    return table_to_rows(_schema(call, name), result.table, int64_as_number=call.int64_as_number)
 
 
 def get(call: Call) -> list[dict[str, Any]]:
@@ -82,7 +101,7 @@ def get(call: Call) -> list[dict[str, Any]]:
         ids=ids if isinstance(ids, list) else [ids],
     )
     result = call.engine.query(call.db, request)
-    return table_to_rows(_schema(call, name), result.table)
+    return table_to_rows(_schema(call, name), result.table, int64_as_number=call.int64_as_number)
 
 
 def _search_request(
@@ -116,7 +135,7 @@ def _search_request(
     )
 
 
-def search(call: Call) -> list[dict[str, Any]]:
+def search(call: Call) -> Reply | list[Any]:
     name = str(call.required("collectionName"))
     call.required("data")
     consistency_level(call.get("consistencyLevel"))
@@ -124,10 +143,16 @@ def search(call: Call) -> list[dict[str, Any]]:
     request = _search_request(schema, name, call.body, call, dict(call.get("searchParams", {})))
     if request.limit == 0:
         return []
-    return search_hits(schema, call.engine.search(call.db, request))
+    return _hits_reply(call, schema, call.engine.search(call.db, request))
 
 
-def hybrid_search(call: Call) -> list[dict[str, Any]]:
+def _hits_reply(call: Call, schema: CollectionSchema, result: SearchResult) -> Reply:
+    """Hits of every query in one flat list; ``topks`` (top level) says how many per query."""
+    hits = search_hits(schema, result, int64_as_number=call.int64_as_number)
+    return Reply(hits, {"topks": [int(k) for k in result.topks]})
+
+
+def hybrid_search(call: Call) -> Reply:
     name = str(call.required("collectionName"))
     subs = call.required("search")
     consistency_level(call.get("consistencyLevel"))
@@ -150,7 +175,7 @@ def hybrid_search(call: Call) -> list[dict[str, Any]]:
         group_by_field=call.get("groupingField") or None,
         group_size=int(call.get("groupSize", 1)),
     )
-    return search_hits(schema, call.engine.hybrid_search(call.db, request))
+    return _hits_reply(call, schema, call.engine.hybrid_search(call.db, request))
 
 
 ENDPOINTS = (

@@ -23,7 +23,6 @@ from sheafdb.errors import (
     RestNotAuthenticated,
     RestParameterMissing,
     RestRequestNotJson,
-    SheafError,
 )
 
 DEFAULT_DB = "default"
@@ -39,6 +38,8 @@ class Call:
     db: str
     user: str | None
     headers: Mapping[str, str] = field(default_factory=dict)
+    # Accept-Type-Allow-Int64: false asks for int64 values as JSON strings (JavaScript clients).
+    int64_as_number: bool = True
 
     def required(self, key: str) -> Any:
         value = self.body.get(key)
@@ -105,6 +106,13 @@ def database_of(body: Mapping[str, Any], headers: Mapping[str, str]) -> str:
     return str(body.get("dbName") or headers.get("db-name") or DEFAULT_DB)
 
 
+def int64_as_number(headers: Mapping[str, str]) -> bool:
+    """``Accept-Type-Allow-Int64``: absent -> true (the 2.4+ server default); otherwise Go's
+    ParseBool, where anything it cannot read counts as false (Milvus ignores the parse error)."""
+    value = headers.get("accept-type-allow-int64", "").strip()
+    return not value or value in ("1", "t", "T", "true", "TRUE", "True")
+
+
 def success(result: Any, *, cost: bool) -> JSONResponse:
     content: dict[str, Any] = {"code": 0}
     if cost:
@@ -117,7 +125,7 @@ def success(result: Any, *, cost: bool) -> JSONResponse:
     return JSONResponse(content)
 
 
-def failure(err: SheafError) -> JSONResponse:
+def failure(err: Exception) -> JSONResponse:
     """Business errors are HTTP 200 with the Milvus code; only auth failures change the status."""
     status = 200
     if isinstance(err, RestNotAuthenticated):

@@ -1,7 +1,8 @@
 """The OpenAPI 3.1 document of the REST v2 API, served at ``/v2/vectordb/openapi.json``.
 
-Built from the routes table so it never lists an endpoint that does not exist; request bodies
-are described loosely (an object with the common keys), replies by the shared envelope.
+Built from the routes table so it never lists an endpoint that does not exist; each request body
+is the schema ``bodies.py`` enforces before the handler runs (so the document cannot drift from
+what the server accepts); replies by the shared envelope.
 """
 
 from __future__ import annotations
@@ -9,18 +10,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from sheafdb.api.rest.bodies import BODIES
 from sheafdb.api.rest.envelope import Endpoint
 
-_COMMON_PROPERTIES: dict[str, Any] = {
-    "dbName": {"type": "string"},
-    "collectionName": {"type": "string"},
-    "partitionName": {"type": "string"},
-    "partitionNames": {"type": "array", "items": {"type": "string"}},
-    "outputFields": {"type": "array", "items": {"type": "string"}},
-    "filter": {"type": "string"},
-    "limit": {"type": "integer", "minimum": 0},
-    "offset": {"type": "integer", "minimum": 0},
-}
+_HEADERS: list[dict[str, Any]] = [
+    {"name": "DB-Name", "in": "header", "required": False, "schema": {"type": "string"}},
+    {
+        "name": "Request-Timeout",
+        "in": "header",
+        "required": False,
+        "description": "seconds (an integer); past it the reply is HTTP 408 with code 10001",
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    },
+    {
+        "name": "Accept-Type-Allow-Int64",
+        "in": "header",
+        "required": False,
+        "description": "false: int64 values (ids, Int64 fields) are rendered as JSON strings",
+        "schema": {"type": "string", "enum": ["true", "false"]},
+    },
+]
 
 _ENVELOPE: dict[str, Any] = {
     "type": "object",
@@ -43,20 +52,10 @@ def openapi_document(endpoints: Sequence[Endpoint]) -> dict[str, Any]:
                 "operationId": spec.path.replace("/", "_"),
                 "tags": [group],
                 "summary": f"{action.replace('_', ' ')} ({group})",
-                "parameters": [
-                    {"name": "DB-Name", "in": "header", "required": False, "schema": {"type": "string"}},
-                    {
-                        "name": "Request-Timeout",
-                        "in": "header",
-                        "required": False,
-                        "schema": {"type": "string"},
-                    },
-                ],
+                "parameters": _HEADERS,
                 "requestBody": {
                     "required": True,
-                    "content": {
-                        "application/json": {"schema": {"type": "object", "properties": _COMMON_PROPERTIES}}
-                    },
+                    "content": {"application/json": {"schema": BODIES[spec.path]}},
                 },
                 "responses": {
                     "200": {

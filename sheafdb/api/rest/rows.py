@@ -38,7 +38,7 @@ def rows_to_table(schema: CollectionSchema, data: Any) -> pa.Table:
             continue
         try:
             columns[f.name] = _column(f, [row.get(f.name) for row in rows])
-        except (ValueError, TypeError, pa.ArrowException) as err:
+        except (ValueError, TypeError, OverflowError, pa.ArrowException) as err:
             raise _insert_error(f"field {f.name}: {err}") from None
     extras = [{k: v for k, v in row.items() if k not in known} for row in rows]
     if any(extras):
@@ -133,8 +133,12 @@ def query_vectors(f: FieldSchema, data: Any) -> QueryVectors:
 # -- Arrow -> JSON rows ---------------------------------------------------------------------------
 
 
-def table_to_rows(schema: CollectionSchema, table: pa.Table) -> list[dict[str, Any]]:
-    """Each row as a flat object: schema fields by name, dynamic keys merged in."""
+def table_to_rows(
+    schema: CollectionSchema, table: pa.Table, *, int64_as_number: bool = True
+) -> list[dict[str, Any]]:
+    """Each row as a flat object: schema fields by name, dynamic keys merged in.
+
+    ``int64_as_number`` False renders Int64 fields as strings (``Accept-Type-Allow-Int64``)."""
     n = table.num_rows
     rows: list[dict[str, Any]] = [{} for _ in range(n)]
     for name in table.column_names:
@@ -144,7 +148,10 @@ def table_to_rows(schema: CollectionSchema, table: pa.Table) -> list[dict[str, A
                 if text:
                     row.update(json.loads(text))
             continue
-        values = _column_values(schema.field(name), column)
+        f = schema.field(name)
+        values = _column_values(f, column)
+        if not int64_as_number and f is not None and f.dtype is DataType.INT64:
+            values = int64_texts(values)
         for row, value in zip(rows, values, strict=True):
             row[name] = value
     return rows
@@ -176,12 +183,27 @@ def _column_values(f: FieldSchema | None, column: pa.Array) -> list[Any]:
     return column.to_pylist()
 
 
-def search_hits(schema: CollectionSchema, result: SearchResult) -> list[dict[str, Any]]:
-    """All queries' hits, flattened in query order: ``{<pk>: id, "distance": score, ...fields}``."""
+def int64_texts(values: list[Any]) -> list[Any]:
+    """Int64 values as decimal strings (nulls stay null)."""
+    return [None if v is None else str(v) for v in values]
+
+
+def search_hits(
+    schema: CollectionSchema, result: SearchResult, *, int64_as_number: bool = True
+) -> list[dict[str, Any]]:
+    """All queries' hits, flattened in query order: ``{<pk>: id, "distance": score, ...fields}``.
+
+    ``result.topks`` says how many of them belong to each query (the reply's ``topks``)."""
     pk = result.primary_field.name
     ids = result.ids.to_pylist()
+    if not int64_as_number and result.primary_field.dtype is DataType.INT64:
+        ids = int64_texts(ids)
     scores = np.asarray(result.scores, dtype=np.float32).tolist()
-    hits = table_to_rows(schema, result.fields) if result.fields.num_columns else [{} for _ in ids]
+    hits = (
+        table_to_rows(schema, result.fields, int64_as_number=int64_as_number)
+        if result.fields.num_columns
+        else [{} for _ in ids]
+    )
     for hit, key, score in zip(hits, ids, scores, strict=True):
         hit[pk] = key
         hit["distance"] = score

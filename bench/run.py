@@ -1,0 +1,187 @@
+"""SheafDB side by side with Milvus Lite and bare faiss, through the same pymilvus code.
+
+One command builds seeded clustered data with exact ground truth, runs every system for each
+repeat (SheafDB and Milvus Lite as their own server processes on free loopback ports, faiss
+in-process as the floor), and writes the raw results JSON to --out and the report (ratios,
+raw medians, machine, command, two pictures) to --doc.
+
+Run (from the repository root):
+    .venv/bin/python bench/run.py [--n 100000] [--dim 128] [--repeats 3]
+        [--systems sheafdb,milvus-lite,faiss] [--out bench/out] [--doc docs/benchmarks.md]
+
+Milvus Lite runs from its own virtualenv, .bench-venv, created on first use (pass --no-install
+to skip it instead). A system that cannot run is skipped with a line saying why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+import psutil
+import pymilvus
+
+from harness.dataset import make_dataset
+from harness.faiss_floor import FaissRepeat
+from harness.milvus_workload import ServerRepeat, WorkloadSizes
+from harness.report import FAISS, LITE, SHEAF, markdown, summarize, target_checks
+from harness.servers import REPO_ROOT, ServerKind, bench_venv_python, ensure_bench_venv, has_module, import_error,
+    milvus_lite_kind, sheafdb_kind
+
+KNOWN_SYSTEMS = (SHEAF, LITE, FAISS)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=100_000, help="rows")
+    parser.add_argument("--dim", type=int, default=128, help="vector dimension")
+    parser.add_argument("--repeats", type=int, default=3, help="full runs per system (fresh server each)")
+    parser.add_argument("--systems", default="sheafdb,milvus-lite,faiss", help="comma-separated")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "out", help="raw results dir")
+    parser.add_argument("--doc", type=Path, default=REPO_ROOT / "docs" / "benchmarks.md", help="report path")
+    parser.add_argument("--notes", type=Path, help="markdown (e.g. profile summaries) appended to the report")
+    parser.add_argument("--no-install", action="store_true", help="do not create the Milvus Lite venv")
+    return parser.parse_args()
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or "unknown CPU"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cpu": cpu,
+        "cores": psutil.cpu_count(logical=True),
+        "ram_gib": psutil.virtual_memory().total / 2**30,
+        "python": platform.python_version(),
+        "faiss": faiss.__version__,
+        "pymilvus": pymilvus.__version__,
+        "faiss_omp_threads": faiss.omp_get_max_threads(),
+    }
+
+
+def resolve_systems(names: list[str], install: bool) -> tuple[dict[str, ServerKind | None], dict[str, str],
+                                                             dict[str, str]]:
+    """system -> how to run it (None for in-process faiss), notes, and skipped systems with why."""
+    kinds: dict[str, ServerKind | None] = {}
+    notes: dict[str, str] = {}
+    skipped: dict[str, str] = {}
+    for name in names:
+        if name == SHEAF:
+            error = import_error(Path(sys.executable), "sheafdb.cli")
+            if error is None:
+                kinds[name] = sheafdb_kind()
+                notes[name] = "`python -m sheafdb serve`, its own process"
+            else:
+                skipped[name] = f"sheafdb is not importable from {sys.executable}: {error}"
+        elif name == LITE:
+            python, why = ensure_bench_venv(install)
+            if python is None:
+                skipped[name] = why
+            else:
+                kinds[name] = milvus_lite_kind(python)
+                version = subprocess.run(
+                    [str(python), "-c", "import importlib.metadata as m; print(m.version('milvus-lite'))"],
+                    capture_output=True, text=True,
+                ).stdout.strip()
+                notes[name] = f"milvus-lite {version}, `python -m milvus_lite server`, its own process"
+        elif name == FAISS:
+            kinds[name] = None
+            notes[name] = f"faiss-cpu {faiss.__version__} in-process, {faiss.omp_get_max_threads()} OpenMP threads"
+        else:
+            skipped[name] = f"unknown system (known: {', '.join(KNOWN_SYSTEMS)})"
+    for name, why in skipped.items():
+        print(f"SKIP {name}: {why}", flush=True)
+    return kinds, notes, skipped
+
+
+def pictures(results_path: Path, picture_dir: Path) -> tuple[list[str], str]:
+    """Draw the pictures with whichever interpreter has matplotlib; names written, or why none."""
+    for python in (Path(sys.executable), bench_venv_python()):
+        if has_module(python, "matplotlib"):
+            script = Path(__file__).parent / "harness" / "plots.py"
+            done = subprocess.run([str(python), str(script), str(results_path), str(picture_dir)],
+                                  capture_output=True, text=True)
+            if done.returncode == 0:
+                return done.stdout.split(), ""
+            return [], f"plotting failed: {done.stderr.strip().splitlines()[-1:]}"
+    return [], "matplotlib is not installed (pip install -e '.[bench]')"
+
+
+def main() -> int:
+    args = parse_args()
+    names = [s.strip() for s in args.systems.split(",") if s.strip()]
+    command = " ".join([".venv/bin/python", "bench/run.py", *sys.argv[1:]])
+    args.out.mkdir(parents=True, exist_ok=True)
+    kinds, notes, skipped = resolve_systems(names, install=not args.no_install)
+    sizes = WorkloadSizes()
+    nq = max(sizes.latency_queries, sizes.batch_nq, sizes.sweep_queries)
+    start = time.perf_counter()
+    data = make_dataset(args.n, args.dim, nq)
+    print(f"data: {args.n} x {args.dim} with ground truth in {time.perf_counter() - start:.1f}s", flush=True)
+    results: dict[str, Any] = {
+        "command": command,
+        "machine": machine(),
+        "config": {"n": args.n, "dim": args.dim, "repeats": args.repeats, "metric": "L2", "M": 16,
+                   "efConstruction": 200},
+        "systems_run": list(kinds),
+        "system_notes": notes,
+        "skipped": skipped,
+        "raw": {name: [] for name in kinds},
+        "errors": [],
+    }
+    results_path = args.out / "results.json"
+    for repeat in range(args.repeats):
+        for name, kind in kinds.items():
+            print(f"repeat {repeat + 1}/{args.repeats}: {name} ...", flush=True)
+            began = time.perf_counter()
+            try:
+                if kind is None:
+                    raw = FaissRepeat(data, sizes, sweep=repeat == 0).run()
+                else:
+                    workdir = args.out / "work" / f"{name}-r{repeat}"
+                    shutil.rmtree(workdir, ignore_errors=True)
+                    raw = ServerRepeat(kind, data, sizes, workdir, sweep=repeat == 0).run()
+                    shutil.rmtree(workdir / "data", ignore_errors=True)  # keep the server log only
+            except Exception as exc:  # noqa: BLE001 - one failed run must not lose the others
+                print(f"ERROR {name} repeat {repeat + 1}: {exc!r}", flush=True)
+                results["errors"].append({"system": name, "repeat": repeat, "error": traceback.format_exc()})
+                continue
+            results["raw"][name].append(raw)
+            print(f"  done in {time.perf_counter() - began:.0f}s: "
+                  + ", ".join(f"{k}={v:.4g}" for k, v in list(raw["metrics"].items())[:6]), flush=True)
+            results["summary"] = {s: summarize(runs) for s, runs in results["raw"].items()}
+            results_path.write_text(json.dumps(results, indent=1, default=float))
+    results["summary"] = {s: summarize(runs) for s, runs in results["raw"].items()}
+    results_path.write_text(json.dumps(results, indent=1, default=float))
+    names_written, why_not = pictures(results_path, args.doc.parent / "benchmarks")
+    results["pictures_note"] = why_not
+    if why_not:
+        print(f"no pictures: {why_not}", flush=True)
+    if args.notes is not None:
+        results["profile_notes"] = args.notes.read_text()
+    args.doc.parent.mkdir(parents=True, exist_ok=True)
+    args.doc.write_text(markdown(results, names_written))
+    for check in target_checks(results["summary"]):
+        verdict = "n/a" if check.met is None else ("MET" if check.met else "MISSED")
+        print(f"target {verdict}: {check.text}: {check.measured}")
+    print(f"wrote {results_path} and {args.doc}")
+    return 1 if results["errors"] else 0
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    sys.exit(main())
