@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import platform
 import shutil
 import subprocess
@@ -30,19 +31,28 @@ import faiss
 import numpy as np
 import psutil
 import pymilvus
-
 from harness.dataset import make_dataset
 from harness.faiss_floor import FaissRepeat
 from harness.milvus_workload import ServerRepeat, WorkloadSizes
 from harness.report import FAISS, LITE, SHEAF, markdown, summarize, target_checks
-from harness.servers import REPO_ROOT, ServerKind, bench_venv_python, ensure_bench_venv, has_module, import_error,
-    milvus_lite_kind, sheafdb_kind
+from harness.servers import (
+    REPO_ROOT,
+    ServerKind,
+    bench_venv_python,
+    ensure_bench_venv,
+    has_module,
+    import_error,
+    milvus_lite_kind,
+    sheafdb_kind,
+)
 
 KNOWN_SYSTEMS = (SHEAF, LITE, FAISS)
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n", type=int, default=100_000, help="rows")
     parser.add_argument("--dim", type=int, default=128, help="vector dimension")
     parser.add_argument("--repeats", type=int, default=3, help="full runs per system (fresh server each)")
@@ -51,6 +61,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--doc", type=Path, default=REPO_ROOT / "docs" / "benchmarks.md", help="report path")
     parser.add_argument("--notes", type=Path, help="markdown (e.g. profile summaries) appended to the report")
     parser.add_argument("--no-install", action="store_true", help="do not create the Milvus Lite venv")
+    parser.add_argument(
+        "--render-only", action="store_true", help="rewrite the report from --out/results.json, run nothing"
+    )
     return parser.parse_args()
 
 
@@ -73,8 +86,9 @@ def machine() -> dict[str, Any]:
     }
 
 
-def resolve_systems(names: list[str], install: bool) -> tuple[dict[str, ServerKind | None], dict[str, str],
-                                                             dict[str, str]]:
+def resolve_systems(
+    names: list[str], install: bool
+) -> tuple[dict[str, ServerKind | None], dict[str, str], dict[str, str]]:
     """system -> how to run it (None for in-process faiss), notes, and skipped systems with why."""
     kinds: dict[str, ServerKind | None] = {}
     notes: dict[str, str] = {}
@@ -95,12 +109,15 @@ def resolve_systems(names: list[str], install: bool) -> tuple[dict[str, ServerKi
                 kinds[name] = milvus_lite_kind(python)
                 version = subprocess.run(
                     [str(python), "-c", "import importlib.metadata as m; print(m.version('milvus-lite'))"],
-                    capture_output=True, text=True,
+                    capture_output=True,
+                    text=True,
                 ).stdout.strip()
                 notes[name] = f"milvus-lite {version}, `python -m milvus_lite server`, its own process"
         elif name == FAISS:
             kinds[name] = None
-            notes[name] = f"faiss-cpu {faiss.__version__} in-process, {faiss.omp_get_max_threads()} OpenMP threads"
+            notes[name] = (
+                f"faiss-cpu {faiss.__version__} in-process, {faiss.omp_get_max_threads()} OpenMP threads"
+            )
         else:
             skipped[name] = f"unknown system (known: {', '.join(KNOWN_SYSTEMS)})"
     for name, why in skipped.items():
@@ -113,16 +130,41 @@ def pictures(results_path: Path, picture_dir: Path) -> tuple[list[str], str]:
     for python in (Path(sys.executable), bench_venv_python()):
         if has_module(python, "matplotlib"):
             script = Path(__file__).parent / "harness" / "plots.py"
-            done = subprocess.run([str(python), str(script), str(results_path), str(picture_dir)],
-                                  capture_output=True, text=True)
+            done = subprocess.run(
+                [str(python), str(script), str(results_path), str(picture_dir)],
+                capture_output=True,
+                text=True,
+            )
             if done.returncode == 0:
                 return done.stdout.split(), ""
             return [], f"plotting failed: {done.stderr.strip().splitlines()[-1:]}"
     return [], "matplotlib is not installed (pip install -e '.[bench]')"
 
 
+def write_report(results: dict[str, Any], results_path: Path, args: argparse.Namespace) -> None:
+    """Pictures, the markdown report and the target verdicts, from the results gathered."""
+    names_written, why_not = pictures(results_path, args.doc.parent / "benchmarks")
+    results["pictures_note"] = why_not
+    if why_not:
+        print(f"no pictures: {why_not}", flush=True)
+    if args.notes is not None:
+        results["profile_notes"] = args.notes.read_text()
+    args.doc.parent.mkdir(parents=True, exist_ok=True)
+    args.doc.write_text(markdown(results, names_written))
+    for check in target_checks(results["summary"]):
+        verdict = "n/a" if check.met is None else ("MET" if check.met else "MISSED")
+        print(f"target {verdict}: {check.text}: {check.measured}")
+    print(f"wrote {results_path} and {args.doc}")
+
+
 def main() -> int:
     args = parse_args()
+    # pymilvus logs every refused connection while a server starts; failures still raise.
+    logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
+    if args.render_only:
+        results_path = args.out / "results.json"
+        write_report(json.loads(results_path.read_text()), results_path, args)
+        return 0
     names = [s.strip() for s in args.systems.split(",") if s.strip()]
     command = " ".join([".venv/bin/python", "bench/run.py", *sys.argv[1:]])
     args.out.mkdir(parents=True, exist_ok=True)
@@ -135,8 +177,14 @@ def main() -> int:
     results: dict[str, Any] = {
         "command": command,
         "machine": machine(),
-        "config": {"n": args.n, "dim": args.dim, "repeats": args.repeats, "metric": "L2", "M": 16,
-                   "efConstruction": 200},
+        "config": {
+            "n": args.n,
+            "dim": args.dim,
+            "repeats": args.repeats,
+            "metric": "L2",
+            "M": 16,
+            "efConstruction": 200,
+        },
         "systems_run": list(kinds),
         "system_notes": notes,
         "skipped": skipped,
@@ -161,24 +209,16 @@ def main() -> int:
                 results["errors"].append({"system": name, "repeat": repeat, "error": traceback.format_exc()})
                 continue
             results["raw"][name].append(raw)
-            print(f"  done in {time.perf_counter() - began:.0f}s: "
-                  + ", ".join(f"{k}={v:.4g}" for k, v in list(raw["metrics"].items())[:6]), flush=True)
+            print(
+                f"  done in {time.perf_counter() - began:.0f}s: "
+                + ", ".join(f"{k}={v:.4g}" for k, v in list(raw["metrics"].items())[:6]),
+                flush=True,
+            )
             results["summary"] = {s: summarize(runs) for s, runs in results["raw"].items()}
             results_path.write_text(json.dumps(results, indent=1, default=float))
     results["summary"] = {s: summarize(runs) for s, runs in results["raw"].items()}
     results_path.write_text(json.dumps(results, indent=1, default=float))
-    names_written, why_not = pictures(results_path, args.doc.parent / "benchmarks")
-    results["pictures_note"] = why_not
-    if why_not:
-        print(f"no pictures: {why_not}", flush=True)
-    if args.notes is not None:
-        results["profile_notes"] = args.notes.read_text()
-    args.doc.parent.mkdir(parents=True, exist_ok=True)
-    args.doc.write_text(markdown(results, names_written))
-    for check in target_checks(results["summary"]):
-        verdict = "n/a" if check.met is None else ("MET" if check.met else "MISSED")
-        print(f"target {verdict}: {check.text}: {check.measured}")
-    print(f"wrote {results_path} and {args.doc}")
+    write_report(results, results_path, args)
     return 1 if results["errors"] else 0
 
 

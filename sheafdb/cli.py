@@ -11,21 +11,42 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
+from sheafdb.api.front import check_bind_safety
 from sheafdb.api.server import Server, ServerConfig, StartupError
+from sheafdb.errors import UnsafeBindRefused
+
+log = logging.getLogger("sheafdb")
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="sheafdb", description="A Milvus-compatible vector database.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="run the server")
+def add_serve_flags(serve: argparse.ArgumentParser) -> None:
+    """The flags of ``sheafdb serve`` (the README's flags table is checked against them)."""
     serve.add_argument("--data-dir", type=Path, default=Path("./sheafdb-data"), help="where data lives")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    serve.add_argument("--port", type=int, default=19530, help="port to listen on (0: any free port)")
-    return parser.parse_args(argv)
+    serve.add_argument("--port", type=int, default=19530, help="port for gRPC and REST (0: any free port)")
+    serve.add_argument(
+        "--auth", action="store_true", help="require a login (user root, password Milvus until changed)"
+    )
+    serve.add_argument(
+        "--insecure", action="store_true", help="allow listening on a non-loopback address without --auth"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sheafdb", description="A Milvus-compatible vector database.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    add_serve_flags(commands.add_parser("serve", help="run the server (gRPC and REST v2 on one port)"))
+    return parser
 
 
 def serve(args: argparse.Namespace) -> int:
-    server = Server(ServerConfig(data_dir=args.data_dir, host=args.host, port=args.port))
+    try:
+        check_bind_safety(args.host, auth_enabled=args.auth, insecure=args.insecure)
+    except UnsafeBindRefused as exc:
+        log.error("SheafDB will not start: %s", exc.message)
+        return 2
+    server = Server(
+        ServerConfig(data_dir=args.data_dir, host=args.host, port=args.port, auth_enabled=args.auth)
+    )
     stop_requested = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -36,17 +57,17 @@ def serve(args: argparse.Namespace) -> int:
     try:
         server.start()
     except StartupError as exc:
-        logging.getLogger("sheafdb").error("SheafDB cannot start: %s", exc)
+        log.error("SheafDB cannot start: %s", exc)
         return 2
     # The main thread only waits for a signal; stopping happens here, not in the handler.
-    while not stop_requested.wait(0.5):
+    while not stop_requested.wait(0.2):
         pass
     server.stop()
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "serve":
         return serve(args)

@@ -53,8 +53,10 @@ class FaissRepeat:
             m[f"search_p50_ms_ef{ef}"] = p50(samples)
             m[f"search_p99_ms_ef{ef}"] = p99(samples)
             m[f"recall10_ef{ef}"] = recall_at_k([f[0] for f in found], truth)
-        batches = [data.queries[(i * sizes.batch_nq) % len(data.queries) :][: sizes.batch_nq]
-                   for i in range(sizes.batches)]
+        batches = [
+            data.queries[(i * sizes.batch_nq) % len(data.queries) :][: sizes.batch_nq]
+            for i in range(sizes.batches)
+        ]
         found, samples = latencies_ms([lambda b=b: self._search(b, 64) for b in batches])
         m["batch_qps_nq100"] = sum(len(b) for b in batches) / (sum(samples) / 1e3)
         m["batch_recall10"] = recall_at_k(found[0], data.truth[: len(batches[0])])
@@ -74,5 +76,9 @@ class FaissRepeat:
         for ef in self.sizes.sweep_efs:
             found, samples = latencies_ms([lambda q=q, e=ef: self._search(q[None, :], e) for q in queries])
             self.ef_sweep.append(
-                {"ef": ef, "qps": sequential_qps(samples), "recall": recall_at_k([f[0] for f in found], truth)}
+                {
+                    "ef": ef,
+                    "qps": sequential_qps(samples),
+                    "recall": recall_at_k([f[0] for f in found], truth),
+                }
             )

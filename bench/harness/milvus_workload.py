@@ -204,12 +204,16 @@ class ServerRepeat:
         queries = data.queries[: sizes.latency_queries]
         truth = data.truth[: sizes.latency_queries]
         for ef in (64, 128):
-            found, samples = latencies_ms([lambda q=q, e=ef: self._search(client, q[None, :], e) for q in queries])
+            found, samples = latencies_ms(
+                [lambda q=q, e=ef: self._search(client, q[None, :], e) for q in queries]
+            )
             m[f"search_p50_ms_ef{ef}"] = p50(samples)
             m[f"search_p99_ms_ef{ef}"] = p99(samples)
             m[f"recall10_ef{ef}"] = recall_at_k([f[0] for f in found], truth)
-        batches = [data.queries[(i * sizes.batch_nq) % len(data.queries) :][: sizes.batch_nq]
-                   for i in range(sizes.batches)]
+        batches = [
+            data.queries[(i * sizes.batch_nq) % len(data.queries) :][: sizes.batch_nq]
+            for i in range(sizes.batches)
+        ]
         found, samples = latencies_ms([lambda b=b: self._search(client, b, 64) for b in batches])
         m["batch_qps_nq100"] = sum(len(b) for b in batches) / (sum(samples) / 1e3)
         m["batch_recall10"] = recall_at_k(found[0], data.truth[: len(batches[0])])
@@ -236,7 +240,8 @@ class ServerRepeat:
         )
         m["query_range_p50_ms"] = p50(samples)
         counts, samples = latencies_ms(
-            [lambda: client.query(COLLECTION, filter='tag == "a"', output_fields=["count(*)"])] * sizes.small_calls
+            [lambda: client.query(COLLECTION, filter='tag == "a"', output_fields=["count(*)"])]
+            * sizes.small_calls
         )
         m["count_filtered_p50_ms"] = p50(samples)
         m["count_filtered_correct"] = float(int(counts[0][0]["count(*)"]) == int((data.tags == "a").sum()))
@@ -250,9 +255,15 @@ class ServerRepeat:
         queries = self.data.queries[: self.sizes.sweep_queries]
         truth = self.data.truth[: self.sizes.sweep_queries]
         for ef in self.sizes.sweep_efs:
-            found, samples = latencies_ms([lambda q=q, e=ef: self._search(client, q[None, :], e) for q in queries])
+            found, samples = latencies_ms(
+                [lambda q=q, e=ef: self._search(client, q[None, :], e) for q in queries]
+            )
             self.ef_sweep.append(
-                {"ef": ef, "qps": sequential_qps(samples), "recall": recall_at_k([f[0] for f in found], truth)}
+                {
+                    "ef": ef,
+                    "qps": sequential_qps(samples),
+                    "recall": recall_at_k([f[0] for f in found], truth),
+                }
             )
 
     def _restart(self, client: MilvusClient, server: RunningServer) -> RunningServer:

@@ -25,15 +25,27 @@ def recall_vs_qps(results: dict[str, Any], out: Path) -> Path:
         sweep = next((r["ef_sweep"] for r in runs if r["ef_sweep"]), [])
         if not sweep:
             continue
-        ax.plot([p["recall"] for p in sweep], [p["qps"] for p in sweep], "o-", label=system,
-                color=COLOURS.get(system))
+        ax.plot(
+            [p["recall"] for p in sweep],
+            [p["qps"] for p in sweep],
+            "o-",
+            label=system,
+            color=COLOURS.get(system),
+        )
         for point in sweep:
-            ax.annotate(f"ef={point['ef']}", (point["recall"], point["qps"]), fontsize=7,
-                        textcoords="offset points", xytext=(3, 3))
+            ax.annotate(
+                f"ef={point['ef']}",
+                (point["recall"], point["qps"]),
+                fontsize=7,
+                textcoords="offset points",
+                xytext=(3, 3),
+            )
     ax.set_yscale("log")
     ax.set_xlabel("recall@10")
     ax.set_ylabel("queries per second (nq=1, one client, log scale)")
-    ax.set_title(f"Recall vs QPS, HNSW M=16 efC=200, {results['config']['n']:,} × {results['config']['dim']}-d")
+    ax.set_title(
+        f"Recall vs QPS, HNSW M=16 efC=200, {results['config']['n']:,} × {results['config']['dim']}-d"
+    )
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     path = out / "recall_vs_qps.png"
@@ -44,7 +56,9 @@ def recall_vs_qps(results: dict[str, Any], out: Path) -> Path:
 
 
 def rss_over_time(results: dict[str, Any], out: Path) -> Path:
-    traced = {s: next((r["rss_trace"] for r in runs if r["rss_trace"]), None) for s, runs in results["raw"].items()}
+    traced = {
+        s: next((r["rss_trace"] for r in runs if r["rss_trace"]), None) for s, runs in results["raw"].items()
+    }
     traced = {s: t for s, t in traced.items() if t}
     fig, axes = plt.subplots(len(traced), 1, figsize=(9, 3.2 * max(1, len(traced))), squeeze=False)
     for ax, (system, trace) in zip(axes[:, 0], traced.items(), strict=True):

@@ -31,15 +31,21 @@ def _filtered_specs() -> list[MetricSpec]:
         ("color_1pct", 'dynamic color == "green" (1%)'),
     ):
         specs.append(MetricSpec(f"filtered_p50_ms_{name}", f"filtered search p50, {label}", "ms", "lower"))
-    for name, label in (("tag_10pct", "tag 10%"), ("tag_1pct", "tag 1%"), ("color_10pct", "color 10%"),
-                        ("color_1pct", "color 1%")):
+    for name, label in (
+        ("tag_10pct", "tag 10%"),
+        ("tag_1pct", "tag 1%"),
+        ("color_10pct", "color 10%"),
+        ("color_1pct", "color 1%"),
+    ):
         specs.append(MetricSpec(f"filtered_recall10_{name}", f"filtered recall@10, {label}", "", "higher"))
     for sel in RANGE_SELECTIVITIES:
         name = range_filter_name(sel)
-        specs.append(MetricSpec(f"filtered_recall10_{name}", f"filtered recall@10, num range {sel:.1%}", "",
-                                "higher"))
-        specs.append(MetricSpec(f"filtered_p50_ms_{name}", f"filtered search p50, num range {sel:.1%}", "ms",
-                                "lower"))
+        specs.append(
+            MetricSpec(f"filtered_recall10_{name}", f"filtered recall@10, num range {sel:.1%}", "", "higher")
+        )
+        specs.append(
+            MetricSpec(f"filtered_p50_ms_{name}", f"filtered search p50, num range {sel:.1%}", "ms", "lower")
+        )
     return specs
 
 
@@ -52,7 +58,9 @@ METRICS: list[MetricSpec] = [
     MetricSpec("rss_after_load_mib", "server RSS after load", "MiB", "lower"),
     MetricSpec("rss_after_release_mib", "server RSS after release", "MiB", "lower"),
     MetricSpec("rss_after_partial_load_mib", "server RSS after partial load (pk, vector)", "MiB", "lower"),
-    MetricSpec("rss_after_partial_release_mib", "server RSS after releasing the partial load", "MiB", "lower"),
+    MetricSpec(
+        "rss_after_partial_release_mib", "server RSS after releasing the partial load", "MiB", "lower"
+    ),
     MetricSpec("release_freed_fraction", "release frees (share of what load added)", "", "higher"),
     MetricSpec("search_p50_ms_ef64", "search p50, nq=1, ef=64", "ms", "lower"),
     MetricSpec("search_p99_ms_ef64", "search p99, nq=1, ef=64", "ms", "lower"),
@@ -79,7 +87,9 @@ def summarize(repeats: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     keys = {k for r in repeats for k in r["metrics"]}
     out: dict[str, dict[str, float]] = {}
     for key in sorted(keys):
-        values = [r["metrics"][key] for r in repeats if key in r["metrics"] and not math.isnan(r["metrics"][key])]
+        values = [
+            r["metrics"][key] for r in repeats if key in r["metrics"] and not math.isnan(r["metrics"][key])
+        ]
         if values:
             out[key] = {"min": min(values), "median": statistics.median(values), "max": max(values)}
     return out
@@ -113,14 +123,22 @@ def target_checks(summary: dict[str, dict[str, dict[str, float]]]) -> list[Targe
 
     ratio_check("search p50 nq=1 ef=64 <= 1/40 of Milvus Lite", "search_p50_ms_ef64", LITE, "<=", 1 / 40)
     for name in ("tag_10pct", "tag_1pct", "color_10pct", "color_1pct"):
-        ratio_check(f"filtered search p50 ({name}) <= 1/25 of Milvus Lite", f"filtered_p50_ms_{name}", LITE,
-                    "<=", 1 / 25)
+        ratio_check(
+            f"filtered search p50 ({name}) <= 1/25 of Milvus Lite",
+            f"filtered_p50_ms_{name}",
+            LITE,
+            "<=",
+            1 / 25,
+        )
     ratio_check("batch QPS nq=100 >= 0.7 x faiss", "batch_qps_nq100", FAISS, ">=", 0.7)
     ratio_check("insert rows/s >= 3.5 x Milvus Lite", "insert_rows_per_s", LITE, ">=", 3.5)
     freed = med(SHEAF, "release_freed_fraction")
     checks.append(
-        TargetCheck("release frees >= 90% of what load added", "n/a" if freed is None else f"{freed:.1%}",
-                    None if freed is None else freed >= 0.9)
+        TargetCheck(
+            "release frees >= 90% of what load added",
+            "n/a" if freed is None else f"{freed:.1%}",
+            None if freed is None else freed >= 0.9,
+        )
     )
     return checks
 
@@ -192,13 +210,17 @@ def markdown(results: dict[str, Any], pictures: list[str]) -> str:
         ours = _median(summary, SHEAF, spec.key)
         lines.append(
             f"| {spec.label} | {spec.unit} | {spec.better or '—'} | "
-            f"{_ratio(ours, _median(summary, LITE, spec.key))} | {_ratio(ours, _median(summary, FAISS, spec.key))} | "
+            f"{_ratio(ours, _median(summary, LITE, spec.key))} | "
+            f"{_ratio(ours, _median(summary, FAISS, spec.key))} | "
             f"{_spread(summary, SHEAF, spec.key)} | {_spread(summary, LITE, spec.key)} | "
             f"{_spread(summary, FAISS, spec.key)} |"
         )
-    lines += ["", "faiss has no server: insert, flush, load, memory, query, count, get and restart rows are "
-              "blank for it; its index build is `IndexHNSWFlat.add` of all rows, and its filters are "
-              "precomputed bitmaps (the expression is not evaluated)."]
+    lines += [
+        "",
+        "faiss has no server: insert, flush, load, memory, query, count, get and restart rows are "
+        "blank for it; its index build is `IndexHNSWFlat.add` of all rows, and its filters are "
+        "precomputed bitmaps (the expression is not evaluated).",
+    ]
     lines += ["", "## Pictures", ""]
     if pictures:
         for picture in pictures:

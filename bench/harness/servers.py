@@ -131,6 +131,9 @@ class RunningServer:
         while time.perf_counter() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.kind.name} exited early; see {self.log_path}")
+            if not self._port_open():
+                time.sleep(0.02)
+                continue
             try:
                 client = MilvusClient(uri=self.uri, timeout=2.0)
                 client.list_collections(timeout=2.0)
@@ -140,6 +143,13 @@ class RunningServer:
                 time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"{self.kind.name} did not serve within {START_TIMEOUT_S}s; see {self.log_path}")
+
+    def _port_open(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                return True
+        except OSError:
+            return False
 
     def rss_bytes(self) -> int:
         """Resident memory of the server and any children it spawned."""

@@ -1,19 +1,24 @@
-"""The server process: one engine, the gRPC service on an address, clean start and stop.
+"""The server process: one engine, gRPC and REST v2 on one port, clean start and stop.
 
-``Server.start()`` opens the engine and binds gRPC; ``wait()`` blocks until ``stop()``.
-``build_grpc_server`` is separate so a front that multiplexes gRPC and REST on one port can
-host the same servicer on an address of its choosing.
+``Server.start()`` opens the engine and the credential store, binds the gRPC service on an
+internal unix socket (behind the authentication interceptor), and puts the protocol front on
+the public port: HTTP/2 connections are spliced to gRPC, HTTP/1.1 ones served in place by the
+REST app. ``wait()`` blocks until ``stop()``. ``build_grpc_server`` is separate so tests and
+other fronts can host the same servicer on an address of their choosing.
 
-Threads: gRPC runs handlers on its own pool (``max_workers``); the engine is thread-safe, so
-the server holds one lock only, ``_lock``, making ``stop()`` idempotent when a signal and the
-caller race.
+Threads: gRPC runs handlers on its own pool (``max_workers``), the front runs one event loop
+thread; the engine and the access control are thread-safe, so the server holds one lock only,
+``_lock``, making ``stop()`` idempotent when a signal and the caller race.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
+import shutil
 import socket
+import tempfile
 import threading
 from collections.abc import Sequence
 from concurrent import futures
@@ -23,13 +28,22 @@ from pathlib import Path
 import grpc
 from pymilvus.grpc_gen import milvus_pb2_grpc
 
+from sheafdb.api.auth import AuthInterceptor
+from sheafdb.api.front import FrontThread, ProtocolFront
 from sheafdb.api.grpc.servicer import MilvusServicer
+from sheafdb.api.rest.app import build_app
+from sheafdb.engine.access import AccessControl
 from sheafdb.engine.engine import Engine, EngineConfig
 
 log = logging.getLogger("sheafdb.server")
 
 # Milvus's default gRPC message limit on both directions.
 MAX_MESSAGE_BYTES = 512 * 1024 * 1024
+# sockaddr_un.sun_path holds 108 bytes including the terminating NUL.
+MAX_UNIX_SOCKET_PATH = 107
+CREDENTIALS_FILE = "credentials.db"
+GRPC_SOCKET_FILE = "grpc.sock"
+LOCK_FILE = "sheafdb.lock"
 
 
 class StartupError(Exception):
@@ -43,8 +57,10 @@ class ServerConfig:
     port: int = 19530
     max_workers: int = 16
     max_message_bytes: int = MAX_MESSAGE_BYTES
-    # Seconds in-flight calls get to finish on stop.
-    stop_grace_s: float = 1.5
+    # Seconds in-flight calls get to finish on stop (the whole stop must fit in 2 s).
+    stop_grace_s: float = 1.0
+    # Authentication and privilege checks (root / "Milvus" until changed).
+    auth_enabled: bool = False
 
 
 def build_grpc_server(
@@ -53,8 +69,11 @@ def build_grpc_server(
     max_workers: int,
     max_message_bytes: int = MAX_MESSAGE_BYTES,
     interceptors: Sequence[grpc.ServerInterceptor] = (),
+    access: AccessControl | None = None,
 ) -> grpc.Server:
-    """The MilvusService on a thread pool; ``interceptors`` (auth) run before every handler."""
+    """The MilvusService on a thread pool; ``interceptors`` (auth) run before every handler.
+
+    ``access`` serves the user / role RPCs; without it they answer "not supported"."""
     options = [
         ("grpc.max_send_message_length", max_message_bytes),
         ("grpc.max_receive_message_length", max_message_bytes),
@@ -63,7 +82,7 @@ def build_grpc_server(
     ]
     pool = futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc")
     server = grpc.server(pool, options=options, interceptors=list(interceptors))
-    milvus_pb2_grpc.add_MilvusServiceServicer_to_server(MilvusServicer(engine), server)
+    milvus_pb2_grpc.add_MilvusServiceServicer_to_server(MilvusServicer(engine, access=access), server)
     return server
 
 
@@ -84,10 +103,49 @@ def check_port_free(host: str, port: int) -> None:
     if port == 0:
         return
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        # As the front binds: a port with only TIME_WAIT leftovers of a previous run is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as exc:
             raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+
+
+def lock_data_dir(data_dir: Path) -> int:
+    """An exclusive lock on the data dir for the process's life: two servers on one data dir
+    would each replay and trim the other's logs. Returns the descriptor holding it."""
+    fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        raise StartupError(f"data dir {data_dir} is in use by another SheafDB server") from exc
+    return fd
+
+
+class InternalSocket:
+    """Where gRPC listens behind the front: ``<data dir>/grpc.sock``, or a private temporary
+    directory when that path is longer than a unix socket path may be."""
+
+    def __init__(self, data_dir: Path) -> None:
+        preferred = data_dir / GRPC_SOCKET_FILE
+        self._temp_dir: Path | None = None
+        if len(os.fsencode(preferred)) <= MAX_UNIX_SOCKET_PATH:
+            self.path = preferred
+        else:
+            self._temp_dir = Path(tempfile.mkdtemp(prefix="sheafdb-"))
+            self.path = self._temp_dir / GRPC_SOCKET_FILE
+        # A crashed run leaves its socket file behind; binding needs the name free.
+        self.path.unlink(missing_ok=True)
+
+    @property
+    def target(self) -> str:
+        return f"unix:{self.path}"
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+        if self._temp_dir is not None:
+            shutil.rmtree(self._temp_dir, ignore_errors=True)
 
 
 class Server:
@@ -95,7 +153,11 @@ class Server:
         self.config = config
         self.port = config.port
         self._engine: Engine | None = None
+        self._access: AccessControl | None = None
         self._grpc: grpc.Server | None = None
+        self._socket: InternalSocket | None = None
+        self._front: FrontThread | None = None
+        self._lock_fd: int | None = None
         self._stopped = threading.Event()
         self._lock = threading.Lock()
 
@@ -106,25 +168,49 @@ class Server:
     def start(self) -> None:
         data_dir = check_data_dir(self.config.data_dir)
         check_port_free(self.config.host, self.config.port)
+        self._lock_fd = lock_data_dir(data_dir)
         try:
             self._engine = Engine(EngineConfig(data_dir=data_dir))
+            self._access = AccessControl(data_dir / CREDENTIALS_FILE, enabled=self.config.auth_enabled)
         except Exception as exc:
+            self._release()
             raise StartupError(f"cannot open the data dir {data_dir}: {exc}") from exc
+        try:
+            self._start_grpc(data_dir)
+            self._start_front()
+        except StartupError:
+            self._release()
+            raise
+        log.info("SheafDB ready on %s (gRPC + REST)", self.address)
+
+    def _start_grpc(self, data_dir: Path) -> None:
+        assert self._engine is not None and self._access is not None
+        self._socket = InternalSocket(data_dir)
         self._grpc = build_grpc_server(
-            self._engine, max_workers=self.config.max_workers, max_message_bytes=self.config.max_message_bytes
+            self._engine,
+            max_workers=self.config.max_workers,
+            max_message_bytes=self.config.max_message_bytes,
+            interceptors=(AuthInterceptor(self._access),),
+            access=self._access,
         )
         try:
-            bound = self._grpc.add_insecure_port(f"{self.config.host}:{self.config.port}")
+            bound = self._grpc.add_insecure_port(self._socket.target)
         except RuntimeError:
             bound = 0
         if bound == 0:
-            self._engine.close()
-            raise StartupError(
-                f"cannot listen on {self.config.host}:{self.config.port}: port in use or not allowed"
-            )
-        self.port = bound
+            raise StartupError(f"cannot listen on the internal gRPC socket {self._socket.path}")
         self._grpc.start()
-        log.info("SheafDB ready on %s (gRPC)", self.address)
+
+    def _start_front(self) -> None:
+        assert self._engine is not None and self._socket is not None
+        front = ProtocolFront(self._socket.target, rest_app=build_app(self._engine, self._access))
+        self._front = FrontThread(front, self.config.host, self.config.port)
+        try:
+            self.port = self._front.start()
+        except OSError as exc:
+            raise StartupError(
+                f"cannot listen on {self.config.host}:{self.config.port}: {exc.strerror or exc}"
+            ) from exc
 
     def wait(self) -> None:
         self._stopped.wait()
@@ -134,9 +220,31 @@ class Server:
         with self._lock:
             if self._stopped.is_set():
                 return
-            if self._grpc is not None:
-                self._grpc.stop(self.config.stop_grace_s).wait()
-            if self._engine is not None:
-                self._engine.close()
+            self._release()
             self._stopped.set()
             log.info("SheafDB stopped")
+
+    def _release(self) -> None:
+        """gRPC, then the front, then the stores: each part stops before what it calls into.
+
+        gRPC goes first because its graceful stop (GOAWAY, then in-flight calls finishing)
+        reaches clients through the front's spliced connections: with the front stopped
+        first nobody relays it and the stop always lasts the whole grace."""
+        if self._grpc is not None:
+            self._grpc.stop(self.config.stop_grace_s).wait()
+            self._grpc = None
+        if self._front is not None:
+            self._front.stop()
+            self._front = None
+        if self._socket is not None:
+            self._socket.remove()
+            self._socket = None
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
+        if self._access is not None:
+            self._access.close()
+            self._access = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None

@@ -21,7 +21,7 @@ from dataclasses import replace
 import pyarrow as pa
 
 from sheafdb.engine.growing import GrowingCapture, GrowingData
-from sheafdb.engine.snapshot import DataEvent, DataSnapshot, SealedSegment, SegmentIndexFile
+from sheafdb.engine.snapshot import DataEvent, DataSnapshot, DeleteFile, SealedSegment, SegmentIndexFile
 from sheafdb.schema import TIMESTAMP_COLUMN, CollectionSchema, FieldSchema
 from sheafdb.storage.records import CollectionRecord, IndexRecord
 from sheafdb.storage.wal import WriteAheadLog
@@ -66,6 +66,21 @@ class WriteGate:
                 self._cond.notify_all()
 
 
+# The log record of a truncate (no rows): everything logged or sealed before it is gone.
+TRUNCATE_KIND = "truncate"
+
+# An upsert on an auto_id collection stores new ids in the rows and the keys it replaces here
+# (Milvus: the given keys are deleted, the rows get generated ones). Absent: the rows' own keys.
+REPLACED_PK_COLUMN = "__replaced_pk"
+
+
+def split_upsert(schema: CollectionSchema, batch: pa.Table) -> tuple[pa.ChunkedArray, pa.Table]:
+    """An upsert record's two halves: the primary keys it deletes, and the rows it inserts."""
+    if REPLACED_PK_COLUMN in batch.column_names:
+        return batch.column(REPLACED_PK_COLUMN), batch.drop_columns([REPLACED_PK_COLUMN])
+    return batch.column(schema.primary_field.name), batch
+
+
 def delete_schema(schema: CollectionSchema) -> pa.Schema:
     return pa.schema(
         [pa.field("pk", schema.primary_field.arrow_type()), pa.field(TIMESTAMP_COLUMN, pa.uint64())]
@@ -83,6 +98,7 @@ class Collection:
         wal: WriteAheadLog,
         sealed: tuple[SealedSegment, ...] = (),
         sealed_deletes: tuple[pa.Table, ...] = (),
+        delete_files: tuple[DeleteFile, ...] = (),
     ) -> None:
         self.collection_id = record.collection_id
         self.db_name = record.db_name
@@ -96,10 +112,15 @@ class Collection:
         self._indexes = tuple(indexes)
         self._sealed = tuple(sealed)
         self._sealed_deletes = list(sealed_deletes)
+        # The catalog's deletes segments (their tables are in _sealed_deletes).
+        self._delete_files = tuple(delete_files)
         self._growing = GrowingData(record.schema.arrow_schema(), delete_schema(record.schema))
         self._deletes_cache: pa.Table | None = None
         self._listeners: list[Listener] = []
         self._max_ts = 0
+        # Set (under seal_lock) when the collection is dropped: a seal or compaction that gets
+        # the lock afterwards must not write files nobody will ever name.
+        self.dropped = False
 
     # -- metadata ---------------------------------------------------------------------------
     @property
@@ -148,8 +169,11 @@ class Collection:
     def apply(self, kind: str, partition_id: int, lsn: int, timestamp: int, batch: pa.Table) -> None:
         """Apply a logged record to the growing data (also used by recovery)."""
         with self._lock:
+            if kind == "upsert":
+                pks, batch = split_upsert(self.schema, batch)
+            elif kind == "delete":
+                pks = batch.column("pk")
             if kind in ("delete", "upsert"):
-                pks = batch.column("pk" if kind == "delete" else self.schema.primary_field.name)
                 stamps = pa.repeat(pa.scalar(timestamp, pa.uint64()), len(pks))
                 deletes = pa.Table.from_arrays(
                     [pks.combine_chunks(), stamps], schema=self._growing.delete_schema
@@ -170,15 +194,34 @@ class Collection:
         with self._gate.exclusive(), self._lock:
             return self._growing.capture()
 
-    def install_sealed(self, segments: tuple[SealedSegment, ...], capture: GrowingCapture) -> None:
-        """Swap captured growing data for the sealed segments written from it, in one step."""
+    def install_sealed(
+        self,
+        segments: tuple[SealedSegment, ...],
+        capture: GrowingCapture,
+        deletes_file: DeleteFile | None,
+    ) -> None:
+        """Swap captured growing data for the segments written from it, in one step."""
         with self._lock:
             self._sealed = (*self._sealed, *segments)
             self._growing.remove_up_to(capture.lsn)
             if capture.deletes is not None:
                 self._sealed_deletes.append(capture.deletes)
+            if deletes_file is not None:
+                self._delete_files = (*self._delete_files, deletes_file)
             self._deletes_cache = None
-        self._notify(DataEvent("sealed", self.collection_id, added=segments))
+        if segments:
+            self._notify(DataEvent("sealed", self.collection_id, added=segments))
+
+    @property
+    def delete_files(self) -> tuple[DeleteFile, ...]:
+        with self._lock:
+            return self._delete_files
+
+    def replace_delete_files(self, old: tuple[DeleteFile, ...], new: DeleteFile) -> None:
+        """Compaction merged deletes segments (same deletes, fewer files): bookkeeping only."""
+        old_ids = {d.segment_id for d in old}
+        with self._lock:
+            self._delete_files = (*(d for d in self._delete_files if d.segment_id not in old_ids), new)
 
     def install_index(self, segment_id: int, index_file: SegmentIndexFile) -> bool:
         """Record a built index on a sealed segment; False if the segment is gone (compacted)."""
@@ -219,15 +262,26 @@ class Collection:
             self._growing.drop_partition(partition_id)
         return gone
 
-    def clear_data(self) -> tuple[SealedSegment, ...]:
-        """Truncate: every row and delete goes; returns the sealed segments that left."""
-        with self._gate.exclusive(), self._lock:
-            gone = self._sealed
-            self._sealed = ()
+    def clear_data(self, timestamp: int) -> tuple[tuple[SealedSegment, ...], tuple[DeleteFile, ...], int]:
+        """Truncate: log a "truncate" record (so a crash before the catalog forgets the
+        segments still truncates: recovery.py), then drop every row and delete. Returns the
+        segments and deletes files that left, and the record's lsn (trim up to it, no further)."""
+        with self._gate.exclusive():
+            lsn = self.wal.append(TRUNCATE_KIND, 0, timestamp, pa.table({}))
+            gone, gone_deletes = self.forget_all()
+            with self._lock:
+                self._growing.note_lsn(lsn)
+        return gone, gone_deletes, lsn
+
+    def forget_all(self) -> tuple[tuple[SealedSegment, ...], tuple[DeleteFile, ...]]:
+        """Every row and delete goes from memory (a truncate, or its replay at recovery)."""
+        with self._lock:
+            gone, gone_deletes = self._sealed, self._delete_files
+            self._sealed, self._delete_files = (), ()
             self._sealed_deletes.clear()
             self._growing.clear()
             self._deletes_cache = None
-        return gone
+        return gone, gone_deletes
 
     def note_lsn(self, lsn: int) -> None:
         """Recovery: a log record was read (applied or skipped); a seal may trim up to it."""

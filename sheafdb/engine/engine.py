@@ -22,11 +22,14 @@ from pathlib import Path
 import pyarrow as pa
 
 from sheafdb.engine import index_ddl
+from sheafdb.engine.auto_compaction import BackgroundCompactor
 from sheafdb.engine.collection import Collection
 from sheafdb.engine.compaction import Compactor
+from sheafdb.engine.data_removal import DataRemoval
 from sheafdb.engine.ddl_rules import check_added_field, check_name, partition_names, prepare_schema
 from sheafdb.engine.index_builds import IndexBuilder
 from sheafdb.engine.load_manager import LoadManager
+from sheafdb.engine.load_requests import LoadRequests, partition_id
 from sheafdb.engine.memory import MemoryAccountant
 from sheafdb.engine.models import (
     AliasInfo,
@@ -44,10 +47,11 @@ from sheafdb.engine.models import (
     SearchRequest,
     SearchResult,
 )
+from sheafdb.engine.orphans import remove_orphans
 from sheafdb.engine.recovery import open_collection, wal_directory
-from sheafdb.engine.sealing import Sealer, delete_files_when_unused
+from sheafdb.engine.row_counts import keys_in_partition, visible_row_count
+from sheafdb.engine.sealing import Sealer
 from sheafdb.engine.snapshot import SealedSegment
-from sheafdb.engine.visibility import latest_deletes, visible_rows
 from sheafdb.engine.writes import Writer
 from sheafdb.errors import (
     AliasNotFound,
@@ -57,16 +61,13 @@ from sheafdb.errors import (
     IndexNotFound,
     InvalidDatabaseName,
     ParameterInvalid,
-    PartitionNotFound,
-    SheafError,
     UnexpectedError,
     invalid,
 )
-from sheafdb.schema import TIMESTAMP_COLUMN, CollectionSchema, FieldSchema
+from sheafdb.schema import CollectionSchema, FieldSchema
 from sheafdb.storage.catalog import SqliteCatalog
 from sheafdb.storage.object_store import LocalStore
-from sheafdb.storage.records import DEFAULT_PARTITION, DroppedData, LoadConfigRecord
-from sheafdb.storage.segment_files import read_column
+from sheafdb.storage.records import DEFAULT_PARTITION
 from sheafdb.storage.timestamps import TimestampOracle
 from sheafdb.storage.wal import WriteAheadLog
 
@@ -88,6 +89,11 @@ class EngineConfig:
     fsync: bool = True
     # Reload collections that were loaded before a restart, in the background.
     restore_loads: bool = True
+    # Background compaction: a partition with this many small segments (or as many deletes
+    # segments) is compacted; looked at after each seal and every interval seconds.
+    # None turns the background thread off (compact() still works).
+    compaction_min_segments: int | None = 4
+    compaction_interval_s: float = 30.0
 
 
 class Engine:
@@ -101,6 +107,7 @@ class Engine:
         self._loads = LoadManager(self._accountant, self._store)
         self._ddl_lock = threading.RLock()
         self._collections: dict[int, Collection] = {}
+        remove_orphans(self._store, self._catalog, self._data_dir / "wal")
         floor = self._catalog.max_timestamp()
         for record in self._catalog.list_collections():
             recovered = open_collection(
@@ -112,22 +119,36 @@ class Engine:
         self._builder = IndexBuilder(self._store, self._catalog)
         self._sealer = Sealer(self._store, self._catalog, on_sealed=self._after_seal)
         self._compactor = Compactor(self._store, self._catalog, self._builder)
+        self._removal = DataRemoval(self._store, self._catalog, self._oracle)
         self._writer = Writer(
             self._oracle,
-            floor,
+            self._catalog.allocate_ids,
             config.seal_bytes,
             seal=self._sealer.seal,
             is_loaded=self._loads.is_loaded,
             query=lambda coll, req: self._loads.query(coll, req).table,
+            keys_in_partition=lambda coll, pid, keys: keys_in_partition(self._store, coll, pid, keys),
         )
+        self._load_requests = LoadRequests(self._catalog, self._loads)
         # Segments sealed before a crash whose index builds never finished.
         for coll in self._collections.values():
             self._builder.submit(coll, coll.snapshot().sealed, coll.indexes)
         if config.restore_loads:
-            self._restore_loads()
+            self._load_requests.restore(self._collections)
+        self._background: BackgroundCompactor | None = None
+        if config.compaction_min_segments is not None:
+            self._background = BackgroundCompactor(
+                self._compactor,
+                self._open_collections,
+                seal_bytes=config.seal_bytes,
+                min_segments=config.compaction_min_segments,
+                interval=config.compaction_interval_s,
+            )
 
     def close(self) -> None:
         """Finish in-flight writes, close the write-ahead logs, stop background work."""
+        if self._background is not None:
+            self._background.close()
         self._builder.close()
         with self._ddl_lock:
             for coll in self._collections.values():
@@ -135,33 +156,14 @@ class Engine:
         self._catalog.close()
 
     # -- helpers ----------------------------------------------------------------------------
-    def _restore_loads(self) -> None:
-        for config in self._catalog.list_load_configs():
-            coll = self._collections.get(config.collection_id)
-            if coll is None:
-                continue
-            threading.Thread(
-                target=self._restore_one,
-                args=(coll, config),
-                daemon=True,
-                name=f"restore-load-{coll.collection_id}",
-            ).start()
-
-    def _restore_one(self, coll: Collection, config: LoadConfigRecord) -> None:
-        try:
-            self._loads.load(
-                coll,
-                partitions=config.partitions or None,
-                load_fields=config.load_fields,
-                skip_load_dynamic_field=config.skip_load_dynamic_field,
-                replica_number=config.replica_number,
-                refresh=False,
-            )
-        except SheafError:
-            log.exception("could not restore the load of collection %s", coll.name)
-
     def _after_seal(self, coll: Collection, segments: tuple[SealedSegment, ...]) -> None:
         self._builder.submit(coll, segments, coll.indexes)
+        if self._background is not None:
+            self._background.poke()
+
+    def _open_collections(self) -> list[Collection]:
+        with self._ddl_lock:
+            return list(self._collections.values())
 
     def _resolve(self, db: str, name: str) -> Collection:
         record = self._catalog.resolve_collection(db, name)
@@ -169,20 +171,6 @@ class Engine:
         if coll is None:
             raise CollectionNotFound.named(db, name)
         return coll
-
-    def _partition_id(self, coll: Collection, partition: str) -> int:
-        pid = coll.partitions.get(partition)
-        if pid is None:
-            raise PartitionNotFound(f"partition not found[partition={partition}]")
-        return pid
-
-    def _discard(self, dropped: DroppedData, segments: tuple[SealedSegment, ...] = ()) -> None:
-        """Files of removed segments go once nothing uses them; dropped index files at once."""
-        for seg in segments:
-            delete_files_when_unused(self._store, seg)
-        for index_file in dropped.segment_indexes:
-            if not any(s.segment_id == index_file.segment_id for s in segments):
-                self._store.delete(index_file.path)
 
     # -- databases --------------------------------------------------------------------------
     def create_database(self, name: str, properties: Mapping[str, str] | None = None) -> None:
@@ -269,12 +257,8 @@ class Engine:
             except CollectionNotFound:
                 return  # Milvus: dropping a missing collection succeeds
             self._loads.forget(coll)
-            self._catalog.drop_collection(coll.collection_id)
+            self._removal.drop_collection(coll, wal_directory(self._data_dir, coll.collection_id))
             del self._collections[coll.collection_id]
-            coll.wal.close()
-            shutil.rmtree(wal_directory(self._data_dir, coll.collection_id), ignore_errors=True)
-            for seg in coll.snapshot().sealed:
-                delete_files_when_unused(self._store, seg)
 
     def has_collection(self, db: str, name: str) -> bool:
         try:
@@ -314,20 +298,7 @@ class Engine:
 
     def truncate_collection(self, db: str, name: str) -> None:
         with self._ddl_lock:
-            coll = self._resolve(db, name)
-            with coll.seal_lock:
-                lsn = coll.last_lsn()
-                old = coll.snapshot().sealed
-                dropped = (
-                    self._catalog.replace_segments([s.segment_id for s in old], None)
-                    if old
-                    else DroppedData()
-                )
-                gone = coll.clear_data()
-                coll.wal.trim(max(lsn, coll.last_lsn()))
-                self._catalog.note_timestamp(self._oracle.next())
-            coll.replace_sealed(gone, (), "compacted")
-            self._discard(dropped, gone)
+            self._removal.truncate(self._resolve(db, name))
 
     def alter_collection_properties(self, db: str, name: str, properties: Mapping[str, str]) -> None:
         with self._ddl_lock:
@@ -383,28 +354,7 @@ class Engine:
             coll.add_field(record, new_field)
 
     def collection_row_count(self, db: str, name: str) -> int:
-        coll = self._resolve(db, name)
-        return self._visible_rows(coll, None)
-
-    def _visible_rows(self, coll: Collection, partition_id: int | None) -> int:
-        """Rows not hidden by a delete (reads the primary key and timestamp columns)."""
-        snap = coll.snapshot()
-        latest = latest_deletes(snap.deletes)
-        pk = coll.schema.primary_field.name
-        total = 0
-        for seg in snap.sealed:
-            if partition_id is None or seg.partition_id == partition_id:
-                table = pa.table(
-                    {
-                        pk: read_column(self._store, seg.columns[pk].path),
-                        TIMESTAMP_COLUMN: read_column(self._store, seg.columns[TIMESTAMP_COLUMN].path),
-                    }
-                )
-                total += visible_rows(table, pk, latest).num_rows
-        for pid, table in snap.growing.items():
-            if partition_id is None or pid == partition_id:
-                total += visible_rows(table, pk, latest).num_rows
-        return total
+        return visible_row_count(self._store, self._resolve(db, name))
 
     # -- partitions -------------------------------------------------------------------------
     def create_partition(self, db: str, collection: str, partition: str) -> None:
@@ -437,11 +387,7 @@ class Engine:
                 raise UnexpectedError(
                     "partition cannot be dropped, partition is loaded, please release it first"
                 )
-            with coll.seal_lock:
-                dropped = self._catalog.drop_partition(pid)
-                gone = coll.drop_partition(pid)
-            coll.replace_sealed(gone, (), "compacted")
-            self._discard(dropped, gone)
+            self._removal.drop_partition(coll, pid)
 
     def has_partition(self, db: str, collection: str, partition: str) -> bool:
         return partition in self._resolve(db, collection).partitions
@@ -455,7 +401,7 @@ class Engine:
 
     def partition_row_count(self, db: str, collection: str, partition: str) -> int:
         coll = self._resolve(db, collection)
-        return self._visible_rows(coll, self._partition_id(coll, partition))
+        return visible_row_count(self._store, coll, partition_id(coll, partition))
 
     # -- indexes ----------------------------------------------------------------------------
     def create_index(
@@ -499,7 +445,7 @@ class Engine:
             for index in found:
                 dropped = self._catalog.drop_index(index.index_id)
                 coll.forget_index(index.field_name)
-                self._discard(dropped)
+                self._removal.discard(dropped)
             coll.set_indexes(tuple(self._catalog.list_indexes(coll.collection_id)))
 
     def alter_index(
@@ -593,7 +539,7 @@ class Engine:
         """Block until no index build is queued or running (tests, benchmarks)."""
         return self._builder.wait_idle(timeout)
 
-    # -- load / release ---------------------------------------------------------------------
+    # -- load / release (load_requests.py) -------------------------------------------------
     def load_collection(
         self,
         db: str,
@@ -605,25 +551,13 @@ class Engine:
         refresh: bool = False,
     ) -> None:
         """Validate and start a background load; returns once the load is accepted."""
-        coll = self._resolve(db, collection)
-        self._loads.load(
-            coll,
-            partitions=None,
-            load_fields=tuple(load_fields),
+        self._load_requests.load_collection(
+            self._resolve(db, collection),
+            load_fields=load_fields,
             skip_load_dynamic_field=skip_load_dynamic_field,
             replica_number=replica_number,
             refresh=refresh,
         )
-        if not refresh:
-            self._catalog.set_load_config(
-                LoadConfigRecord(
-                    coll.collection_id,
-                    (),
-                    tuple(load_fields),
-                    skip_load_dynamic_field,
-                    max(replica_number, 1),
-                )
-            )
 
     def load_partitions(
         self,
@@ -636,73 +570,31 @@ class Engine:
         replica_number: int = 1,
         refresh: bool = False,
     ) -> None:
-        coll = self._resolve(db, collection)
-        for name in partitions:
-            self._partition_id(coll, name)
-        self._loads.load(
-            coll,
-            partitions=tuple(partitions),
-            load_fields=tuple(load_fields),
+        self._load_requests.load_partitions(
+            self._resolve(db, collection),
+            partitions,
+            load_fields=load_fields,
             skip_load_dynamic_field=skip_load_dynamic_field,
             replica_number=replica_number,
             refresh=refresh,
         )
-        previous = self._catalog.get_load_config(coll.collection_id)
-        if previous is not None and not previous.partitions:
-            return  # the whole collection is already the persisted load
-        names = tuple(dict.fromkeys((*(previous.partitions if previous else ()), *partitions)))
-        self._catalog.set_load_config(
-            LoadConfigRecord(
-                coll.collection_id, names, tuple(load_fields), skip_load_dynamic_field, max(replica_number, 1)
-            )
-        )
 
     def release_collection(self, db: str, collection: str) -> int:
         """Returns the bytes given back."""
-        coll = self._resolve(db, collection)
-        freed = self._loads.release(coll)
-        self._catalog.clear_load_config(coll.collection_id)
-        return freed
+        return self._load_requests.release_collection(self._resolve(db, collection))
 
     def release_partitions(self, db: str, collection: str, partitions: Sequence[str]) -> int:
-        coll = self._resolve(db, collection)
-        if not partitions:
-            raise invalid("partitions should not be empty")
-        for name in partitions:
-            self._partition_id(coll, name)
-        freed = self._loads.release(coll, tuple(partitions))
-        previous = self._catalog.get_load_config(coll.collection_id)
-        if previous is not None:
-            loaded = previous.partitions or tuple(coll.partitions)
-            left = tuple(p for p in loaded if p not in set(partitions))
-            if left:
-                self._catalog.set_load_config(
-                    LoadConfigRecord(
-                        coll.collection_id,
-                        left,
-                        previous.load_fields,
-                        previous.skip_load_dynamic_field,
-                        previous.replica_number,
-                    )
-                )
-            else:
-                self._catalog.clear_load_config(coll.collection_id)
-        return freed
+        return self._load_requests.release_partitions(self._resolve(db, collection), partitions)
 
     def get_load_state(self, db: str, collection: str, partitions: Sequence[str] = ()) -> LoadState:
         try:
             coll = self._resolve(db, collection)
         except CollectionNotFound:
             return LoadState.NOT_EXIST
-        for name in partitions:
-            self._partition_id(coll, name)
-        return self._loads.state(coll, tuple(partitions))
+        return self._load_requests.state(coll, partitions)
 
     def get_loading_progress(self, db: str, collection: str, partitions: Sequence[str] = ()) -> LoadProgress:
-        coll = self._resolve(db, collection)
-        for name in partitions:
-            self._partition_id(coll, name)
-        return self._loads.progress(coll, tuple(partitions))
+        return self._load_requests.progress(self._resolve(db, collection), partitions)
 
     # -- reads ------------------------------------------------------------------------------
     def search(self, db: str, request: SearchRequest) -> SearchResult:

@@ -2,11 +2,15 @@
 
 Sealed segments come from the catalog (with their built indexes and delete files). The
 write-ahead log is then replayed into the growing data, record by record:
-- rows of a partition only past the largest ``wal_lsn`` among that partition's segments
-  (smaller lsns are already in a sealed segment);
+- rows of a partition only past the largest ``wal_lsn`` among that partition's *row* segments
+  (smaller lsns are already in a sealed segment; a deletes segment says nothing about rows);
 - deletes only past the largest ``wal_lsn`` among segments that carry a deletes file
   (the seal that wrote that file captured every delete logged up to its lsn);
-- records of partitions that no longer exist are skipped (dropped partition).
+- an upsert record is both: its delete half and its row half are judged separately, so an
+  upsert whose deletes were sealed but whose rows were not gets only its rows back;
+- records of partitions that no longer exist are skipped (dropped partition);
+- a "truncate" record drops everything before it: the growing data replayed so far, and the
+  sealed segments if the catalog still lists them (the truncate died before forgetting them).
 So a crash anywhere in a seal (see sealing.py) neither loses nor doubles a row.
 """
 
@@ -17,9 +21,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from sheafdb.engine.collection import Collection
-from sheafdb.engine.sealing import segment_from_record
-from sheafdb.engine.snapshot import SealedSegment, SegmentIndexFile
+from sheafdb.engine.collection import TRUNCATE_KIND, Collection, split_upsert
+from sheafdb.engine.sealing import delete_file_from_record, is_deletes_segment, segment_from_record
+from sheafdb.engine.snapshot import DeleteFile, SealedSegment, SegmentIndexFile
 from sheafdb.storage.catalog import Catalog
 from sheafdb.storage.object_store import ObjectStore
 from sheafdb.storage.records import CollectionRecord
@@ -54,21 +58,32 @@ def open_collection(
     records = catalog.list_segments(cid)
     sealed: list[SealedSegment] = []
     sealed_deletes: list[pa.Table] = []
+    delete_files: list[DeleteFile] = []
     rows_after: dict[int, int] = {}
     deletes_after = 0
     max_ts = 0
     for seg in records:
-        sealed.append(segment_from_record(seg, built.get(seg.segment_id, {})))
-        rows_after[seg.partition_id] = max(rows_after.get(seg.partition_id, 0), seg.wal_lsn)
         max_ts = max(max_ts, seg.max_ts)
         if seg.deletes_path is not None:
-            sealed_deletes.append(read_deletes(store, seg.deletes_path))
+            deletes = read_deletes(store, seg.deletes_path)
+            sealed_deletes.append(deletes)
             deletes_after = max(deletes_after, seg.wal_lsn)
+            if is_deletes_segment(seg):
+                delete_files.append(delete_file_from_record(seg, deletes))
+                continue
+        sealed.append(segment_from_record(seg, built.get(seg.segment_id, {})))
+        rows_after[seg.partition_id] = max(rows_after.get(seg.partition_id, 0), seg.wal_lsn)
     wal = WriteAheadLog(wal_directory(data_dir, cid), fsync=fsync)
-    coll = Collection(record, partitions, indexes, wal, tuple(sealed), tuple(sealed_deletes))
+    coll = Collection(
+        record, partitions, indexes, wal, tuple(sealed), tuple(sealed_deletes), tuple(delete_files)
+    )
     known = set(partitions.values())
     for rec in wal.replay():
         max_ts = max(max_ts, rec.timestamp)
+        if rec.kind == TRUNCATE_KIND:
+            _finish_truncate(coll, catalog, store)
+            coll.note_lsn(rec.lsn)
+            continue
         if rec.kind in ("delete", "upsert") and rec.lsn > deletes_after:
             coll.apply(
                 "delete", rec.partition_id, rec.lsn, rec.timestamp, _delete_batch(coll, rec.kind, rec.batch)
@@ -78,13 +93,23 @@ def open_collection(
             and rec.partition_id in known
             and rec.lsn > rows_after.get(rec.partition_id, 0)
         ):
-            coll.apply("insert", rec.partition_id, rec.lsn, rec.timestamp, rec.batch)
+            rows = split_upsert(coll.schema, rec.batch)[1] if rec.kind == "upsert" else rec.batch
+            coll.apply("insert", rec.partition_id, rec.lsn, rec.timestamp, rows)
         coll.note_lsn(rec.lsn)
     coll.note_timestamp(max_ts)
     return Recovered(coll, max_ts)
 
 
+def _finish_truncate(coll: Collection, catalog: Catalog, store: ObjectStore) -> None:
+    gone, gone_deletes = coll.forget_all()
+    old = [*(s.segment_id for s in gone), *(d.segment_id for d in gone_deletes)]
+    if old:
+        catalog.replace_segments(old, None)
+    for directory in [*(s.directory for s in gone), *(d.directory for d in gone_deletes)]:
+        store.delete_prefix(directory)  # nothing has read them yet
+
+
 def _delete_batch(coll: Collection, kind: str, batch: pa.Table) -> pa.Table:
     if kind == "delete":
         return batch
-    return pa.table({"pk": batch.column(coll.schema.primary_field.name)})
+    return pa.table({"pk": split_upsert(coll.schema, batch)[0]})

@@ -15,6 +15,8 @@ segment" in the anchor partition (see ``DeleteFile``). The order makes a crash a
 Recovery (recovery.py) replays a partition's rows only past the largest ``wal_lsn`` of that
 partition's *row* segments, and deletes only past the largest ``wal_lsn`` of a segment holding
 deletes, so a crash between any two steps neither loses nor doubles a row or a delete.
+"""
+
 from __future__ import annotations
 
 import weakref
@@ -113,6 +115,8 @@ class Sealer:
     def seal(self, coll: Collection) -> tuple[SealedSegment, ...]:
         """Seal every growing row and delete of ``coll``; returns the new row segments."""
         with coll.seal_lock:
+            if coll.dropped:
+                return ()
             capture = coll.capture_growing()
             if not capture.rows and capture.deletes is None:
                 return ()

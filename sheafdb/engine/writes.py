@@ -4,13 +4,17 @@ validate the whole batch (write_validation) -> allocate one timestamp (and auto 
 rows to partitions (the partition key's hash) -> log each partition's record durably and apply
 it (Collection.write) -> seal if the growing data passed ``seal_bytes``.
 
-Lock: ``_id_lock`` guards ``_next_id`` (auto ids). Everything else is the collection's.
+Auto ids come from blocks reserved in the catalog (``allocate_ids``: one durable counter), so
+an id is never issued twice, across restarts and wall-clock steps alike; a block's unused
+rest is skipped after a restart (ids are unique, not dense, as in Milvus).
+
+Lock: ``_id_lock`` guards the reserved block (``_next_id`` .. ``_id_end``). Everything else is
+the collection's.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 import zlib
 from collections.abc import Callable, Mapping
 
@@ -18,40 +22,49 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sheafdb.engine.collection import Collection
+from sheafdb.engine.collection import REPLACED_PK_COLUMN, Collection
 from sheafdb.engine.models import MutationResult, QueryRequest
 from sheafdb.engine.write_validation import prepare_rows, with_timestamp
 from sheafdb.errors import CollectionNotLoaded, PartitionNotFound, invalid
 from sheafdb.expr import compile_filter
 from sheafdb.schema import TIMESTAMP_COLUMN, DataType
 from sheafdb.storage.records import DEFAULT_PARTITION
-from sheafdb.storage.timestamps import TimestampOracle, compose
+from sheafdb.storage.timestamps import TimestampOracle
+
+# Auto ids reserved per catalog transaction (one fsync per block, not per insert).
+ID_BLOCK = 1 << 16
 
 
 class Writer:
     def __init__(
         self,
         oracle: TimestampOracle,
-        id_floor: int,
+        reserve_ids: Callable[[int], range],
         seal_bytes: int,
         seal: Callable[[Collection], object],
         is_loaded: Callable[[Collection], bool],
         query: Callable[[Collection, QueryRequest], pa.Table],
+        keys_in_partition: Callable[[Collection, int, pa.Array], pa.Array],
     ) -> None:
         self._oracle = oracle
+        self._reserve_ids = reserve_ids
         self._seal_bytes = seal_bytes
         self._seal = seal
         self._is_loaded = is_loaded
         self._query = query
+        self._keys_in_partition = keys_in_partition
         self._id_lock = threading.Lock()
-        # Auto ids follow the hybrid-timestamp layout (like Milvus's), above every id issued
-        # before a restart: the floor is the newest persisted timestamp.
-        self._next_id = id_floor + 1
+        self._next_id = 0
+        self._id_end = 0
 
     def allocate_ids(self, count: int) -> pa.Array:
         with self._id_lock:
-            first = max(self._next_id, compose(int(time.time() * 1000), 0))
-            self._next_id = first + count
+            if self._id_end - self._next_id < count:
+                # Durable before any id of the block is used: a restart resumes past it.
+                block = self._reserve_ids(max(count, ID_BLOCK))
+                self._next_id, self._id_end = block.start, block.stop
+            first = self._next_id
+            self._next_id += count
         return pa.array(np.arange(first, first + count, dtype=np.int64))
 
     def insert(self, coll: Collection, data: pa.Table, partition: str) -> MutationResult:
@@ -66,8 +79,18 @@ class Writer:
         schema = coll.schema
         fixed_partition = self._target_partition(coll, partition)
         rows = prepare_rows(schema, data, primary_keys_given=upsert, generate_ids=self.allocate_ids)
+        replaced = None
+        pk = schema.primary_field
+        if upsert and pk.auto_id:
+            # Milvus (2.4+): an upsert on an auto_id collection deletes the given keys and
+            # inserts the rows under newly generated ones, which it returns.
+            replaced = rows.column(pk.name)
+            position = rows.schema.get_field_index(pk.name)
+            rows = rows.set_column(position, rows.schema.field(position), self.allocate_ids(rows.num_rows))
         ts = self._oracle.next()
         stamped = with_timestamp(rows, ts)
+        if replaced is not None:
+            stamped = stamped.append_column(REPLACED_PK_COLUMN, replaced)
         kind = "upsert" if upsert else "insert"
         for partition_id, part in self._route(coll, stamped, fixed_partition):
             coll.write(kind, partition_id, ts, part)
@@ -104,9 +127,16 @@ class Writer:
                 self._query(coll, request).column(pk_field.name).combine_chunks().cast(pk_field.arrow_type())
             )
         pks = pc.unique(pks)
+        doomed = pks
+        if partition_id is not None and partition and keys is not None:
+            # Deletes hide a key everywhere: scoped to a partition (Milvus semantics), only the
+            # keys that partition holds are deleted. (A general filter already queried only it.)
+            doomed = self._keys_in_partition(coll, partition_id, pks)
         ts = self._oracle.next()
-        if len(pks):
-            batch = pa.table({"pk": pks, TIMESTAMP_COLUMN: pa.repeat(pa.scalar(ts, pa.uint64()), len(pks))})
+        if len(doomed):
+            batch = pa.table(
+                {"pk": doomed, TIMESTAMP_COLUMN: pa.repeat(pa.scalar(ts, pa.uint64()), len(doomed))}
+            )
             coll.write("delete", partition_id, ts, batch)
             self._maybe_seal(coll)
         return MutationResult(ids=pks, count=len(pks), timestamp=ts)

@@ -1,7 +1,8 @@
-"""One real server for the whole session: ``python -m sheafdb serve`` on a free port.
+"""One real server for the whole session: ``python -m sheafdb serve --auth`` on a free port.
 
 The server is a subprocess (the real CLI, the real engine, a temporary data dir); tests talk
-to it only through the real pymilvus ``MilvusClient``. It is stopped with SIGTERM by its PID.
+to it only through the real clients (pymilvus ``MilvusClient`` as root, the acceptance
+scripts, HTTP for REST). It is stopped with SIGTERM by its PID.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pymilvus import MilvusClient
 
 READY_TEXT = "SheafDB ready on"
 START_TIMEOUT_S = 30.0
+ROOT_TOKEN = "root:Milvus"
 
 
 def free_port() -> int:
@@ -28,10 +30,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(data_dir: Path, port: int, log_path: Path) -> subprocess.Popen[bytes]:
+def start_server(
+    data_dir: Path, port: int, log_path: Path, *, auth: bool = True, extra: tuple[str, ...] = ()
+) -> subprocess.Popen[bytes]:
     log_file = log_path.open("wb")
+    command = [sys.executable, "-m", "sheafdb", "serve", "--data-dir", str(data_dir), "--port", str(port)]
     return subprocess.Popen(
-        [sys.executable, "-m", "sheafdb", "serve", "--data-dir", str(data_dir), "--port", str(port)],
+        [*command, *(["--auth"] if auth else []), *extra],
         stdout=log_file,
         stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -74,4 +79,4 @@ def server_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def client(server_uri: str) -> MilvusClient:
-    return MilvusClient(uri=server_uri)
+    return MilvusClient(uri=server_uri, token=ROOT_TOKEN)

@@ -8,6 +8,8 @@ import uuid
 import pytest
 from pymilvus import DataType, MilvusClient, MilvusException
 
+from .conftest import ROOT_TOKEN
+
 
 def unique(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:8]}"
@@ -112,7 +114,7 @@ def test_aliases(client: MilvusClient) -> None:
 
 def test_databases(server_uri: str) -> None:
     db = unique("db")
-    admin = MilvusClient(uri=server_uri)
+    admin = MilvusClient(uri=server_uri, token=ROOT_TOKEN)
     admin.create_database(db)
     assert db in admin.list_databases() and "default" in admin.list_databases()
     assert admin.describe_database(db)["name"] == db

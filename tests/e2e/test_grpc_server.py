@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import sys
@@ -19,7 +20,7 @@ def test_sigterm_stops_the_server_cleanly(tmp_path: Path) -> None:
     assert stop_server(process) == 0
     log = log_path.read_text()
     assert log.count("SheafDB ready on 127.0.0.1:") == 1
-    assert "(gRPC)" in log and "Traceback" not in log
+    assert "(gRPC + REST)" in log and "Traceback" not in log
 
 
 def test_a_taken_port_is_refused_with_a_clear_message(tmp_path: Path) -> None:
@@ -52,3 +53,41 @@ def test_an_unusable_data_dir_is_refused(tmp_path: Path) -> None:
 
 def test_version_and_health(client: MilvusClient) -> None:
     assert client.get_server_version().startswith("v2.")
+
+
+def test_a_public_address_without_auth_is_refused(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sheafdb",
+            "serve",
+            "--data-dir",
+            str(tmp_path),
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "refusing to listen on 0.0.0.0 with authentication off" in result.stderr
+    assert not (tmp_path / "catalog.db").exists()  # refused before anything was opened
+
+
+def test_sigint_stops_a_server_without_auth(tmp_path: Path) -> None:
+    log_path = tmp_path / "server.log"
+    process = start_server(tmp_path / "data", free_port(), log_path, auth=False)
+    wait_ready(process, log_path)
+    assert MilvusClient(uri=f"http://127.0.0.1:{_port_of(log_path)}").list_collections() == []
+    process.send_signal(signal.SIGINT)
+    assert process.wait(10) == 0
+    assert "SheafDB stopped" in log_path.read_text()
+
+
+def _port_of(log_path: Path) -> int:
+    line = next(line for line in log_path.read_text().splitlines() if "SheafDB ready on" in line)
+    return int(line.split("SheafDB ready on 127.0.0.1:", 1)[1].split()[0])

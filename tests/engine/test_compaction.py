@@ -7,7 +7,7 @@ from sheafdb.engine.engine import Engine
 
 
 def test_compaction_merges_and_drops_deleted_rows(open_engine: Callable[..., Engine], kit) -> None:
-    e = open_engine()
+    e = open_engine(compaction_min_segments=None)
     e.create_collection("default", "c", kit.basic_schema())
     for start in range(0, 40, 10):
         e.insert("default", "c", kit.make_rows(range(start, start + 10)))

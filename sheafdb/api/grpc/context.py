@@ -6,6 +6,7 @@ import time
 
 import grpc
 
+from sheafdb.engine.access import AccessControl
 from sheafdb.engine.engine import Engine
 
 DEFAULT_DATABASE = "default"
@@ -30,7 +31,9 @@ def wall_clock_timestamp() -> int:
 
 
 class RpcBase:
-    """Shared state of the handler mixins. The engine is thread-safe; handlers hold no locks."""
+    """Shared state of the handler mixins. The engine and the access control are thread-safe;
+    handlers hold no locks. ``access`` is None when the server keeps no credential store."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, access: AccessControl | None = None) -> None:
         self.engine = engine
+        self.access = access

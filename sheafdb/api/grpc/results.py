@@ -65,14 +65,28 @@ def search_results(
     data.topks.extend(result.topks.astype(np.int64).tolist())
     data.ids.CopyFrom(ids_proto(result.ids))
     data.MergeFromString(packed_field(4, np.asarray(result.scores, dtype=np.float32)))
-    data.fields_data.extend(columns_proto(schema, result.fields))
-    data.output_fields.extend(result.output_fields)
+    fields, output_fields = with_primary_key(result)
+    data.fields_data.extend(columns_proto(schema, fields))
+    data.output_fields.extend(output_fields)
     if result.group_by_values is not None and group_by_field:
         field = schema.field(group_by_field) or _computed_field(group_by_field, result.group_by_values.type)
         data.group_by_field_value.CopyFrom(arrow_to_field_data(field, result.group_by_values))
     return milvus_pb2.SearchResults(
         status=success(), results=data, collection_name=collection, session_ts=session_ts
     )
+
+
+def with_primary_key(result: SearchResult) -> tuple[pa.Table, tuple[str, ...]]:
+    """Milvus 2.6 returns the primary key among the output fields of every search; the Node
+    SDK takes a hit's key from there (pymilvus uses ``ids``)."""
+    key = result.primary_field.name
+    if key in result.fields.column_names:
+        return result.fields, result.output_fields
+    if result.fields.num_columns == 0:
+        fields = pa.table({key: result.ids})
+    else:
+        fields = result.fields.append_column(key, result.ids)
+    return fields, (*result.output_fields, key)
 
 
 def empty_search_results(nq: int, primary: FieldSchema, collection: str) -> milvus_pb2.SearchResults:

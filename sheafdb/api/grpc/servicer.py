@@ -1,13 +1,14 @@
 """The MilvusService servicer: the handler groups on pymilvus's generated base class.
 
 Every RPC handler is guarded (no exception escapes, see ``guard``); every RPC none of the
-groups handles answers "<Rpc> is not supported by SheafDB". Users and roles come with auth.
+groups handles answers "<Rpc> is not supported by SheafDB".
 """
 
 from __future__ import annotations
 
 from pymilvus.grpc_gen import milvus_pb2_grpc
 
+from sheafdb.api.grpc.access_rpcs import AccessRpcs
 from sheafdb.api.grpc.catalog_rpcs import CatalogRpcs
 from sheafdb.api.grpc.data_rpcs import DataRpcs
 from sheafdb.api.grpc.guard import complete_service
@@ -15,5 +16,6 @@ from sheafdb.api.grpc.load_rpcs import LoadRpcs
 
 
 @complete_service
-class MilvusServicer(CatalogRpcs, DataRpcs, LoadRpcs, milvus_pb2_grpc.MilvusServiceServicer):
-    """Holds only the engine (thread-safe); handlers run on the gRPC thread pool, lock-free."""
+class MilvusServicer(AccessRpcs, CatalogRpcs, DataRpcs, LoadRpcs, milvus_pb2_grpc.MilvusServiceServicer):
+    """Holds the engine and the access control (both thread-safe); handlers run on the gRPC
+    thread pool, lock-free."""

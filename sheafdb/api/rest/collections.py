@@ -1,4 +1,12 @@
-"""``/v2/vectordb/collections/*``."""
+"""``/v2/vectordb/collections/*``.
+
+Load: Milvus's REST ``load`` returns as soon as the load is accepted; SheafDB's waits (up to
+``LOAD_WAIT_SECONDS``, or the client's ``Request-Timeout``) for the background load to finish,
+so that the seed's ``load`` then ``get_load_state`` reads ``LoadStateLoaded`` / 100 every time
+instead of racing the loader. ``get_load_state`` never pretends: it reports the engine's state
+and its real progress (loaded bytes / planned bytes), so a load started elsewhere (gRPC, a
+restart restoring loads, a load whose wait ran out) shows ``LoadStateLoading`` with 0..99.
+"""
 
 from __future__ import annotations
 
@@ -17,8 +25,7 @@ from sheafdb.api.rest.schema_json import (
 from sheafdb.engine.models import LoadState
 from sheafdb.errors import CollectionNotFound, IndexNotFound, RestParameterMissing, SheafError
 
-# REST load waits for the background load so that get_load_state right after reads Loaded;
-# this bounds the wait (the client's Request-Timeout, when given, bounds it further).
+# Bounds the wait of load / refresh_load / create (the client's Request-Timeout bounds it further).
 LOAD_WAIT_SECONDS = 30.0
 _LOAD_POLL_SECONDS = 0.01
 

@@ -26,7 +26,7 @@ from sheafdb.engine.models import (
     SearchResult,
 )
 from sheafdb.errors import invalid
-from sheafdb.schema import CollectionSchema
+from sheafdb.schema import CollectionSchema, DataType
 
 DEFAULT_LIMIT = 100
 
@@ -93,15 +93,27 @@ def query(call: Call) -> list[dict[str, Any]]:
 def get(call: Call) -> list[dict[str, Any]]:
     name = str(call.required("collectionName"))
     consistency_level(call.get("consistencyLevel"))
-    ids = call.required("id")
+    schema = _schema(call, name)
     request = QueryRequest(
         collection=name,
         output_fields=_output_fields(call),
         partition_names=call.names("partitionNames"),
-        ids=ids if isinstance(ids, list) else [ids],
+        ids=_primary_keys(schema, call.required("id")),
     )
     result = call.engine.query(call.db, request)
-    return table_to_rows(_schema(call, name), result.table, int64_as_number=call.int64_as_number)
+    return table_to_rows(schema, result.table, int64_as_number=call.int64_as_number)
+
+
+def _primary_keys(schema: CollectionSchema, value: Any) -> list[Any]:
+    """``id`` as the primary key's type: Int64 keys may come as strings (what a client that
+    asked for int64-as-string got back from insert)."""
+    ids = value if isinstance(value, list) else [value]
+    if schema.primary_field.dtype is not DataType.INT64:
+        return ids
+    try:
+        return [i if isinstance(i, int) and not isinstance(i, bool) else int(str(i), 10) for i in ids]
+    except ValueError:
+        raise invalid(f"id {ids} does not match the Int64 primary key") from None
 
 
 def _search_request(

@@ -66,7 +66,9 @@ class ServedApp:
     """The REST app on a real engine, served by uvicorn on a free loopback port in a thread."""
 
     def __init__(self, data_dir: Path, *, auth: bool) -> None:
-        self.engine = Engine(EngineConfig(data_dir=data_dir / "data", fsync=False, memory_budget_bytes=256 << 20))
+        self.engine = Engine(
+            EngineConfig(data_dir=data_dir / "data", fsync=False, memory_budget_bytes=256 << 20)
+        )
         self.access = AccessControl(data_dir / "credentials.db", enabled=auth)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

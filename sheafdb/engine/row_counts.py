@@ -1,0 +1,55 @@
+"""Visible rows straight from a collection's data, loaded or not: counts and primary keys.
+
+Reads only the primary key and ``__ts`` columns of the sealed segments (memory-mapped) plus the
+growing tables, and applies the delete rule (visibility.py). Used for row counts (statistics)
+and to scope a delete by primary keys to one partition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sheafdb.engine.collection import Collection
+from sheafdb.engine.visibility import latest_deletes, visible_rows
+from sheafdb.schema import TIMESTAMP_COLUMN
+from sheafdb.storage.object_store import ObjectStore
+from sheafdb.storage.segment_files import read_column
+
+
+def _visible_key_tables(store: ObjectStore, coll: Collection, partition_id: int | None) -> Iterator[pa.Table]:
+    snap = coll.snapshot()
+    latest = latest_deletes(snap.deletes)
+    pk = coll.schema.primary_field.name
+    for seg in snap.sealed:
+        if partition_id is None or seg.partition_id == partition_id:
+            table = pa.table(
+                {
+                    pk: read_column(store, seg.columns[pk].path),
+                    TIMESTAMP_COLUMN: read_column(store, seg.columns[TIMESTAMP_COLUMN].path),
+                }
+            )
+            yield visible_rows(table, pk, latest)
+    for pid, table in snap.growing.items():
+        if partition_id is None or pid == partition_id:
+            yield visible_rows(table.select([pk, TIMESTAMP_COLUMN]), pk, latest)
+
+
+def visible_row_count(store: ObjectStore, coll: Collection, partition_id: int | None = None) -> int:
+    """Rows not hidden by a delete, in one partition or (None) the whole collection."""
+    return sum(t.num_rows for t in _visible_key_tables(store, coll, partition_id))
+
+
+def keys_in_partition(store: ObjectStore, coll: Collection, partition_id: int, keys: pa.Array) -> pa.Array:
+    """The subset of ``keys`` that a visible row of the partition carries."""
+    pk = coll.schema.primary_field.name
+    present = [
+        pc.filter(keys, pc.is_in(keys, value_set=t.column(pk).combine_chunks()))
+        for t in _visible_key_tables(store, coll, partition_id)
+        if t.num_rows
+    ]
+    if not present:
+        return keys.slice(0, 0)
+    return pc.unique(pa.concat_arrays(present))

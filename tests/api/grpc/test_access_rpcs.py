@@ -1,0 +1,44 @@
+"""The pure rules of the user / role handlers (the RPCs themselves run in tests/e2e/test_access.py)."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sheafdb.api.grpc.access_rpcs import decode_password, v2_grant_target
+from sheafdb.errors import ParameterInvalid
+
+
+@given(st.text(min_size=0, max_size=64))
+def test_passwords_round_trip_through_base64(password: str) -> None:
+    assert decode_password(base64.b64encode(password.encode()).decode()) == password
+
+
+def test_a_password_that_is_not_base64_is_refused() -> None:
+    with pytest.raises(ParameterInvalid, match="decode password fail"):
+        decode_password("not base64!")
+
+
+@pytest.mark.parametrize(
+    ("privilege", "expected"),
+    [
+        ("Load", ("Collection", "db1", "books")),
+        ("CollectionReadWrite", ("Collection", "db1", "books")),
+        ("ShowCollections", ("Global", "db1", "*")),
+        ("DatabaseAdmin", ("Global", "db1", "*")),
+        ("CreateDatabase", ("Global", "*", "*")),
+        ("ClusterReadOnly", ("Global", "*", "*")),
+        ("my_custom_group", ("Collection", "db1", "books")),
+    ],
+)
+def test_v2_grants_take_their_object_from_the_privilege_level(
+    privilege: str, expected: tuple[str, ...]
+) -> None:
+    assert v2_grant_target(privilege, "db1", "books") == expected
+
+
+def test_v2_collection_grant_without_a_collection_covers_all() -> None:
+    assert v2_grant_target("Search", "default", "") == ("Collection", "default", "*")
