@@ -116,7 +116,8 @@ class AuthInterceptor(grpc.ServerInterceptor):
 
 def _object_name(request: Any, operation: str, user: str) -> str:
     if operation in ("UpdateCredential", "SelectUser"):
+        # A SelectUser that names nobody lists every user: that is not "your own account".
         return str(
-            getattr(request, "username", "") or getattr(getattr(request, "user", None), "name", "") or user
+            getattr(request, "username", "") or getattr(getattr(request, "user", None), "name", "") or "*"
         )
     return str(getattr(request, "collection_name", "") or "*")

@@ -162,6 +162,29 @@ BUILTIN_GROUPS: Mapping[str, frozenset[str]] = {
     ),
 }  # fmt: skip
 
+
+def _level(tier: str) -> frozenset[str]:
+    """The privileges and built-in groups of one level: ``Collection``, ``Database``, ``Cluster``."""
+    groups = [name for name in BUILTIN_GROUPS if name.startswith(tier)]
+    return frozenset(groups).union(*(BUILTIN_GROUPS[name] for name in groups))
+
+
+_COLLECTION_LEVEL = _level("Collection")
+_DATABASE_LEVEL = _level("Database")
+_CLUSTER_LEVEL = _level("Cluster")
+
+
+def grant_target_v2(privilege: str, db: str, collection: str) -> tuple[str, str, str]:
+    """(object type, database, object name) of a ``grant_privilege_v2``, which names no object
+    type: the privilege's level decides it (Milvus's rule). Custom groups and ``*`` apply per
+    collection."""
+    if privilege in _DATABASE_LEVEL:
+        return GLOBAL, db, "*"
+    if privilege in _CLUSTER_LEVEL:
+        return GLOBAL, "*", "*"
+    return COLLECTION, db, collection or "*"
+
+
 # What every user may do through the implicit ``public`` role (as Milvus's default).
 _PUBLIC_PRIVILEGES = frozenset({"DescribeCollection", "ShowCollections", "IndexDetail"})
 _ALL = frozenset({"*", "All", "PrivilegeAll"})

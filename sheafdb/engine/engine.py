@@ -6,8 +6,8 @@ none). Collection names may be aliases. Errors are ``sheafdb.errors`` exceptions
 
 Locks: ``_ddl_lock`` serialises every metadata change (collections, partitions, indexes,
 aliases, databases) and guards ``_collections``; writes and reads take no engine lock, only
-the collection's own (see collection.py). Background threads: index builds (index_builds.py)
-and load restores after a start.
+the collection's own (see collection.py). Background threads: index builds (index_builds.py),
+compaction (auto_compaction.py) and load restores after a start (load_requests.py).
 """
 
 from __future__ import annotations
@@ -117,6 +117,7 @@ class Engine:
             floor = max(floor, recovered.max_timestamp)
         self._oracle = TimestampOracle(floor)
         self._builder = IndexBuilder(self._store, self._catalog)
+        self._background: BackgroundCompactor | None = None  # set last: seals may poke it
         self._sealer = Sealer(self._store, self._catalog, on_sealed=self._after_seal)
         self._compactor = Compactor(self._store, self._catalog, self._builder)
         self._removal = DataRemoval(self._store, self._catalog, self._oracle)
@@ -135,7 +136,6 @@ class Engine:
             self._builder.submit(coll, coll.snapshot().sealed, coll.indexes)
         if config.restore_loads:
             self._load_requests.restore(self._collections)
-        self._background: BackgroundCompactor | None = None
         if config.compaction_min_segments is not None:
             self._background = BackgroundCompactor(
                 self._compactor,

@@ -37,6 +37,15 @@ class GrowingData:
     max_ts: int = 0
 
     def add_rows(self, partition_id: int, lsn: int, rows: pa.Table, timestamp: int) -> None:
+        if rows.schema.names != self.row_schema.names:
+            # Logged before add_collection_field and replayed after it: the new field is null.
+            rows = pa.Table.from_arrays(
+                [
+                    rows.column(f.name) if f.name in rows.schema.names else pa.nulls(rows.num_rows, f.type)
+                    for f in self.row_schema
+                ],
+                schema=self.row_schema,
+            )
         if rows.num_rows:
             self._rows.setdefault(partition_id, []).append((lsn, rows))
             self.nbytes += rows.nbytes

@@ -7,7 +7,15 @@ numpy bool mask. ``JsonColumn`` lets the owner of a loaded segment parse its JSO
 from __future__ import annotations
 
 from sheafdb.expr.filter import Filter, compile_filter
-from sheafdb.expr.json_column import JsonColumn
+from sheafdb.expr.json_column import ChainedJsonColumn, JsonColumn, JsonProjections
 from sheafdb.expr.plan import JsonPath, JsonView
 
-__all__ = ["Filter", "JsonColumn", "JsonPath", "JsonView", "compile_filter"]
+__all__ = [
+    "ChainedJsonColumn",
+    "Filter",
+    "JsonColumn",
+    "JsonProjections",
+    "JsonPath",
+    "JsonView",
+    "compile_filter",
+]

@@ -11,7 +11,7 @@ import pyarrow as pa
 from sheafdb.errors import UnexpectedError
 from sheafdb.expr import plan
 from sheafdb.expr.evaluate import evaluate_plan
-from sheafdb.expr.json_column import JsonColumn
+from sheafdb.expr.json_column import JsonColumn, JsonProjections
 from sheafdb.expr.planner import PlannedFilter, plan_filter
 from sheafdb.expr.syntax import parse
 from sheafdb.schema import CollectionSchema
@@ -46,7 +46,9 @@ class Filter:
         """True when the filter keeps every row without reading anything (no filter)."""
         return self.predicate == plan.Constant(True)
 
-    def evaluate(self, table: pa.Table, json_columns: Mapping[str, JsonColumn] | None = None) -> np.ndarray:
+    def evaluate(
+        self, table: pa.Table, json_columns: Mapping[str, JsonProjections] | None = None
+    ) -> np.ndarray:
         """The rows the filter keeps, as a numpy bool mask of ``table.num_rows``.
 
         ``table`` holds the fields the filter reads and ``"$meta"`` when it reads dynamic
@@ -55,7 +57,7 @@ class Filter:
         """
         views: dict[tuple[str, plan.JsonPath, plan.JsonView], pa.Array] = {}
         for column, wanted in self.json_views.items():
-            prepared = (json_columns or {}).get(column)
+            prepared: JsonProjections | None = (json_columns or {}).get(column)
             if prepared is None:
                 prepared = JsonColumn(_json_text(table, column))
             elif len(prepared) != table.num_rows:

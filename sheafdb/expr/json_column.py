@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
 
 import pyarrow as pa
 
+from sheafdb.expr.json_arrow import MIN_ARROW_ROWS, project_with_arrow, split_views
 from sheafdb.expr.plan import JsonPath, JsonView
 
 # Stands for "no value at this path" (distinct from JSON null, which is None).
@@ -28,6 +29,15 @@ _MISSING = object()
 _EXACT_FLOAT_LIMIT = 2**53
 
 ViewKey = tuple[JsonPath, JsonView]
+
+
+class JsonProjections(Protocol):
+    """What ``Filter.evaluate`` needs of a prepared JSON column (a JsonColumn or several chained)."""
+
+    def __len__(self) -> int: ...
+    @property
+    def nbytes(self) -> int: ...
+    def views(self, wanted: Iterable[ViewKey]) -> Mapping[ViewKey, pa.Array]: ...
 
 
 class JsonColumn:
@@ -59,6 +69,29 @@ class JsonColumn:
             return {key: self._views[key] for key in wanted}
 
 
+class ChainedJsonColumn:
+    """One JSON column made of immutable pieces, each prepared once (a growing table's batches).
+
+    A new batch adds a piece; the pieces already parsed are reused, so appending rows never
+    re-parses old ones. Views are the pieces' views concatenated (vectorised, no parsing).
+    """
+
+    def __init__(self, pieces: Sequence[JsonColumn]) -> None:
+        self._pieces = tuple(pieces)
+
+    def __len__(self) -> int:
+        return sum(len(piece) for piece in self._pieces)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(piece.nbytes for piece in self._pieces)
+
+    def views(self, wanted: Iterable[ViewKey]) -> Mapping[ViewKey, pa.Array]:
+        wanted = list(wanted)
+        per_piece = [piece.views(wanted) for piece in self._pieces]
+        return {key: pa.concat_arrays([views[key] for views in per_piece]) for key in wanted}
+
+
 def element_token(value: object) -> str:
     """A JSON value as a type-tagged string, so list membership is one string comparison.
 
@@ -81,6 +114,20 @@ def element_token(value: object) -> str:
 
 
 def _project(text: pa.Array, keys: list[ViewKey]) -> dict[ViewKey, pa.Array]:
+    out: dict[ViewKey, pa.Array] = {}
+    if len(text) >= MIN_ARROW_ROWS:
+        fast, keys = split_views(keys)
+        projected = project_with_arrow(text, fast) if fast else {}
+        if projected is None:
+            keys = [*fast, *keys]  # Arrow refused (mixed types): every key goes through json.loads
+        else:
+            out.update(projected)
+    if keys:
+        out.update(_project_in_python(text, keys))
+    return out
+
+
+def _project_in_python(text: pa.Array, keys: list[ViewKey]) -> dict[ViewKey, pa.Array]:
     documents = [_load(s) for s in text.to_pylist()]
     by_path: dict[JsonPath, list[Any]] = {}
     out: dict[ViewKey, pa.Array] = {}

@@ -94,3 +94,14 @@ def test_disabled_access_passes_everything(tmp_path):
     server.stop(None)
     control.close()
     assert reply.version == "echo:None"
+
+
+def test_select_user_naming_nobody_needs_the_privilege(stub, access):
+    access.create_user("alice", "secret-1")
+    alice = _metadata("alice:secret-1")
+    # Naming herself passes the interceptor (the echo server then does not implement it) ...
+    own = milvus_pb2.SelectUserRequest(user=milvus_pb2.UserEntity(name="alice"))
+    assert _code(lambda: stub.SelectUser(own, metadata=alice))[0] is grpc.StatusCode.UNIMPLEMENTED
+    # ... naming nobody would list every user and their roles: denied.
+    everyone = milvus_pb2.SelectUserRequest(include_role_info=True)
+    assert _code(lambda: stub.SelectUser(everyone, metadata=alice))[0] is grpc.StatusCode.PERMISSION_DENIED

@@ -11,6 +11,7 @@ import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from sheafdb.engine import crash_points
@@ -155,7 +156,8 @@ def test_crash_inside_a_truncate(tmp_path: Path, open_engine: Callable[..., Engi
     engine = open_engine(compaction_min_segments=None)
     assert kit.visible_ids(engine, "c") == []
     assert _unregistered_files(engine) == []
-    engine.insert("default", "c", kit.make_rows([0, 1]))
+    vectors = pa.FixedSizeListArray.from_arrays(pa.array([0.5] * 8, pa.float32()), 4)
+    engine.insert("default", "c", pa.table({"id": pa.array([0, 1], pa.int64()), "vec": vectors}))
     engine.close()
     assert kit.visible_ids(open_engine(compaction_min_segments=None), "c") == [0, 1]
 

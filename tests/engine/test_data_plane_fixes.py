@@ -9,6 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from sheafdb.engine.engine import Engine
+from sheafdb.schema import DataType, FieldSchema
 
 
 def test_deletes_survive_dropping_the_partition_sealed_with_them(
@@ -139,3 +140,20 @@ def test_background_compaction_merges_small_segments_and_stops_on_close(
     thread = e._background._thread if e._background is not None else None
     e.close()
     assert thread is not None and not thread.is_alive()
+
+
+def test_restart_replays_rows_logged_before_a_field_was_added(
+    open_engine: Callable[..., Engine], kit
+) -> None:
+    e = open_engine(compaction_min_segments=None)
+    e.create_collection("default", "c", kit.basic_schema())
+    e.insert("default", "c", kit.make_rows(range(5)))
+    e.add_collection_field("default", "c", FieldSchema("extra", DataType.INT64, nullable=True))
+    e.insert("default", "c", kit.make_rows(range(5, 8)))
+    e.close()
+    e2 = open_engine(compaction_min_segments=None)
+    table = kit.visible_table(e2, "default", "c")
+    assert sorted(table.column("id").to_pylist()) == list(range(8))
+    assert table.column("extra").null_count == 8
+    e2.flush("default", ["c"])
+    assert kit.visible_ids(e2, "c") == list(range(8))

@@ -33,6 +33,7 @@ DRIVER = textwrap.dedent(
         FieldSchema("vec", DataType.FLOAT_VECTOR, dim=4),
     ))
     engine.create_collection("default", "c", schema)
+    engine.create_partition("default", "c", "p1")  # seals then span two partitions
 
     def rows(ids):
         vec = rng.random((len(ids), 4), dtype=np.float32).ravel()
@@ -51,13 +52,13 @@ DRIVER = textwrap.dedent(
             ids = list(range(next_id, next_id + int(rng.integers(1, 30))))
             next_id += len(ids)
             say("begin-insert", ids)
-            engine.insert("default", "c", rows(ids))
+            engine.insert("default", "c", rows(ids), partition=str(rng.choice(["", "p1"])))
             mine.extend(ids)
             say("insert", ids)
         elif op < 7:
             ids = sorted(set(int(i) for i in rng.choice(mine, size=min(5, len(mine)), replace=False)))
             say("begin-upsert", ids)
-            engine.upsert("default", "c", rows(ids))
+            engine.upsert("default", "c", rows(ids), partition=str(rng.choice(["", "p1"])))
             say("upsert", ids)
         elif op < 9:
             ids = sorted(set(int(i) for i in rng.choice(mine, size=min(3, len(mine)), replace=False)))

@@ -19,7 +19,7 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2
 from sheafdb.api.auth import current_user
 from sheafdb.api.grpc.context import RpcBase, database_of
 from sheafdb.api.status import success
-from sheafdb.engine.access import BUILTIN_GROUPS, COLLECTION, GLOBAL, USER, AccessControl
+from sheafdb.engine.access import BUILTIN_GROUPS, COLLECTION, GLOBAL, USER, AccessControl, grant_target_v2
 from sheafdb.errors import ParameterInvalid, UnexpectedError, Unsupported, invalid
 
 if TYPE_CHECKING:
@@ -30,34 +30,11 @@ ROLE_NOT_FOUND = "not found the role, maybe the role isn't existed or internal s
 ROLE_HAS_PRIVILEGES = "fail to drop the role that it has privileges. Use REVOKE API to revoke privileges"
 
 
-# grant_privilege_v2 names no object type: the privilege's level decides it (Milvus's rule).
-def _level(tier: str) -> frozenset[str]:
-    """The privileges and built-in groups of one level: ``Collection``, ``Database``, ``Cluster``."""
-    groups = [name for name in BUILTIN_GROUPS if name.startswith(tier)]
-    return frozenset(groups).union(*(BUILTIN_GROUPS[name] for name in groups))
-
-
-_COLLECTION_LEVEL = _level("Collection")
-_DATABASE_LEVEL = _level("Database")
-_CLUSTER_LEVEL = _level("Cluster")
-
-
 def decode_password(encoded: str) -> str:
     try:
         return base64.b64decode(encoded, validate=True).decode()
     except (binascii.Error, UnicodeDecodeError) as exc:
         raise invalid("decode password fail") from exc
-
-
-def v2_grant_target(privilege: str, db: str, collection: str) -> tuple[str, str, str]:
-    """(object type, database, object name) of a grant_privilege_v2 of ``privilege``."""
-    if privilege in _COLLECTION_LEVEL:
-        return COLLECTION, db, collection or "*"
-    if privilege in _DATABASE_LEVEL:
-        return GLOBAL, db, "*"
-    if privilege in _CLUSTER_LEVEL:
-        return GLOBAL, "*", "*"
-    return COLLECTION, db, collection or "*"  # custom groups and "*" apply per collection
 
 
 def _grant_entity(grant: Grant) -> milvus_pb2.GrantEntity:
@@ -221,7 +198,7 @@ class AccessRpcs(RpcBase):
         self, request: milvus_pb2.OperatePrivilegeV2Request, context: grpc.ServicerContext
     ) -> common_pb2.Status:
         privilege = request.grantor.privilege.name
-        object_type, db, object_name = v2_grant_target(
+        object_type, db, object_name = grant_target_v2(
             privilege, database_of(context, request.db_name), request.collection_name
         )
         self._operate(request.type, request.role.name, object_type, object_name, privilege, db)

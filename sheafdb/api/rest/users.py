@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sheafdb.api.rest.envelope import Call, Endpoint
-from sheafdb.engine.access import COLLECTION, GLOBAL, OPERATIONS, AccessControl
+from sheafdb.engine.access import AccessControl, grant_target_v2
 from sheafdb.errors import Unsupported
 
 
@@ -101,27 +101,19 @@ def revoke_privilege(call: Call) -> dict[str, Any]:
     return {}
 
 
-def _v2_object(privilege: str, collection: str) -> tuple[str, str]:
-    """grant_privilege_v2 names no object type: global privileges apply to ``*``."""
-    known = {p.name: p.object_type for p in OPERATIONS.values()}
-    if known.get(privilege) == GLOBAL or privilege.startswith(("Cluster", "Database")):
-        return GLOBAL, "*"
-    return COLLECTION, collection
-
-
 def grant_privilege_v2(call: Call) -> dict[str, Any]:
     privilege = str(call.required("privilege"))
-    object_type, object_name = _v2_object(privilege, str(call.get("collectionName", "*")))
+    object_type, db, object_name = grant_target_v2(privilege, call.db, str(call.get("collectionName", "*")))
     _access(call).grant(
-        str(call.required("roleName")), object_type, object_name, privilege, call.db, call.user or ""
+        str(call.required("roleName")), object_type, object_name, privilege, db, call.user or ""
     )
     return {}
 
 
 def revoke_privilege_v2(call: Call) -> dict[str, Any]:
     privilege = str(call.required("privilege"))
-    object_type, object_name = _v2_object(privilege, str(call.get("collectionName", "*")))
-    _access(call).revoke(str(call.required("roleName")), object_type, object_name, privilege, call.db)
+    object_type, db, object_name = grant_target_v2(privilege, call.db, str(call.get("collectionName", "*")))
+    _access(call).revoke(str(call.required("roleName")), object_type, object_name, privilege, db)
     return {}
 
 

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sheafdb.api.grpc.access_rpcs import decode_password, v2_grant_target
+from sheafdb.api.grpc.access_rpcs import decode_password
+from sheafdb.engine.access import grant_target_v2
 from sheafdb.errors import ParameterInvalid
 
 
@@ -37,8 +38,8 @@ def test_a_password_that_is_not_base64_is_refused() -> None:
 def test_v2_grants_take_their_object_from_the_privilege_level(
     privilege: str, expected: tuple[str, ...]
 ) -> None:
-    assert v2_grant_target(privilege, "db1", "books") == expected
+    assert grant_target_v2(privilege, "db1", "books") == expected
 
 
 def test_v2_collection_grant_without_a_collection_covers_all() -> None:
-    assert v2_grant_target("Search", "default", "") == ("Collection", "default", "*")
+    assert grant_target_v2("Search", "default", "") == ("Collection", "default", "*")
