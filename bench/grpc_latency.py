@@ -29,6 +29,7 @@ from collections.abc import Callable
 
 import grpc
 import numpy as np
+import psutil
 from pymilvus import DataType, MilvusClient
 from pymilvus.grpc_gen import common_pb2, milvus_pb2
 
@@ -86,16 +87,25 @@ def build_collection(client: MilvusClient, rows: int, rng: np.random.Generator) 
     return vectors
 
 
-def percentiles(call: Callable[[], object], calls: int) -> tuple[float, float]:
+def server_cpu_s(server: psutil.Process) -> float:
+    times = server.cpu_times()
+    return float(times.user + times.system)
+
+
+def percentiles(call: Callable[[], object], calls: int, server: psutil.Process) -> tuple[float, float, float]:
+    """p50 and p99 latency, and the server's CPU time per call (all in microseconds): the CPU
+    figure hardly moves with the machine's load, the latencies do."""
     for _ in range(min(50, calls)):
         call()  # warm up (connection, caches)
     samples = []
+    cpu_before = server_cpu_s(server)
     for _ in range(calls):
         start = time.perf_counter_ns()
         call()
         samples.append((time.perf_counter_ns() - start) / 1000)
+    cpu_us = (server_cpu_s(server) - cpu_before) * 1e6 / calls
     samples.sort()
-    return statistics.median(samples), samples[min(len(samples) - 1, int(0.99 * len(samples)))]
+    return statistics.median(samples), samples[min(len(samples) - 1, int(0.99 * len(samples)))], cpu_us
 
 
 def raw_calls(port: int, query_vector: np.ndarray) -> dict[str, Callable[[], object]]:
@@ -171,19 +181,25 @@ def main() -> None:
         client = MilvusClient(uri=f"http://127.0.0.1:{port}")
         built = time.perf_counter()
         vectors = build_collection(client, args.rows, rng)
-        print(f"server pid {server.pid}; {args.rows} x {DIM} HNSW built and loaded in "
-              f"{time.perf_counter() - built:.1f} s", file=sys.stderr)
+        print(
+            f"server pid {server.pid}; {args.rows} x {DIM} HNSW built and loaded in "
+            f"{time.perf_counter() - built:.1f} s",
+            file=sys.stderr,
+        )
         query_vector = vectors[123] + np.float32(0.01)
         workloads = {**client_calls(client, query_vector), **raw_calls(port, query_vector)}
-        results: dict[str, list[tuple[float, float]]] = {name: [] for name in workloads}
+        process = psutil.Process(server.pid)
+        results: dict[str, list[tuple[float, float, float]]] = {name: [] for name in workloads}
         for _ in range(args.rounds):
             for name, call in workloads.items():
-                results[name].append(percentiles(call, args.calls))
-        print(f"{'workload':<22}{'p50 us':>10}{'p99 us':>10}   ({args.rounds} rounds x {args.calls} calls)")
+                results[name].append(percentiles(call, args.calls, process))
+        print(
+            f"{'workload':<22}{'p50 us':>10}{'p99 us':>10}{'server CPU us':>15}"
+            f"   ({args.rounds} rounds x {args.calls} calls)"
+        )
         for name, rounds in results.items():
-            p50 = statistics.median(r[0] for r in rounds)
-            p99 = statistics.median(r[1] for r in rounds)
-            print(f"{name:<22}{p50:>10.0f}{p99:>10.0f}")
+            p50, p99, cpu = (statistics.median(r[i] for r in rounds) for i in range(3))
+            print(f"{name:<22}{p50:>10.0f}{p99:>10.0f}{cpu:>15.0f}")
         client.close()
     finally:
         server.terminate()

@@ -1,15 +1,16 @@
 """Where does a release's memory go? A real server, driven through pymilvus, measured inside.
 
-Run: .venv/bin/python bench/release_memory.py [--n 50000] [--dim 128]
+Run: .venv/bin/python bench/release_memory.py [--n 100000] [--dim 128] [--env NAME=VALUE ...]
 
-The parent starts ``sheafdb serve`` in a child process (this file with ``--child``: the real CLI
-plus a SIGUSR1 handler that writes a memory breakdown to a JSON file), builds the benchmark's
-collection (pk, 128-d vector with HNSW M=16 efConstruction=200, VARCHAR tag, INT64 num, dynamic
-``color``), then: release -> load -> searches and queries -> release -> partial load (pk,
-vector) -> release -> load -> release. After each step it records the server's RSS and the
-breakdown: the accountant's bytes per kind, pyarrow's pool, /proc/self/smaps_rollup (anon vs
-file), glibc's mallinfo2 (arena in use / free, mmapped), threads, and how many loaded segments
-and faiss indexes are still alive. One JSON line per step, then a summary line.
+The parent starts ``sheafdb serve`` in a child process (this file with ``--child``: the real
+CLI plus a SIGUSR1 handler that writes a memory breakdown to a JSON file), builds bench/run.py's
+collection with its harness (pk, 128-d vector with HNSW M=16 efConstruction=200, VARCHAR tag,
+INT64 num, dynamic ``color``), then: release -> load -> the harness's searches, queries and ef
+sweep -> release -> partial load (pk, vector) -> release -> load + reads -> release. After each
+step: the server's RSS and a breakdown (the accountant's bytes per kind, pyarrow's pool,
+/proc/self/smaps_rollup anon vs file, glibc's mallinfo2, threads, how many loaded segments and
+faiss indexes are alive). One JSON line per step, the anonymous mappings that grew between
+"before load" and "released", then a summary line (``freed_share`` as bench/run.py computes it).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import ctypes
 import ctypes.util
 import gc
 import json
+import logging
 import os
 import signal
 import socket
@@ -29,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-COLLECTION = "release_memory"
+COLLECTION = "bench"  # the harness's collection
 SETTLE_S = 1.0  # as bench/harness: let the server finish freeing before RSS is read
 
 
@@ -38,7 +40,15 @@ class _MallInfo2(ctypes.Structure):
     _fields_ = [
         (name, ctypes.c_size_t)
         for name in (
-            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
             "keepcost",
         )
     ]
@@ -139,15 +149,24 @@ def _free_port() -> int:
 
 
 class _Server:
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, env: dict[str, str]) -> None:
         self.port = _free_port()
         self.stats = workdir / "stats.json"
         self.log = (workdir / "server.log").open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, __file__, "--child", str(self.stats), "--data-dir", str(workdir / "data"),
-             "--port", str(self.port)],
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                str(self.stats),
+                "--data-dir",
+                str(workdir / "data"),
+                "--port",
+                str(self.port),
+            ],
             stdout=self.log,
             stderr=subprocess.STDOUT,
+            env={**os.environ, **env},
         )
 
     def client(self) -> Any:
@@ -184,44 +203,6 @@ class _Server:
         self.log.close()
 
 
-def _build(client: Any, n: int, dim: int) -> None:
-    import numpy as np
-    from pymilvus import DataType, MilvusClient
-
-    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=True)
-    schema.add_field("pk", DataType.INT64, is_primary=True)
-    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
-    schema.add_field("tag", DataType.VARCHAR, max_length=16)
-    schema.add_field("num", DataType.INT64)
-    client.create_collection(COLLECTION, schema=schema)
-    rng = np.random.default_rng(0)
-    tags = np.array(["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"])
-    colors = np.array(["red", "green", "blue", "white", "black"])
-    for start in range(0, n, 5000):
-        stop = min(start + 5000, n)
-        vectors = rng.standard_normal((stop - start, dim)).astype(np.float32)
-        client.insert(
-            COLLECTION,
-            [
-                {"pk": i, "vector": vectors[i - start], "tag": str(tags[i % 10]), "num": i,
-                 "color": str(colors[i % 5])}
-                for i in range(start, stop)
-            ],
-        )
-    client.flush(COLLECTION)
-    index_params = client.prepare_index_params()
-    index_params.add_index(
-        field_name="vector", index_name="vector", index_type="HNSW", metric_type="L2",
-        params={"M": 16, "efConstruction": 200},
-    )
-    client.create_index(COLLECTION, index_params)
-    while True:
-        info = client.describe_index(COLLECTION, index_name="vector")
-        if str(info.get("state", "")).endswith("Finished") and int(info.get("pending_index_rows", 0)) == 0:
-            break
-        time.sleep(0.2)
-
-
 def _load(client: Any, **kw: Any) -> float:
     began = time.perf_counter()
     client.load_collection(COLLECTION, **kw)
@@ -230,33 +211,16 @@ def _load(client: Any, **kw: Any) -> float:
     return time.perf_counter() - began
 
 
-def _reads(client: Any, dim: int) -> dict[str, float]:
-    """The benchmark's kinds of reads (their caches must leave with the release too)."""
-    import numpy as np
+def run(n: int, dim: int, workdir: Path, env: dict[str, str]) -> list[dict[str, Any]]:
+    """bench/run.py's workload (its harness, unchanged) against a server we can look inside."""
+    from harness.dataset import make_dataset
+    from harness.milvus_workload import ServerRepeat, WorkloadSizes
+    from harness.servers import sheafdb_kind
 
-    rng = np.random.default_rng(1)
-    params = {"metric_type": "L2", "params": {"ef": 64}}
-    began = time.perf_counter()
-    for _ in range(100):
-        client.search(COLLECTION, data=[rng.standard_normal(dim).astype(np.float32)], limit=10,
-                      search_params=params)
-    single_ms = (time.perf_counter() - began) * 10
-    batch = list(rng.standard_normal((100, dim)).astype(np.float32))
-    client.search(COLLECTION, data=batch, limit=10, search_params=params)
-    for expr in ('tag == "a"', 'color == "red"', "num < 100"):
-        for query in batch[:10]:
-            client.search(COLLECTION, data=[query], limit=10, filter=expr, search_params=params)
-    for ef in (16, 64, 256):
-        for query in batch:
-            client.search(COLLECTION, data=[query], limit=10, search_params={"params": {"ef": ef}})
-    client.query(COLLECTION, filter="num < 50", output_fields=["pk", "tag"])
-    client.query(COLLECTION, filter='tag == "a"', output_fields=["count(*)"])
-    client.get(COLLECTION, ids=list(range(10)))
-    return {"search_ms": single_ms}
-
-
-def run(n: int, dim: int, workdir: Path) -> list[dict[str, Any]]:
-    server = _Server(workdir)
+    sizes = WorkloadSizes()
+    data = make_dataset(n, dim, max(sizes.latency_queries, sizes.batch_nq, sizes.sweep_queries))
+    workload = ServerRepeat(sheafdb_kind(), data, sizes, workdir, sweep=True)
+    server = _Server(workdir, env)
     steps: list[dict[str, Any]] = []
 
     def step(name: str, **extra: float) -> None:
@@ -265,14 +229,20 @@ def run(n: int, dim: int, workdir: Path) -> list[dict[str, Any]]:
         shown = {k: v for k, v in row.items() if k != "anon_maps"}
         print(json.dumps(shown), flush=True)
 
+    def reads() -> dict[str, float]:
+        workload._searches(client)
+        workload._queries(client)
+        workload._ef_sweep(client)
+        return {"search_p50_ms": workload.metrics["search_p50_ms_ef64"]}
+
     try:
         client = server.client()
-        _build(client, n, dim)
+        workload._build(client)
         client.release_collection(COLLECTION)
         step("before_load")
         seconds = _load(client)
         step("loaded", load_s=seconds)
-        step("after_reads", **_reads(client, dim))
+        step("after_reads", **reads())
         client.release_collection(COLLECTION)
         step("released")
         seconds = _load(client, load_fields=["pk", "vector"], skip_load_dynamic_field=True)
@@ -280,7 +250,7 @@ def run(n: int, dim: int, workdir: Path) -> list[dict[str, Any]]:
         client.release_collection(COLLECTION)
         step("partial_released")
         seconds = _load(client)
-        step("reloaded", load_s=seconds, **_reads(client, dim))
+        step("reloaded", load_s=seconds, **reads())
         client.release_collection(COLLECTION)
         step("released_again")
     finally:
@@ -295,20 +265,22 @@ def grown_maps(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     for start, (size_kib, rss_kib, name) in after["anon_maps"].items():
         was = old.get(start, [0, 0, ""])[1]
         if rss_kib - was >= 512:
-            grown.append((rss_kib - was, f"{start} size={size_kib}K rss={rss_kib}K (+{rss_kib - was}K) {name}"))
+            text = f"{start} size={size_kib}K rss={rss_kib}K (+{rss_kib - was}K) {name}"
+            grown.append((rss_kib - was, text))
     return [text for _, text in sorted(grown, reverse=True)[:12]]
 
 
 def summary(steps: list[dict[str, Any]]) -> dict[str, float]:
     rss = {s["step"]: s["rss_mib"] for s in steps}
-    added = rss["after_reads"] - rss["before_load"]
+    # As bench/run.py: the share of what the load added (before the reads) that release gives back.
+    added = rss["loaded"] - rss["before_load"]
     added_again = rss["reloaded"] - rss["partial_released"]
     return {
         "rss_before_load": rss["before_load"],
         "rss_loaded": rss["loaded"],
         "rss_after_reads": rss["after_reads"],
         "rss_released": rss["released"],
-        "freed_share": (rss["after_reads"] - rss["released"]) / added if added > 0 else float("nan"),
+        "freed_share": (rss["loaded"] - rss["released"]) / added if added > 0 else float("nan"),
         "rss_partial_loaded": rss["partial_loaded"],
         "rss_partial_released": rss["partial_released"],
         "rss_reloaded": rss["reloaded"],
@@ -320,14 +292,17 @@ def summary(steps: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def main() -> None:
+    logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         sys.exit(child(sys.argv[2:]))
     parser = argparse.ArgumentParser()
-    parser.add_argument("--n", type=int, default=50_000)
+    parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--dim", type=int, default=128)
+    parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the server process")
     args = parser.parse_args()
+    env = dict(item.split("=", 1) for item in args.env)
     with tempfile.TemporaryDirectory(prefix="release-memory-") as tmp:
-        steps = run(args.n, args.dim, Path(tmp))
+        steps = run(args.n, args.dim, Path(tmp), env)
         by_step = {s["step"]: s for s in steps}
         for line in grown_maps(by_step["before_load"], by_step["released"]):
             print("kept after the first release:", line)

@@ -19,7 +19,9 @@ from contextlib import contextmanager
 from dataclasses import replace
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from sheafdb.engine import crash_points
 from sheafdb.engine.growing import GrowingCapture, GrowingData
 from sheafdb.engine.snapshot import DataEvent, DataSnapshot, DeleteFile, SealedSegment, SegmentIndexFile
 from sheafdb.schema import TIMESTAMP_COLUMN, CollectionSchema, FieldSchema
@@ -72,6 +74,22 @@ TRUNCATE_KIND = "truncate"
 # An upsert on an auto_id collection stores new ids in the rows and the keys it replaces here
 # (Milvus: the given keys are deleted, the rows get generated ones). Absent: the rows' own keys.
 REPLACED_PK_COLUMN = "__replaced_pk"
+
+
+# A partition-key batch spans partitions but is logged as ONE record, so after a crash it is
+# applied whole or not at all: its rows carry their partition id in this column, and the
+# record's partition id is ROUTED_PARTITION.
+PARTITION_COLUMN = "__partition_id"
+ROUTED_PARTITION = -1
+
+
+def routed_parts(partition_id: int, rows: pa.Table) -> list[tuple[int, pa.Table]]:
+    """A record's rows per partition (one part unless the record is ROUTED_PARTITION)."""
+    if partition_id != ROUTED_PARTITION:
+        return [(partition_id, rows)]
+    ids = rows.column(PARTITION_COLUMN)
+    plain = rows.drop_columns([PARTITION_COLUMN])
+    return [(pid, plain.filter(pc.equal(ids, pid))) for pid in sorted(pc.unique(ids).to_pylist())]
 
 
 def split_upsert(schema: CollectionSchema, batch: pa.Table) -> tuple[pa.ChunkedArray, pa.Table]:
@@ -160,9 +178,11 @@ class Collection:
 
     # -- writes -----------------------------------------------------------------------------
     def write(self, kind: str, partition_id: int, timestamp: int, batch: pa.Table) -> int:
-        """Log ``batch`` durably, then apply it; returns its lsn. ``kind`` as in WalRecord."""
+        """Log ``batch`` durably, then apply it; returns its lsn. ``kind`` as in WalRecord;
+        ``partition_id`` may be ROUTED_PARTITION (rows then carry PARTITION_COLUMN)."""
         with self._gate.shared():
             lsn = self.wal.append(kind, partition_id, timestamp, batch)
+            crash_points.crash_point(crash_points.WRITE_AFTER_LOG)
             self.apply(kind, partition_id, lsn, timestamp, batch)
         return lsn
 
@@ -181,7 +201,8 @@ class Collection:
                 self._growing.add_deletes(lsn, deletes, timestamp)
                 self._deletes_cache = None
             if kind in ("insert", "upsert"):
-                self._growing.add_rows(partition_id, lsn, batch, timestamp)
+                for part_id, rows in routed_parts(partition_id, batch):
+                    self._growing.add_rows(part_id, lsn, rows, timestamp)
             self._max_ts = max(self._max_ts, timestamp)
 
     def growing_bytes(self) -> int:

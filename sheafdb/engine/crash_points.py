@@ -22,6 +22,7 @@ COMPACT_AFTER_WRITE = "compact-after-write"  # merged segment written, catalog n
 COMPACT_AFTER_SWAP = "compact-after-swap"  # catalog swapped, old files still on disk
 TRUNCATE_AFTER_LOG = "truncate-after-log"  # truncate record logged, catalog untouched
 TRUNCATE_BEFORE_TRIM = "truncate-before-trim"  # catalog emptied, the log not trimmed
+WRITE_AFTER_LOG = "write-after-log"  # a write's record is durable, not applied nor acknowledged
 
 
 def crash_point(name: str) -> None:

@@ -535,6 +535,10 @@ class Engine:
         """Merge small sealed segments (dropping deleted rows) now; returns segments replaced."""
         return self._compactor.compact(self._resolve(db, collection), self.config.seal_bytes)
 
+    def allocate_timestamp(self) -> int:
+        """A fresh timestamp from the oracle (AllocTimestamp): above every one issued before."""
+        return self._oracle.next()
+
     def wait_for_index_builds(self, timeout: float | None = None) -> bool:
         """Block until no index build is queued or running (tests, benchmarks)."""
         return self._builder.wait_idle(timeout)

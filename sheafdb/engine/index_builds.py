@@ -7,12 +7,14 @@ an index dropped meanwhile just makes the job a no-op; a failed build is remembe
 (``describe_indexes`` reports it as Failed with its reason).
 
 Locks: ``_lock`` guards the queue of pending jobs and the failure table; the worker builds
-without holding it. One worker: builds are CPU-heavy and the machine is small.
+without holding it. One worker: builds are CPU-heavy and the machine is small; it runs at the
+lowest OS priority (nice 19) so foreground work is served first.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 from dataclasses import dataclass
@@ -27,6 +29,9 @@ from sheafdb.storage.records import IndexRecord, SegmentIndexRecord
 from sheafdb.storage.segment_files import read_column
 
 log = logging.getLogger(__name__)
+
+# Background builds yield the CPU to inserts, searches and loads (nice 19: the lowest priority).
+BUILD_NICENESS = 19
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,7 @@ class IndexBuilder:
         self._worker.join(timeout=30)
 
     def _run(self) -> None:
+        _lower_this_thread_priority()
         while True:
             job = self._queue.get()
             if job is None:
@@ -117,3 +123,19 @@ class IndexBuilder:
         )
         with self._lock:
             self._failures.pop(index.index_id, None)
+
+
+def _lower_this_thread_priority() -> None:
+    """Run the calling thread at BUILD_NICENESS.
+
+    An HNSW build can take a core for minutes; at normal priority it competes with the gRPC
+    threads serving inserts and searches on a small machine. On Linux a thread is a task with
+    its own nice value, so setpriority on the native thread id lowers only this thread (POSIX
+    would renice the whole process). faiss runs single-threaded inside this thread
+    (set_faiss_threads), so the build inherits it. Elsewhere, or when refused, builds simply
+    keep the normal priority.
+    """
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BUILD_NICENESS)
+    except (AttributeError, OSError):
+        log.debug("could not lower the index build thread's priority")

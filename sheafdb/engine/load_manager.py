@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sheafdb.engine.collection import Collection
+from sheafdb.engine.growing_json import GrowingJsonCache
 from sheafdb.engine.load_plan import check_indexes, plan_load, resolve_load_fields, segment_plan
 from sheafdb.engine.load_state import CollectionLoadState, LoadJob
 from sheafdb.engine.loaded_segment import (
@@ -57,6 +58,8 @@ class _Runtime:
     lock: threading.Lock = field(default_factory=threading.Lock)
     segments: dict[int, LoadedSegment] = field(default_factory=dict)
     threads: list[threading.Thread] = field(default_factory=list)
+    # Parsed JSON of growing batches (its own lock); pruned to the snapshot on every read.
+    growing_json: GrowingJsonCache = field(default_factory=GrowingJsonCache)
 
 
 class LoadManager:
@@ -160,6 +163,7 @@ class LoadManager:
             # never leave it "stuck at 74%"; the reason is kept for the next progress call.
             runtime.state.fail(job, f"load segment failed: {exc}")
             self._drop(runtime)
+            give_back_memory()  # what the failed load had read is garbage now
         finally:
             reservation.close()
 
@@ -242,20 +246,26 @@ class LoadManager:
                     with self.accountant.reserve(index_file.nbytes) as reservation:
                         index = open_index(self.store, coll.schema, name, index_file.path, index_file.params)
                         with runtime.lock:
+                            # Released meanwhile: registering now would leak the whole footprint.
+                            if runtime.segments.get(segment.segment_id) is not loaded:
+                                continue
                             loaded.add_index(name, index)
-                        self._register(coll.collection_id, loaded, reservation)
+                            self._register(coll.collection_id, loaded, reservation)
 
     def _sync_segments(self, coll: Collection, runtime: _Runtime, snapshot: DataSnapshot) -> None:
         """Drop loaded segments a compaction replaced; load the sealed ones not loaded yet."""
         live = {s.segment_id for s in snapshot.sealed}
         with runtime.lock:
-            gone = [sid for sid in runtime.segments if sid not in live]
-            for sid in gone:
-                dropped = runtime.segments.pop(sid)
-                for kind, name in dropped.footprint:
-                    self.accountant.unregister(
-                        MemoryKey(coll.collection_id, dropped.partition_id, sid, kind, name)
-                    )
+            gone = [runtime.segments.pop(sid) for sid in list(runtime.segments) if sid not in live]
+        for dropped in gone:
+            for kind, name in dropped.footprint:
+                self.accountant.unregister(
+                    MemoryKey(coll.collection_id, dropped.partition_id, dropped.segment_id, kind, name)
+                )
+        if gone:
+            # A compaction replaced them: their memory leaves once the reads using them finish.
+            del gone, dropped
+            give_back_memory()
         loaded_partitions = runtime.state.loaded_partitions()
         fields = runtime.state.fields
         for segment in snapshot.sealed:
@@ -288,6 +298,8 @@ class LoadManager:
         with runtime.lock:
             for sid in [sid for sid, seg in runtime.segments.items() if seg.partition_id not in active]:
                 del runtime.segments[sid]
+        if not active:
+            runtime.growing_json.clear()
         return self.accountant.unregister_except(runtime.collection_id, keep=active)
 
     def forget(self, coll: Collection) -> None:
@@ -300,6 +312,7 @@ class LoadManager:
         runtime.state.release([partition_id])
         self._drop(runtime)
         runtime.state.forget_partition(partition_id)
+        give_back_memory()
 
     # -- state -----------------------------------------------------------------------------
     def state(self, coll: Collection, partitions: tuple[str, ...] = ()) -> LoadState:
@@ -337,12 +350,13 @@ class LoadManager:
                 loaded = runtime.segments.get(segment.segment_id)
                 if segment.partition_id in usable and loaded is not None:
                     sources.append(loaded)
+        runtime.growing_json.retain(snapshot.growing.values())
         if not ignore_growing:
             fields = runtime.state.fields
             for pid, table in snapshot.growing.items():
                 if pid in usable and table.num_rows:
                     columns = [c for c in table.column_names if c in fields or c == "__ts"]
-                    sources.append(GrowingRows(pid, table.select(columns)))
+                    sources.append(GrowingRows(pid, table.select(columns), runtime.growing_json, coll.schema))
         # The check again: a release that raced the snapshot must not serve half-dropped data.
         runtime.state.require_searchable(operation, named)
         return ReadContext(
@@ -356,15 +370,38 @@ class LoadManager:
 
     def search(self, coll: Collection, req: SearchRequest) -> SearchResult:
         ctx = self.read_context(coll, "search", req.partition_names, req.ignore_growing)
-        return execute_search(ctx, req)
+        try:
+            return execute_search(ctx, req)
+        finally:
+            self._account_json(coll, ctx)
 
     def hybrid_search(self, coll: Collection, req: HybridSearchRequest) -> SearchResult:
         ctx = self.read_context(coll, "search", req.partition_names)
-        return execute_hybrid_search(ctx, req)
+        try:
+            return execute_hybrid_search(ctx, req)
+        finally:
+            self._account_json(coll, ctx)
 
     def query(self, coll: Collection, req: QueryRequest) -> QueryResult:
         ctx = self.read_context(coll, "query", req.partition_names, req.ignore_growing)
-        return execute_query(ctx, req)
+        try:
+            return execute_query(ctx, req)
+        finally:
+            self._account_json(coll, ctx)
+
+    def _account_json(self, coll: Collection, ctx: ReadContext) -> None:
+        """Register JSON projections a read built (they grow as filters ask for new paths)."""
+        runtime = self._runtime(coll)
+        with runtime.lock:  # a segment released meanwhile must not be registered again
+            for source in ctx.sources:
+                if (
+                    not isinstance(source, LoadedSegment)
+                    or runtime.segments.get(source.segment_id) is not source
+                ):
+                    continue
+                for name, nbytes in source.json_growth().items():
+                    key = MemoryKey(coll.collection_id, source.partition_id, source.segment_id, "json", name)
+                    self.accountant.register(key, nbytes)
 
     def memory_report(self) -> Mapping[str, object]:
         return self.accountant.report()

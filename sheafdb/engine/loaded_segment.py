@@ -17,10 +17,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sheafdb.engine.growing_json import GrowingJsonCache
 from sheafdb.engine.snapshot import SealedSegment
 from sheafdb.engine.visibility import hidden_mask
+from sheafdb.expr import JsonColumn, JsonProjections
 from sheafdb.index import VectorIndex, load_index, parse_index_params, vectors_from_arrow
-from sheafdb.schema import TIMESTAMP_COLUMN, CollectionSchema, DataType
+from sheafdb.schema import DYNAMIC_FIELD, TIMESTAMP_COLUMN, CollectionSchema, DataType
 from sheafdb.storage.object_store import ObjectStore
 from sheafdb.storage.segment_files import read_column
 
@@ -72,6 +74,13 @@ class RowSource(Protocol):
     def vectors(self, schema: CollectionSchema, field_name: str) -> object: ...
     def hidden(self, primary_key: str, latest_deletes: pa.Table) -> np.ndarray | None: ...
     def rows_of(self, primary_key: str, keys: Sequence[int] | Sequence[str]) -> np.ndarray: ...
+    def json_columns(self) -> Mapping[str, JsonProjections]: ...
+
+
+def json_column_names(schema: CollectionSchema, table: pa.Table) -> list[str]:
+    """The JSON text columns of ``table`` a filter may read: JSON fields and ``$meta``."""
+    names = [f.name for f in schema.fields if f.dtype is DataType.JSON and f.name in table.column_names]
+    return [*names, DYNAMIC_FIELD] if DYNAMIC_FIELD in table.column_names else names
 
 
 @dataclass(eq=False)
@@ -86,6 +95,9 @@ class LoadedSegment:
     _cache_lock: threading.Lock = field(default_factory=threading.Lock)
     _vectors: dict[str, object] = field(default_factory=dict)
     _hidden: tuple[pa.Table, np.ndarray | None] | None = None
+    # Prepared once per JSON column at load (nothing parsed until a filter asks for a path);
+    # each JsonColumn locks itself, so this dict is only written before the segment is shared.
+    prepared_json: dict[str, JsonColumn] = field(default_factory=dict)
 
     @property
     def segment_id(self) -> int:
@@ -129,6 +141,24 @@ class LoadedSegment:
     def rows_of(self, primary_key: str, keys: Sequence[int] | Sequence[str]) -> np.ndarray:
         return self.pk_lookup.rows_of(keys)
 
+    def json_columns(self) -> Mapping[str, JsonProjections]:
+        return self.prepared_json
+
+    def json_growth(self) -> dict[str, int]:
+        """JSON projections whose bytes changed since last asked; ``footprint`` is updated.
+
+        Filters build projections lazily, so the owner re-reads this after reads and
+        registers the new sizes with the memory accountant.
+        """
+        changed: dict[str, int] = {}
+        with self._cache_lock:
+            for name, column in self.prepared_json.items():
+                nbytes = column.nbytes
+                if self.footprint.get(("json", name)) != nbytes:
+                    self.footprint[("json", name)] = nbytes
+                    changed[name] = nbytes
+        return changed
+
     def add_index(self, field_name: str, index: VectorIndex) -> None:
         self.indexes[field_name] = index
         self.footprint[("index", field_name)] = int(index.nbytes)
@@ -138,6 +168,9 @@ class LoadedSegment:
 class GrowingRows:
     partition_id: int
     table: pa.Table
+    # The collection's cache of parsed growing JSON batches; None parses per read.
+    json_cache: GrowingJsonCache | None = None
+    schema: CollectionSchema | None = None
 
     @property
     def num_rows(self) -> int:
@@ -160,6 +193,12 @@ class GrowingRows:
         return np.flatnonzero(
             np.asarray(pc.is_in(column, value_set=value_set).to_numpy(zero_copy_only=False))
         )
+
+    def json_columns(self) -> Mapping[str, JsonProjections]:
+        if self.json_cache is None or self.schema is None:
+            return {}
+        names = json_column_names(self.schema, self.table)
+        return {name: self.json_cache.column(self.table.column(name)) for name in names}
 
 
 def _hidden(table: pa.Table, primary_key: str, latest_deletes: pa.Table) -> np.ndarray | None:
@@ -205,6 +244,8 @@ def load_segment(
     footprint[("pk_lookup", primary)] = lookup.nbytes
     on_bytes(lookup.nbytes)
     loaded = LoadedSegment(source=segment, table=table, pk_lookup=lookup, footprint=footprint)
+    for name in json_column_names(schema, table):
+        loaded.prepared_json[name] = JsonColumn(table.column(name))
     for name in fields:
         index_file = segment.index_files.get(name)
         if index_file is None:

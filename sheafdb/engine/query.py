@@ -1,20 +1,28 @@
 """Query and get: the rows a filter (and/or a list of primary keys) selects, or their count.
 
-Masks come from the same place as search's (filter AND not deleted, per source); ``ids``
-narrows each source to the rows its primary-key lookup finds. Results are in source order,
+Masks come from the same place as search's (filter AND not deleted, per source). When the
+keys are known (``ids``, or a filter that is exactly ``pk in [...]``), each source's primary-key
+lookup finds the rows and only those rows are checked against the deletes and the filter:
+a get costs O(keys), not O(rows). Results are in source order,
 or ordered by primary key when asked (iterators page with ``pk > last``); only the rows that
 survive offset/limit are gathered.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pyarrow as pa
 
+from sheafdb.engine.loaded_segment import RowSource
 from sheafdb.engine.models import QueryRequest, QueryResult
 from sheafdb.engine.output import COUNT_STAR, gather, plan_output
-from sheafdb.engine.search import ReadContext, compile_checked, row_masks
+from sheafdb.engine.search import ReadContext, compile_checked, live_deletes, row_masks
+from sheafdb.engine.visibility import hidden_mask
 from sheafdb.errors import invalid
+from sheafdb.expr import Filter
+from sheafdb.schema import TIMESTAMP_COLUMN
 
 MAX_QUERY_WINDOW = 16384
 
@@ -29,15 +37,16 @@ def execute_query(ctx: ReadContext, req: QueryRequest) -> QueryResult:
             f"but got {req.limit + req.offset}"
         )
     flt = compile_checked(ctx, req.filter, req.filter_params)
-    masks = row_masks(ctx, flt)
     primary = ctx.schema.primary_field.name
     keys = list(req.ids) if req.ids is not None else (flt.primary_keys() if flt is not None else None)
     selected: list[np.ndarray] = []
-    for source, mask in zip(ctx.sources, masks, strict=True):
-        if keys is not None:
-            rows = source.rows_of(primary, keys)
-            selected.append(rows[mask[rows]] if mask is not None else rows)
-        else:
+    if keys is not None:
+        # A filter that only names the keys is already applied by the lookup.
+        check = flt if req.ids is not None else None
+        latest = live_deletes(ctx.deletes)
+        selected = [_rows_by_key(source, primary, keys, check, latest) for source in ctx.sources]
+    else:
+        for source, mask in zip(ctx.sources, row_masks(ctx, flt), strict=True):
             selected.append(np.flatnonzero(mask) if mask is not None else np.arange(source.num_rows))
     if counting:
         total = sum(len(rows) for rows in selected)
@@ -59,3 +68,23 @@ def execute_query(ctx: ReadContext, req: QueryRequest) -> QueryResult:
     # Milvus always returns the primary key of queried rows, asked for or not.
     names = output.names if primary in output.names else (primary, *output.names)
     return QueryResult(table, names)
+
+
+def _rows_by_key(
+    source: RowSource,
+    primary: str,
+    keys: Sequence[int] | Sequence[str],
+    flt: Filter | None,
+    latest: pa.Table,
+) -> np.ndarray:
+    """Rows of ``source`` holding ``keys`` that no delete hides and ``flt`` keeps."""
+    rows = source.rows_of(primary, keys)
+    if len(rows) == 0 or (flt is None and latest.num_rows == 0):
+        return rows
+    picked = source.table.take(pa.array(rows))
+    keep = np.ones(len(rows), dtype=bool)
+    if latest.num_rows:
+        keep &= ~hidden_mask(picked.column(primary), picked.column(TIMESTAMP_COLUMN), latest)
+    if flt is not None:
+        keep &= flt.evaluate(picked)
+    return rows[keep]

@@ -9,6 +9,8 @@ write-ahead log is then replayed into the growing data, record by record:
 - an upsert record is both: its delete half and its row half are judged separately, so an
   upsert whose deletes were sealed but whose rows were not gets only its rows back;
 - records of partitions that no longer exist are skipped (dropped partition);
+- a partition-key batch is one record whose rows name their partitions (``routed_parts``):
+  each partition's part is judged by that partition's ``wal_lsn`` as above;
 - a "truncate" record drops everything before it: the growing data replayed so far, and the
   sealed segments if the catalog still lists them (the truncate died before forgetting them).
 So a crash anywhere in a seal (see sealing.py) neither loses nor doubles a row.
@@ -21,7 +23,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from sheafdb.engine.collection import TRUNCATE_KIND, Collection, split_upsert
+from sheafdb.engine.collection import TRUNCATE_KIND, Collection, routed_parts, split_upsert
 from sheafdb.engine.sealing import delete_file_from_record, is_deletes_segment, segment_from_record
 from sheafdb.engine.snapshot import DeleteFile, SealedSegment, SegmentIndexFile
 from sheafdb.storage.catalog import Catalog
@@ -88,13 +90,11 @@ def open_collection(
             coll.apply(
                 "delete", rec.partition_id, rec.lsn, rec.timestamp, _delete_batch(coll, rec.kind, rec.batch)
             )
-        if (
-            rec.kind in ("insert", "upsert")
-            and rec.partition_id in known
-            and rec.lsn > rows_after.get(rec.partition_id, 0)
-        ):
+        if rec.kind in ("insert", "upsert"):
             rows = split_upsert(coll.schema, rec.batch)[1] if rec.kind == "upsert" else rec.batch
-            coll.apply("insert", rec.partition_id, rec.lsn, rec.timestamp, rows)
+            for partition_id, part in routed_parts(rec.partition_id, rows):
+                if partition_id in known and rec.lsn > rows_after.get(partition_id, 0):
+                    coll.apply("insert", partition_id, rec.lsn, rec.timestamp, part)
         coll.note_lsn(rec.lsn)
     coll.note_timestamp(max_ts)
     return Recovered(coll, max_ts)

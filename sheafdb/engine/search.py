@@ -11,6 +11,10 @@ output columns are gathered by position with Arrow ``take``. Python work is O(so
 
 from __future__ import annotations
 
+import json
+import math
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +28,7 @@ from sheafdb.engine.output import OutputPlan, gather, plan_output
 from sheafdb.engine.visibility import latest_deletes
 from sheafdb.errors import FieldNotFound, UnexpectedError, invalid
 from sheafdb.expr import Filter, compile_filter
-from sheafdb.index import IndexSpec, exact_range_search, exact_search, parse_index_params
+from sheafdb.index import IndexSpec, exact_range_search, exact_search, parse_index_params, parse_search_params
 from sheafdb.index.metrics import sort_key, worst_score
 from sheafdb.schema import DYNAMIC_FIELD, CollectionSchema, FieldSchema
 from sheafdb.storage.records import IndexRecord
@@ -32,6 +36,10 @@ from sheafdb.storage.records import IndexRecord
 MAX_TOPK = 16384
 # Below this many allowed rows a segment is searched exactly instead of through its index.
 EXACT_SEARCH_MAX_ROWS = 4096
+# A filtered graph search keeps only allowed rows in its beam, so a selective filter needs a
+# wider beam for the same recall: ef grows as 1/selectivity (measured in
+# bench/filtered_recall.py), up to this cap.
+MAX_FILTERED_EF = 1024
 # group_by first asks each source for this many times the hits it needs, then doubles.
 GROUP_OVERFETCH = 4
 
@@ -77,13 +85,38 @@ def compile_checked(ctx: ReadContext, text: str, params: Mapping[str, Any]) -> F
     return compiled
 
 
+# Snapshots share their deletes table until a delete arrives: its reduction to the latest
+# delete per key is kept per table (by identity; the entry holds the table, so its id cannot
+# be reused), which also lets LoadedSegment cache its hidden mask. Guarded by _LATEST_LOCK.
+_LATEST_CACHE: OrderedDict[int, tuple[pa.Table, pa.Table]] = OrderedDict()
+_LATEST_CACHE_SIZE = 16
+_LATEST_LOCK = threading.Lock()
+
+
+def live_deletes(deletes: pa.Table) -> pa.Table:
+    """``latest_deletes(deletes)``, computed once per deletes table."""
+    if deletes.num_rows == 0:
+        return deletes
+    with _LATEST_LOCK:
+        cached = _LATEST_CACHE.get(id(deletes))
+        if cached is not None and cached[0] is deletes:
+            _LATEST_CACHE.move_to_end(id(deletes))
+            return cached[1]
+    latest = latest_deletes(deletes)
+    with _LATEST_LOCK:
+        _LATEST_CACHE[id(deletes)] = (deletes, latest)
+        while len(_LATEST_CACHE) > _LATEST_CACHE_SIZE:
+            _LATEST_CACHE.popitem(last=False)
+    return latest
+
+
 def row_masks(ctx: ReadContext, flt: Filter | None) -> list[np.ndarray | None]:
     """Per source: the rows the filter keeps and no delete hides (None = every row)."""
-    latest = latest_deletes(ctx.deletes)
+    latest = live_deletes(ctx.deletes)
     primary = ctx.schema.primary_field.name
     masks: list[np.ndarray | None] = []
     for source in ctx.sources:
-        mask = flt.evaluate(source.table) if flt is not None else None
+        mask = flt.evaluate(source.table, source.json_columns()) if flt is not None else None
         hidden = source.hidden(primary, latest)
         if hidden is not None:
             mask = ~hidden if mask is None else mask & ~hidden
@@ -156,7 +189,8 @@ def search_candidates(
         if radius is not None:
             scores, rows = _ranged(ctx, source, field, spec, queries, depth, params, mask, use_index)
         elif index is not None and use_index:
-            scores, rows = index.search(queries, depth, params, mask)
+            beam = filtered_params(params, depth, allowed, source.num_rows) if mask is not None else params
+            scores, rows = index.search(queries, depth, beam, mask)
         else:
             scores, rows = _exact(ctx, source, field, spec, queries, depth, params, mask)
         all_scores.append(np.asarray(scores, dtype=np.float32))
@@ -178,6 +212,22 @@ def search_candidates(
         np.where(valid, take(sources, order, axis=1), -1),
         np.where(valid, take(rows, order, axis=1), -1),
     )
+
+
+def filtered_params(params: Mapping[str, Any], k: int, allowed: int, total: int) -> Mapping[str, Any]:
+    """``params`` with ef widened for a filter that keeps ``allowed`` of ``total`` rows."""
+    ef = parse_search_params(params).ef
+    base = max(k, 16) if ef is None else ef
+    if base < k or allowed >= total:
+        return params  # ef < k is the index's error to raise; no filter, nothing to widen
+    widened = min(max(base, MAX_FILTERED_EF), math.ceil(base * total / max(allowed, 1)))
+    if widened <= base:
+        return params
+    # A nested "params" object wins over flat keys, so the result is flattened.
+    nested = params.get("params")
+    inner = json.loads(nested) if isinstance(nested, str) and nested.strip() else nested
+    flat = {key: value for key, value in params.items() if key != "params"}
+    return {**flat, **(inner if isinstance(inner, Mapping) else {}), "ef": widened}
 
 
 def _exact(

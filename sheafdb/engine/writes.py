@@ -1,8 +1,9 @@
 """The write path: insert, upsert and delete of one collection, from batch to acknowledgement.
 
-validate the whole batch (write_validation) -> allocate one timestamp (and auto ids) -> route
-rows to partitions (the partition key's hash) -> log each partition's record durably and apply
-it (Collection.write) -> seal if the growing data passed ``seal_bytes``.
+validate the whole batch (write_validation) -> allocate one timestamp (and auto ids) -> tag
+rows with their partition when a partition key routes them (its hash) -> log the batch as ONE
+record durably and apply it (Collection.write) -> seal if the growing data passed ``seal_bytes``.
+One record per batch: after a crash a batch is replayed whole or not at all.
 
 Auto ids come from blocks reserved in the catalog (``allocate_ids``: one durable counter), so
 an id is never issued twice, across restarts and wall-clock steps alike; a block's unused
@@ -22,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sheafdb.engine.collection import REPLACED_PK_COLUMN, Collection
+from sheafdb.engine.collection import PARTITION_COLUMN, REPLACED_PK_COLUMN, ROUTED_PARTITION, Collection
 from sheafdb.engine.models import MutationResult, QueryRequest
 from sheafdb.engine.write_validation import prepare_rows, with_timestamp
 from sheafdb.errors import CollectionNotLoaded, PartitionNotFound, invalid
@@ -92,8 +93,10 @@ class Writer:
         if replaced is not None:
             stamped = stamped.append_column(REPLACED_PK_COLUMN, replaced)
         kind = "upsert" if upsert else "insert"
-        for partition_id, part in self._route(coll, stamped, fixed_partition):
-            coll.write(kind, partition_id, ts, part)
+        if fixed_partition is not None:
+            coll.write(kind, fixed_partition, ts, stamped)
+        else:
+            coll.write(kind, ROUTED_PARTITION, ts, self._with_partitions(coll, stamped))
         self._maybe_seal(coll)
         return MutationResult(
             ids=rows.column(schema.primary_field.name).combine_chunks(), count=rows.num_rows, timestamp=ts
@@ -167,18 +170,14 @@ class Writer:
         return parts[name]
 
     @staticmethod
-    def _route(coll: Collection, rows: pa.Table, fixed: int | None) -> list[tuple[int, pa.Table]]:
-        if fixed is not None:
-            return [(fixed, rows)]
+    def _with_partitions(coll: Collection, rows: pa.Table) -> pa.Table:
+        """``rows`` plus the partition each one belongs to (by its partition key's hash)."""
         key = coll.schema.partition_key_field
         assert key is not None
         ordered = sorted(coll.partitions.items(), key=lambda item: _partition_order(item[0]))
-        ids = [pid for _, pid in ordered]
+        ids = np.array([pid for _, pid in ordered], dtype=np.int64)
         buckets = partition_key_buckets(rows.column(key.name), key.dtype, len(ids))
-        out = []
-        for bucket in np.unique(buckets):
-            out.append((ids[int(bucket)], rows.filter(pa.array(buckets == bucket))))
-        return out
+        return rows.append_column(PARTITION_COLUMN, pa.array(ids[buckets]))
 
 
 def partition_key_buckets(column: pa.ChunkedArray | pa.Array, dtype: DataType, count: int) -> np.ndarray:

@@ -52,6 +52,21 @@ DRIVER = textwrap.dedent(
         engine.upsert("default", "c", rows([104, 114], 1.0), partition="p1")
         os.environ["SHEAFDB_TEST_CRASH_AT"] = crash_at
         engine.flush("default", ["c"])
+    elif phase == "routed":
+        schema = CollectionSchema(fields=(
+            FieldSchema("id", DataType.INT64, is_primary=True),
+            FieldSchema("vec", DataType.FLOAT_VECTOR, dim=4),
+            FieldSchema("key", DataType.INT64, is_partition_key=True),
+        ))
+        engine.create_collection("default", "c", schema, num_partitions=4)
+        def keyed(ids, value):
+            return rows(ids, value).append_column("key", pa.array(ids, pa.int64()))
+        engine.insert("default", "c", keyed(list(range(8)), 0.0))
+        engine.flush("default", ["c"])
+        engine.insert("default", "c", keyed(list(range(8, 16)), 0.0))
+        os.environ["SHEAFDB_TEST_CRASH_AT"] = crash_at
+        # Spans all four partitions, replaces 2..5 (two sealed, two growing partitions' rows).
+        engine.upsert("default", "c", keyed([2, 3, 4, 5, 16, 17, 18, 19], 1.0))
     elif phase == "truncate":
         engine.insert("default", "c", rows(list(range(200, 210)), 0.0))  # growing, in the log
         engine.delete("default", "c", "id in [0]")
@@ -197,3 +212,22 @@ def test_torn_log_tail_keeps_every_acknowledged_write(
     e2.close()
     table = kit.visible_table(open_engine(compaction_min_segments=None), "default", "c")
     assert sorted(table.column("id").to_pylist()) == list(range(20))
+
+
+def test_crash_after_logging_a_partition_key_batch_keeps_all_of_it(
+    tmp_path: Path, open_engine: Callable[..., Engine], kit
+) -> None:
+    """A batch routed to four partitions is one log record: a crash right after logging it
+    (before any apply or acknowledgement) recovers all of its rows or none, never a part."""
+    data = tmp_path / "data"
+    assert _drive(data, "routed", crash_points.WRITE_AFTER_LOG) == crash_points.CRASH_EXIT_CODE
+    engine = open_engine(compaction_min_segments=None)
+    table = kit.visible_table(engine, "default", "c")
+    ids = table.column("id").to_pylist()
+    assert sorted(ids) == list(range(20))  # the whole upsert batch: logged, so kept
+    vectors = dict(zip(ids, table.column("vec").to_pylist(), strict=True))
+    assert sorted(i for i in ids if vectors[i][0] == 1.0) == [2, 3, 4, 5, 16, 17, 18, 19]
+    engine.flush("default", ["c"])
+    engine.close()
+    again = kit.visible_table(open_engine(compaction_min_segments=None), "default", "c")
+    assert sorted(again.column("id").to_pylist()) == list(range(20))
