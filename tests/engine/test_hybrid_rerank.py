@@ -6,13 +6,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from .read_plane_world import DIM, build_world
 
 from sheafdb.engine.models import HybridSearchRequest, Ranker, SearchRequest
 from sheafdb.engine.rerank import execute_hybrid_search, normalise
 from sheafdb.engine.search import execute_search
 from sheafdb.errors import ParameterInvalid
 from sheafdb.storage.object_store import LocalStore
+
+from .read_plane_world import DIM, build_world
 
 
 @pytest.fixture

@@ -8,12 +8,13 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
-from .read_plane_world import build_world
 
 from sheafdb.engine.models import QueryRequest
 from sheafdb.engine.query import execute_query
 from sheafdb.errors import ParameterInvalid, SheafError
 from sheafdb.storage.object_store import LocalStore
+
+from .read_plane_world import build_world
 
 
 @pytest.fixture

@@ -10,13 +10,14 @@ import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from .read_plane_world import DIM, build_world, oracle
 
 from sheafdb.engine import search as search_module
 from sheafdb.engine.models import SearchRequest, SearchResult
 from sheafdb.engine.search import execute_search
 from sheafdb.errors import ParameterInvalid, SheafError
 from sheafdb.storage.object_store import LocalStore
+
+from .read_plane_world import DIM, build_world, oracle
 
 
 @pytest.fixture

@@ -6,11 +6,12 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from .expr_fixtures import make_schema
 
 from sheafdb.errors import ParameterInvalid
 from sheafdb.expr import compile_filter
 from sheafdb.schema import CollectionSchema, DataType, FieldSchema
+
+from .expr_fixtures import make_schema
 
 SCHEMA = make_schema()
 STATIC = make_schema(dynamic=False)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pyarrow as pa
-from .expr_fixtures import make_schema
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sheafdb.expr import compile_filter
+
+from .expr_fixtures import make_schema
 
 SCHEMA = make_schema()
 arrays = st.lists(st.none() | st.lists(st.integers(0, 5), max_size=4), max_size=20)

@@ -10,11 +10,12 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from .expr_fixtures import make_schema
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sheafdb.expr import JsonColumn, JsonView, compile_filter
+
+from .expr_fixtures import make_schema
 
 SCHEMA = make_schema()
 OPS: dict[str, Callable[[Any, Any], bool]] = {

@@ -10,12 +10,13 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pytest
-from .expr_fixtures import make_schema
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sheafdb.expr import compile_filter
 from sheafdb.schema import CollectionSchema
+
+from .expr_fixtures import make_schema
 
 Row = dict[str, Any]
 Truth = bool | None

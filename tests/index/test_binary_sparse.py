@@ -4,11 +4,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from .index_oracle import binary_scores, recall, topk
 
 from sheafdb.index import SparseMatrix, build_index, load_index, parse_index_params
 from sheafdb.schema import DataType, FieldSchema
 from sheafdb.storage.object_store import LocalStore
+
+from .index_oracle import binary_scores, recall, topk
 
 BINARY = FieldSchema("b", DataType.BINARY_VECTOR, dim=64)
 SPARSE = FieldSchema("s", DataType.SPARSE_FLOAT_VECTOR)

@@ -4,12 +4,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from .index_oracle import clustered, dense_scores, recall, topk
 
 from sheafdb.errors import ParameterInvalid, UnexpectedError
 from sheafdb.index import build_index, load_index, parse_index_params
 from sheafdb.schema import DataType, FieldSchema
 from sheafdb.storage.object_store import LocalStore
+
+from .index_oracle import clustered, dense_scores, recall, topk
 
 DIM = 32
 FIELD = FieldSchema("v", DataType.FLOAT_VECTOR, dim=DIM)

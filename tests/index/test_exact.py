@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from .index_oracle import binary_scores, clustered, dense_scores, recall, topk
 
 from sheafdb.index import SparseMatrix, exact_range_search, exact_search, higher_is_better, parse_index_params
 from sheafdb.schema import DataType, FieldSchema
+
+from .index_oracle import binary_scores, clustered, dense_scores, recall, topk
 
 DATA = clustered(800, 16, seed=4)
 QUERIES = clustered(6, 16, seed=5)

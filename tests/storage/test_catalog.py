@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
-from .storage_tables import schemas_and_tables
 
 from sheafdb.errors import (
     AliasAlreadyExists,
@@ -33,6 +32,8 @@ from sheafdb.storage.catalog import (
     SqliteCatalog,
 )
 from sheafdb.storage.segment_files import ColumnFile
+
+from .storage_tables import schemas_and_tables
 
 SCHEMA = CollectionSchema(
     fields=(

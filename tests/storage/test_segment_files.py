@@ -7,7 +7,6 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
-from .storage_tables import schemas_and_tables
 
 from sheafdb.schema import DYNAMIC_FIELD, TIMESTAMP_COLUMN
 from sheafdb.storage.object_store import LocalStore
@@ -18,6 +17,8 @@ from sheafdb.storage.segment_files import (
     write_deletes,
     write_segment,
 )
+
+from .storage_tables import schemas_and_tables
 
 
 @pytest.fixture

@@ -11,9 +11,10 @@ import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from .storage_tables import schemas_and_tables
 
 from sheafdb.storage.wal import WalRecord, WriteAheadLog
+
+from .storage_tables import schemas_and_tables
 
 
 def small_batch(i: int) -> pa.Table:
