@@ -4,7 +4,9 @@ server's share of each insert goes.
 Rows are shaped as bench/run.py's workload (harness/milvus_workload.py): ``pk``, a 128-d
 ``vector``, ``tag`` (VARCHAR), ``num`` and the dynamic key ``color``, sent as row dicts in
 batches of 5,000 through ``MilvusClient.insert``. Prints client rows/s, the wall time per call,
-and the server process's CPU seconds per call (psutil, all threads: foreground and background).
+the server process's CPU seconds per call (psutil, all threads: foreground and background) and
+this client process's (pymilvus packing the rows): when the client's share is most of the
+wall, the server is not what bounds the rate.
 
 ``--index-first`` creates the HNSW index before inserting, so every seal during the inserts
 queues a background build (the situation the profile saw); ``--py-spy`` samples the server
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import os
 import signal
 import subprocess
 import sys
@@ -73,19 +76,23 @@ def cpu_seconds(pid: int) -> float:
     return float(times.user + times.system)
 
 
-def start_py_spy(pid: int, out: Path) -> subprocess.Popen[bytes] | None:
+def start_py_spy(pid: int, out: Path, idle: bool = True) -> subprocess.Popen[bytes] | None:
+    """py-spy recording ``pid`` into ``out``; ``idle=False`` keeps only threads on a CPU."""
     py_spy = BENCH_VENV / "bin" / "py-spy"
     if not py_spy.exists():
         print(f"py-spy not found at {py_spy}; skipping the profile")
         return None
-    command = [str(py_spy), "record", "--pid", str(pid), "--rate", "100", "--format", "raw", "--idle"]
+    command = [str(py_spy), "record", "--pid", str(pid), "--rate", "100", "--format", "raw"]
+    command += ["--idle"] if idle else []
     return subprocess.Popen(
         [*command, "--output", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
 
 
-def summarize_profile(path: Path, top: int = 25) -> None:
-    """Inclusive sample counts of sheafdb functions (raw format: 'frame;frame;... count')."""
+def summarize_profile(
+    path: Path, top: int = 25, modules: tuple[str, ...] = ("sheafdb/", "faiss", "pyarrow")
+) -> None:
+    """Inclusive sample counts of the functions of ``modules`` (raw format: 'frame;frame;... count')."""
     inclusive: collections.Counter[str] = collections.Counter()
     busy = 0
     for line in path.read_text().splitlines():
@@ -96,9 +103,10 @@ def summarize_profile(path: Path, top: int = 25) -> None:
         if any(w in frames[-1] for w in ("wait (threading", "select (selectors", "get (queue", "_wait_once")):
             continue
         busy += count
-        for frame in set(frames):
-            if "sheafdb/" in frame or "faiss" in frame or "pyarrow" in frame:
-                inclusive[frame] += count
+        # One entry per function: drop the line number py-spy puts in each frame.
+        for function in {frame.rsplit(":", 1)[0] + ")" for frame in frames}:
+            if any(module in function for module in modules):
+                inclusive[function] += count
     print(f"\nserver busy samples: {busy}")
     for frame, count in inclusive.most_common(top):
         print(f"{100 * count / max(busy, 1):5.1f}%  {frame}")
@@ -121,18 +129,21 @@ def main() -> None:
             profile_path = Path(tmp) / "profile.txt"
             spy = start_py_spy(server.pid, profile_path) if args.py_spy else None
             cpu_before = cpu_seconds(server.pid)
+            client_cpu_before = cpu_seconds(os.getpid())
             walls = []
             for batch in batches:
                 began = time.perf_counter()
                 client.insert(COLLECTION, batch)
                 walls.append(time.perf_counter() - began)
             server_cpu = cpu_seconds(server.pid) - cpu_before
+            client_cpu = cpu_seconds(os.getpid()) - client_cpu_before
             total = sum(walls)
             print(f"rows: {args.rows}  batches: {len(batches)}  index first: {args.index_first}")
             print(f"insert rows/s: {args.rows / total:,.0f}")
             median_ms, max_ms = 1000 * float(np.median(walls)), 1000 * max(walls)
             print(f"wall per call: median {median_ms:.1f} ms, max {max_ms:.1f} ms")
             print(f"server CPU per call (all threads): {1000 * server_cpu / len(batches):.1f} ms")
+            print(f"client CPU per call (pymilvus): {1000 * client_cpu / len(batches):.1f} ms")
             if spy is not None:
                 spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
                 spy.wait(30)

@@ -8,6 +8,10 @@ port and looks at the first bytes of every connection:
 - anything else is HTTP/1.1 -> the connection is handed, in place, to uvicorn's HTTP protocol
   running the REST app (no second hop), or spliced to ``rest_target`` when one is given.
 
+A spliced connection is two coroutines on raw non-blocking sockets (``_relay``), each
+receiving into one reused buffer and sending from it in place: a ~2.7 MB insert costs about
+half the front CPU the earlier Protocol/transport relay did (bytes per read, buffered copies).
+
 Threads: the front runs one event loop in its own thread (``FrontThread``); every connection's
 state lives on that loop, so nothing here needs a lock. The REST app's blocking work goes to
 anyio's worker threads (see ``rest/app.py``).
@@ -16,10 +20,10 @@ anyio's worker threads (see ``rest/app.py``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import socket
 import threading
-from collections.abc import Callable
 from typing import Any
 
 import uvicorn
@@ -50,109 +54,101 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-async def _open_backend(target: str, protocol_factory: Callable[[], asyncio.Protocol]) -> asyncio.Transport:
+# Relay buffers start small (most connections carry small calls) and double, up to the cap,
+# while reads keep filling them: a multi-MB insert then moves in a few large syscalls.
+_RELAY_FIRST_BUFFER = 64 * 1024
+_RELAY_MAX_BUFFER = 1024 * 1024
+# The internal socket's buffers: big enough that a whole ~3 MB insert request fits in flight
+# (the kernel caps this at net.core.wmem_max / rmem_max).
+_BACKEND_SOCKET_BUFFER = 4 * 1024 * 1024
+
+
+def _listeners(host: str, port: int) -> list[socket.socket]:
+    """Bound, listening, non-blocking sockets for every address ``host`` resolves to."""
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    listeners: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            listeners.append(sock)
+            # A port with only TIME_WAIT leftovers of a previous run is free.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            # Port 0: every other address takes the port the first one got.
+            port = port or sock.getsockname()[1]
+            sock.listen(1024)
+            sock.setblocking(False)
+    except OSError:
+        for sock in listeners:
+            sock.close()
+        raise
+    return listeners
+
+
+async def _connect_backend(target: str) -> socket.socket:
     loop = asyncio.get_running_loop()
     if target.startswith("unix:"):
-        transport, _ = await loop.create_unix_connection(protocol_factory, target[len("unix:") :])
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        address: Any = target[len("unix:") :]
     else:
         host, _, port = target.rpartition(":")
-        transport, _ = await loop.create_connection(protocol_factory, host, int(port))
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    assert isinstance(transport, asyncio.Transport)
-    return transport
+        resolved = await loop.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)
+        family, kind, proto, _, address = resolved[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        sock.setblocking(False)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _BACKEND_SOCKET_BUFFER)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _BACKEND_SOCKET_BUFFER)
+        await loop.sock_connect(sock, address)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
-class _Pipe(asyncio.Protocol):
-    """One direction's reader: forwards what it receives to ``peer``, with back-pressure."""
+async def _relay(src: socket.socket, dst: socket.socket) -> None:
+    """Copy ``src`` to ``dst`` until ``src`` ends, then half-close ``dst``.
 
-    def __init__(self, peer: asyncio.Transport) -> None:
-        self.peer = peer
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        self.peer.write(data)
-
-    def eof_received(self) -> bool:
-        if self.peer.can_write_eof():
-            self.peer.write_eof()
-        return True  # keep our side open until the peer closes too
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.peer.close()
-
-    # Our transport's buffer is full: stop reading from the peer until it drains.
-    def pause_writing(self) -> None:
-        self.peer.pause_reading()
-
-    def resume_writing(self) -> None:
-        self.peer.resume_reading()
+    One buffer, received into and sent from in place (no per-chunk bytes objects). Reading
+    waits while the previous chunk is still going out, so a slow receiver holds the sender
+    back through the kernel's socket buffers instead of piling data up here."""
+    loop = asyncio.get_running_loop()
+    buffer = bytearray(_RELAY_FIRST_BUFFER)
+    while received := await loop.sock_recv_into(src, buffer):
+        await loop.sock_sendall(dst, memoryview(buffer)[:received])
+        if received == len(buffer) and len(buffer) < _RELAY_MAX_BUFFER:
+            buffer = bytearray(2 * len(buffer))
+    with contextlib.suppress(OSError):
+        dst.shutdown(socket.SHUT_WR)
 
 
-class _Sniffer(asyncio.Protocol):
-    """A new client connection, until its first bytes say which protocol it speaks."""
-
-    def __init__(self, front: ProtocolFront) -> None:
-        self._front = front
-        self._buffer = b""
-        self._transport: asyncio.Transport | None = None
-        self._decided = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def data_received(self, data: bytes) -> None:
-        if self._decided:
-            self._buffer += data  # arrived while the backend connection was opening
-            return
-        self._buffer += data
-        head = self._buffer[: len(HTTP2_PREFACE)]
-        if HTTP2_PREFACE.startswith(head) and len(head) < len(HTTP2_PREFACE):
-            return  # could still be either: wait for more
-        self._decided = True
-        assert self._transport is not None
-        if head == HTTP2_PREFACE:
-            self._splice(self._front.grpc_target)
-        elif self._front.rest_target is not None:
-            self._splice(self._front.rest_target)
-        else:
-            self._front.serve_http(self._transport, self._buffer)
-
-    def _splice(self, target: str) -> None:
-        client = self._transport
-        assert client is not None
-        client.pause_reading()
-        self._front.spawn(self._connect(client, target))
-
-    async def _connect(self, client: asyncio.Transport, target: str) -> None:
+async def _splice(client: socket.socket, target: str, first_bytes: bytes) -> None:
+    """Relay both directions between the client and a new backend connection until both end
+    (or either fails); then close both."""
+    try:
+        backend = await _connect_backend(target)
+    except OSError:
+        return
+    with backend:
         try:
-            backend = await _open_backend(target, lambda: _Pipe(client))
+            await asyncio.get_running_loop().sock_sendall(backend, first_bytes)
         except OSError:
-            client.close()
             return
-        if client.is_closing():  # the client left while we were connecting
-            backend.close()
-            return
-        client.set_protocol(_Pipe(backend))
-        backend.write(self._buffer)
-        self._buffer = b""
-        client.resume_reading()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._buffer = b""
+        directions = [asyncio.ensure_future(_relay(a, b)) for a, b in ((client, backend), (backend, client))]
+        try:
+            await asyncio.wait(directions, return_when=asyncio.FIRST_EXCEPTION)
+        finally:
+            # A reset on one side (or our own cancellation) ends the other direction too.
+            for direction in directions:
+                direction.cancel()
+            await asyncio.gather(*directions, return_exceptions=True)
 
 
 class ProtocolFront:
-    """The front's listening socket and its per-connection dispatch (on the running loop)."""
+    """The front's listening sockets and its per-connection dispatch (on the running loop)."""
 
     def __init__(self, grpc_target: str, rest_app: Any = None, rest_target: str | None = None) -> None:
         if (rest_app is None) == (rest_target is None):
@@ -164,40 +160,76 @@ class ProtocolFront:
             self._uvicorn = uvicorn.Config(rest_app, lifespan="off", access_log=False, log_level="warning")
             self._uvicorn.load()
         self._state = ServerState()
-        self._server: asyncio.Server | None = None
+        self._listeners: list[socket.socket] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self, host: str, port: int) -> int:
         """Listen; returns the bound port (useful with port 0)."""
-        self._server = await asyncio.get_running_loop().create_server(
-            lambda: _Sniffer(self), host, port, reuse_address=True, backlog=1024
-        )
-        return int(self._server.sockets[0].getsockname()[1])
+        self._listeners = _listeners(host, port)
+        for listener in self._listeners:
+            self._spawn(self._accept(listener))
+        return int(self._listeners[0].getsockname()[1])
 
-    def spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def serve_http(self, transport: asyncio.Transport, first_bytes: bytes) -> None:
+    async def _accept(self, listener: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                client, _ = await loop.sock_accept(listener)
+            except OSError:  # e.g. EMFILE, or the client reset before accept: keep serving
+                await asyncio.sleep(0.01)
+                continue
+            client.setblocking(False)
+            if client.family in (socket.AF_INET, socket.AF_INET6):
+                client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._spawn(self._serve_connection(client))
+
+    async def _serve_connection(self, client: socket.socket) -> None:
+        """Read until the first bytes say which protocol this is, then route the connection."""
+        loop = asyncio.get_running_loop()
+        head = b""
+        try:
+            while HTTP2_PREFACE.startswith(head[: len(HTTP2_PREFACE)]) and len(head) < len(HTTP2_PREFACE):
+                chunk = await loop.sock_recv(client, 65536)
+                if not chunk:  # gone before saying anything useful
+                    client.close()
+                    return
+                head += chunk
+        except (OSError, asyncio.CancelledError):
+            client.close()
+            raise
+        if head.startswith(HTTP2_PREFACE) or self.rest_target is not None:
+            target = self.grpc_target if head.startswith(HTTP2_PREFACE) else self.rest_target
+            assert target is not None
+            with client:
+                await _splice(client, target, head)
+        else:
+            await self._serve_http(client, head)
+
+    async def _serve_http(self, client: socket.socket, first_bytes: bytes) -> None:
         """Hand the connection to uvicorn's HTTP/1.1 protocol, replaying what was read."""
         config = self._uvicorn
         assert config is not None
+        loop = asyncio.get_running_loop()
         protocol = config.http_protocol_class(  # type: ignore[call-arg]
-            config=config, server_state=self._state, app_state={}, _loop=asyncio.get_running_loop()
+            config=config, server_state=self._state, app_state={}, _loop=loop
         )
-        transport.set_protocol(protocol)
-        protocol.connection_made(transport)
+        await loop.connect_accepted_socket(lambda: protocol, client)
         protocol.data_received(first_bytes)
 
     async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
+        for listener in self._listeners:
+            listener.close()
         for connection in list(self._state.connections):
             connection.shutdown()
-        for task in list(self._tasks):
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class FrontThread:

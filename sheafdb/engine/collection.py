@@ -24,7 +24,8 @@ import pyarrow.compute as pc
 from sheafdb.engine import crash_points
 from sheafdb.engine.growing import GrowingCapture, GrowingData
 from sheafdb.engine.snapshot import DataEvent, DataSnapshot, DeleteFile, SealedSegment, SegmentIndexFile
-from sheafdb.schema import TIMESTAMP_COLUMN, CollectionSchema, FieldSchema
+from sheafdb.engine.visibility import delete_records, delete_records_schema, scoped_deletes
+from sheafdb.schema import CollectionSchema, FieldSchema
 from sheafdb.storage.records import CollectionRecord, IndexRecord
 from sheafdb.storage.wal import WriteAheadLog
 
@@ -100,9 +101,7 @@ def split_upsert(schema: CollectionSchema, batch: pa.Table) -> tuple[pa.ChunkedA
 
 
 def delete_schema(schema: CollectionSchema) -> pa.Schema:
-    return pa.schema(
-        [pa.field("pk", schema.primary_field.arrow_type()), pa.field(TIMESTAMP_COLUMN, pa.uint64())]
-    )
+    return delete_records_schema(schema.primary_field.arrow_type())
 
 
 class Collection:
@@ -190,14 +189,12 @@ class Collection:
         """Apply a logged record to the growing data (also used by recovery)."""
         with self._lock:
             if kind == "upsert":
+                # An upsert replaces its keys in every partition (its delete half is unscoped).
                 pks, batch = split_upsert(self.schema, batch)
+                deletes = delete_records(pks.cast(self._growing.delete_schema.field("pk").type), timestamp)
             elif kind == "delete":
-                pks = batch.column("pk")
+                deletes = scoped_deletes(batch, timestamp).cast(self._growing.delete_schema)
             if kind in ("delete", "upsert"):
-                stamps = pa.repeat(pa.scalar(timestamp, pa.uint64()), len(pks))
-                deletes = pa.Table.from_arrays(
-                    [pks.combine_chunks(), stamps], schema=self._growing.delete_schema
-                )
                 self._growing.add_deletes(lsn, deletes, timestamp)
                 self._deletes_cache = None
             if kind in ("insert", "upsert"):

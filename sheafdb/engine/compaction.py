@@ -23,8 +23,10 @@ from sheafdb.engine.index_builds import IndexBuilder
 from sheafdb.engine.sealing import (
     DELETES_FILE,
     delete_files_when_unused,
+    read_delete_records,
     segment_directory,
     segment_from_record,
+    write_delete_records,
     write_deletes_segment,
 )
 from sheafdb.engine.snapshot import DeleteFile, SealedSegment
@@ -32,7 +34,7 @@ from sheafdb.engine.visibility import latest_deletes, visible_rows
 from sheafdb.storage.catalog import Catalog
 from sheafdb.storage.object_store import ObjectStore
 from sheafdb.storage.records import SegmentRecord
-from sheafdb.storage.segment_files import read_column, read_deletes, write_deletes, write_segment
+from sheafdb.storage.segment_files import read_column, write_segment
 
 # A segment smaller than this share of seal_bytes is worth merging.
 SMALL_SHARE = 0.5
@@ -70,9 +72,10 @@ class Compactor:
         with coll.seal_lock:
             if coll.dropped:
                 return 0
-            latest = latest_deletes(coll.snapshot().deletes)
+            deletes = coll.snapshot().deletes
             for partition_id, group in compaction_candidates(coll, seal_bytes).items():
-                self._merge(coll, partition_id, tuple(group), latest)
+                # Only the deletes reaching this partition drop its rows (partition-scoped deletes).
+                self._merge(coll, partition_id, tuple(group), latest_deletes(deletes, partition_id))
                 replaced += len(group)
             delete_files = coll.delete_files
             if len(delete_files) >= 2:
@@ -82,7 +85,7 @@ class Compactor:
 
     def _merge_delete_files(self, coll: Collection, old: tuple[DeleteFile, ...]) -> None:
         records = {r.segment_id: r for r in self._catalog.list_segments(coll.collection_id)}
-        deletes = pa.concat_tables([read_deletes(self._store, d.path) for d in old]).combine_chunks()
+        deletes = pa.concat_tables([read_delete_records(self._store, d.path) for d in old]).combine_chunks()
         new = write_deletes_segment(
             self._store,
             self._catalog,
@@ -145,9 +148,9 @@ class Compactor:
         return pa.Table.from_arrays(arrays, schema=layout)
 
     def _merge_deletes(self, group: tuple[SealedSegment, ...], path: str) -> str | None:
-        parts = [read_deletes(self._store, s.deletes_path) for s in group if s.deletes_path]
+        parts = [read_delete_records(self._store, s.deletes_path) for s in group if s.deletes_path]
         if not parts:
             return None
         deletes = pa.concat_tables(parts).combine_chunks()
-        write_deletes(self._store, path, deletes.column("pk"), deletes.column("__ts"))
+        write_delete_records(self._store, path, deletes)
         return path

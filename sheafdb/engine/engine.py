@@ -5,9 +5,12 @@ worker threads. ``db`` is always a resolved database name (``"default"`` when th
 none). Collection names may be aliases. Errors are ``sheafdb.errors`` exceptions.
 
 Locks: ``_ddl_lock`` serialises every metadata change (collections, partitions, indexes,
-aliases, databases) and guards ``_collections``; writes and reads take no engine lock, only
-the collection's own (see collection.py). Background threads: index builds (index_builds.py),
-compaction (auto_compaction.py) and load restores after a start (load_requests.py).
+aliases, databases) and guards ``_collections`` and every change to ``_names``; writes and
+reads take no engine lock, only the collection's own (see collection.py), and resolve names
+through ``_names`` lock-free (names.py: the catalog is the durable truth, ``_names`` is
+rebuilt from it at open and changed only together with it under ``_ddl_lock``).
+Background threads: index builds (index_builds.py), compaction (auto_compaction.py) and load
+restores after a start (load_requests.py).
 """
 
 from __future__ import annotations
@@ -47,9 +50,10 @@ from sheafdb.engine.models import (
     SearchRequest,
     SearchResult,
 )
+from sheafdb.engine.names import CollectionNames
 from sheafdb.engine.orphans import remove_orphans
 from sheafdb.engine.recovery import open_collection, wal_directory
-from sheafdb.engine.row_counts import keys_in_partition, visible_row_count
+from sheafdb.engine.row_counts import visible_row_count
 from sheafdb.engine.sealing import Sealer
 from sheafdb.engine.snapshot import SealedSegment
 from sheafdb.engine.writes import Writer
@@ -116,6 +120,7 @@ class Engine:
             self._collections[record.collection_id] = recovered.collection
             floor = max(floor, recovered.max_timestamp)
         self._oracle = TimestampOracle(floor)
+        self._names = CollectionNames.from_catalog(self._catalog, self._collections)
         self._builder = IndexBuilder(self._store, self._catalog)
         self._background: BackgroundCompactor | None = None  # set last: seals may poke it
         self._sealer = Sealer(self._store, self._catalog, on_sealed=self._after_seal)
@@ -128,7 +133,6 @@ class Engine:
             seal=self._sealer.seal,
             is_loaded=self._loads.is_loaded,
             query=lambda coll, req: self._loads.query(coll, req).table,
-            keys_in_partition=lambda coll, pid, keys: keys_in_partition(self._store, coll, pid, keys),
         )
         self._load_requests = LoadRequests(self._catalog, self._loads)
         # Segments sealed before a crash whose index builds never finished.
@@ -166,11 +170,8 @@ class Engine:
             return list(self._collections.values())
 
     def _resolve(self, db: str, name: str) -> Collection:
-        record = self._catalog.resolve_collection(db, name)
-        coll = self._collections.get(record.collection_id)
-        if coll is None:
-            raise CollectionNotFound.named(db, name)
-        return coll
+        """A dict lookup (names.py): no catalog read on the request path."""
+        return self._names.resolve(db, name)
 
     # -- databases --------------------------------------------------------------------------
     def create_database(self, name: str, properties: Mapping[str, str] | None = None) -> None:
@@ -180,10 +181,12 @@ class Engine:
             raise InvalidDatabaseName(e.message) from None
         with self._ddl_lock:
             self._catalog.create_database(name, dict(properties or {}), self._oracle.next())
+            self._names.add_database(name)
 
     def drop_database(self, name: str) -> None:
         with self._ddl_lock:
             self._catalog.drop_database(name)
+            self._names.drop_database(name)
 
     def list_databases(self) -> list[DatabaseInfo]:
         return [
@@ -246,18 +249,27 @@ class Engine:
             shutil.rmtree(wal_directory(self._data_dir, cid), ignore_errors=True)
             parts = {p.name: p.partition_id for p in self._catalog.list_partitions(cid)}
             wal = WriteAheadLog(wal_directory(self._data_dir, cid), fsync=self.config.fsync)
-            self._collections[cid] = Collection(record, parts, (), wal)
+            coll = Collection(record, parts, (), wal)
+            self._collections[cid] = coll
+            self._names.add_collection(coll)
 
     def drop_collection(self, db: str, name: str) -> None:
         with self._ddl_lock:
-            if self._catalog.resolve_alias(db, name) is not None:
+            if self._names.alias_target(db, name) is not None:
                 raise invalid(f"cannot drop the collection via alias = {name}")
             try:
                 coll = self._resolve(db, name)
             except CollectionNotFound:
                 return  # Milvus: dropping a missing collection succeeds
             self._loads.forget(coll)
-            self._removal.drop_collection(coll, wal_directory(self._data_dir, coll.collection_id))
+            # Out of the name map first, so requests arriving while its files go find nothing;
+            # if the removal fails part way, the map is rebuilt from what the catalog kept.
+            self._names.drop_collection(coll)
+            try:
+                self._removal.drop_collection(coll, wal_directory(self._data_dir, coll.collection_id))
+            except BaseException:
+                self._names = CollectionNames.from_catalog(self._catalog, self._collections)
+                raise
             del self._collections[coll.collection_id]
 
     def has_collection(self, db: str, name: str) -> bool:
@@ -270,7 +282,7 @@ class Engine:
     def describe_collection(self, db: str, name: str) -> CollectionInfo:
         coll = self._resolve(db, name)
         r = coll.record
-        aliases = tuple(a.alias for a in self._catalog.list_aliases(r.db_name, r.collection_id))
+        aliases = self._names.aliases_of(coll)
         return CollectionInfo(
             db_name=r.db_name,
             name=r.name,
@@ -285,6 +297,10 @@ class Engine:
             properties=dict(r.properties),
         )
 
+    def collection_schema(self, db: str, name: str) -> CollectionSchema:
+        """The schema alone, for typing a request's or a reply's columns: a dict lookup."""
+        return self._resolve(db, name).schema
+
     def list_collections(self, db: str) -> list[str]:
         self._catalog.get_database(db)
         return [r.name for r in self._catalog.list_collections(db)]
@@ -295,6 +311,7 @@ class Engine:
             coll = self._resolve(db, old_name)
             record = self._catalog.rename_collection(coll.collection_id, new_db or db, new_name)
             coll.set_record(record)
+            self._names.rename_collection(coll)
 
     def truncate_collection(self, db: str, name: str) -> None:
         with self._ddl_lock:
@@ -476,23 +493,26 @@ class Engine:
     def create_alias(self, db: str, collection: str, alias: str) -> None:
         check_name(alias, "alias")
         with self._ddl_lock:
-            record = self._catalog.get_collection(db, collection)
-            self._catalog.create_alias(db, alias, record.collection_id)
+            coll = self._names.get(db, collection)
+            self._catalog.create_alias(db, alias, coll.collection_id)
+            self._names.set_alias(db, alias, coll)
 
     def drop_alias(self, db: str, alias: str) -> None:
         with self._ddl_lock:
             self._catalog.drop_alias(db, alias)
+            self._names.drop_alias(db, alias)
 
     def alter_alias(self, db: str, collection: str, alias: str) -> None:
         with self._ddl_lock:
-            record = self._catalog.get_collection(db, collection)
-            self._catalog.alter_alias(db, alias, record.collection_id)
+            coll = self._names.get(db, collection)
+            self._catalog.alter_alias(db, alias, coll.collection_id)
+            self._names.set_alias(db, alias, coll)
 
     def describe_alias(self, db: str, alias: str) -> AliasInfo:
-        cid = self._catalog.resolve_alias(db, alias)
-        if cid is None:
+        coll = self._names.alias_target(db, alias)
+        if coll is None:
             raise AliasNotFound(f"alias not found[database={db}][alias={alias}]")
-        return AliasInfo(alias, db, self._catalog.get_collection_by_id(cid).name)
+        return AliasInfo(alias, db, coll.name)
 
     def list_aliases(self, db: str, collection: str = "") -> list[AliasInfo]:
         cid = self._resolve(db, collection).collection_id if collection else None

@@ -34,32 +34,70 @@ class LoadCancelled(Exception):
     """A release cancelled the load between two structures (never reaches a client)."""
 
 
+# VARCHAR keys are indexed by at most this many leading UTF-8 bytes: one long key must not
+# widen every entry (fixed-width arrays), and longer keys sharing a prefix are told apart by
+# the exact check against the Arrow column.
+PK_PREFIX_BYTES = 64
+
+
 class PkLookup:
-    """Primary key -> row positions: the sorted keys and the row each came from."""
+    """Primary key -> row positions: the keys sorted (numpy, searchsorted) and each one's row.
+
+    Integer keys are kept as int64. VARCHAR keys as fixed-width UTF-8 bytes (numpy ``S``, at most
+    PK_PREFIX_BYTES wide: 1 byte per ASCII character, where ``<U`` took 4); a match of the bytes
+    is confirmed against ``column`` (the loaded key column itself, shared, not copied), which
+    also tells apart keys that differ only in trailing NULs or past the prefix. Rows are int32
+    below 2**31. A lookup is O(k log n) plus the candidate rows.
+    """
 
     def __init__(self, pks: pa.Array) -> None:
+        self._column = pks
         if pa.types.is_integer(pks.type):
             keys = np.asarray(pks.to_numpy(zero_copy_only=False), dtype=np.int64)
+            self._width = 0
         else:
-            keys = np.asarray(pks.to_numpy(zero_copy_only=False).astype(str))
-        self._order = np.argsort(keys, kind="stable")
-        self._sorted = keys[self._order]
+            self._width = _prefix_width(pks)
+            keys = _encode(pks.to_pylist(), self._width)
+        order = np.argsort(keys, kind="stable")
+        self._order = order.astype(np.int32) if len(order) < 2**31 else order
+        self._sorted = keys[order]
 
     @property
     def nbytes(self) -> int:
+        """Bytes this lookup adds (the key column itself is the loaded field's)."""
         return int(self._order.nbytes + self._sorted.nbytes)
 
     def rows_of(self, keys: Sequence[int] | Sequence[str]) -> np.ndarray:
-        """Rows holding any of ``keys`` (every duplicate), in ascending row order."""
+        """Rows holding any of ``keys`` (every row with such a key, once), in ascending order."""
         if len(self._sorted) == 0 or len(keys) == 0:
             return np.empty(0, dtype=np.int64)
-        wanted = np.asarray(keys, dtype=self._sorted.dtype if self._sorted.dtype.kind != "U" else str)
+        # unique: a key asked twice (or two keys with one prefix) yields its rows once.
+        if self._width == 0:
+            wanted = np.unique(np.asarray(keys, dtype=np.int64))
+        else:
+            wanted = np.unique(_encode([str(k) for k in keys], self._width))
         left = np.searchsorted(self._sorted, wanted, "left")
         right = np.searchsorted(self._sorted, wanted, "right")
         counts = right - left
         starts = np.repeat(left, counts)
         within = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
-        return np.sort(self._order[starts + within])
+        rows = np.sort(self._order[starts + within]).astype(np.int64)
+        if self._width == 0 or len(rows) == 0:
+            return rows
+        exact = pc.is_in(self._column.take(pa.array(rows)), value_set=pa.array(list(keys), self._column.type))
+        return rows[np.asarray(exact.to_numpy(zero_copy_only=False), dtype=bool)]
+
+
+def _prefix_width(pks: pa.Array) -> int:
+    if len(pks) == 0:
+        return 1
+    longest = pc.max(pc.binary_length(pks)).as_py() or 0
+    return max(1, min(int(longest), PK_PREFIX_BYTES))
+
+
+def _encode(texts: Sequence[str], width: int) -> np.ndarray:
+    """UTF-8 bytes cut to ``width`` (a cut inside a character is fine: only bytes are compared)."""
+    return np.array([t.encode() for t in texts], dtype=f"S{width}")
 
 
 class RowSource(Protocol):
@@ -240,7 +278,8 @@ def load_segment(
     primary = schema.primary_field.name
     if cancelled():
         raise LoadCancelled
-    lookup = PkLookup(table.column(primary).combine_chunks())
+    # The loaded key array itself (one chunk): the lookup keeps it without a copy.
+    lookup = PkLookup(columns[primary])
     footprint[("pk_lookup", primary)] = lookup.nbytes
     on_bytes(lookup.nbytes)
     loaded = LoadedSegment(source=segment, table=table, pk_lookup=lookup, footprint=footprint)

@@ -43,8 +43,10 @@ def execute_query(ctx: ReadContext, req: QueryRequest) -> QueryResult:
     if keys is not None:
         # A filter that only names the keys is already applied by the lookup.
         check = flt if req.ids is not None else None
-        latest = live_deletes(ctx.deletes)
-        selected = [_rows_by_key(source, primary, keys, check, latest) for source in ctx.sources]
+        selected = [
+            _rows_by_key(source, primary, keys, check, live_deletes(ctx.deletes, source.partition_id))
+            for source in ctx.sources
+        ]
     else:
         for source, mask in zip(ctx.sources, row_masks(ctx, flt), strict=True):
             selected.append(np.flatnonzero(mask) if mask is not None else np.arange(source.num_rows))

@@ -24,12 +24,16 @@ from pathlib import Path
 import pyarrow as pa
 
 from sheafdb.engine.collection import TRUNCATE_KIND, Collection, routed_parts, split_upsert
-from sheafdb.engine.sealing import delete_file_from_record, is_deletes_segment, segment_from_record
+from sheafdb.engine.sealing import (
+    delete_file_from_record,
+    is_deletes_segment,
+    read_delete_records,
+    segment_from_record,
+)
 from sheafdb.engine.snapshot import DeleteFile, SealedSegment, SegmentIndexFile
 from sheafdb.storage.catalog import Catalog
 from sheafdb.storage.object_store import ObjectStore
 from sheafdb.storage.records import CollectionRecord
-from sheafdb.storage.segment_files import read_deletes
 from sheafdb.storage.wal import WriteAheadLog
 
 
@@ -67,7 +71,7 @@ def open_collection(
     for seg in records:
         max_ts = max(max_ts, seg.max_ts)
         if seg.deletes_path is not None:
-            deletes = read_deletes(store, seg.deletes_path)
+            deletes = read_delete_records(store, seg.deletes_path)
             sealed_deletes.append(deletes)
             deletes_after = max(deletes_after, seg.wal_lsn)
             if is_deletes_segment(seg):

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from sheafdb.engine.collection import Collection
 from sheafdb.engine.visibility import latest_deletes, visible_rows
@@ -21,8 +20,15 @@ from sheafdb.storage.segment_files import read_column
 
 def _visible_key_tables(store: ObjectStore, coll: Collection, partition_id: int | None) -> Iterator[pa.Table]:
     snap = coll.snapshot()
-    latest = latest_deletes(snap.deletes)
     pk = coll.schema.primary_field.name
+    latest_of: dict[int, pa.Table] = {}
+
+    def latest(pid: int) -> pa.Table:
+        # The deletes reaching one partition (partition-scoped deletes), reduced once per read.
+        if pid not in latest_of:
+            latest_of[pid] = latest_deletes(snap.deletes, pid)
+        return latest_of[pid]
+
     for seg in snap.sealed:
         if partition_id is None or seg.partition_id == partition_id:
             table = pa.table(
@@ -31,25 +37,12 @@ def _visible_key_tables(store: ObjectStore, coll: Collection, partition_id: int 
                     TIMESTAMP_COLUMN: read_column(store, seg.columns[TIMESTAMP_COLUMN].path),
                 }
             )
-            yield visible_rows(table, pk, latest)
+            yield visible_rows(table, pk, latest(seg.partition_id))
     for pid, table in snap.growing.items():
         if partition_id is None or pid == partition_id:
-            yield visible_rows(table.select([pk, TIMESTAMP_COLUMN]), pk, latest)
+            yield visible_rows(table.select([pk, TIMESTAMP_COLUMN]), pk, latest(pid))
 
 
 def visible_row_count(store: ObjectStore, coll: Collection, partition_id: int | None = None) -> int:
     """Rows not hidden by a delete, in one partition or (None) the whole collection."""
     return sum(t.num_rows for t in _visible_key_tables(store, coll, partition_id))
-
-
-def keys_in_partition(store: ObjectStore, coll: Collection, partition_id: int, keys: pa.Array) -> pa.Array:
-    """The subset of ``keys`` that a visible row of the partition carries."""
-    pk = coll.schema.primary_field.name
-    present = [
-        pc.filter(keys, pc.is_in(keys, value_set=t.column(pk).combine_chunks()))
-        for t in _visible_key_tables(store, coll, partition_id)
-        if t.num_rows
-    ]
-    if not present:
-        return keys.slice(0, 0)
-    return pc.unique(pa.concat_arrays(present))

@@ -23,14 +23,16 @@ import weakref
 from collections.abc import Callable, Mapping
 
 import pyarrow as pa
+import pyarrow.ipc as ipc
 
 from sheafdb.engine import crash_points
 from sheafdb.engine.collection import Collection
 from sheafdb.engine.snapshot import DeleteFile, SealedSegment, SegmentColumns, SegmentIndexFile
+from sheafdb.engine.visibility import with_scope
 from sheafdb.storage.catalog import Catalog
 from sheafdb.storage.object_store import ObjectStore
 from sheafdb.storage.records import DEFAULT_PARTITION, SegmentRecord
-from sheafdb.storage.segment_files import write_deletes, write_segment
+from sheafdb.storage.segment_files import read_deletes, write_segment
 
 DELETES_FILE = "deletes.arrow"
 
@@ -47,6 +49,23 @@ def anchor_partition(partitions: Mapping[str, int]) -> int:
 
 def is_deletes_segment(record: SegmentRecord) -> bool:
     return not record.columns and record.deletes_path is not None
+
+
+def write_delete_records(store: ObjectStore, path: str, deletes: pa.Table) -> int:
+    """Persist delete records with their partition scope ("pk", "__ts", "__scope") as one Arrow
+    IPC file (storage's ``write_deletes`` keeps only the first two); returns its size."""
+    table = with_scope(deletes)
+    sink = pa.BufferOutputStream()
+    with ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    data = sink.getvalue().to_pybytes()
+    store.write_bytes(path, data)
+    return len(data)
+
+
+def read_delete_records(store: ObjectStore, path: str) -> pa.Table:
+    """A deletes file in the scoped layout; files written before scopes existed hide everywhere."""
+    return with_scope(read_deletes(store, path))
 
 
 def delete_file_from_record(record: SegmentRecord, deletes: pa.Table) -> DeleteFile:
@@ -68,7 +87,7 @@ def write_deletes_segment(
     segment_id = catalog.allocate_id()
     directory = segment_directory(coll.collection_id, segment_id)
     path = f"{directory}/{DELETES_FILE}"
-    write_deletes(store, path, deletes.column("pk"), deletes.column("__ts"))
+    write_delete_records(store, path, deletes)
     record = SegmentRecord(
         segment_id=segment_id,
         collection_id=coll.collection_id,

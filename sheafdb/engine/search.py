@@ -25,7 +25,7 @@ import pyarrow as pa
 from sheafdb.engine.loaded_segment import RowSource
 from sheafdb.engine.models import SearchRequest, SearchResult
 from sheafdb.engine.output import OutputPlan, gather, plan_output
-from sheafdb.engine.visibility import latest_deletes
+from sheafdb.engine.visibility import is_collection_wide, latest_deletes
 from sheafdb.errors import FieldNotFound, UnexpectedError, invalid
 from sheafdb.expr import Filter, compile_filter
 from sheafdb.index import IndexSpec, exact_range_search, exact_search, parse_index_params, parse_search_params
@@ -87,24 +87,49 @@ def compile_checked(ctx: ReadContext, text: str, params: Mapping[str, Any]) -> F
 
 # Snapshots share their deletes table until a delete arrives: its reduction to the latest
 # delete per key is kept per table (by identity; the entry holds the table, so its id cannot
-# be reused), which also lets LoadedSegment cache its hidden mask. Guarded by _LATEST_LOCK.
-_LATEST_CACHE: OrderedDict[int, tuple[pa.Table, pa.Table]] = OrderedDict()
+# be reused) and per partition, which also lets LoadedSegment cache its hidden mask. When no
+# delete is scoped to a partition (the common case) every partition shares one reduction.
+# Guarded by _LATEST_LOCK.
+@dataclass
+class _Reductions:
+    deletes: pa.Table
+    collection_wide: bool
+    by_partition: dict[int | None, pa.Table]
+
+    def key(self, partition_id: int) -> int | None:
+        return None if self.collection_wide else partition_id
+
+
+_LATEST_CACHE: OrderedDict[int, _Reductions] = OrderedDict()
 _LATEST_CACHE_SIZE = 16
 _LATEST_LOCK = threading.Lock()
 
 
-def live_deletes(deletes: pa.Table) -> pa.Table:
-    """``latest_deletes(deletes)``, computed once per deletes table."""
+def live_deletes(deletes: pa.Table, partition_id: int) -> pa.Table:
+    """``latest_deletes(deletes, partition_id)``, computed once per deletes table and partition."""
     if deletes.num_rows == 0:
         return deletes
     with _LATEST_LOCK:
-        cached = _LATEST_CACHE.get(id(deletes))
-        if cached is not None and cached[0] is deletes:
+        entry = _LATEST_CACHE.get(id(deletes))
+        if entry is not None and entry.deletes is deletes:
             _LATEST_CACHE.move_to_end(id(deletes))
-            return cached[1]
-    latest = latest_deletes(deletes)
+            found = entry.by_partition.get(entry.key(partition_id))
+            if found is not None:
+                return found
+        else:
+            entry = None
+    if entry is None:
+        entry = _Reductions(deletes, is_collection_wide(deletes), {})
+    key = entry.key(partition_id)
+    latest = latest_deletes(deletes, key)
     with _LATEST_LOCK:
-        _LATEST_CACHE[id(deletes)] = (deletes, latest)
+        current = _LATEST_CACHE.get(id(deletes))
+        if current is not None and current.deletes is deletes:
+            entry = current
+        # setdefault: a concurrent reader's reduction wins, so masks cached by identity agree.
+        latest = entry.by_partition.setdefault(key, latest)
+        _LATEST_CACHE[id(deletes)] = entry
+        _LATEST_CACHE.move_to_end(id(deletes))
         while len(_LATEST_CACHE) > _LATEST_CACHE_SIZE:
             _LATEST_CACHE.popitem(last=False)
     return latest
@@ -112,12 +137,11 @@ def live_deletes(deletes: pa.Table) -> pa.Table:
 
 def row_masks(ctx: ReadContext, flt: Filter | None) -> list[np.ndarray | None]:
     """Per source: the rows the filter keeps and no delete hides (None = every row)."""
-    latest = live_deletes(ctx.deletes)
     primary = ctx.schema.primary_field.name
     masks: list[np.ndarray | None] = []
     for source in ctx.sources:
         mask = flt.evaluate(source.table, source.json_columns()) if flt is not None else None
-        hidden = source.hidden(primary, latest)
+        hidden = source.hidden(primary, live_deletes(ctx.deletes, source.partition_id))
         if hidden is not None:
             mask = ~hidden if mask is None else mask & ~hidden
         masks.append(mask)

@@ -5,10 +5,11 @@ search can run on it while writes, seals and compactions go on. Every acknowledg
 exactly one place: a sealed segment or a growing table, never both (the seal swaps them in one
 step under the lock).
 
-Deletes are kept collection-wide, not per segment: ``DataSnapshot.deletes`` holds every delete
-that may still hide a row, sealed or growing. A row is visible unless some delete has its
-primary key and a timestamp greater than the row's ``__ts``. (An upsert is a delete and an
-insert at the same timestamp, so its new row survives.)
+Deletes are kept per collection, not per segment: ``DataSnapshot.deletes`` holds every delete
+that may still hide a row, sealed or growing, each with its partition scope (visibility.py). A
+row is visible unless some delete reaching its partition has its primary key and a timestamp
+greater than the row's ``__ts``. (An upsert is a delete and an insert at the same timestamp, so
+its new row survives.)
 
 Segment files stay on disk while a snapshot that lists them is alive: compaction only deletes
 the files of a replaced segment once the last ``SealedSegment`` object naming them has been
@@ -23,9 +24,6 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from sheafdb.storage.segment_files import ColumnFile
-
-DELETES_SCHEMA_PK_INT = pa.schema([pa.field("pk", pa.int64()), pa.field("__ts", pa.uint64())])
-DELETES_SCHEMA_PK_STR = pa.schema([pa.field("pk", pa.string()), pa.field("__ts", pa.uint64())])
 
 
 class SegmentColumns(dict[str, ColumnFile]):
@@ -86,7 +84,7 @@ class DataSnapshot:
     sealed: tuple[SealedSegment, ...]
     # Partition id -> rows not sealed yet, laid out as ``schema.arrow_schema()``.
     growing: Mapping[int, pa.Table]
-    # Columns "pk" (int64 or string, as the primary key) and "__ts" (uint64).
+    # Columns "pk" (int64 or string, as the primary key), "__ts" (uint64), "__scope" (int64).
     deletes: pa.Table
     # Every write acknowledged before the snapshot was taken is in it.
     timestamp: int

@@ -25,10 +25,11 @@ import pyarrow.compute as pc
 
 from sheafdb.engine.collection import PARTITION_COLUMN, REPLACED_PK_COLUMN, ROUTED_PARTITION, Collection
 from sheafdb.engine.models import MutationResult, QueryRequest
+from sheafdb.engine.visibility import ALL_PARTITIONS, delete_records
 from sheafdb.engine.write_validation import prepare_rows, with_timestamp
 from sheafdb.errors import CollectionNotLoaded, PartitionNotFound, invalid
 from sheafdb.expr import compile_filter
-from sheafdb.schema import TIMESTAMP_COLUMN, DataType
+from sheafdb.schema import DataType
 from sheafdb.storage.records import DEFAULT_PARTITION
 from sheafdb.storage.timestamps import TimestampOracle
 
@@ -45,7 +46,8 @@ class Writer:
         seal: Callable[[Collection], object],
         is_loaded: Callable[[Collection], bool],
         query: Callable[[Collection, QueryRequest], pa.Table],
-        keys_in_partition: Callable[[Collection, int, pa.Array], pa.Array],
+        # No longer used (deletes carry their partition scope); engine.py still passes it.
+        keys_in_partition: Callable[[Collection, int, pa.Array], pa.Array] | None = None,
     ) -> None:
         self._oracle = oracle
         self._reserve_ids = reserve_ids
@@ -53,7 +55,6 @@ class Writer:
         self._seal = seal
         self._is_loaded = is_loaded
         self._query = query
-        self._keys_in_partition = keys_in_partition
         self._id_lock = threading.Lock()
         self._next_id = 0
         self._id_end = 0
@@ -130,17 +131,12 @@ class Writer:
                 self._query(coll, request).column(pk_field.name).combine_chunks().cast(pk_field.arrow_type())
             )
         pks = pc.unique(pks)
-        doomed = pks
-        if partition_id is not None and partition and keys is not None:
-            # Deletes hide a key everywhere: scoped to a partition (Milvus semantics), only the
-            # keys that partition holds are deleted. (A general filter already queried only it.)
-            doomed = self._keys_in_partition(coll, partition_id, pks)
+        # Milvus: a delete naming a partition deletes there only; without one, everywhere.
+        scope = partition_id if partition and partition_id is not None else ALL_PARTITIONS
         ts = self._oracle.next()
-        if len(doomed):
-            batch = pa.table(
-                {"pk": doomed, TIMESTAMP_COLUMN: pa.repeat(pa.scalar(ts, pa.uint64()), len(doomed))}
-            )
-            coll.write("delete", partition_id, ts, batch)
+        if len(pks):
+            # The record's partition id only says where it is logged; the scope column decides.
+            coll.write("delete", partition_id, ts, delete_records(pks, ts, scope))
             self._maybe_seal(coll)
         return MutationResult(ids=pks, count=len(pks), timestamp=ts)
 

@@ -109,3 +109,65 @@ def test_public_bind_without_auth_is_refused():
         check_bind_safety("0.0.0.0", auth_enabled=False, insecure=False)
     with pytest.raises(UnsafeBindRefused):
         check_bind_safety("192.168.1.10", auth_enabled=False, insecure=False)
+
+
+def test_large_messages_both_ways_through_the_front(front_port):
+    """A ~3 MB request and a ~3 MB reply: many relay reads, growing buffers, full socket buffers."""
+    name = "n" * 3_000_000
+    with grpc.insecure_channel(f"127.0.0.1:{front_port}") as channel:
+        stub = milvus_pb2_grpc.MilvusServiceStub(channel)
+        for _ in range(2):
+            assert (
+                stub.LoadCollection(milvus_pb2.LoadCollectionRequest(collection_name=name)).reason
+                == "loaded " + name
+            )
+
+
+def test_many_concurrent_connections(front_port):
+    """Each thread its own channel (its own spliced connection) and its own REST connection."""
+    failures: list[BaseException] = []
+
+    def client(i: int) -> None:
+        try:
+            with grpc.insecure_channel(f"127.0.0.1:{front_port}") as channel:
+                stub = milvus_pb2_grpc.MilvusServiceStub(channel)
+                payload = f"{i}-" * 20_000
+                for _ in range(3):
+                    reply = stub.LoadCollection(milvus_pb2.LoadCollectionRequest(collection_name=payload))
+                    assert reply.reason == "loaded " + payload
+            with httpx.Client(base_url=f"http://127.0.0.1:{front_port}") as rest:
+                assert rest.post("/p", content=f"c{i}").json() == {"path": "/p", "body": f"c{i}"}
+        except BaseException as exc:  # reported by the main thread
+            failures.append(exc)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(24)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+
+
+def test_client_vanishing_mid_request_leaves_the_front_serving(front_port):
+    """Half a large gRPC frame, then a reset: the relay ends that connection only."""
+    with socket.create_connection(("127.0.0.1", front_port)) as sock:
+        sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\xff\xff\x00" + b"x" * 200_000)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    with grpc.insecure_channel(f"127.0.0.1:{front_port}") as channel:
+        stub = milvus_pb2_grpc.MilvusServiceStub(channel)
+        assert stub.GetVersion(milvus_pb2.GetVersionRequest()).version == "echo:None"
+
+
+def test_the_front_stops_with_connections_open(grpc_unix):
+    runner = FrontThread(ProtocolFront(grpc_unix, rest_app=HTTP_APP), "127.0.0.1", 0)
+    port = runner.start()
+    idle_http = socket.create_connection(("127.0.0.1", port))
+    idle_http.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    stub = milvus_pb2_grpc.MilvusServiceStub(channel)
+    assert stub.GetVersion(milvus_pb2.GetVersionRequest()).version == "echo:None"
+    runner.stop()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    channel.close()
+    idle_http.close()

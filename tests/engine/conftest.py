@@ -46,24 +46,24 @@ def visible_table(engine: Engine, db: str, name: str) -> pa.Table:
     coll = engine._resolve(db, name)
     snap = coll.snapshot()
     layout = coll.schema.arrow_schema()
+    pk = coll.schema.primary_field.name
     tables = []
     for seg in snap.sealed:
-        tables.append(
-            pa.Table.from_arrays(
-                [
-                    read_column(engine._store, seg.columns[f.name].path)
-                    if f.name in seg.columns
-                    else pa.nulls(seg.num_rows, f.type)
-                    for f in layout
-                ],
-                schema=layout,
-            )
+        table = pa.Table.from_arrays(
+            [
+                read_column(engine._store, seg.columns[f.name].path)
+                if f.name in seg.columns
+                else pa.nulls(seg.num_rows, f.type)
+                for f in layout
+            ],
+            schema=layout,
         )
-    tables.extend(snap.growing.values())
+        tables.append(visible_rows(table, pk, latest_deletes(snap.deletes, seg.partition_id)))
+    for pid, table in snap.growing.items():
+        tables.append(visible_rows(table, pk, latest_deletes(snap.deletes, pid)))
     if not tables:
         return layout.empty_table()
-    all_rows = pa.concat_tables(tables)
-    return visible_rows(all_rows, coll.schema.primary_field.name, latest_deletes(snap.deletes))
+    return pa.concat_tables(tables)
 
 
 def visible_ids(engine: Engine, name: str, db: str = "default") -> list[int]:

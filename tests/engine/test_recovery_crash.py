@@ -130,7 +130,6 @@ def _check_runs(tmp_path: Path, kills: int, seed: int) -> None:
 
             snap = coll.snapshot()
             ids: list[int] = []
-            latest = latest_deletes(snap.deletes)
             import pyarrow as pa
 
             for seg in snap.sealed:
@@ -140,9 +139,13 @@ def _check_runs(tmp_path: Path, kills: int, seed: int) -> None:
                         "__ts": read_column(engine._store, seg.columns["__ts"].path),
                     }
                 )
-                ids += visible_rows(t, "id", latest).column("id").to_pylist()
-            for t in snap.growing.values():
-                ids += visible_rows(t, "id", latest).column("id").to_pylist()
+                ids += (
+                    visible_rows(t, "id", latest_deletes(snap.deletes, seg.partition_id))
+                    .column("id")
+                    .to_pylist()
+                )
+            for pid, t in snap.growing.items():
+                ids += visible_rows(t, "id", latest_deletes(snap.deletes, pid)).column("id").to_pylist()
         finally:
             engine.close()
         assert len(ids) == len(set(ids)), "a row is visible twice"

@@ -218,3 +218,19 @@ def test_closed_log_refuses_appends(tmp_path: Path) -> None:
     wal.close()
     with pytest.raises(Exception, match="closed"):
         wal.append("insert", 1, 1, small_batch(1))
+
+
+@pytest.mark.parametrize("zeros", [1, 40, 4096, 1 << 20])
+def test_a_zero_filled_tail_reads_as_the_end_of_the_log(zeros: int) -> None:
+    """What a crash can leave after the last record (a size extended before its data landed,
+    or preallocated space): zeros are no record, they are cut away and appends follow."""
+    assert _assert_prefix_then_appendable(LOG_BYTES + bytes(zeros)) == 6
+    for path, wal in _recover_from(LOG_BYTES + bytes(zeros)):
+        assert path.joinpath("wal-00000000000000000001.log").stat().st_size == len(LOG_BYTES)
+        assert wal.last_lsn == 6
+
+
+def test_zeros_in_place_of_a_whole_record_end_the_log_there() -> None:
+    record_size = len(LOG_BYTES) // 6
+    data = LOG_BYTES[: 2 * record_size] + bytes(record_size) + LOG_BYTES[3 * record_size :]
+    assert _assert_prefix_then_appendable(data) == 2

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 import grpc
 from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
 
-from sheafdb.api.grpc.context import RpcBase, database_of, wall_clock_timestamp
+from sheafdb.api.grpc.context import RpcBase, database_of
 from sheafdb.api.grpc.requests import key_values
 from sheafdb.api.grpc.schema_codec import field_from_proto, schema_from_proto, schema_to_proto
 from sheafdb.api.status import success
@@ -48,7 +48,7 @@ class CatalogRpcs(RpcBase):
     def AllocTimestamp(
         self, request: milvus_pb2.AllocTimestampRequest, context: grpc.ServicerContext
     ) -> milvus_pb2.AllocTimestampResponse:
-        return milvus_pb2.AllocTimestampResponse(status=success(), timestamp=wall_clock_timestamp())
+        return milvus_pb2.AllocTimestampResponse(status=success(), timestamp=self.engine.allocate_timestamp())
 
     # -- databases --------------------------------------------------------------------------
     def CreateDatabase(

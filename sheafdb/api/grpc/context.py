@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import time
-
 import grpc
 
 from sheafdb.engine.access import AccessControl
 from sheafdb.engine.engine import Engine
 
 DEFAULT_DATABASE = "default"
-_LOGICAL_BITS = 18
 
 
 def database_of(context: grpc.ServicerContext, request_db: str = "") -> str:
@@ -22,12 +19,6 @@ def database_of(context: grpc.ServicerContext, request_db: str = "") -> str:
         if key == "dbname" and value:
             return str(value)
     return DEFAULT_DATABASE
-
-
-def wall_clock_timestamp() -> int:
-    """A hybrid timestamp (``physical_ms << 18``) for replies that only need "now"
-    (AllocTimestamp, a read's session_ts); the engine's writes use its own oracle."""
-    return (time.time_ns() // 1_000_000) << _LOGICAL_BITS
 
 
 class RpcBase:

@@ -5,30 +5,18 @@ from __future__ import annotations
 import grpc
 from pymilvus.grpc_gen import milvus_pb2, schema_pb2
 
-from sheafdb.api.grpc.context import RpcBase, database_of, wall_clock_timestamp
+from sheafdb.api.grpc.context import RpcBase, database_of
 from sheafdb.api.grpc.field_codec import fields_to_table
 from sheafdb.api.grpc.requests import hybrid_search_request, query_request, search_request, template_values
 from sheafdb.api.grpc.results import mutation_result, query_results, search_results
 from sheafdb.api.status import success
-from sheafdb.engine.models import SearchResult
 from sheafdb.errors import Unsupported
-from sheafdb.schema import DYNAMIC_FIELD, CollectionSchema
+from sheafdb.schema import CollectionSchema
 
 
 class DataRpcs(RpcBase):
     def _schema(self, db: str, collection: str) -> CollectionSchema:
-        return self.engine.describe_collection(db, collection).schema
-
-    def _schema_for_hits(self, db: str, collection: str, result: SearchResult) -> CollectionSchema:
-        """The schema that types a search's returned columns. Hits without output fields carry
-        only the primary key, which the result itself describes: skip the catalog read that
-        ``describe_collection`` costs (the hot path of a plain vector search)."""
-        key = result.primary_field.name
-        if result.group_by_values is None and all(
-            name in (key, DYNAMIC_FIELD) for name in result.fields.column_names
-        ):
-            return CollectionSchema(fields=(result.primary_field,))
-        return self._schema(db, collection)
+        return self.engine.collection_schema(db, collection)
 
     # -- writes -----------------------------------------------------------------------------
     def Insert(
@@ -91,9 +79,9 @@ class DataRpcs(RpcBase):
         db = database_of(context, request.db_name)
         search = search_request(request)
         result = self.engine.search(db, search)
-        schema = self._schema_for_hits(db, request.collection_name, result)
+        schema = self._schema(db, request.collection_name)
         return search_results(
-            schema, result, request.collection_name, wall_clock_timestamp(), search.group_by_field
+            schema, result, request.collection_name, self.engine.allocate_timestamp(), search.group_by_field
         )
 
     def HybridSearch(
@@ -102,9 +90,9 @@ class DataRpcs(RpcBase):
         db = database_of(context, request.db_name)
         hybrid = hybrid_search_request(request)
         result = self.engine.hybrid_search(db, hybrid)
-        schema = self._schema_for_hits(db, request.collection_name, result)
+        schema = self._schema(db, request.collection_name)
         return search_results(
-            schema, result, request.collection_name, wall_clock_timestamp(), hybrid.group_by_field
+            schema, result, request.collection_name, self.engine.allocate_timestamp(), hybrid.group_by_field
         )
 
     def Query(
@@ -113,4 +101,4 @@ class DataRpcs(RpcBase):
         db = database_of(context, request.db_name)
         result = self.engine.query(db, query_request(request))
         schema = self._schema(db, request.collection_name)
-        return query_results(schema, result, request.collection_name, wall_clock_timestamp())
+        return query_results(schema, result, request.collection_name, self.engine.allocate_timestamp())

@@ -1,8 +1,7 @@
-"""Search replies typed with and without the collection's schema (``DataRpcs._schema_for_hits``).
+"""Search replies are typed from the collection's schema (``Engine.collection_schema``).
 
-A search with no output fields returns only primary keys, typed from the result itself (no
-catalog read); any other returned column (schema fields, dynamic keys) still goes through the
-collection's schema. Runs the real servicer on a real engine.
+A search with no output fields returns typed primary keys; any other returned column (schema
+fields, dynamic keys) is typed by the schema too. Runs the real servicer on a real engine.
 """
 
 from __future__ import annotations
