@@ -187,10 +187,13 @@ def test_release_gives_back_an_hnsw_load(tmp_path: Path) -> None:
     added = m["loaded"] - m["before"]
     assert m["index_mb"] > 15, m
     assert added > 30, m  # ~20 MB of vectors and ~21 MB of HNSW index
-    assert m["loaded"] - m["released"] >= 0.85 * added, m
+    # The margins are generous on purpose: the bench measures ~94-97% on a quiet machine, but
+    # Python's own heap (objects of the reads, freed into half-empty pymalloc arenas) and a busy
+    # machine move RSS by a few MiB. Milvus Lite gives back 7%: the assertion still tells apart.
+    assert m["loaded"] - m["released"] >= 0.75 * added, m
     added_again = m["loaded_again"] - m["released"]
-    assert m["loaded_again"] - m["released_again"] >= 0.85 * added_again, m
-    assert m["released_again"] - m["before"] < 0.15 * added, m  # no creep from cycle to cycle
+    assert m["loaded_again"] - m["released_again"] >= 0.75 * added_again, m
+    assert m["released_again"] - m["before"] < 0.25 * added, m  # no creep from cycle to cycle
     assert m["live_segments"] == 0, m
 
 
