@@ -4,6 +4,11 @@ Every method is synchronous and thread-safe; the gRPC and REST layers call it fr
 worker threads. ``db`` is always a resolved database name (``"default"`` when the client gave
 none). Collection names may be aliases. Errors are ``sheafdb.errors`` exceptions.
 
+This module reads top-down as the facade: it resolves names, takes the locks and keeps the
+rules that need the engine's own state; the bodies of longer operations live in their own
+modules (collection_alterations.py, index_ddl.py, data_removal.py, writes.py,
+load_requests.py, load_manager.py), which never take ``_ddl_lock`` themselves.
+
 Locks: ``_ddl_lock`` serialises every metadata change (collections, partitions, indexes,
 aliases, databases) and guards ``_collections`` and every change to ``_names``; writes and
 reads take no engine lock, only the collection's own (see collection.py), and resolve names
@@ -15,22 +20,22 @@ restores after a start (load_requests.py).
 
 from __future__ import annotations
 
-import logging
 import shutil
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 
-from sheafdb.engine import index_ddl
 from sheafdb.engine.auto_compaction import BackgroundCompactor
 from sheafdb.engine.collection import Collection
+from sheafdb.engine.collection_alterations import CollectionAlterations
 from sheafdb.engine.compaction import Compactor
 from sheafdb.engine.data_removal import DataRemoval
-from sheafdb.engine.ddl_rules import check_added_field, check_name, partition_names, prepare_schema
+from sheafdb.engine.ddl_rules import MAX_PARTITIONS, check_name, partition_names, prepare_schema
 from sheafdb.engine.index_builds import IndexBuilder
+from sheafdb.engine.index_ddl import IndexDefinitions
 from sheafdb.engine.load_manager import LoadManager
 from sheafdb.engine.load_requests import LoadRequests, partition_id
 from sheafdb.engine.memory import MemoryAccountant
@@ -59,10 +64,7 @@ from sheafdb.engine.snapshot import SealedSegment
 from sheafdb.engine.writes import Writer
 from sheafdb.errors import (
     AliasNotFound,
-    CollectionAlreadyLoaded,
     CollectionNotFound,
-    FieldNotFound,
-    IndexNotFound,
     InvalidDatabaseName,
     ParameterInvalid,
     UnexpectedError,
@@ -74,11 +76,6 @@ from sheafdb.storage.object_store import LocalStore
 from sheafdb.storage.records import DEFAULT_PARTITION
 from sheafdb.storage.timestamps import TimestampOracle
 from sheafdb.storage.wal import WriteAheadLog
-
-log = logging.getLogger(__name__)
-
-MAX_PARTITIONS = 1024
-_LOADED_ONLY_PROPERTIES = ("mmap.enabled", "warmup")
 
 
 @dataclass(frozen=True)
@@ -126,6 +123,10 @@ class Engine:
         self._sealer = Sealer(self._store, self._catalog, on_sealed=self._after_seal)
         self._compactor = Compactor(self._store, self._catalog, self._builder)
         self._removal = DataRemoval(self._store, self._catalog, self._oracle)
+        self._alterations = CollectionAlterations(self._catalog, self._loads.is_loaded)
+        self._indexes = IndexDefinitions(
+            self._catalog, self._oracle, self._builder, self._removal, self._loads.is_loaded
+        )
         self._writer = Writer(
             self._oracle,
             self._catalog.allocate_ids,
@@ -319,56 +320,19 @@ class Engine:
 
     def alter_collection_properties(self, db: str, name: str, properties: Mapping[str, str]) -> None:
         with self._ddl_lock:
-            coll = self._resolve(db, name)
-            self._refuse_if_loaded_property(coll, properties)
-            merged = {**coll.record.properties, **{k: str(v) for k, v in properties.items()}}
-            coll.set_record(self._catalog.update_collection(coll.collection_id, properties=merged))
+            self._alterations.alter_properties(self._resolve(db, name), properties)
 
     def drop_collection_properties(self, db: str, name: str, keys: Sequence[str]) -> None:
         with self._ddl_lock:
-            coll = self._resolve(db, name)
-            self._refuse_if_loaded_property(coll, dict.fromkeys(keys, ""))
-            kept = {k: v for k, v in coll.record.properties.items() if k not in set(keys)}
-            coll.set_record(self._catalog.update_collection(coll.collection_id, properties=kept))
-
-    def _refuse_if_loaded_property(self, coll: Collection, properties: Mapping[str, str]) -> None:
-        for key in properties:
-            if key.startswith(_LOADED_ONLY_PROPERTIES) and self._loads.is_loaded(coll):
-                what = "mmap" if key.startswith("mmap") else "warmup"
-                raise CollectionAlreadyLoaded(
-                    f"collection already loaded[collection={coll.name}]: can not alter {what} properties if "
-                    "collection loaded"
-                )
+            self._alterations.drop_properties(self._resolve(db, name), keys)
 
     def alter_collection_field(self, db: str, name: str, field_name: str, params: Mapping[str, str]) -> None:
         with self._ddl_lock:
-            coll = self._resolve(db, name)
-            field = coll.schema.field(field_name)
-            if field is None:
-                raise FieldNotFound(f"field not found[field={field_name}]")
-            self._refuse_if_loaded_property(coll, params)
-            changed = dict(field.type_params)
-            max_length = field.max_length
-            for key, value in params.items():
-                if key == "max_length":
-                    max_length = int(value)
-                else:
-                    changed[key] = str(value)
-            new_field = replace(field, type_params=changed, max_length=max_length)
-            schema = replace(
-                coll.schema,
-                fields=tuple(new_field if f.name == field_name else f for f in coll.schema.fields),
-            )
-            coll.set_record(self._catalog.update_collection(coll.collection_id, schema=schema))
+            self._alterations.alter_field(self._resolve(db, name), field_name, params)
 
     def add_collection_field(self, db: str, name: str, field: FieldSchema) -> None:
         with self._ddl_lock:
-            coll = self._resolve(db, name)
-            new_field = check_added_field(coll.schema, field)
-            record = self._catalog.update_collection(
-                coll.collection_id, schema=coll.schema.with_field(new_field)
-            )
-            coll.add_field(record, new_field)
+            self._alterations.add_field(self._resolve(db, name), field)
 
     def collection_row_count(self, db: str, name: str) -> int:
         return visible_row_count(self._store, self._resolve(db, name))
@@ -420,50 +384,26 @@ class Engine:
         coll = self._resolve(db, collection)
         return visible_row_count(self._store, coll, partition_id(coll, partition))
 
-    # -- indexes ----------------------------------------------------------------------------
+    # -- indexes (index_ddl.py) -------------------------------------------------------------
     def create_index(
         self, db: str, collection: str, field_name: str, index_name: str, params: Mapping[str, str]
     ) -> None:
         """``index_name`` empty: named after the field. Builds run in the background."""
         with self._ddl_lock:
             coll = self._resolve(db, collection)
-            field = coll.schema.field(field_name)
-            if field is None:
-                raise FieldNotFound(f"cannot create index on non-exist field: {field_name}")
-            name = index_name or field_name
-            normalized = index_ddl.normalized_params(field, params)
-            if index_ddl.find_conflict(coll.indexes, field_name, name, normalized) is not None:
-                return
-            self._catalog.create_index(coll.collection_id, field_name, name, normalized, self._oracle.next())
-            coll.set_indexes(tuple(self._catalog.list_indexes(coll.collection_id)))
-        if field.is_vector:
+            needs_build = self._indexes.create(coll, field_name, index_name, params)
+        if needs_build:
             self._builder.submit(coll, coll.snapshot().sealed, coll.indexes)
 
     def describe_indexes(
         self, db: str, collection: str, index_name: str = "", field_name: str = ""
     ) -> list[IndexInfo]:
         """All indexes (filtered by name / field when given); IndexNotFound when none match."""
-        coll = self._resolve(db, collection)
-        found = index_ddl.matching(coll.indexes, index_name, field_name)
-        if not found:
-            raise IndexNotFound(f"index not found[collection={coll.name}]")
-        return [index_ddl.describe(coll, i, self._builder) for i in found]
+        return self._indexes.describe(self._resolve(db, collection), index_name, field_name)
 
     def drop_index(self, db: str, collection: str, index_name: str, field_name: str = "") -> None:
         with self._ddl_lock:
-            coll = self._resolve(db, collection)
-            found = index_ddl.matching(coll.indexes, index_name, field_name)
-            if not found:
-                return
-            if self._loads.is_loaded(coll):
-                raise UnexpectedError(
-                    "index cannot be dropped, collection is loaded, please release it first"
-                )
-            for index in found:
-                dropped = self._catalog.drop_index(index.index_id)
-                coll.forget_index(index.field_name)
-                self._removal.discard(dropped)
-            coll.set_indexes(tuple(self._catalog.list_indexes(coll.collection_id)))
+            self._indexes.drop(self._resolve(db, collection), index_name, field_name)
 
     def alter_index(
         self,
@@ -474,20 +414,7 @@ class Engine:
         delete_keys: Sequence[str] = (),
     ) -> None:
         with self._ddl_lock:
-            coll = self._resolve(db, collection)
-            found = index_ddl.matching(coll.indexes, index_name, "")
-            if not found:
-                raise IndexNotFound(f"index not found[indexName={index_name}]")
-            if self._loads.is_loaded(coll):
-                raise CollectionAlreadyLoaded(
-                    f"collection already loaded[collection={coll.name}]: "
-                    "can't alter index on loaded collection, please release the collection first"
-                )
-            merged = {**found[0].params, **{k: str(v) for k, v in params.items()}}
-            for key in delete_keys:
-                merged.pop(key, None)
-            self._catalog.update_index_params(found[0].index_id, merged)
-            coll.set_indexes(tuple(self._catalog.list_indexes(coll.collection_id)))
+            self._indexes.alter(self._resolve(db, collection), index_name, params, delete_keys)
 
     # -- aliases ----------------------------------------------------------------------------
     def create_alias(self, db: str, collection: str, alias: str) -> None:

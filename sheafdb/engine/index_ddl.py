@@ -1,5 +1,9 @@
 """Index definitions: Milvus's rules for create / describe / drop / alter of an index.
 
+``IndexDefinitions`` carries the four operations for the engine facade. It has no lock of its
+own: the facade holds its ``_ddl_lock`` around create, drop and alter (metadata changes);
+describe reads the collection's current snapshot and takes none.
+
 Vector indexes are validated by ``sheafdb.index.parse_index_params`` and built per sealed
 segment in the background (index_builds.py). Scalar indexes (INVERTED, STL_SORT, ...) are
 accepted and recorded so that Milvus code creating them runs unchanged; filters scan the
@@ -8,20 +12,29 @@ loaded columns, so there is nothing to build and they report Finished at once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from sheafdb.engine.collection import Collection
+from sheafdb.engine.data_removal import DataRemoval
 from sheafdb.engine.index_builds import IndexBuilder
 from sheafdb.engine.models import IndexInfo, IndexState
-from sheafdb.errors import invalid
+from sheafdb.errors import (
+    CollectionAlreadyLoaded,
+    FieldNotFound,
+    IndexNotFound,
+    UnexpectedError,
+    invalid,
+)
 from sheafdb.index import describe_index_params, parse_index_params
 from sheafdb.schema import FieldSchema
+from sheafdb.storage.catalog import Catalog
 from sheafdb.storage.records import IndexRecord
+from sheafdb.storage.timestamps import TimestampOracle
 
 SCALAR_INDEX_TYPES = frozenset({"INVERTED", "STL_SORT", "TRIE", "BITMAP", "AUTOINDEX", "NGRAM", "HYBRID"})
 
 
-def normalized_params(field: FieldSchema, params: Mapping[str, str]) -> dict[str, str]:
+def _normalized_params(field: FieldSchema, params: Mapping[str, str]) -> dict[str, str]:
     """Validate ``params`` for ``field``; returns the params as Milvus describes them."""
     if field.is_vector:
         return describe_index_params(parse_index_params(field, params))
@@ -31,7 +44,7 @@ def normalized_params(field: FieldSchema, params: Mapping[str, str]) -> dict[str
     return {**{k: str(v) for k, v in params.items()}, "index_type": index_type}
 
 
-def find_conflict(
+def _find_conflict(
     existing: tuple[IndexRecord, ...], field_name: str, index_name: str, params: Mapping[str, str]
 ) -> IndexRecord | None:
     """The identical index if there is one (idempotent create); raise if the new one clashes."""
@@ -49,7 +62,7 @@ def find_conflict(
     return None
 
 
-def matching(indexes: tuple[IndexRecord, ...], index_name: str, field_name: str) -> list[IndexRecord]:
+def _matching(indexes: tuple[IndexRecord, ...], index_name: str, field_name: str) -> list[IndexRecord]:
     return [
         i
         for i in indexes
@@ -57,7 +70,7 @@ def matching(indexes: tuple[IndexRecord, ...], index_name: str, field_name: str)
     ]
 
 
-def describe(coll: Collection, index: IndexRecord, builder: IndexBuilder) -> IndexInfo:
+def _progress(coll: Collection, index: IndexRecord, builder: IndexBuilder) -> IndexInfo:
     """Progress of one index: Finished once every sealed segment has it (growing rows don't count)."""
     snapshot = coll.snapshot()
     field = coll.schema.field(index.field_name)
@@ -82,3 +95,68 @@ def describe(coll: Collection, index: IndexRecord, builder: IndexBuilder) -> Ind
         pending_index_rows=pending,
         fail_reason=(failure or "") if state is IndexState.FAILED else "",
     )
+
+
+class IndexDefinitions:
+    def __init__(
+        self,
+        catalog: Catalog,
+        oracle: TimestampOracle,
+        builder: IndexBuilder,
+        removal: DataRemoval,
+        is_loaded: Callable[[Collection], bool],
+    ) -> None:
+        self._catalog = catalog
+        self._oracle = oracle
+        self._builder = builder
+        self._removal = removal
+        self._is_loaded = is_loaded
+
+    def create(self, coll: Collection, field_name: str, index_name: str, params: Mapping[str, str]) -> bool:
+        """Record the index; True when it is a new vector index whose segment builds must start
+        (the facade starts them once its DDL lock is released)."""
+        field = coll.schema.field(field_name)
+        if field is None:
+            raise FieldNotFound(f"cannot create index on non-exist field: {field_name}")
+        name = index_name or field_name
+        normalized = _normalized_params(field, params)
+        if _find_conflict(coll.indexes, field_name, name, normalized) is not None:
+            return False
+        self._catalog.create_index(coll.collection_id, field_name, name, normalized, self._oracle.next())
+        coll.set_indexes(tuple(self._catalog.list_indexes(coll.collection_id)))
+        return field.is_vector
+
+    def describe(self, coll: Collection, index_name: str, field_name: str) -> list[IndexInfo]:
+        found = _matching(coll.indexes, index_name, field_name)
+        if not found:
+            raise IndexNotFound(f"index not found[collection={coll.name}]")
+        return [_progress(coll, i, self._builder) for i in found]
+
+    def drop(self, coll: Collection, index_name: str, field_name: str) -> None:
+        found = _matching(coll.indexes, index_name, field_name)
+        if not found:
+            return
+        if self._is_loaded(coll):
+            raise UnexpectedError("index cannot be dropped, collection is loaded, please release it first")
+        for index in found:
+            dropped = self._catalog.drop_index(index.index_id)
+            coll.forget_index(index.field_name)
+            self._removal.discard(dropped)
+        coll.set_indexes(tuple(self._catalog.list_indexes(coll.collection_id)))
+
+    def alter(
+        self, coll: Collection, index_name: str, params: Mapping[str, str], delete_keys: Sequence[str]
+    ) -> None:
+        found = _matching(coll.indexes, index_name, "")
+        if not found:
+            raise IndexNotFound(f"index not found[indexName={index_name}]")
+        if self._is_loaded(coll):
+            raise CollectionAlreadyLoaded(
+                f"collection already loaded[collection={coll.name}]: "
+                "can't alter index on loaded collection, please release the collection first"
+            )
+        merged = {**found[0].params, **{k: str(v) for k, v in params.items()}}
+        for key in delete_keys:
+            merged.pop(key, None)
+        self._catalog.update_index_params(found[0].index_id, merged)
+        coll.set_indexes(tuple(self._catalog.list_indexes(coll.collection_id)))

@@ -60,6 +60,11 @@ class _Runtime:
     threads: list[threading.Thread] = field(default_factory=list)
     # Parsed JSON of growing batches (its own lock); pruned to the snapshot on every read.
     growing_json: GrowingJsonCache = field(default_factory=GrowingJsonCache)
+    # What the last complete _sync_segments saw: (sealed tuple, loaded partitions, fields).
+    # A read whose snapshot and state match it has nothing to sync. ``drops`` counts drops: a
+    # sync that a drop overlapped records nothing. Both read and written under ``lock``.
+    synced: tuple[object, frozenset[int], tuple[str, ...]] | None = None
+    drops: int = 0
 
 
 class LoadManager:
@@ -254,6 +259,14 @@ class LoadManager:
 
     def _sync_segments(self, coll: Collection, runtime: _Runtime, snapshot: DataSnapshot) -> None:
         """Drop loaded segments a compaction replaced; load the sealed ones not loaded yet."""
+        loaded_partitions = frozenset(runtime.state.loaded_partitions())
+        fields = runtime.state.fields
+        seen = (snapshot.sealed, loaded_partitions, fields)
+        with runtime.lock:
+            last = runtime.synced
+            if last is not None and last[0] is seen[0] and last[1:] == seen[1:]:
+                return
+            drops = runtime.drops
         live = {s.segment_id for s in snapshot.sealed}
         with runtime.lock:
             gone = [runtime.segments.pop(sid) for sid in list(runtime.segments) if sid not in live]
@@ -266,14 +279,15 @@ class LoadManager:
             # A compaction replaced them: their memory leaves once the reads using them finish.
             del gone, dropped
             give_back_memory()
-        loaded_partitions = runtime.state.loaded_partitions()
-        fields = runtime.state.fields
         for segment in snapshot.sealed:
             if segment.partition_id not in loaded_partitions or segment.segment_id in runtime.segments:
                 continue
             items = segment_plan(segment, fields, coll.schema.primary_field.name)
             with self.accountant.reserve(sum(i.nbytes for i in items)) as reservation:
                 self._load_one(coll, runtime, segment, fields, reservation, None)
+        with runtime.lock:
+            if runtime.drops == drops:
+                runtime.synced = seen
 
     # -- release ---------------------------------------------------------------------------
     def release(self, coll: Collection, partitions: tuple[str, ...] | None = None) -> int:
@@ -296,6 +310,8 @@ class LoadManager:
         """Forget loaded segments of partitions no longer loaded or loading; returns the bytes."""
         active = runtime.state.active_partitions()
         with runtime.lock:
+            runtime.synced = None
+            runtime.drops += 1
             for sid in [sid for sid, seg in runtime.segments.items() if seg.partition_id not in active]:
                 del runtime.segments[sid]
         if not active:
@@ -391,13 +407,13 @@ class LoadManager:
 
     def _account_json(self, coll: Collection, ctx: ReadContext) -> None:
         """Register JSON projections a read built (they grow as filters ask for new paths)."""
+        with_json = [s for s in ctx.sources if isinstance(s, LoadedSegment) and s.prepared_json]
+        if not with_json:
+            return  # no JSON column loaded: nothing can have grown
         runtime = self._runtime(coll)
         with runtime.lock:  # a segment released meanwhile must not be registered again
-            for source in ctx.sources:
-                if (
-                    not isinstance(source, LoadedSegment)
-                    or runtime.segments.get(source.segment_id) is not source
-                ):
+            for source in with_json:
+                if runtime.segments.get(source.segment_id) is not source:
                     continue
                 for name, nbytes in source.json_growth().items():
                     key = MemoryKey(coll.collection_id, source.partition_id, source.segment_id, "json", name)

@@ -9,6 +9,7 @@ growing table from the snapshot; it is never loaded or accounted: the write path
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -20,7 +21,7 @@ import pyarrow.compute as pc
 from sheafdb.engine.growing_json import GrowingJsonCache
 from sheafdb.engine.snapshot import SealedSegment
 from sheafdb.engine.visibility import hidden_mask
-from sheafdb.expr import JsonColumn, JsonProjections
+from sheafdb.expr import Filter, JsonColumn, JsonProjections
 from sheafdb.index import VectorIndex, load_index, parse_index_params, vectors_from_arrow
 from sheafdb.schema import DYNAMIC_FIELD, TIMESTAMP_COLUMN, CollectionSchema, DataType
 from sheafdb.storage.object_store import ObjectStore
@@ -33,6 +34,10 @@ _ZERO_COPY_VECTORS = frozenset({DataType.FLOAT_VECTOR, DataType.BINARY_VECTOR})
 class LoadCancelled(Exception):
     """A release cancelled the load between two structures (never reaches a client)."""
 
+
+# How many allowed-row masks (one per filter, None for no filter) a loaded segment keeps:
+# one byte per row each, freed with the segment.
+ALLOWED_MASKS_KEPT = 8
 
 # VARCHAR keys are indexed by at most this many leading UTF-8 bytes: one long key must not
 # widen every entry (fixed-width arrays), and longer keys sharing a prefix are told apart by
@@ -111,8 +116,12 @@ class RowSource(Protocol):
     def index(self, field_name: str) -> VectorIndex | None: ...
     def vectors(self, schema: CollectionSchema, field_name: str) -> object: ...
     def hidden(self, primary_key: str, latest_deletes: pa.Table) -> np.ndarray | None: ...
+    def allowed(
+        self, flt: Filter | None, primary_key: str, latest_deletes: pa.Table
+    ) -> np.ndarray | None: ...
     def rows_of(self, primary_key: str, keys: Sequence[int] | Sequence[str]) -> np.ndarray: ...
     def json_columns(self) -> Mapping[str, JsonProjections]: ...
+    def numeric_column(self, name: str) -> np.ndarray | None: ...
 
 
 def json_column_names(schema: CollectionSchema, table: pa.Table) -> list[str]:
@@ -129,10 +138,18 @@ class LoadedSegment:
     indexes: dict[str, VectorIndex] = field(default_factory=dict)
     # Bytes held, by (kind, name): what the manager registers with the accountant.
     footprint: dict[tuple[str, str], int] = field(default_factory=dict)
-    # _cache_lock guards the two caches: concurrent searches fill them.
+    # _cache_lock guards the four caches: concurrent searches fill them.
     _cache_lock: threading.Lock = field(default_factory=threading.Lock)
     _vectors: dict[str, object] = field(default_factory=dict)
+    # Zero-copy numpy views of integer / float columns without nulls (None: no such view).
+    _numeric: dict[str, np.ndarray | None] = field(default_factory=dict)
     _hidden: tuple[pa.Table, np.ndarray | None] | None = None
+    # Filter (None: no filter) -> (the deletes it was built against, its allowed mask), most
+    # recent last. The table is immutable, so a mask changes only with the deletes; masks are
+    # read-only and keep their identity, which lets the index keep its selector for them.
+    _allowed: OrderedDict[Filter | None, tuple[pa.Table, np.ndarray | None]] = field(
+        default_factory=OrderedDict
+    )
     # Prepared once per JSON column at load (nothing parsed until a filter asks for a path);
     # each JsonColumn locks itself, so this dict is only written before the segment is shared.
     prepared_json: dict[str, JsonColumn] = field(default_factory=dict)
@@ -176,11 +193,43 @@ class LoadedSegment:
             self._hidden = (latest_deletes, mask)
         return mask
 
+    def allowed(self, flt: Filter | None, primary_key: str, latest_deletes: pa.Table) -> np.ndarray | None:
+        """Rows ``flt`` keeps and no delete hides (None = every row); kept per filter object."""
+        with self._cache_lock:
+            entry = self._allowed.get(flt)
+            if entry is not None and entry[0] is latest_deletes:
+                self._allowed.move_to_end(flt)
+                return entry[1]
+        mask = _allowed(self, flt, primary_key, latest_deletes)
+        if mask is not None:
+            # Owned and frozen: the index keeps a selector per such mask (by identity).
+            mask = np.array(mask, dtype=bool) if mask.base is not None or mask.dtype != np.bool_ else mask
+            mask.flags.writeable = False
+        with self._cache_lock:
+            self._allowed[flt] = (latest_deletes, mask)
+            self._allowed.move_to_end(flt)
+            while len(self._allowed) > ALLOWED_MASKS_KEPT:
+                self._allowed.popitem(last=False)
+        return mask
+
     def rows_of(self, primary_key: str, keys: Sequence[int] | Sequence[str]) -> np.ndarray:
         return self.pk_lookup.rows_of(keys)
 
     def json_columns(self) -> Mapping[str, JsonProjections]:
         return self.prepared_json
+
+    def numeric_column(self, name: str) -> np.ndarray | None:
+        """A zero-copy numpy view of an integer or float column without nulls, else None.
+
+        Output gathering indexes it with numpy, cheaper than an Arrow ``take`` for a few rows.
+        """
+        with self._cache_lock:
+            if name in self._numeric:
+                return self._numeric[name]
+        view = _numeric_view(self.table, name)
+        with self._cache_lock:
+            self._numeric[name] = view
+        return view
 
     def json_growth(self) -> dict[str, int]:
         """JSON projections whose bytes changed since last asked; ``footprint`` is updated.
@@ -225,6 +274,9 @@ class GrowingRows:
     def hidden(self, primary_key: str, latest_deletes: pa.Table) -> np.ndarray | None:
         return _hidden(self.table, primary_key, latest_deletes)
 
+    def allowed(self, flt: Filter | None, primary_key: str, latest_deletes: pa.Table) -> np.ndarray | None:
+        return _allowed(self, flt, primary_key, latest_deletes)  # the table changes: nothing kept
+
     def rows_of(self, primary_key: str, keys: Sequence[int] | Sequence[str]) -> np.ndarray:
         column = self.table.column(primary_key)
         value_set = pa.array(list(keys), type=column.type)
@@ -232,11 +284,38 @@ class GrowingRows:
             np.asarray(pc.is_in(column, value_set=value_set).to_numpy(zero_copy_only=False))
         )
 
+    def numeric_column(self, name: str) -> np.ndarray | None:
+        return None  # a growing table is new on every read: a view would not be reused
+
     def json_columns(self) -> Mapping[str, JsonProjections]:
         if self.json_cache is None or self.schema is None:
             return {}
         names = json_column_names(self.schema, self.table)
         return {name: self.json_cache.column(self.table.column(name)) for name in names}
+
+
+def _numeric_view(table: pa.Table, name: str) -> np.ndarray | None:
+    if name not in table.column_names:
+        return None
+    column = table.column(name)
+    kind = column.type
+    if (
+        column.num_chunks != 1
+        or column.null_count
+        or not (pa.types.is_integer(kind) or pa.types.is_floating(kind))
+    ):
+        return None
+    return column.chunk(0).to_numpy(zero_copy_only=True)
+
+
+def _allowed(
+    source: RowSource, flt: Filter | None, primary_key: str, latest_deletes: pa.Table
+) -> np.ndarray | None:
+    mask = flt.evaluate(source.table, source.json_columns()) if flt is not None else None
+    hidden = source.hidden(primary_key, latest_deletes)
+    if hidden is not None:
+        mask = ~hidden if mask is None else mask & ~hidden
+    return mask
 
 
 def _hidden(table: pa.Table, primary_key: str, latest_deletes: pa.Table) -> np.ndarray | None:

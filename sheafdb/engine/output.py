@@ -29,7 +29,29 @@ class OutputPlan:
     dynamic_keys: tuple[str, ...] | None  # keys to keep in "$meta"; None: the whole object
 
 
+# Requests repeat a few output lists: plans are kept by (schema identity, loaded fields,
+# requested names, dynamic_loaded); the entry holds the schema, so its id is not reused.
+# Refusals are not kept (they raise again). No lock: dict get/set are atomic under the GIL
+# and racing plans are equal. Bounded: cleared when full.
+_PLANS: dict[tuple[int, tuple[str, ...], tuple[str, ...], bool], tuple[CollectionSchema, OutputPlan]] = {}
+_PLANS_KEPT = 256
+
+
 def plan_output(
+    schema: CollectionSchema, loaded: Sequence[str], requested: Sequence[str], *, dynamic_loaded: bool
+) -> OutputPlan:
+    key = (id(schema), tuple(loaded), tuple(requested), dynamic_loaded)
+    entry = _PLANS.get(key)
+    if entry is not None and entry[0] is schema:
+        return entry[1]
+    plan = _plan_output(schema, loaded, requested, dynamic_loaded=dynamic_loaded)
+    if len(_PLANS) >= _PLANS_KEPT:
+        _PLANS.clear()
+    _PLANS[key] = (schema, plan)
+    return plan
+
+
+def _plan_output(
     schema: CollectionSchema, loaded: Sequence[str], requested: Sequence[str], *, dynamic_loaded: bool
 ) -> OutputPlan:
     primary = schema.primary_field.name
@@ -73,8 +95,16 @@ def gather(
 ) -> pa.Table:
     """The plan's columns of the rows ``(sources[source_ids[i]], rows[i])``, in that order.
 
-    One Arrow ``take`` per source, one concatenation, and one ``take`` to restore the order.
+    One Arrow ``take`` per source, one concatenation, and one ``take`` to restore the order
+    (a single source: just its ``take``).
     """
+    if len(rows) and len(sources) == 1:
+        # One source (the common case): column by column, already in order.
+        source = sources[0]
+        present = set(source.table.column_names)
+        indices = pa.array(rows)
+        columns = [_take_column(source, name, rows, indices, present) for name in plan.columns]
+        return _cut_meta(pa.Table.from_arrays(columns, names=list(plan.columns)), plan)
     pieces: list[pa.Table] = []
     order_parts: list[np.ndarray] = []
     for sid in np.unique(source_ids):
@@ -89,18 +119,35 @@ def gather(
     merged = pa.concat_tables(pieces, promote_options="permissive")
     inverse = np.empty(len(rows), dtype=np.int64)
     inverse[np.concatenate(order_parts)] = np.arange(len(rows))
-    merged = merged.take(pa.array(inverse))
-    if DYNAMIC_FIELD in merged.column_names and plan.dynamic_keys is not None:
-        merged = merged.set_column(
-            merged.column_names.index(DYNAMIC_FIELD),
-            DYNAMIC_FIELD,
-            cut_dynamic(merged.column(DYNAMIC_FIELD), plan.dynamic_keys),
-        )
-    return merged
+    return _cut_meta(merged.take(pa.array(inverse)), plan)
+
+
+def _take_column(
+    source: RowSource, name: str, rows: np.ndarray, indices: pa.Array, present: set[str]
+) -> pa.Array | pa.ChunkedArray:
+    if name not in present:
+        return pa.nulls(len(rows))  # a field added after the segment was sealed
+    view = source.numeric_column(name)
+    if view is not None:
+        return pa.array(view[rows])
+    return source.table.column(name).take(indices)
+
+
+def _cut_meta(table: pa.Table, plan: OutputPlan) -> pa.Table:
+    """``$meta`` reduced to the dynamic keys the plan names (unchanged when it wants it whole)."""
+    if plan.dynamic_keys is None or DYNAMIC_FIELD not in plan.columns:
+        return table
+    return table.set_column(
+        table.column_names.index(DYNAMIC_FIELD),
+        DYNAMIC_FIELD,
+        cut_dynamic(table.column(DYNAMIC_FIELD), plan.dynamic_keys),
+    )
 
 
 def _with_missing_columns(piece: pa.Table, columns: Sequence[str], schema: pa.Schema) -> pa.Table:
     # A field added after a segment was sealed: its rows read as nulls.
+    if piece.num_columns == len(columns):
+        return piece  # nothing missing: selected in the plan's order already
     for name in columns:
         if name not in piece.column_names:
             piece = piece.append_column(name, pa.nulls(piece.num_rows))

@@ -1,8 +1,7 @@
-"""Visible rows straight from a collection's data, loaded or not: counts and primary keys.
+"""Visible row counts straight from a collection's data, loaded or not (statistics).
 
 Reads only the primary key and ``__ts`` columns of the sealed segments (memory-mapped) plus the
-growing tables, and applies the delete rule (visibility.py). Used for row counts (statistics)
-and to scope a delete by primary keys to one partition.
+growing tables, and applies the delete rule (visibility.py).
 """
 
 from __future__ import annotations

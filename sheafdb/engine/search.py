@@ -69,11 +69,35 @@ class Candidates:
     rows: np.ndarray
 
 
+# Compiled filters by (schema identity, text, params with their types): a repeated filter
+# is the same Filter object, so loaded segments can keep its mask. Filters are immutable; the
+# entry holds the schema (its id is not reused). Params that are not hashable (lists) are
+# compiled every time. No lock: dict get/set are atomic under the GIL; a racing duplicate only
+# costs one mask. Bounded: cleared when full.
+_FILTERS: dict[tuple[int, str, tuple[tuple[str, type, Any], ...]], tuple[CollectionSchema, Filter]] = {}
+_FILTERS_KEPT = 256
+
+
+def _compiled(text: str, schema: CollectionSchema, params: Mapping[str, Any]) -> Filter:
+    try:
+        key = (id(schema), text, tuple((name, type(value), value) for name, value in params.items()))
+        entry = _FILTERS.get(key)
+    except TypeError:  # an unhashable parameter value
+        return compile_filter(text, schema, params)
+    if entry is not None and entry[0] is schema:
+        return entry[1]
+    compiled = compile_filter(text, schema, params)
+    if len(_FILTERS) >= _FILTERS_KEPT:
+        _FILTERS.clear()
+    _FILTERS[key] = (schema, compiled)
+    return compiled
+
+
 def compile_checked(ctx: ReadContext, text: str, params: Mapping[str, Any]) -> Filter | None:
     """Compile a filter and refuse it when it reads something that is not loaded."""
     if not text.strip():
         return None
-    compiled = compile_filter(text, ctx.schema, params)
+    compiled = _compiled(text, ctx.schema, params)
     for name in sorted(compiled.fields):
         if name not in ctx.loaded_fields:
             field = ctx.schema.field(name)
@@ -136,21 +160,35 @@ def live_deletes(deletes: pa.Table, partition_id: int) -> pa.Table:
 
 
 def row_masks(ctx: ReadContext, flt: Filter | None) -> list[np.ndarray | None]:
-    """Per source: the rows the filter keeps and no delete hides (None = every row)."""
+    """Per source: the rows the filter keeps and no delete hides (None = every row).
+
+    Read-only: a loaded segment keeps them (per filter object, see compile_checked).
+    """
     primary = ctx.schema.primary_field.name
-    masks: list[np.ndarray | None] = []
-    for source in ctx.sources:
-        mask = flt.evaluate(source.table, source.json_columns()) if flt is not None else None
-        hidden = source.hidden(primary, live_deletes(ctx.deletes, source.partition_id))
-        if hidden is not None:
-            mask = ~hidden if mask is None else mask & ~hidden
-        masks.append(mask)
-    return masks
+    return [
+        source.allowed(flt, primary, live_deletes(ctx.deletes, source.partition_id)) for source in ctx.sources
+    ]
+
+
+# Per schema object (schemas are immutable; a change makes a new one): its vector fields.
+# Same no-lock reasoning as _SPECS.
+_VECTOR_FIELDS: dict[int, tuple[CollectionSchema, tuple[FieldSchema, ...]]] = {}
+
+
+def _vector_fields(schema: CollectionSchema) -> tuple[FieldSchema, ...]:
+    entry = _VECTOR_FIELDS.get(id(schema))
+    if entry is not None and entry[0] is schema:
+        return entry[1]
+    vectors = schema.vector_fields
+    if len(_VECTOR_FIELDS) >= _SPECS_KEPT:
+        _VECTOR_FIELDS.clear()
+    _VECTOR_FIELDS[id(schema)] = (schema, vectors)
+    return vectors
 
 
 def resolve_anns_field(schema: CollectionSchema, loaded: Sequence[str], name: str | None) -> FieldSchema:
     if not name:
-        vectors = schema.vector_fields
+        vectors = _vector_fields(schema)
         if len(vectors) != 1:
             raise invalid("multiple anns_fields exist, please specify a anns_field in search_params")
         name = vectors[0].name
@@ -162,13 +200,31 @@ def resolve_anns_field(schema: CollectionSchema, loaded: Sequence[str], name: st
     return field
 
 
+# A collection's index records live until an index DDL replaces them, so their parsed spec
+# is kept by record identity (the entry holds the record and field, so ids are not reused).
+# No lock: dict get/set are atomic under the GIL and racing parses are equal.
+_SPECS: dict[tuple[int, int], tuple[IndexRecord, FieldSchema, IndexSpec]] = {}
+_SPECS_KEPT = 64
+
+
+def _parsed_spec(record: IndexRecord, field: FieldSchema) -> IndexSpec:
+    entry = _SPECS.get((id(record), id(field)))
+    if entry is not None and entry[0] is record and entry[1] is field:
+        return entry[2]
+    spec = parse_index_params(field, record.params)
+    if len(_SPECS) >= _SPECS_KEPT:
+        _SPECS.clear()
+    _SPECS[(id(record), id(field))] = (record, field, spec)
+    return spec
+
+
 def index_spec(ctx: ReadContext, field: FieldSchema, metric_type: str | None) -> IndexSpec:
     record = next((ix for ix in ctx.indexes if ix.field_name == field.name), None)
     if record is None:
         raise UnexpectedError(
             f"there is no vector index on field: [{field.name}], please create index firstly"
         )
-    spec = parse_index_params(field, record.params)
+    spec = _parsed_spec(record, field)
     if metric_type and metric_type.upper() != spec.metric_type.upper():
         raise invalid(f"metric type not match[expected={spec.metric_type}][actual={metric_type}]")
     return spec
@@ -203,8 +259,9 @@ def search_candidates(
     nq = _nq(queries)
     radius = params.get("radius")
     all_scores, all_sources, all_rows = [], [], []
+    found_in: list[int] = []
     for sid, (source, mask) in enumerate(zip(ctx.sources, masks, strict=True)):
-        allowed = source.num_rows if mask is None else int(mask.sum())
+        allowed = source.num_rows if mask is None else int(np.count_nonzero(mask))
         if allowed == 0:
             continue
         depth = min(k, allowed)
@@ -219,10 +276,23 @@ def search_candidates(
             scores, rows = _exact(ctx, source, field, spec, queries, depth, params, mask)
         all_scores.append(np.asarray(scores, dtype=np.float32))
         all_rows.append(np.asarray(rows, dtype=np.int64))
-        all_sources.append(np.full(np.shape(rows), sid, dtype=np.int64))
+        found_in.append(sid)
     if not all_scores:
         empty = np.empty((nq, 0))
         return Candidates(empty.astype(np.float32), empty.astype(np.int64), empty.astype(np.int64))
+    if len(all_scores) == 1:
+        # One source (the common case): its hits are already best first, nothing to merge.
+        rows = all_rows[0]
+        valid = rows >= 0
+        if valid.all():
+            return Candidates(all_scores[0], np.full(rows.shape, found_in[0], dtype=np.int64), rows)
+        return Candidates(
+            np.where(valid, all_scores[0], worst_score(spec.metric_type)).astype(np.float32, copy=False),
+            np.where(valid, found_in[0], -1),
+            np.where(valid, rows, -1),
+        )
+    for sid, rows in zip(found_in, all_rows, strict=True):
+        all_sources.append(np.full(rows.shape, sid, dtype=np.int64))
     scores = np.concatenate(all_scores, axis=1)
     rows = np.concatenate(all_rows, axis=1)
     sources = np.concatenate(all_sources, axis=1)
@@ -325,21 +395,25 @@ def build_result(
     valid = found.sources >= 0
     topks = valid.sum(axis=1).astype(np.int64)
     # Valid hits are a prefix of each row (sorted best first), so row-major order is query order.
-    source_ids = found.sources[valid]
-    rows = found.rows[valid]
-    scores = found.scores[valid].astype(np.float32)
+    if valid.all():  # every slot filled (the common case): a flat view, no selection
+        source_ids, rows = found.sources.ravel(), found.rows.ravel()
+        scores = found.scores.ravel().astype(np.float32, copy=False)
+    else:
+        source_ids, rows = found.sources[valid], found.rows[valid]
+        scores = found.scores[valid].astype(np.float32)
     if round_decimal >= 0:
         scores = np.round(scores, round_decimal).astype(np.float32)
     table = gather(ctx.sources, source_ids, rows, output)
-    primary = ctx.schema.primary_field.name
-    ids = (
-        table.column(primary).combine_chunks()
-        if table.num_rows
-        else pa.array([], ctx.schema.primary_field.arrow_type())
-    )
+    primary_field = ctx.schema.primary_field
+    primary = primary_field.name
+    if table.num_rows:
+        column = table.column(primary)
+        ids = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+    else:
+        ids = pa.array([], primary_field.arrow_type())
     returned = [n for n in output.columns if n != primary or primary in output.names]
     return SearchResult(
-        primary_field=ctx.schema.primary_field,
+        primary_field=primary_field,
         topks=topks,
         ids=ids,
         scores=scores,

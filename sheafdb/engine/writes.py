@@ -46,8 +46,6 @@ class Writer:
         seal: Callable[[Collection], object],
         is_loaded: Callable[[Collection], bool],
         query: Callable[[Collection, QueryRequest], pa.Table],
-        # No longer used (deletes carry their partition scope); engine.py still passes it.
-        keys_in_partition: Callable[[Collection, int, pa.Array], pa.Array] | None = None,
     ) -> None:
         self._oracle = oracle
         self._reserve_ids = reserve_ids

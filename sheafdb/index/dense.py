@@ -12,12 +12,15 @@ all per-search knobs (efSearch, nprobe, selector) travel in a per-call SearchPar
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
 import faiss
 import numpy as np
 
+from sheafdb.errors import ParameterInvalid
 from sheafdb.index import metrics
 from sheafdb.index.params import IndexSpec, parse_search_params
 from sheafdb.index.protocols import IndexStore, write_index_bytes
@@ -31,6 +34,17 @@ _SQ_TYPES = {
     "FP16": faiss.ScalarQuantizer.QT_fp16,
     "BF16": faiss.ScalarQuantizer.QT_bf16,
 }
+
+
+# How many SearchParameters objects (one per ef / nprobe) one index keeps per allowed set
+# (cleared when full), and how many allowed sets' selectors (a bitmap of rows/8 bytes each).
+_UNFILTERED_PARAMS_KEPT = 32
+_FILTERED_MASKS_KEPT = 8
+
+
+def _is_frozen(allowed: np.ndarray) -> bool:
+    """A read-only bool array owning its data: the caller promises it never changes."""
+    return allowed.dtype == np.bool_ and allowed.base is None and not allowed.flags.writeable
 
 
 def faiss_metric(metric: str) -> int:
@@ -50,6 +64,17 @@ class DenseIndex:
         self.index = index
         self.num_rows = int(index.ntotal)
         self._nbytes = nbytes
+        # Unfiltered searches' SearchParameters by (efSearch or nprobe): faiss only reads them,
+        # so one object serves concurrent searches. Written without a lock (GIL-atomic dict set;
+        # a racing duplicate is equal). Few keys: requests use a handful of ef values.
+        self._unfiltered_params: dict[int, faiss.SearchParameters] = {}
+        # Filtered searches with a read-only mask the caller keeps (a loaded segment's cached
+        # mask): id(mask) -> (mask, its selector, SearchParameters by knob), most recent last.
+        # The entry holds the mask, so its id is not reused. Guarded by _filtered_lock.
+        self._filtered: OrderedDict[
+            int, tuple[np.ndarray, AllowedSelector, dict[int, faiss.SearchParameters]]
+        ] = OrderedDict()
+        self._filtered_lock = threading.Lock()
 
     @property
     def nbytes(self) -> int:
@@ -66,9 +91,22 @@ class DenseIndex:
         xq = self._queries(queries)
         if k == 0 or self.num_rows == 0 or (allowed is not None and not allowed.any()):
             return empty_topk(len(xq), k, metric)
-        selector = AllowedSelector(allowed, self.num_rows) if allowed is not None else None
-        search_params = self._search_parameters(params, k, selector)
-        scores, labels = self.index.search(xq, k, params=search_params)
+        if allowed is not None and _is_frozen(allowed):
+            search_params = self._kept_filtered_parameters(params, k, allowed)
+        else:
+            selector = AllowedSelector(allowed, self.num_rows) if allowed is not None else None
+            search_params = self._search_parameters(params, k, selector)
+        n, dim = xq.shape
+        if dim != self.index.d:  # search_c reads n * d floats: never let it read past the queries
+            raise ParameterInvalid(
+                f"vector dimension mismatch, expected vector size {self.index.d}, actual {dim}"
+            )
+        scores = np.empty((n, k), dtype=np.float32)
+        labels = np.empty((n, k), dtype=np.int64)
+        # The C++ search itself: faiss's Python ``search`` wraps it with checks and allocations
+        # that _queries (C-contiguous float32) and the lines above already cover.
+        ptrs = faiss.swig_ptr(xq), faiss.swig_ptr(scores), faiss.swig_ptr(labels)
+        self.index.search_c(n, ptrs[0], k, ptrs[1], ptrs[2], search_params)
         return fix_padding(scores, labels, metric)
 
     def range_search(
@@ -98,15 +136,58 @@ class DenseIndex:
         xq = dense_queries(queries)
         return normalize_rows(xq) if self.spec.metric_type == metrics.COSINE else xq
 
+    def _knob(self, params: Mapping[str, Any], k: int) -> int:
+        """The per-search knob of this index type: efSearch, nprobe, or 0 (none)."""
+        parsed = parse_search_params(params)
+        if isinstance(self.index, faiss.IndexHNSW):
+            return parsed.ef_for(k)
+        if isinstance(self.index, faiss.IndexIVF):
+            return min(parsed.nprobe, self.index.nlist)
+        return 0
+
+    def _kept_filtered_parameters(
+        self, params: Mapping[str, Any], k: int, allowed: np.ndarray
+    ) -> faiss.SearchParameters:
+        knob = self._knob(params, k)
+        with self._filtered_lock:
+            entry = self._filtered.get(id(allowed))
+            if entry is not None and entry[0] is allowed:
+                self._filtered.move_to_end(id(allowed))
+                found = entry[2].get(knob)
+                if found is not None:
+                    return found
+        if entry is None or entry[0] is not allowed:
+            entry = (allowed, AllowedSelector(allowed, self.num_rows), {})
+        made = self._make_parameters(knob, entry[1].selector)
+        with self._filtered_lock:
+            if len(entry[2]) >= _UNFILTERED_PARAMS_KEPT:
+                entry[2].clear()
+            entry[2][knob] = made
+            self._filtered[id(allowed)] = entry
+            self._filtered.move_to_end(id(allowed))
+            while len(self._filtered) > _FILTERED_MASKS_KEPT:
+                self._filtered.popitem(last=False)
+        return made
+
     def _search_parameters(
         self, params: Mapping[str, Any], k: int, selector: AllowedSelector | None
     ) -> faiss.SearchParameters:
-        parsed = parse_search_params(params)
-        sel = selector.selector if selector is not None else None
+        knob = self._knob(params, k)
+        if selector is None:
+            cached = self._unfiltered_params.get(knob)
+            if cached is None:
+                cached = self._make_parameters(knob, None)
+                if len(self._unfiltered_params) >= _UNFILTERED_PARAMS_KEPT:
+                    self._unfiltered_params.clear()
+                self._unfiltered_params[knob] = cached
+            return cached
+        return self._make_parameters(knob, selector.selector)
+
+    def _make_parameters(self, knob: int, sel: faiss.IDSelector | None) -> faiss.SearchParameters:
         if isinstance(self.index, faiss.IndexHNSW):
-            return faiss.SearchParametersHNSW(efSearch=parsed.ef_for(k), sel=sel)
+            return faiss.SearchParametersHNSW(efSearch=knob, sel=sel)
         if isinstance(self.index, faiss.IndexIVF):
-            return faiss.SearchParametersIVF(nprobe=min(parsed.nprobe, self.index.nlist), sel=sel)
+            return faiss.SearchParametersIVF(nprobe=knob, sel=sel)
         return faiss.SearchParameters(sel=sel)
 
 

@@ -202,8 +202,30 @@ def resolve_build(spec: IndexSpec, dtype_family: str) -> tuple[str, dict[str, An
     return spec.index_type, {**BUILD_DEFAULTS, **spec.params}
 
 
+# Requests repeat the same few params: their parse is kept by the params' items and types
+# (True == 1, but only 1 is a valid ef) when hashable (a nested dict is not: parsed every
+# time). SearchParams is frozen, so readers share it. No lock: dict get/set are atomic under
+# the GIL and two racing parses of one key store equal values. Bounded: cleared when full.
+_SEARCH_PARAMS_CACHE: dict[tuple[tuple[str, type, Any], ...], SearchParams] = {}
+_SEARCH_PARAMS_CACHE_SIZE = 256
+
+
 def parse_search_params(params: Mapping[str, Any]) -> SearchParams:
     """Typed search params from a request's (already JSON-decoded) params; unknown keys ignored."""
+    try:
+        key = tuple((name, type(value), value) for name, value in params.items())
+        cached = _SEARCH_PARAMS_CACHE.get(key)
+    except TypeError:  # an unhashable value (a nested dict)
+        return _parse_search_params(params)
+    if cached is None:
+        cached = _parse_search_params(params)
+        if len(_SEARCH_PARAMS_CACHE) >= _SEARCH_PARAMS_CACHE_SIZE:
+            _SEARCH_PARAMS_CACHE.clear()
+        _SEARCH_PARAMS_CACHE[key] = cached
+    return cached
+
+
+def _parse_search_params(params: Mapping[str, Any]) -> SearchParams:
     flat = _flatten(params)
 
     def get(p: _Param) -> Any:

@@ -35,7 +35,9 @@ def empty_topk(nq: int, k: int, metric: str) -> tuple[np.ndarray, np.ndarray]:
 def fix_padding(scores: np.ndarray, labels: np.ndarray, metric: str) -> tuple[np.ndarray, np.ndarray]:
     """faiss pads with +-FLT_MAX; make padding the metric's worst score (+-inf) and float32."""
     scores = scores.astype(np.float32, copy=False)
-    scores[labels < 0] = metrics.worst_score(metric)
+    padded = labels < 0
+    if padded.any():
+        scores[padded] = metrics.worst_score(metric)
     return scores, labels.astype(np.int64, copy=False)
 
 

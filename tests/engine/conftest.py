@@ -71,7 +71,7 @@ def visible_ids(engine: Engine, name: str, db: str = "default") -> list[int]:
 
 
 class EngineTestKit:
-    """The helpers above as one fixture (test modules here are not a package)."""
+    """The helpers above as one fixture (conftest.py is not meant to be imported)."""
 
     basic_schema = staticmethod(basic_schema)
     make_rows = staticmethod(make_rows)

@@ -1,8 +1,22 @@
-"""Shared schema for the filter-language tests (imported by name: tests/ has no packages)."""
+"""Shared schema and comparison oracle of the filter-language tests."""
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Callable
+from typing import Any
+
 from sheafdb.schema import CollectionSchema, DataType, FieldSchema
+
+# The filter language's comparison operators as Python evaluates them (the tests' oracle).
+OPS: dict[str, Callable[[Any, Any], bool]] = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
 
 
 def make_schema(*, dynamic: bool = True) -> CollectionSchema:

@@ -4,8 +4,6 @@ a missing key or a value of another type is false (``!=`` true), numbers compare
 from __future__ import annotations
 
 import json
-import operator
-from collections.abc import Callable
 from typing import Any
 
 import pyarrow as pa
@@ -15,17 +13,9 @@ from hypothesis import strategies as st
 
 from sheafdb.expr import JsonColumn, JsonView, compile_filter
 
-from .expr_fixtures import make_schema
+from .expr_fixtures import OPS, make_schema
 
 SCHEMA = make_schema()
-OPS: dict[str, Callable[[Any, Any], bool]] = {
-    "==": operator.eq,
-    "!=": operator.ne,
-    "<": operator.lt,
-    "<=": operator.le,
-    ">": operator.gt,
-    ">=": operator.ge,
-}
 MISSING = object()
 
 json_scalars = (

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import operator
 import re
 from collections.abc import Callable
 from typing import Any
@@ -16,21 +15,13 @@ from hypothesis import strategies as st
 from sheafdb.expr import compile_filter
 from sheafdb.schema import CollectionSchema
 
-from .expr_fixtures import make_schema
+from .expr_fixtures import OPS, make_schema
 
 Row = dict[str, Any]
 Truth = bool | None
 Oracle = Callable[[Row], Truth]
 
 SCHEMA = make_schema()
-OPS: dict[str, Callable[[Any, Any], bool]] = {
-    "==": operator.eq,
-    "!=": operator.ne,
-    "<": operator.lt,
-    "<=": operator.le,
-    ">": operator.gt,
-    ">=": operator.ge,
-}
 WORDS = ["", "a", "ab", "abc", "b", "ba", "cab", "x%y", "a_c"]
 
 

@@ -10,6 +10,7 @@ from sheafdb.api.grpc.field_codec import fields_to_table
 from sheafdb.api.grpc.requests import hybrid_search_request, query_request, search_request, template_values
 from sheafdb.api.grpc.results import mutation_result, query_results, search_results
 from sheafdb.api.status import success
+from sheafdb.engine.models import SearchResult
 from sheafdb.errors import Unsupported
 from sheafdb.schema import CollectionSchema
 
@@ -17,6 +18,13 @@ from sheafdb.schema import CollectionSchema
 class DataRpcs(RpcBase):
     def _schema(self, db: str, collection: str) -> CollectionSchema:
         return self.engine.collection_schema(db, collection)
+
+    def _search_results(
+        self, db: str, collection: str, result: SearchResult, group_by_field: str | None
+    ) -> milvus_pb2.SearchResults:
+        """Search and hybrid search reply alike: typed by the schema, stamped with a fresh timestamp."""
+        schema = self._schema(db, collection)
+        return search_results(schema, result, collection, self.engine.allocate_timestamp(), group_by_field)
 
     # -- writes -----------------------------------------------------------------------------
     def Insert(
@@ -79,10 +87,7 @@ class DataRpcs(RpcBase):
         db = database_of(context, request.db_name)
         search = search_request(request)
         result = self.engine.search(db, search)
-        schema = self._schema(db, request.collection_name)
-        return search_results(
-            schema, result, request.collection_name, self.engine.allocate_timestamp(), search.group_by_field
-        )
+        return self._search_results(db, request.collection_name, result, search.group_by_field)
 
     def HybridSearch(
         self, request: milvus_pb2.HybridSearchRequest, context: grpc.ServicerContext
@@ -90,10 +95,7 @@ class DataRpcs(RpcBase):
         db = database_of(context, request.db_name)
         hybrid = hybrid_search_request(request)
         result = self.engine.hybrid_search(db, hybrid)
-        schema = self._schema(db, request.collection_name)
-        return search_results(
-            schema, result, request.collection_name, self.engine.allocate_timestamp(), hybrid.group_by_field
-        )
+        return self._search_results(db, request.collection_name, result, hybrid.group_by_field)
 
     def Query(
         self, request: milvus_pb2.QueryRequest, context: grpc.ServicerContext

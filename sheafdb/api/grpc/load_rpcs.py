@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 from pymilvus.grpc_gen import common_pb2, milvus_pb2
 
@@ -11,17 +13,25 @@ from sheafdb.engine.models import LoadState
 from sheafdb.errors import CollectionNotFound, DatabaseNotFound
 
 
+def _load_options(
+    request: milvus_pb2.LoadCollectionRequest | milvus_pb2.LoadPartitionsRequest,
+) -> dict[str, Any]:
+    """The load options both load RPCs carry, as the engine's keyword arguments (an unset
+    replica number, 0 on the wire, means one replica)."""
+    return {
+        "load_fields": tuple(request.load_fields),
+        "skip_load_dynamic_field": request.skip_load_dynamic_field,
+        "replica_number": max(request.replica_number, 1),
+        "refresh": request.refresh,
+    }
+
+
 class LoadRpcs(RpcBase):
     def LoadCollection(
         self, request: milvus_pb2.LoadCollectionRequest, context: grpc.ServicerContext
     ) -> common_pb2.Status:
         self.engine.load_collection(
-            database_of(context, request.db_name),
-            request.collection_name,
-            load_fields=tuple(request.load_fields),
-            skip_load_dynamic_field=request.skip_load_dynamic_field,
-            replica_number=max(request.replica_number, 1),
-            refresh=request.refresh,
+            database_of(context, request.db_name), request.collection_name, **_load_options(request)
         )
         return success()
 
@@ -32,10 +42,7 @@ class LoadRpcs(RpcBase):
             database_of(context, request.db_name),
             request.collection_name,
             tuple(request.partition_names),
-            load_fields=tuple(request.load_fields),
-            skip_load_dynamic_field=request.skip_load_dynamic_field,
-            replica_number=max(request.replica_number, 1),
-            refresh=request.refresh,
+            **_load_options(request),
         )
         return success()
 

@@ -89,12 +89,6 @@ def with_primary_key(result: SearchResult) -> tuple[pa.Table, tuple[str, ...]]:
     return fields, (*result.output_fields, key)
 
 
-def empty_search_results(nq: int, primary: FieldSchema, collection: str) -> milvus_pb2.SearchResults:
-    data = schema_pb2.SearchResultData(num_queries=nq, top_k=0, primary_field_name=primary.name)
-    data.topks.extend([0] * nq)
-    return milvus_pb2.SearchResults(status=success(), results=data, collection_name=collection)
-
-
 def query_results(
     schema: CollectionSchema, result: QueryResult, collection: str, session_ts: int
 ) -> milvus_pb2.QueryResults:

@@ -8,22 +8,22 @@ from sheafdb.api.rest.envelope import Call, Endpoint
 
 
 def create(call: Call) -> dict[str, Any]:
-    call.engine.create_alias(call.db, str(call.required("collectionName")), str(call.required("aliasName")))
+    call.engine.create_alias(call.db, call.text("collectionName"), call.text("aliasName"))
     return {}
 
 
 def alter(call: Call) -> dict[str, Any]:
-    call.engine.alter_alias(call.db, str(call.required("collectionName")), str(call.required("aliasName")))
+    call.engine.alter_alias(call.db, call.text("collectionName"), call.text("aliasName"))
     return {}
 
 
 def drop(call: Call) -> dict[str, Any]:
-    call.engine.drop_alias(call.db, str(call.required("aliasName")))
+    call.engine.drop_alias(call.db, call.text("aliasName"))
     return {}
 
 
 def describe(call: Call) -> dict[str, str]:
-    info = call.engine.describe_alias(call.db, str(call.required("aliasName")))
+    info = call.engine.describe_alias(call.db, call.text("aliasName"))
     return {"dbName": info.db_name, "collectionName": info.collection_name, "aliasName": info.alias}
 
 

@@ -31,7 +31,7 @@ _LOAD_POLL_SECONDS = 0.01
 
 
 def create(call: Call) -> dict[str, Any]:
-    name = str(call.required("collectionName"))
+    name = call.text("collectionName")
     params = dict(call.get("params", {}))
     spec = call.body.get("schema")
     if spec:
@@ -97,7 +97,7 @@ def wait_loaded(call: Call, name: str, partitions: tuple[str, ...] = ()) -> None
 
 
 def describe(call: Call) -> Reply:
-    name = str(call.required("collectionName"))
+    name = call.text("collectionName")
     info = call.engine.describe_collection(call.db, name)
     message = ""
     try:
@@ -115,27 +115,27 @@ def list_(call: Call) -> list[str]:
 
 
 def has(call: Call) -> dict[str, bool]:
-    return {"has": call.engine.has_collection(call.db, str(call.required("collectionName")))}
+    return {"has": call.engine.has_collection(call.db, call.text("collectionName"))}
 
 
 def drop(call: Call) -> dict[str, Any]:
-    call.engine.drop_collection(call.db, str(call.required("collectionName")))
+    call.engine.drop_collection(call.db, call.text("collectionName"))
     return {}
 
 
 def rename(call: Call) -> dict[str, Any]:
-    old = str(call.required("collectionName"))
-    new = str(call.required("newCollectionName"))
+    old = call.text("collectionName")
+    new = call.text("newCollectionName")
     call.engine.rename_collection(call.db, old, new, call.get("newDbName") or None)
     return {}
 
 
 def get_stats(call: Call) -> dict[str, int]:
-    return {"rowCount": call.engine.collection_row_count(call.db, str(call.required("collectionName")))}
+    return {"rowCount": call.engine.collection_row_count(call.db, call.text("collectionName"))}
 
 
 def get_load_state(call: Call) -> Reply | dict[str, str]:
-    name = str(call.required("collectionName"))
+    name = call.text("collectionName")
     partitions = call.names("partitionNames")
     state = call.engine.get_load_state(call.db, name, partitions)
     if state is LoadState.NOT_EXIST:
@@ -151,7 +151,7 @@ def get_load_state(call: Call) -> Reply | dict[str, str]:
 
 
 def load(call: Call) -> dict[str, Any]:
-    name = str(call.required("collectionName"))
+    name = call.text("collectionName")
     call.engine.load_collection(
         call.db,
         name,
@@ -164,39 +164,37 @@ def load(call: Call) -> dict[str, Any]:
 
 
 def refresh_load(call: Call) -> dict[str, Any]:
-    name = str(call.required("collectionName"))
+    name = call.text("collectionName")
     call.engine.load_collection(call.db, name, refresh=True)
     wait_loaded(call, name)
     return {}
 
 
 def release(call: Call) -> dict[str, Any]:
-    call.engine.release_collection(call.db, str(call.required("collectionName")))
+    call.engine.release_collection(call.db, call.text("collectionName"))
     return {}
 
 
 def alter_properties(call: Call) -> dict[str, Any]:
     properties = {str(k): _text(v) for k, v in dict(call.required("properties")).items()}
-    call.engine.alter_collection_properties(call.db, str(call.required("collectionName")), properties)
+    call.engine.alter_collection_properties(call.db, call.text("collectionName"), properties)
     return {}
 
 
 def drop_properties(call: Call) -> dict[str, Any]:
     keys = [str(k) for k in call.required("propertyKeys")]
-    call.engine.drop_collection_properties(call.db, str(call.required("collectionName")), keys)
+    call.engine.drop_collection_properties(call.db, call.text("collectionName"), keys)
     return {}
 
 
 def alter_field_properties(call: Call) -> dict[str, Any]:
     params = {str(k): _text(v) for k, v in dict(call.required("fieldParams")).items()}
-    call.engine.alter_collection_field(
-        call.db, str(call.required("collectionName")), str(call.required("fieldName")), params
-    )
+    call.engine.alter_collection_field(call.db, call.text("collectionName"), call.text("fieldName"), params)
     return {}
 
 
 def flush(call: Call) -> dict[str, Any]:
-    call.engine.flush(call.db, [str(call.required("collectionName"))])
+    call.engine.flush(call.db, [call.text("collectionName")])
     return {}
 
 

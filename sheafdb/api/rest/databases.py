@@ -12,23 +12,23 @@ def _properties(call: Call) -> dict[str, str]:
 
 
 def create(call: Call) -> dict[str, Any]:
-    call.engine.create_database(str(call.required("dbName")), _properties(call))
+    call.engine.create_database(call.text("dbName"), _properties(call))
     return {}
 
 
 def alter(call: Call) -> dict[str, Any]:
-    call.engine.alter_database(str(call.required("dbName")), _properties(call))
+    call.engine.alter_database(call.text("dbName"), _properties(call))
     return {}
 
 
 def drop_properties(call: Call) -> dict[str, Any]:
     keys = [str(k) for k in call.required("propertyKeys")]
-    call.engine.alter_database(str(call.required("dbName")), {}, keys)
+    call.engine.alter_database(call.text("dbName"), {}, keys)
     return {}
 
 
 def drop(call: Call) -> dict[str, Any]:
-    call.engine.drop_database(str(call.required("dbName")))
+    call.engine.drop_database(call.text("dbName"))
     return {}
 
 
@@ -37,7 +37,7 @@ def list_(call: Call) -> list[str]:
 
 
 def describe(call: Call) -> dict[str, Any]:
-    info = call.engine.describe_database(str(call.required("dbName")))
+    info = call.engine.describe_database(call.text("dbName"))
     return {
         "dbName": info.name,
         "dbID": info.database_id,

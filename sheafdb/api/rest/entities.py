@@ -32,7 +32,7 @@ DEFAULT_LIMIT = 100
 
 
 def _schema(call: Call, name: str) -> CollectionSchema:
-    return call.engine.describe_collection(call.db, name).schema
+    return call.engine.collection_schema(call.db, name)
 
 
 def _ids(call: Call, result: MutationResult) -> list[Any]:
@@ -43,25 +43,25 @@ def _ids(call: Call, result: MutationResult) -> list[Any]:
 
 
 def insert(call: Call) -> dict[str, Any]:
-    name = str(call.required("collectionName"))
+    name = call.text("collectionName")
     table = rows_to_table(_schema(call, name), call.required("data"))
     result = call.engine.insert(call.db, name, table, str(call.get("partitionName", "")))
     return {"insertCount": result.count, "insertIds": _ids(call, result)}
 
 
 def upsert(call: Call) -> dict[str, Any]:
-    name = str(call.required("collectionName"))
+    name = call.text("collectionName")
     table = rows_to_table(_schema(call, name), call.required("data"))
     result = call.engine.upsert(call.db, name, table, str(call.get("partitionName", "")))
     return {"upsertCount": result.count, "upsertIds": _ids(call, result)}
 
 
 def delete(call: Call) -> dict[str, Any]:
-    name = str(call.required("collectionName"))
+    name = call.text("collectionName")
     result = call.engine.delete(
         call.db,
         name,
-        str(call.required("filter")),
+        call.text("filter"),
         dict(call.get("exprParams", {})),
         str(call.get("partitionName", "")),
     )
@@ -73,7 +73,7 @@ def _output_fields(call: Call, default: tuple[str, ...] = ("*",)) -> tuple[str, 
 
 
 def query(call: Call) -> list[dict[str, Any]]:
-    name = str(call.required("collectionName"))
+    name = call.text("collectionName")
     consistency_level(call.get("consistencyLevel"))
     output = _output_fields(call)
     counting = any(f.replace(" ", "").lower() == "count(*)" for f in output)
@@ -91,7 +91,7 @@ def query(call: Call) -> list[dict[str, Any]]:
 
 
 def get(call: Call) -> list[dict[str, Any]]:
-    name = str(call.required("collectionName"))
+    name = call.text("collectionName")
     consistency_level(call.get("consistencyLevel"))
     schema = _schema(call, name)
     request = QueryRequest(
@@ -148,7 +148,7 @@ def _search_request(
 
 
 def search(call: Call) -> Reply | list[Any]:
-    name = str(call.required("collectionName"))
+    name = call.text("collectionName")
     call.required("data")
     consistency_level(call.get("consistencyLevel"))
     schema = _schema(call, name)
@@ -165,7 +165,7 @@ def _hits_reply(call: Call, schema: CollectionSchema, result: SearchResult) -> R
 
 
 def hybrid_search(call: Call) -> Reply:
-    name = str(call.required("collectionName"))
+    name = call.text("collectionName")
     subs = call.required("search")
     consistency_level(call.get("consistencyLevel"))
     schema = _schema(call, name)

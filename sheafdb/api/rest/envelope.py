@@ -50,6 +50,10 @@ class Call:
             )
         return value
 
+    def text(self, key: str) -> str:
+        """A required parameter read as text (names, filters, passwords)."""
+        return str(self.required(key))
+
     def get(self, key: str, default: Any = None) -> Any:
         value = self.body.get(key)
         return default if value is None else value

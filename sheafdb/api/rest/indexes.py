@@ -10,7 +10,7 @@ from sheafdb.errors import IndexNotFound, RestParameterMissing
 
 
 def create(call: Call) -> dict[str, Any]:
-    name = str(call.required("collectionName"))
+    name = call.text("collectionName")
     # One CreateIndex per entry, stopping at the first failure (as Milvus does).
     for spec in call.required("indexParams"):
         field_name = spec.get("fieldName")
@@ -25,36 +25,32 @@ def create(call: Call) -> dict[str, Any]:
 
 def list_(call: Call) -> list[str]:
     try:
-        indexes = call.engine.describe_indexes(call.db, str(call.required("collectionName")))
+        indexes = call.engine.describe_indexes(call.db, call.text("collectionName"))
     except IndexNotFound:
         return []
     return [i.index_name for i in indexes]
 
 
 def describe(call: Call) -> list[dict[str, Any]]:
-    name = str(call.required("collectionName"))
-    indexes = call.engine.describe_indexes(call.db, name, index_name=str(call.required("indexName")))
+    name = call.text("collectionName")
+    indexes = call.engine.describe_indexes(call.db, name, index_name=call.text("indexName"))
     return [index_json(i) for i in indexes]
 
 
 def drop(call: Call) -> dict[str, Any]:
-    call.engine.drop_index(call.db, str(call.required("collectionName")), str(call.required("indexName")))
+    call.engine.drop_index(call.db, call.text("collectionName"), call.text("indexName"))
     return {}
 
 
 def alter_properties(call: Call) -> dict[str, Any]:
     properties = {str(k): str(v) for k, v in dict(call.required("properties")).items()}
-    call.engine.alter_index(
-        call.db, str(call.required("collectionName")), str(call.required("indexName")), properties
-    )
+    call.engine.alter_index(call.db, call.text("collectionName"), call.text("indexName"), properties)
     return {}
 
 
 def drop_properties(call: Call) -> dict[str, Any]:
     keys = [str(k) for k in call.required("propertyKeys")]
-    call.engine.alter_index(
-        call.db, str(call.required("collectionName")), str(call.required("indexName")), {}, keys
-    )
+    call.engine.alter_index(call.db, call.text("collectionName"), call.text("indexName"), {}, keys)
     return {}
 
 

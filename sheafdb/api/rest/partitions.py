@@ -8,35 +8,33 @@ from sheafdb.api.rest.collections import wait_loaded
 from sheafdb.api.rest.envelope import Call, Endpoint
 
 
-def _collection(call: Call) -> str:
-    return str(call.required("collectionName"))
-
-
 def list_(call: Call) -> list[str]:
-    return [p.name for p in call.engine.list_partitions(call.db, _collection(call))]
+    return [p.name for p in call.engine.list_partitions(call.db, call.text("collectionName"))]
 
 
 def has(call: Call) -> dict[str, bool]:
-    return {"has": call.engine.has_partition(call.db, _collection(call), str(call.required("partitionName")))}
+    return {
+        "has": call.engine.has_partition(call.db, call.text("collectionName"), call.text("partitionName"))
+    }
 
 
 def create(call: Call) -> dict[str, Any]:
-    call.engine.create_partition(call.db, _collection(call), str(call.required("partitionName")))
+    call.engine.create_partition(call.db, call.text("collectionName"), call.text("partitionName"))
     return {}
 
 
 def drop(call: Call) -> dict[str, Any]:
-    call.engine.drop_partition(call.db, _collection(call), str(call.required("partitionName")))
+    call.engine.drop_partition(call.db, call.text("collectionName"), call.text("partitionName"))
     return {}
 
 
 def get_stats(call: Call) -> dict[str, int]:
-    count = call.engine.partition_row_count(call.db, _collection(call), str(call.required("partitionName")))
+    count = call.engine.partition_row_count(call.db, call.text("collectionName"), call.text("partitionName"))
     return {"rowCount": count}
 
 
 def load(call: Call) -> dict[str, Any]:
-    name = _collection(call)
+    name = call.text("collectionName")
     call.required("partitionNames")
     partitions = call.names("partitionNames")
     call.engine.load_partitions(call.db, name, partitions)
@@ -46,7 +44,7 @@ def load(call: Call) -> dict[str, Any]:
 
 def release(call: Call) -> dict[str, Any]:
     call.required("partitionNames")
-    call.engine.release_partitions(call.db, _collection(call), call.names("partitionNames"))
+    call.engine.release_partitions(call.db, call.text("collectionName"), call.names("partitionNames"))
     return {}
 
 

@@ -20,33 +20,31 @@ def list_users(call: Call) -> list[str]:
 
 
 def describe_user(call: Call) -> list[str]:
-    return _access(call).roles_of(str(call.required("userName")))
+    return _access(call).roles_of(call.text("userName"))
 
 
 def create_user(call: Call) -> dict[str, Any]:
-    _access(call).create_user(str(call.required("userName")), str(call.required("password")))
+    _access(call).create_user(call.text("userName"), call.text("password"))
     return {}
 
 
 def update_password(call: Call) -> dict[str, Any]:
-    _access(call).update_password(
-        str(call.required("userName")), str(call.required("password")), str(call.required("newPassword"))
-    )
+    _access(call).update_password(call.text("userName"), call.text("password"), call.text("newPassword"))
     return {}
 
 
 def drop_user(call: Call) -> dict[str, Any]:
-    _access(call).drop_user(str(call.required("userName")))
+    _access(call).drop_user(call.text("userName"))
     return {}
 
 
 def grant_role(call: Call) -> dict[str, Any]:
-    _access(call).grant_role(str(call.required("userName")), str(call.required("roleName")))
+    _access(call).grant_role(call.text("userName"), call.text("roleName"))
     return {}
 
 
 def revoke_role(call: Call) -> dict[str, Any]:
-    _access(call).revoke_role(str(call.required("userName")), str(call.required("roleName")))
+    _access(call).revoke_role(call.text("userName"), call.text("roleName"))
     return {}
 
 
@@ -64,26 +62,26 @@ def describe_role(call: Call) -> list[dict[str, str]]:
             "dbName": g.db_name,
             "grantor": g.grantor,
         }
-        for g in _access(call).grants_of(str(call.required("roleName")), db)
+        for g in _access(call).grants_of(call.text("roleName"), db)
     ]
 
 
 def create_role(call: Call) -> dict[str, Any]:
-    _access(call).create_role(str(call.required("roleName")))
+    _access(call).create_role(call.text("roleName"))
     return {}
 
 
 def drop_role(call: Call) -> dict[str, Any]:
-    _access(call).drop_role(str(call.required("roleName")))
+    _access(call).drop_role(call.text("roleName"))
     return {}
 
 
 def grant_privilege(call: Call) -> dict[str, Any]:
     _access(call).grant(
-        str(call.required("roleName")),
-        str(call.required("objectType")),
-        str(call.required("objectName")),
-        str(call.required("privilege")),
+        call.text("roleName"),
+        call.text("objectType"),
+        call.text("objectName"),
+        call.text("privilege"),
         call.db,
         call.user or "",
     )
@@ -92,38 +90,36 @@ def grant_privilege(call: Call) -> dict[str, Any]:
 
 def revoke_privilege(call: Call) -> dict[str, Any]:
     _access(call).revoke(
-        str(call.required("roleName")),
-        str(call.required("objectType")),
-        str(call.required("objectName")),
-        str(call.required("privilege")),
+        call.text("roleName"),
+        call.text("objectType"),
+        call.text("objectName"),
+        call.text("privilege"),
         call.db,
     )
     return {}
 
 
 def grant_privilege_v2(call: Call) -> dict[str, Any]:
-    privilege = str(call.required("privilege"))
+    privilege = call.text("privilege")
     object_type, db, object_name = grant_target_v2(privilege, call.db, str(call.get("collectionName", "*")))
-    _access(call).grant(
-        str(call.required("roleName")), object_type, object_name, privilege, db, call.user or ""
-    )
+    _access(call).grant(call.text("roleName"), object_type, object_name, privilege, db, call.user or "")
     return {}
 
 
 def revoke_privilege_v2(call: Call) -> dict[str, Any]:
-    privilege = str(call.required("privilege"))
+    privilege = call.text("privilege")
     object_type, db, object_name = grant_target_v2(privilege, call.db, str(call.get("collectionName", "*")))
-    _access(call).revoke(str(call.required("roleName")), object_type, object_name, privilege, db)
+    _access(call).revoke(call.text("roleName"), object_type, object_name, privilege, db)
     return {}
 
 
 def create_privilege_group(call: Call) -> dict[str, Any]:
-    _access(call).create_privilege_group(str(call.required("privilegeGroupName")))
+    _access(call).create_privilege_group(call.text("privilegeGroupName"))
     return {}
 
 
 def drop_privilege_group(call: Call) -> dict[str, Any]:
-    _access(call).drop_privilege_group(str(call.required("privilegeGroupName")))
+    _access(call).drop_privilege_group(call.text("privilegeGroupName"))
     return {}
 
 
@@ -139,13 +135,13 @@ def list_privilege_groups(call: Call) -> dict[str, Any]:
 
 def add_privileges_to_group(call: Call) -> dict[str, Any]:
     privileges = [str(p) for p in call.required("privileges")]
-    _access(call).add_privileges_to_group(str(call.required("privilegeGroupName")), privileges)
+    _access(call).add_privileges_to_group(call.text("privilegeGroupName"), privileges)
     return {}
 
 
 def remove_privileges_from_group(call: Call) -> dict[str, Any]:
     privileges = [str(p) for p in call.required("privileges")]
-    _access(call).remove_privileges_from_group(str(call.required("privilegeGroupName")), privileges)
+    _access(call).remove_privileges_from_group(call.text("privilegeGroupName"), privileges)
     return {}
 
 

@@ -9,7 +9,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sheafdb.api.grpc.access_rpcs import decode_password
-from sheafdb.engine.access import grant_target_v2
 from sheafdb.errors import ParameterInvalid
 
 
@@ -21,25 +20,3 @@ def test_passwords_round_trip_through_base64(password: str) -> None:
 def test_a_password_that_is_not_base64_is_refused() -> None:
     with pytest.raises(ParameterInvalid, match="decode password fail"):
         decode_password("not base64!")
-
-
-@pytest.mark.parametrize(
-    ("privilege", "expected"),
-    [
-        ("Load", ("Collection", "db1", "books")),
-        ("CollectionReadWrite", ("Collection", "db1", "books")),
-        ("ShowCollections", ("Global", "db1", "*")),
-        ("DatabaseAdmin", ("Global", "db1", "*")),
-        ("CreateDatabase", ("Global", "*", "*")),
-        ("ClusterReadOnly", ("Global", "*", "*")),
-        ("my_custom_group", ("Collection", "db1", "books")),
-    ],
-)
-def test_v2_grants_take_their_object_from_the_privilege_level(
-    privilege: str, expected: tuple[str, ...]
-) -> None:
-    assert grant_target_v2(privilege, "db1", "books") == expected
-
-
-def test_v2_collection_grant_without_a_collection_covers_all() -> None:
-    assert grant_target_v2("Search", "default", "") == ("Collection", "default", "*")
