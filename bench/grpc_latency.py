@@ -4,7 +4,7 @@ Starts a server on a free port with a temporary data dir, builds a 20k x 128-d H
 collection (pymilvus MilvusClient; M=16, efConstruction --ef-construction), then times
 sequential calls, p50 / p99 in microseconds:
 
-- through pymilvus MilvusClient: search (nq=1, limit 10, ef 64), get_load_state, get by 10 ids,
+- through pymilvus MilvusClient: search (nq=1 or --nq, limit 10, ef 64), get_load_state, get by 10 ids,
   query with a range filter;
 - through the raw generated stub with the request serialized once up front and the reply left
   as bytes (``grpc`` channel, no pymilvus): search, get_load_state, query, get_version —
@@ -18,7 +18,7 @@ With --auth on the server runs with ``--auth`` and every client sends the token 
 Every workload's reply is checked once before timing (a rejected call would look fast).
 
 Usage: .venv/bin/python bench/grpc_latency.py [--calls N] [--rows N] [--rounds N]
-    [--ef-construction N] [--auth off|on|both] [--unix] [--rest]
+    [--ef-construction N] [--auth off|on|both] [--unix] [--rest] [--nq N]
 Each round measures every workload once (interleaved, so drifting machine load hits all of
 them alike); the table shows the median over rounds of each round's p50 / p99.
 """
@@ -126,12 +126,12 @@ def percentiles(call: Callable[[], object], calls: int, server: psutil.Process) 
     return statistics.median(samples), samples[min(len(samples) - 1, int(0.99 * len(samples)))], cpu_us
 
 
-def raw_requests(query_vector: np.ndarray) -> dict[str, tuple[str, bytes]]:
+def raw_requests(queries: np.ndarray) -> dict[str, tuple[str, bytes]]:
     """Workload name -> (method, serialized request), built once."""
     placeholder = common_pb2.PlaceholderGroup(
         placeholders=[
             common_pb2.PlaceholderValue(
-                tag="$0", type=common_pb2.PlaceholderType.FloatVector, values=[query_vector.tobytes()]
+                tag="$0", type=common_pb2.PlaceholderType.FloatVector, values=[q.tobytes() for q in queries]
             )
         ]
     ).SerializeToString()
@@ -140,7 +140,7 @@ def raw_requests(query_vector: np.ndarray) -> dict[str, tuple[str, bytes]]:
         dsl="",
         dsl_type=common_pb2.DslType.BoolExprV1,
         placeholder_group=placeholder,
-        nq=1,
+        nq=len(queries),
         search_params=[
             common_pb2.KeyValuePair(key="anns_field", value="vec"),
             common_pb2.KeyValuePair(key="topk", value="10"),
@@ -191,13 +191,13 @@ def raw_calls(
     return calls
 
 
-def rest_search_call(port: int, query_vector: np.ndarray, auth: bool) -> Callable[[], object]:
+def rest_search_call(port: int, queries: np.ndarray, auth: bool) -> Callable[[], object]:
     """One keep-alive HTTP/1.1 connection, the search body serialized once."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     body = json.dumps(
         {
             "collectionName": COLLECTION,
-            "data": [query_vector.tolist()],
+            "data": queries.tolist(),
             "annsField": "vec",
             "limit": 10,
             "searchParams": {"metricType": "L2", "params": {"ef": 64}},
@@ -220,19 +220,22 @@ def rest_search_call(port: int, query_vector: np.ndarray, auth: bool) -> Callabl
             return connection.getresponse().read()
 
     reply = json.loads(call())
-    if reply.get("code") != 0 or len(reply.get("data", [])) != 10:
+    if reply.get("code") != 0 or len(reply.get("data", [])) != 10 * len(queries):  # hits flattened
         raise SystemExit(f"REST search failed: {reply}")
     return call
 
 
-def client_calls(client: MilvusClient, query_vector: np.ndarray) -> dict[str, Callable[[], object]]:
+def client_calls(client: MilvusClient, queries: np.ndarray) -> dict[str, Callable[[], object]]:
     ten_ids = list(range(500, 510))
-    hits = client.search(COLLECTION, [query_vector], limit=10, search_params={"params": {"ef": 64}})
-    if len(hits[0]) != 10:
-        raise SystemExit(f"pymilvus search returned {len(hits[0])} hits, not 10")
+    vectors = list(queries)
+    hits = client.search(COLLECTION, vectors, limit=10, search_params={"params": {"ef": 64}})
+    if len(hits) != len(queries) or len(hits[0]) != 10:
+        raise SystemExit(
+            f"pymilvus search returned {len(hits)} x {len(hits[0])} hits, not {len(queries)} x 10"
+        )
     return {
-        "search nq=1 k=10": lambda: client.search(
-            COLLECTION, [query_vector], limit=10, search_params={"params": {"ef": 64}}
+        f"search nq={len(queries)} k=10": lambda: client.search(
+            COLLECTION, vectors, limit=10, search_params={"params": {"ef": 64}}
         ),
         "get_load_state": lambda: client.get_load_state(COLLECTION),
         "get 10 ids": lambda: client.get(COLLECTION, ids=ten_ids),
@@ -271,10 +274,10 @@ def prepare_workloads(
         f"auth {'on' if auth else 'off'}",
         file=sys.stderr,
     )
-    query_vector = vectors[123] + np.float32(0.01)
-    requests = raw_requests(query_vector)
+    queries = vectors[123 : 123 + args.nq] + np.float32(0.01)
+    requests = raw_requests(queries)
     workloads = {
-        **client_calls(client, query_vector),
+        **client_calls(client, queries),
         **raw_calls(f"127.0.0.1:{port}", "raw", requests, auth),
     }
     if args.unix:
@@ -284,7 +287,7 @@ def prepare_workloads(
         direct = {name: requests[name] for name in ("search", "get_load_state")}
         workloads.update(raw_calls(f"unix:{socket_path}", "unix", direct, auth))
     if args.rest:
-        workloads["REST search"] = rest_search_call(port, query_vector, auth)
+        workloads["REST search"] = rest_search_call(port, queries, auth)
     return workloads, psutil.Process(server.pid)
 
 
@@ -302,6 +305,7 @@ def main() -> None:
     )
     parser.add_argument("--unix", action="store_true", help="also raw calls on the internal gRPC socket")
     parser.add_argument("--rest", action="store_true", help="also REST v2 search through the port")
+    parser.add_argument("--nq", type=int, default=1, help="query vectors per search (every search workload)")
     args = parser.parse_args()
     modes = {"off": (False,), "on": (True,), "both": (False, True)}[args.auth]
     with contextlib.ExitStack() as stack:
