@@ -501,7 +501,8 @@ class Engine:
         replica_number: int = 1,
         refresh: bool = False,
     ) -> None:
-        """Validate and start a background load; returns once the load is accepted."""
+        """Validate and start a background load; returns once it is accepted (after a short wait
+        for the job, so that a small load is already Loaded when the client first asks)."""
         self._load_requests.load_collection(
             self._resolve(db, collection),
             load_fields=load_fields,
