@@ -294,3 +294,25 @@ def test_segments_sealed_and_indexes_built_after_load_are_loaded(engine: Engine)
         time.sleep(0.01)
     assert index_bytes() > before
     assert engine.get_loading_progress(DB, "c").progress == 100
+
+
+def test_a_restart_loads_again_what_was_loaded_and_only_that(tmp_path: Path) -> None:
+    config = EngineConfig(tmp_path / "data", fsync=False, restore_loads=True)
+    first = Engine(config)
+    make(first, "c")
+    make(first, "idle")
+    first.load_collection(DB, "c", load_fields=("id", "vec"))
+    wait_loaded(first, "c")
+    first.close()
+
+    second = Engine(config)
+    try:
+        wait_loaded(second, "c")  # nobody asked: the persisted load config did
+        assert second.get_load_state(DB, "idle") is LoadState.NOT_LOAD
+        probe = rows(0, 50).column("vec").combine_chunks().values.to_numpy().reshape(50, -1)[3:4]
+        hits = second.search(DB, SearchRequest("c", probe, 1, output_fields=("id",)))
+        assert hits.ids.to_pylist() == [3]
+        with pytest.raises(SheafError, match="not loaded"):  # the same partial field list came back
+            second.search(DB, SearchRequest("c", probe, 1, output_fields=("title",)))
+    finally:
+        second.close()
