@@ -43,6 +43,7 @@ from collections.abc import Callable, Iterator
 import grpc
 import numpy as np
 import psutil
+from harness.servers import free_port
 from pymilvus import DataType, MilvusClient
 from pymilvus.grpc_gen import common_pb2, milvus_pb2
 
@@ -50,12 +51,6 @@ COLLECTION = "latency"
 DIM = 128
 SERVICE = "/milvus.proto.milvus.MilvusService/"
 TOKEN = "root:Milvus"  # the default root login a server started with --auth accepts
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def start_server(data_dir: str, port: int, auth: bool) -> subprocess.Popen[bytes]:

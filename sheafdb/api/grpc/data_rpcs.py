@@ -13,6 +13,7 @@ from sheafdb.api.status import success
 from sheafdb.engine.models import SearchResult
 from sheafdb.errors import Unsupported
 from sheafdb.schema import CollectionSchema
+from sheafdb.storage.timestamps import physical_ms
 
 
 class DataRpcs(RpcBase):
@@ -72,7 +73,7 @@ class DataRpcs(RpcBase):
             response.coll_segIDs[name].CopyFrom(schema_pb2.LongArray())
             response.flush_coll_segIDs[name].CopyFrom(schema_pb2.LongArray())
             response.coll_flush_ts[name] = ts
-            response.coll_seal_times[name] = ts >> 18
+            response.coll_seal_times[name] = physical_ms(ts)
         return response
 
     def GetFlushState(
