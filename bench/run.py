@@ -7,10 +7,13 @@ raw medians, machine, command, two pictures) to --doc.
 
 Run (from the repository root):
     .venv/bin/python bench/run.py [--n 100000] [--dim 128] [--repeats 3]
-        [--systems sheafdb,milvus-lite,faiss] [--out bench/out] [--doc docs/benchmarks.md]
+        [--systems sheafdb,milvus-lite,faiss] [--peers chroma,lancedb] [--quick]
+        [--out bench/out] [--doc docs/benchmarks.md]
 
 Milvus Lite runs from its own virtualenv, .bench-venv, created on first use (pass --no-install
-to skip it instead). A system that cannot run is skipped with a line saying why.
+to skip it instead); each optional embedded peer (--peers) from its own under .bench-peers/.
+A system that cannot run is skipped with a line saying why. --quick makes fewer requests per
+figure (a size check, e.g. --n 1000000 --quick), not figures to publish.
 """
 
 from __future__ import annotations
@@ -33,8 +36,9 @@ import psutil
 import pymilvus
 from harness.dataset import make_dataset
 from harness.faiss_floor import FaissRepeat
-from harness.milvus_workload import ServerRepeat, WorkloadSizes
-from harness.report import FAISS, LITE, SHEAF, markdown, summarize, target_checks
+from harness.milvus_workload import QUICK_SIZES, ServerRepeat, WorkloadSizes
+from harness.peers import PEER_SPECS, PEER_VENV_DIR, PeerRepeat, ensure_peer
+from harness.report import markdown, summarize
 from harness.servers import (
     REPO_ROOT,
     ServerKind,
@@ -45,6 +49,7 @@ from harness.servers import (
     milvus_lite_kind,
     sheafdb_kind,
 )
+from harness.targets import FAISS, LITE, SHEAF, target_checks
 
 KNOWN_SYSTEMS = (SHEAF, LITE, FAISS)
 
@@ -60,7 +65,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "out", help="raw results dir")
     parser.add_argument("--doc", type=Path, default=REPO_ROOT / "docs" / "benchmarks.md", help="report path")
     parser.add_argument("--notes", type=Path, help="markdown (e.g. profile summaries) appended to the report")
-    parser.add_argument("--no-install", action="store_true", help="do not create the Milvus Lite venv")
+    parser.add_argument(
+        "--peers", default="", help=f"optional embedded peers, comma-separated ({', '.join(PEER_SPECS)})"
+    )
+    parser.add_argument(
+        "--peer-venv-dir", type=Path, default=PEER_VENV_DIR, help="one venv per peer under it"
+    )
+    parser.add_argument("--quick", action="store_true", help="fewer requests per figure (a size check)")
+    parser.add_argument("--no-install", action="store_true", help="create no venv (Milvus Lite, peers)")
     parser.add_argument(
         "--render-only", action="store_true", help="rewrite the report from --out/results.json, run nothing"
     )
@@ -125,6 +137,28 @@ def resolve_systems(
     return kinds, notes, skipped
 
 
+def resolve_peers(
+    names: list[str], venv_dir: Path, install: bool
+) -> tuple[dict[str, Path], dict[str, str], dict[str, str]]:
+    """peer -> its venv's python, notes, and skipped peers with why."""
+    pythons: dict[str, Path] = {}
+    notes: dict[str, str] = {}
+    skipped: dict[str, str] = {}
+    for name in names:
+        spec = PEER_SPECS.get(name)
+        if spec is None:
+            skipped[name] = f"unknown peer (known: {', '.join(PEER_SPECS)})"
+            continue
+        python, note = ensure_peer(spec, venv_dir, install)
+        if python is None:
+            skipped[name] = note
+        else:
+            pythons[name], notes[name] = python, note
+    for name, why in skipped.items():
+        print(f"SKIP {name}: {why}", flush=True)
+    return pythons, notes, skipped
+
+
 def pictures(results_path: Path, picture_dir: Path) -> tuple[list[str], str]:
     """Draw the pictures with whichever interpreter has matplotlib; names written, or why none."""
     for python in (Path(sys.executable), bench_venv_python()):
@@ -151,9 +185,10 @@ def write_report(results: dict[str, Any], results_path: Path, args: argparse.Nam
         results["profile_notes"] = args.notes.read_text()
     args.doc.parent.mkdir(parents=True, exist_ok=True)
     args.doc.write_text(markdown(results, names_written))
-    for check in target_checks(results["summary"]):
-        verdict = "n/a" if check.met is None else ("MET" if check.met else "MISSED")
-        print(f"target {verdict}: {check.text}: {check.measured}")
+    for check in target_checks(results["summary"], results["config"]):
+        in_run = "n/a" if check.met is None else ("MET" if check.met else "MISSED")
+        against = "n/a" if check.met_reference is None else ("MET" if check.met_reference else "MISSED")
+        print(f"target {in_run} (reference {against}): {check.text}: {check.measured}; {check.reference}")
     print(f"wrote {results_path} and {args.doc}")
 
 
@@ -169,7 +204,11 @@ def main() -> int:
     command = " ".join([".venv/bin/python", "bench/run.py", *sys.argv[1:]])
     args.out.mkdir(parents=True, exist_ok=True)
     kinds, notes, skipped = resolve_systems(names, install=not args.no_install)
-    sizes = WorkloadSizes()
+    peer_names = [s.strip() for s in args.peers.split(",") if s.strip()]
+    peers, peer_notes, peers_skipped = resolve_peers(peer_names, args.peer_venv_dir, not args.no_install)
+    notes.update(peer_notes)
+    skipped.update(peers_skipped)
+    sizes = QUICK_SIZES if args.quick else WorkloadSizes()
     nq = max(sizes.latency_queries, sizes.batch_nq, sizes.sweep_queries)
     start = time.perf_counter()
     data = make_dataset(args.n, args.dim, nq)
@@ -184,20 +223,28 @@ def main() -> int:
             "metric": "L2",
             "M": 16,
             "efConstruction": 200,
+            "quick": args.quick,
         },
-        "systems_run": list(kinds),
+        "systems_run": [*kinds, *peers],
         "system_notes": notes,
         "skipped": skipped,
-        "raw": {name: [] for name in kinds},
+        "raw": {name: [] for name in [*kinds, *peers]},
         "errors": [],
     }
     results_path = args.out / "results.json"
     for repeat in range(args.repeats):
-        for name, kind in kinds.items():
+        for name in results["systems_run"]:
+            kind = kinds.get(name)
             print(f"repeat {repeat + 1}/{args.repeats}: {name} ...", flush=True)
             began = time.perf_counter()
             try:
-                if kind is None:
+                if name in peers:
+                    workdir = args.out / "work" / f"{name}-r{repeat}"
+                    shutil.rmtree(workdir, ignore_errors=True)
+                    peer = PeerRepeat(PEER_SPECS[name], peers[name], data, sizes, workdir, sweep=repeat == 0)
+                    raw = peer.run()
+                    shutil.rmtree(workdir / "data", ignore_errors=True)  # keep the peer's log only
+                elif kind is None:
                     raw = FaissRepeat(data, sizes, sweep=repeat == 0).run()
                 else:
                     workdir = args.out / "work" / f"{name}-r{repeat}"

@@ -20,6 +20,7 @@ import numpy as np
 LATENT_DIM = 16
 CLUSTERS = 100
 K = 10
+GENERATE_CHUNK_ROWS = 65_536
 
 # Selectivities of the ``num`` range filter used for the filtered-recall sweep.
 RANGE_SELECTIVITIES: tuple[float, ...] = (0.001, 0.01, 0.05, 0.1, 0.5)
@@ -60,9 +61,17 @@ def clustered_vectors(count: int, dim: int, seed: int) -> np.ndarray:
     basis = mixture.normal(size=(LATENT_DIM, dim)).astype(np.float32)
     centers = mixture.normal(size=(CLUSTERS, LATENT_DIM)).astype(np.float32) * 4.0
     rng = np.random.default_rng(seed)
-    latent = centers[rng.integers(0, CLUSTERS, count)] + rng.normal(size=(count, LATENT_DIM))
-    ambient = 0.1 * rng.normal(size=(count, dim))
-    return np.ascontiguousarray((latent.astype(np.float32) @ basis + ambient).astype(np.float32))
+    latent = (centers[rng.integers(0, CLUSTERS, count)] + rng.normal(size=(count, LATENT_DIM))).astype(
+        np.float32
+    )
+    out = np.empty((count, dim), dtype=np.float32)
+    # The float64 noise in chunks: drawn whole it would be 8 bytes x n x dim (6 GiB at 1M x 768).
+    # Successive draws continue one stream: the chunk size changes values only by float32 rounding.
+    for start in range(0, count, GENERATE_CHUNK_ROWS):
+        stop = min(start + GENERATE_CHUNK_ROWS, count)
+        ambient = 0.1 * rng.normal(size=(stop - start, dim))
+        out[start:stop] = latent[start:stop] @ basis + ambient
+    return out
 
 
 def exact_neighbours(vectors: np.ndarray, queries: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:

@@ -43,6 +43,12 @@ class WorkloadSizes:
     sweep_efs: tuple[int, ...] = (16, 32, 64, 128, 256)
 
 
+# ``--quick``: enough requests for every figure to exist (a size check), not for stable tails.
+QUICK_SIZES = WorkloadSizes(
+    latency_queries=50, filtered_queries=20, batches=2, small_calls=5, trivial_calls=20, sweep_queries=50
+)
+
+
 def _schema(dim: int) -> Any:
     schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=True)
     schema.add_field("pk", DataType.INT64, is_primary=True)
@@ -91,6 +97,18 @@ def _wait_loaded(client: MilvusClient) -> None:
         time.sleep(0.05)
 
 
+def _pk_and_vector_file_bytes(data_dir: Path) -> int:
+    """Bytes on disk of what a partial load (pk, vector) needs, in SheafDB's layout: the
+    ``pk.arrow`` and ``vector.arrow`` column files and the vector index ``index_<id>.faiss`` of
+    every segment. 0 for a server with another layout (Milvus Lite): the figure is then absent."""
+    names = ("pk.arrow", "vector.arrow")
+    return sum(
+        f.stat().st_size
+        for f in data_dir.rglob("*")
+        if f.is_file() and (f.name in names or (f.name.startswith("index_") and f.suffix == ".faiss"))
+    )
+
+
 def _rss_mib(server: RunningServer) -> float:
     time.sleep(SETTLE_S)
     return server.rss_bytes() / 2**20
@@ -135,10 +153,12 @@ class ServerRepeat:
         if client.has_collection(COLLECTION):
             client.drop_collection(COLLECTION)
         client.create_collection(COLLECTION, schema=_schema(data.dim))
-        batches = [_rows(data, s, min(s + INSERT_BATCH, data.n)) for s in range(0, data.n, INSERT_BATCH)]
         self.sampler.phase("insert")
         insert_s = 0.0
-        for batch in batches:
+        # Each batch's row dicts are made just before it is sent (not timed): all of them at
+        # once would hold ~1 GiB of Python objects at 1M rows.
+        for start in range(0, data.n, INSERT_BATCH):
+            batch = _rows(data, start, min(start + INSERT_BATCH, data.n))
             _, seconds = timed(lambda b=batch: client.insert(COLLECTION, b))
             insert_s += seconds
         m["insert_rows_per_s"] = data.n / insert_s
@@ -157,6 +177,9 @@ class ServerRepeat:
         client.create_index(COLLECTION, index_params)
         _wait_index_finished(client)
         m["index_build_s"] = time.perf_counter() - start
+        loaded_field_bytes = _pk_and_vector_file_bytes(self.workdir / "data")
+        if loaded_field_bytes:
+            m["pk_vector_files_mib"] = loaded_field_bytes / 2**20
 
     def _load_and_measure(self, client: MilvusClient, server: RunningServer) -> None:
         m = self.metrics
@@ -187,6 +210,7 @@ class ServerRepeat:
         self.sampler.phase("release ")
         client.release_collection(COLLECTION)
         m["rss_after_partial_release_mib"] = _rss_mib(server)
+        m["partial_load_added_mib"] = m["rss_after_partial_load_mib"] - m["rss_after_release_mib"]
 
     def _search(self, client: MilvusClient, queries: np.ndarray, ef: int, expr: str = "") -> list[list[int]]:
         found = client.search(

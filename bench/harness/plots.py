@@ -16,7 +16,14 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
 
-COLOURS = {"sheafdb": "tab:blue", "milvus-lite": "tab:orange", "faiss": "tab:green"}
+COLOURS = {
+    "sheafdb": "tab:blue",
+    "milvus-lite": "tab:orange",
+    "faiss": "tab:green",
+    "chroma": "tab:purple",
+    "lancedb": "tab:red",
+}
+IN_PROCESS = ("faiss", "chroma", "lancedb")  # no RPC in their figures: the legend says so
 
 
 def recall_vs_qps(results: dict[str, Any], out: Path) -> Path:
@@ -29,7 +36,7 @@ def recall_vs_qps(results: dict[str, Any], out: Path) -> Path:
             [p["recall"] for p in sweep],
             [p["qps"] for p in sweep],
             "o-",
-            label=system,
+            label=f"{system} (in-process)" if system in IN_PROCESS else system,
             color=COLOURS.get(system),
         )
         for point in sweep:

@@ -70,22 +70,27 @@ def has_module(python: Path, module: str) -> bool:
     return import_error(python, module) is None
 
 
-def ensure_bench_venv(install: bool) -> tuple[Path | None, str]:
-    """The bench venv's python if Milvus Lite can run from it (creating it if allowed), else why not."""
-    python = bench_venv_python()
-    if has_module(python, "milvus_lite.cmdline"):
+def ensure_venv(venv: Path, packages: tuple[str, ...], probe: str, install: bool) -> tuple[Path | None, str]:
+    """``venv``'s python if it can import ``probe`` (creating the venv if allowed), else why not."""
+    python = venv / "bin" / "python"
+    if has_module(python, probe):
         return python, "found"
     if not install:
-        return None, f"milvus-lite is not installed in {BENCH_VENV} (run without --no-install to create it)"
+        return None, f"{probe} is not installed in {venv} (run without --no-install to create it)"
     try:
         if not python.exists():
-            subprocess.run(["python3", "-m", "venv", str(BENCH_VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "--quiet", *BENCH_VENV_PACKAGES], check=True)
+            subprocess.run(["python3", "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", *packages], check=True)
     except (OSError, subprocess.CalledProcessError) as exc:
-        return None, f"could not install milvus-lite into {BENCH_VENV}: {exc}"
-    if has_module(python, "milvus_lite.cmdline"):
+        return None, f"could not install {' '.join(packages)} into {venv}: {exc}"
+    if has_module(python, probe):
         return python, "installed"
-    return None, f"milvus-lite still cannot be imported from {python}"
+    return None, f"{probe} still cannot be imported from {python}"
+
+
+def ensure_bench_venv(install: bool) -> tuple[Path | None, str]:
+    """The bench venv's python if Milvus Lite can run from it (creating it if allowed), else why not."""
+    return ensure_venv(BENCH_VENV, BENCH_VENV_PACKAGES, "milvus_lite.cmdline", install)
 
 
 def milvus_lite_kind(python: Path) -> ServerKind:
