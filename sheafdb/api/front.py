@@ -3,24 +3,21 @@
 grpcio's server cannot share a port with HTTP/1.1, so a small asyncio front owns the public
 port and looks at the first bytes of every connection:
 
-- the HTTP/2 client preface (``PRI * HTTP/2.0``) -> the bytes are spliced to the gRPC server,
-  which listens on an internal address (``unix:/path`` or ``127.0.0.1:port``);
+- the HTTP/2 client preface (``PRI * HTTP/2.0``) -> the connection is relayed to the gRPC
+  server, which listens on an internal address (``unix:/path`` or ``127.0.0.1:port``);
 - anything else is HTTP/1.1 -> the connection is handed, in place, to uvicorn's HTTP protocol
-  running the REST app (no second hop), or spliced to ``rest_target`` when one is given.
+  running the REST app (no second hop), or relayed to ``rest_target`` when one is given.
 
-A spliced connection is two coroutines on raw non-blocking sockets (``_relay``), each
-receiving into one reused buffer and sending from it in place: a ~2.7 MB insert costs about
-half the front CPU the earlier Protocol/transport relay did (bytes per read, buffered copies).
-
-Threads: the front runs one event loop in its own thread (``FrontThread``); every connection's
-state lives on that loop, so nothing here needs a lock. The REST app's blocking work goes to
-anyio's worker threads (see ``rest/app.py``).
+Threads: the front runs one event loop in its own thread (``FrontThread``) that accepts, reads
+the first bytes and serves REST; every REST connection's state lives on that loop, so nothing
+here needs a lock. A relayed connection leaves the loop: two blocking threads per connection
+pump its bytes (``relay.py``: relaying on the loop cost three times as much per call).
+The REST app's blocking work goes to anyio's worker threads (see ``rest/app.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import socket
 import threading
@@ -29,9 +26,12 @@ from typing import Any
 import uvicorn
 from uvicorn.server import ServerState
 
+from sheafdb.api.relay import Relays
 from sheafdb.errors import UnsafeBindRefused
 
 HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+# How long stopping waits for the relay threads (the server's whole stop must fit in 2 s).
+_RELAY_STOP_S = 0.5
 
 
 def check_bind_safety(host: str, *, auth_enabled: bool, insecure: bool) -> None:
@@ -52,15 +52,6 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-# Relay buffers start small (most connections carry small calls) and double, up to the cap,
-# while reads keep filling them: a multi-MB insert then moves in a few large syscalls.
-_RELAY_FIRST_BUFFER = 64 * 1024
-_RELAY_MAX_BUFFER = 1024 * 1024
-# The internal socket's buffers: big enough that a whole ~3 MB insert request fits in flight
-# (the kernel caps this at net.core.wmem_max / rmem_max).
-_BACKEND_SOCKET_BUFFER = 4 * 1024 * 1024
 
 
 def _listeners(host: str, port: int) -> list[socket.socket]:
@@ -87,66 +78,6 @@ def _listeners(host: str, port: int) -> list[socket.socket]:
     return listeners
 
 
-async def _connect_backend(target: str) -> socket.socket:
-    loop = asyncio.get_running_loop()
-    if target.startswith("unix:"):
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        address: Any = target[len("unix:") :]
-    else:
-        host, _, port = target.rpartition(":")
-        resolved = await loop.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)
-        family, kind, proto, _, address = resolved[0]
-        sock = socket.socket(family, kind, proto)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    try:
-        sock.setblocking(False)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _BACKEND_SOCKET_BUFFER)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _BACKEND_SOCKET_BUFFER)
-        await loop.sock_connect(sock, address)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-async def _relay(src: socket.socket, dst: socket.socket) -> None:
-    """Copy ``src`` to ``dst`` until ``src`` ends, then half-close ``dst``.
-
-    One buffer, received into and sent from in place (no per-chunk bytes objects). Reading
-    waits while the previous chunk is still going out, so a slow receiver holds the sender
-    back through the kernel's socket buffers instead of piling data up here."""
-    loop = asyncio.get_running_loop()
-    buffer = bytearray(_RELAY_FIRST_BUFFER)
-    while received := await loop.sock_recv_into(src, buffer):
-        await loop.sock_sendall(dst, memoryview(buffer)[:received])
-        if received == len(buffer) and len(buffer) < _RELAY_MAX_BUFFER:
-            buffer = bytearray(2 * len(buffer))
-    with contextlib.suppress(OSError):
-        dst.shutdown(socket.SHUT_WR)
-
-
-async def _splice(client: socket.socket, target: str, first_bytes: bytes) -> None:
-    """Relay both directions between the client and a new backend connection until both end
-    (or either fails); then close both."""
-    try:
-        backend = await _connect_backend(target)
-    except OSError:
-        return
-    with backend:
-        try:
-            await asyncio.get_running_loop().sock_sendall(backend, first_bytes)
-        except OSError:
-            return
-        directions = [asyncio.ensure_future(_relay(a, b)) for a, b in ((client, backend), (backend, client))]
-        try:
-            await asyncio.wait(directions, return_when=asyncio.FIRST_EXCEPTION)
-        finally:
-            # A reset on one side (or our own cancellation) ends the other direction too.
-            for direction in directions:
-                direction.cancel()
-            await asyncio.gather(*directions, return_exceptions=True)
-
-
 class ProtocolFront:
     """The front's listening sockets and its per-connection dispatch (on the running loop)."""
 
@@ -162,6 +93,7 @@ class ProtocolFront:
         self._state = ServerState()
         self._listeners: list[socket.socket] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._relays = Relays()
 
     async def start(self, host: str, port: int) -> int:
         """Listen; returns the bound port (useful with port 0)."""
@@ -205,8 +137,7 @@ class ProtocolFront:
         if head.startswith(HTTP2_PREFACE) or self.rest_target is not None:
             target = self.grpc_target if head.startswith(HTTP2_PREFACE) else self.rest_target
             assert target is not None
-            with client:
-                await _splice(client, target, head)
+            self._relays.start(client, target, head)
         else:
             await self._serve_http(client, head)
 
@@ -230,6 +161,8 @@ class ProtocolFront:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        # Blocks the loop while the relay threads wake and exit (milliseconds): it is stopping.
+        self._relays.close(timeout_s=_RELAY_STOP_S)
 
 
 class FrontThread:

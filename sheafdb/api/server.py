@@ -7,8 +7,9 @@ REST app. ``wait()`` blocks until ``stop()``. ``build_grpc_server`` is separate 
 other fronts can host the same servicer on an address of their choosing.
 
 Threads: gRPC runs handlers on its own pool (``max_workers``), the front runs one event loop
-thread; the engine and the access control are thread-safe, so the server holds one lock only,
-``_lock``, making ``stop()`` idempotent when a signal and the caller race.
+thread plus two relay threads per gRPC connection (``front.py``, ``relay.py``); the engine and
+the access control are thread-safe, so the server holds one lock only, ``_lock``, making
+``stop()`` idempotent when a signal and the caller race.
 """
 
 from __future__ import annotations
@@ -228,7 +229,7 @@ class Server:
         """gRPC, then the front, then the stores: each part stops before what it calls into.
 
         gRPC goes first because its graceful stop (GOAWAY, then in-flight calls finishing)
-        reaches clients through the front's spliced connections: with the front stopped
+        reaches clients through the front's relayed connections: with the front stopped
         first nobody relays it and the stop always lasts the whole grace."""
         if self._grpc is not None:
             self._grpc.stop(self.config.stop_grace_s).wait()

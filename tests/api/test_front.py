@@ -167,6 +167,8 @@ def test_the_front_stops_with_connections_open(grpc_unix):
     stub = milvus_pb2_grpc.MilvusServiceStub(channel)
     assert stub.GetVersion(milvus_pb2.GetVersionRequest()).version == "echo:None"
     runner.stop()
+    # The relayed gRPC connection ended with the front: no relay thread outlives it.
+    assert [t for t in threading.enumerate() if t.name.startswith("sheafdb-relay")] == []
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
     channel.close()
