@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextvars
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
@@ -24,6 +24,8 @@ from sheafdb.errors import CredentialInvalid, PermissionDenied
 
 MISSING_AUTHORIZATION = "missing authorization in header"
 INVALID_TOKEN_FORMAT = "invalid token format"
+# Wrapped handlers kept (one per method, user and header database seen); past it, start over.
+MAX_WRAPPED_HANDLERS = 4096
 
 _current_user: contextvars.ContextVar[str | None] = contextvars.ContextVar("sheafdb_user", default=None)
 
@@ -60,6 +62,10 @@ class AuthInterceptor(grpc.ServerInterceptor):
 
     def __init__(self, access: AccessControl) -> None:
         self._access = access
+        # (method, user, header database) -> its wrapped handler, built on first use instead of
+        # per call. No lock: grpc runs interceptors on its one polling thread, and a dict get /
+        # set is atomic anyway (a race would only build a wrapper twice). Bounded by clearing.
+        self._wrapped: dict[tuple[str, str, str], grpc.RpcMethodHandler] = {}
 
     def intercept_service(
         self,
@@ -68,8 +74,7 @@ class AuthInterceptor(grpc.ServerInterceptor):
     ) -> grpc.RpcMethodHandler | None:
         if not self._access.enabled:
             return continuation(handler_call_details)
-        metadata = dict(handler_call_details.invocation_metadata or ())
-        encoded = metadata.get("authorization")
+        encoded, header_db = _auth_metadata(handler_call_details.invocation_metadata)
         if not encoded:
             return _abort_handler(grpc.StatusCode.UNAUTHENTICATED, MISSING_AUTHORIZATION)
         try:
@@ -83,9 +88,14 @@ class AuthInterceptor(grpc.ServerInterceptor):
         handler = continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler
-        operation = handler_call_details.method.rsplit("/", 1)[-1]
-        header_db = str(metadata.get("dbname") or "")
-        return self._wrap(handler, user, operation, header_db)
+        key = (handler_call_details.method, user, header_db)
+        wrapped = self._wrapped.get(key)
+        if wrapped is None:
+            if len(self._wrapped) >= MAX_WRAPPED_HANDLERS:
+                self._wrapped.clear()
+            operation = handler_call_details.method.rsplit("/", 1)[-1]
+            wrapped = self._wrapped[key] = self._wrap(handler, user, operation, header_db)
+        return wrapped
 
     def _wrap(
         self, handler: grpc.RpcMethodHandler, user: str, operation: str, header_db: str
@@ -112,6 +122,19 @@ class AuthInterceptor(grpc.ServerInterceptor):
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+
+
+def _auth_metadata(metadata: Sequence[tuple[str, str | bytes]] | None) -> tuple[str, str]:
+    """The ``authorization`` and ``dbname`` values of a call (the last of each, as a dict of the
+    pairs would keep), read in one pass."""
+    encoded: str | bytes = ""
+    header_db: str | bytes = ""
+    for key, value in metadata or ():
+        if key == "authorization":
+            encoded = value
+        elif key == "dbname":
+            header_db = value
+    return str(encoded) if encoded else "", str(header_db) if header_db else ""
 
 
 def _object_name(request: Any, operation: str, user: str) -> str:

@@ -74,6 +74,23 @@ def test_load_is_denied_without_the_privilege(stub, access):
     assert status.reason == "loaded books"
 
 
+def test_every_call_is_checked_again_and_runs_as_its_own_user(stub, access):
+    """The interceptor reuses its wrapped handler per (method, user, database): the privilege
+    check and the caller's identity still belong to each call."""
+    access.create_user("alice", "secret-1")
+    access.create_role("loader")
+    access.grant_role("alice", "loader")
+    access.grant("loader", "Collection", "*", "Load", "*", "root")
+    request = milvus_pb2.LoadCollectionRequest(collection_name="books")
+    assert stub.LoadCollection(request, metadata=_metadata("alice:secret-1")).reason == "loaded books"
+    access.revoke("loader", "Collection", "*", "Load", "*")
+    code, _ = _code(lambda: stub.LoadCollection(request, metadata=_metadata("alice:secret-1")))
+    assert code is grpc.StatusCode.PERMISSION_DENIED
+    version = milvus_pb2.GetVersionRequest()
+    for user, token in (("root", "root:Milvus"), ("alice", "alice:secret-1"), ("root", "root:Milvus")):
+        assert stub.GetVersion(version, metadata=_metadata(token)).version == f"echo:{user}"
+
+
 def test_database_comes_from_the_dbname_header(stub, access):
     access.create_user("alice", "secret-1")
     access.create_role("r")

@@ -57,6 +57,17 @@ _NUMPY_DTYPE: dict[DataType, type[np.generic]] = {
     DataType.DOUBLE: np.float64,
 }
 
+# The zero value a null scalar goes out as (every other scalar type: 0).
+_NULL_FILL: dict[DataType, object] = {
+    DataType.BOOL: False,
+    DataType.VARCHAR: "",
+    DataType.STRING: "",
+    DataType.JSON: "null",
+}
+
+# ``$meta``, the dynamic keys of a row as one JSON object.
+DYNAMIC_FIELD_SCHEMA = FieldSchema(DYNAMIC_FIELD, DataType.JSON)
+
 # Members of FloatArray / DoubleArray whose payload is a packed run of fixed-width values.
 _PACKED_FIXED = frozenset({DataType.FLOAT, DataType.DOUBLE})
 
@@ -240,32 +251,35 @@ def _positions(valid: np.ndarray, index: np.ndarray) -> pa.Array:
 # -- encoding ------------------------------------------------------------------------------
 
 
-def arrow_to_field_data(
-    field: FieldSchema, column: pa.Array | pa.ChunkedArray, *, is_dynamic: bool = False
-) -> schema_pb2.FieldData:
-    """One result column as FieldData (``field`` gives the type; ``$meta`` is JSON, dynamic)."""
+def fill_field_data(
+    fd: schema_pb2.FieldData,
+    field: FieldSchema,
+    column: pa.Array | pa.ChunkedArray,
+    *,
+    is_dynamic: bool = False,
+) -> None:
+    """One result column written into the empty FieldData ``fd`` (``field`` gives the type;
+    ``$meta`` is JSON, dynamic). Replies pass ``fields_data.add()``: filled in place, never
+    built apart and copied in."""
     array = _combine(column)
-    fd = schema_pb2.FieldData(type=int(field.dtype), field_name=field.name, field_id=field.field_id)
-    fd.is_dynamic = is_dynamic
     dtype = field.dtype
+    fd.type = dtype
+    fd.field_name = field.name
+    fd.field_id = field.field_id
+    fd.is_dynamic = is_dynamic
     if dtype.is_vector:
         # Vectors list only the valid rows (pymilvus maps rows to them through valid_data).
         if field.nullable:
             fd.valid_data.extend(array.is_valid().to_numpy(zero_copy_only=False).tolist())
             array = array.drop_null()
         _encode_vectors(fd, field, array)
-        return fd
+        return
     if field.nullable:
         fd.valid_data.extend(array.is_valid().to_numpy(zero_copy_only=False).tolist())
     if dtype is DataType.ARRAY:
         _encode_array_column(fd, field, array)
     else:
         _encode_scalars(fd, dtype, array)
-    return fd
-
-
-def dynamic_field_data(column: pa.Array | pa.ChunkedArray) -> schema_pb2.FieldData:
-    return arrow_to_field_data(FieldSchema(DYNAMIC_FIELD, DataType.JSON), column, is_dynamic=True)
 
 
 def _combine(column: pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -279,16 +293,18 @@ def _encode_scalars(fd: schema_pb2.FieldData, dtype: DataType, array: pa.Array) 
     target = getattr(fd.scalars, member)
     # Presence must be set even for zero rows: pymilvus reads the oneof to size the column.
     target.SetInParent()
+    if array.null_count:
+        # Nulls go out as zero values (valid_data says which); fill_null costs a compute call.
+        array = array.fill_null(_NULL_FILL.get(dtype, 0))
     if dtype in (DataType.VARCHAR, DataType.STRING):
-        target.data.extend(array.fill_null("").to_pylist())
+        target.data.extend(array.to_pylist())
     elif dtype is DataType.JSON:
-        target.data.extend(array.cast(pa.binary()).fill_null(b"null").to_pylist())
+        target.data.extend(array.cast(pa.binary()).to_pylist())
     elif dtype in _PACKED_FIXED:
-        numbers = array.fill_null(0).to_numpy(zero_copy_only=False).astype(_NUMPY_DTYPE[dtype], copy=False)
+        numbers = array.to_numpy(zero_copy_only=False).astype(_NUMPY_DTYPE[dtype], copy=False)
         target.MergeFromString(packed_field(1, numbers))
     else:
-        fill: bool | int = False if dtype is DataType.BOOL else 0
-        target.data.extend(array.fill_null(fill).to_numpy(zero_copy_only=False).tolist())
+        target.data.extend(array.to_numpy(zero_copy_only=False).tolist())
 
 
 def _encode_array_column(fd: schema_pb2.FieldData, field: FieldSchema, array: pa.Array) -> None:
@@ -318,11 +334,11 @@ def _encode_vectors(fd: schema_pb2.FieldData, field: FieldSchema, array: pa.Arra
         return
     vectors.dim = field.dim or 0
     if dtype is DataType.FLOAT_VECTOR:
-        flat = array.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+        flat = _vector_values(array).to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
         vectors.float_vector.SetInParent()
         vectors.float_vector.MergeFromString(packed_field(1, flat))
     elif dtype is DataType.INT8_VECTOR:
-        vectors.int8_vector = array.flatten().to_numpy(zero_copy_only=False).astype(np.int8).tobytes()
+        vectors.int8_vector = _vector_values(array).to_numpy(zero_copy_only=False).astype(np.int8).tobytes()
     else:
         raw = fixed_binary_bytes(array)
         if dtype is DataType.BINARY_VECTOR:
@@ -331,6 +347,15 @@ def _encode_vectors(fd: schema_pb2.FieldData, field: FieldSchema, array: pa.Arra
             vectors.float16_vector = raw
         else:
             vectors.bfloat16_vector = raw
+
+
+def _vector_values(array: pa.FixedSizeListArray) -> pa.Array:
+    """The rows' values end to end: ``flatten()``, but without its per-call cost when no row is
+    null (then the child array, cut to the rows, is exactly that)."""
+    if array.null_count:
+        return array.flatten()
+    width = array.type.list_size
+    return array.values.slice(array.offset * width, len(array) * width)
 
 
 def fixed_binary_bytes(array: pa.Array) -> bytes:

@@ -7,6 +7,7 @@ are ``"True"``/``"False"``; dicts as JSON), query vectors as one serialized
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -35,6 +36,11 @@ _DENSE_QUERY_DTYPE: dict[int, type[np.generic]] = {
     common_pb2.PlaceholderType.Int8Vector: np.int8,
     common_pb2.PlaceholderType.BinaryVector: np.uint8,
 }
+
+
+# Looked up once: attribute access on a generated enum wrapper is a slow Python __getattr__.
+_SPARSE_PLACEHOLDER = common_pb2.PlaceholderType.SparseFloatVector
+_TEXT_PLACEHOLDER = common_pb2.PlaceholderType.VarChar
 
 
 def key_values(pairs: Iterable[common_pb2.KeyValuePair]) -> dict[str, str]:
@@ -68,7 +74,8 @@ def decode_placeholders(blob: bytes, nq: int) -> QueryVectors:
         raise invalid(f"nq [{nq}] does not match the number of query vectors [{len(rows)}]")
     if not rows:
         raise invalid("no query vectors in the search request")
-    if holder.type == common_pb2.PlaceholderType.SparseFloatVector:
+    kind = holder.type
+    if kind == _SPARSE_PLACEHOLDER:
         array = sparse_rows_to_arrow(rows)
         entries = array.values
         return SparseQueries(
@@ -76,19 +83,21 @@ def decode_placeholders(blob: bytes, nq: int) -> QueryVectors:
             indices=entries.field("index").to_numpy(zero_copy_only=False),
             values=entries.field("value").to_numpy(zero_copy_only=False),
         )
-    dtype = _DENSE_QUERY_DTYPE.get(holder.type)
+    dtype = _DENSE_QUERY_DTYPE.get(kind)
     if dtype is None:
-        if holder.type == common_pb2.PlaceholderType.VarChar:
+        if kind == _TEXT_PLACEHOLDER:
             raise Unsupported.feature("searching with text (full text search)")
-        raise Unsupported.feature(f"placeholder type {holder.type}")
+        raise Unsupported.feature(f"placeholder type {kind}")
     width = len(rows[0])
-    if width == 0 or any(len(r) != width for r in rows):
+    if width == 0 or (len(rows) > 1 and any(len(r) != width for r in rows)):
         raise invalid("the query vectors do not all have the same dimension")
-    flat = np.frombuffer(b"".join(rows), dtype=dtype)
+    flat = np.frombuffer(rows[0] if len(rows) == 1 else b"".join(rows), dtype=dtype)
     return flat.reshape(len(rows), -1)
 
 
 def template_values(values: Mapping[str, schema_pb2.TemplateValue]) -> dict[str, Any]:
+    if not values:
+        return {}  # the common case, without the comprehension's setup
     return {name: _template_value(v) for name, v in values.items()}
 
 
@@ -116,6 +125,13 @@ def _search_params_json(params: Mapping[str, str]) -> dict[str, Any]:
     raw = params.get("params", "")
     if not raw:
         return {}
+    # A fresh top-level dict per request over the cached parse: clients repeat the same text.
+    return dict(_parsed_search_params(raw))
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed_search_params(raw: str) -> dict[str, Any]:
+    """One search params text parsed (cached; callers copy it). Errors are not cached."""
     try:
         decoded = json.loads(raw)
     except json.JSONDecodeError:

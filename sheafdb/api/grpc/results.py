@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 from pymilvus.grpc_gen import milvus_pb2, schema_pb2
 
-from sheafdb.api.grpc.field_codec import arrow_to_field_data, dynamic_field_data, packed_field
+from sheafdb.api.grpc.field_codec import DYNAMIC_FIELD_SCHEMA, fill_field_data, packed_field
 from sheafdb.api.status import success
 from sheafdb.engine.models import MutationResult, QueryResult, SearchResult
 from sheafdb.schema import DYNAMIC_FIELD, CollectionSchema, DataType, FieldSchema
@@ -21,24 +22,35 @@ COUNT_STAR = "count(*)"
 
 def ids_proto(ids: pa.Array | pa.ChunkedArray) -> schema_pb2.IDs:
     out = schema_pb2.IDs()
-    if pa.types.is_integer(ids.type):
-        out.int_id.data.extend(ids.to_numpy(zero_copy_only=False).astype(np.int64, copy=False).tolist())
-    else:
-        out.str_id.data.extend(ids.to_pylist())
+    _fill_ids(out, ids.type, _key_values(ids))
     return out
 
 
-def columns_proto(schema: CollectionSchema, table: pa.Table) -> list[schema_pb2.FieldData]:
-    """Every column of a result table as FieldData (schema fields, ``$meta``, ``count(*)``)."""
-    out: list[schema_pb2.FieldData] = []
-    for name in table.column_names:
-        column = table.column(name)
+def _key_values(ids: pa.Array | pa.ChunkedArray) -> list[int] | list[str]:
+    """Primary keys as Python values, converted once for ``IDs`` and the key's column."""
+    if pa.types.is_integer(ids.type):
+        return ids.to_numpy(zero_copy_only=False).astype(np.int64, copy=False).tolist()
+    return ids.to_pylist()
+
+
+def _fill_ids(out: schema_pb2.IDs, key_type: pa.DataType, keys: list[int] | list[str]) -> None:
+    if pa.types.is_integer(key_type):
+        out.int_id.data.extend(keys)
+    else:
+        out.str_id.data.extend(keys)
+
+
+def fill_columns(
+    target: RepeatedCompositeFieldContainer[schema_pb2.FieldData], schema: CollectionSchema, table: pa.Table
+) -> None:
+    """Every column of a result table as FieldData (schema fields, ``$meta``, ``count(*)``),
+    each written in place into ``target.add()``."""
+    for name, column in zip(table.column_names, table.columns, strict=True):
         if name == DYNAMIC_FIELD:
-            out.append(dynamic_field_data(column))
+            fill_field_data(target.add(), DYNAMIC_FIELD_SCHEMA, column, is_dynamic=True)
             continue
         field = schema.field(name) or _computed_field(name, column.type)
-        out.append(arrow_to_field_data(field, column))
-    return out
+        fill_field_data(target.add(), field, column)
 
 
 def _computed_field(name: str, arrow_type: pa.DataType) -> FieldSchema:
@@ -57,48 +69,52 @@ def search_results(
     session_ts: int,
     group_by_field: str | None = None,
 ) -> milvus_pb2.SearchResults:
-    data = schema_pb2.SearchResultData(
-        num_queries=result.nq,
-        top_k=int(result.topks.max()) if result.nq else 0,
-        primary_field_name=result.primary_field.name,
-    )
-    data.topks.extend(result.topks.astype(np.int64).tolist())
-    data.ids.CopyFrom(ids_proto(result.ids))
+    """Built in place (no message copied into another); ``ids`` and the primary key's column
+    share one conversion of the keys."""
+    out = milvus_pb2.SearchResults(collection_name=collection, session_ts=session_ts)
+    out.status.SetInParent()  # success: the empty Status, present
+    data = out.results
+    topks = result.topks.astype(np.int64, copy=False).tolist()
+    data.num_queries = len(topks)
+    data.top_k = max(topks, default=0)
+    key = result.primary_field
+    data.primary_field_name = key.name
+    data.topks.extend(topks)
+    keys = _key_values(result.ids)
+    _fill_ids(data.ids, result.ids.type, keys)
     data.MergeFromString(packed_field(4, np.asarray(result.scores, dtype=np.float32)))
-    fields, output_fields = with_primary_key(result)
-    data.fields_data.extend(columns_proto(schema, fields))
-    data.output_fields.extend(output_fields)
+    fill_columns(data.fields_data, schema, result.fields)
+    data.output_fields.extend(result.output_fields)
+    # Milvus 2.6 returns the primary key among the output fields of every search; the Node
+    # SDK takes a hit's key from there (pymilvus uses ``ids``).
+    if key.name not in result.fields.column_names:
+        _fill_key_column(data.fields_data.add(), schema.field(key.name) or key, keys)
+        data.output_fields.append(key.name)
     if result.group_by_values is not None and group_by_field:
         field = schema.field(group_by_field) or _computed_field(group_by_field, result.group_by_values.type)
-        data.group_by_field_value.CopyFrom(arrow_to_field_data(field, result.group_by_values))
-    return milvus_pb2.SearchResults(
-        status=success(), results=data, collection_name=collection, session_ts=session_ts
-    )
+        fill_field_data(data.group_by_field_value, field, result.group_by_values)
+    return out
 
 
-def with_primary_key(result: SearchResult) -> tuple[pa.Table, tuple[str, ...]]:
-    """Milvus 2.6 returns the primary key among the output fields of every search; the Node
-    SDK takes a hit's key from there (pymilvus uses ``ids``)."""
-    key = result.primary_field.name
-    if key in result.fields.column_names:
-        return result.fields, result.output_fields
-    if result.fields.num_columns == 0:
-        fields = pa.table({key: result.ids})
-    else:
-        fields = result.fields.append_column(key, result.ids)
-    return fields, (*result.output_fields, key)
+def _fill_key_column(fd: schema_pb2.FieldData, key: FieldSchema, keys: list[int] | list[str]) -> None:
+    """The primary key's column from the converted keys (a key is never null): what
+    ``fill_field_data`` writes for it, without converting the keys a second time."""
+    fd.type = key.dtype
+    fd.field_name = key.name
+    fd.field_id = key.field_id
+    member = fd.scalars.string_data if key.dtype is DataType.VARCHAR else fd.scalars.long_data
+    member.SetInParent()
+    member.data.extend(keys)
 
 
 def query_results(
     schema: CollectionSchema, result: QueryResult, collection: str, session_ts: int
 ) -> milvus_pb2.QueryResults:
     out = milvus_pb2.QueryResults(
-        status=success(),
-        collection_name=collection,
-        session_ts=session_ts,
-        primary_field_name=schema.primary_field.name,
+        collection_name=collection, session_ts=session_ts, primary_field_name=schema.primary_field.name
     )
-    out.fields_data.extend(columns_proto(schema, result.table))
+    out.status.SetInParent()  # success: the empty Status, present
+    fill_columns(out.fields_data, schema, result.table)
     out.output_fields.extend(result.output_fields)
     return out
 

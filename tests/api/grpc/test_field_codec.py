@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from pymilvus.grpc_gen import schema_pb2
 
 from sheafdb.api.grpc.field_codec import (
-    arrow_to_field_data,
     field_data_to_arrow,
     fields_to_table,
+    fill_field_data,
     sparse_arrow_to_rows,
     sparse_rows_to_arrow,
 )
@@ -202,5 +202,6 @@ def test_nullable_scalars_round_trip(ints: list[int | None], texts: list[str | N
         (FieldSchema("n", DataType.INT64, nullable=True), ints),
         (FieldSchema("t", DataType.VARCHAR, nullable=True, max_length=64), texts),
     ):
-        encoded = arrow_to_field_data(field, pa.array(values, field.arrow_type()))
+        encoded = schema_pb2.FieldData()
+        fill_field_data(encoded, field, pa.array(values, field.arrow_type()))
         assert field_data_to_arrow(encoded).to_pylist() == values
