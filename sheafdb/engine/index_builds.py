@@ -131,9 +131,9 @@ def _lower_this_thread_priority() -> None:
     An HNSW build can take a core for minutes; at normal priority it competes with the gRPC
     threads serving inserts and searches on a small machine. On Linux a thread is a task with
     its own nice value, so setpriority on the native thread id lowers only this thread (POSIX
-    would renice the whole process). faiss runs single-threaded inside this thread
-    (set_faiss_threads), so the build inherits it. Elsewhere, or when refused, builds simply
-    keep the normal priority.
+    would renice the whole process). The build uses every core (index/faiss_threads.py): libgomp's
+    team threads are created by this thread and inherit its nice value. Elsewhere, or when
+    refused, builds simply keep the normal priority.
     """
     try:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BUILD_NICENESS)

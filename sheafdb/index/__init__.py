@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from sheafdb.index.builder import DEFAULT_FAISS_THREADS, build_index, load_index, set_faiss_threads
+import os
+
+# libgomp reads its wait policy once, when faiss first loads it: PASSIVE makes faiss's OpenMP
+# threads sleep when a call ends instead of spinning a core for ~8 ms (faiss_threads.py).
+# Set before anything imports faiss; a value the user set wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from sheafdb.index.builder import build_index, load_index  # noqa: E402 (after the policy)
 from sheafdb.index.exact import exact_range_search, exact_search
 from sheafdb.index.metrics import higher_is_better
 from sheafdb.index.params import (
@@ -16,7 +23,6 @@ from sheafdb.index.protocols import IndexStore, VectorIndex
 from sheafdb.index.vectors import SparseMatrix, vectors_from_arrow
 
 __all__ = [
-    "DEFAULT_FAISS_THREADS",
     "IndexSpec",
     "IndexStore",
     "SearchParams",
@@ -30,6 +36,5 @@ __all__ = [
     "load_index",
     "parse_index_params",
     "parse_search_params",
-    "set_faiss_threads",
     "vectors_from_arrow",
 ]

@@ -18,6 +18,7 @@ import faiss
 import numpy as np
 
 from sheafdb.index import metrics
+from sheafdb.index.faiss_threads import search_threads
 from sheafdb.index.params import IndexSpec, parse_search_params
 from sheafdb.index.protocols import IndexStore, write_index_bytes
 from sheafdb.index.results import (
@@ -124,11 +125,13 @@ class BinaryIndex:
             return exact_binary_search(self.codes, xq, k, metric, allowed)
         if self._is_ivf:
             nprobe = min(parse_search_params(params).nprobe, self.index.nlist)
-            scores, labels = self.index.search(xq, k, params=faiss.SearchParametersIVF(nprobe=nprobe))
+            with search_threads(len(xq)):
+                scores, labels = self.index.search(xq, k, params=faiss.SearchParametersIVF(nprobe=nprobe))
         else:
             selector = AllowedSelector(allowed, self.num_rows) if allowed is not None else None
             search_params = faiss.SearchParameters(sel=selector.selector if selector else None)
-            scores, labels = self.index.search(xq, k, params=search_params)
+            with search_threads(len(xq)):
+                scores, labels = self.index.search(xq, k, params=search_params)
         return fix_padding(scores, labels, metric)
 
     def range_search(
@@ -143,7 +146,8 @@ class BinaryIndex:
         selector = AllowedSelector(allowed, self.num_rows) if allowed is not None else None
         search_params = faiss.SearchParameters(sel=selector.selector if selector else None)
         # faiss keeps integer distances d < radius; d < r holds exactly when d < ceil(r).
-        lims, scores, labels = self.index.range_search(xq, int(np.ceil(radius)), params=search_params)
+        with search_threads(len(xq)):
+            lims, scores, labels = self.index.range_search(xq, int(np.ceil(radius)), params=search_params)
         return finish_range(metric, lims, scores, labels, radius, parsed.range_filter)
 
     def save(self, store: IndexStore, path: str) -> int:

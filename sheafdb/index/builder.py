@@ -5,10 +5,8 @@ bytes: numpy's ``.npy`` magic (JACCARD codes), a zip header (the sparse index's 
 faiss's binary-index fourcc (``IB..``), anything else a dense faiss index. That matters for
 AUTOINDEX with IP, which is dense or sparse depending on the field.
 
-Threads: faiss's OpenMP pool spins while waiting for work; on the shared 2-core machines we
-run on, one thread per call was faster for batched searches (design notes: 7,162 vs 4,167
-QPS), and concurrent requests already run on the server's own threads. So faiss runs one
-OpenMP thread per call unless ``set_faiss_threads`` says otherwise (it is process-wide).
+Threads: a build uses every core from the thread that calls it (the engine's build thread,
+at low priority); searches choose their own count per call (faiss_threads.py).
 """
 
 from __future__ import annotations
@@ -21,24 +19,16 @@ import numpy as np
 from sheafdb.index import metrics
 from sheafdb.index.binary import BinaryIndex, JaccardIndex, build_binary
 from sheafdb.index.dense import DenseIndex, build_dense
+from sheafdb.index.faiss_threads import use_all_cores
 from sheafdb.index.params import IndexSpec, resolve_build
 from sheafdb.index.protocols import IndexStore, VectorIndex
 from sheafdb.index.sparse import SparseInvertedIndex
 from sheafdb.index.vectors import SparseMatrix, as_sparse
 
-DEFAULT_FAISS_THREADS = 1
-
-
-def set_faiss_threads(count: int) -> None:
-    """OpenMP threads faiss uses per call (process-wide)."""
-    faiss.omp_set_num_threads(max(1, count))
-
-
-set_faiss_threads(DEFAULT_FAISS_THREADS)
-
 
 def build_index(spec: IndexSpec, vectors: np.ndarray | SparseMatrix) -> VectorIndex:
     """Build the index ``spec`` describes over ``vectors`` (row i gets label i)."""
+    use_all_cores()
     if isinstance(vectors, SparseMatrix) or spec.index_type in ("SPARSE_INVERTED_INDEX", "SPARSE_WAND"):
         _, build = resolve_build(spec, "sparse")
         return SparseInvertedIndex.build(spec, as_sparse(vectors), float(build["drop_ratio_build"]))

@@ -22,6 +22,7 @@ import numpy as np
 
 from sheafdb.errors import ParameterInvalid
 from sheafdb.index import metrics
+from sheafdb.index.faiss_threads import search_threads
 from sheafdb.index.params import IndexSpec, parse_search_params
 from sheafdb.index.protocols import IndexStore, write_index_bytes
 from sheafdb.index.results import AllowedSelector, empty_topk, finish_range, fix_padding, require_radius
@@ -106,7 +107,8 @@ class DenseIndex:
         # The C++ search itself: faiss's Python ``search`` wraps it with checks and allocations
         # that _queries (C-contiguous float32) and the lines above already cover.
         ptrs = faiss.swig_ptr(xq), faiss.swig_ptr(scores), faiss.swig_ptr(labels)
-        self.index.search_c(n, ptrs[0], k, ptrs[1], ptrs[2], search_params)
+        with search_threads(n):
+            self.index.search_c(n, ptrs[0], k, ptrs[1], ptrs[2], search_params)
         return fix_padding(scores, labels, metric)
 
     def range_search(
@@ -121,7 +123,8 @@ class DenseIndex:
         selector = AllowedSelector(allowed, self.num_rows) if allowed is not None else None
         # Range search has no k; HNSW's beam then is the ef asked for or knowhere's floor.
         search_params = self._search_parameters(params, 1, selector)
-        lims, scores, labels = self.index.range_search(xq, radius, params=search_params)
+        with search_threads(len(xq)):
+            lims, scores, labels = self.index.range_search(xq, radius, params=search_params)
         return finish_range(metric, lims, scores, labels, radius, parsed.range_filter)
 
     def save(self, store: IndexStore, path: str) -> int:

@@ -17,6 +17,7 @@ import numpy as np
 from sheafdb.index import metrics
 from sheafdb.index.binary import exact_binary_range, exact_binary_search
 from sheafdb.index.dense import faiss_metric
+from sheafdb.index.faiss_threads import search_threads
 from sheafdb.index.params import IndexSpec, parse_search_params
 from sheafdb.index.results import (
     check_mask,
@@ -52,7 +53,8 @@ def exact_search(
     take = min(k, len(xb))
     if take == 0:
         return empty_topk(len(xq), k, metric)
-    found_scores, found_labels = faiss.knn(xq, xb, take, metric=faiss_metric(metric))
+    with search_threads(len(xq)):
+        found_scores, found_labels = faiss.knn(xq, xb, take, metric=faiss_metric(metric))
     scores, labels = empty_topk(len(xq), k, metric)
     scores[:, :take], labels[:, :take] = fix_padding(found_scores, found_labels, metric)
     return scores, labels if rows is None else remap_labels(labels, rows)
@@ -80,7 +82,8 @@ def exact_range_search(
     xb, xq, rows = _dense_inputs(metric, vectors, queries, allowed)
     flat = faiss.IndexFlat(xq.shape[1], faiss_metric(metric))
     flat.add(xb)
-    lims, scores, labels = flat.range_search(xq, radius)
+    with search_threads(len(xq)):
+        lims, scores, labels = flat.range_search(xq, radius)
     lims, scores, labels = finish_range(metric, lims, scores, labels, radius, parsed.range_filter)
     return lims, scores, labels if rows is None else rows[labels]
 
