@@ -11,6 +11,8 @@ sequential calls, p50 / p99 in microseconds:
   what remains is the server's cost plus grpcio's client core, without pymilvus's;
 - with --unix, the same raw search and get_load_state sent straight to the internal gRPC
   socket (``<data dir>/grpc.sock``), skipping the one-port front: the front's share;
+- with --filter EXPR (repeatable), the raw search again with that filter (and on the socket
+  with --unix), e.g. --filter 'n < 100' (10% of rows) against the unfiltered search;
 - with --rest, POST /v2/vectordb/entities/search (nq=1, limit 10, ef 64) on one keep-alive
   http.client connection through the shared port, the body serialized once.
 With --auth on the server runs with ``--auth`` and every client sends the token root:Milvus;
@@ -18,7 +20,7 @@ With --auth on the server runs with ``--auth`` and every client sends the token 
 Every workload's reply is checked once before timing (a rejected call would look fast).
 
 Usage: .venv/bin/python bench/grpc_latency.py [--calls N] [--rows N] [--rounds N]
-    [--ef-construction N] [--auth off|on|both] [--unix] [--rest] [--nq N]
+    [--ef-construction N] [--auth off|on|both] [--unix] [--rest] [--nq N] [--filter EXPR ...]
 Each round measures every workload once (interleaved, so drifting machine load hits all of
 them alike); the table shows the median over rounds of each round's p50 / p99.
 """
@@ -121,8 +123,8 @@ def percentiles(call: Callable[[], object], calls: int, server: psutil.Process) 
     return statistics.median(samples), samples[min(len(samples) - 1, int(0.99 * len(samples)))], cpu_us
 
 
-def raw_requests(queries: np.ndarray) -> dict[str, tuple[str, bytes]]:
-    """Workload name -> (method, serialized request), built once."""
+def raw_requests(queries: np.ndarray, filters: list[str]) -> dict[str, tuple[str, bytes]]:
+    """Workload name -> (method, serialized request), built once; a search per filter too."""
     placeholder = common_pb2.PlaceholderGroup(
         placeholders=[
             common_pb2.PlaceholderValue(
@@ -130,20 +132,23 @@ def raw_requests(queries: np.ndarray) -> dict[str, tuple[str, bytes]]:
             )
         ]
     ).SerializeToString()
-    search = milvus_pb2.SearchRequest(
-        collection_name=COLLECTION,
-        dsl="",
-        dsl_type=common_pb2.DslType.BoolExprV1,
-        placeholder_group=placeholder,
-        nq=len(queries),
-        search_params=[
-            common_pb2.KeyValuePair(key="anns_field", value="vec"),
-            common_pb2.KeyValuePair(key="topk", value="10"),
-            common_pb2.KeyValuePair(key="metric_type", value="L2"),
-            common_pb2.KeyValuePair(key="params", value='{"ef": 64}'),
-            common_pb2.KeyValuePair(key="round_decimal", value="-1"),
-        ],
-    ).SerializeToString()
+    searches = {
+        f"search [{expr}]" if expr else "search": milvus_pb2.SearchRequest(
+            collection_name=COLLECTION,
+            dsl=expr,
+            dsl_type=common_pb2.DslType.BoolExprV1,
+            placeholder_group=placeholder,
+            nq=len(queries),
+            search_params=[
+                common_pb2.KeyValuePair(key="anns_field", value="vec"),
+                common_pb2.KeyValuePair(key="topk", value="10"),
+                common_pb2.KeyValuePair(key="metric_type", value="L2"),
+                common_pb2.KeyValuePair(key="params", value='{"ef": 64}'),
+                common_pb2.KeyValuePair(key="round_decimal", value="-1"),
+            ],
+        ).SerializeToString()
+        for expr in ("", *filters)
+    }
     load_state = milvus_pb2.GetLoadStateRequest(collection_name=COLLECTION).SerializeToString()
     query = milvus_pb2.QueryRequest(
         collection_name=COLLECTION,
@@ -152,7 +157,7 @@ def raw_requests(queries: np.ndarray) -> dict[str, tuple[str, bytes]]:
     ).SerializeToString()
     version = milvus_pb2.GetVersionRequest().SerializeToString()
     return {
-        "search": ("Search", search),
+        **{name: ("Search", search) for name, search in searches.items()},
         "get_load_state": ("GetLoadState", load_state),
         "query range": ("Query", query),
         "get_version": ("GetVersion", version),
@@ -270,7 +275,7 @@ def prepare_workloads(
         file=sys.stderr,
     )
     queries = vectors[123 : 123 + args.nq] + np.float32(0.01)
-    requests = raw_requests(queries)
+    requests = raw_requests(queries, args.filter)
     workloads = {
         **client_calls(client, queries),
         **raw_calls(f"127.0.0.1:{port}", "raw", requests, auth),
@@ -279,7 +284,9 @@ def prepare_workloads(
         socket_path = os.path.join(data_dir, "grpc.sock")
         if not os.path.exists(socket_path):
             raise SystemExit(f"no internal gRPC socket at {socket_path}")
-        direct = {name: requests[name] for name in ("search", "get_load_state")}
+        direct = {
+            name: r for name, r in requests.items() if name.startswith("search") or name == "get_load_state"
+        }
         workloads.update(raw_calls(f"unix:{socket_path}", "unix", direct, auth))
     if args.rest:
         workloads["REST search"] = rest_search_call(port, queries, auth)
@@ -301,6 +308,12 @@ def main() -> None:
     parser.add_argument("--unix", action="store_true", help="also raw calls on the internal gRPC socket")
     parser.add_argument("--rest", action="store_true", help="also REST v2 search through the port")
     parser.add_argument("--nq", type=int, default=1, help="query vectors per search (every search workload)")
+    parser.add_argument(
+        "--filter",
+        action="append",
+        default=[],
+        help="also raw searches with this filter (repeatable; n is i %% 1000: 'n < 100' keeps 10%%)",
+    )
     args = parser.parse_args()
     modes = {"off": (False,), "on": (True,), "both": (False, True)}[args.auth]
     with contextlib.ExitStack() as stack:

@@ -395,34 +395,34 @@ class LoadManager:
         try:
             return execute_search(ctx, req)
         finally:
-            self._account_json(coll, ctx)
+            self._account_caches(coll, ctx)
 
     def hybrid_search(self, coll: Collection, req: HybridSearchRequest) -> SearchResult:
         ctx = self.read_context(coll, "search", req.partition_names)
         try:
             return execute_hybrid_search(ctx, req)
         finally:
-            self._account_json(coll, ctx)
+            self._account_caches(coll, ctx)
 
     def query(self, coll: Collection, req: QueryRequest) -> QueryResult:
         ctx = self.read_context(coll, "query", req.partition_names, req.ignore_growing)
         try:
             return execute_query(ctx, req)
         finally:
-            self._account_json(coll, ctx)
+            self._account_caches(coll, ctx)
 
-    def _account_json(self, coll: Collection, ctx: ReadContext) -> None:
-        """Register JSON projections a read built (they grow as filters ask for new paths)."""
-        with_json = [s for s in ctx.sources if isinstance(s, LoadedSegment) and s.prepared_json]
-        if not with_json:
-            return  # no JSON column loaded: nothing can have grown
+    def _account_caches(self, coll: Collection, ctx: ReadContext) -> None:
+        """Register what a read added to segment caches (JSON projections, filter masks)."""
+        loaded = [s for s in ctx.sources if isinstance(s, LoadedSegment)]
+        if not loaded:
+            return
         runtime = self._runtime(coll)
         with runtime.lock:  # a segment released meanwhile must not be registered again
-            for source in with_json:
+            for source in loaded:
                 if runtime.segments.get(source.segment_id) is not source:
                     continue
-                for name, nbytes in source.json_growth().items():
-                    key = MemoryKey(coll.collection_id, source.partition_id, source.segment_id, "json", name)
+                for (kind, name), nbytes in source.cache_growth().items():
+                    key = MemoryKey(coll.collection_id, source.partition_id, source.segment_id, kind, name)
                     self.accountant.register(key, nbytes)
 
     def memory_report(self) -> Mapping[str, object]:

@@ -38,6 +38,8 @@ class LoadCancelled(Exception):
 # How many allowed-row masks (one per filter, None for no filter) a loaded segment keeps:
 # one byte per row each, freed with the segment.
 ALLOWED_MASKS_KEPT = 8
+# The footprint entry of those masks and the deletes' hidden mask (registered after reads).
+MASKS_FOOTPRINT = ("masks", "filter masks")
 
 # VARCHAR keys are indexed by at most this many leading UTF-8 bytes: one long key must not
 # widen every entry (fixed-width arrays), and longer keys sharing a prefix are told apart by
@@ -231,19 +233,20 @@ class LoadedSegment:
             self._numeric[name] = view
         return view
 
-    def json_growth(self) -> dict[str, int]:
-        """JSON projections whose bytes changed since last asked; ``footprint`` is updated.
+    def cache_growth(self) -> dict[tuple[str, str], int]:
+        """Footprint entries of read caches whose bytes changed since last asked (updated).
 
-        Filters build projections lazily, so the owner re-reads this after reads and
-        registers the new sizes with the memory accountant.
+        Reads fill JSON projections and filter masks lazily, so the owner re-reads this after
+        reads and registers the new sizes with the memory accountant.
         """
-        changed: dict[str, int] = {}
         with self._cache_lock:
-            for name, column in self.prepared_json.items():
-                nbytes = column.nbytes
-                if self.footprint.get(("json", name)) != nbytes:
-                    self.footprint[("json", name)] = nbytes
-                    changed[name] = nbytes
+            sizes = {("json", name): column.nbytes for name, column in self.prepared_json.items()}
+            masks = {id(m): m.nbytes for _, m in self._allowed.values() if m is not None}
+            if self._hidden is not None and self._hidden[1] is not None:
+                masks[id(self._hidden[1])] = self._hidden[1].nbytes
+            sizes[MASKS_FOOTPRINT] = sum(masks.values())
+            changed = {key: n for key, n in sizes.items() if self.footprint.get(key, 0) != n}
+            self.footprint.update(changed)
         return changed
 
     def add_index(self, field_name: str, index: VectorIndex) -> None:

@@ -2,9 +2,10 @@
 
 Per request, in this order: the fields it names are checked against what is loaded; the filter
 is compiled once; per source (a loaded sealed segment or a growing table) the filter and the
-deletes make one bool mask; the segment's index searches with that mask as its allowed set,
-or, when the mask leaves few rows (or the segment has no index yet), those rows are searched
-exactly (recall 1, and cheaper than a graph walk that skips most nodes). Each source returns
+deletes make one bool mask; the segment's index searches with that mask as its allowed set and
+an ef widened for it, or, when the mask leaves few rows, too small a share for the graph, or
+rows cheaper to scan than the widened beam (or the segment has no index yet), those rows are
+searched exactly (recall 1). Each source returns
 its best ``offset + limit``; the merge keeps the best across sources in the metric's direction;
 output columns are gathered by position with Arrow ``take``. Python work is O(sources + hits).
 """
@@ -34,12 +35,26 @@ from sheafdb.schema import DYNAMIC_FIELD, CollectionSchema, FieldSchema
 from sheafdb.storage.records import IndexRecord
 
 MAX_TOPK = 16384
-# Below this many allowed rows a segment is searched exactly instead of through its index.
+# Up to this many allowed rows a segment is always searched exactly instead of through its index.
 EXACT_SEARCH_MAX_ROWS = 4096
-# A filtered graph search keeps only allowed rows in its beam, so a selective filter needs a
-# wider beam for the same recall: ef grows as 1/selectivity (measured in
-# bench/filtered_recall.py), up to this cap.
+# A filtered graph search walks through rejected nodes but keeps only allowed ones, so a
+# selective filter needs a wider beam for the same recall: ef x FILTERED_EF_SHARE / selectivity
+# (at least the asked ef), up to MAX_FILTERED_EF. Measured (bench/filter_search_cost.py, 100k x
+# 128, HNSW M16): recall@10 >= 0.99 needs ef 64 at 10% kept, 96 at 5%, 128-192 at 3%, 384 at 2%.
+FILTERED_EF_SHARE = 0.15
 MAX_FILTERED_EF = 1024
+# A filtered search scans the allowed rows exactly when that costs less than the widened graph
+# walk: one beam slot of HNSW costs about as much as scanning this many rows (measured as above:
+# ~0.55 us per ef vs ~45 ns per 128-d row), and the scan's recall is 1.
+EXACT_ROWS_PER_EF = 12
+# Below this share of a segment's rows a filtered graph walk misses neighbours whatever its ef
+# (recall@10 levels off at ~0.995 at 2% and ~0.87 at 1% kept, measured as above): such a
+# filter is always scanned.
+MIN_GRAPH_SHARE = 0.03
+# Exact scans gather the allowed rows in pieces of at most this many bytes: the accountant pins
+# glibc's mmap threshold at 1 MiB (engine/memory.py), so a larger temporary is a fresh mapping
+# page-faulted on every search (5x slower at 5,000 x 128-d rows).
+EXACT_GATHER_BYTES = 512 * 1024
 # group_by first asks each source for this many times the hits it needs, then doubles.
 GROUP_OVERFETCH = 4
 
@@ -269,8 +284,9 @@ def search_candidates(
         use_index = index is not None and allowed > EXACT_SEARCH_MAX_ROWS
         if radius is not None:
             scores, rows = _ranged(ctx, source, field, spec, queries, depth, params, mask, use_index)
-        elif index is not None and use_index:
-            beam = filtered_params(params, depth, allowed, source.num_rows) if mask is not None else params
+        elif (
+            index is not None and use_index and (beam := index_beam(params, depth, mask, allowed)) is not None
+        ):
             scores, rows = index.search(queries, depth, beam, mask)
         else:
             scores, rows = _exact(ctx, source, field, spec, queries, depth, params, mask)
@@ -308,13 +324,33 @@ def search_candidates(
     )
 
 
+def index_beam(
+    params: Mapping[str, Any], k: int, mask: np.ndarray | None, allowed: int
+) -> Mapping[str, Any] | None:
+    """The params for an index search of the ``allowed`` rows of ``mask``; None: scan them.
+
+    Unfiltered searches keep the index whatever ef asks (results as before); a filtered one is
+    a scan when it keeps too few rows for the graph or when the allowed rows cost less than the
+    widened beam. An ef below k stays the index's error to raise.
+    """
+    if mask is None:
+        return params
+    beam = filtered_params(params, k, allowed, len(mask))
+    ef = parse_search_params(beam).ef
+    width = max(k, 16) if ef is None else ef
+    if width >= k and (allowed < MIN_GRAPH_SHARE * len(mask) or allowed <= EXACT_ROWS_PER_EF * width):
+        return None
+    return beam
+
+
 def filtered_params(params: Mapping[str, Any], k: int, allowed: int, total: int) -> Mapping[str, Any]:
     """``params`` with ef widened for a filter that keeps ``allowed`` of ``total`` rows."""
     ef = parse_search_params(params).ef
     base = max(k, 16) if ef is None else ef
     if base < k or allowed >= total:
         return params  # ef < k is the index's error to raise; no filter, nothing to widen
-    widened = min(max(base, MAX_FILTERED_EF), math.ceil(base * total / max(allowed, 1)))
+    wanted = math.ceil(base * FILTERED_EF_SHARE * total / max(allowed, 1))
+    widened = min(max(base, MAX_FILTERED_EF), wanted)
     if widened <= base:
         return params
     # A nested "params" object wins over flat keys, so the result is flattened.
@@ -335,7 +371,24 @@ def _exact(
     mask: np.ndarray | None,
 ) -> tuple[np.ndarray, np.ndarray]:
     vectors: Any = source.vectors(ctx.schema, field.name)
-    return exact_search(spec, vectors, queries, k, params, mask)
+    if mask is None or not isinstance(vectors, np.ndarray) or vectors.dtype != np.float32:
+        return exact_search(spec, vectors, queries, k, params, mask)
+    # Float rows: scanned piece by piece (see EXACT_GATHER_BYTES), each piece's best k merged.
+    allowed_rows = np.flatnonzero(mask)
+    step = max(1, EXACT_GATHER_BYTES // max(1, vectors.shape[1] * vectors.itemsize))
+    if len(allowed_rows) <= step:
+        scores, labels = exact_search(spec, vectors[allowed_rows], queries, k, params, None)
+        return scores, np.where(labels >= 0, allowed_rows[labels], -1)
+    piece_scores, piece_rows = [], []
+    for start in range(0, len(allowed_rows), step):
+        rows = allowed_rows[start : start + step]
+        scores, labels = exact_search(spec, vectors[rows], queries, k, params, None)
+        piece_scores.append(scores)
+        piece_rows.append(np.where(labels >= 0, rows[labels], -1))
+    scores, rows = np.concatenate(piece_scores, axis=1), np.concatenate(piece_rows, axis=1)
+    key = np.where(rows >= 0, sort_key(spec.metric_type, scores), np.inf)
+    order = np.argsort(key, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(scores, order, axis=1), np.take_along_axis(rows, order, axis=1)
 
 
 def _ranged(
