@@ -352,6 +352,8 @@ def _missing(value: Any) -> bool:
 
 
 def _check_required(value: Any, schema: Schema, where: str) -> None:
+    if value is None and schema.get("type") == "object":
+        value = {}  # null binds as the zero struct, whose required keys are then missing
     if isinstance(value, dict):
         for key in schema.get("required", ()):
             if _missing(value.get(key)):

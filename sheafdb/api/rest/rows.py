@@ -158,6 +158,8 @@ def table_to_rows(
 
 
 def _column_values(f: FieldSchema | None, column: pa.Array) -> list[Any]:
+    if not len(column):  # an empty result's column may carry no type (pa.null())
+        return []
     if f is None or column.null_count:
         values = column.to_pylist()
         if f is not None and f.dtype is DataType.JSON:

@@ -53,6 +53,14 @@ def test_query_get_and_count(rest):
     assert [r["n"] for r in one["data"]] == [40]
 
 
+def test_get_of_absent_ids_on_an_empty_collection(rest):
+    create = {"collectionName": "e", "schema": SCHEMA, "indexParams": INDEXES}
+    assert rest("collections/create", create)["code"] == 0
+    # An empty result's vector column may carry no type: still an empty list, not an error.
+    got = rest("entities/get", {"collectionName": "e", "id": [1], "outputFields": ["pk", "dense"]})
+    assert got == {"code": 0, "cost": 0, "data": []}
+
+
 def test_upsert_and_delete(rest):
     _setup(rest)
     reply = rest(
