@@ -19,6 +19,7 @@ SEAL_AFTER_SEGMENT_FILES = "seal-after-segment-files"  # a segment dir written, 
 SEAL_AFTER_FIRST_SEGMENT = "seal-after-first-segment"  # one partition registered, others not
 SEAL_BEFORE_TRIM = "seal-before-trim"  # everything registered, the log not trimmed
 COMPACT_AFTER_WRITE = "compact-after-write"  # merged segment written, catalog not swapped
+COMPACT_AFTER_INDEX_FILES = "compact-after-index-files"  # merged segment + its index files, no swap
 COMPACT_AFTER_SWAP = "compact-after-swap"  # catalog swapped, old files still on disk
 TRUNCATE_AFTER_LOG = "truncate-after-log"  # truncate record logged, catalog untouched
 TRUNCATE_BEFORE_TRIM = "truncate-before-trim"  # catalog emptied, the log not trimmed

@@ -31,7 +31,7 @@ import pyarrow as pa
 from sheafdb.engine.auto_compaction import BackgroundCompactor
 from sheafdb.engine.collection import Collection
 from sheafdb.engine.collection_alterations import CollectionAlterations
-from sheafdb.engine.compaction import Compactor
+from sheafdb.engine.compaction import CompactionPolicy, Compactor
 from sheafdb.engine.data_removal import DataRemoval
 from sheafdb.engine.ddl_rules import MAX_PARTITIONS, check_name, partition_names, prepare_schema
 from sheafdb.engine.index_builds import IndexBuilder
@@ -91,10 +91,14 @@ class EngineConfig:
     # Reload collections that were loaded before a restart, in the background.
     restore_loads: bool = True
     # Background compaction: a partition with this many small segments (or as many deletes
-    # segments) is compacted; looked at after each seal and every interval seconds.
+    # segments) is compacted; looked at after each seal and every interval seconds, and a
+    # partition unchanged for a whole interval is packed (compaction.py has the rules).
     # None turns the background thread off (compact() still works).
     compaction_min_segments: int | None = 4
     compaction_interval_s: float = 30.0
+    # Compaction merges sealed segments into segments of up to this size (Milvus's
+    # dataCoord.segment.maxSize), each indexed before it replaces the small ones.
+    segment_target_bytes: int = 1024 * 1024 * 1024
 
 
 class Engine:
@@ -145,16 +149,18 @@ class Engine:
             self._background = BackgroundCompactor(
                 self._compactor,
                 self._open_collections,
-                seal_bytes=config.seal_bytes,
-                min_segments=config.compaction_min_segments,
+                policy=self._compaction_policy(config.compaction_min_segments),
                 interval=config.compaction_interval_s,
+                idle_s=config.compaction_interval_s,
             )
 
     def close(self) -> None:
         """Finish in-flight writes, close the write-ahead logs, stop background work."""
+        # The builder first: it cancels the build a merge may be waiting on, so the compaction
+        # thread ends promptly instead of after a build of minutes.
+        self._builder.close()
         if self._background is not None:
             self._background.close()
-        self._builder.close()
         with self._ddl_lock:
             for coll in self._collections.values():
                 coll.wal.close()
@@ -165,6 +171,9 @@ class Engine:
         self._builder.submit(coll, segments, coll.indexes)
         if self._background is not None:
             self._background.poke()
+
+    def _compaction_policy(self, min_segments: int) -> CompactionPolicy:
+        return CompactionPolicy(self.config.seal_bytes, self.config.segment_target_bytes, min_segments)
 
     def _open_collections(self) -> list[Collection]:
         with self._ddl_lock:
@@ -479,8 +488,11 @@ class Engine:
         return out
 
     def compact(self, db: str, collection: str) -> int:
-        """Merge small sealed segments (dropping deleted rows) now; returns segments replaced."""
-        return self._compactor.compact(self._resolve(db, collection), self.config.seal_bytes)
+        """Pack every partition's sealed segments into segments of up to the target (dropping
+        deleted rows) now; returns segments replaced."""
+        # Packing takes every segment under the target: the tiny-segment count plays no part.
+        policy = self._compaction_policy(min_segments=2)
+        return self._compactor.compact(self._resolve(db, collection), policy, frozenset(), manual=True)
 
     def allocate_timestamp(self) -> int:
         """A fresh timestamp from the oracle (AllocTimestamp): above every one issued before."""

@@ -6,9 +6,20 @@ in the catalog and installs it on the collection's runtime segment. A segment co
 an index dropped meanwhile just makes the job a no-op; a failed build is remembered per index
 (``describe_indexes`` reports it as Failed with its reason).
 
-Locks: ``_lock`` guards the queue of pending jobs and the failure table; the worker builds
-without holding it. One worker: builds are CPU-heavy and the machine is small; it runs at the
-lowest OS priority (nice 19) so foreground work is served first.
+A compaction's merged segment is not in the catalog yet when its indexes are built
+(``build_detached``): the worker only writes the file and hands it back through a Future; the
+compactor registers it together with the swap, so no reader ever meets the segment unindexed.
+
+Closing does not wait for builds (a server must stop within seconds; an HNSW build of a big
+segment takes minutes and cannot be interrupted inside faiss): queued jobs are dropped (the next
+start queues whatever is still missing), a detached build's Future fails with CancelledError so
+a compaction waiting on it gives up, and a build already running finishes on its daemon thread
+or dies with the process; its file is then an orphan the next start removes.
+
+Locks: ``_lock`` guards the queue of pending jobs, the job running, the closed flag and the
+failure table; the worker builds without holding it. One worker: builds are CPU-heavy and the
+machine is small; it runs at the lowest OS priority (nice 19) so foreground work is served
+first.
 """
 
 from __future__ import annotations
@@ -17,6 +28,7 @@ import logging
 import os
 import queue
 import threading
+from concurrent.futures import CancelledError, Future, InvalidStateError
 from dataclasses import dataclass
 
 from sheafdb.engine.collection import Collection
@@ -32,6 +44,8 @@ log = logging.getLogger(__name__)
 
 # Background builds yield the CPU to inserts, searches and loads (nice 19: the lowest priority).
 BUILD_NICENESS = 19
+# How long close() lets a running build finish before leaving it to its daemon thread.
+CLOSE_WAIT_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -39,6 +53,9 @@ class BuildJob:
     collection: Collection
     segment: SealedSegment
     index: IndexRecord
+    # Set for a detached build (a compaction's merged segment): the file is handed back here
+    # instead of being registered; a failure goes here too, not to the failure table.
+    result: Future[SegmentIndexFile | None] | None = None
 
 
 def index_file_path(segment: SealedSegment, index: IndexRecord) -> str:
@@ -54,6 +71,8 @@ class IndexBuilder:
         self._pending = 0
         self._idle = threading.Condition(self._lock)
         self._failures: dict[int, str] = {}  # index id -> reason of its last failed build
+        self._running: BuildJob | None = None
+        self._closed = False
         self._worker = threading.Thread(target=self._run, name="sheafdb-index-builds", daemon=True)
         self._worker.start()
 
@@ -65,8 +84,25 @@ class IndexBuilder:
             for index in indexes:
                 if index.field_name not in segment.index_files:
                     with self._lock:
+                        if self._closed:
+                            return
                         self._pending += 1
                     self._queue.put(BuildJob(coll, segment, index))
+
+    def build_detached(
+        self, coll: Collection, segment: SealedSegment, index: IndexRecord
+    ) -> Future[SegmentIndexFile | None]:
+        """Build and save one index of a segment the catalog does not know yet, on the worker
+        (low priority, one build at a time); the Future gives the file, None if there is
+        nothing to build (index dropped meanwhile, field not in the segment)."""
+        result: Future[SegmentIndexFile | None] = Future()
+        with self._lock:
+            if self._closed:
+                _cancel(result)
+                return result
+            self._pending += 1
+        self._queue.put(BuildJob(coll, segment, index, result))
+        return result
 
     def failure(self, index_id: int) -> str | None:
         with self._lock:
@@ -78,8 +114,27 @@ class IndexBuilder:
             return self._idle.wait_for(lambda: self._pending == 0, timeout)
 
     def close(self) -> None:
+        """Stop building without waiting for the builds (see the module docstring)."""
+        with self._lock:
+            self._closed = True
+            running = self._running
+        dropped = 0
+        while True:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:
+                dropped += 1
+                if job.result is not None:
+                    _cancel(job.result)
+        if running is not None and running.result is not None:
+            _cancel(running.result)
+        with self._idle:
+            self._pending -= dropped
+            self._idle.notify_all()
         self._queue.put(None)
-        self._worker.join(timeout=30)
+        self._worker.join(timeout=CLOSE_WAIT_S)
 
     def _run(self) -> None:
         _lower_this_thread_priority()
@@ -87,40 +142,67 @@ class IndexBuilder:
             job = self._queue.get()
             if job is None:
                 return
+            with self._lock:
+                self._running = job
             try:
-                self._build(job)
-            except Exception as e:  # noqa: BLE001 - a failed build must not kill the worker
-                log.exception("index build failed for segment %s", job.segment.segment_id)
-                with self._lock:
-                    self._failures[job.index.index_id] = e.message if isinstance(e, SheafError) else str(e)
+                if job.result is not None:
+                    self._build_detached(job, job.result)
+                else:
+                    self._build_reporting_failures(job)
             finally:
                 with self._idle:
+                    self._running = None
                     self._pending -= 1
                     self._idle.notify_all()
 
-    def _build(self, job: BuildJob) -> None:
+    def _build_reporting_failures(self, job: BuildJob) -> None:
+        try:
+            self._build(job)
+        except Exception as e:  # noqa: BLE001 - a failed build must not kill the worker
+            log.exception("index build failed for segment %s", job.segment.segment_id)
+            with self._lock:
+                self._failures[job.index.index_id] = e.message if isinstance(e, SheafError) else str(e)
+
+    def _build_detached(self, job: BuildJob, result: Future[SegmentIndexFile | None]) -> None:
+        try:
+            index_file = self._write_index_file(job)
+        except Exception as e:  # noqa: BLE001 - the compactor decides what a failure means
+            _settle(result, error=e)
+            return
+        _settle(result, value=index_file)
+
+    def _write_index_file(self, job: BuildJob) -> SegmentIndexFile | None:
+        """Build the index and save it beside the segment files; None if there is nothing to build."""
         coll, segment, index = job.collection, job.segment, job.index
         if index not in coll.indexes:
-            return  # dropped or replaced since the job was queued
+            return None  # dropped or replaced since the job was queued
         field = coll.schema.field(index.field_name)
         if field is None or index.field_name not in segment.columns:
-            return
+            return None
         spec = parse_index_params(field, index.params)
         column = read_column(self._store, segment.columns[index.field_name].path)
         built = build_index(spec, vectors_from_arrow(field, column))
         path = index_file_path(segment, index)
         nbytes = built.save(self._store, path)
+        return SegmentIndexFile(index.field_name, index.index_name, path, nbytes, dict(index.params))
+
+    def _build(self, job: BuildJob) -> None:
+        coll, segment, index = job.collection, job.segment, job.index
+        if all(s.segment_id != segment.segment_id for s in coll.snapshot().sealed):
+            return  # compacted away while queued: its merged segment gets its own build
+        index_file = self._write_index_file(job)
+        if index_file is None or self._closed:
+            return  # after close the catalog may be gone: the next start removes the file
         try:
             self._catalog.add_segment_index(
-                SegmentIndexRecord(segment.segment_id, index.index_id, index.field_name, path, nbytes)
+                SegmentIndexRecord(
+                    segment.segment_id, index.index_id, index.field_name, index_file.path, index_file.nbytes
+                )
             )
         except SheafError:
-            self._store.delete(path)  # segment compacted away or index dropped meanwhile
+            self._store.delete(index_file.path)  # segment compacted away or index dropped meanwhile
             return
-        coll.install_index(
-            segment.segment_id,
-            SegmentIndexFile(index.field_name, index.index_name, path, nbytes, dict(index.params)),
-        )
+        coll.install_index(segment.segment_id, index_file)
         with self._lock:
             self._failures.pop(index.index_id, None)
 
@@ -139,3 +221,23 @@ def _lower_this_thread_priority() -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BUILD_NICENESS)
     except (AttributeError, OSError):
         log.debug("could not lower the index build thread's priority")
+
+
+def _cancel(result: Future[SegmentIndexFile | None]) -> None:
+    _settle(result, error=CancelledError("the index builder is closing"))
+
+
+def _settle(
+    result: Future[SegmentIndexFile | None],
+    *,
+    value: SegmentIndexFile | None = None,
+    error: BaseException | None = None,
+) -> None:
+    """Set a detached build's outcome unless close() already cancelled it."""
+    try:
+        if error is not None:
+            result.set_exception(error)
+        else:
+            result.set_result(value)
+    except InvalidStateError:
+        pass

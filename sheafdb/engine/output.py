@@ -95,42 +95,59 @@ def gather(
 ) -> pa.Table:
     """The plan's columns of the rows ``(sources[source_ids[i]], rows[i])``, in that order.
 
-    One Arrow ``take`` per source, one concatenation, and one ``take`` to restore the order
-    (a single source: just its ``take``).
+    Column by column: a numeric column is filled with numpy from each source's view; any
+    other is one Arrow ``take`` per source, concatenated and put back in order with one more.
     """
     if len(rows) and len(sources) == 1:
         # One source (the common case): column by column, already in order.
         source = sources[0]
-        present = set(source.table.column_names)
-        indices = pa.array(rows)
-        columns = [_take_column(source, name, rows, indices, present) for name in plan.columns]
+        present = source.table.column_names
+        columns = [_take_column(source, name, rows, present) for name in plan.columns]
         return _cut_meta(pa.Table.from_arrays(columns, names=list(plan.columns)), plan)
-    pieces: list[pa.Table] = []
-    order_parts: list[np.ndarray] = []
-    for sid in np.unique(source_ids):
-        positions = np.flatnonzero(source_ids == sid)
-        source = sources[int(sid)]
-        available = [c for c in plan.columns if c in source.table.column_names]
-        piece = source.table.select(available).take(pa.array(rows[positions]))
-        pieces.append(_with_missing_columns(piece, plan.columns, source.table.schema))
-        order_parts.append(positions)
-    if not pieces:
+    picks = [(sources[int(sid)], np.flatnonzero(source_ids == sid)) for sid in np.unique(source_ids)]
+    if not picks:
         return pa.table({c: pa.array([], type=_column_type(sources, c)) for c in plan.columns})
-    merged = pa.concat_tables(pieces, promote_options="permissive")
+    taken = [(source, positions, rows[positions]) for source, positions in picks]
     inverse = np.empty(len(rows), dtype=np.int64)
-    inverse[np.concatenate(order_parts)] = np.arange(len(rows))
-    return _cut_meta(merged.take(pa.array(inverse)), plan)
+    inverse[np.concatenate([positions for _, positions in picks])] = np.arange(len(rows))
+    columns = [_gather_column(sources, taken, name, len(rows), inverse) for name in plan.columns]
+    return _cut_meta(pa.Table.from_arrays(columns, names=list(plan.columns)), plan)
+
+
+def _gather_column(
+    sources: Sequence[RowSource],
+    taken: Sequence[tuple[RowSource, np.ndarray, np.ndarray]],
+    name: str,
+    total: int,
+    inverse: np.ndarray,
+) -> pa.Array:
+    """Column ``name`` of ``total`` rows from several sources: (source, positions, its rows)."""
+    views = [source.numeric_column(name) for source, _, _ in taken]
+    if all(view is not None for view in views) and len({v.dtype for v in views}) == 1:  # type: ignore[union-attr]
+        values = np.empty(total, dtype=views[0].dtype)  # type: ignore[union-attr]
+        for view, (_, positions, source_rows) in zip(views, taken, strict=True):
+            values[positions] = view[source_rows]  # type: ignore[index]
+        return pa.array(values)
+    # A field added after a segment was sealed reads as nulls of the type other sources have.
+    kind = _column_type(sources, name)
+    pieces = [
+        source.table.column(name).take(pa.array(source_rows)).combine_chunks()
+        if name in source.table.column_names
+        else pa.nulls(len(source_rows), kind)
+        for source, _, source_rows in taken
+    ]
+    return pa.concat_arrays(pieces).take(pa.array(inverse))
 
 
 def _take_column(
-    source: RowSource, name: str, rows: np.ndarray, indices: pa.Array, present: set[str]
+    source: RowSource, name: str, rows: np.ndarray, present: Sequence[str]
 ) -> pa.Array | pa.ChunkedArray:
     if name not in present:
         return pa.nulls(len(rows))  # a field added after the segment was sealed
     view = source.numeric_column(name)
     if view is not None:
         return pa.array(view[rows])
-    return source.table.column(name).take(indices)
+    return source.table.column(name).take(pa.array(rows))
 
 
 def _cut_meta(table: pa.Table, plan: OutputPlan) -> pa.Table:
@@ -142,16 +159,6 @@ def _cut_meta(table: pa.Table, plan: OutputPlan) -> pa.Table:
         DYNAMIC_FIELD,
         cut_dynamic(table.column(DYNAMIC_FIELD), plan.dynamic_keys),
     )
-
-
-def _with_missing_columns(piece: pa.Table, columns: Sequence[str], schema: pa.Schema) -> pa.Table:
-    # A field added after a segment was sealed: its rows read as nulls.
-    if piece.num_columns == len(columns):
-        return piece  # nothing missing: selected in the plan's order already
-    for name in columns:
-        if name not in piece.column_names:
-            piece = piece.append_column(name, pa.nulls(piece.num_rows))
-    return piece.select(list(columns))
 
 
 def _column_type(sources: Sequence[RowSource], name: str) -> pa.DataType:

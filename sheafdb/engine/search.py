@@ -18,6 +18,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,7 @@ import pyarrow as pa
 from sheafdb.engine.loaded_segment import RowSource
 from sheafdb.engine.models import SearchRequest, SearchResult
 from sheafdb.engine.output import OutputPlan, gather, plan_output
+from sheafdb.engine.segment_pool import run_all
 from sheafdb.engine.visibility import is_collection_wide, latest_deletes
 from sheafdb.errors import FieldNotFound, UnexpectedError, invalid
 from sheafdb.expr import Filter, compile_filter
@@ -82,6 +84,14 @@ class Candidates:
     scores: np.ndarray
     sources: np.ndarray
     rows: np.ndarray
+    # Known to have no padding (every slot a hit): build_result skips looking for it.
+    full: bool = False
+
+    def after(self, offset: int) -> Candidates:
+        """The hits past the first ``offset`` of each query."""
+        if offset == 0:
+            return self
+        return Candidates(self.scores[:, offset:], self.sources[:, offset:], self.rows[:, offset:], self.full)
 
 
 # Compiled filters by (schema identity, text, params with their types): a repeated filter
@@ -179,6 +189,8 @@ def row_masks(ctx: ReadContext, flt: Filter | None) -> list[np.ndarray | None]:
 
     Read-only: a loaded segment keeps them (per filter object, see compile_checked).
     """
+    if flt is None and ctx.deletes.num_rows == 0:
+        return [None] * len(ctx.sources)  # nothing to hide: skip the per-source cache look-ups
     primary = ctx.schema.primary_field.name
     return [
         source.allowed(flt, primary, live_deletes(ctx.deletes, source.partition_id)) for source in ctx.sources
@@ -272,43 +284,40 @@ def search_candidates(
 ) -> Candidates:
     """The best ``k`` hits per query across every source, best first."""
     nq = _nq(queries)
-    radius = params.get("radius")
-    all_scores, all_sources, all_rows = [], [], []
-    found_in: list[int] = []
-    for sid, (source, mask) in enumerate(zip(ctx.sources, masks, strict=True)):
-        allowed = source.num_rows if mask is None else int(np.count_nonzero(mask))
-        if allowed == 0:
-            continue
-        depth = min(k, allowed)
-        index = source.index(field.name)
-        use_index = index is not None and allowed > EXACT_SEARCH_MAX_ROWS
-        if radius is not None:
-            scores, rows = _ranged(ctx, source, field, spec, queries, depth, params, mask, use_index)
-        elif (
-            index is not None and use_index and (beam := index_beam(params, depth, mask, allowed)) is not None
-        ):
-            scores, rows = index.search(queries, depth, beam, mask)
-        else:
-            scores, rows = _exact(ctx, source, field, spec, queries, depth, params, mask)
-        all_scores.append(np.asarray(scores, dtype=np.float32))
-        all_rows.append(np.asarray(rows, dtype=np.int64))
-        found_in.append(sid)
-    if not all_scores:
+    found_in = [
+        sid
+        for sid, (source, mask) in enumerate(zip(ctx.sources, masks, strict=True))
+        if (source.num_rows if mask is None else mask.any())
+    ]
+    # Sources are searched at once when the batch is small (engine/segment_pool.py).
+    hits = run_all(
+        [
+            partial(_search_source, ctx, ctx.sources[sid], masks[sid], field, spec, queries, k, params)
+            for sid in found_in
+        ],
+        nq,
+    )
+    if not hits:
         empty = np.empty((nq, 0))
         return Candidates(empty.astype(np.float32), empty.astype(np.int64), empty.astype(np.int64))
+    all_scores = [np.asarray(scores, dtype=np.float32) for scores, _ in hits]
+    all_rows = [np.asarray(rows, dtype=np.int64) for _, rows in hits]
     if len(all_scores) == 1:
         # One source (the common case): its hits are already best first, nothing to merge.
         rows = all_rows[0]
         valid = rows >= 0
         if valid.all():
-            return Candidates(all_scores[0], np.full(rows.shape, found_in[0], dtype=np.int64), rows)
+            return Candidates(
+                all_scores[0], np.full(rows.shape, found_in[0], dtype=np.int64), rows, full=True
+            )
         return Candidates(
             np.where(valid, all_scores[0], worst_score(spec.metric_type)).astype(np.float32, copy=False),
             np.where(valid, found_in[0], -1),
             np.where(valid, rows, -1),
         )
-    for sid, rows in zip(found_in, all_rows, strict=True):
-        all_sources.append(np.full(rows.shape, sid, dtype=np.int64))
+    all_sources = [
+        np.full(rows.shape, sid, dtype=np.int64) for sid, rows in zip(found_in, all_rows, strict=True)
+    ]
     scores = np.concatenate(all_scores, axis=1)
     rows = np.concatenate(all_rows, axis=1)
     sources = np.concatenate(all_sources, axis=1)
@@ -317,11 +326,37 @@ def search_candidates(
     order = np.argsort(key, axis=1, kind="stable")[:, :k]
     take = np.take_along_axis
     valid = take(valid, order, axis=1)
+    if valid.all():  # no padding among the best k (the common case)
+        return Candidates(
+            take(scores, order, axis=1), take(sources, order, axis=1), take(rows, order, axis=1), full=True
+        )
     return Candidates(
         np.where(valid, take(scores, order, axis=1), worst_score(spec.metric_type)).astype(np.float32),
         np.where(valid, take(sources, order, axis=1), -1),
         np.where(valid, take(rows, order, axis=1), -1),
     )
+
+
+def _search_source(
+    ctx: ReadContext,
+    source: RowSource,
+    mask: np.ndarray | None,
+    field: FieldSchema,
+    spec: IndexSpec,
+    queries: Any,
+    k: int,
+    params: Mapping[str, Any],
+) -> tuple[np.ndarray, np.ndarray]:
+    """One source's best ``min(k, allowed)`` hits per query: graph, exact scan or range."""
+    allowed = source.num_rows if mask is None else int(np.count_nonzero(mask))
+    depth = min(k, allowed)
+    index = source.index(field.name)
+    use_index = index is not None and allowed > EXACT_SEARCH_MAX_ROWS
+    if params.get("radius") is not None:
+        return _ranged(ctx, source, field, spec, queries, depth, params, mask, use_index)
+    if index is not None and use_index and (beam := index_beam(params, depth, mask, allowed)) is not None:
+        return index.search(queries, depth, beam, mask)
+    return _exact(ctx, source, field, spec, queries, depth, params, mask)
 
 
 def index_beam(
@@ -432,10 +467,7 @@ def execute_search(ctx: ReadContext, req: SearchRequest) -> SearchResult:
     if req.group_by_field:
         return _grouped_search(ctx, req, field, spec, output, masks)
     found = search_candidates(ctx, field, spec, req.vectors, req.offset + req.limit, req.params, masks)
-    cut = Candidates(
-        found.scores[:, req.offset :], found.sources[:, req.offset :], found.rows[:, req.offset :]
-    )
-    return build_result(ctx, cut, output, req.round_decimal)
+    return build_result(ctx, found.after(req.offset), output, req.round_decimal)
 
 
 def build_result(
@@ -445,13 +477,15 @@ def build_result(
     round_decimal: int,
     group_values: pa.Array | None = None,
 ) -> SearchResult:
-    valid = found.sources >= 0
-    topks = valid.sum(axis=1).astype(np.int64)
+    valid = None if found.full else found.sources >= 0
     # Valid hits are a prefix of each row (sorted best first), so row-major order is query order.
-    if valid.all():  # every slot filled (the common case): a flat view, no selection
+    if valid is None or valid.all():  # every slot filled (the common case): flat views
+        nq, width = found.sources.shape
+        topks = np.full(nq, width, dtype=np.int64)
         source_ids, rows = found.sources.ravel(), found.rows.ravel()
         scores = found.scores.ravel().astype(np.float32, copy=False)
     else:
+        topks = valid.sum(axis=1).astype(np.int64)
         source_ids, rows = found.sources[valid], found.rows[valid]
         scores = found.scores[valid].astype(np.float32)
     if round_decimal >= 0:
