@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -63,7 +64,13 @@ def serve(args: argparse.Namespace) -> int:
     while not stop_requested.wait(0.2):
         pass
     server.stop()
-    return 0
+    # Everything acknowledged is durable and every store is closed. An index build may still
+    # be running inside faiss on its daemon thread (closing does not wait for builds of
+    # minutes): leave now, without the C++ static destructors that would abort under it.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

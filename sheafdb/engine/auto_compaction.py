@@ -18,6 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import CancelledError
 
 from sheafdb.engine.collection import Collection
 from sheafdb.engine.compaction import CompactionPolicy, Compactor, worth_compacting
@@ -104,6 +105,8 @@ class BackgroundCompactor:
             idle = self._idle.idle_partitions(coll)
             if worth_compacting(coll, self._policy, idle):
                 self._compactor.compact(coll, self._policy, idle)
+        except CancelledError:
+            log.info("compaction of collection %s abandoned: the engine is closing", coll.name)
         except Exception:  # noqa: BLE001 - a failed compaction must not kill the thread
             # The next round looks again; the merged files of a failed attempt are deleted.
             log.exception("background compaction of collection %s failed", coll.name)

@@ -152,6 +152,12 @@ class Compactor:
         self._catalog = catalog
         self._builder = builder
         self._one_at_a_time = threading.Lock()
+        self._stopping = threading.Event()
+
+    def stop(self) -> None:
+        """No merge starts from now on; one in progress is abandoned at its next step (the
+        engine is closing: a merge of a big group must not hold the shutdown)."""
+        self._stopping.set()
 
     def compact(
         self, coll: Collection, policy: CompactionPolicy, idle: Container[int], *, manual: bool = False
@@ -160,7 +166,7 @@ class Compactor:
         replaced = 0
         with self._one_at_a_time:
             for group in plan_merges(coll, policy, idle, manual=manual):
-                if coll.dropped:
+                if coll.dropped or self._stopping.is_set():
                     return replaced
                 replaced += self._merge(coll, group)
             with coll.seal_lock:
@@ -190,6 +196,9 @@ class Compactor:
     def _merge(self, coll: Collection, group: tuple[SealedSegment, ...]) -> int:
         """Merge one group; returns how many segments it replaced (0: abandoned)."""
         staged = self._write_merged(coll, group)
+        if self._stopping.is_set():
+            self._store.delete_prefix(staged.directory)
+            return 0
         try:
             built = self._build_indexes(coll, staged)
             crash_points.crash_point(crash_points.COMPACT_AFTER_INDEX_FILES)

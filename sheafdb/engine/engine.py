@@ -156,8 +156,10 @@ class Engine:
 
     def close(self) -> None:
         """Finish in-flight writes, close the write-ahead logs, stop background work."""
-        # The builder first: it cancels the build a merge may be waiting on, so the compaction
-        # thread ends promptly instead of after a build of minutes.
+        # No merge starts or goes on past its current step; then the builder, which cancels
+        # the build a merge may be waiting on: the compaction thread ends promptly instead of
+        # after a build of minutes.
+        self._compactor.stop()
         self._builder.close()
         if self._background is not None:
             self._background.close()
