@@ -101,25 +101,27 @@ def test_sigterm_during_an_index_build_exits_cleanly_and_the_build_resumes(tmp_p
     log_path = tmp_path / "server.log"
     port = free_port()
     process = start_server(tmp_path / "data", port, log_path, auth=False)
-    wait_ready(process, log_path)
-    client = MilvusClient(f"http://127.0.0.1:{port}")
-    schema = client.create_schema(auto_id=False)
-    schema.add_field("id", DataType.INT64, is_primary=True)
-    schema.add_field("vec", DataType.FLOAT_VECTOR, dim=32)
-    client.create_collection("c", schema=schema)
-    vectors = np.random.default_rng(0).random((40_000, 32), dtype=np.float32)
-    for start in range(0, 40_000, 10_000):
-        client.insert("c", [{"id": i, "vec": vectors[i]} for i in range(start, start + 10_000)])
-    client.flush("c")
-    index = client.prepare_index_params()
-    # Seconds of building (M=32, efConstruction=400): the stop lands in the middle of it.
-    index.add_index("vec", index_type="HNSW", metric_type="L2", params={"M": 32, "efConstruction": 400})
-    client.create_index("c", index, sync=False)  # pymilvus would wait for Finished
-    assert client.describe_index("c", "vec")["state"] != "Finished"
-    client.close()
-
-    # No abort from faiss's threads at exit (the build is left running, not waited for).
-    assert stop_server(process) == 0
+    try:
+        wait_ready(process, log_path)
+        client = MilvusClient(f"http://127.0.0.1:{port}")
+        schema = client.create_schema(auto_id=False)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("vec", DataType.FLOAT_VECTOR, dim=32)
+        client.create_collection("c", schema=schema)
+        vectors = np.random.default_rng(0).random((40_000, 32), dtype=np.float32)
+        for start in range(0, 40_000, 10_000):
+            client.insert("c", [{"id": i, "vec": vectors[i]} for i in range(start, start + 10_000)])
+        client.flush("c")
+        index = client.prepare_index_params()
+        # Seconds of building (M=32, efConstruction=400): the stop lands in the middle of it.
+        index.add_index("vec", index_type="HNSW", metric_type="L2", params={"M": 32, "efConstruction": 400})
+        client.create_index("c", index, sync=False)  # pymilvus would wait for Finished
+        assert client.describe_index("c", "vec")["state"] != "Finished"
+        client.close()
+    finally:
+        # No abort from faiss's threads at exit (the build is left running, not waited for).
+        returncode = stop_server(process)
+    assert returncode == 0
     log = log_path.read_text()
     assert "SheafDB stopped" in log and "terminate called" not in log and "Traceback" not in log
 
