@@ -29,21 +29,21 @@ from harness.dataset import Dataset, make_dataset, recall_at_k  # noqa: E402
 from sheafdb.engine import search  # noqa: E402
 from sheafdb.engine.engine import Engine, EngineConfig  # noqa: E402
 from sheafdb.engine.models import LoadState, SearchRequest  # noqa: E402
+from sheafdb.index import exact  # noqa: E402
 from sheafdb.schema import CollectionSchema, DataType, FieldSchema  # noqa: E402
 
 DB, NAME = "default", "bench"
 HNSW = {"index_type": "HNSW", "metric_type": "L2", "M": "16", "efConstruction": "200"}
+# The plan's knobs: (module, constant) -> value; "old" is the plan before the filter work.
+KNOBS = (
+    (search, "FILTERED_EF_SHARE"),
+    (search, "EXACT_ROWS_PER_EF"),
+    (search, "MIN_GRAPH_SHARE"),
+    (exact, "GATHER_BYTES"),
+)
 PLANS = {
-    "old": {
-        "FILTERED_EF_SHARE": 1.0,
-        "EXACT_ROWS_PER_EF": 0,
-        "MIN_GRAPH_SHARE": 0.0,
-        "EXACT_GATHER_BYTES": 2**62,
-    },
-    "new": {
-        name: getattr(search, name)
-        for name in ("FILTERED_EF_SHARE", "EXACT_ROWS_PER_EF", "MIN_GRAPH_SHARE", "EXACT_GATHER_BYTES")
-    },
+    "old": dict(zip(KNOBS, (1.0, 0, 0.0, 2**62), strict=True)),
+    "new": {(module, name): getattr(module, name) for module, name in KNOBS},
 }
 
 
@@ -124,8 +124,8 @@ def main() -> None:
         for _ in range(args.rounds):
             for name, (expr, truth) in filters.items():
                 for plan, constants in PLANS.items():
-                    for constant, value in constants.items():
-                        setattr(search, constant, value)
+                    for (module, constant), value in constants.items():
+                        setattr(module, constant, value)
                     cost, found = one_pass(engine, data, expr, args.nq)
                     us.setdefault((name, plan), []).append(cost)
                     recall[(name, plan)] = recall_at_k(found, truth[: args.nq])

@@ -53,10 +53,6 @@ EXACT_ROWS_PER_EF = 12
 # (recall@10 levels off at ~0.995 at 2% and ~0.87 at 1% kept, measured as above): such a
 # filter is always scanned.
 MIN_GRAPH_SHARE = 0.03
-# Exact scans gather the allowed rows in pieces of at most this many bytes: the accountant pins
-# glibc's mmap threshold at 1 MiB (engine/memory.py), so a larger temporary is a fresh mapping
-# page-faulted on every search (5x slower at 5,000 x 128-d rows).
-EXACT_GATHER_BYTES = 512 * 1024
 # group_by first asks each source for this many times the hits it needs, then doubles.
 GROUP_OVERFETCH = 4
 
@@ -356,7 +352,7 @@ def _search_source(
         return _ranged(ctx, source, field, spec, queries, depth, params, mask, use_index)
     if index is not None and use_index and (beam := index_beam(params, depth, mask, allowed)) is not None:
         return index.search(queries, depth, beam, mask)
-    return _exact(ctx, source, field, spec, queries, depth, params, mask)
+    return exact_search(spec, source.vectors(ctx.schema, field.name), queries, depth, params, mask)
 
 
 def index_beam(
@@ -393,37 +389,6 @@ def filtered_params(params: Mapping[str, Any], k: int, allowed: int, total: int)
     inner = json.loads(nested) if isinstance(nested, str) and nested.strip() else nested
     flat = {key: value for key, value in params.items() if key != "params"}
     return {**flat, **(inner if isinstance(inner, Mapping) else {}), "ef": widened}
-
-
-def _exact(
-    ctx: ReadContext,
-    source: RowSource,
-    field: FieldSchema,
-    spec: IndexSpec,
-    queries: Any,
-    k: int,
-    params: Mapping[str, Any],
-    mask: np.ndarray | None,
-) -> tuple[np.ndarray, np.ndarray]:
-    vectors: Any = source.vectors(ctx.schema, field.name)
-    if mask is None or not isinstance(vectors, np.ndarray) or vectors.dtype != np.float32:
-        return exact_search(spec, vectors, queries, k, params, mask)
-    # Float rows: scanned piece by piece (see EXACT_GATHER_BYTES), each piece's best k merged.
-    allowed_rows = np.flatnonzero(mask)
-    step = max(1, EXACT_GATHER_BYTES // max(1, vectors.shape[1] * vectors.itemsize))
-    if len(allowed_rows) <= step:
-        scores, labels = exact_search(spec, vectors[allowed_rows], queries, k, params, None)
-        return scores, np.where(labels >= 0, allowed_rows[labels], -1)
-    piece_scores, piece_rows = [], []
-    for start in range(0, len(allowed_rows), step):
-        rows = allowed_rows[start : start + step]
-        scores, labels = exact_search(spec, vectors[rows], queries, k, params, None)
-        piece_scores.append(scores)
-        piece_rows.append(np.where(labels >= 0, rows[labels], -1))
-    scores, rows = np.concatenate(piece_scores, axis=1), np.concatenate(piece_rows, axis=1)
-    key = np.where(rows >= 0, sort_key(spec.metric_type, scores), np.inf)
-    order = np.argsort(key, axis=1, kind="stable")[:, :k]
-    return np.take_along_axis(scores, order, axis=1), np.take_along_axis(rows, order, axis=1)
 
 
 def _ranged(

@@ -3,7 +3,8 @@ leaves so few that scanning them beats walking an index.
 
 Same conventions as the indexes: Milvus scores, labels are row positions in ``vectors``
 (-1 padded), ``allowed`` a bool mask over those rows. With a mask, only the allowed rows are
-gathered and scanned, so the cost follows the rows that pass the filter.
+gathered and scanned, so the cost follows the rows that pass the filter; dense rows are gathered
+in pieces of at most GATHER_BYTES, each piece's best k merged.
 """
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ from sheafdb.index.results import (
 from sheafdb.index.sparse import SparseInvertedIndex
 from sheafdb.index.vectors import SparseMatrix, as_sparse, binary_queries, dense_queries, normalize_rows
 
+# Allowed rows are gathered in pieces of at most this many bytes: the server pins glibc's mmap
+# threshold at 1 MiB (engine/memory.py), so a larger temporary is a fresh mapping page-faulted
+# on every search (5x slower at 5,000 x 128-d rows).
+GATHER_BYTES = 512 * 1024
+
 
 def exact_search(
     spec_or_metric: IndexSpec | str,
@@ -49,7 +55,25 @@ def exact_search(
     if metric in metrics.BINARY_METRICS:
         xq = binary_queries(queries, vectors.shape[1])
         return exact_binary_search(vectors, xq, k, metric, allowed)
-    xb, xq, rows = _dense_inputs(metric, vectors, queries, allowed)
+    xb, xq = dense_queries(vectors), dense_queries(queries)
+    if metric == metrics.COSINE:
+        xq = normalize_rows(xq)
+    if allowed is None:
+        return _dense_knn(metric, xb, xq, k, None)
+    rows = np.flatnonzero(check_mask(allowed, len(xb)))
+    step = max(1, GATHER_BYTES // max(1, xb.shape[1] * xb.itemsize))
+    pieces = np.split(rows, range(step, len(rows), step))
+    found = [_dense_knn(metric, xb[piece], xq, k, piece) for piece in pieces]
+    return found[0] if len(found) == 1 else _best_of_pieces(metric, found, k)
+
+
+def _dense_knn(
+    metric: str, xb: np.ndarray, xq: np.ndarray, k: int, rows: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k of ``xq`` (normalised already for COSINE) over ``xb``; labels mapped through ``rows``."""
+    if metric == metrics.COSINE:
+        xb = normalize_rows(xb)
+    xb = np.ascontiguousarray(xb)
     take = min(k, len(xb))
     if take == 0:
         return empty_topk(len(xq), k, metric)
@@ -58,6 +82,17 @@ def exact_search(
     scores, labels = empty_topk(len(xq), k, metric)
     scores[:, :take], labels[:, :take] = fix_padding(found_scores, found_labels, metric)
     return scores, labels if rows is None else remap_labels(labels, rows)
+
+
+def _best_of_pieces(
+    metric: str, found: list[tuple[np.ndarray, np.ndarray]], k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each query's best k over the pieces' top-k lists (ties: the earlier piece first)."""
+    scores = np.concatenate([s for s, _ in found], axis=1)
+    labels = np.concatenate([lab for _, lab in found], axis=1)
+    key = np.where(labels >= 0, metrics.sort_key(metric, scores), np.inf)
+    order = np.argsort(key, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(scores, order, axis=1), np.take_along_axis(labels, order, axis=1)
 
 
 def exact_range_search(

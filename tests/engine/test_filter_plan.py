@@ -8,10 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sheafdb.engine import search
 from sheafdb.engine.models import SearchRequest
 from sheafdb.engine.search import execute_search, index_beam
-from sheafdb.index import parse_search_params
+from sheafdb.index import exact, parse_search_params
 from sheafdb.storage.object_store import LocalStore
 
 from .read_plane_world import DIM, build_world, oracle
@@ -57,7 +56,7 @@ def test_an_ef_below_k_is_still_the_index_s_to_refuse() -> None:
 def test_piecewise_scan_returns_what_brute_force_returns(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, metric: str, flt: str, limit: int, piece_rows: int
 ) -> None:
-    monkeypatch.setattr(search, "EXACT_GATHER_BYTES", DIM * 4 * piece_rows)
+    monkeypatch.setattr(exact, "GATHER_BYTES", DIM * 4 * piece_rows)
     world = build_world(LocalStore(tmp_path), metric=metric)
     q = np.random.default_rng(1).standard_normal((3, DIM)).astype(np.float32)
     result = execute_search(world.ctx, SearchRequest("c", q, limit, filter=flt))  # type: ignore[arg-type]
