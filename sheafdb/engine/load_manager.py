@@ -413,7 +413,8 @@ class LoadManager:
 
     def _account_caches(self, coll: Collection, ctx: ReadContext) -> None:
         """Register what a read added to segment caches (JSON projections, filter masks)."""
-        loaded = [s for s in ctx.sources if isinstance(s, LoadedSegment)]
+        # Most reads add nothing: those skip the lock and the size sums.
+        loaded = [s for s in ctx.sources if isinstance(s, LoadedSegment) and s.caches_changed()]
         if not loaded:
             return
         runtime = self._runtime(coll)

@@ -146,6 +146,10 @@ class LoadedSegment:
     # Zero-copy numpy views of integer / float columns without nulls (None: no such view).
     _numeric: dict[str, np.ndarray | None] = field(default_factory=dict)
     _hidden: tuple[pa.Table, np.ndarray | None] | None = None
+    # Bumped whenever a mask is stored or evicted; with the JSON projection counts it tells
+    # caches_changed() whether cache_growth() has anything new, without summing sizes.
+    _mask_generation: int = 0
+    _reported: tuple[int, ...] = ()
     # Filter (None: no filter) -> (the deletes it was built against, its allowed mask), most
     # recent last. The table is immutable, so a mask changes only with the deletes; masks are
     # read-only and keep their identity, which lets the index keep its selector for them.
@@ -193,6 +197,7 @@ class LoadedSegment:
         mask = _hidden(self.table, primary_key, latest_deletes)
         with self._cache_lock:
             self._hidden = (latest_deletes, mask)
+            self._mask_generation += 1
         return mask
 
     def allowed(self, flt: Filter | None, primary_key: str, latest_deletes: pa.Table) -> np.ndarray | None:
@@ -212,6 +217,7 @@ class LoadedSegment:
             self._allowed.move_to_end(flt)
             while len(self._allowed) > ALLOWED_MASKS_KEPT:
                 self._allowed.popitem(last=False)
+            self._mask_generation += 1
         return mask
 
     def rows_of(self, primary_key: str, keys: Sequence[int] | Sequence[str]) -> np.ndarray:
@@ -233,6 +239,14 @@ class LoadedSegment:
             self._numeric[name] = view
         return view
 
+    def caches_changed(self) -> bool:
+        """Whether a read stored a mask or a JSON projection since cache_growth() last ran
+        (cheap: no sizes summed, no lock; a stale answer only defers the report to a later read)."""
+        return self._cache_state() != self._reported
+
+    def _cache_state(self) -> tuple[int, ...]:
+        return (self._mask_generation, *(c.projections_built for c in self.prepared_json.values()))
+
     def cache_growth(self) -> dict[tuple[str, str], int]:
         """Footprint entries of read caches whose bytes changed since last asked (updated).
 
@@ -240,6 +254,7 @@ class LoadedSegment:
         reads and registers the new sizes with the memory accountant.
         """
         with self._cache_lock:
+            self._reported = self._cache_state()
             sizes = {("json", name): column.nbytes for name, column in self.prepared_json.items()}
             masks = {id(m): m.nbytes for _, m in self._allowed.values() if m is not None}
             if self._hidden is not None and self._hidden[1] is not None:

@@ -59,6 +59,11 @@ class JsonColumn:
         with self._lock:
             return sum(view.nbytes for view in self._views.values())
 
+    @property
+    def projections_built(self) -> int:
+        """How many projections exist (they are only ever added): a cheap "did it grow"."""
+        return len(self._views)
+
     def views(self, wanted: Iterable[ViewKey]) -> Mapping[ViewKey, pa.Array]:
         """The projections asked for; the text is parsed at most once for all missing ones."""
         wanted = list(wanted)
