@@ -1,4 +1,7 @@
-"""``sheafdb serve``: parse the flags, start the server, stop it cleanly on SIGTERM/SIGINT."""
+"""``sheafdb serve``: parse the flags, start the server, stop it cleanly on SIGTERM/SIGINT.
+
+The other commands (``collections``, ``describe``, ``load`` ...) talk to a running server
+(remote.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from types import FrameType
 from sheafdb.api.front import check_bind_safety
 from sheafdb.api.server import Server, ServerConfig, StartupError
 from sheafdb.errors import UnsafeBindRefused
+from sheafdb.remote import COMMANDS, add_client_commands, run_client_command
 
 log = logging.getLogger("sheafdb")
 
@@ -30,12 +34,16 @@ def add_serve_flags(serve: argparse.ArgumentParser) -> None:
     serve.add_argument(
         "--insecure", action="store_true", help="allow listening on a non-loopback address without --auth"
     )
+    serve.add_argument(
+        "--no-console", action="store_true", help="turn off the web console at http://HOST:PORT/"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sheafdb", description="A Milvus-compatible vector database.")
     commands = parser.add_subparsers(dest="command", required=True)
     add_serve_flags(commands.add_parser("serve", help="run the server (gRPC and REST v2 on one port)"))
+    add_client_commands(commands)
     return parser
 
 
@@ -46,7 +54,13 @@ def serve(args: argparse.Namespace) -> int:
         log.error("SheafDB will not start: %s", exc.message)
         return 2
     server = Server(
-        ServerConfig(data_dir=args.data_dir, host=args.host, port=args.port, auth_enabled=args.auth)
+        ServerConfig(
+            data_dir=args.data_dir,
+            host=args.host,
+            port=args.port,
+            auth_enabled=args.auth,
+            console=not args.no_console,
+        )
     )
     stop_requested = threading.Event()
 
@@ -75,6 +89,8 @@ def serve(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in COMMANDS:
+        return run_client_command(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "serve":
         return serve(args)

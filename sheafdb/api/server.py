@@ -30,8 +30,11 @@ import grpc
 from pymilvus.grpc_gen import milvus_pb2_grpc
 
 from sheafdb.api.auth import AuthInterceptor
+from sheafdb.api.console.app import console_routes
 from sheafdb.api.front import FrontThread, ProtocolFront
 from sheafdb.api.grpc.servicer import MilvusServicer
+from sheafdb.api.metrics import ServerMetrics
+from sheafdb.api.request_metrics import MetricsInterceptor
 from sheafdb.api.rest.app import build_app
 from sheafdb.engine.access import AccessControl
 from sheafdb.engine.engine import Engine, EngineConfig
@@ -62,6 +65,8 @@ class ServerConfig:
     stop_grace_s: float = 1.0
     # Authentication and privilege checks (root / "Milvus" until changed).
     auth_enabled: bool = False
+    # The web console at http://HOST:PORT/ (the API and /metrics are served either way).
+    console: bool = True
 
 
 def build_grpc_server(
@@ -155,6 +160,7 @@ class Server:
         self.port = config.port
         self._engine: Engine | None = None
         self._access: AccessControl | None = None
+        self._metrics: ServerMetrics | None = None
         self._grpc: grpc.Server | None = None
         self._socket: InternalSocket | None = None
         self._front: FrontThread | None = None
@@ -173,6 +179,7 @@ class Server:
         try:
             self._engine = Engine(EngineConfig(data_dir=data_dir))
             self._access = AccessControl(data_dir / CREDENTIALS_FILE, enabled=self.config.auth_enabled)
+            self._metrics = ServerMetrics(self._engine)
         except Exception as exc:
             self._release()
             raise StartupError(f"cannot open the data dir {data_dir}: {exc}") from exc
@@ -185,13 +192,14 @@ class Server:
         log.info("SheafDB ready on %s (gRPC + REST)", self.address)
 
     def _start_grpc(self, data_dir: Path) -> None:
-        assert self._engine is not None and self._access is not None
+        assert self._engine is not None and self._access is not None and self._metrics is not None
         self._socket = InternalSocket(data_dir)
         self._grpc = build_grpc_server(
             self._engine,
             max_workers=self.config.max_workers,
             max_message_bytes=self.config.max_message_bytes,
-            interceptors=(AuthInterceptor(self._access),),
+            # Metrics outermost: calls that authentication refuses are counted too.
+            interceptors=(MetricsInterceptor(self._metrics), AuthInterceptor(self._access)),
             access=self._access,
         )
         try:
@@ -204,7 +212,9 @@ class Server:
 
     def _start_front(self) -> None:
         assert self._engine is not None and self._socket is not None
-        front = ProtocolFront(self._socket.target, rest_app=build_app(self._engine, self._access))
+        console = console_routes(self._engine, self._access, self._metrics) if self.config.console else []
+        app = build_app(self._engine, self._access, metrics=self._metrics, extra_routes=console)
+        front = ProtocolFront(self._socket.target, rest_app=app)
         self._front = FrontThread(front, self.config.host, self.config.port)
         try:
             self.port = self._front.start()
@@ -237,6 +247,9 @@ class Server:
         if self._front is not None:
             self._front.stop()
             self._front = None
+        if self._metrics is not None:
+            self._metrics.close()
+            self._metrics = None
         if self._socket is not None:
             self._socket.remove()
             self._socket = None

@@ -20,6 +20,7 @@ restores after a start (load_requests.py).
 
 from __future__ import annotations
 
+import logging
 import shutil
 import threading
 from collections.abc import Mapping, Sequence
@@ -37,8 +38,10 @@ from sheafdb.engine.ddl_rules import MAX_PARTITIONS, check_name, partition_names
 from sheafdb.engine.index_builds import IndexBuilder
 from sheafdb.engine.index_ddl import IndexDefinitions
 from sheafdb.engine.load_manager import LoadManager
+from sheafdb.engine.load_preview import LoadPreview, preview_load
 from sheafdb.engine.load_requests import LoadRequests, partition_id
 from sheafdb.engine.memory import MemoryAccountant
+from sheafdb.engine.memory_view import MemoryView, memory_view
 from sheafdb.engine.models import (
     AliasInfo,
     CollectionInfo,
@@ -76,6 +79,8 @@ from sheafdb.storage.object_store import LocalStore
 from sheafdb.storage.records import DEFAULT_PARTITION
 from sheafdb.storage.timestamps import TimestampOracle
 from sheafdb.storage.wal import WriteAheadLog
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -547,10 +552,31 @@ class Engine:
 
     def release_collection(self, db: str, collection: str) -> int:
         """Returns the bytes given back."""
-        return self._load_requests.release_collection(self._resolve(db, collection))
+        coll = self._resolve(db, collection)
+        freed = self._load_requests.release_collection(coll)
+        log.info("released collection %s.%s: freed %d bytes", coll.db_name, coll.name, freed)
+        return freed
 
     def release_partitions(self, db: str, collection: str, partitions: Sequence[str]) -> int:
         return self._load_requests.release_partitions(self._resolve(db, collection), partitions)
+
+    def preview_load(
+        self,
+        db: str,
+        collection: str,
+        *,
+        partitions: Sequence[str] = (),
+        load_fields: Sequence[str] = (),
+        skip_load_dynamic_field: bool = False,
+    ) -> LoadPreview:
+        """What loading would add, per field and index, and whether it fits: nothing is loaded."""
+        return preview_load(
+            self._resolve(db, collection),
+            self._loads,
+            partitions=partitions,
+            load_fields=load_fields,
+            skip_load_dynamic_field=skip_load_dynamic_field,
+        )
 
     def get_load_state(self, db: str, collection: str, partitions: Sequence[str] = ()) -> LoadState:
         try:
@@ -558,6 +584,10 @@ class Engine:
         except CollectionNotFound:
             return LoadState.NOT_EXIST
         return self._load_requests.state(coll, partitions)
+
+    def loaded_fields(self, db: str, collection: str) -> tuple[str, ...]:
+        """The fields loaded (or loading) now; () when nothing is."""
+        return self._loads.loaded_fields(self._resolve(db, collection))
 
     def get_loading_progress(self, db: str, collection: str, partitions: Sequence[str] = ()) -> LoadProgress:
         return self._load_requests.progress(self._resolve(db, collection), partitions)
@@ -576,3 +606,7 @@ class Engine:
     def memory_report(self) -> Mapping[str, object]:
         """The memory accountant's view: bytes per collection, partition, field, index."""
         return self._loads.memory_report()
+
+    def memory_view(self) -> MemoryView:
+        """The accountant's blocks by database, collection, partition, kind and field name."""
+        return memory_view(self._accountant, {c.collection_id: c for c in self._open_collections()})

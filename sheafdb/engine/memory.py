@@ -160,6 +160,16 @@ class MemoryAccountant:
             "collections": collections,
         }
 
+    def blocks(self) -> dict[MemoryKey, int]:
+        """A copy of the ledger: every registered block and its bytes (for named reports)."""
+        with self._lock:
+            return dict(self._blocks)
+
+    @property
+    def reserved_bytes(self) -> int:
+        with self._lock:
+            return self._reserved
+
 
 def _add(totals: dict[Any, int], key: Any, nbytes: int) -> None:
     totals[key] = totals.get(key, 0) + nbytes

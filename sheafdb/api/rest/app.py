@@ -11,20 +11,23 @@ is a bug, but it still leaves as the Milvus envelope (code 65535), never as a ba
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import anyio
 import anyio.to_thread
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from sheafdb.api.auth import token_from_http_header
-from sheafdb.api.rest import aliases, collections, databases, entities, indexes, partitions, users
+from sheafdb.api.metrics import ServerMetrics
+from sheafdb.api.rest import aliases, collections, databases, entities, indexes, memory, partitions, users
 from sheafdb.api.rest.bodies import check_body
 from sheafdb.api.rest.envelope import (
     Call,
@@ -51,6 +54,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     *aliases.ENDPOINTS,
     *databases.ENDPOINTS,
     *users.ENDPOINTS,
+    *memory.ENDPOINTS,
 )
 
 
@@ -76,11 +80,34 @@ def _timeout(request: Request) -> float:
 
 
 def _make_endpoint(
-    spec: Endpoint, engine: Engine, access: AccessControl | None
+    spec: Endpoint, engine: Engine, access: AccessControl | None, metrics: ServerMetrics | None
 ) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
+        if metrics is None:
+            return await serve(request)
+        started_at = time.monotonic()
+        failed = True
+        body: dict[str, Any] = {}
+        try:
+            response = await serve(request, body)
+            failed = response.status_code != 200 or b'"code":0' not in bytes(response.body)[:16]
+            return response
+        finally:
+            metrics.rest_call(
+                spec.prefix + spec.path,
+                spec.operation,
+                database_of(body, request.headers),
+                str(body.get("collectionName") or ""),
+                failed=failed,
+                started_at=started_at,
+            )
+
+    async def serve(request: Request, seen: dict[str, Any] | None = None) -> Response:
+        """The call itself; ``seen`` receives the parsed body (for the metrics' labels)."""
         user = authenticate(access, request.headers.get("authorization"))
         body = parse_body(await request.body())
+        if seen is not None:
+            seen.update(body)
         check_body(spec.path, body)
         db = database_of(body, request.headers)
         if access is not None and user is not None and spec.operation:
@@ -111,15 +138,36 @@ def _make_endpoint(
     return endpoint
 
 
+def _metrics_endpoint(
+    metrics: ServerMetrics, access: AccessControl | None
+) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        # Collection names are in the labels: with --auth on, a scraper logs in like a client.
+        authenticate(access, request.headers.get("authorization"))
+        text = await anyio.to_thread.run_sync(metrics.exposition)
+        return Response(text, media_type=CONTENT_TYPE_LATEST)
+
+    return endpoint
+
+
 async def _render_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, SheafError)
     return failure(exc)
 
 
-def build_app(engine: Engine, access: AccessControl | None = None) -> Starlette:
-    """The REST v2 ASGI app over ``engine``; ``access`` None or disabled means no auth."""
-    routes = [
-        Route(PREFIX + spec.path, _make_endpoint(spec, engine, access), methods=["POST"])
+def build_app(
+    engine: Engine,
+    access: AccessControl | None = None,
+    *,
+    metrics: ServerMetrics | None = None,
+    extra_routes: Sequence[BaseRoute] = (),
+) -> Starlette:
+    """The REST v2 ASGI app over ``engine``; ``access`` None or disabled means no auth.
+
+    ``metrics`` counts the calls and serves ``GET /metrics`` (behind the same login);
+    ``extra_routes`` (the console) are served by the same app, after the API's routes."""
+    routes: list[BaseRoute] = [
+        Route(spec.prefix + spec.path, _make_endpoint(spec, engine, access, metrics), methods=["POST"])
         for spec in ENDPOINTS
     ]
     document = openapi_document(ENDPOINTS)
@@ -128,6 +176,9 @@ def build_app(engine: Engine, access: AccessControl | None = None) -> Starlette:
         return JSONResponse(document)
 
     routes.append(Route(PREFIX + "openapi.json", openapi, methods=["GET"]))
+    if metrics is not None:
+        routes.append(Route("/metrics", _metrics_endpoint(metrics, access), methods=["GET"]))
+    routes.extend(extra_routes)
     exception_handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
         SheafError: _render_error
     }

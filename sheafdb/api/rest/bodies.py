@@ -240,7 +240,13 @@ BODIES: Mapping[str, Schema] = {
     "partitions/create": _PARTITION,
     "partitions/drop": _PARTITION,
     "partitions/get_stats": _PARTITION,
-    "partitions/load": _PARTITIONS,
+    "partitions/load": _body(
+        ("collectionName", "partitionNames"),
+        collectionName=_STRING,
+        partitionNames=_NAMES,
+        loadFields=_NAMES,
+        skipLoadDynamicField=_BOOLEAN,
+    ),
     "partitions/release": _PARTITIONS,
     "indexes/create": _body(
         ("collectionName", "indexParams"),
@@ -297,6 +303,18 @@ BODIES: Mapping[str, Schema] = {
     "privilege_groups/remove_privileges_from_group": _GROUP_PRIVILEGES,
 }
 BODIES = {**BODIES, "entities/advanced_search": BODIES["entities/hybrid_search"]}
+# SheafDB's own endpoints, under /v2/sheafdb/ (their paths have no "/", so never collide).
+BODIES = {
+    **BODIES,
+    "memory": _body(),
+    "load_plan": _body(
+        ("collectionName",),
+        collectionName=_STRING,
+        partitionNames=_NAMES,
+        loadFields=_NAMES,
+        skipLoadDynamicField=_BOOLEAN,
+    ),
+}
 
 _JSON_TYPE_NAMES = {
     bool: "boolean",

@@ -77,9 +77,14 @@ class Reply:
 Handler = Callable[[Call], Any]
 
 
+VECTORDB_PREFIX = "/v2/vectordb/"
+# SheafDB's own endpoints (memory, load plans): apart from Milvus's names.
+SHEAFDB_PREFIX = "/v2/sheafdb/"
+
+
 @dataclass(frozen=True)
 class Endpoint:
-    path: str  # under /v2/vectordb/
+    path: str  # under ``prefix``
     handler: Handler
     # RBAC operation (a gRPC method name, see engine/access.py); "" for none.
     operation: str = ""
@@ -87,6 +92,7 @@ class Endpoint:
     object_key: str = "collectionName"
     # DML / DQL replies carry "cost".
     cost: bool = False
+    prefix: str = VECTORDB_PREFIX
 
 
 def parse_body(raw: bytes) -> dict[str, Any]:

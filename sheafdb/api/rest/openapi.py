@@ -47,7 +47,7 @@ def openapi_document(endpoints: Sequence[Endpoint]) -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for spec in endpoints:
         group, _, action = spec.path.partition("/")
-        paths["/v2/vectordb/" + spec.path] = {
+        paths[spec.prefix + spec.path] = {
             "post": {
                 "operationId": spec.path.replace("/", "_"),
                 "tags": [group],
@@ -72,7 +72,12 @@ def openapi_document(endpoints: Sequence[Endpoint]) -> dict[str, Any]:
         }
     return {
         "openapi": "3.1.0",
-        "info": {"title": "SheafDB REST API v2 (Milvus-compatible)", "version": "2"},
+        "info": {
+            "title": "SheafDB REST API v2 (Milvus-compatible)",
+            "version": "2",
+            "description": "Milvus's REST v2 under /v2/vectordb/; SheafDB's own endpoints (memory, "
+            "load plans) under /v2/sheafdb/.",
+        },
         "paths": paths,
         "components": {
             "schemas": {"Envelope": _ENVELOPE},

@@ -37,7 +37,14 @@ def load(call: Call) -> dict[str, Any]:
     name = call.text("collectionName")
     call.required("partitionNames")
     partitions = call.names("partitionNames")
-    call.engine.load_partitions(call.db, name, partitions)
+    # loadFields / skipLoadDynamicField: a SheafDB extension (Milvus's REST ignores them).
+    call.engine.load_partitions(
+        call.db,
+        name,
+        partitions,
+        load_fields=call.names("loadFields"),
+        skip_load_dynamic_field=bool(call.get("skipLoadDynamicField", False)),
+    )
     wait_loaded(call, name, partitions)
     return {}
 

@@ -1,0 +1,186 @@
+"""What the console's pages show, read from the engine: plain frozen records for the templates.
+
+Each function runs in a worker thread (the engine blocks) and reads only through the Engine
+facade. A collection the user may not describe is left out, as Milvus's ShowCollections does.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from sheafdb.engine.engine import Engine
+from sheafdb.engine.memory_view import MemoryView, ResidentBlock
+from sheafdb.engine.models import IndexInfo, IndexState, LoadState, PartitionInfo
+from sheafdb.errors import CollectionNotLoaded, IndexNotFound, SheafError
+from sheafdb.schema import FieldSchema
+
+# (operation, db, collection) -> may the user do it
+Allowed = Callable[[str, str, str], bool]
+
+STATE_NAMES = {
+    LoadState.NOT_EXIST: "NotExist",
+    LoadState.NOT_LOAD: "NotLoad",
+    LoadState.LOADING: "Loading",
+    LoadState.LOADED: "Loaded",
+}
+
+
+@dataclass(frozen=True)
+class LoadStatus:
+    state: str
+    progress: int  # 0..100
+    resident_bytes: int
+
+    @property
+    def loading(self) -> bool:
+        return self.state == "Loading"
+
+
+@dataclass(frozen=True)
+class CollectionRow:
+    db: str
+    name: str
+    rows: int
+    status: LoadStatus
+
+
+@dataclass(frozen=True)
+class CollectionDetail:
+    db: str
+    name: str
+    collection_id: int
+    rows: int
+    fields: tuple[FieldSchema, ...]
+    dynamic_field: bool
+    indexes: tuple[IndexInfo, ...]
+    aliases: tuple[str, ...]
+    partitions: tuple[tuple[PartitionInfo, int], ...]  # with its row count
+    properties: Mapping[str, str]
+    status: LoadStatus
+    loaded_fields: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class BarPart:
+    label: str
+    nbytes: int
+    percent: float
+    hue: int
+
+
+@dataclass(frozen=True)
+class CollectionBar:
+    db: str
+    name: str
+    nbytes: int
+    share_of_budget: float
+    parts: tuple[BarPart, ...]
+
+
+def load_status(engine: Engine, db: str, name: str, view: MemoryView | None = None) -> LoadStatus:
+    state = engine.get_load_state(db, name)
+    progress = 0
+    if state in (LoadState.LOADING, LoadState.LOADED):
+        try:
+            progress = engine.get_loading_progress(db, name).progress
+        except CollectionNotLoaded:
+            state = LoadState.NOT_LOAD  # released meanwhile
+    view = view or engine.memory_view()
+    return LoadStatus(STATE_NAMES[state], progress, view.collection_bytes(db, name))
+
+
+def collection_rows(engine: Engine, allowed: Allowed) -> dict[str, list[CollectionRow]]:
+    """Every database the user can list, with the collections they may describe."""
+    view = engine.memory_view()
+    listing: dict[str, list[CollectionRow]] = {}
+    for database in engine.list_databases():
+        db = database.name
+        if not allowed("ShowCollections", db, "*"):
+            continue
+        rows = []
+        for name in engine.list_collections(db):
+            if not allowed("DescribeCollection", db, name):
+                continue
+            try:
+                rows.append(
+                    CollectionRow(
+                        db, name, engine.collection_row_count(db, name), load_status(engine, db, name, view)
+                    )
+                )
+            except SheafError:
+                continue  # dropped while listing
+        listing[db] = rows
+    return listing
+
+
+def collection_detail(engine: Engine, db: str, name: str) -> CollectionDetail:
+    info = engine.describe_collection(db, name)
+    try:
+        indexes = tuple(engine.describe_indexes(db, info.name))
+    except IndexNotFound:
+        indexes = ()
+    partitions = tuple(
+        (p, engine.partition_row_count(db, info.name, p.name)) for p in engine.list_partitions(db, info.name)
+    )
+    status = load_status(engine, db, info.name)
+    return CollectionDetail(
+        db=db,
+        name=info.name,
+        collection_id=info.collection_id,
+        rows=engine.collection_row_count(db, info.name),
+        fields=tuple(info.schema.fields),
+        dynamic_field=info.schema.enable_dynamic_field,
+        indexes=indexes,
+        aliases=tuple(info.aliases),
+        partitions=partitions,
+        properties=dict(info.properties),
+        status=status,
+        loaded_fields=engine.loaded_fields(db, info.name) if status.state != "NotLoad" else (),
+    )
+
+
+def index_progress(index: IndexInfo) -> int:
+    if index.state is IndexState.FINISHED or index.total_rows == 0:
+        return 100 if index.state is IndexState.FINISHED else 0
+    return min(100, index.indexed_rows * 100 // index.total_rows)
+
+
+def memory_bars(view: MemoryView, blocks: Sequence[ResidentBlock]) -> list[CollectionBar]:
+    """One bar per collection, split by field and index (partitions summed)."""
+    grouped: dict[tuple[str, str], dict[str, int]] = {}
+    for block in blocks:
+        label = block.name if block.kind == "field" else f"{block.name} ({block.kind.replace('_', ' ')})"
+        parts = grouped.setdefault((block.db, block.collection), {})
+        parts[label] = parts.get(label, 0) + block.nbytes
+    bars = []
+    for (db, name), parts in sorted(grouped.items()):
+        total = sum(parts.values())
+        bars.append(
+            CollectionBar(
+                db=db,
+                name=name,
+                nbytes=total,
+                share_of_budget=100.0 * total / view.budget_bytes if view.budget_bytes else 0.0,
+                parts=tuple(
+                    BarPart(label, n, 100.0 * n / total if total else 0.0, _hue(label))
+                    for label, n in sorted(parts.items(), key=lambda item: -item[1])
+                ),
+            )
+        )
+    return bars
+
+
+def _hue(label: str) -> int:
+    """A stable colour per field name, so a field keeps its colour across bars and refreshes."""
+    return zlib.crc32(label.split(" (")[0].encode()) % 360 + (40 if "(" in label else 0)
+
+
+def human_bytes(nbytes: int | float) -> str:
+    value = float(nbytes)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(value) < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"

@@ -1,0 +1,110 @@
+"""``/v2/sheafdb/memory`` and ``/v2/sheafdb/load_plan``: SheafDB's memory figures as JSON.
+
+``memory`` is the accountant's ledger by name (engine/memory_view.py): the budget, what is
+used, reserved and free, and per collection its bytes by partition and by field and kind.
+A caller sees the collections it may read the load state of (the totals stay whole: they say
+what the server has left, which is no secret of any collection). ``load_plan`` is what a load
+would add, per field and index, and whether it fits; nothing is loaded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sheafdb.api.rest.envelope import SHEAFDB_PREFIX, Call, Endpoint
+from sheafdb.engine.memory_view import MemoryView, ResidentBlock
+from sheafdb.errors import PermissionDenied
+
+# The privilege a caller needs on a collection to see its memory.
+SEE_MEMORY = "GetLoadState"
+
+
+def visible_blocks(call: Call, view: MemoryView) -> list[ResidentBlock]:
+    """The blocks of the collections this caller may see."""
+    allowed: dict[tuple[str, str], bool] = {}
+    kept = []
+    for block in view.blocks:
+        key = (block.db, block.collection)
+        if key not in allowed:
+            allowed[key] = may_see(call, block.db, block.collection)
+        if allowed[key]:
+            kept.append(block)
+    return kept
+
+
+def may_see(call: Call, db: str, collection: str) -> bool:
+    if call.access is None or call.user is None:
+        return True
+    try:
+        call.access.authorize(call.user, SEE_MEMORY, db, collection)
+    except PermissionDenied:
+        return False
+    return True
+
+
+def memory_json(view: MemoryView, blocks: list[ResidentBlock]) -> dict[str, Any]:
+    collections: dict[tuple[str, str], dict[str, Any]] = {}
+    for block in blocks:
+        entry = collections.setdefault(
+            (block.db, block.collection),
+            {
+                "dbName": block.db,
+                "collectionName": block.collection,
+                "bytes": 0,
+                "partitions": {},
+                "fields": [],
+            },
+        )
+        entry["bytes"] += block.nbytes
+        entry["partitions"][block.partition] = entry["partitions"].get(block.partition, 0) + block.nbytes
+        for item in entry["fields"]:
+            if item["fieldName"] == block.name and item["kind"] == block.kind:
+                item["bytes"] += block.nbytes
+                break
+        else:
+            entry["fields"].append({"fieldName": block.name, "kind": block.kind, "bytes": block.nbytes})
+    return {
+        "budgetBytes": view.budget_bytes,
+        "usedBytes": view.used_bytes,
+        "reservedBytes": view.reserved_bytes,
+        "freeBytes": view.free_bytes,
+        "collections": [
+            {
+                **entry,
+                "partitions": [{"partitionName": p, "bytes": n} for p, n in entry["partitions"].items()],
+            }
+            for entry in collections.values()
+        ],
+    }
+
+
+def memory(call: Call) -> dict[str, Any]:
+    view = call.engine.memory_view()
+    return memory_json(view, visible_blocks(call, view))
+
+
+def load_plan(call: Call) -> dict[str, Any]:
+    preview = call.engine.preview_load(
+        call.db,
+        call.text("collectionName"),
+        partitions=call.names("partitionNames"),
+        load_fields=call.names("loadFields"),
+        skip_load_dynamic_field=bool(call.get("skipLoadDynamicField", False)),
+    )
+    return {
+        "dbName": preview.db,
+        "collectionName": preview.collection,
+        "loadFields": list(preview.fields),
+        "partitionNames": list(preview.partitions),
+        "items": [{"kind": i.kind, "fieldName": i.name, "bytes": i.nbytes} for i in preview.items],
+        "totalBytes": preview.total_bytes,
+        "freeBytes": preview.free_bytes,
+        "budgetBytes": preview.budget_bytes,
+        "fits": preview.fits,
+    }
+
+
+ENDPOINTS = (
+    Endpoint("memory", memory, prefix=SHEAFDB_PREFIX),
+    Endpoint("load_plan", load_plan, SEE_MEMORY, prefix=SHEAFDB_PREFIX),
+)
