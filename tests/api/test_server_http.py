@@ -1,0 +1,92 @@
+"""What else the server's HTTP side serves on the API port: the console (unless turned off)
+and ``/metrics``, both behind the login when authentication is on; and the gRPC calls that
+``/metrics`` counts, refused ones included."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from pymilvus.grpc_gen import milvus_pb2, milvus_pb2_grpc
+
+from sheafdb.api.server import Server, ServerConfig
+
+ROOT = "root:Milvus"
+
+
+def started(tmp_path: Path, **config: object) -> Server:
+    running = Server(ServerConfig(data_dir=tmp_path / "data", port=0, max_workers=4, **config))  # type: ignore[arg-type]
+    running.start()
+    return running
+
+
+@pytest.fixture
+def secured(tmp_path: Path) -> Iterator[Server]:
+    running = started(tmp_path, auth_enabled=True)
+    yield running
+    running.stop()
+
+
+def req_counts(text: str) -> dict[tuple[str, str, str], float]:
+    counts = {}
+    for family in text_string_to_metric_families(text):
+        if family.name == "milvus_proxy_req_count":
+            for s in family.samples:
+                counts[(s.labels["function_name"], s.labels["status"], s.labels["collection_name"])] = s.value
+    return counts
+
+
+def test_console_and_metrics_sit_behind_the_login(secured: Server) -> None:
+    base = f"http://127.0.0.1:{secured.port}"
+    assert httpx.get(base + "/").status_code == 303  # to the login form
+    assert httpx.get(base + "/").headers["location"] == "/login"
+    assert "password" in httpx.get(base + "/login").text
+    refused = httpx.post(base + "/login", data={"username": "root", "password": "nope"})
+    assert refused.status_code == 401 and "auth check failure" in refused.text
+    with httpx.Client(base_url=base) as browser:
+        assert browser.post("/login", data={"username": "root", "password": "Milvus"}).status_code == 303
+        page = browser.get("/")
+        assert page.status_code == 200 and "Databases and collections" in page.text
+        assert browser.get("/static/htmx.min.js").status_code == 200
+    assert httpx.get(base + "/metrics").status_code == 401
+    scraped = httpx.get(base + "/metrics", headers={"Authorization": f"Bearer {ROOT}"})
+    assert scraped.status_code == 200 and "sheafdb_memory_budget_bytes" in scraped.text
+
+
+def test_grpc_calls_are_counted_per_rpc_and_outcome(secured: Server) -> None:
+    token = [("authorization", base64.b64encode(ROOT.encode()).decode())]
+    with grpc.insecure_channel(f"127.0.0.1:{secured.port}") as channel:
+        stub = milvus_pb2_grpc.MilvusServiceStub(channel)
+        stub.HasCollection(milvus_pb2.HasCollectionRequest(collection_name="a"), metadata=token, timeout=10)
+        missing = stub.DescribeCollection(
+            milvus_pb2.DescribeCollectionRequest(collection_name="b"), metadata=token, timeout=10
+        )
+        assert missing.status.code == 100
+        with pytest.raises(grpc.RpcError):
+            stub.HasCollection(milvus_pb2.HasCollectionRequest(collection_name="c"), timeout=10)
+    text = httpx.get(
+        f"http://127.0.0.1:{secured.port}/metrics", headers={"Authorization": f"Bearer {ROOT}"}
+    ).text
+    counts = req_counts(text)
+    assert counts[("HasCollection", "success", "a")] == 1 == counts[("HasCollection", "total", "a")]
+    assert counts[("DescribeCollection", "fail", "b")] == 1
+    # Refused by authentication before its request was read: counted, without a collection.
+    assert counts[("HasCollection", "fail", "")] == 1
+    assert 'milvus_proxy_req_latency_count{function_name="HasCollection",node_id="1"} 2.0' in text
+
+
+def test_no_console_turns_only_the_console_off(tmp_path: Path) -> None:
+    running = started(tmp_path, console=False)
+    try:
+        base = f"http://127.0.0.1:{running.port}"
+        assert httpx.get(base + "/").status_code == 404
+        assert httpx.get(base + "/static/htmx.min.js").status_code == 404
+        assert httpx.get(base + "/metrics").status_code == 200  # authentication is off
+        assert httpx.post(base + "/v2/sheafdb/memory", json={}).json()["code"] == 0
+    finally:
+        running.stop()
