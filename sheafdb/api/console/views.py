@@ -32,6 +32,7 @@ class LoadStatus:
     state: str
     progress: int  # 0..100
     resident_bytes: int
+    fields: tuple[str, ...]  # loaded (or loading) fields
 
     @property
     def loading(self) -> bool:
@@ -59,7 +60,6 @@ class CollectionDetail:
     partitions: tuple[tuple[PartitionInfo, int], ...]  # with its row count
     properties: Mapping[str, str]
     status: LoadStatus
-    loaded_fields: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,8 @@ def load_status(engine: Engine, db: str, name: str, view: MemoryView | None = No
         except CollectionNotLoaded:
             state = LoadState.NOT_LOAD  # released meanwhile
     view = view or engine.memory_view()
-    return LoadStatus(STATE_NAMES[state], progress, view.collection_bytes(db, name))
+    fields = engine.loaded_fields(db, name) if state is not LoadState.NOT_LOAD else ()
+    return LoadStatus(STATE_NAMES[state], progress, view.collection_bytes(db, name), fields)
 
 
 def collection_rows(engine: Engine, allowed: Allowed) -> dict[str, list[CollectionRow]]:
@@ -124,7 +125,6 @@ def collection_detail(engine: Engine, db: str, name: str) -> CollectionDetail:
     partitions = tuple(
         (p, engine.partition_row_count(db, info.name, p.name)) for p in engine.list_partitions(db, info.name)
     )
-    status = load_status(engine, db, info.name)
     return CollectionDetail(
         db=db,
         name=info.name,
@@ -136,8 +136,7 @@ def collection_detail(engine: Engine, db: str, name: str) -> CollectionDetail:
         aliases=tuple(info.aliases),
         partitions=partitions,
         properties=dict(info.properties),
-        status=status,
-        loaded_fields=engine.loaded_fields(db, info.name) if status.state != "NotLoad" else (),
+        status=load_status(engine, db, info.name),
     )
 
 
