@@ -117,6 +117,7 @@ class ServerMetrics:
         self.registry = CollectorRegistry(auto_describe=False)
         self._lock = threading.Lock()
         self._grpc_counts: dict[tuple[str, str, str, str], float] = {}
+        self._grpc_children: dict[str, Any] = {}
         self._rest_counts: dict[str, float] = {}
         self._load_counts: dict[str, float] = {}
         self._release_counts: dict[str, float] = {}
@@ -158,13 +159,18 @@ class ServerMetrics:
     # -- what the API edges report -----------------------------------------------------------
     def grpc_call(self, function: str, db: str, collection: str, *, failed: bool, started_at: float) -> None:
         now = time.monotonic()
-        self._grpc_latency.labels(NODE_ID, function).observe((now - started_at) * 1000)
-        outcome = "fail" if failed else "success"
+        latency = self._grpc_children.get(function)
+        if latency is None:  # labels() costs more than the observation: one child per RPC, kept
+            latency = self._grpc_children.setdefault(function, self._grpc_latency.labels(NODE_ID, function))
+        latency.observe((now - started_at) * 1000)
+        total = (function, "total", db, collection)
+        outcome = (function, "fail" if failed else "success", db, collection)
         with self._lock:
-            for status in ("total", outcome):
-                key = (function, status, db, collection)
-                self._grpc_counts[key] = self._grpc_counts.get(key, 0.0) + 1
-        self._lifecycle(function, db, collection, failed=failed, started_at=started_at, now=now)
+            counts = self._grpc_counts
+            counts[total] = counts.get(total, 0.0) + 1
+            counts[outcome] = counts.get(outcome, 0.0) + 1
+        if function in LOAD_OPERATIONS or function in RELEASE_OPERATIONS:
+            self._lifecycle(function, db, collection, failed=failed, started_at=started_at, now=now)
 
     def rest_call(
         self, path: str, operation: str, db: str, collection: str, *, failed: bool, started_at: float

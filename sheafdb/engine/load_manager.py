@@ -350,6 +350,10 @@ class LoadManager:
             raise CollectionNotLoaded(f"collection not loaded[collection={coll.collection_id}]{detail}")
         return LoadProgress(progress=state.progress(ids), refresh_progress=state.refresh_progress)
 
+    def check_fields(self, coll: Collection, fields: tuple[str, ...], skip_dynamic: bool) -> None:
+        """A load may not change the field list of what is loaded (a load preview checks it too)."""
+        self._runtime(coll).state.check_fields(fields, skip_dynamic)
+
     def is_loaded(self, coll: Collection) -> bool:
         return self._runtime(coll).state.state() is LoadState.LOADED
 

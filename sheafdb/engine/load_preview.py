@@ -57,6 +57,7 @@ def preview_load(
     schema = coll.schema
     fields = resolve_load_fields(schema, load_fields, skip_load_dynamic_field)
     check_indexes(coll.name, schema, coll.indexes, fields, for_partitions=bool(partitions))
+    loads.check_fields(coll, fields, skip_load_dynamic_field)
     for name in partitions:
         partition_id(coll, name)
     names = tuple(partitions) or tuple(coll.partitions)

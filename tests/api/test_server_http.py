@@ -90,3 +90,48 @@ def test_no_console_turns_only_the_console_off(tmp_path: Path) -> None:
         assert httpx.post(base + "/v2/sheafdb/memory", json={}).json()["code"] == 0
     finally:
         running.stop()
+
+
+def test_the_console_shows_a_user_only_what_they_may(secured: Server) -> None:
+    base = f"http://127.0.0.1:{secured.port}"
+    root = {"Authorization": f"Bearer {ROOT}"}
+    assert (
+        httpx.post(
+            base + "/v2/vectordb/collections/create",
+            json={"collectionName": "books", "dimension": 4},
+            headers=root,
+        ).json()["code"]
+        == 0
+    )
+    assert (
+        httpx.post(
+            base + "/v2/vectordb/users/create",
+            json={"userName": "alice", "password": "secret-1"},
+            headers=root,
+        ).json()["code"]
+        == 0
+    )
+    with httpx.Client(base_url=base) as browser:
+        assert browser.post("/login", data={"username": "alice", "password": "secret-1"}).status_code == 303
+        overview = browser.get("/")
+        assert overview.status_code == 200 and "books" not in overview.text
+        assert "books" not in browser.get("/memory").text
+        page = browser.get("/db/default/collections/books")
+        assert "GetLoadState: permission deny to alice" in page.text
+        refused = browser.post("/db/default/collections/books/release", headers={"HX-Request": "true"})
+        assert "Release: permission deny to alice" in refused.text
+        assert (
+            httpx.post(
+                base + "/v2/vectordb/collections/get_load_state",
+                json={"collectionName": "books"},
+                headers=root,
+            ).json()["data"]["loadState"]
+            == "LoadStateLoaded"
+        )
+        browser.post("/logout")
+        assert browser.get("/").status_code == 303  # logged out: back to the login form
+    with httpx.Client(base_url=base) as browser:
+        assert browser.post("/login", data={"username": "root", "password": "Milvus"}).status_code == 303
+        assert "books" in browser.get("/").text
+        released = browser.post("/db/default/collections/books/release", headers={"HX-Request": "true"})
+        assert "Released: freed" in released.text and 'data-state="NotLoad"' in released.text

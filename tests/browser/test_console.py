@@ -61,6 +61,14 @@ def test_load_two_fields_see_memory_release_and_search(page: Page, console_uri: 
     assert resident > 0
     expect(bar.locator(".legend")).to_contain_text("vector (index)")
     expect(bar.locator(".legend")).not_to_contain_text("title")
+    page.select_option("select[name=collection_path]", f"default/collections/{COLLECTION}")
+    page.fill("#plan-form input[name=fields]", "id, vector, title")
+    page.get_by_role("button", name="Preview").click()
+    # A loaded collection's field list cannot change: the plan says what the load would say.
+    expect(page.locator("#plan .error")).to_contain_text("can't change the load field list")
+    page.fill("#plan-form input[name=fields]", "id, vector")
+    page.get_by_role("button", name="Preview").click()
+    expect(page.locator("#plan .plan")).to_contain_text("nothing left to read")
 
     page.goto(f"{console_uri}/db/default/collections/{COLLECTION}")
     expect(page.locator("#load-state")).to_have_attribute("data-state", "Loaded")

@@ -138,7 +138,7 @@ class Console:
 
     async def collection(self, request: Request, user: str | None) -> Response:
         db, name = request.path_params["db"], request.path_params["name"]
-        self.sessions.check(user, "DescribeCollection", db, name)
+        self.sessions.check(user, views.SEE_COLLECTION, db, name)
         detail = await self.call(views.collection_detail, self.engine, db, name)
         return self.render("collection.html", user=user, c=detail, nav="collections")
 

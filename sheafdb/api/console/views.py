@@ -1,7 +1,9 @@
 """What the console's pages show, read from the engine: plain frozen records for the templates.
 
 Each function runs in a worker thread (the engine blocks) and reads only through the Engine
-facade. A collection the user may not describe is left out, as Milvus's ShowCollections does.
+facade. The console shows a collection to the users who may read its load state (a privilege
+every collection read grant holds): DescribeCollection is open to any login, as in Milvus,
+so it would show every collection to everyone.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from sheafdb.schema import FieldSchema
 
 # (operation, db, collection) -> may the user do it
 Allowed = Callable[[str, str, str], bool]
+
+# The privilege a user needs on a collection to see it in the console.
+SEE_COLLECTION = "GetLoadState"
 
 STATE_NAMES = {
     LoadState.NOT_EXIST: "NotExist",
@@ -102,7 +107,7 @@ def collection_rows(engine: Engine, allowed: Allowed) -> dict[str, list[Collecti
             continue
         rows = []
         for name in engine.list_collections(db):
-            if not allowed("DescribeCollection", db, name):
+            if not allowed(SEE_COLLECTION, db, name):
                 continue
             try:
                 rows.append(

@@ -43,26 +43,14 @@ def may_see(call: Call, db: str, collection: str) -> bool:
 
 
 def memory_json(view: MemoryView, blocks: list[ResidentBlock]) -> dict[str, Any]:
-    collections: dict[tuple[str, str], dict[str, Any]] = {}
+    partitions: dict[tuple[str, str], dict[str, int]] = {}
+    fields: dict[tuple[str, str], dict[tuple[str, str], int]] = {}
     for block in blocks:
-        entry = collections.setdefault(
-            (block.db, block.collection),
-            {
-                "dbName": block.db,
-                "collectionName": block.collection,
-                "bytes": 0,
-                "partitions": {},
-                "fields": [],
-            },
-        )
-        entry["bytes"] += block.nbytes
-        entry["partitions"][block.partition] = entry["partitions"].get(block.partition, 0) + block.nbytes
-        for item in entry["fields"]:
-            if item["fieldName"] == block.name and item["kind"] == block.kind:
-                item["bytes"] += block.nbytes
-                break
-        else:
-            entry["fields"].append({"fieldName": block.name, "kind": block.kind, "bytes": block.nbytes})
+        key = (block.db, block.collection)
+        by_partition = partitions.setdefault(key, {})
+        by_partition[block.partition] = by_partition.get(block.partition, 0) + block.nbytes
+        by_field = fields.setdefault(key, {})
+        by_field[(block.name, block.kind)] = by_field.get((block.name, block.kind), 0) + block.nbytes
     return {
         "budgetBytes": view.budget_bytes,
         "usedBytes": view.used_bytes,
@@ -70,10 +58,16 @@ def memory_json(view: MemoryView, blocks: list[ResidentBlock]) -> dict[str, Any]
         "freeBytes": view.free_bytes,
         "collections": [
             {
-                **entry,
-                "partitions": [{"partitionName": p, "bytes": n} for p, n in entry["partitions"].items()],
+                "dbName": db,
+                "collectionName": name,
+                "bytes": sum(by_partition.values()),
+                "partitions": [{"partitionName": p, "bytes": n} for p, n in by_partition.items()],
+                "fields": [
+                    {"fieldName": field, "kind": kind, "bytes": n}
+                    for (field, kind), n in fields[(db, name)].items()
+                ],
             }
-            for entry in collections.values()
+            for (db, name), by_partition in partitions.items()
         ],
     }
 
