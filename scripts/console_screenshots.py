@@ -10,6 +10,7 @@ import random
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
@@ -57,9 +58,23 @@ def seed(uri: str) -> None:
     client.insert("drafts", [{"id": i, "vector": [rng.random() for _ in range(16)]} for i in range(3000)])
     client.flush("drafts")
     client.release_collection("drafts")
+    for name, field in (("books", "embedding"), ("articles", "vector")):
+        wait_indexed(client, name, field)
     client.release_collection("books")
     client.load_collection("books", load_fields=["id", "embedding", "title"], skip_load_dynamic_field=True)
+    client.release_collection("articles")
+    client.load_collection("articles")
     client.close()
+
+
+def wait_indexed(client: MilvusClient, name: str, field: str) -> None:
+    """Loads after the build hold the index, so the memory page shows it."""
+    for _ in range(600):
+        index = client.describe_index(name, field)
+        if index.get("state") == "Finished" and index.get("indexed_rows") == index.get("total_rows"):
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"the index of {name}.{field} was not built in a minute")
 
 
 def main() -> None:
@@ -80,7 +95,7 @@ def main() -> None:
                 page = browser.new_page(viewport={"width": 1200, "height": 800})
                 page.goto(base + "/login")
                 page.fill("input[name=username]", "root")
-                page.screenshot(path=OUT / "login.png")
+                page.screenshot(path=OUT / "login.png", clip={"x": 380, "y": 50, "width": 440, "height": 250})
                 page.fill("input[name=password]", "Milvus")
                 page.click("button[type=submit]")
                 page.wait_for_selector("table.collections")

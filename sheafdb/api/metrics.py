@@ -56,7 +56,7 @@ def reply_failed(response: Any) -> bool:
     status = response if isinstance(response, common_pb2.Status) else getattr(response, "status", None)
     if not isinstance(status, common_pb2.Status):
         return False
-    return status.code != 0 or status.error_code != 0
+    return bool(status.code != 0 or status.error_code != 0)
 
 
 class LoadWatch:
@@ -112,7 +112,7 @@ class ServerMetrics:
 
     def __init__(self, engine: Engine) -> None:
         # Milvus exposes no ``_created`` series; neither does this process.
-        disable_created_metrics()
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self._engine = engine
         self.registry = CollectorRegistry(auto_describe=False)
         self._lock = threading.Lock()

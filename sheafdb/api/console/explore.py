@@ -161,13 +161,13 @@ def run_search(engine: Engine, page: SearchPage) -> Table:
 
 def _row_vector(engine: Engine, page: SearchPage, field_name: str) -> Any:
     schema = engine.collection_schema(page.db, page.collection)
-    key: int | str = page.row_id
+    ids: list[int] | list[str] = [page.row_id]
     if schema.primary_field.dtype is DataType.INT64:
         try:
-            key = int(page.row_id)
+            ids = [int(page.row_id)]
         except ValueError:
             raise invalid(f"id {page.row_id} does not match the Int64 primary key") from None
-    request = QueryRequest(collection=page.collection, ids=[key], output_fields=(field_name,))  # type: ignore[list-item]
+    request = QueryRequest(collection=page.collection, ids=ids, output_fields=(field_name,))
     rows = table_to_rows(schema, engine.query(page.db, request).table)
     if not rows:
         raise invalid(f"no row with primary key {page.row_id}")

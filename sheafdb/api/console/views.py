@@ -72,7 +72,7 @@ class BarPart:
     label: str
     nbytes: int
     percent: float
-    hue: int
+    color: str  # CSS
 
 
 @dataclass(frozen=True)
@@ -153,11 +153,10 @@ def index_progress(index: IndexInfo) -> int:
 
 def memory_bars(view: MemoryView, blocks: Sequence[ResidentBlock]) -> list[CollectionBar]:
     """One bar per collection, split by field and index (partitions summed)."""
-    grouped: dict[tuple[str, str], dict[str, int]] = {}
+    grouped: dict[tuple[str, str], dict[tuple[str, str], int]] = {}
     for block in blocks:
-        label = block.name if block.kind == "field" else f"{block.name} ({block.kind.replace('_', ' ')})"
         parts = grouped.setdefault((block.db, block.collection), {})
-        parts[label] = parts.get(label, 0) + block.nbytes
+        parts[(block.name, block.kind)] = parts.get((block.name, block.kind), 0) + block.nbytes
     bars = []
     for (db, name), parts in sorted(grouped.items()):
         total = sum(parts.values())
@@ -168,17 +167,27 @@ def memory_bars(view: MemoryView, blocks: Sequence[ResidentBlock]) -> list[Colle
                 nbytes=total,
                 share_of_budget=100.0 * total / view.budget_bytes if view.budget_bytes else 0.0,
                 parts=tuple(
-                    BarPart(label, n, 100.0 * n / total if total else 0.0, _hue(label))
-                    for label, n in sorted(parts.items(), key=lambda item: -item[1])
+                    BarPart(_label(name, kind), n, 100.0 * n / total if total else 0.0, _color(name, kind))
+                    for (name, kind), n in sorted(parts.items(), key=lambda item: -item[1])
                 ),
             )
         )
     return bars
 
 
-def _hue(label: str) -> int:
-    """A stable colour per field name, so a field keeps its colour across bars and refreshes."""
-    return zlib.crc32(label.split(" (")[0].encode()) % 360 + (40 if "(" in label else 0)
+def _label(name: str, kind: str) -> str:
+    return name if kind == "field" else f"{name} ({kind.replace('_', ' ')})"
+
+
+# Well-separated hues; a field keeps its hue across bars and refreshes, and its kinds differ
+# by lightness (an index darker than its column, lookups and caches lighter).
+_HUES = (212, 28, 140, 282, 48, 340, 184, 100, 250, 0)
+_LIGHTNESS = {"field": 58, "index": 36}
+
+
+def _color(name: str, kind: str) -> str:
+    hue = _HUES[zlib.crc32(name.encode()) % len(_HUES)]
+    return f"hsl({hue}, 62%, {_LIGHTNESS.get(kind, 76)}%)"
 
 
 def human_bytes(nbytes: int | float) -> str:
