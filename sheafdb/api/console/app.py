@@ -136,6 +136,10 @@ class Console:
         listing = await self.call(views.collection_rows, self.engine, self.allowed(user))
         return self.render("collections.html", user=user, listing=listing, nav="collections")
 
+    async def collections_table(self, request: Request, user: str | None) -> Response:
+        listing = await self.call(views.collection_rows, self.engine, self.allowed(user))
+        return self.render("collections_table.html", listing=listing)
+
     async def collection(self, request: Request, user: str | None) -> Response:
         db, name = request.path_params["db"], request.path_params["name"]
         self.sessions.check(user, views.SEE_COLLECTION, db, name)
@@ -277,6 +281,7 @@ def console_routes(
     collection = "/db/{db}/collections/{name}"
     return [
         Route("/", console.page(console.overview)),
+        Route("/collections/table", console.page(console.collections_table)),
         Route("/login", console.login_form, methods=["GET"]),
         Route("/login", console.login, methods=["POST"]),
         Route("/logout", console.logout, methods=["POST"]),

@@ -44,7 +44,7 @@ def scrape(client: TestClient) -> dict[str, list]:
     return {family.name: family.samples for family in text_string_to_metric_families(response.text)}
 
 
-def test_memory_matches_the_accountant_and_returns_to_baseline(served, engine) -> None:
+def test_memory_matches_the_accountant_and_returns_to_baseline(served, engine, caplog) -> None:
     rest, _, _ = served
     baseline = sheafdb(rest, "memory", {})["data"]
     assert baseline["usedBytes"] == engine.memory_report()["used_bytes"]
@@ -65,8 +65,10 @@ def test_memory_matches_the_accountant_and_returns_to_baseline(served, engine) -
     assert ("$meta", "field") not in fields  # a partial load holds only what it was asked for
     assert sum(p["bytes"] for p in books["partitions"]) == books["bytes"]
 
-    released = rest("collections/release", {"collectionName": "books"})
+    with caplog.at_level("INFO", logger="sheafdb.engine.engine"):
+        released = rest("collections/release", {"collectionName": "books"})
     assert released == {"code": 0, "data": {"freedBytes": books["bytes"]}}
+    assert f"released collection default.books: freed {books['bytes']} bytes" in caplog.messages
     after = sheafdb(rest, "memory", {})["data"]
     assert after["usedBytes"] == baseline["usedBytes"] == engine.memory_report()["used_bytes"]
     assert after["collections"] == []
