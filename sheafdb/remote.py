@@ -195,10 +195,8 @@ def load(client: RestClient, args: argparse.Namespace, out: Console) -> Any:
     sender = threading.Thread(target=send, daemon=True)
     sender.start()
     state: dict[str, Any] = {}
-    with Progress(
-        TextColumn("loading {task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-        console=out, transient=args.json, disable=args.json,
-    ) as progress:  # fmt: skip
+    columns = (TextColumn("loading {task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"))
+    with Progress(*columns, console=out, disable=args.json) as progress:
         task = progress.add_task(args.name, total=100)
         while True:
             sender.join(_POLL_S)

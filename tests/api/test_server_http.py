@@ -135,3 +135,41 @@ def test_the_console_shows_a_user_only_what_they_may(secured: Server) -> None:
         assert "books" in browser.get("/").text
         released = browser.post("/db/default/collections/books/release", headers={"HX-Request": "true"})
         assert "Released: freed" in released.text and 'data-state="NotLoad"' in released.text
+
+
+def test_the_console_loads_chosen_partitions_and_fields(tmp_path: Path) -> None:
+    running = started(tmp_path)
+    try:
+        base = f"http://127.0.0.1:{running.port}"
+        rest = f"{base}/v2/vectordb/"
+        assert (
+            httpx.post(rest + "collections/create", json={"collectionName": "books", "dimension": 4}).json()[
+                "code"
+            ]
+            == 0
+        )
+        assert (
+            httpx.post(
+                rest + "partitions/create", json={"collectionName": "books", "partitionName": "new"}
+            ).json()["code"]
+            == 0
+        )
+        assert httpx.post(rest + "collections/release", json={"collectionName": "books"}).json()["code"] == 0
+        form = {"fields": ["id", "vector"], "partitions": ["new"], "skip_dynamic": "on"}
+        loaded = httpx.post(
+            f"{base}/db/default/collections/books/load", data=form, headers={"HX-Request": "true"}
+        )
+        assert 'data-state="Loaded"' in loaded.text and "fields <code>id, vector</code>" in loaded.text
+        state = httpx.post(
+            rest + "collections/get_load_state",
+            json={"collectionName": "books", "partitionNames": ["_default"]},
+        )
+        assert state.json()["data"]["loadState"] == "LoadStateNotLoad"  # only the partition asked for
+        refused = httpx.post(
+            f"{base}/db/default/collections/books/load",
+            data={"fields": ["id"]},
+            headers={"HX-Request": "true"},
+        )
+        assert "does not contain vector field" in refused.text and 'class="error"' in refused.text
+    finally:
+        running.stop()

@@ -166,9 +166,13 @@ class Console:
         try:
             if partitions:
                 await self.call(
-                    self.engine.load_partitions, db, name, partitions,
-                    load_fields=fields, skip_load_dynamic_field=skip_dynamic,
-                )  # fmt: skip
+                    self.engine.load_partitions,
+                    db,
+                    name,
+                    partitions,
+                    load_fields=fields,
+                    skip_load_dynamic_field=skip_dynamic,
+                )
             else:
                 await self.call(
                     self.engine.load_collection,
