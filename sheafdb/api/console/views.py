@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sheafdb.engine.engine import Engine
-from sheafdb.engine.memory_view import MemoryView, ResidentBlock
+from sheafdb.engine.load.memory_view import MemoryView, ResidentBlock
 from sheafdb.engine.models import IndexInfo, IndexState, LoadState, PartitionInfo
 from sheafdb.errors import CollectionNotLoaded, IndexNotFound, SheafError
 from sheafdb.schema import FieldSchema

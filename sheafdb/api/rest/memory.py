@@ -1,6 +1,6 @@
 """``/v2/sheafdb/memory`` and ``/v2/sheafdb/load_plan``: SheafDB's memory figures as JSON.
 
-``memory`` is the accountant's ledger by name (engine/memory_view.py): the budget, what is
+``memory`` is the accountant's ledger by name (engine/load/memory_view.py): the budget, what is
 used, reserved and free, and per collection its bytes by partition and by field and kind.
 A caller sees the collections it may read the load state of (the totals stay whole: they say
 what the server has left, which is no secret of any collection). ``load_plan`` is what a load
@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from sheafdb.api.rest.envelope import SHEAFDB_PREFIX, Call, Endpoint
-from sheafdb.engine.memory_view import MemoryView, ResidentBlock
+from sheafdb.engine.load.memory_view import MemoryView, ResidentBlock
 from sheafdb.errors import PermissionDenied
 
 # The privilege a caller needs on a collection to see its memory.

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sheafdb.engine.collection import Collection
-from sheafdb.engine.memory import MemoryAccountant
+from sheafdb.engine.load.memory import MemoryAccountant
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sheafdb.engine.collection import Collection
-from sheafdb.engine.load_manager import LoadManager
-from sheafdb.engine.load_plan import check_indexes, plan_load, resolve_load_fields
-from sheafdb.engine.load_requests import partition_id
+from sheafdb.engine.load.load_manager import LoadManager
+from sheafdb.engine.load.load_plan import check_indexes, plan_load, resolve_load_fields
+from sheafdb.engine.load.load_requests import partition_id
 from sheafdb.engine.models import LoadState
 
 
