@@ -58,7 +58,8 @@ def seed(uri: str) -> None:
     client.insert("drafts", [{"id": i, "vector": [rng.random() for _ in range(16)]} for i in range(3000)])
     client.flush("drafts")
     client.release_collection("drafts")
-    for name, field in (("books", "embedding"), ("articles", "vector")):
+    client.alter_collection_properties("drafts", {"sheafdb.priority": "2", "collection.ttl.seconds": "86400"})
+    for name, field in (("books", "embedding"), ("articles", "vector"), ("drafts", "vector")):
         wait_indexed(client, name, field)
     client.release_collection("books")
     client.load_collection("books", load_fields=["id", "embedding", "title"], skip_load_dynamic_field=True)

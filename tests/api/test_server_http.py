@@ -171,5 +171,16 @@ def test_the_console_loads_chosen_partitions_and_fields(tmp_path: Path) -> None:
             headers={"HX-Request": "true"},
         )
         assert "does not contain vector field" in refused.text and 'class="error"' in refused.text
+        props = f"{base}/db/default/collections/books/properties"
+        shown = httpx.post(
+            props, data={"key": "collection.ttl.seconds", "value": "60"}, headers={"HX-Request": "true"}
+        )
+        assert "<code>collection.ttl.seconds</code></td><td>60</td>" in shown.text
+        described = httpx.post(rest + "collections/describe", json={"collectionName": "books"}).json()["data"]
+        assert {"key": "collection.ttl.seconds", "value": "60"} in described["properties"]
+        dropped = httpx.post(
+            props, data={"key": "collection.ttl.seconds", "action": "drop"}, headers={"HX-Request": "true"}
+        )
+        assert "<code>collection.ttl.seconds</code>" not in dropped.text and "No properties." in dropped.text
     finally:
         running.stop()
