@@ -71,7 +71,7 @@ from sheafdb.errors import (
     invalid,
 )
 from sheafdb.schema import CollectionSchema, FieldSchema
-from sheafdb.storage.catalog import SqliteCatalog
+from sheafdb.storage.catalog import open_catalog
 from sheafdb.storage.object_store import LocalStore
 from sheafdb.storage.records import DEFAULT_PARTITION
 from sheafdb.storage.timestamps import TimestampOracle
@@ -99,6 +99,9 @@ class EngineConfig:
     # Compaction merges sealed segments into segments of up to this size (Milvus's
     # dataCoord.segment.maxSize), each indexed before it replaces the small ones.
     segment_target_bytes: int = 1024 * 1024 * 1024
+    # Where the catalog lives: None is the embedded SQLite file in data_dir; a
+    # postgresql:// URL a PostgreSQL database (storage/catalog.py's open_catalog).
+    catalog_url: str | None = None
 
 
 class Engine:
@@ -106,7 +109,7 @@ class Engine:
         self.config = config
         self._data_dir = Path(config.data_dir)
         self._data_dir.mkdir(parents=True, exist_ok=True)
-        self._catalog = SqliteCatalog(self._data_dir / "catalog.db")
+        self._catalog = open_catalog(config.catalog_url, self._data_dir)
         self._store = LocalStore(self._data_dir)
         self._accountant = MemoryAccountant(config.memory_budget_bytes)
         self._loads = LoadManager(self._accountant, self._store)
