@@ -72,7 +72,7 @@ from sheafdb.errors import (
 )
 from sheafdb.schema import CollectionSchema, FieldSchema
 from sheafdb.storage.catalog import open_catalog
-from sheafdb.storage.object_store import LocalStore
+from sheafdb.storage.object_store import open_object_store
 from sheafdb.storage.records import DEFAULT_PARTITION
 from sheafdb.storage.timestamps import TimestampOracle
 from sheafdb.storage.wal import WriteAheadLog
@@ -102,6 +102,9 @@ class EngineConfig:
     # Where the catalog lives: None is the embedded SQLite file in data_dir; a
     # postgresql:// URL a PostgreSQL database (storage/catalog.py's open_catalog).
     catalog_url: str | None = None
+    # Where segment and index files live: None is data_dir; an s3:// URL S3-compatible
+    # storage, read through a cache in data_dir (storage/object_store.py's open_object_store).
+    objects_url: str | None = None
 
 
 class Engine:
@@ -110,7 +113,7 @@ class Engine:
         self._data_dir = Path(config.data_dir)
         self._data_dir.mkdir(parents=True, exist_ok=True)
         self._catalog = open_catalog(config.catalog_url, self._data_dir)
-        self._store = LocalStore(self._data_dir)
+        self._store = open_object_store(config.objects_url, self._data_dir)
         self._accountant = MemoryAccountant(config.memory_budget_bytes)
         self._loads = LoadManager(self._accountant, self._store)
         self._ddl_lock = threading.RLock()
