@@ -57,10 +57,11 @@ from sheafdb.engine.models import (
 )
 from sheafdb.engine.names import CollectionNames
 from sheafdb.engine.orphans import remove_orphans
-from sheafdb.engine.recovery import open_collection, wal_directory
+from sheafdb.engine.recovery import open_collection, require_local_logs, wal_directory
 from sheafdb.engine.row_counts import visible_row_count
 from sheafdb.engine.sealing import Sealer
 from sheafdb.engine.snapshot import SealedSegment
+from sheafdb.engine.store_binding import bind_store_to_catalog
 from sheafdb.engine.writes import Writer
 from sheafdb.errors import (
     AliasNotFound,
@@ -118,6 +119,16 @@ class Engine:
         self._loads = LoadManager(self._accountant, self._store)
         self._ddl_lock = threading.RLock()
         self._collections: dict[int, Collection] = {}
+        # Remote backends may be shared or moved: make sure they are this deployment's before
+        # deleting what the catalog does not name (the embedded data dir is one by itself).
+        try:
+            if config.catalog_url is not None:
+                require_local_logs(self._catalog, self._data_dir)
+            if config.objects_url is not None:
+                bind_store_to_catalog(self._store, self._catalog)
+        except BaseException:
+            self._catalog.close()  # a PostgreSQL catalog's lock goes with it
+            raise
         remove_orphans(self._store, self._catalog, self._data_dir / "wal")
         floor = self._catalog.max_timestamp()
         for record in self._catalog.list_collections():

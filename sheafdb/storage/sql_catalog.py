@@ -14,6 +14,7 @@ repeated create is an idempotent success is the engine's decision.
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -97,7 +98,11 @@ class SqlCatalog:
             for statement in tables.split(";"):
                 if statement.strip():
                     cur.execute(statement)
-            cur.execute("INSERT INTO meta VALUES ('next_id', 0), ('max_ts', 0) ON CONFLICT DO NOTHING")
+            cur.execute(
+                "INSERT INTO meta VALUES ('next_id', 0), ('max_ts', 0), ('identity', ?) "
+                "ON CONFLICT DO NOTHING",
+                (secrets.randbits(62),),
+            )
             cur.execute(
                 "INSERT INTO databases VALUES (?, ?, '{}', 0) ON CONFLICT DO NOTHING",
                 (DEFAULT_DATABASE_ID, DEFAULT_DATABASE),
@@ -161,6 +166,10 @@ class SqlCatalog:
     def max_timestamp(self) -> int:
         with self._read() as cur:
             return int(cur.execute("SELECT value FROM meta WHERE key = 'max_ts'").fetchone()[0])
+
+    def identity(self) -> int:
+        with self._read() as cur:
+            return int(cur.execute("SELECT value FROM meta WHERE key = 'identity'").fetchone()[0])
 
     # -- databases --------------------------------------------------------------------------
     @staticmethod

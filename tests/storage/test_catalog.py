@@ -285,6 +285,7 @@ def test_everything_persists_across_reopen(reopen: OpenCatalog) -> None:
     first.set_load_config(LoadConfigRecord(coll.collection_id, (), ("id",), False, 1))
     first.create_database("db2", {"x": "y"}, created_ts=42)
     last_id = first.allocate_id()
+    identity = first.identity()
     first.close()
 
     second = reopen()
@@ -297,6 +298,7 @@ def test_everything_persists_across_reopen(reopen: OpenCatalog) -> None:
         assert second.get_database("db2").properties == {"x": "y"}
         assert second.max_timestamp() == 55
         assert second.allocate_id() > last_id
+        assert second.identity() == identity  # drawn once, when the catalog was made
     finally:
         second.close()
 
