@@ -73,10 +73,12 @@ class S3Server:
     def credentials_env(self) -> dict[str, str]:
         return {"AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key}
 
-    def get_requests(self, bucket: str) -> int:
-        """GET requests the server answered for ``bucket`` so far (its Prometheus counter)."""
+    def get_requests(self, bucket: str, code: str = r"\d+") -> int:
+        """GET requests the server answered for ``bucket`` so far (its Prometheus counter),
+        with an HTTP status matching ``code``. The server counts HEADs as GETs too (status 200);
+        pyarrow reads an object's bytes with ranged GETs (206)."""
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10) as reply:
             text = reply.read().decode()
-        labels = f'bucket="{re.escape(bucket)}",code="\\d+",type="GET"'
+        labels = f'bucket="{re.escape(bucket)}",code="{code}",type="GET"'
         pattern = re.compile(r"^SeaweedFS_s3_request_total\{" + labels + r"\} (\S+)$", re.MULTILINE)
         return int(sum(float(count) for count in pattern.findall(text)))

@@ -181,6 +181,7 @@ class S3Store:
 
     def local_path(self, path: str) -> Path | None:
         """The cache file of an object (fetched now if need be); None for what is no object."""
-        if not self.exists(path):
+        try:
+            return self._fetched(path)
+        except (FileNotFoundError, IsADirectoryError):
             return None
-        return self._fetched(path)
