@@ -9,7 +9,7 @@ whose catalog has another identity, or that finds data but no identity, does not
 
 from __future__ import annotations
 
-from sheafdb.engine.orphans import COLLECTIONS_ROOT
+from sheafdb.engine.write.orphans import COLLECTIONS_ROOT
 from sheafdb.errors import UnexpectedError
 from sheafdb.storage.catalog import Catalog
 from sheafdb.storage.object_store import ObjectStore
