@@ -35,6 +35,17 @@ def add_serve_flags(serve: argparse.ArgumentParser) -> None:
     serve.add_argument(
         "--no-console", action="store_true", help="turn off the web console at http://HOST:PORT/"
     )
+    serve.add_argument(
+        "--catalog",
+        metavar="URL",
+        help="keep the catalog in PostgreSQL (postgresql://user@host:port/db) instead of the data dir",
+    )
+    serve.add_argument(
+        "--objects",
+        metavar="URL",
+        help="keep segment and index files in S3 (s3://bucket/prefix?endpoint_override=host:port&scheme=http)"
+        " instead of the data dir; credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,6 +73,8 @@ def serve(args: argparse.Namespace) -> int:
             port=args.port,
             auth_enabled=args.auth,
             console=not args.no_console,
+            catalog_url=args.catalog,
+            objects_url=args.objects,
         )
     )
     stop_requested = threading.Event()
