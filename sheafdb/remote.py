@@ -217,7 +217,7 @@ def load(client: RestClient, args: argparse.Namespace, out: Console) -> Any:
 
 
 def release(client: RestClient, args: argparse.Namespace, out: Console) -> Any:
-    data = client.call("vectordb/collections/release", {"collectionName": args.name})
+    data = client.call("sheafdb/release", {"collectionName": args.name})
     freed = int(data.get("freedBytes", 0))
     if args.json:
         return {"collectionName": args.name, "freedBytes": freed}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 from pymilvus import MilvusClient
@@ -34,6 +35,12 @@ def books(client: MilvusClient) -> str:
     client.create_collection(NAME, dimension=DIM)
     client.insert(NAME, [{"id": i, "vector": [float(i % 5)] * DIM, "title": f"t{i}"} for i in range(3000)])
     client.flush(NAME)
+    # Built before the test loads: an index landing mid-test would change the figures it compares.
+    for _ in range(600):
+        index = client.describe_index(NAME, "vector")
+        if index.get("state") == "Finished" and index.get("indexed_rows") == index.get("total_rows"):
+            break
+        time.sleep(0.1)
     client.release_collection(NAME)
     yield NAME
     client.drop_collection(NAME)

@@ -307,6 +307,7 @@ BODIES = {**BODIES, "entities/advanced_search": BODIES["entities/hybrid_search"]
 BODIES = {
     **BODIES,
     "memory": _body(),
+    "release": _body(("collectionName",), collectionName=_STRING, partitionNames=_NAMES),
     "load_plan": _body(
         ("collectionName",),
         collectionName=_STRING,

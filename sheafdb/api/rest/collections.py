@@ -171,8 +171,9 @@ def refresh_load(call: Call) -> dict[str, Any]:
 
 
 def release(call: Call) -> dict[str, Any]:
-    # SheafDB adds what Milvus does not say: how many bytes the release gave back.
-    return {"freedBytes": call.engine.release_collection(call.db, call.text("collectionName"))}
+    # Milvus's reply, to the byte (clients compare it whole); /v2/sheafdb/release says the bytes.
+    call.engine.release_collection(call.db, call.text("collectionName"))
+    return {}
 
 
 def alter_properties(call: Call) -> dict[str, Any]:

@@ -4,7 +4,9 @@
 used, reserved and free, and per collection its bytes by partition and by field and kind.
 A caller sees the collections it may read the load state of (the totals stay whole: they say
 what the server has left, which is no secret of any collection). ``load_plan`` is what a load
-would add, per field and index, and whether it fits; nothing is loaded.
+would add, per field and index, and whether it fits; nothing is loaded. ``release`` is
+Milvus's release answering the bytes it freed (Milvus's own endpoint keeps Milvus's empty
+reply: clients compare it whole).
 """
 
 from __future__ import annotations
@@ -77,6 +79,15 @@ def memory(call: Call) -> dict[str, Any]:
     return memory_json(view, visible_blocks(call, view))
 
 
+def release(call: Call) -> dict[str, int]:
+    """Milvus's release (of the collection, or of ``partitionNames``), answering the bytes freed."""
+    name = call.text("collectionName")
+    partitions = call.names("partitionNames")
+    if partitions:
+        return {"freedBytes": call.engine.release_partitions(call.db, name, partitions)}
+    return {"freedBytes": call.engine.release_collection(call.db, name)}
+
+
 def load_plan(call: Call) -> dict[str, Any]:
     preview = call.engine.preview_load(
         call.db,
@@ -101,4 +112,5 @@ def load_plan(call: Call) -> dict[str, Any]:
 ENDPOINTS = (
     Endpoint("memory", memory, prefix=SHEAFDB_PREFIX),
     Endpoint("load_plan", load_plan, SEE_MEMORY, prefix=SHEAFDB_PREFIX),
+    Endpoint("release", release, "ReleaseCollection", prefix=SHEAFDB_PREFIX),
 )

@@ -1,5 +1,5 @@
-"""``/v2/sheafdb/memory``, ``/v2/sheafdb/load_plan``, the bytes a release frees, and ``/metrics``:
-their figures are the memory accountant's, and go back to the baseline after a release."""
+"""``/v2/sheafdb/memory``, ``load_plan`` and ``release`` (the bytes freed), and ``/metrics``: their
+figures are the memory accountant's, and go back to the baseline after a release."""
 
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ def test_memory_matches_the_accountant_and_returns_to_baseline(served, engine, c
     assert sum(p["bytes"] for p in books["partitions"]) == books["bytes"]
 
     with caplog.at_level("INFO", logger="sheafdb.engine.engine"):
-        released = rest("collections/release", {"collectionName": "books"})
+        released = sheafdb(rest, "release", {"collectionName": "books"})
     assert released == {"code": 0, "data": {"freedBytes": books["bytes"]}}
     assert f"released collection default.books: freed {books['bytes']} bytes" in caplog.messages
     after = sheafdb(rest, "memory", {})["data"]
@@ -156,6 +156,19 @@ def test_metrics_match_the_accountant_and_return_to_baseline(served, engine) -> 
     assert after["sheafdb_resident_bytes"] == [] and after["sheafdb_load_progress"] == []
     releases = {s.labels["status"]: s.value for s in after["milvus_querycoord_release_req_count"]}
     assert releases["success"] >= 2  # the fixture's and this one
+
+
+def test_milvus_release_keeps_milvus_reply_and_ours_tells_the_bytes(served) -> None:
+    rest, _, _ = served
+    rest("collections/load", {"collectionName": "books"})
+    assert rest("collections/release", {"collectionName": "books"}) == {"code": 0, "data": {}}
+    rest("collections/load", {"collectionName": "books"})
+    partition = sheafdb(rest, "release", {"collectionName": "books", "partitionNames": ["_default"]})
+    assert partition["code"] == 0 and partition["data"]["freedBytes"] > 0
+    again = sheafdb(rest, "release", {"collectionName": "books"})
+    assert again == {"code": 0, "data": {"freedBytes": 0}}  # nothing was left to free
+    missing = sheafdb(rest, "release", {"collectionName": "nope"})
+    assert missing["code"] == 100
 
 
 def test_openapi_documents_the_extension(rest) -> None:
