@@ -67,6 +67,7 @@ from sheafdb.engine.orphans import remove_orphans
 from sheafdb.engine.recovery import open_collection, wal_directory
 from sheafdb.engine.row_counts import visible_row_count
 from sheafdb.engine.sealing import Sealer
+from sheafdb.engine.search_by_keys import with_key_vectors
 from sheafdb.engine.snapshot import SealedSegment
 from sheafdb.engine.writes import Writer
 from sheafdb.errors import (
@@ -322,6 +323,7 @@ class Engine:
             num_partitions=len(coll.partitions),
             aliases=aliases,
             properties=dict(r.properties),
+            updated_timestamp=coll.updated_ts,
         )
 
     def collection_schema(self, db: str, name: str) -> CollectionSchema:
@@ -349,19 +351,27 @@ class Engine:
 
     def alter_collection_properties(self, db: str, name: str, properties: Mapping[str, str]) -> None:
         with self._ddl_lock:
-            self._alterations.alter_properties(self._resolve(db, name), properties)
+            coll = self._resolve(db, name)
+            self._alterations.alter_properties(coll, properties)
+            coll.updated_ts = self._oracle.next()
 
     def drop_collection_properties(self, db: str, name: str, keys: Sequence[str]) -> None:
         with self._ddl_lock:
-            self._alterations.drop_properties(self._resolve(db, name), keys)
+            coll = self._resolve(db, name)
+            self._alterations.drop_properties(coll, keys)
+            coll.updated_ts = self._oracle.next()
 
     def alter_collection_field(self, db: str, name: str, field_name: str, params: Mapping[str, str]) -> None:
         with self._ddl_lock:
-            self._alterations.alter_field(self._resolve(db, name), field_name, params)
+            coll = self._resolve(db, name)
+            self._alterations.alter_field(coll, field_name, params)
+            coll.updated_ts = self._oracle.next()
 
     def add_collection_field(self, db: str, name: str, field: FieldSchema) -> None:
         with self._ddl_lock:
-            self._alterations.add_field(self._resolve(db, name), field)
+            coll = self._resolve(db, name)
+            self._alterations.add_field(coll, field)
+            coll.updated_ts = self._oracle.next()
 
     def collection_row_count(self, db: str, name: str) -> int:
         return visible_row_count(self._store, self._resolve(db, name))
@@ -605,6 +615,8 @@ class Engine:
 
     def search(self, db: str, request: SearchRequest) -> SearchResult:
         coll = self._resolve_reading(db, request.collection, request.partition_names)
+        if request.ids is not None:
+            request = with_key_vectors(coll.schema, request, lambda get: self._loads.query(coll, get))
         return self._loads.search(coll, request)
 
     def hybrid_search(self, db: str, request: HybridSearchRequest) -> SearchResult:
