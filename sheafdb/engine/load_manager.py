@@ -47,6 +47,7 @@ from sheafdb.engine.query import execute_query
 from sheafdb.engine.rerank import execute_hybrid_search
 from sheafdb.engine.search import ReadContext, execute_search
 from sheafdb.engine.snapshot import DataEvent, DataSnapshot, SealedSegment
+from sheafdb.engine.superseded import SupersededVersions
 from sheafdb.errors import CollectionNotLoaded, PartitionNotFound, SheafError, UnexpectedError, invalid
 from sheafdb.storage.object_store import ObjectStore
 
@@ -76,6 +77,7 @@ class LoadManager:
         self.store = store
         self._lock = threading.Lock()
         self._runtimes: dict[int, _Runtime] = {}
+        self._superseded = SupersededVersions()
 
     def _runtime(self, coll: Collection) -> _Runtime:
         with self._lock:
@@ -326,6 +328,7 @@ class LoadManager:
 
     def forget(self, coll: Collection) -> None:
         self.release(coll)
+        self._superseded.forget(coll.collection_id)
         with self._lock:
             self._runtimes.pop(coll.collection_id, None)
 
@@ -386,7 +389,10 @@ class LoadManager:
             schema=coll.schema,
             loaded_fields=runtime.state.fields,
             sources=tuple(sources),
-            deletes=snapshot.deletes,
+            # Older versions of re-inserted keys are hidden like deleted rows (superseded.py).
+            deletes=self._superseded.deletes_for(
+                coll.collection_id, coll.schema.primary_field.name, sources, snapshot.deletes
+            ),
             indexes=coll.indexes,
         )
 

@@ -9,6 +9,7 @@ explicitly come back inside ``$meta`` cut to those keys.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -16,10 +17,14 @@ import numpy as np
 import pyarrow as pa
 
 from sheafdb.engine.loaded_segment import RowSource
-from sheafdb.errors import UnexpectedError
+from sheafdb.errors import UnexpectedError, invalid
 from sheafdb.schema import DYNAMIC_FIELD, CollectionSchema
 
 COUNT_STAR = "count(*)"
+# A dynamic key named as an output field: an identifier (Milvus parses it as one).
+_DYNAMIC_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# ... or spelled out as ``$meta["key"]``.
+_META_KEY = re.compile(r"""\$meta\[(["'])(.*)\1\]""")
 
 
 @dataclass(frozen=True)
@@ -74,11 +79,15 @@ def _plan_output(
                 raise UnexpectedError(f"field {name} is not loaded")
             fields.append(name)
         elif schema.enable_dynamic_field:
+            explicit = _META_KEY.fullmatch(name)
+            key = explicit.group(2) if explicit else name
+            if not _DYNAMIC_KEY.fullmatch(key):
+                raise invalid(f"parse output field name failed: {name}")
             if not dynamic_loaded:
-                raise UnexpectedError(f"field {name} cannot be returned since dynamic field not loaded")
-            keys.append(name)
+                raise UnexpectedError(f"field {key} cannot be returned since dynamic field not loaded")
+            keys.append(key)
         else:
-            raise UnexpectedError(f"field {name} not exist")
+            raise invalid(f"field {name} not exist")
     ordered = list(dict.fromkeys(fields))
     names = (
         [n for n in ordered if n != primary] if primary not in requested and "*" not in requested else ordered

@@ -55,6 +55,20 @@ def parse_bool(value: str | None, default: bool = False) -> bool:
     return value.strip().lower() in ("true", "1")
 
 
+# The spellings Go's strconv.ParseBool (Milvus's parser for these flags) takes.
+_GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
+_GO_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
+
+
+def parse_ignore_growing(params: Mapping[str, str]) -> bool:
+    raw = params.get("ignore_growing")
+    if raw is None or raw in _GO_FALSE:
+        return False
+    if raw in _GO_TRUE:
+        return True
+    raise invalid("parse ignore growing field failed")
+
+
 def parse_int(params: Mapping[str, str], key: str, default: int) -> int:
     raw = params.get(key)
     if raw is None or raw == "":
@@ -182,7 +196,7 @@ def search_request(req: milvus_pb2.SearchRequest) -> SearchRequest:
         group_size=parse_int(params, "group_size", 1),
         strict_group_size=parse_bool(params.get("strict_group_size")),
         round_decimal=parse_int(params, "round_decimal", -1),
-        ignore_growing=parse_bool(params.get("ignore_growing")),
+        ignore_growing=parse_ignore_growing(params),
         ids=_primary_keys(req.ids) if by_keys else None,
     )
 
@@ -232,6 +246,6 @@ def query_request(req: milvus_pb2.QueryRequest) -> QueryRequest:
         partition_names=tuple(req.partition_names),
         limit=None if limit < 0 else limit,
         offset=offset,
-        ignore_growing=parse_bool(params.get("ignore_growing")),
+        ignore_growing=parse_ignore_growing(params),
         order_by_primary_key=is_iterator,
     )
