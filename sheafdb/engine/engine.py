@@ -607,11 +607,17 @@ class Engine:
 
     # -- reads ------------------------------------------------------------------------------
     def _resolve_reading(self, db: str, collection: str, partitions: Sequence[str]) -> Collection:
-        """Reads check their partition names loosely (emptiness, length), as Milvus does."""
+        """Reads check their partition names loosely (emptiness, length), then that each
+        exists (Milvus's proxy: a plain error, 65535), as Milvus does."""
         check_collection_name(collection)
         for partition in partitions:
             check_partition_name(partition, strict=False)
-        return self._names.resolve(db, collection)
+        coll = self._names.resolve(db, collection)
+        known = coll.partitions
+        for partition in partitions:
+            if partition not in known:
+                raise UnexpectedError(f"partition name {partition} not found")
+        return coll
 
     def search(self, db: str, request: SearchRequest) -> SearchResult:
         coll = self._resolve_reading(db, request.collection, request.partition_names)
