@@ -300,6 +300,7 @@ class LoadManager:
     # -- release ---------------------------------------------------------------------------
     def release(self, coll: Collection, partitions: tuple[str, ...] | None = None) -> int:
         runtime = self._runtime(coll)
+        self._superseded.forget(coll.collection_id)
         if partitions is not None and not partitions:
             raise invalid("no partition specified")
         partition_ids = None if partitions is None else self._partition_ids(coll, partitions)

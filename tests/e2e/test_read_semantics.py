@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from pymilvus import MilvusClient, MilvusException
+from pymilvus import DataType, MilvusClient, MilvusException
 
 DIM = 4
 
@@ -56,6 +56,31 @@ def test_reinserted_key_is_returned_once_latest_version(client: MilvusClient, co
     assert next(h for h in hits if h["id"] == 7)["entity"]["version"] == 2.0
     client.delete(coll, ids=[7])
     assert client.get(coll, ids=[7]) == []
+
+
+def test_reinserted_varchar_key_across_partitions(client: MilvusClient) -> None:
+    name = f"vkeys_{uuid.uuid4().hex[:8]}"
+    schema = MilvusClient.create_schema(enable_dynamic_field=True)
+    schema.add_field("pk", DataType.VARCHAR, is_primary=True, max_length=16)
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=DIM)
+    params = client.prepare_index_params()
+    params.add_index("vector", index_type="FLAT", metric_type="L2")
+    client.create_collection(name, schema=schema, index_params=params)
+    try:
+        client.create_partition(name, "p1")
+        client.insert(name, [{"pk": f"k{i}", "vector": [0.0] * DIM, "v": 1} for i in range(4)])
+        client.flush(name)
+        client.insert(name, [{"pk": "k1", "vector": [1.0] * DIM, "v": 2}], partition_name="p1")
+        got = {r["pk"]: r["v"] for r in client.query(name, filter="pk >= 'k'", output_fields=["v"], limit=10)}
+        assert got == {"k0": 1, "k1": 2, "k2": 1, "k3": 1}
+        # Reading _default alone: its own version is the only one there.
+        alone = client.query(name, filter="pk == 'k1'", output_fields=["v"], partition_names=["_default"])
+        assert [r["v"] for r in alone] == [1]
+        # Deleting the newest version in its partition brings the older one back.
+        client.delete(name, filter="pk == 'k1'", partition_name="p1")
+        assert [r["v"] for r in client.get(name, ids=["k1"], output_fields=["v"])] == [1]
+    finally:
+        client.drop_collection(name)
 
 
 def test_random_sample_in_query_filters(client: MilvusClient, coll: str) -> None:
