@@ -144,7 +144,7 @@ class SearchRequest:
     round_decimal: int = -1
     ignore_growing: bool = False
     # Search by primary keys: the stored vectors of these rows are the queries (``vectors`` is
-    # then empty until the engine fills it, engine/search_by_keys.py).
+    # then empty until the engine fills it, engine/read/search_by_keys.py).
     ids: Sequence[int] | Sequence[str] | None = None
 
 

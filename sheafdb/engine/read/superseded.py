@@ -30,9 +30,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sheafdb.engine.loaded_segment import LoadedSegment, RowSource
-from sheafdb.engine.search import live_deletes
-from sheafdb.engine.visibility import ALL_PARTITIONS, SCOPE_COLUMN, delete_records_schema, hidden_mask
+from sheafdb.engine.load.loaded_segment import LoadedSegment, RowSource
+from sheafdb.engine.read.search import live_deletes
+from sheafdb.engine.read.visibility import ALL_PARTITIONS, SCOPE_COLUMN, delete_records_schema, hidden_mask
 from sheafdb.schema import TIMESTAMP_COLUMN
 
 _PARTITION = "partition"
