@@ -56,7 +56,6 @@ from sheafdb.engine.name_rules import (
     check_collection_name,
     check_database_name,
     check_index_name,
-    check_partition_name,
 )
 from sheafdb.engine.names import CollectionNames
 from sheafdb.engine.read.row_counts import visible_row_count
@@ -133,7 +132,7 @@ class Engine:
         self._sealer = Sealer(self._store, self._catalog, on_sealed=self._after_seal)
         self._compactor = Compactor(self._store, self._catalog, self._builder)
         self._removal = DataRemoval(self._store, self._catalog, self._oracle)
-        self._alterations = CollectionAlterations(self._catalog, self._loads.is_loaded)
+        self._alterations = CollectionAlterations(self._catalog, self._loads.is_loaded, self._oracle.next)
         self._indexes = IndexDefinitions(
             self._catalog, self._oracle, self._builder, self._removal, self._loads.is_loaded
         )
@@ -187,18 +186,11 @@ class Engine:
         with self._ddl_lock:
             return list(self._collections.values())
 
-    def _resolve(self, db: str, name: str) -> Collection:
-        """The name checked by Milvus's rules, then a dict lookup (names.py): no catalog read
-        on the request path."""
-        check_collection_name(name)
-        return self._names.resolve(db, name)
-
-    def _resolve_partitions(self, db: str, collection: str, partitions: Sequence[str]) -> Collection:
-        """The collection name, then each partition name, checked before any lookup."""
-        check_collection_name(collection)
-        for partition in partitions:
-            check_partition_name(partition)
-        return self._names.resolve(db, collection)
+    def _resolve(
+        self, db: str, name: str, partitions: Sequence[str] = (), *, reading: bool = False
+    ) -> Collection:
+        """Milvus's name checks, then a dict lookup (names.py): no catalog read on the request path."""
+        return self._names.resolve_checked(db, name, partitions, reading=reading)
 
     # -- databases --------------------------------------------------------------------------
     def create_database(self, name: str, properties: Mapping[str, str] | None = None) -> None:
@@ -351,27 +343,19 @@ class Engine:
 
     def alter_collection_properties(self, db: str, name: str, properties: Mapping[str, str]) -> None:
         with self._ddl_lock:
-            coll = self._resolve(db, name)
-            self._alterations.alter_properties(coll, properties)
-            coll.updated_ts = self._oracle.next()
+            self._alterations.alter_properties(self._resolve(db, name), properties)
 
     def drop_collection_properties(self, db: str, name: str, keys: Sequence[str]) -> None:
         with self._ddl_lock:
-            coll = self._resolve(db, name)
-            self._alterations.drop_properties(coll, keys)
-            coll.updated_ts = self._oracle.next()
+            self._alterations.drop_properties(self._resolve(db, name), keys)
 
     def alter_collection_field(self, db: str, name: str, field_name: str, params: Mapping[str, str]) -> None:
         with self._ddl_lock:
-            coll = self._resolve(db, name)
-            self._alterations.alter_field(coll, field_name, params)
-            coll.updated_ts = self._oracle.next()
+            self._alterations.alter_field(self._resolve(db, name), field_name, params)
 
     def add_collection_field(self, db: str, name: str, field: FieldSchema) -> None:
         with self._ddl_lock:
-            coll = self._resolve(db, name)
-            self._alterations.add_field(coll, field)
-            coll.updated_ts = self._oracle.next()
+            self._alterations.add_field(self._resolve(db, name), field)
 
     def collection_row_count(self, db: str, name: str) -> int:
         return visible_row_count(self._store, self._resolve(db, name))
@@ -379,7 +363,7 @@ class Engine:
     # -- partitions -------------------------------------------------------------------------
     def create_partition(self, db: str, collection: str, partition: str) -> None:
         with self._ddl_lock:
-            coll = self._resolve_partitions(db, collection, (partition,))
+            coll = self._resolve(db, collection, (partition,))
             if coll.schema.partition_key_field is not None:
                 raise invalid("disable create partition if partition key mode is used")
             if partition in coll.partitions:
@@ -394,7 +378,7 @@ class Engine:
 
     def drop_partition(self, db: str, collection: str, partition: str) -> None:
         with self._ddl_lock:
-            coll = self._resolve_partitions(db, collection, (partition,))
+            coll = self._resolve(db, collection, (partition,))
             if coll.schema.partition_key_field is not None:
                 raise invalid("disable drop partition if partition key mode is used")
             if partition == DEFAULT_PARTITION:
@@ -409,7 +393,7 @@ class Engine:
             self._removal.drop_partition(coll, pid)
 
     def has_partition(self, db: str, collection: str, partition: str) -> bool:
-        return partition in self._resolve_partitions(db, collection, (partition,)).partitions
+        return partition in self._resolve(db, collection, (partition,)).partitions
 
     def list_partitions(self, db: str, collection: str) -> list[PartitionInfo]:
         coll = self._resolve(db, collection)
@@ -419,7 +403,7 @@ class Engine:
         ]
 
     def partition_row_count(self, db: str, collection: str, partition: str) -> int:
-        coll = self._resolve_partitions(db, collection, (partition,))
+        coll = self._resolve(db, collection, (partition,))
         return visible_row_count(self._store, coll, partition_id(coll, partition))
 
     # -- indexes (index_ddl.py) -------------------------------------------------------------
@@ -499,17 +483,18 @@ class Engine:
         ]
 
     # -- writes -----------------------------------------------------------------------------
-    def _resolve_writing(self, db: str, collection: str, partition: str) -> Collection:
-        return self._resolve_partitions(db, collection, (partition,) if partition else ())
-
     def insert(self, db: str, collection: str, data: pa.Table, partition: str = "") -> MutationResult:
         """``data`` has one column per given field (by name) and ``$meta`` (JSON text) for
         dynamic keys. Missing nullable / default fields are filled; an auto_id primary key is
         generated. Validated whole before anything is written; acknowledged once durable."""
-        return self._writer.insert(self._resolve_writing(db, collection, partition), data, partition)
+        return self._writer.insert(
+            self._resolve(db, collection, (partition,) if partition else ()), data, partition
+        )
 
     def upsert(self, db: str, collection: str, data: pa.Table, partition: str = "") -> MutationResult:
-        return self._writer.upsert(self._resolve_writing(db, collection, partition), data, partition)
+        return self._writer.upsert(
+            self._resolve(db, collection, (partition,) if partition else ()), data, partition
+        )
 
     def delete(
         self,
@@ -519,7 +504,7 @@ class Engine:
         filter_params: Mapping[str, object] | None = None,
         partition: str = "",
     ) -> MutationResult:
-        coll = self._resolve_writing(db, collection, partition)
+        coll = self._resolve(db, collection, (partition,) if partition else ())
         return self._writer.delete(coll, filter, filter_params, partition)
 
     def flush(self, db: str, collections: Sequence[str]) -> dict[str, int]:
@@ -579,7 +564,7 @@ class Engine:
         refresh: bool = False,
     ) -> None:
         self._load_requests.load_partitions(
-            self._resolve_partitions(db, collection, partitions),
+            self._resolve(db, collection, partitions),
             partitions,
             load_fields=load_fields,
             skip_load_dynamic_field=skip_load_dynamic_field,
@@ -592,7 +577,7 @@ class Engine:
         return self._load_requests.release_collection(self._resolve(db, collection))
 
     def release_partitions(self, db: str, collection: str, partitions: Sequence[str]) -> int:
-        coll = self._resolve_partitions(db, collection, partitions)
+        coll = self._resolve(db, collection, partitions)
         return self._load_requests.release_partitions(coll, partitions)
 
     def get_load_state(self, db: str, collection: str, partitions: Sequence[str] = ()) -> LoadState:
@@ -606,31 +591,18 @@ class Engine:
         return self._load_requests.progress(self._resolve(db, collection), partitions)
 
     # -- reads ------------------------------------------------------------------------------
-    def _resolve_reading(self, db: str, collection: str, partitions: Sequence[str]) -> Collection:
-        """Reads check their partition names loosely (emptiness, length), then that each
-        exists (Milvus's proxy: a plain error, 65535), as Milvus does."""
-        check_collection_name(collection)
-        for partition in partitions:
-            check_partition_name(partition, strict=False)
-        coll = self._names.resolve(db, collection)
-        known = coll.partitions
-        for partition in partitions:
-            if partition not in known:
-                raise UnexpectedError(f"partition name {partition} not found")
-        return coll
-
     def search(self, db: str, request: SearchRequest) -> SearchResult:
-        coll = self._resolve_reading(db, request.collection, request.partition_names)
+        coll = self._resolve(db, request.collection, request.partition_names, reading=True)
         if request.ids is not None:
             request = with_key_vectors(coll.schema, request, lambda get: self._loads.query(coll, get))
         return self._loads.search(coll, request)
 
     def hybrid_search(self, db: str, request: HybridSearchRequest) -> SearchResult:
-        coll = self._resolve_reading(db, request.collection, request.partition_names)
+        coll = self._resolve(db, request.collection, request.partition_names, reading=True)
         return self._loads.hybrid_search(coll, request)
 
     def query(self, db: str, request: QueryRequest) -> QueryResult:
-        coll = self._resolve_reading(db, request.collection, request.partition_names)
+        coll = self._resolve(db, request.collection, request.partition_names, reading=True)
         return self._loads.query(coll, request)
 
     # -- introspection ----------------------------------------------------------------------
