@@ -28,7 +28,7 @@ from starlette.routing import BaseRoute, Route
 from sheafdb.api.auth import token_from_http_header
 from sheafdb.api.metrics import ServerMetrics
 from sheafdb.api.rest import aliases, collections, databases, entities, indexes, memory, partitions, users
-from sheafdb.api.rest.bodies import check_body
+from sheafdb.api.rest.bodies import check_body, without_nulls
 from sheafdb.api.rest.envelope import (
     Call,
     Endpoint,
@@ -96,7 +96,7 @@ def _make_endpoint(
             metrics.rest_call(
                 spec.prefix + spec.path,
                 spec.operation,
-                database_of(body, request.headers),
+                database_of(body, request.headers, request.query_params),
                 str(body.get("collectionName") or ""),
                 failed=failed,
                 started_at=started_at,
@@ -109,7 +109,8 @@ def _make_endpoint(
         if seen is not None:
             seen.update(body)
         check_body(spec.path, body)
-        db = database_of(body, request.headers)
+        body = without_nulls(spec.path, body)
+        db = database_of(body, request.headers, request.query_params)
         if access is not None and user is not None and spec.operation:
             access.authorize(user, spec.operation, db, str(body.get(spec.object_key) or "*"))
         call = Call(
