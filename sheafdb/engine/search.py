@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from sheafdb.engine.finite_vectors import check_floats, check_query_vectors
 from sheafdb.engine.loaded_segment import RowSource
 from sheafdb.engine.models import SearchRequest, SearchResult
 from sheafdb.engine.output import OutputPlan, gather, plan_output
@@ -261,6 +262,9 @@ def _check_queries(field: FieldSchema, vectors: Any) -> None:
         )
         if width != expected:
             raise invalid(f"vector dimension mismatch, expected vector size {expected}, actual {width}")
+        check_query_vectors(field.dtype, vectors)
+    elif not isinstance(vectors, np.ndarray):
+        check_floats(vectors.values)  # sparse queries: the values of their (index, value) pairs
 
 
 def _nq(vectors: Any) -> int:

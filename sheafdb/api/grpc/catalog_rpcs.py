@@ -9,6 +9,7 @@ from collections.abc import Mapping
 import grpc
 from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
 
+from sheafdb.api.auth import current_user
 from sheafdb.api.grpc.context import RpcBase, database_of
 from sheafdb.api.grpc.requests import key_values
 from sheafdb.api.grpc.schema_codec import field_from_proto, schema_from_proto, schema_to_proto
@@ -67,6 +68,9 @@ class CatalogRpcs(RpcBase):
         self, request: milvus_pb2.ListDatabasesRequest, context: grpc.ServicerContext
     ) -> milvus_pb2.ListDatabasesResponse:
         dbs = self.engine.list_databases()
+        if self.access is not None:
+            shown = set(self.access.visible_databases(current_user(), [d.name for d in dbs]))
+            dbs = [d for d in dbs if d.name in shown]
         return milvus_pb2.ListDatabasesResponse(
             status=success(),
             db_names=[d.name for d in dbs],
@@ -158,7 +162,10 @@ class CatalogRpcs(RpcBase):
     def ShowCollections(
         self, request: milvus_pb2.ShowCollectionsRequest, context: grpc.ServicerContext
     ) -> milvus_pb2.ShowCollectionsResponse:
-        names = self.engine.list_collections(database_of(context, request.db_name))
+        db = database_of(context, request.db_name)
+        names = self.engine.list_collections(db)
+        if self.access is not None:
+            names = self.access.visible_collections(current_user(), db, names)
         return milvus_pb2.ShowCollectionsResponse(status=success(), collection_names=names)
 
     def DropCollection(
