@@ -429,6 +429,7 @@ def execute_search(ctx: ReadContext, req: SearchRequest) -> SearchResult:
         raise invalid(f"topk [{req.limit + req.offset}] is invalid, it should be in range [1, {MAX_TOPK}]")
     field = resolve_anns_field(ctx.schema, ctx.loaded_fields, req.anns_field)
     _check_queries(field, req.vectors)
+    parse_search_params(req.params)  # checked even when only growing rows (searched exactly) answer
     spec = index_spec(ctx, field, req.metric_type)
     output = plan_output(ctx.schema, ctx.loaded_fields, req.output_fields, dynamic_loaded=ctx.dynamic_loaded)
     flt = compile_checked(ctx, req.filter, req.filter_params)
