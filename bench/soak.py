@@ -13,7 +13,8 @@ and stops it by PID at the end. Threads, each with its own pymilvus client:
   every few cycles an index rebuild (release, drop the index, create another kind, load).
 
 A read that finds the collection released (101, 201, "not loaded") is expected and counted by
-code. It reports calls per operation, errors by operation and code, wrong counts and the
+code; a load still not Loaded after ``LOAD_TIMEOUT_S`` is counted by its code too (pymilvus
+gives up waiting) and the cycle goes on. It reports calls per operation, errors by operation and code, wrong counts and the
 server's RSS at start and end, and exits 1 on any internal error (code 65535, or an error that
 is not a Milvus status) or any wrong count.
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import functools
 import logging
 import os
 import random
@@ -45,6 +47,9 @@ DIM = 16
 TOKEN = "root:Milvus"
 RANGE = 1_000_000  # keys per writer
 INTERNAL = 65535
+# A load (or index build) still waiting after this long is counted as an error and the cycle
+# goes on: pymilvus would otherwise wait for Loaded for ever.
+LOAD_TIMEOUT_S = 60.0
 INDEXES = (
     ("HNSW", {"M": 8, "efConstruction": 64}),
     ("IVF_FLAT", {"nlist": 16}),
@@ -171,10 +176,11 @@ def reader(uri: str, seed: int, tally: Tally, stop: threading.Event) -> None:
     while not stop.is_set():
         nq = rng.choice((1, 1, 8))
         vectors = [[rng.random() for _ in range(DIM)] for _ in range(nq)]
+        expr = f"id % 3 != {rng.randint(0, 2)}"
         tally.call(
             "search",
-            lambda: client.search(
-                COLLECTION, vectors, limit=10, filter=f"id % 3 != {rng.randint(0, 2)}", output_fields=["id"]
+            functools.partial(
+                client.search, COLLECTION, vectors, limit=10, filter=expr, output_fields=["id"]
             ),
         )
         ok, _ = tally.call(
@@ -193,10 +199,13 @@ def lifecycle(uri: str, tally: Tally, stop: threading.Event) -> None:
     while not stop.is_set():
         cycle += 1
         tally.call("release", lambda: client.release_collection(COLLECTION))
-        tally.call("load", lambda: client.load_collection(COLLECTION))
+        tally.call("load", lambda: client.load_collection(COLLECTION, timeout=LOAD_TIMEOUT_S))
         time.sleep(0.5)
         tally.call("release", lambda: client.release_collection(COLLECTION))
-        tally.call("partial_load", lambda: client.load_collection(COLLECTION, load_fields=["id", "vector"]))
+        tally.call(
+            "partial_load",
+            lambda: client.load_collection(COLLECTION, load_fields=["id", "vector"], timeout=LOAD_TIMEOUT_S),
+        )
         time.sleep(0.5)
         if cycle % 5 == 0:
             kind, params = INDEXES[(cycle // 5) % len(INDEXES)]
@@ -204,10 +213,13 @@ def lifecycle(uri: str, tally: Tally, stop: threading.Event) -> None:
             tally.call("drop_index", lambda: client.drop_index(COLLECTION, "vector"))
             index = client.prepare_index_params()
             index.add_index("vector", index_type=kind, metric_type="L2", params=params)
-            tally.call("create_index", lambda: client.create_index(COLLECTION, index))
-            tally.call("load", lambda: client.load_collection(COLLECTION))
+            tally.call(
+                "create_index",
+                functools.partial(client.create_index, COLLECTION, index, timeout=LOAD_TIMEOUT_S),
+            )
+            tally.call("load", lambda: client.load_collection(COLLECTION, timeout=LOAD_TIMEOUT_S))
         time.sleep(0.3)
-    tally.call("load", lambda: client.load_collection(COLLECTION))
+    tally.call("load", lambda: client.load_collection(COLLECTION, timeout=LOAD_TIMEOUT_S))
 
 
 def create_collection(uri: str) -> None:

@@ -7,6 +7,7 @@ import random
 from collections.abc import Mapping
 
 import grpc
+from google.protobuf.message import DecodeError
 from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
 
 from sheafdb.api.auth import current_user
@@ -214,7 +215,11 @@ class CatalogRpcs(RpcBase):
     def AddCollectionField(
         self, request: milvus_pb2.AddCollectionFieldRequest, context: grpc.ServicerContext
     ) -> common_pb2.Status:
-        field = field_from_proto(schema_pb2.FieldSchema.FromString(request.schema))
+        try:
+            proto = schema_pb2.FieldSchema.FromString(request.schema)
+        except DecodeError:
+            raise invalid("the field schema could not be decoded") from None
+        field = field_from_proto(proto)
         self.engine.add_collection_field(
             database_of(context, request.db_name), request.collection_name, field
         )

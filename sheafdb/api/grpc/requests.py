@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
+from google.protobuf.message import DecodeError
 from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
 
 from sheafdb import strict_json
@@ -65,7 +66,10 @@ def parse_int(params: Mapping[str, str], key: str, default: int) -> int:
 
 def decode_placeholders(blob: bytes, nq: int) -> QueryVectors:
     """The query vectors of a search: one ``numpy.frombuffer`` over the joined rows."""
-    group = common_pb2.PlaceholderGroup.FromString(blob)
+    try:
+        group = common_pb2.PlaceholderGroup.FromString(blob)
+    except DecodeError:
+        raise invalid("the placeholder group of the query vectors could not be decoded") from None
     if len(group.placeholders) != 1:
         raise invalid("a search takes exactly one placeholder of query vectors")
     holder = group.placeholders[0]

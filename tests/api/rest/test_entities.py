@@ -98,7 +98,8 @@ def test_search_needs_anns_field_with_two_vector_fields(rest):
     assert [h["distance"] for h in hits] == [1.0, 1.0, 0.0, 1.0]  # L2 is the squared distance
     assert all(set(h) == {"pk", "distance"} for h in hits)
     # limit is the proxy's topk: 0 is refused as gRPC refuses it (issue 14)
-    zero = rest("entities/search", {"collectionName": "e", "data": [[1, 0]], "annsField": "dense", "limit": 0})
+    zero_limit = {"collectionName": "e", "data": [[1, 0]], "annsField": "dense", "limit": 0}
+    zero = rest("entities/search", zero_limit)
     assert zero["code"] == 1100 and "topk [0] is invalid" in zero["message"]
 
 
