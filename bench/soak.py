@@ -14,9 +14,9 @@ and stops it by PID at the end. Threads, each with its own pymilvus client:
 
 A read that finds the collection released (101, 201, "not loaded") is expected and counted by
 code; a load still not Loaded after ``LOAD_TIMEOUT_S`` is counted by its code too (pymilvus
-gives up waiting) and the cycle goes on. It reports calls per operation, errors by operation and code, wrong counts and the
-server's RSS at start and end, and exits 1 on any internal error (code 65535, or an error that
-is not a Milvus status) or any wrong count.
+gives up waiting) and the cycle goes on. It reports calls per operation, errors by operation
+and code, wrong counts and the server's RSS at start and end, and exits 1 on any internal
+error (code 65535, or an error that is not a Milvus status) or any wrong count.
 """
 
 from __future__ import annotations
