@@ -10,7 +10,8 @@ and stops it by PID at the end. Threads, each with its own pymilvus client:
   checks ``count(*)`` over its range at Strong consistency against its own model of the rows;
 - readers: searches (with a filter, nq 1 and 8) and filtered queries;
 - the lifecycle thread: release / load / release / partial load (``load_fields``) cycles, and
-  every few cycles an index rebuild (release, drop the index, create another kind, load).
+  every few cycles an index rebuild (release, drop the index, create another kind without
+  waiting for its build, load).
 
 A read that finds the collection released (101, 201, "not loaded") is expected and counted by
 code; a load still not Loaded after ``LOAD_TIMEOUT_S`` is counted by its code too (pymilvus
@@ -47,7 +48,8 @@ DIM = 16
 TOKEN = "root:Milvus"
 RANGE = 1_000_000  # keys per writer
 INTERNAL = 65535
-# A load (or index build) still waiting after this long is counted as an error and the cycle
+MAX_LIVE = 10_000  # rows per writer: past it the writer deletes more, so index rebuilds stay short
+# A load still waiting after this long is counted as an error and the cycle
 # goes on: pymilvus would otherwise wait for Loaded for ever.
 LOAD_TIMEOUT_S = 60.0
 INDEXES = (
@@ -121,7 +123,9 @@ class Writer:
         while not self.stop.is_set():
             self.version += 1
             choice = self.rng.random()
-            if choice < 0.45 or not self.live:
+            if len(self.live) > MAX_LIVE:
+                self._delete(500)
+            elif choice < 0.45 or not self.live:
                 self._insert()
             elif choice < 0.7:
                 self._upsert()
@@ -150,8 +154,8 @@ class Writer:
         if ok:
             self.live.update(new)
 
-    def _delete(self) -> None:
-        keys = self.rng.sample(sorted(self.live), min(len(self.live), self.rng.randint(1, 60)))
+    def _delete(self, most: int = 60) -> None:
+        keys = self.rng.sample(sorted(self.live), min(len(self.live), self.rng.randint(1, most)))
         ok, _ = self.tally.call("delete", lambda: self.client.delete(COLLECTION, ids=keys))
         if ok:
             self.live.difference_update(keys)
@@ -215,7 +219,7 @@ def lifecycle(uri: str, tally: Tally, stop: threading.Event) -> None:
             index.add_index("vector", index_type=kind, metric_type="L2", params=params)
             tally.call(
                 "create_index",
-                functools.partial(client.create_index, COLLECTION, index, timeout=LOAD_TIMEOUT_S),
+                functools.partial(client.create_index, COLLECTION, index, sync=False),
             )
             tally.call("load", lambda: client.load_collection(COLLECTION, timeout=LOAD_TIMEOUT_S))
         time.sleep(0.3)
