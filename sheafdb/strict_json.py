@@ -10,6 +10,7 @@ overflow. Errors are ``JsonRefused`` (a ``ValueError``): each caller maps it to 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 # How deep a JSON value (a JSON field's value, search params) may nest.
@@ -27,13 +28,48 @@ def _refuse_constant(name: str) -> Any:
 def loads(text: str | bytes) -> Any:
     """The value of ``text``; JsonRefused for invalid JSON, NaN / Infinity, or absurd nesting."""
     try:
-        return json.loads(text, parse_constant=_refuse_constant)
+        value = json.loads(text, parse_constant=_refuse_constant)
     except RecursionError:
         raise JsonRefused("the JSON value nests too deep") from None
     except JsonRefused:
         raise
     except ValueError as err:
         raise JsonRefused(str(err)) from None
+    found = _SURROGATE_ESCAPE.search(text) if isinstance(text, str) else _SURROGATE_ESCAPE_BYTES.search(text)
+    if found:
+        value = _without_lone_surrogates(value)
+    return value
+
+
+# ``"\ud800"`` decodes to a lone surrogate, which no later step can encode; Go's decoder reads
+# each lone one as U+FFFD, and so do we (a valid pair is already one character).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE_ESCAPE_BYTES = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _fixed(text: str) -> str:
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def _without_lone_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return _fixed(value)
+    if not isinstance(value, (list, dict)):
+        return value
+    root: list[Any] = [value]
+    pending: list[Any] = [root]
+    while pending:  # without recursion: the value may nest deep
+        container = pending.pop()
+        items = list(container.items()) if isinstance(container, dict) else list(enumerate(container))
+        if isinstance(container, dict):
+            container.clear()
+        for key, item in items:
+            if isinstance(item, str):
+                item = _fixed(item)
+            elif isinstance(item, (list, dict)):
+                pending.append(item)
+            container[_fixed(key) if isinstance(key, str) else key] = item
+    return root[0]
 
 
 def deeper_than(value: Any, limit: int) -> bool:

@@ -25,3 +25,10 @@ def test_depth_bound() -> None:
         strict_json.loads_bounded('{"a":' * (limit + 1) + "1" + "}" * (limit + 1))
     assert not strict_json.deeper_than([[1.0] * 1000, {"k": [1, 2]}], 3)
     assert strict_json.deeper_than([[1.0], {"k": [[1]]}], 3)
+
+
+def test_lone_surrogate_escapes_read_as_the_replacement_character() -> None:
+    text = '{"k\\ud800": ["x\\udc00", {"pair": "\\ud83d\\ude00"}]}'
+    expected = {"k\ufffd": ["x\ufffd", {"pair": "\U0001f600"}]}
+    assert strict_json.loads(text) == expected
+    assert strict_json.loads(text.encode()) == expected

@@ -14,7 +14,7 @@ from importlib import resources
 from typing import Any
 
 from lark import Lark, Token, Transformer_NonRecursive, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from sheafdb.errors import ParameterInvalid, invalid
 
@@ -172,8 +172,10 @@ def _parse_cached(text: str) -> Node:
         raise expression_error(text, _describe_syntax_error(e), _error_pos(e, text)) from None
     try:
         node = _ToNodes().transform(tree)  # without recursion: any depth reaches the check below
-    except ValueError as e:  # a malformed escape or number inside a token
-        raise expression_error(text, str(e)) from None
+    except VisitError as e:  # lark wraps what a node's callback raised
+        if isinstance(e.orig_exc, ValueError):  # a malformed escape or number inside a token
+            raise expression_error(text, str(e.orig_exc)) from None
+        raise
     if nesting_depth(node) > MAX_EXPRESSION_DEPTH:
         raise expression_error(text, f"expression nesting depth exceeds the limit of {MAX_EXPRESSION_DEPTH}")
     return node
@@ -256,7 +258,9 @@ def unescape_string(token: str) -> str:
     def replace(match: re.Match[str]) -> str:
         code = match.group(1)
         if code[0] in "uUx" and len(code) > 1:
-            return chr(int(code[1:], 16))
+            point = int(code[1:], 16)
+            # A surrogate is no character (it cannot be encoded): Go's Unquote makes it U+FFFD.
+            return "\ufffd" if 0xD800 <= point <= 0xDFFF else chr(point)
         if code in _ESCAPES:
             return _ESCAPES[code]
         # Unknown escapes keep the backslash: `like` patterns use `\%` and `\_`.

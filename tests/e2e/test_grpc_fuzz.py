@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from tests.e2e.conftest import ROOT_TOKEN
 from tests.e2e.grpc_fuzz import FuzzTarget, create_target, requests
 
-SHORT_RUN = 300
+SHORT_RUN = 200
 
 
 @pytest.fixture(scope="module")

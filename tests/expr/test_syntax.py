@@ -160,3 +160,11 @@ def test_nesting_within_the_bound_parses() -> None:
     depth = syntax.MAX_EXPRESSION_DEPTH
     assert syntax.nesting_depth(parse("not " * (depth - 2) + "(a > 0)")) == depth
     assert syntax.nesting_depth(parse("(" * 5000 + "a > 0" + ")" * 5000)) == 2  # parentheses make no node
+
+
+def test_surrogate_escapes_become_the_replacement_character_as_in_go() -> None:
+    tree = parse('s == "\\ud800x\\uDE00"')
+    assert isinstance(tree, Comparison)
+    assert tree.operands[1] == Literal("\ufffdx\ufffd", 5)
+    with pytest.raises(ParameterInvalid):
+        parse('s == "\\U00110000"')  # past the last code point
