@@ -32,6 +32,7 @@ from sheafdb.api.rest.bodies import check_body, without_nulls
 from sheafdb.api.rest.envelope import (
     Call,
     Endpoint,
+    check_body_size,
     database_of,
     failure,
     int64_as_number,
@@ -84,12 +85,12 @@ def _make_endpoint(
 ) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         if metrics is None:
-            return await serve(request)
+            return await guarded(request)
         started_at = time.monotonic()
         failed = True
         body: dict[str, Any] = {}
         try:
-            response = await serve(request, body)
+            response = await guarded(request, body)
             failed = response.status_code != 200 or b'"code":0' not in bytes(response.body)[:16]
             return response
         finally:
@@ -102,9 +103,20 @@ def _make_endpoint(
                 started_at=started_at,
             )
 
+    async def guarded(request: Request, seen: dict[str, Any] | None = None) -> Response:
+        try:
+            return await serve(request, seen)
+        except SheafError:
+            raise
+        except Exception as err:  # noqa: BLE001 - every reply is the envelope, even for a bug
+            return failure(err)
+
     async def serve(request: Request, seen: dict[str, Any] | None = None) -> Response:
         """The call itself; ``seen`` receives the parsed body (for the metrics' labels)."""
         user = authenticate(access, request.headers.get("authorization"))
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit():
+            check_body_size(int(declared))  # before reading a body too large to hold
         body = parse_body(await request.body())
         if seen is not None:
             seen.update(body)
