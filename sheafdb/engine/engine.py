@@ -35,6 +35,7 @@ from sheafdb.engine.index_ddl import IndexDefinitions
 from sheafdb.engine.load.load_manager import LoadManager
 from sheafdb.engine.load.load_requests import LoadRequests, partition_id
 from sheafdb.engine.load.memory import MemoryAccountant
+from sheafdb.engine.load.target import LoadRequest
 from sheafdb.engine.models import (
     AliasInfo,
     CollectionInfo,
@@ -160,6 +161,7 @@ class Engine:
         # the build a merge may be waiting on: the compaction thread ends promptly instead of
         # after a build of minutes.
         self._compactor.stop()
+        self._loads.close()
         self._builder.close()
         if self._background is not None:
             self._background.close()
@@ -504,6 +506,10 @@ class Engine:
         """Block until no index build is queued or running (tests, benchmarks)."""
         return self._builder.wait_idle(timeout)
 
+    def wait_for_loads(self, timeout: float | None = None) -> bool:
+        """Block until the loader has nothing queued or running (tests, benchmarks)."""
+        return self._loads.loader.wait_idle(timeout)
+
     # -- load / release (load_requests.py) -------------------------------------------------
     def load_collection(
         self,
@@ -517,13 +523,8 @@ class Engine:
     ) -> None:
         """Validate and start a background load; returns once it is accepted (after a short wait
         for the job, so that a small load is already Loaded when the client first asks)."""
-        self._load_requests.load_collection(
-            self._resolve(db, collection),
-            load_fields=load_fields,
-            skip_load_dynamic_field=skip_load_dynamic_field,
-            replica_number=replica_number,
-            refresh=refresh,
-        )
+        request = LoadRequest(None, tuple(load_fields), skip_load_dynamic_field, replica_number, refresh)
+        self._load_requests.load_collection(self._resolve(db, collection), request)
 
     def load_partitions(
         self,
@@ -536,14 +537,10 @@ class Engine:
         replica_number: int = 1,
         refresh: bool = False,
     ) -> None:
-        self._load_requests.load_partitions(
-            self._resolve(db, collection),
-            partitions,
-            load_fields=load_fields,
-            skip_load_dynamic_field=skip_load_dynamic_field,
-            replica_number=replica_number,
-            refresh=refresh,
+        request = LoadRequest(
+            tuple(partitions), tuple(load_fields), skip_load_dynamic_field, replica_number, refresh
         )
+        self._load_requests.load_partitions(self._resolve(db, collection), request)
 
     def release_collection(self, db: str, collection: str) -> int:
         """Returns the bytes given back."""
@@ -558,6 +555,17 @@ class Engine:
         except CollectionNotFound:
             return LoadState.NOT_EXIST
         return self._load_requests.state(coll, partitions)
+
+    def wait_for_load(
+        self, db: str, collection: str, partitions: Sequence[str] = (), timeout: float = 0.0
+    ) -> LoadState:
+        """The load state once it is no longer Loading (a load finished or failed), or at the
+        timeout: REST's wait after a load and gRPC's short one share it."""
+        try:
+            coll = self._resolve(db, collection)
+        except CollectionNotFound:
+            return LoadState.NOT_EXIST
+        return self._load_requests.wait(coll, partitions, timeout)
 
     def get_loading_progress(self, db: str, collection: str, partitions: Sequence[str] = ()) -> LoadProgress:
         return self._load_requests.progress(self._resolve(db, collection), partitions)

@@ -7,11 +7,12 @@ Stateless apart from its collaborators (both thread-safe): no lock of its own.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Sequence
+from dataclasses import replace
 
 from sheafdb.engine.collection import Collection
 from sheafdb.engine.load.load_manager import LoadManager
+from sheafdb.engine.load.target import LoadRequest
 from sheafdb.engine.models import LoadProgress, LoadState
 from sheafdb.errors import PartitionNotFound, SheafError, invalid
 from sheafdb.storage.catalog import Catalog
@@ -33,87 +34,31 @@ class LoadRequests:
         self._loads = loads
 
     def restore(self, collections: dict[int, Collection]) -> None:
-        """Reload, in the background, what was loaded before the restart."""
+        """Ask again, in the background, for what was loaded before the restart."""
         for config in self._catalog.list_load_configs():
             coll = collections.get(config.collection_id)
-            if coll is not None:
-                threading.Thread(
-                    target=self._restore_one,
-                    args=(coll, config),
-                    daemon=True,
-                    name=f"restore-load-{coll.collection_id}",
-                ).start()
+            if coll is None:
+                continue
+            try:
+                self._loads.load(coll, LoadRequest.from_record(config), wait_s=0)
+            except SheafError:
+                log.exception("could not restore the load of collection %s", coll.name)
 
-    def _restore_one(self, coll: Collection, config: LoadConfigRecord) -> None:
-        try:
-            self._loads.load(
-                coll,
-                partitions=config.partitions or None,
-                load_fields=config.load_fields,
-                skip_load_dynamic_field=config.skip_load_dynamic_field,
-                replica_number=config.replica_number,
-                refresh=False,
-            )
-        except SheafError:
-            log.exception("could not restore the load of collection %s", coll.name)
+    def load_collection(self, coll: Collection, request: LoadRequest) -> None:
+        self._loads.load(coll, request)
+        if not request.refresh:
+            self._catalog.set_load_config(request.record(coll.collection_id))
 
-    def load_collection(
-        self,
-        coll: Collection,
-        *,
-        load_fields: Sequence[str],
-        skip_load_dynamic_field: bool,
-        replica_number: int,
-        refresh: bool,
-    ) -> None:
-        self._loads.load(
-            coll,
-            partitions=None,
-            load_fields=tuple(load_fields),
-            skip_load_dynamic_field=skip_load_dynamic_field,
-            replica_number=replica_number,
-            refresh=refresh,
-        )
-        if not refresh:
-            self._catalog.set_load_config(
-                LoadConfigRecord(
-                    coll.collection_id,
-                    (),
-                    tuple(load_fields),
-                    skip_load_dynamic_field,
-                    max(replica_number, 1),
-                )
-            )
-
-    def load_partitions(
-        self,
-        coll: Collection,
-        partitions: Sequence[str],
-        *,
-        load_fields: Sequence[str],
-        skip_load_dynamic_field: bool,
-        replica_number: int,
-        refresh: bool,
-    ) -> None:
+    def load_partitions(self, coll: Collection, request: LoadRequest) -> None:
+        partitions = request.partitions or ()
         for name in partitions:
             partition_id(coll, name)
-        self._loads.load(
-            coll,
-            partitions=tuple(partitions),
-            load_fields=tuple(load_fields),
-            skip_load_dynamic_field=skip_load_dynamic_field,
-            replica_number=replica_number,
-            refresh=refresh,
-        )
+        self._loads.load(coll, request)
         previous = self._catalog.get_load_config(coll.collection_id)
         if previous is not None and not previous.partitions:
             return  # the whole collection is already the persisted load
         names = tuple(dict.fromkeys((*(previous.partitions if previous else ()), *partitions)))
-        self._catalog.set_load_config(
-            LoadConfigRecord(
-                coll.collection_id, names, tuple(load_fields), skip_load_dynamic_field, max(replica_number, 1)
-            )
-        )
+        self._catalog.set_load_config(replace(request, partitions=names).record(coll.collection_id))
 
     def release_collection(self, coll: Collection) -> int:
         freed = self._loads.release(coll)
@@ -153,3 +98,9 @@ class LoadRequests:
         for name in partitions:
             partition_id(coll, name)
         return self._loads.progress(coll, tuple(partitions))
+
+    def wait(self, coll: Collection, partitions: Sequence[str], timeout: float) -> LoadState:
+        """The load state once no longer Loading, or at the timeout."""
+        for name in partitions:
+            partition_id(coll, name)
+        return self._loads.wait(coll, tuple(partitions), timeout)
