@@ -15,8 +15,13 @@ from types import FrameType
 from sheafdb.api.front import check_bind_safety
 from sheafdb.api.server import Server, ServerConfig, StartupError
 from sheafdb.errors import UnsafeBindRefused
+from sheafdb.settings import SettingsError, parse_size, read_config_file
 
 log = logging.getLogger("sheafdb")
+
+# The memory loads may use when no budget is given: a share of the machine's RAM, leaving the
+# rest to growing segments, request buffers and the OS page cache.
+DEFAULT_MEMORY_BUDGET = "70%"
 
 
 def add_serve_flags(serve: argparse.ArgumentParser) -> None:
@@ -30,6 +35,14 @@ def add_serve_flags(serve: argparse.ArgumentParser) -> None:
     serve.add_argument(
         "--insecure", action="store_true", help="allow listening on a non-loopback address without --auth"
     )
+    serve.add_argument(
+        "--memory-budget",
+        default=DEFAULT_MEMORY_BUDGET,
+        help="memory loads may use: 8GiB, 512MiB, 2GB, bytes, or a share of RAM such as 60%%",
+    )
+    serve.add_argument(
+        "--config", type=Path, default=None, help="a TOML file with any of these settings (flags win)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,15 +52,48 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def serve(args: argparse.Namespace) -> int:
+def with_config_file(args: argparse.Namespace, argv: Sequence[str]) -> argparse.Namespace:
+    """The settings of ``--config`` under the flags given on the command line."""
+    if args.config is None:
+        return args
+    parser = argparse.ArgumentParser()
+    add_serve_flags(parser)
+    given = {
+        action.dest
+        for action in parser._actions
+        for arg in argv
+        for option in action.option_strings
+        if arg == option or arg.startswith(option + "=")
+    }
+    defaults = {action.dest: action.default for action in parser._actions if action.option_strings}
+    merged = vars(args).copy()
+    for dest, value in read_config_file(args.config, defaults).items():
+        if dest not in given:
+            merged[dest] = value
+    return argparse.Namespace(**merged)
+
+
+def serve(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
     try:
+        args = with_config_file(args, argv)
+        budget = parse_size(args.memory_budget)
         check_bind_safety(args.host, auth_enabled=args.auth, insecure=args.insecure)
+    except SettingsError as exc:
+        log.error("SheafDB will not start: %s", exc)
+        return 2
     except UnsafeBindRefused as exc:
         log.error("SheafDB will not start: %s", exc.message)
         return 2
     server = Server(
-        ServerConfig(data_dir=args.data_dir, host=args.host, port=args.port, auth_enabled=args.auth)
+        ServerConfig(
+            data_dir=args.data_dir,
+            host=args.host,
+            port=args.port,
+            auth_enabled=args.auth,
+            memory_budget_bytes=budget,
+        )
     )
+    log.info("memory budget: %d bytes (%s)", budget, args.memory_budget)
     stop_requested = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -74,10 +120,11 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "serve":
-        return serve(args)
+        return serve(args, argv)
     return 2
 
 

@@ -62,6 +62,8 @@ class ServerConfig:
     stop_grace_s: float = 1.0
     # Authentication and privilege checks (root / "Milvus" until changed).
     auth_enabled: bool = False
+    # Loads past this many accounted bytes are refused at once (None: the engine's default).
+    memory_budget_bytes: int | None = None
 
 
 def build_grpc_server(
@@ -171,7 +173,9 @@ class Server:
         check_port_free(self.config.host, self.config.port)
         self._lock_fd = lock_data_dir(data_dir)
         try:
-            self._engine = Engine(EngineConfig(data_dir=data_dir))
+            self._engine = Engine(
+                EngineConfig(data_dir=data_dir, memory_budget_bytes=self.config.memory_budget_bytes)
+            )
             self._access = AccessControl(data_dir / CREDENTIALS_FILE, enabled=self.config.auth_enabled)
         except Exception as exc:
             self._release()

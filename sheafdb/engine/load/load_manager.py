@@ -91,7 +91,7 @@ class LoadManager:
         if not missing:
             return  # already loaded or loading with the same fields: Milvus answers success
         plan = plan_load(coll.snapshot().sealed, missing, fields, schema.primary_field.name)
-        reservation = self.accountant.reserve(plan.total_bytes)
+        reservation = self.accountant.reserve(plan.total_bytes, f"loading collection {coll.name}")
         job = state.start(
             missing,
             fields,

@@ -172,7 +172,10 @@ class Loader:
                 owned = False
             else:
                 items = segment_plan(segment, fields, coll.schema.primary_field.name)
-                reservation = self.accountant.reserve(sum(i.nbytes for i in items))
+                reservation = self.accountant.reserve(
+                    sum(i.nbytes for i in items),
+                    f"the handoff of segment {segment.segment_id} of {coll.name}",
+                )
                 owned = True
         except MemoryLimitExceeded as exc:
             if in_job and run is not None:
@@ -229,7 +232,9 @@ class Loader:
                 if name not in fields or loaded.index(name) is not None:
                     continue
                 try:
-                    reservation = self.accountant.reserve(index_file.nbytes)
+                    reservation = self.accountant.reserve(
+                        index_file.nbytes, f"the index of segment {segment.segment_id} of {coll.name}"
+                    )
                 except MemoryLimitExceeded as exc:
                     log.warning(
                         "index of segment %s not loaded (searched exactly): %s",

@@ -93,14 +93,17 @@ class MemoryAccountant:
         with self._lock:
             return self.budget_bytes - sum(self._blocks.values()) - self._reserved
 
-    def reserve(self, nbytes: int) -> Reservation:
+    def reserve(self, nbytes: int, what: str = "this load") -> Reservation:
         """Promise ``nbytes`` to a load, or refuse at once (code 3) if they do not fit."""
         with self._lock:
             available = self.budget_bytes - sum(self._blocks.values()) - self._reserved
             if nbytes > available:
+                free = max(available, 0)
                 raise MemoryLimitExceeded(
                     f"memory limit exceeded[needed(MB)={nbytes / MIB:.1f}]"
-                    f"[available(MB)={max(available, 0) / MIB:.1f}][budget(MB)={self.budget_bytes / MIB:.1f}]"
+                    f"[available(MB)={free / MIB:.1f}][budget(MB)={self.budget_bytes / MIB:.1f}]: "
+                    f"{what} needs {nbytes} bytes, {free} bytes are free of the memory budget of "
+                    f"{self.budget_bytes} bytes (sheafdb serve --memory-budget)"
                 )
             self._reserved += nbytes
             return Reservation(self, nbytes)
