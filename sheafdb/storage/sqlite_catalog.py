@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import cast
 
 from sheafdb.errors import (
     AliasAlreadyExists,
@@ -143,7 +144,7 @@ class SqliteCatalog:
         row = cur.execute("SELECT * FROM databases WHERE name = ?", (name,)).fetchone()
         if row is None:
             raise DatabaseNotFound(f"database not found[database={name}]")
-        return row
+        return cast(sqlite3.Row, row)
 
     def create_database(self, name: str, properties: Mapping[str, str], created_ts: int) -> DatabaseRecord:
         with self._tx() as cur:
@@ -191,7 +192,7 @@ class SqliteCatalog:
         ).fetchone()
         if row is None:
             raise CollectionNotFound(f"collection not found[collection={collection_id}]")
-        return row
+        return cast(sqlite3.Row, row)
 
     def _check_name_free(self, cur: sqlite3.Cursor, db_name: str, name: str) -> None:
         self._database_row(cur, db_name)
@@ -419,7 +420,7 @@ class SqliteCatalog:
         row = cur.execute("SELECT * FROM indexes WHERE index_id = ?", (index_id,)).fetchone()
         if row is None:
             raise IndexNotFound(f"index not found[indexID={index_id}]")
-        return row
+        return cast(sqlite3.Row, row)
 
     def drop_index(self, index_id: int) -> DroppedData:
         """Drop the index definition and every segment's built file of it (returned)."""
