@@ -41,6 +41,11 @@ def add_serve_flags(serve: argparse.ArgumentParser) -> None:
         help="memory loads may use: 8GiB, 512MiB, 2GB, bytes, or a share of RAM such as 60%%",
     )
     serve.add_argument(
+        "--evict-under-pressure",
+        action="store_true",
+        help="a load that would not fit may release loaded, unpinned collections to make room",
+    )
+    serve.add_argument(
         "--config", type=Path, default=None, help="a TOML file with any of these settings (flags win)"
     )
 
@@ -91,6 +96,7 @@ def serve(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
             port=args.port,
             auth_enabled=args.auth,
             memory_budget_bytes=budget,
+            evict_under_pressure=args.evict_under_pressure,
         )
     )
     log.info("memory budget: %d bytes (%s)", budget, args.memory_budget)

@@ -64,6 +64,8 @@ class ServerConfig:
     auth_enabled: bool = False
     # Loads past this many accounted bytes are refused at once (None: the engine's default).
     memory_budget_bytes: int | None = None
+    # A load that would not fit may release other collections (EngineConfig says which).
+    evict_under_pressure: bool = False
 
 
 def build_grpc_server(
@@ -174,7 +176,11 @@ class Server:
         self._lock_fd = lock_data_dir(data_dir)
         try:
             self._engine = Engine(
-                EngineConfig(data_dir=data_dir, memory_budget_bytes=self.config.memory_budget_bytes)
+                EngineConfig(
+                    data_dir=data_dir,
+                    memory_budget_bytes=self.config.memory_budget_bytes,
+                    evict_under_pressure=self.config.evict_under_pressure,
+                )
             )
             self._access = AccessControl(data_dir / CREDENTIALS_FILE, enabled=self.config.auth_enabled)
         except Exception as exc:

@@ -35,6 +35,7 @@ from sheafdb.engine.index_ddl import IndexDefinitions
 from sheafdb.engine.load.load_manager import LoadManager
 from sheafdb.engine.load.load_requests import LoadRequests, partition_id
 from sheafdb.engine.load.memory import MemoryAccountant
+from sheafdb.engine.load.residency import ResidencyKeeper, residency_policy
 from sheafdb.engine.load.target import LoadRequest
 from sheafdb.engine.models import (
     AliasInfo,
@@ -100,6 +101,9 @@ class EngineConfig:
     # Compaction merges sealed segments into segments of up to this size (Milvus's
     # dataCoord.segment.maxSize), each indexed before it replaces the small ones.
     segment_target_bytes: int = 1024 * 1024 * 1024
+    # A load that would not fit may release loaded, unpinned collections (lowest
+    # sheafdb.priority first, least recently read first) to make room.
+    evict_under_pressure: bool = False
 
 
 class Engine:
@@ -140,7 +144,10 @@ class Engine:
             is_loaded=self._loads.is_loaded,
             query=lambda coll, req: self._loads.query(coll, req).table,
         )
-        self._load_requests = LoadRequests(self._catalog, self._loads)
+        self._load_requests = LoadRequests(
+            self._catalog, self._loads, evict_under_pressure=config.evict_under_pressure
+        )
+        self._residency = ResidencyKeeper(self._loads.residents, self._load_requests.release_idle)
         # Segments sealed before a crash whose index builds never finished.
         for coll in self._collections.values():
             self._builder.submit(coll, coll.snapshot().sealed, coll.indexes)
@@ -161,6 +168,7 @@ class Engine:
         # the build a merge may be waiting on: the compaction thread ends promptly instead of
         # after a build of minutes.
         self._compactor.stop()
+        self._residency.close()
         self._loads.close()
         self._builder.close()
         if self._background is not None:
@@ -237,6 +245,7 @@ class Engine:
         """Field ids are assigned here (100, 101, ... like Milvus). Same name and same schema
         again is a no-op success; a different schema is ParameterInvalid."""
         check_name(name, "collection")
+        residency_policy(properties or {})  # a wrong policy value is refused before anything
         prepared = prepare_schema(schema)
         partitions = partition_names(prepared, num_partitions)
         with self._ddl_lock:

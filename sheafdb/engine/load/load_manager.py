@@ -14,6 +14,7 @@ Locks: ``_lock`` guards the map of collection runtimes; the loader documents the
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping, Sequence
 
 from sheafdb.engine.collection import Collection
@@ -22,6 +23,7 @@ from sheafdb.engine.load.load_state import CollectionLoadState
 from sheafdb.engine.load.loaded_segment import LoadedSegment
 from sheafdb.engine.load.loader import CollectionRuntime, Loader, LoadJobRun
 from sheafdb.engine.load.memory import MemoryAccountant, MemoryKey, give_back_memory
+from sheafdb.engine.load.residency import Resident, policy_of
 from sheafdb.engine.load.target import LoadRequest
 from sheafdb.engine.load.view import resolve_sources
 from sheafdb.engine.models import (
@@ -45,6 +47,8 @@ QUICK_LOAD_WAIT_S = 0.15
 # A read whose view does not cover its snapshot (a swap between the two) takes both again;
 # after this many tries it answers "not loaded" (only a storm of swaps gets there).
 VIEW_ATTEMPTS = 50
+# A read that loads a collection again (sheafdb.reload_on_read) waits this long for it.
+RELOAD_ON_READ_WAIT_S = 600.0
 
 
 class LoadManager:
@@ -88,6 +92,9 @@ class LoadManager:
         state.wait_released(partition_ids)
         state.check_fields(fields, request.skip_load_dynamic_field)
         missing = state.missing(partition_ids)
+        runtime.request = request
+        runtime.released_by_policy = False
+        runtime.last_read = time.monotonic()
         if not missing:
             return  # already loaded or loading with the same fields: Milvus answers success
         plan = plan_load(coll.snapshot().sealed, missing, fields, schema.primary_field.name)
@@ -139,11 +146,14 @@ class LoadManager:
             self.loader.poke(runtime)
 
     # -- release ---------------------------------------------------------------------------
-    def release(self, coll: Collection, partitions: tuple[str, ...] | None = None) -> int:
+    def release(
+        self, coll: Collection, partitions: tuple[str, ...] | None = None, *, by_policy: bool = False
+    ) -> int:
         runtime = self._runtime(coll)
         if partitions is not None and not partitions:
             raise invalid("no partition specified")
         partition_ids = None if partitions is None else self._partition_ids(coll, partitions)
+        runtime.released_by_policy = by_policy  # before Releasing: a racing read may reload
         runtime.state.release(partition_ids)  # Releasing: reads refused, the job cancelled
         with runtime.reconciling:  # a running pass stops at its next structure
             freed = self.loader.drop_inactive(runtime)
@@ -199,8 +209,14 @@ class LoadManager:
         runtime = self._runtime(coll)
         named = self._partition_ids(coll, tuple(partitions)) if partitions else frozenset()
         state = runtime.state
+        runtime.last_read = time.monotonic()
         for _ in range(VIEW_ATTEMPTS):
-            usable = state.require_searchable(operation, named)
+            try:
+                usable = state.require_searchable(operation, named)
+            except CollectionNotLoaded:
+                if not self._reload_for_read(runtime):
+                    raise
+                usable = state.require_searchable(operation, named)
             snapshot = coll.snapshot()
             view = runtime.view
             sources = resolve_sources(
@@ -223,6 +239,36 @@ class LoadManager:
         raise CollectionNotLoaded(
             f"failed to {operation}: collection not loaded[collection={coll.collection_id}]"
         )
+
+    def _reload_for_read(self, runtime: CollectionRuntime) -> bool:
+        """After a policy release with ``sheafdb.reload_on_read``: load again, wait, True."""
+        coll, request = runtime.collection, runtime.request
+        if not runtime.released_by_policy or request is None:
+            return False
+        if not policy_of(coll.record.properties).reload_on_read:
+            return False
+        self.load(coll, request, wait_s=0)
+        runtime.released_by_policy = False
+        runtime.state.wait(timeout=RELOAD_ON_READ_WAIT_S)
+        return True
+
+    # -- residency ---------------------------------------------------------------------------
+    def residents(self) -> list[Resident]:
+        """The loaded collections with their policies and how long each has been idle."""
+        with self._lock:
+            runtimes = list(self._runtimes.values())
+        now = time.monotonic()
+        return [
+            Resident(
+                rt.collection, policy_of(rt.collection.record.properties), now - rt.last_read, rt.last_read
+            )
+            for rt in runtimes
+            if rt.state.state() is LoadState.LOADED
+        ]
+
+    def release_by_policy(self, coll: Collection) -> int:
+        """A residency policy's release; a read may load it again (``sheafdb.reload_on_read``)."""
+        return self.release(coll, by_policy=True)
 
     def search(self, coll: Collection, req: SearchRequest) -> SearchResult:
         ctx = self.read_context(coll, "search", req.partition_names, req.ignore_growing)

@@ -12,9 +12,10 @@ from dataclasses import replace
 
 from sheafdb.engine.collection import Collection
 from sheafdb.engine.load.load_manager import LoadManager
+from sheafdb.engine.load.residency import eviction_order, policy_of
 from sheafdb.engine.load.target import LoadRequest
 from sheafdb.engine.models import LoadProgress, LoadState
-from sheafdb.errors import PartitionNotFound, SheafError, invalid
+from sheafdb.errors import MemoryLimitExceeded, PartitionNotFound, SheafError, invalid
 from sheafdb.storage.catalog import Catalog
 from sheafdb.storage.records import LoadConfigRecord
 
@@ -29,9 +30,43 @@ def partition_id(coll: Collection, partition: str) -> int:
 
 
 class LoadRequests:
-    def __init__(self, catalog: Catalog, loads: LoadManager) -> None:
+    def __init__(self, catalog: Catalog, loads: LoadManager, *, evict_under_pressure: bool = False) -> None:
         self._catalog = catalog
         self._loads = loads
+        self._evict = evict_under_pressure
+
+    def _load_making_room(self, coll: Collection, request: LoadRequest) -> None:
+        """Load; with --evict-under-pressure a load that does not fit first releases other
+        loaded, unpinned collections (residency.eviction_order) until it fits."""
+        try:
+            self._loads.load(coll, request)
+            return
+        except MemoryLimitExceeded as refused:
+            candidates = eviction_order([r for r in self._loads.residents() if r.collection is not coll])
+            if not self._evict or not candidates:
+                raise
+            last = refused
+        released: list[str] = []
+        for resident in candidates:
+            freed = self._loads.release_by_policy(resident.collection)
+            released.append(f"{resident.collection.name} ({freed} bytes)")
+            try:
+                self._loads.load(coll, request)
+            except MemoryLimitExceeded as still:
+                last = still
+                continue
+            log.info("to load collection %s, released under pressure: %s", coll.name, ", ".join(released))
+            return
+        raise MemoryLimitExceeded(
+            f"{last.message}; released under pressure to no avail: {', '.join(released)}"
+        )
+
+    def release_idle(self, coll: Collection) -> None:
+        """The residency keeper's release of a collection idle past its policy."""
+        freed = self._loads.release_by_policy(coll)
+        if not policy_of(coll.record.properties).reload_on_read:
+            self._catalog.clear_load_config(coll.collection_id)  # as a user's release would
+        log.info("released idle collection %s: %d bytes freed", coll.name, freed)
 
     def restore(self, collections: dict[int, Collection]) -> None:
         """Ask again, in the background, for what was loaded before the restart."""
@@ -45,7 +80,7 @@ class LoadRequests:
                 log.exception("could not restore the load of collection %s", coll.name)
 
     def load_collection(self, coll: Collection, request: LoadRequest) -> None:
-        self._loads.load(coll, request)
+        self._load_making_room(coll, request)
         if not request.refresh:
             self._catalog.set_load_config(request.record(coll.collection_id))
 
@@ -53,7 +88,7 @@ class LoadRequests:
         partitions = request.partitions or ()
         for name in partitions:
             partition_id(coll, name)
-        self._loads.load(coll, request)
+        self._load_making_room(coll, request)
         previous = self._catalog.get_load_config(coll.collection_id)
         if previous is not None and not previous.partitions:
             return  # the whole collection is already the persisted load

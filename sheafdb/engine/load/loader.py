@@ -36,6 +36,7 @@ from sheafdb.engine.load.load_plan import segment_plan
 from sheafdb.engine.load.load_state import CollectionLoadState, LoadJob
 from sheafdb.engine.load.loaded_segment import LoadCancelled, LoadedSegment, load_segment, open_index
 from sheafdb.engine.load.memory import MemoryAccountant, MemoryKey, Reservation, give_back_memory
+from sheafdb.engine.load.target import LoadRequest
 from sheafdb.engine.load.view import NOTHING_LOADED, LoadedView
 from sheafdb.engine.read.growing_json import GrowingJsonCache
 from sheafdb.engine.snapshot import DataSnapshot, SealedSegment
@@ -68,6 +69,12 @@ class CollectionRuntime:
     reconciling: threading.Lock = field(default_factory=threading.Lock)
     # The load jobs running (a partition load may start while another runs).
     jobs: tuple[LoadJobRun, ...] = ()
+    # The last load asked for, when the last read was (monotonic), and whether a residency
+    # policy released the collection (a read may then load it again). Plain attributes: one
+    # writer at a time per field, readers tolerate a stale value for one tick.
+    request: LoadRequest | None = None
+    last_read: float = 0.0
+    released_by_policy: bool = False
     # A pass is wanted / a task is queued or running (under ``lock``).
     dirty: bool = False
     queued: bool = False
