@@ -18,7 +18,7 @@ import time
 from collections.abc import Mapping, Sequence
 
 from sheafdb.engine.collection import Collection
-from sheafdb.engine.load.load_plan import check_indexes, plan_load, resolve_load_fields
+from sheafdb.engine.load.load_plan import check_indexes, mapped_fields, plan_load, resolve_load_fields
 from sheafdb.engine.load.load_state import CollectionLoadState
 from sheafdb.engine.load.loaded_segment import LoadedSegment
 from sheafdb.engine.load.loader import CollectionRuntime, Loader, LoadJobRun
@@ -97,7 +97,8 @@ class LoadManager:
         runtime.last_read = time.monotonic()
         if not missing:
             return  # already loaded or loading with the same fields: Milvus answers success
-        plan = plan_load(coll.snapshot().sealed, missing, fields, schema.primary_field.name)
+        mapped = mapped_fields(schema, coll.record.properties)
+        plan = plan_load(coll.snapshot().sealed, missing, fields, schema.primary_field.name, mapped)
         reservation = self.accountant.reserve(plan.total_bytes, f"loading collection {coll.name}")
         job = state.start(
             missing,

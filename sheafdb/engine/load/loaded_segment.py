@@ -353,11 +353,15 @@ def load_segment(
     schema: CollectionSchema,
     segment: SealedSegment,
     fields: Sequence[str],
+    mapped: frozenset[str] = frozenset(),
     *,
     cancelled: Callable[[], bool],
     on_bytes: Callable[[int], None],
 ) -> LoadedSegment:
     """Read ``fields`` (and "__ts") of a segment into memory, with their indexes and a pk lookup.
+
+    Fields in ``mapped`` (``mmap.enabled``) are memory-mapped instead: their footprint kind is
+    "mapped" (the page cache's, counted apart), and dropping the segment unmaps them.
 
     ``cancelled`` is asked between structures: a release stops the load there, and everything
     read so far is dropped with the half-built segment. ``on_bytes`` reports progress.
@@ -371,9 +375,10 @@ def load_segment(
         if cancelled():
             raise LoadCancelled
         # mmap=False: one heap copy of the file; the arrays point into it (no second copy).
-        column = read_column(store, column_file.path, mmap=False)
+        # mmap=True: the arrays point into the mapping (one chunk per file: no copy either).
+        column = read_column(store, column_file.path, mmap=name in mapped)
         columns[name] = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
-        footprint[("field", name)] = column_file.nbytes
+        footprint[("mapped" if name in mapped else "field", name)] = column_file.nbytes
         on_bytes(column_file.nbytes)
     table = pa.table(columns)
     primary = schema.primary_field.name

@@ -32,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from sheafdb.engine.collection import Collection
-from sheafdb.engine.load.load_plan import segment_plan
+from sheafdb.engine.load.load_plan import mapped_fields, segment_plan
 from sheafdb.engine.load.load_state import CollectionLoadState, LoadJob
 from sheafdb.engine.load.loaded_segment import LoadCancelled, LoadedSegment, load_segment, open_index
 from sheafdb.engine.load.memory import MemoryAccountant, MemoryKey, Reservation, give_back_memory
@@ -170,6 +170,7 @@ class Loader:
     ) -> bool:
         """Load one segment and publish it; False when it must wait (over budget, cancelled)."""
         coll, state = runtime.collection, runtime.state
+        mapped = mapped_fields(coll.schema, coll.record.properties)  # fixed while loaded (104)
         in_job = run is not None and segment.partition_id in run.job.partition_ids
         planned = in_job and run is not None and segment.segment_id in run.planned
         try:
@@ -178,7 +179,11 @@ class Loader:
                 reservation = run.reservation
                 owned = False
             else:
-                items = segment_plan(segment, fields, coll.schema.primary_field.name)
+                items = [
+                    item
+                    for item in segment_plan(segment, fields, coll.schema.primary_field.name, mapped)
+                    if item.kind != "mapped"
+                ]
                 reservation = self.accountant.reserve(
                     sum(i.nbytes for i in items),
                     f"the handoff of segment {segment.segment_id} of {coll.name}",
@@ -206,7 +211,7 @@ class Loader:
 
             try:
                 loaded = load_segment(
-                    self.store, coll.schema, segment, fields, cancelled=cancelled, on_bytes=on_bytes
+                    self.store, coll.schema, segment, fields, mapped, cancelled=cancelled, on_bytes=on_bytes
                 )
             except LoadCancelled:
                 return False
