@@ -18,9 +18,15 @@ import time
 from collections.abc import Mapping, Sequence
 
 from sheafdb.engine.collection import Collection
-from sheafdb.engine.load.load_plan import check_indexes, mapped_fields, plan_load, resolve_load_fields
+from sheafdb.engine.load.load_plan import (
+    ONLINE_LOAD_CHANGE,
+    check_indexes,
+    mapped_fields,
+    plan_load,
+    resolve_load_fields,
+)
 from sheafdb.engine.load.load_state import CollectionLoadState
-from sheafdb.engine.load.loaded_segment import LoadedSegment
+from sheafdb.engine.load.loaded_segment import LoadedSegment, added_bytes
 from sheafdb.engine.load.loader import CollectionRuntime, Loader, LoadJobRun
 from sheafdb.engine.load.memory import MemoryAccountant, MemoryKey, give_back_memory
 from sheafdb.engine.load.residency import Resident, policy_of
@@ -90,6 +96,10 @@ class LoadManager:
         partition_ids = self._partition_ids(coll, partitions)
         state = runtime.state
         state.wait_released(partition_ids)
+        online = str(coll.record.properties.get(ONLINE_LOAD_CHANGE, "false")).lower() == "true"
+        if online and self._change_online(runtime, fields, request.skip_load_dynamic_field):
+            runtime.request = request
+            return
         state.check_fields(fields, request.skip_load_dynamic_field)
         missing = state.missing(partition_ids)
         runtime.request = request
@@ -115,6 +125,29 @@ class LoadManager:
         # wait lets the client's first progress poll read 100, so pymilvus skips its 0.2 s sleep.
         if wait_s > 0:
             state.wait(missing, wait_s)
+
+    def _change_online(self, runtime: CollectionRuntime, fields: tuple[str, ...], skip_dynamic: bool) -> bool:
+        """``sheafdb.online_load_change``: a loaded collection takes a new field list (or a new
+        mmap setting) while it serves; the loader swaps in the new view when it is ready.
+        False when there is nothing loaded to change (an ordinary load follows)."""
+        coll, state = runtime.collection, runtime.state
+        if state.state() is not LoadState.LOADED:
+            return False
+        mapped = mapped_fields(coll.schema, coll.record.properties)
+        view = runtime.view
+        if view.fields == fields and view.mapped == mapped and state.fields == fields:
+            return False  # nothing changes: the ordinary path answers success
+        current = {s.segment_id: s for s in coll.snapshot().sealed}
+        added = sum(
+            added_bytes(old, current.get(sid, old.source), fields, mapped)
+            for sid, old in view.segments.items()
+        )
+        if added > self.accountant.available_bytes:
+            self.accountant.reserve(added, f"changing what collection {coll.name} holds")  # raises, code 3
+        state.change_fields(fields, skip_dynamic)
+        self.loader.poke(runtime)
+        self.loader.wait_idle(QUICK_LOAD_WAIT_S)
+        return True
 
     def _partition_ids(self, coll: Collection, partitions: Sequence[str] | None) -> frozenset[int]:
         known = coll.partitions

@@ -23,6 +23,9 @@ PK_LOOKUP_BYTES_PER_ROW = 16
 # Milvus's property (collection level, or a field's type param): map the field files instead of
 # reading them into the heap.
 MMAP_PROPERTY = "mmap.enabled"
+# The collection property that lets a loaded collection change its field list (or mmap) while
+# it serves (load_manager.py); without it Milvus's rule holds: release first.
+ONLINE_LOAD_CHANGE = "sheafdb.online_load_change"
 
 
 def _go_list(names: Iterable[str]) -> str:

@@ -214,6 +214,14 @@ class CollectionLoadState:
                     f"collection[expected={list(self._fields)}][actual={list(fields)}]"
                 )
 
+    def change_fields(self, fields: tuple[str, ...], skip_dynamic: bool) -> None:
+        """An online load change: the loaded partitions stay Loaded with the new field list as
+        their target (reads use the loader's view, which follows once the fields are in)."""
+        with self._lock:
+            self._fields = fields
+            self._skip_dynamic = skip_dynamic
+            self._lock.notify_all()
+
     def missing(self, partition_ids: Iterable[int]) -> frozenset[int]:
         """Of these partitions, the ones neither loaded nor loading."""
         with self._lock:

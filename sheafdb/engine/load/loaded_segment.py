@@ -402,6 +402,63 @@ def load_segment(
     return loaded
 
 
+def reshape_segment(
+    store: ObjectStore,
+    schema: CollectionSchema,
+    old: LoadedSegment,
+    segment: SealedSegment,
+    fields: Sequence[str],
+    mapped: frozenset[str],
+) -> LoadedSegment:
+    """``old`` holding ``fields`` instead (an online load change): the columns and indexes it
+    keeps are shared, not copied; only added fields (or ones whose mapping changed) are read."""
+    footprint: dict[tuple[str, str], int] = {}
+    columns: dict[str, pa.Array] = {}
+    for name in (*fields, TIMESTAMP_COLUMN):
+        column_file = segment.columns.get(name)
+        if column_file is None:
+            continue
+        kind = "mapped" if name in mapped else "field"
+        if (kind, name) in old.footprint:
+            columns[name] = old.table.column(name).chunk(0)
+        else:
+            column = read_column(store, column_file.path, mmap=name in mapped)
+            columns[name] = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+        footprint[(kind, name)] = column_file.nbytes
+    primary = schema.primary_field.name
+    footprint[("pk_lookup", primary)] = old.pk_lookup.nbytes
+    table = pa.table(columns)
+    reshaped = LoadedSegment(source=segment, table=table, pk_lookup=old.pk_lookup, footprint=footprint)
+    for name in json_column_names(schema, table):
+        kept = old.prepared_json.get(name)
+        reshaped.prepared_json[name] = kept if kept is not None else JsonColumn(table.column(name))
+    for name in fields:
+        index = old.index(name)
+        index_file = segment.index_files.get(name)
+        if index is None and index_file is not None:
+            index = open_index(store, schema, name, index_file.path, index_file.params)
+        if index is not None:
+            reshaped.add_index(name, index)
+    return reshaped
+
+
+def added_bytes(
+    old: LoadedSegment, segment: SealedSegment, fields: Sequence[str], mapped: frozenset[str]
+) -> int:
+    """The resident bytes ``reshape_segment`` would read anew."""
+    total = 0
+    for name in (*fields, TIMESTAMP_COLUMN):
+        column_file = segment.columns.get(name)
+        kind = "mapped" if name in mapped else "field"
+        if column_file is not None and (kind, name) not in old.footprint and kind == "field":
+            total += column_file.nbytes
+    for name in fields:
+        index_file = segment.index_files.get(name)
+        if index_file is not None and old.index(name) is None:
+            total += index_file.nbytes
+    return total
+
+
 def open_index(
     store: ObjectStore, schema: CollectionSchema, field_name: str, path: str, params: Mapping[str, str]
 ) -> VectorIndex:

@@ -30,11 +30,19 @@ import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from sheafdb.engine.collection import Collection
 from sheafdb.engine.load.load_plan import mapped_fields, segment_plan
 from sheafdb.engine.load.load_state import CollectionLoadState, LoadJob
-from sheafdb.engine.load.loaded_segment import LoadCancelled, LoadedSegment, load_segment, open_index
+from sheafdb.engine.load.loaded_segment import (
+    LoadCancelled,
+    LoadedSegment,
+    added_bytes,
+    load_segment,
+    open_index,
+    reshape_segment,
+)
 from sheafdb.engine.load.memory import MemoryAccountant, MemoryKey, Reservation, give_back_memory
 from sheafdb.engine.load.target import LoadRequest
 from sheafdb.engine.load.view import NOTHING_LOADED, LoadedView
@@ -140,11 +148,15 @@ class Loader:
         fields = state.fields
         if not target:
             return  # a release drops what is installed, under ``reconciling``
+        mapped = mapped_fields(coll.schema, coll.record.properties)
         with runtime.lock:
-            if runtime.view.fields != fields:
-                runtime.view = LoadedView(fields)  # a fresh load: nothing of another list is kept
+            view = runtime.view
+            if view.fields is None or not view.segments:
+                runtime.view = LoadedView(fields, mapped=mapped)  # a fresh load
             runs = runtime.jobs
         snapshot = coll.snapshot()
+        if view.segments and (view.fields != fields or view.mapped != mapped):
+            self._reshape(runtime, snapshot, fields, mapped)  # an online load change
         waiting: set[int] = set()  # partitions with a segment not installed
         for segment in snapshot.sealed:
             if segment.partition_id not in target or segment.segment_id in runtime.view.segments:
@@ -231,6 +243,42 @@ class Loader:
                 reservation.close()
         coll.end_handoff([segment.segment_id])
         return True
+
+    def _reshape(
+        self,
+        runtime: CollectionRuntime,
+        snapshot: DataSnapshot,
+        fields: tuple[str, ...],
+        mapped: frozenset[str],
+    ) -> None:
+        """Every installed segment to the new field list (and mapping), published as one new
+        view: reads keep the old view until then, so none fails in between."""
+        coll = runtime.collection
+        view = runtime.view
+        current = {s.segment_id: s for s in snapshot.sealed}
+        pairs = [(old, current.get(sid, old.source)) for sid, old in view.segments.items()]
+        needed = sum(added_bytes(old, segment, fields, mapped) for old, segment in pairs)
+        try:
+            reservation = self.accountant.reserve(needed, f"the load change of collection {coll.name}")
+        except MemoryLimitExceeded as exc:
+            log.warning("load change of %s waits: %s", coll.name, exc.message)
+            return
+        with reservation:
+            reshaped = [
+                reshape_segment(self.store, coll.schema, old, seg, fields, mapped) for old, seg in pairs
+            ]
+            with runtime.lock:
+                if runtime.view is not view:
+                    return  # released or retired meanwhile: the next pass starts again
+                for old in view.segments.values():
+                    self._unregister(coll.collection_id, old)
+                for new in reshaped:
+                    self._register(coll.collection_id, new, reservation)
+                runtime.view = LoadedView(
+                    fields, MappingProxyType({s.segment_id: s for s in reshaped}), mapped
+                )
+        log.info("collection %s now holds %s", coll.name, list(fields))
+        give_back_memory()  # the removed fields' columns, once the reads on the old view finish
 
     def _add_indexes(
         self, runtime: CollectionRuntime, snapshot: DataSnapshot, fields: tuple[str, ...]

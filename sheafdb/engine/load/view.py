@@ -32,13 +32,16 @@ class LoadedView:
 
     fields: tuple[str, ...] | None = None
     segments: Mapping[int, LoadedSegment] = field(default_factory=lambda: MappingProxyType({}))
+    # The fields whose files are memory-mapped (mmap.enabled) in these segments.
+    mapped: frozenset[str] = frozenset()
 
     def with_segment(self, loaded: LoadedSegment) -> LoadedView:
-        return LoadedView(self.fields, MappingProxyType({**self.segments, loaded.segment_id: loaded}))
+        segments = MappingProxyType({**self.segments, loaded.segment_id: loaded})
+        return LoadedView(self.fields, segments, self.mapped)
 
     def without(self, segment_ids: set[int]) -> LoadedView:
         kept = {sid: seg for sid, seg in self.segments.items() if sid not in segment_ids}
-        return LoadedView(self.fields, MappingProxyType(kept))
+        return LoadedView(self.fields, MappingProxyType(kept), self.mapped)
 
 
 NOTHING_LOADED = LoadedView()
