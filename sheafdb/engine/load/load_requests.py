@@ -98,6 +98,7 @@ class LoadRequests:
     def release_collection(self, coll: Collection) -> int:
         freed = self._loads.release(coll)
         self._catalog.clear_load_config(coll.collection_id)
+        log.info("released collection %s: %d bytes freed", coll.name, freed)
         return freed
 
     def release_partitions(self, coll: Collection, partitions: Sequence[str]) -> int:

@@ -365,6 +365,9 @@ class Loader:
         if not active:
             coll.hand_off(False)
             runtime.growing_json.clear()
+        else:  # a partition release: its segments' rows need not stay served from memory
+            snapshot = coll.snapshot()
+            coll.end_handoff([sid for sid in snapshot.handoff if _partition(snapshot, sid) not in active])
         return freed
 
     def _register(self, collection_id: int, loaded: LoadedSegment, reservation: Reservation | None) -> None:
