@@ -48,6 +48,17 @@ def add_serve_flags(serve: argparse.ArgumentParser) -> None:
     serve.add_argument(
         "--config", type=Path, default=None, help="a TOML file with any of these settings (flags win)"
     )
+    serve.add_argument(
+        "--catalog",
+        metavar="URL",
+        help="keep the catalog in PostgreSQL (postgresql://user@host:port/db) instead of the data dir",
+    )
+    serve.add_argument(
+        "--objects",
+        metavar="URL",
+        help="keep segment and index files in S3 (s3://bucket/prefix?endpoint_override=host:port&scheme=http)"
+        " instead of the data dir; credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,6 +108,8 @@ def serve(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
             auth_enabled=args.auth,
             memory_budget_bytes=budget,
             evict_under_pressure=args.evict_under_pressure,
+            catalog_url=args.catalog,
+            objects_url=args.objects,
         )
     )
     log.info("memory budget: %d bytes (%s)", budget, args.memory_budget)

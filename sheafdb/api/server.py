@@ -66,6 +66,9 @@ class ServerConfig:
     memory_budget_bytes: int | None = None
     # A load that would not fit may release other collections (EngineConfig says which).
     evict_under_pressure: bool = False
+    # The catalog in PostgreSQL and the segment files in S3 (None: both in data_dir).
+    catalog_url: str | None = None
+    objects_url: str | None = None
 
 
 def build_grpc_server(
@@ -180,12 +183,17 @@ class Server:
                     data_dir=data_dir,
                     memory_budget_bytes=self.config.memory_budget_bytes,
                     evict_under_pressure=self.config.evict_under_pressure,
+                    catalog_url=self.config.catalog_url,
+                    objects_url=self.config.objects_url,
                 )
             )
             self._access = AccessControl(data_dir / CREDENTIALS_FILE, enabled=self.config.auth_enabled)
         except Exception as exc:
             self._release()
-            raise StartupError(f"cannot open the data dir {data_dir}: {exc}") from exc
+            remote = self.config.catalog_url or self.config.objects_url
+            # Not the URLs themselves: they may carry a password.
+            what = f"the data dir {data_dir}" + (" with its catalog and object store" if remote else "")
+            raise StartupError(f"cannot open {what}: {exc}") from exc
         try:
             self._start_grpc(data_dir)
             self._start_front()
