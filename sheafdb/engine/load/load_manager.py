@@ -44,6 +44,7 @@ from sheafdb.engine.models import (
 from sheafdb.engine.read.query import execute_query
 from sheafdb.engine.read.rerank import execute_hybrid_search
 from sheafdb.engine.read.search import ReadContext, execute_search
+from sheafdb.engine.read.superseded import SupersededVersions
 from sheafdb.engine.snapshot import DataEvent
 from sheafdb.errors import CollectionNotLoaded, PartitionNotFound, UnexpectedError, invalid
 from sheafdb.storage.object_store import ObjectStore
@@ -64,6 +65,7 @@ class LoadManager:
         self.loader = Loader(accountant, store)
         self._lock = threading.Lock()
         self._runtimes: dict[int, CollectionRuntime] = {}
+        self._superseded = SupersededVersions()
 
     def close(self) -> None:
         self.loader.close()
@@ -184,6 +186,7 @@ class LoadManager:
         self, coll: Collection, partitions: tuple[str, ...] | None = None, *, by_policy: bool = False
     ) -> int:
         runtime = self._runtime(coll)
+        self._superseded.forget(coll.collection_id)
         if partitions is not None and not partitions:
             raise invalid("no partition specified")
         partition_ids = None if partitions is None else self._partition_ids(coll, partitions)
@@ -197,6 +200,7 @@ class LoadManager:
 
     def forget(self, coll: Collection) -> None:
         self.release(coll)
+        self._superseded.forget(coll.collection_id)
         with self._lock:
             self._runtimes.pop(coll.collection_id, None)
 
@@ -267,7 +271,10 @@ class LoadManager:
                 schema=coll.schema,
                 loaded_fields=view.fields,
                 sources=sources,
-                deletes=snapshot.deletes,
+                # Older versions of re-inserted keys are hidden like deleted rows (superseded.py).
+                deletes=self._superseded.deletes_for(
+                    coll.collection_id, coll.schema.primary_field.name, sources, snapshot.deletes
+                ),
                 indexes=coll.indexes,
             )
         raise CollectionNotLoaded(

@@ -15,7 +15,7 @@ from sheafdb.engine.load.load_manager import LoadManager
 from sheafdb.engine.load.residency import eviction_order, policy_of
 from sheafdb.engine.load.target import LoadRequest
 from sheafdb.engine.models import LoadProgress, LoadState
-from sheafdb.errors import MemoryLimitExceeded, PartitionNotFound, SheafError, invalid
+from sheafdb.errors import MemoryLimitExceeded, ParameterInvalid, PartitionNotFound, SheafError
 from sheafdb.storage.catalog import Catalog
 from sheafdb.storage.records import LoadConfigRecord
 
@@ -103,7 +103,7 @@ class LoadRequests:
 
     def release_partitions(self, coll: Collection, partitions: Sequence[str]) -> int:
         if not partitions:
-            raise invalid("partitions should not be empty")
+            raise ParameterInvalid("invalid parameter[expected=any partition][actual=empty partition list]")
         for name in partitions:
             partition_id(coll, name)
         freed = self._loads.release(coll, tuple(partitions))
