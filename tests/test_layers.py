@@ -24,6 +24,7 @@ LAYERS = {
     "expr": 2,
     "schema": 1,
     "errors": 1,
+    "strict_json": 1,
 }
 
 
@@ -33,6 +34,7 @@ def layer_of(module: str) -> int:
     assert parts[0] == "sheafdb", module
     if len(parts) == 1:
         return 0  # the package's __init__: imports nothing of its own
+    assert parts[1] in LAYERS, f"{module}: a new top-level part; give it its layer in LAYERS"
     return LAYERS[parts[1]]
 
 
