@@ -17,8 +17,13 @@ from types import FrameType
 
 from sheafdb.errors import UnsafeBindRefused
 from sheafdb.remote import COMMANDS, add_client_commands, run_client_command
+from sheafdb.settings import SettingsError, parse_size, read_config_file
 
 log = logging.getLogger("sheafdb")
+
+# The memory loads may use when no budget is given: a share of the machine's RAM, leaving the
+# rest to growing segments, request buffers and the OS page cache.
+DEFAULT_MEMORY_BUDGET = "70%"
 
 
 def add_serve_flags(serve: argparse.ArgumentParser) -> None:
@@ -33,7 +38,22 @@ def add_serve_flags(serve: argparse.ArgumentParser) -> None:
         "--insecure", action="store_true", help="allow listening on a non-loopback address without --auth"
     )
     serve.add_argument(
-        "--no-console", action="store_true", help="turn off the web console at http://HOST:PORT/"
+        "--no-console",
+        action="store_true",
+        help="turn off the web console at http://HOST:PORT/",
+    )
+    serve.add_argument(
+        "--memory-budget",
+        default=DEFAULT_MEMORY_BUDGET,
+        help="memory loads may use: 8GiB, 512MiB, 2GB, bytes, or a share of RAM such as 60%%",
+    )
+    serve.add_argument(
+        "--evict-under-pressure",
+        action="store_true",
+        help="a load that would not fit may release loaded, unpinned collections to make room",
+    )
+    serve.add_argument(
+        "--config", type=Path, default=None, help="a TOML file with any of these settings (flags win)"
     )
     serve.add_argument(
         "--catalog",
@@ -56,13 +76,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def serve(args: argparse.Namespace) -> int:
+def with_config_file(args: argparse.Namespace, argv: Sequence[str]) -> argparse.Namespace:
+    """The settings of ``--config`` under the flags given on the command line."""
+    if args.config is None:
+        return args
+    parser = argparse.ArgumentParser()
+    add_serve_flags(parser)
+    given = {
+        action.dest
+        for action in parser._actions
+        for arg in argv
+        for option in action.option_strings
+        if arg == option or arg.startswith(option + "=")
+    }
+    defaults = {action.dest: action.default for action in parser._actions if action.option_strings}
+    merged = vars(args).copy()
+    for dest, value in read_config_file(args.config, defaults).items():
+        if dest not in given:
+            merged[dest] = value
+    return argparse.Namespace(**merged)
+
+
+def serve(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
     # Imported here: the client commands start in a tenth of a second without the server's stack.
     from sheafdb.api.front import check_bind_safety
     from sheafdb.api.server import Server, ServerConfig, StartupError
 
     try:
+        args = with_config_file(args, argv)
+        budget = parse_size(args.memory_budget)
         check_bind_safety(args.host, auth_enabled=args.auth, insecure=args.insecure)
+    except SettingsError as exc:
+        log.error("SheafDB will not start: %s", exc)
+        return 2
     except UnsafeBindRefused as exc:
         log.error("SheafDB will not start: %s", exc.message)
         return 2
@@ -73,10 +119,13 @@ def serve(args: argparse.Namespace) -> int:
             port=args.port,
             auth_enabled=args.auth,
             console=not args.no_console,
+            memory_budget_bytes=budget,
+            evict_under_pressure=args.evict_under_pressure,
             catalog_url=args.catalog,
             objects_url=args.objects,
         )
     )
+    log.info("memory budget: %d bytes (%s)", budget, args.memory_budget)
     stop_requested = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -103,12 +152,13 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     if args.command in COMMANDS:
         return run_client_command(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "serve":
-        return serve(args)
+        return serve(args, argv)
     return 2
 
 

@@ -67,6 +67,10 @@ class ServerConfig:
     auth_enabled: bool = False
     # The web console at http://HOST:PORT/ (the API and /metrics are served either way).
     console: bool = True
+    # Loads past this many accounted bytes are refused at once (None: the engine's default).
+    memory_budget_bytes: int | None = None
+    # A load that would not fit may release other collections (EngineConfig says which).
+    evict_under_pressure: bool = False
     # The catalog in PostgreSQL and the segment files in S3 (None: both in data_dir).
     catalog_url: str | None = None
     objects_url: str | None = None
@@ -183,6 +187,8 @@ class Server:
             self._engine = Engine(
                 EngineConfig(
                     data_dir=data_dir,
+                    memory_budget_bytes=self.config.memory_budget_bytes,
+                    evict_under_pressure=self.config.evict_under_pressure,
                     catalog_url=self.config.catalog_url,
                     objects_url=self.config.objects_url,
                 )

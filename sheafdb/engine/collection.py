@@ -14,7 +14,7 @@ Locks (acquire in this order; never hold one across a callback into the engine):
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
 
@@ -22,7 +22,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sheafdb.engine.read.visibility import delete_records, delete_records_schema, scoped_deletes
-from sheafdb.engine.snapshot import DataEvent, DataSnapshot, DeleteFile, SealedSegment, SegmentIndexFile
+from sheafdb.engine.snapshot import (
+    DataEvent,
+    DataSnapshot,
+    DeleteFile,
+    Handoff,
+    SealedSegment,
+    SegmentIndexFile,
+)
 from sheafdb.engine.write import crash_points
 from sheafdb.engine.write.growing import GrowingCapture, GrowingData
 from sheafdb.schema import CollectionSchema, FieldSchema
@@ -138,6 +145,11 @@ class Collection:
         self._growing = GrowingData(record.schema.arrow_schema(), delete_schema(record.schema))
         self._deletes_cache: pa.Table | None = None
         self._listeners: list[Listener] = []
+        # Sealed segment id -> its rows until the loader installs it (snapshot.Handoff). The
+        # load manager turns them on while anything is loaded (``hand_off``) and ends each one
+        # at install.
+        self._handoff: dict[int, Handoff] = {}
+        self._handing_off = False
         self._max_ts = 0
         # Set (under seal_lock) when the collection is dropped: a seal or compaction that gets
         # the lock afterwards must not write files nobody will ever name.
@@ -225,6 +237,8 @@ class Collection:
         """Swap captured growing data for the segments written from it, in one step."""
         with self._lock:
             self._sealed = (*self._sealed, *segments)
+            for segment in segments if self._handing_off else ():
+                self._handoff[segment.segment_id] = Handoff(rows=(capture.rows[segment.partition_id],))
             self._growing.remove_up_to(capture.lsn)
             if capture.deletes is not None:
                 self._sealed_deletes.append(capture.deletes)
@@ -274,13 +288,35 @@ class Collection:
         old_ids = {s.segment_id for s in old}
         with self._lock:
             self._sealed = (*(s for s in self._sealed if s.segment_id not in old_ids), *new)
+            replaced = [self._handoff.pop(s.segment_id, Handoff(predecessors=(s,))) for s in old]
+            if len(new) == 1 and self._handing_off:
+                # The merged segment is served by what it replaced until it is installed.
+                self._handoff[new[0].segment_id] = Handoff(
+                    rows=tuple(t for h in replaced for t in h.rows),
+                    predecessors=tuple(p for h in replaced for p in h.predecessors),
+                )
         self._notify(DataEvent(kind, self.collection_id, added=new, removed=old))
+
+    def hand_off(self, on: bool) -> None:
+        """Whether seals and merges keep their rows served until installed (while loaded)."""
+        with self._lock:
+            self._handing_off = on
+            if not on:
+                self._handoff.clear()
+
+    def end_handoff(self, segment_ids: Iterable[int]) -> None:
+        """The loader installed these segments (or their partition is not loaded)."""
+        with self._lock:
+            for segment_id in segment_ids:
+                self._handoff.pop(segment_id, None)
 
     def drop_partition(self, partition_id: int) -> tuple[SealedSegment, ...]:
         with self._lock:
             self._partitions = {n: p for n, p in self._partitions.items() if p != partition_id}
             gone = tuple(s for s in self._sealed if s.partition_id == partition_id)
             self._sealed = tuple(s for s in self._sealed if s.partition_id != partition_id)
+            for segment in gone:
+                self._handoff.pop(segment.segment_id, None)
             self._growing.drop_partition(partition_id)
         return gone
 
@@ -300,6 +336,7 @@ class Collection:
         with self._lock:
             gone, gone_deletes = self._sealed, self._delete_files
             self._sealed, self._delete_files = (), ()
+            self._handoff.clear()
             self._sealed_deletes.clear()
             self._growing.clear()
             self._deletes_cache = None
@@ -329,6 +366,7 @@ class Collection:
                 growing=dict(self._growing.tables()),
                 deletes=self._deletes_cache,
                 timestamp=self._max_ts,
+                handoff=dict(self._handoff),
             )
 
     def note_timestamp(self, timestamp: int) -> None:

@@ -13,6 +13,8 @@ from dataclasses import replace
 
 from sheafdb.engine.collection import Collection
 from sheafdb.engine.ddl_rules import check_added_field
+from sheafdb.engine.load.load_plan import ONLINE_LOAD_CHANGE
+from sheafdb.engine.load.residency import residency_policy
 from sheafdb.errors import CollectionAlreadyLoaded, FieldNotFound
 from sheafdb.schema import FieldSchema
 from sheafdb.storage.catalog import Catalog
@@ -33,6 +35,7 @@ class CollectionAlterations:
     def alter_properties(self, coll: Collection, properties: Mapping[str, str]) -> None:
         self._refuse_if_loaded_property(coll, properties)
         merged = {**coll.record.properties, **{k: str(v) for k, v in properties.items()}}
+        residency_policy(merged)  # a wrong sheafdb.* policy value: 1100 naming it
         coll.set_record(self._catalog.update_collection(coll.collection_id, properties=merged))
         coll.updated_ts = self._clock()
 
@@ -70,6 +73,8 @@ class CollectionAlterations:
         coll.updated_ts = self._clock()
 
     def _refuse_if_loaded_property(self, coll: Collection, properties: Mapping[str, str]) -> None:
+        if str(coll.record.properties.get(ONLINE_LOAD_CHANGE, "false")).lower() == "true":
+            return  # the next load_collection applies it while the collection serves
         for key in properties:
             if key.startswith(LOADED_ONLY_PROPERTIES) and self._is_loaded(coll):
                 what = "mmap" if key.startswith("mmap") else "warmup"

@@ -38,6 +38,8 @@ from sheafdb.engine.load.load_preview import LoadPreview, preview_load
 from sheafdb.engine.load.load_requests import LoadRequests, partition_id
 from sheafdb.engine.load.memory import MemoryAccountant
 from sheafdb.engine.load.memory_view import MemoryView, memory_view
+from sheafdb.engine.load.residency import ResidencyKeeper, residency_policy
+from sheafdb.engine.load.target import LoadRequest
 from sheafdb.engine.models import (
     AliasInfo,
     CollectionInfo,
@@ -110,6 +112,9 @@ class EngineConfig:
     # Compaction merges sealed segments into segments of up to this size (Milvus's
     # dataCoord.segment.maxSize), each indexed before it replaces the small ones.
     segment_target_bytes: int = 1024 * 1024 * 1024
+    # A load that would not fit may release loaded, unpinned collections (lowest
+    # sheafdb.priority first, least recently read first) to make room.
+    evict_under_pressure: bool = False
     # Where the catalog lives: None is the embedded SQLite file in data_dir; a
     # postgresql:// URL a PostgreSQL database (storage/catalog.py's open_catalog).
     catalog_url: str | None = None
@@ -166,7 +171,10 @@ class Engine:
             is_loaded=self._loads.is_loaded,
             query=lambda coll, req: self._loads.query(coll, req).table,
         )
-        self._load_requests = LoadRequests(self._catalog, self._loads)
+        self._load_requests = LoadRequests(
+            self._catalog, self._loads, evict_under_pressure=config.evict_under_pressure
+        )
+        self._residency = ResidencyKeeper(self._loads.residents, self._load_requests.release_idle)
         # Segments sealed before a crash whose index builds never finished.
         for coll in self._collections.values():
             self._builder.submit(coll, coll.snapshot().sealed, coll.indexes)
@@ -187,6 +195,8 @@ class Engine:
         # the build a merge may be waiting on: the compaction thread ends promptly instead of
         # after a build of minutes.
         self._compactor.stop()
+        self._residency.close()
+        self._loads.close()
         self._builder.close()
         if self._background is not None:
             self._background.close()
@@ -264,6 +274,7 @@ class Engine:
         """Field ids are assigned here (100, 101, ... like Milvus). Same name and same schema
         again is a no-op success; a different schema is ParameterInvalid."""
         check_collection_name(name)
+        residency_policy(properties or {})  # a wrong policy value is refused before anything
         prepared = prepare_schema(schema)
         partitions = partition_names(prepared, num_partitions)
         with self._ddl_lock:
@@ -553,6 +564,10 @@ class Engine:
         """Block until no index build is queued or running (tests, benchmarks)."""
         return self._builder.wait_idle(timeout)
 
+    def wait_for_loads(self, timeout: float | None = None) -> bool:
+        """Block until the loader has nothing queued or running (tests, benchmarks)."""
+        return self._loads.loader.wait_idle(timeout)
+
     # -- load / release (load_requests.py) -------------------------------------------------
     def load_collection(
         self,
@@ -566,13 +581,8 @@ class Engine:
     ) -> None:
         """Validate and start a background load; returns once it is accepted (after a short wait
         for the job, so that a small load is already Loaded when the client first asks)."""
-        self._load_requests.load_collection(
-            self._resolve(db, collection),
-            load_fields=load_fields,
-            skip_load_dynamic_field=skip_load_dynamic_field,
-            replica_number=replica_number,
-            refresh=refresh,
-        )
+        request = LoadRequest(None, tuple(load_fields), skip_load_dynamic_field, replica_number, refresh)
+        self._load_requests.load_collection(self._resolve(db, collection), request)
 
     def load_partitions(
         self,
@@ -585,14 +595,10 @@ class Engine:
         replica_number: int = 1,
         refresh: bool = False,
     ) -> None:
-        self._load_requests.load_partitions(
-            self._resolve(db, collection, partitions),
-            partitions,
-            load_fields=load_fields,
-            skip_load_dynamic_field=skip_load_dynamic_field,
-            replica_number=replica_number,
-            refresh=refresh,
+        request = LoadRequest(
+            tuple(partitions), tuple(load_fields), skip_load_dynamic_field, replica_number, refresh
         )
+        self._load_requests.load_partitions(self._resolve(db, collection, partitions), request)
 
     def release_collection(self, db: str, collection: str) -> int:
         """Returns the bytes given back."""
@@ -633,6 +639,17 @@ class Engine:
     def loaded_fields(self, db: str, collection: str) -> tuple[str, ...]:
         """The fields loaded (or loading) now; () when nothing is."""
         return self._loads.loaded_fields(self._resolve(db, collection))
+
+    def wait_for_load(
+        self, db: str, collection: str, partitions: Sequence[str] = (), timeout: float = 0.0
+    ) -> LoadState:
+        """The load state once it is no longer Loading (a load finished or failed), or at the
+        timeout: REST's wait after a load and gRPC's short one share it."""
+        try:
+            coll = self._resolve(db, collection)
+        except CollectionNotFound:
+            return LoadState.NOT_EXIST
+        return self._load_requests.wait(coll, partitions, timeout)
 
     def get_loading_progress(self, db: str, collection: str, partitions: Sequence[str] = ()) -> LoadProgress:
         return self._load_requests.progress(self._resolve(db, collection), partitions)

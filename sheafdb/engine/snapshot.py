@@ -11,6 +11,9 @@ row is visible unless some delete reaching its partition has its primary key and
 greater than the row's ``__ts``. (An upsert is a delete and an insert at the same timestamp, so
 its new row survives.)
 
+A segment sealed or merged while the collection is loaded is *handed off*: its rows stay
+served from memory (``Handoff``) until the loader has installed it.
+
 Segment files stay on disk while a snapshot that lists them is alive: compaction only deletes
 the files of a replaced segment once the last ``SealedSegment`` object naming them has been
 garbage collected (see ``compaction.py``).
@@ -80,6 +83,21 @@ class DeleteFile:
 
 
 @dataclass(frozen=True)
+class Handoff:
+    """Rows of a sealed segment the loader has not installed yet, served from memory meanwhile.
+
+    A seal moves rows from the growing tables into a segment file in one step, but loading
+    that file takes a while: until the loader installs the segment, reads serve it from the
+    captured growing tables (``rows``, searched exactly like growing rows). A compaction's
+    merged segment is served from the installed segments it replaced (``predecessors``) until
+    it is installed itself. Either way a read never opens a file and never reserves memory.
+    """
+
+    rows: tuple[pa.Table, ...] = ()
+    predecessors: tuple[SealedSegment, ...] = ()
+
+
+@dataclass(frozen=True)
 class DataSnapshot:
     sealed: tuple[SealedSegment, ...]
     # Partition id -> rows not sealed yet, laid out as ``schema.arrow_schema()``.
@@ -88,6 +106,9 @@ class DataSnapshot:
     deletes: pa.Table
     # Every write acknowledged before the snapshot was taken is in it.
     timestamp: int
+    # Sealed segment id -> how to serve it until the loader installs it (absent: installed,
+    # or nothing of the collection is loaded).
+    handoff: Mapping[int, Handoff] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

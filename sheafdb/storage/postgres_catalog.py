@@ -39,11 +39,11 @@ class _QmarkCursor:
         return self._cursor.rowcount
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> _QmarkCursor:
-        self._cursor.execute(sql.replace("?", "%s"), params)  # type: ignore[arg-type]
+        self._cursor.execute(sql.replace("?", "%s"), params)
         return self
 
     def executemany(self, sql: str, params: Iterable[Sequence[Any]]) -> None:
-        self._cursor.executemany(sql.replace("?", "%s"), params)  # type: ignore[arg-type]
+        self._cursor.executemany(sql.replace("?", "%s"), params)
 
     def fetchone(self) -> Any:
         return self._cursor.fetchone()
@@ -71,7 +71,9 @@ class PostgresCatalog(SqlCatalog):
         # A while: the session of a server killed a moment ago ends when its backend notices.
         deadline = time.monotonic() + wait_s
         while True:
-            (locked,) = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (CATALOG_LOCK_KEY,)).fetchone()
+            row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (CATALOG_LOCK_KEY,)).fetchone()
+            assert row is not None  # a SELECT of one value always has its row
+            (locked,) = row
             if locked:
                 return
             if time.monotonic() >= deadline:

@@ -73,7 +73,7 @@ class S3Store:
         return self.cache_dir.joinpath(*self._check(path).parts)
 
     # -- the cache --------------------------------------------------------------------------
-    def _put_in_cache(self, path: str, write: Callable[[Path], None]) -> Path:
+    def _put_in_cache(self, path: str, write: Callable[[Path], object]) -> Path:
         """Fill the cache file of ``path`` atomically (a reader never sees half of it)."""
         local = self._cache_path(path)
         local.parent.mkdir(parents=True, exist_ok=True)
@@ -124,7 +124,7 @@ class S3Store:
     def exists(self, path: str) -> bool:
         if self._cache_path(path).is_file():
             return True
-        return self._fs.get_file_info(self._key(path)).type == pafs.FileType.File
+        return bool(self._fs.get_file_info(self._key(path)).type == pafs.FileType.File)
 
     def size(self, path: str) -> int:
         local = self._cache_path(path)

@@ -42,7 +42,8 @@ def _ipc_file_bytes(table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
     with ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table)
-    return sink.getvalue().to_pybytes()
+    data: bytes = sink.getvalue().to_pybytes()
+    return data
 
 
 def write_segment(store: ObjectStore, segment_dir: str, table: pa.Table) -> dict[str, ColumnFile]:

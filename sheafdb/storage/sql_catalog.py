@@ -174,7 +174,7 @@ class SqlCatalog:
     # -- databases --------------------------------------------------------------------------
     @staticmethod
     def _database_row(cur: SqlCursor, name: str) -> Row:
-        row = cur.execute("SELECT * FROM databases WHERE name = ?", (name,)).fetchone()
+        row: Row | None = cur.execute("SELECT * FROM databases WHERE name = ?", (name,)).fetchone()
         if row is None:
             raise DatabaseNotFound(f"database not found[database={name}]")
         return row
@@ -220,7 +220,7 @@ class SqlCatalog:
     # -- collections ------------------------------------------------------------------------
     @staticmethod
     def _collection_row(cur: SqlCursor, collection_id: int) -> Row:
-        row = cur.execute(
+        row: Row | None = cur.execute(
             f"SELECT {COLLECTION_COLUMNS} FROM collections WHERE collection_id = ?", (collection_id,)
         ).fetchone()
         if row is None:
@@ -450,7 +450,7 @@ class SqlCatalog:
 
     @staticmethod
     def _index_row(cur: SqlCursor, index_id: int) -> Row:
-        row = cur.execute("SELECT * FROM indexes WHERE index_id = ?", (index_id,)).fetchone()
+        row: Row | None = cur.execute("SELECT * FROM indexes WHERE index_id = ?", (index_id,)).fetchone()
         if row is None:
             raise IndexNotFound(f"index not found[indexID={index_id}]")
         return row

@@ -300,8 +300,8 @@ def test_a_loaded_collection_serves_the_merged_segment_with_its_index(
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         with runtime.lock:
-            loaded = runtime.segments.get(merged.segment_id)
-            ids = set(runtime.segments)
+            loaded = runtime.view.segments.get(merged.segment_id)
+            ids = set(runtime.view.segments)
         if loaded is not None and loaded.index("vec") is not None and ids == {merged.segment_id}:
             break
         time.sleep(0.01)

@@ -94,6 +94,7 @@ def test_compaction_after_a_cached_filter_serves_the_merged_rows(engine: Engine)
     engine.delete(DB, NAME, f"id in [{before[0]}, {before[1]}]")
     assert engine.compact(DB, NAME) == 2
     engine.wait_for_index_builds(60)
+    engine.wait_for_loads(60)  # the merged segment installed (it was handed off meanwhile)
     after = search_ids(engine, target, "num < 4", limit=18)
     assert after == before[2:]  # every row scanned exactly (few rows): same order, two gone
     assert mask_bytes(engine) == ROWS + 100 - 2  # only the merged segment's mask is counted

@@ -213,7 +213,7 @@ class GatedStore(LocalStore):
 def test_release_during_load_cancels_it_cleanly(engine: Engine, tmp_path: Path) -> None:
     make(engine, segments=3)
     gated = GatedStore(tmp_path / "data")
-    engine._loads.store = gated
+    engine._loads.loader.store = gated
     engine.load_collection(DB, "c")
     assert engine.get_load_state(DB, "c") is LoadState.LOADING
     assert engine.get_loading_progress(DB, "c").progress < 100

@@ -45,7 +45,11 @@ def test_release_during_load_cancels_it() -> None:
     cancelled = state.release()
     assert cancelled == [job] and job.cancelled
     assert not state.finish(job)  # the load thread learns it lost
-    assert state.state() is LoadState.NOT_LOAD
+    assert state.state() is LoadState.NOT_LOAD  # Releasing shows as NotLoad on the wire
+    with pytest.raises(CollectionNotLoaded):
+        state.require_searchable("search")
+    assert state.active_partitions() == frozenset()  # out of the target at once
+    state.released()
     assert state.fields == ()  # the field list may change on the next load
 
 

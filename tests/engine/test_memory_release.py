@@ -95,7 +95,7 @@ def loaded_structures(engine: Engine) -> list[weakref.ref[Any]]:
     coll = engine._resolve(DB, "c")
     runtime = engine._loads._runtimes[coll.collection_id]
     with runtime.lock:
-        segments: list[LoadedSegment] = list(runtime.segments.values())
+        segments: list[LoadedSegment] = list(runtime.view.segments.values())
     held: list[Any] = []
     for seg in segments:
         held += [seg, seg.table, seg.pk_lookup, *seg.table.columns]

@@ -10,7 +10,6 @@ restart restoring loads, a load whose wait ran out) shows ``LoadStateLoading`` w
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from sheafdb.api.rest.envelope import Call, Endpoint, Reply
@@ -27,7 +26,6 @@ from sheafdb.errors import CollectionNotFound, IndexNotFound, RestParameterMissi
 
 # Bounds the wait of load / refresh_load / create (the client's Request-Timeout bounds it further).
 LOAD_WAIT_SECONDS = 30.0
-_LOAD_POLL_SECONDS = 0.01
 
 
 def create(call: Call) -> dict[str, Any]:
@@ -89,11 +87,7 @@ def wait_loaded(call: Call, name: str, partitions: tuple[str, ...] = ()) -> None
     header = call.headers.get("request-timeout")
     if header and header.isdigit():
         limit = min(limit, float(header))
-    deadline = time.monotonic() + limit
-    while call.engine.get_load_state(call.db, name, partitions) is LoadState.LOADING:
-        if time.monotonic() >= deadline:
-            return
-        time.sleep(_LOAD_POLL_SECONDS)
+    call.engine.wait_for_load(call.db, name, partitions, limit)
 
 
 def describe(call: Call) -> Reply:

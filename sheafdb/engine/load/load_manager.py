@@ -1,38 +1,37 @@
 """The load manager: load, release, and every read that needs a loaded collection.
 
-Per collection it keeps a ``CollectionLoadState`` (the state machine) and the loaded sealed
-segments. A load validates the request, plans it, reserves its bytes with the accountant
-(refused at once if they do not fit), then a background thread reads segment by segment,
-registering each one's bytes. Reads take a snapshot of the collection, use the loaded
-segments it lists, load on the spot any sealed segment that appeared since (a seal moves rows
-out of the growing table, so it must be visible at once), and search growing rows directly.
+A load call checks and prices the request, reserves the whole plan with the accountant
+(refused at once, code 3, when it does not fit), moves its partitions to Loading and pokes the
+loader (loader.py), which installs the segments on its pool and publishes each step as a new
+immutable ``LoadedView``. A read checks the state, takes a snapshot of the collection and the
+current view, and serves the snapshot's sealed segments from the view, or from memory while
+they are handed off (view.py): reads never open a segment file and never reserve memory.
+Seals, index builds and compactions poke the loader.
 
-Locks (always taken in this order; never held while reading files):
-- ``_lock``: the map of collection runtimes.
-- ``_Runtime.lock``: one collection's loaded segments and its load thread handles. Load
-  threads take it only to install a finished segment.
-- the state machine's own lock (``CollectionLoadState``).
-- the accountant's lock.
+Locks: ``_lock`` guards the map of collection runtimes; the loader documents the rest.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 
 from sheafdb.engine.collection import Collection
-from sheafdb.engine.load.load_plan import check_indexes, plan_load, resolve_load_fields, segment_plan
-from sheafdb.engine.load.load_state import CollectionLoadState, LoadJob
-from sheafdb.engine.load.loaded_segment import (
-    GrowingRows,
-    LoadCancelled,
-    LoadedSegment,
-    RowSource,
-    load_segment,
-    open_index,
+from sheafdb.engine.load.load_plan import (
+    ONLINE_LOAD_CHANGE,
+    check_indexes,
+    mapped_fields,
+    plan_load,
+    resolve_load_fields,
 )
-from sheafdb.engine.load.memory import MemoryAccountant, MemoryKey, Reservation, give_back_memory
+from sheafdb.engine.load.load_state import CollectionLoadState
+from sheafdb.engine.load.loaded_segment import LoadedSegment, added_bytes
+from sheafdb.engine.load.loader import CollectionRuntime, Loader, LoadJobRun
+from sheafdb.engine.load.memory import MemoryAccountant, MemoryKey, give_back_memory
+from sheafdb.engine.load.residency import Resident, policy_of
+from sheafdb.engine.load.target import LoadRequest
+from sheafdb.engine.load.view import resolve_sources
 from sheafdb.engine.models import (
     HybridSearchRequest,
     LoadProgress,
@@ -42,106 +41,117 @@ from sheafdb.engine.models import (
     SearchRequest,
     SearchResult,
 )
-from sheafdb.engine.read.growing_json import GrowingJsonCache
 from sheafdb.engine.read.query import execute_query
 from sheafdb.engine.read.rerank import execute_hybrid_search
 from sheafdb.engine.read.search import ReadContext, execute_search
 from sheafdb.engine.read.superseded import SupersededVersions
-from sheafdb.engine.snapshot import DataEvent, DataSnapshot, SealedSegment
-from sheafdb.errors import CollectionNotLoaded, PartitionNotFound, SheafError, UnexpectedError, invalid
+from sheafdb.engine.snapshot import DataEvent
+from sheafdb.errors import CollectionNotLoaded, PartitionNotFound, UnexpectedError, invalid
 from sheafdb.storage.object_store import ObjectStore
 
-# How long load() waits for its background job before answering (see load()).
+# How long load() waits for its job before answering (see load()).
 QUICK_LOAD_WAIT_S = 0.15
-
-
-@dataclass(eq=False)
-class _Runtime:
-    collection_id: int
-    state: CollectionLoadState
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    segments: dict[int, LoadedSegment] = field(default_factory=dict)
-    threads: list[threading.Thread] = field(default_factory=list)
-    # Parsed JSON of growing batches (its own lock); pruned to the snapshot on every read.
-    growing_json: GrowingJsonCache = field(default_factory=GrowingJsonCache)
-    # What the last complete _sync_segments saw: (sealed tuple, loaded partitions, fields).
-    # A read whose snapshot and state match it has nothing to sync. ``drops`` counts drops: a
-    # sync that a drop overlapped records nothing. Both read and written under ``lock``.
-    synced: tuple[object, frozenset[int], tuple[str, ...]] | None = None
-    drops: int = 0
+# A read whose view does not cover its snapshot (a swap between the two) takes both again;
+# after this many tries it answers "not loaded" (only a storm of swaps gets there).
+VIEW_ATTEMPTS = 50
+# A read that loads a collection again (sheafdb.reload_on_read) waits this long for it.
+RELOAD_ON_READ_WAIT_S = 600.0
 
 
 class LoadManager:
     def __init__(self, accountant: MemoryAccountant, store: ObjectStore) -> None:
         self.accountant = accountant
         self.store = store
+        self.loader = Loader(accountant, store)
         self._lock = threading.Lock()
-        self._runtimes: dict[int, _Runtime] = {}
+        self._runtimes: dict[int, CollectionRuntime] = {}
         self._superseded = SupersededVersions()
 
-    def _runtime(self, coll: Collection) -> _Runtime:
+    def close(self) -> None:
+        self.loader.close()
+
+    def _runtime(self, coll: Collection) -> CollectionRuntime:
         with self._lock:
             runtime = self._runtimes.get(coll.collection_id)
             if runtime is None:
-                runtime = _Runtime(coll.collection_id, CollectionLoadState(coll.collection_id))
+                runtime = CollectionRuntime(coll, CollectionLoadState(coll.collection_id))
                 self._runtimes[coll.collection_id] = runtime
-                coll.add_listener(lambda event: self._on_event(coll, event))
+                coll.add_listener(lambda event: self._on_event(runtime, event))
         runtime.state.adopt_partitions(coll.partitions.values())
         return runtime
 
     # -- load ------------------------------------------------------------------------------
-    def load(
-        self,
-        coll: Collection,
-        *,
-        partitions: tuple[str, ...] | None,
-        load_fields: tuple[str, ...],
-        skip_load_dynamic_field: bool,
-        replica_number: int,
-        refresh: bool,
-    ) -> None:
+    def load(self, coll: Collection, request: LoadRequest, *, wait_s: float = QUICK_LOAD_WAIT_S) -> None:
         runtime = self._runtime(coll)
-        if refresh:
-            self._refresh(coll, runtime)
+        if request.refresh:
+            self._refresh(runtime)
             return
         schema = coll.schema
+        partitions = request.partitions
         if partitions is not None:
             if not partitions:
                 raise UnexpectedError("failed to load partition, due to no partition specified")
             if schema.partition_key_field is not None:
                 raise UnexpectedError("disable load partitions if partition key mode is used")
-        fields = resolve_load_fields(schema, load_fields, skip_load_dynamic_field)
+        fields = resolve_load_fields(schema, request.load_fields, request.skip_load_dynamic_field)
         check_indexes(coll.name, schema, coll.indexes, fields, for_partitions=partitions is not None)
         partition_ids = self._partition_ids(coll, partitions)
         state = runtime.state
-        state.check_fields(fields, skip_load_dynamic_field)
+        state.wait_released(partition_ids)
+        online = str(coll.record.properties.get(ONLINE_LOAD_CHANGE, "false")).lower() == "true"
+        if online and self._change_online(runtime, fields, request.skip_load_dynamic_field):
+            runtime.request = request
+            return
+        state.check_fields(fields, request.skip_load_dynamic_field)
         missing = state.missing(partition_ids)
+        runtime.request = request
+        runtime.released_by_policy = False
+        runtime.last_read = time.monotonic()
         if not missing:
             return  # already loaded or loading with the same fields: Milvus answers success
-        snapshot = coll.snapshot()
-        plan = plan_load(snapshot.sealed, missing, fields, schema.primary_field.name)
-        reservation = self.accountant.reserve(plan.total_bytes)
+        mapped = mapped_fields(schema, coll.record.properties)
+        plan = plan_load(coll.snapshot().sealed, missing, fields, schema.primary_field.name, mapped)
+        reservation = self.accountant.reserve(plan.total_bytes, f"loading collection {coll.name}")
         job = state.start(
             missing,
             fields,
-            skip_load_dynamic_field,
+            request.skip_load_dynamic_field,
             "partition" if partitions is not None else "collection",
             plan.bytes_by_partition(),
         )
-        thread = threading.Thread(
-            target=self._run_load,
-            args=(coll, runtime, job, snapshot, fields, reservation),
-            name=f"load-{coll.collection_id}-{job.job_id}",
-            daemon=True,
-        )
-        with runtime.lock:  # started under the lock: a release never sees it unstarted
-            runtime.threads = [t for t in runtime.threads if t.is_alive()] + [thread]
-            thread.start()
+        coll.hand_off(True)  # from now on seals keep their rows served until installed
+        with runtime.lock:
+            runtime.jobs = (*runtime.jobs, LoadJobRun(job, frozenset(plan.bytes_by_segment()), reservation))
+        self.loader.poke(runtime)
         # Loads stay asynchronous, as in Milvus, but a small one is done in milliseconds: a short
         # wait lets the client's first progress poll read 100, so pymilvus skips its 0.2 s sleep.
-        thread.join(QUICK_LOAD_WAIT_S)
+        if wait_s > 0:
+            state.wait(missing, wait_s)
 
-    def _partition_ids(self, coll: Collection, partitions: tuple[str, ...] | None) -> frozenset[int]:
+    def _change_online(self, runtime: CollectionRuntime, fields: tuple[str, ...], skip_dynamic: bool) -> bool:
+        """``sheafdb.online_load_change``: a loaded collection takes a new field list (or a new
+        mmap setting) while it serves; the loader swaps in the new view when it is ready.
+        False when there is nothing loaded to change (an ordinary load follows)."""
+        coll, state = runtime.collection, runtime.state
+        if state.state() is not LoadState.LOADED:
+            return False
+        mapped = mapped_fields(coll.schema, coll.record.properties)
+        view = runtime.view
+        if view.fields == fields and view.mapped == mapped and state.fields == fields:
+            return False  # nothing changes: the ordinary path answers success
+        current = {s.segment_id: s for s in coll.snapshot().sealed}
+        added = sum(
+            added_bytes(old, current.get(sid, old.source), fields, mapped)
+            for sid, old in view.segments.items()
+        )
+        if added > self.accountant.available_bytes:
+            self.accountant.reserve(added, f"changing what collection {coll.name} holds")  # raises, code 3
+        state.change_fields(fields, skip_dynamic)
+        self.loader.poke(runtime)
+        self.loader.wait_idle(QUICK_LOAD_WAIT_S)
+        return True
+
+    def _partition_ids(self, coll: Collection, partitions: Sequence[str] | None) -> frozenset[int]:
         known = coll.partitions
         if partitions is None:
             return frozenset(known.values())
@@ -152,180 +162,41 @@ class LoadManager:
             ids.append(known[name])
         return frozenset(ids)
 
-    def _run_load(
-        self,
-        coll: Collection,
-        runtime: _Runtime,
-        job: LoadJob,
-        snapshot: DataSnapshot,
-        fields: tuple[str, ...],
-        reservation: Reservation,
-    ) -> None:
-        try:
-            for segment in snapshot.sealed:
-                if segment.partition_id not in job.partition_ids:
-                    continue
-                if job.cancelled:
-                    raise LoadCancelled
-                self._load_one(coll, runtime, segment, fields, reservation, job)
-            if not runtime.state.finish(job):
-                self._drop(runtime)
-        except LoadCancelled:
-            self._drop(runtime)
-        except Exception as exc:  # noqa: BLE001 - a thread boundary: any failure must end the load,
-            # never leave it "stuck at 74%"; the reason is kept for the next progress call.
-            runtime.state.fail(job, f"load segment failed: {exc}")
-            self._drop(runtime)
-            give_back_memory()  # what the failed load had read is garbage now
-        finally:
-            reservation.close()
-
-    def _load_one(
-        self,
-        coll: Collection,
-        runtime: _Runtime,
-        segment: SealedSegment,
-        fields: tuple[str, ...],
-        reservation: Reservation | None,
-        job: LoadJob | None,
-    ) -> LoadedSegment | None:
-        with runtime.lock:
-            existing = runtime.segments.get(segment.segment_id)
-        if existing is not None:
-            return existing
-
-        def on_bytes(nbytes: int) -> None:
-            if job is not None:
-                runtime.state.add_loaded(job, segment.partition_id, nbytes)
-
-        cancelled = (lambda: job.cancelled) if job is not None else (lambda: False)
-        loaded = load_segment(
-            self.store, coll.schema, segment, fields, cancelled=cancelled, on_bytes=on_bytes
-        )
-        with runtime.lock:
-            # A release may have come between the read and now: then the segment is dropped.
-            if (
-                job is not None and job.cancelled
-            ) or segment.partition_id not in runtime.state.active_partitions():
-                return None
-            current = runtime.segments.setdefault(segment.segment_id, loaded)
-            if current is loaded:
-                self._register(coll.collection_id, loaded, reservation)
-            return current
-
-    def _register(self, collection_id: int, loaded: LoadedSegment, reservation: Reservation | None) -> None:
-        for (kind, name), nbytes in loaded.footprint.items():
-            key = MemoryKey(collection_id, loaded.partition_id, loaded.segment_id, kind, name)
-            self.accountant.register(key, nbytes, reservation)
-
-    def _refresh(self, coll: Collection, runtime: _Runtime) -> None:
+    def _refresh(self, runtime: CollectionRuntime) -> None:
         state = runtime.state
+        collection_id = runtime.collection.collection_id
         if state.state() is LoadState.NOT_LOAD:
-            raise CollectionNotLoaded(f"collection not loaded[collection={coll.collection_id}]")
+            raise CollectionNotLoaded(f"collection not loaded[collection={collection_id}]")
         if state.state() is LoadState.LOADING:
             raise CollectionNotLoaded(
-                f"collection not loaded[collection={coll.collection_id}]: collection not fully loaded"
+                f"collection not loaded[collection={collection_id}]: collection not fully loaded"
             )
         state.mark_refreshing()
-        self._catch_up(coll, runtime)
+        self.loader.reconcile(runtime)
         state.mark_refreshed()
 
     # -- events from the data plane --------------------------------------------------------
-    def _on_event(self, coll: Collection, event: DataEvent) -> None:
+    def _on_event(self, runtime: CollectionRuntime, event: DataEvent) -> None:
         """A seal, an index build or a compaction: bring a loaded collection up to date."""
-        with self._lock:
-            runtime = self._runtimes.get(coll.collection_id)
-        if runtime is None or not runtime.state.active_partitions():
-            return
-        threading.Thread(target=self._catch_up_quietly, args=(coll, runtime), daemon=True).start()
-
-    def _catch_up_quietly(self, coll: Collection, runtime: _Runtime) -> None:
-        try:
-            self._catch_up(coll, runtime)
-        except SheafError:
-            pass  # e.g. over budget: reads still serve the segment exactly from the snapshot
-
-    def _catch_up(self, coll: Collection, runtime: _Runtime) -> None:
-        snapshot = coll.snapshot()
-        self._sync_segments(coll, runtime, snapshot)
-        fields = runtime.state.fields
-        for segment in snapshot.sealed:
-            with runtime.lock:
-                loaded = runtime.segments.get(segment.segment_id)
-            if loaded is None:
-                continue
-            for name, index_file in segment.index_files.items():
-                if name in fields and loaded.index(name) is None:
-                    with self.accountant.reserve(index_file.nbytes) as reservation:
-                        index = open_index(self.store, coll.schema, name, index_file.path, index_file.params)
-                        with runtime.lock:
-                            # Released meanwhile: registering now would leak the whole footprint.
-                            if runtime.segments.get(segment.segment_id) is not loaded:
-                                continue
-                            loaded.add_index(name, index)
-                            self._register(coll.collection_id, loaded, reservation)
-
-    def _sync_segments(self, coll: Collection, runtime: _Runtime, snapshot: DataSnapshot) -> None:
-        """Drop loaded segments a compaction replaced; load the sealed ones not loaded yet."""
-        loaded_partitions = frozenset(runtime.state.loaded_partitions())
-        fields = runtime.state.fields
-        seen = (snapshot.sealed, loaded_partitions, fields)
-        with runtime.lock:
-            last = runtime.synced
-            if last is not None and last[0] is seen[0] and last[1:] == seen[1:]:
-                return
-            drops = runtime.drops
-        live = {s.segment_id for s in snapshot.sealed}
-        with runtime.lock:
-            gone = [runtime.segments.pop(sid) for sid in list(runtime.segments) if sid not in live]
-        for dropped in gone:
-            for kind, name in dropped.footprint:
-                self.accountant.unregister(
-                    MemoryKey(coll.collection_id, dropped.partition_id, dropped.segment_id, kind, name)
-                )
-        if gone:
-            # A compaction replaced them: their memory leaves once the reads using them finish.
-            del gone, dropped
-            give_back_memory()
-        for segment in snapshot.sealed:
-            if segment.partition_id not in loaded_partitions or segment.segment_id in runtime.segments:
-                continue
-            items = segment_plan(segment, fields, coll.schema.primary_field.name)
-            with self.accountant.reserve(sum(i.nbytes for i in items)) as reservation:
-                self._load_one(coll, runtime, segment, fields, reservation, None)
-        with runtime.lock:
-            if runtime.drops == drops:
-                runtime.synced = seen
+        if runtime.state.active_partitions():
+            self.loader.poke(runtime)
 
     # -- release ---------------------------------------------------------------------------
-    def release(self, coll: Collection, partitions: tuple[str, ...] | None = None) -> int:
+    def release(
+        self, coll: Collection, partitions: tuple[str, ...] | None = None, *, by_policy: bool = False
+    ) -> int:
         runtime = self._runtime(coll)
         self._superseded.forget(coll.collection_id)
         if partitions is not None and not partitions:
             raise invalid("no partition specified")
         partition_ids = None if partitions is None else self._partition_ids(coll, partitions)
-        cancelled = runtime.state.release(partition_ids)
-        with runtime.lock:
-            threads = list(runtime.threads)
-        current = threading.current_thread()
-        for thread in threads:
-            if thread is not current and cancelled:
-                thread.join()
-        freed = self._drop(runtime)
+        runtime.released_by_policy = by_policy  # before Releasing: a racing read may reload
+        runtime.state.release(partition_ids)  # Releasing: reads refused, the job cancelled
+        with runtime.reconciling:  # a running pass stops at its next structure
+            freed = self.loader.drop_inactive(runtime)
+            runtime.state.released()
         give_back_memory()
         return freed
-
-    def _drop(self, runtime: _Runtime, partition_ids: frozenset[int] | None = None) -> int:
-        """Forget loaded segments of partitions no longer loaded or loading; returns the bytes."""
-        active = runtime.state.active_partitions()
-        with runtime.lock:
-            runtime.synced = None
-            runtime.drops += 1
-            for sid in [sid for sid, seg in runtime.segments.items() if seg.partition_id not in active]:
-                del runtime.segments[sid]
-        if not active:
-            runtime.growing_json.clear()
-        return self.accountant.unregister_except(runtime.collection_id, keep=active)
 
     def forget(self, coll: Collection) -> None:
         self.release(coll)
@@ -336,7 +207,9 @@ class LoadManager:
     def forget_partition(self, coll: Collection, partition_id: int) -> None:
         runtime = self._runtime(coll)
         runtime.state.release([partition_id])
-        self._drop(runtime)
+        with runtime.reconciling:
+            self.loader.drop_inactive(runtime)
+            runtime.state.released()
         runtime.state.forget_partition(partition_id)
         give_back_memory()
 
@@ -355,8 +228,15 @@ class LoadManager:
         return LoadProgress(progress=state.progress(ids), refresh_progress=state.refresh_progress)
 
     def check_fields(self, coll: Collection, fields: tuple[str, ...], skip_dynamic: bool) -> None:
-        """A load may not change the field list of what is loaded (a load preview checks it too)."""
+        """A load may not change the field list of what is loaded (a load preview checks it too),
+        unless the collection changes what it holds online."""
+        if str(coll.record.properties.get(ONLINE_LOAD_CHANGE, "false")).lower() == "true":
+            return
         self._runtime(coll).state.check_fields(fields, skip_dynamic)
+
+    def wait(self, coll: Collection, partitions: tuple[str, ...], timeout: float) -> LoadState:
+        ids = self._partition_ids(coll, partitions) if partitions else ()
+        return self._runtime(coll).state.wait(ids, timeout)
 
     def is_loaded(self, coll: Collection) -> bool:
         return self._runtime(coll).state.state() is LoadState.LOADED
@@ -369,37 +249,74 @@ class LoadManager:
     def read_context(
         self, coll: Collection, operation: str, partitions: Sequence[str], ignore_growing: bool = False
     ) -> ReadContext:
+        """One consistent view: the state checked before and after, the snapshot's sealed
+        segments all served by one published view (or handed off), its fields throughout."""
         runtime = self._runtime(coll)
         named = self._partition_ids(coll, tuple(partitions)) if partitions else frozenset()
-        usable = runtime.state.require_searchable(operation, named)
-        snapshot = coll.snapshot()
-        self._sync_segments(coll, runtime, snapshot)
-        sources: list[RowSource] = []
-        with runtime.lock:
-            for segment in snapshot.sealed:
-                loaded = runtime.segments.get(segment.segment_id)
-                if segment.partition_id in usable and loaded is not None:
-                    sources.append(loaded)
-        runtime.growing_json.retain(snapshot.growing.values())
-        if not ignore_growing:
-            fields = runtime.state.fields
-            for pid, table in snapshot.growing.items():
-                if pid in usable and table.num_rows:
-                    columns = [c for c in table.column_names if c in fields or c == "__ts"]
-                    sources.append(GrowingRows(pid, table.select(columns), runtime.growing_json, coll.schema))
-        # The check again: a release that raced the snapshot must not serve half-dropped data.
-        runtime.state.require_searchable(operation, named)
-        return ReadContext(
-            collection_id=coll.collection_id,
-            schema=coll.schema,
-            loaded_fields=runtime.state.fields,
-            sources=tuple(sources),
-            # Older versions of re-inserted keys are hidden like deleted rows (superseded.py).
-            deletes=self._superseded.deletes_for(
-                coll.collection_id, coll.schema.primary_field.name, sources, snapshot.deletes
-            ),
-            indexes=coll.indexes,
+        state = runtime.state
+        runtime.last_read = time.monotonic()
+        for _ in range(VIEW_ATTEMPTS):
+            try:
+                usable = state.require_searchable(operation, named)
+            except CollectionNotLoaded:
+                if not self._reload_for_read(runtime):
+                    raise
+                usable = state.require_searchable(operation, named)
+            snapshot = coll.snapshot()
+            view = runtime.view
+            sources = resolve_sources(
+                view, snapshot, usable, coll.schema, runtime.growing_json, ignore_growing=ignore_growing
+            )
+            # The check again: a release that raced the snapshot must not serve half-dropped data.
+            if state.require_searchable(operation, named) != usable or sources is None or view.fields is None:
+                continue
+            runtime.growing_json.retain(
+                [*snapshot.growing.values(), *(t for h in snapshot.handoff.values() for t in h.rows)]
+            )
+            return ReadContext(
+                collection_id=coll.collection_id,
+                schema=coll.schema,
+                loaded_fields=view.fields,
+                sources=sources,
+                # Older versions of re-inserted keys are hidden like deleted rows (superseded.py).
+                deletes=self._superseded.deletes_for(
+                    coll.collection_id, coll.schema.primary_field.name, sources, snapshot.deletes
+                ),
+                indexes=coll.indexes,
+            )
+        raise CollectionNotLoaded(
+            f"failed to {operation}: collection not loaded[collection={coll.collection_id}]"
         )
+
+    def _reload_for_read(self, runtime: CollectionRuntime) -> bool:
+        """After a policy release with ``sheafdb.reload_on_read``: load again, wait, True."""
+        coll, request = runtime.collection, runtime.request
+        if not runtime.released_by_policy or request is None:
+            return False
+        if not policy_of(coll.record.properties).reload_on_read:
+            return False
+        self.load(coll, request, wait_s=0)
+        runtime.released_by_policy = False
+        runtime.state.wait(timeout=RELOAD_ON_READ_WAIT_S)
+        return True
+
+    # -- residency ---------------------------------------------------------------------------
+    def residents(self) -> list[Resident]:
+        """The loaded collections with their policies and how long each has been idle."""
+        with self._lock:
+            runtimes = list(self._runtimes.values())
+        now = time.monotonic()
+        return [
+            Resident(
+                rt.collection, policy_of(rt.collection.record.properties), now - rt.last_read, rt.last_read
+            )
+            for rt in runtimes
+            if rt.state.state() is LoadState.LOADED
+        ]
+
+    def release_by_policy(self, coll: Collection) -> int:
+        """A residency policy's release; a read may load it again (``sheafdb.reload_on_read``)."""
+        return self.release(coll, by_policy=True)
 
     def search(self, coll: Collection, req: SearchRequest) -> SearchResult:
         ctx = self.read_context(coll, "search", req.partition_names, req.ignore_growing)
@@ -429,9 +346,9 @@ class LoadManager:
         if not loaded:
             return
         runtime = self._runtime(coll)
-        with runtime.lock:  # a segment released meanwhile must not be registered again
+        with runtime.lock:  # a segment retired meanwhile must not be registered again
             for source in loaded:
-                if runtime.segments.get(source.segment_id) is not source:
+                if runtime.view.segments.get(source.segment_id) is not source:
                     continue
                 for (kind, name), nbytes in source.cache_growth().items():
                     key = MemoryKey(coll.collection_id, source.partition_id, source.segment_id, kind, name)

@@ -8,7 +8,7 @@ at once (code 3) instead of running out of memory half-way.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sheafdb.engine.snapshot import SealedSegment
@@ -20,6 +20,12 @@ from sheafdb.storage.records import IndexRecord
 SKIP_LOAD_PARAM = "field.skipLoad"
 # Estimated bytes per row of an integer primary-key lookup (sorted keys + row order, int64 each).
 PK_LOOKUP_BYTES_PER_ROW = 16
+# Milvus's property (collection level, or a field's type param): map the field files instead of
+# reading them into the heap.
+MMAP_PROPERTY = "mmap.enabled"
+# The collection property that lets a loaded collection change its field list (or mmap) while
+# it serves (load_manager.py); without it Milvus's rule holds: release first.
+ONLINE_LOAD_CHANGE = "sheafdb.online_load_change"
 
 
 def _go_list(names: Iterable[str]) -> str:
@@ -82,13 +88,28 @@ def check_indexes(
         )
 
 
+def mapped_fields(schema: CollectionSchema, properties: Mapping[str, str]) -> frozenset[str]:
+    """Fields whose files a load maps (``mmap.enabled``: a field's own setting wins over the
+    collection's, as in Milvus)."""
+    collection_wide = str(properties.get(MMAP_PROPERTY, "false")).lower() == "true"
+    mapped = set()
+    for field in schema.fields:
+        own = field.type_params.get(MMAP_PROPERTY)
+        if (own.lower() == "true") if own is not None else collection_wide:
+            mapped.add(field.name)
+    if collection_wide:
+        mapped.add(DYNAMIC_FIELD)
+    return frozenset(mapped)
+
+
 @dataclass(frozen=True)
 class PlanItem:
-    """One structure a load will hold: a column file, an index file, or a primary-key lookup."""
+    """One structure a load will hold: a column file (read, or mapped), an index file, or a
+    primary-key lookup."""
 
     segment_id: int
     partition_id: int
-    kind: str  # "field" | "index" | "pk_lookup"
+    kind: str  # "field" | "mapped" | "index" | "pk_lookup"
     name: str
     nbytes: int
 
@@ -99,11 +120,18 @@ class LoadPlan:
 
     @property
     def total_bytes(self) -> int:
-        return sum(item.nbytes for item in self.items)
+        """The bytes the load puts in memory (mapped files are the page cache's, not counted)."""
+        return sum(item.nbytes for item in self.items if item.kind != "mapped")
+
+    @property
+    def mapped_bytes(self) -> int:
+        return sum(item.nbytes for item in self.items if item.kind == "mapped")
 
     def bytes_by_partition(self) -> dict[int, int]:
         totals: dict[int, int] = {}
         for item in self.items:
+            if item.kind == "mapped":
+                continue
             totals[item.partition_id] = totals.get(item.partition_id, 0) + item.nbytes
         return totals
 
@@ -114,13 +142,17 @@ class LoadPlan:
         return totals
 
 
-def segment_plan(segment: SealedSegment, fields: Sequence[str], primary_key: str) -> list[PlanItem]:
-    """What loading ``fields`` of one segment costs: columns read into memory, indexes, pk lookup."""
+def segment_plan(
+    segment: SealedSegment, fields: Sequence[str], primary_key: str, mapped: frozenset[str] = frozenset()
+) -> list[PlanItem]:
+    """What loading ``fields`` of one segment costs: columns read into memory (or mapped),
+    indexes, pk lookup."""
     items = []
     for name in (*fields, TIMESTAMP_COLUMN):
         column = segment.columns.get(name)
         if column is not None:
-            items.append(PlanItem(segment.segment_id, segment.partition_id, "field", name, column.nbytes))
+            kind = "mapped" if name in mapped else "field"
+            items.append(PlanItem(segment.segment_id, segment.partition_id, kind, name, column.nbytes))
     for name in fields:
         index_file = segment.index_files.get(name)
         if index_file is not None:
@@ -132,10 +164,14 @@ def segment_plan(segment: SealedSegment, fields: Sequence[str], primary_key: str
 
 
 def plan_load(
-    segments: Iterable[SealedSegment], partition_ids: frozenset[int], fields: Sequence[str], primary_key: str
+    segments: Iterable[SealedSegment],
+    partition_ids: frozenset[int],
+    fields: Sequence[str],
+    primary_key: str,
+    mapped: frozenset[str] = frozenset(),
 ) -> LoadPlan:
     items: list[PlanItem] = []
     for segment in segments:
         if segment.partition_id in partition_ids:
-            items.extend(segment_plan(segment, fields, primary_key))
+            items.extend(segment_plan(segment, fields, primary_key, mapped))
     return LoadPlan(tuple(items))

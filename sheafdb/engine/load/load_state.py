@@ -1,18 +1,24 @@
-"""The load state machine of one collection and its partitions.
+"""The load state machine of one collection and its partitions: the load *target*.
 
-Each partition is NotLoad, Loading or Loaded; the collection's state derives from them (Milvus:
-"loaded if any or all of its partitions are loaded", Loading while any is still loading). A
-load is a job over some partitions; a release cancels the jobs that touch the released
-partitions (the job's thread sees the cancel event between segments) and puts them back to
-NotLoad at once, so a search racing the release gets "not loaded", never half-freed data.
+Each partition is NotLoad, Loading, Loaded or Releasing; the collection's state derives from
+them (Milvus: "loaded if any or all of its partitions are loaded", Loading while any is still
+loading). Partitions Loading or Loaded are the target: what the loader must hold. A load is a
+job over some partitions; a release moves them to Releasing at once (cancelling the jobs that
+touch them: the loader sees the cancel event between structures), so a read racing it gets
+"not loaded", never half-freed data; once the loader has dropped their segments they are
+NotLoad. Releasing is internal: the wire (``common.LoadState``) shows it as NotLoad.
 
-This module is pure bookkeeping: no I/O. The load manager drives it.
+``wait(timeout)`` blocks until the given partitions are no longer Loading: gRPC's short wait
+after a load and REST's wait for a load both use it. This module is pure bookkeeping: no I/O.
+The load manager drives it.
 """
 
 from __future__ import annotations
 
+import enum
 import itertools
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -35,18 +41,39 @@ class LoadJob:
         return self.cancel.is_set()
 
 
+class Phase(enum.Enum):
+    """A partition's step; the wire knows all but RELEASING (shown as NotLoad)."""
+
+    NOT_LOAD = "NotLoad"
+    LOADING = "Loading"
+    LOADED = "Loaded"
+    RELEASING = "Releasing"
+
+    @property
+    def wire(self) -> LoadState:
+        return _WIRE[self]
+
+
+_WIRE = {
+    Phase.NOT_LOAD: LoadState.NOT_LOAD,
+    Phase.LOADING: LoadState.LOADING,
+    Phase.LOADED: LoadState.LOADED,
+    Phase.RELEASING: LoadState.NOT_LOAD,
+}
+
+
 @dataclass
 class _PartitionLoad:
-    state: LoadState
+    state: Phase
     job: LoadJob | None = None
     planned_bytes: int = 0
     loaded_bytes: int = 0
 
     @property
     def progress(self) -> int:
-        if self.state is LoadState.LOADED:
+        if self.state is Phase.LOADED:
             return 100
-        if self.state is not LoadState.LOADING:
+        if self.state is not Phase.LOADING:
             return 0
         if self.planned_bytes == 0:
             return 0  # nothing to read, but not finished either: 100 only when the job says so
@@ -55,11 +82,12 @@ class _PartitionLoad:
 
 
 class CollectionLoadState:
-    """State of one collection. Thread-safe: ``_lock`` guards every attribute below it."""
+    """State of one collection. Thread-safe: ``_lock`` (a condition: waiters of ``wait`` and
+    ``wait_released`` are told of every transition) guards every attribute below it."""
 
     def __init__(self, collection_id: int) -> None:
         self.collection_id = collection_id
-        self._lock = threading.Lock()
+        self._lock = threading.Condition(threading.Lock())
         self._partitions: dict[int, _PartitionLoad] = {}
         # The field list while anything is loaded or loading; None when nothing is.
         self._fields: tuple[str, ...] | None = None
@@ -92,19 +120,40 @@ class CollectionLoadState:
 
     def state(self, partition_ids: Iterable[int] = ()) -> LoadState:
         with self._lock:
-            wanted = list(partition_ids)
-            states = (
-                [self._partition(p).state for p in wanted]
-                if wanted
-                else [p.state for p in self._partitions.values()]
-            )
-            if wanted and any(s is LoadState.NOT_LOAD for s in states):
-                return LoadState.NOT_LOAD
-            if any(s is LoadState.LOADING for s in states):
-                return LoadState.LOADING
-            if any(s is LoadState.LOADED for s in states):
-                return LoadState.LOADED
+            return self._wire_state(list(partition_ids))
+
+    def _wire_state(self, wanted: list[int]) -> LoadState:
+        states = (
+            [self._partition(p).state.wire for p in wanted]
+            if wanted
+            else [p.state.wire for p in self._partitions.values()]
+        )
+        if wanted and any(s is LoadState.NOT_LOAD for s in states):
             return LoadState.NOT_LOAD
+        if any(s is LoadState.LOADING for s in states):
+            return LoadState.LOADING
+        if any(s is LoadState.LOADED for s in states):
+            return LoadState.LOADED
+        return LoadState.NOT_LOAD
+
+    def wait(self, partition_ids: Iterable[int] = (), timeout: float | None = None) -> LoadState:
+        """The state once the partitions (default: all) are no longer Loading, or at the timeout."""
+        wanted = list(partition_ids)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            while (state := self._wire_state(wanted)) is LoadState.LOADING:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    break
+                self._lock.wait(left)
+            return state
+
+    def wait_released(self, partition_ids: Iterable[int]) -> None:
+        """Block while any of these partitions is Releasing (a load waits for the release)."""
+        wanted = list(partition_ids)
+        with self._lock:
+            while any(self._partition(p).state is Phase.RELEASING for p in wanted):
+                self._lock.wait()
 
     def progress(self, partition_ids: Iterable[int] = ()) -> int:
         """0..100 over the given partitions (default: every partition loaded or loading)."""
@@ -113,29 +162,31 @@ class CollectionLoadState:
             parts = (
                 [self._partition(p) for p in wanted]
                 if wanted
-                else [p for p in self._partitions.values() if p.state is not LoadState.NOT_LOAD]
+                else [p for p in self._partitions.values() if p.state.wire is not LoadState.NOT_LOAD]
             )
-            if not parts or any(p.state is LoadState.NOT_LOAD for p in parts):
+            if not parts or any(p.state.wire is LoadState.NOT_LOAD for p in parts):
                 return 0
             planned = sum(p.planned_bytes for p in parts)
-            if all(p.state is LoadState.LOADED for p in parts):
+            if all(p.state is Phase.LOADED for p in parts):
                 return 100
-            loaded = sum(p.loaded_bytes if p.state is LoadState.LOADING else p.planned_bytes for p in parts)
+            loaded = sum(p.loaded_bytes if p.state is Phase.LOADING else p.planned_bytes for p in parts)
             return 0 if planned == 0 else min(99, loaded * 100 // planned)
 
     def loaded_partitions(self) -> frozenset[int]:
         with self._lock:
-            return frozenset(pid for pid, p in self._partitions.items() if p.state is LoadState.LOADED)
+            return frozenset(pid for pid, p in self._partitions.items() if p.state is Phase.LOADED)
 
     def active_partitions(self) -> frozenset[int]:
-        """Partitions loaded or loading: the ones whose data the manager must hold."""
+        """Partitions loaded or loading: the target, whose data the loader must hold."""
         with self._lock:
-            return frozenset(pid for pid, p in self._partitions.items() if p.state is not LoadState.NOT_LOAD)
+            return frozenset(
+                pid for pid, p in self._partitions.items() if p.state in (Phase.LOADING, Phase.LOADED)
+            )
 
     def require_searchable(self, operation: str, partition_ids: Iterable[int] = ()) -> frozenset[int]:
         """The partitions a read may use; 101 when nothing is loaded, 201 when a named one is not."""
         with self._lock:
-            loaded = frozenset(pid for pid, p in self._partitions.items() if p.state is LoadState.LOADED)
+            loaded = frozenset(pid for pid, p in self._partitions.items() if p.state is Phase.LOADED)
             if not loaded:
                 raise CollectionNotLoaded(
                     f"failed to {operation}: collection not loaded[collection={self.collection_id}]"
@@ -149,7 +200,7 @@ class CollectionLoadState:
             return wanted or loaded
 
     def _partition(self, partition_id: int) -> _PartitionLoad:
-        return self._partitions.setdefault(partition_id, _PartitionLoad(LoadState.NOT_LOAD))
+        return self._partitions.setdefault(partition_id, _PartitionLoad(Phase.NOT_LOAD))
 
     # -- transitions -----------------------------------------------------------------------
     def check_fields(self, fields: tuple[str, ...], skip_dynamic: bool) -> None:
@@ -163,10 +214,18 @@ class CollectionLoadState:
                     f"collection[expected={list(self._fields)}][actual={list(fields)}]"
                 )
 
+    def change_fields(self, fields: tuple[str, ...], skip_dynamic: bool) -> None:
+        """An online load change: the loaded partitions stay Loaded with the new field list as
+        their target (reads use the loader's view, which follows once the fields are in)."""
+        with self._lock:
+            self._fields = fields
+            self._skip_dynamic = skip_dynamic
+            self._lock.notify_all()
+
     def missing(self, partition_ids: Iterable[int]) -> frozenset[int]:
         """Of these partitions, the ones neither loaded nor loading."""
         with self._lock:
-            return frozenset(p for p in partition_ids if self._partition(p).state is LoadState.NOT_LOAD)
+            return frozenset(p for p in partition_ids if self._partition(p).state is Phase.NOT_LOAD)
 
     def start(
         self,
@@ -183,14 +242,15 @@ class CollectionLoadState:
             self._fields = fields
             self._skip_dynamic = skip_dynamic
             if load_type == "collection" or not any(
-                p.state is not LoadState.NOT_LOAD for p in self._partitions.values()
+                p.state in (Phase.LOADING, Phase.LOADED) for p in self._partitions.values()
             ):
                 self._load_type = load_type
             self._failure = ""
             for pid in partition_ids:
                 self._partitions[pid] = _PartitionLoad(
-                    LoadState.LOADING, job=job, planned_bytes=planned_bytes.get(pid, 0)
+                    Phase.LOADING, job=job, planned_bytes=planned_bytes.get(pid, 0)
                 )
+            self._lock.notify_all()
         return job
 
     def add_loaded(self, job: LoadJob, partition_id: int, nbytes: int) -> None:
@@ -207,8 +267,9 @@ class CollectionLoadState:
             for pid in job.partition_ids:
                 part = self._partitions.get(pid)
                 if part is not None and part.job is job:
-                    part.state = LoadState.LOADED
+                    part.state = Phase.LOADED
                     part.job = None
+            self._lock.notify_all()
             return True
 
     def fail(self, job: LoadJob, reason: str) -> None:
@@ -217,9 +278,10 @@ class CollectionLoadState:
             for pid in job.partition_ids:
                 part = self._partitions.get(pid)
                 if part is not None and part.job is job:
-                    self._partitions[pid] = _PartitionLoad(LoadState.NOT_LOAD)
+                    self._partitions[pid] = _PartitionLoad(Phase.NOT_LOAD)
             self._failure = reason
             self._forget_fields_if_idle()
+            self._lock.notify_all()
 
     def mark_refreshing(self) -> None:
         with self._lock:
@@ -230,7 +292,7 @@ class CollectionLoadState:
             self._refreshed = True
 
     def release(self, partition_ids: Iterable[int] | None = None) -> list[LoadJob]:
-        """-> NotLoad; returns the jobs it cancelled (the caller waits for their threads)."""
+        """-> Releasing (``released`` ends it); returns the jobs it cancelled."""
         with self._lock:
             targets = list(self._partitions) if partition_ids is None else list(partition_ids)
             cancelled: list[LoadJob] = []
@@ -241,14 +303,24 @@ class CollectionLoadState:
                 if part.job is not None and part.job not in cancelled:
                     part.job.cancel.set()
                     cancelled.append(part.job)
-                self._partitions[pid] = _PartitionLoad(LoadState.NOT_LOAD)
+                if part.state is not Phase.NOT_LOAD:
+                    self._partitions[pid] = _PartitionLoad(Phase.RELEASING)
             # A job cancelled for some partitions gives up on all of them: its other
-            # partitions go back to NotLoad too, never stuck at Loading.
+            # partitions are released too, never stuck at Loading.
             for pid, part in self._partitions.items():
                 if part.job is not None and part.job.cancelled:
-                    self._partitions[pid] = _PartitionLoad(LoadState.NOT_LOAD)
-            self._forget_fields_if_idle()
+                    self._partitions[pid] = _PartitionLoad(Phase.RELEASING)
+            self._lock.notify_all()
             return cancelled
+
+    def released(self) -> None:
+        """Releasing -> NotLoad: the loader holds nothing of these partitions any more."""
+        with self._lock:
+            for pid, part in self._partitions.items():
+                if part.state is Phase.RELEASING:
+                    self._partitions[pid] = _PartitionLoad(Phase.NOT_LOAD)
+            self._forget_fields_if_idle()
+            self._lock.notify_all()
 
     def adopt_partitions(self, partition_ids: Iterable[int]) -> None:
         """Partitions created while the whole collection is loaded are loaded too (Milvus)."""
@@ -257,15 +329,17 @@ class CollectionLoadState:
                 return
             for pid in partition_ids:
                 if pid not in self._partitions:
-                    self._partitions[pid] = _PartitionLoad(LoadState.LOADED)
+                    self._partitions[pid] = _PartitionLoad(Phase.LOADED)
+            self._lock.notify_all()
 
     def forget_partition(self, partition_id: int) -> None:
         with self._lock:
             self._partitions.pop(partition_id, None)
             self._forget_fields_if_idle()
+            self._lock.notify_all()
 
     def _forget_fields_if_idle(self) -> None:
-        if all(p.state is LoadState.NOT_LOAD for p in self._partitions.values()):
+        if all(p.state is Phase.NOT_LOAD for p in self._partitions.values()):
             self._fields = None
             self._skip_dynamic = False
             self._load_type = "collection"

@@ -22,7 +22,7 @@ from sheafdb.engine.read.growing_json import GrowingJsonCache
 from sheafdb.engine.read.visibility import hidden_mask
 from sheafdb.engine.snapshot import SealedSegment
 from sheafdb.expr import Filter, JsonColumn, JsonProjections
-from sheafdb.index import VectorIndex, load_index, parse_index_params, vectors_from_arrow
+from sheafdb.index import SparseMatrix, VectorIndex, load_index, parse_index_params, vectors_from_arrow
 from sheafdb.schema import DYNAMIC_FIELD, TIMESTAMP_COLUMN, CollectionSchema, DataType
 from sheafdb.storage.object_store import ObjectStore
 from sheafdb.storage.segment_files import read_column
@@ -92,7 +92,8 @@ class PkLookup:
         if self._width == 0 or len(rows) == 0:
             return rows
         exact = pc.is_in(self._column.take(pa.array(rows)), value_set=pa.array(list(keys), self._column.type))
-        return rows[np.asarray(exact.to_numpy(zero_copy_only=False), dtype=bool)]
+        kept: np.ndarray = rows[np.asarray(exact.to_numpy(zero_copy_only=False), dtype=bool)]
+        return kept
 
 
 def _prefix_width(pks: pa.Array) -> int:
@@ -110,13 +111,15 @@ def _encode(texts: Sequence[str], width: int) -> np.ndarray:
 class RowSource(Protocol):
     """Rows of one partition a search or query reads: a loaded segment or a growing table."""
 
-    partition_id: int
-    table: pa.Table  # the loaded columns and "__ts"
+    @property
+    def partition_id(self) -> int: ...
+    @property
+    def table(self) -> pa.Table: ...  # the loaded columns and "__ts"
 
     @property
     def num_rows(self) -> int: ...
     def index(self, field_name: str) -> VectorIndex | None: ...
-    def vectors(self, schema: CollectionSchema, field_name: str) -> object: ...
+    def vectors(self, schema: CollectionSchema, field_name: str) -> np.ndarray | SparseMatrix: ...
     def hidden(self, primary_key: str, latest_deletes: pa.Table) -> np.ndarray | None: ...
     def allowed(
         self, flt: Filter | None, primary_key: str, latest_deletes: pa.Table
@@ -142,7 +145,7 @@ class LoadedSegment:
     footprint: dict[tuple[str, str], int] = field(default_factory=dict)
     # _cache_lock guards the four caches: concurrent searches fill them.
     _cache_lock: threading.Lock = field(default_factory=threading.Lock)
-    _vectors: dict[str, object] = field(default_factory=dict)
+    _vectors: dict[str, np.ndarray | SparseMatrix] = field(default_factory=dict)
     # Zero-copy numpy views of integer / float columns without nulls (None: no such view).
     _numeric: dict[str, np.ndarray | None] = field(default_factory=dict)
     _hidden: tuple[pa.Table, np.ndarray | None] | None = None
@@ -170,12 +173,12 @@ class LoadedSegment:
 
     @property
     def num_rows(self) -> int:
-        return self.table.num_rows
+        return int(self.table.num_rows)
 
     def index(self, field_name: str) -> VectorIndex | None:
         return self.indexes.get(field_name)
 
-    def vectors(self, schema: CollectionSchema, field_name: str) -> object:
+    def vectors(self, schema: CollectionSchema, field_name: str) -> np.ndarray | SparseMatrix:
         field_schema = schema.field(field_name)
         assert field_schema is not None
         if field_schema.dtype not in _ZERO_COPY_VECTORS:
@@ -279,12 +282,12 @@ class GrowingRows:
 
     @property
     def num_rows(self) -> int:
-        return self.table.num_rows
+        return int(self.table.num_rows)
 
     def index(self, field_name: str) -> VectorIndex | None:
         return None  # growing rows are always searched exactly
 
-    def vectors(self, schema: CollectionSchema, field_name: str) -> object:
+    def vectors(self, schema: CollectionSchema, field_name: str) -> np.ndarray | SparseMatrix:
         field_schema = schema.field(field_name)
         assert field_schema is not None
         return vectors_from_arrow(field_schema, self.table.column(field_name))
@@ -323,7 +326,8 @@ def _numeric_view(table: pa.Table, name: str) -> np.ndarray | None:
         or not (pa.types.is_integer(kind) or pa.types.is_floating(kind))
     ):
         return None
-    return column.chunk(0).to_numpy(zero_copy_only=True)
+    view: np.ndarray = column.chunk(0).to_numpy(zero_copy_only=True)
+    return view
 
 
 def _allowed(
@@ -349,11 +353,15 @@ def load_segment(
     schema: CollectionSchema,
     segment: SealedSegment,
     fields: Sequence[str],
+    mapped: frozenset[str] = frozenset(),
     *,
     cancelled: Callable[[], bool],
     on_bytes: Callable[[int], None],
 ) -> LoadedSegment:
     """Read ``fields`` (and "__ts") of a segment into memory, with their indexes and a pk lookup.
+
+    Fields in ``mapped`` (``mmap.enabled``) are memory-mapped instead: their footprint kind is
+    "mapped" (the page cache's, counted apart), and dropping the segment unmaps them.
 
     ``cancelled`` is asked between structures: a release stops the load there, and everything
     read so far is dropped with the half-built segment. ``on_bytes`` reports progress.
@@ -367,9 +375,10 @@ def load_segment(
         if cancelled():
             raise LoadCancelled
         # mmap=False: one heap copy of the file; the arrays point into it (no second copy).
-        column = read_column(store, column_file.path, mmap=False)
+        # mmap=True: the arrays point into the mapping (one chunk per file: no copy either).
+        column = read_column(store, column_file.path, mmap=name in mapped)
         columns[name] = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
-        footprint[("field", name)] = column_file.nbytes
+        footprint[("mapped" if name in mapped else "field", name)] = column_file.nbytes
         on_bytes(column_file.nbytes)
     table = pa.table(columns)
     primary = schema.primary_field.name
@@ -391,6 +400,63 @@ def load_segment(
         loaded.add_index(name, open_index(store, schema, name, index_file.path, index_file.params))
         on_bytes(index_file.nbytes)
     return loaded
+
+
+def reshape_segment(
+    store: ObjectStore,
+    schema: CollectionSchema,
+    old: LoadedSegment,
+    segment: SealedSegment,
+    fields: Sequence[str],
+    mapped: frozenset[str],
+) -> LoadedSegment:
+    """``old`` holding ``fields`` instead (an online load change): the columns and indexes it
+    keeps are shared, not copied; only added fields (or ones whose mapping changed) are read."""
+    footprint: dict[tuple[str, str], int] = {}
+    columns: dict[str, pa.Array] = {}
+    for name in (*fields, TIMESTAMP_COLUMN):
+        column_file = segment.columns.get(name)
+        if column_file is None:
+            continue
+        kind = "mapped" if name in mapped else "field"
+        if (kind, name) in old.footprint:
+            columns[name] = old.table.column(name).chunk(0)
+        else:
+            column = read_column(store, column_file.path, mmap=name in mapped)
+            columns[name] = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+        footprint[(kind, name)] = column_file.nbytes
+    primary = schema.primary_field.name
+    footprint[("pk_lookup", primary)] = old.pk_lookup.nbytes
+    table = pa.table(columns)
+    reshaped = LoadedSegment(source=segment, table=table, pk_lookup=old.pk_lookup, footprint=footprint)
+    for name in json_column_names(schema, table):
+        kept = old.prepared_json.get(name)
+        reshaped.prepared_json[name] = kept if kept is not None else JsonColumn(table.column(name))
+    for name in fields:
+        index = old.index(name)
+        index_file = segment.index_files.get(name)
+        if index is None and index_file is not None:
+            index = open_index(store, schema, name, index_file.path, index_file.params)
+        if index is not None:
+            reshaped.add_index(name, index)
+    return reshaped
+
+
+def added_bytes(
+    old: LoadedSegment, segment: SealedSegment, fields: Sequence[str], mapped: frozenset[str]
+) -> int:
+    """The resident bytes ``reshape_segment`` would read anew."""
+    total = 0
+    for name in (*fields, TIMESTAMP_COLUMN):
+        column_file = segment.columns.get(name)
+        kind = "mapped" if name in mapped else "field"
+        if column_file is not None and (kind, name) not in old.footprint and kind == "field":
+            total += column_file.nbytes
+    for name in fields:
+        index_file = segment.index_files.get(name)
+        if index_file is not None and old.index(name) is None:
+            total += index_file.nbytes
+    return total
 
 
 def open_index(

@@ -29,13 +29,16 @@ from sheafdb.errors import MemoryLimitExceeded
 DEFAULT_BUDGET_SHARE = 0.7
 
 MIB = 1024 * 1024
+# The kind of a memory-mapped column's block (mmap.enabled).
+MAPPED = "mapped"
 
 
 @dataclass(frozen=True)
 class MemoryKey:
     """What a registered block of memory is.
 
-    ``kind`` is ``"field"`` (a column of a segment), ``"index"`` (a vector index) or
+    ``kind`` is ``"field"`` (a column of a segment), ``"mapped"`` (a memory-mapped column:
+    page cache, counted apart and not against the budget), ``"index"`` (a vector index) or
     ``"pk_lookup"`` (the primary key -> row lookup of a segment); ``name`` the field name.
     """
 
@@ -86,21 +89,24 @@ class MemoryAccountant:
     @property
     def used_bytes(self) -> int:
         with self._lock:
-            return sum(self._blocks.values())
+            return _resident(self._blocks)
 
     @property
     def available_bytes(self) -> int:
         with self._lock:
-            return self.budget_bytes - sum(self._blocks.values()) - self._reserved
+            return self.budget_bytes - _resident(self._blocks) - self._reserved
 
-    def reserve(self, nbytes: int) -> Reservation:
+    def reserve(self, nbytes: int, what: str = "this load") -> Reservation:
         """Promise ``nbytes`` to a load, or refuse at once (code 3) if they do not fit."""
         with self._lock:
-            available = self.budget_bytes - sum(self._blocks.values()) - self._reserved
+            available = self.budget_bytes - _resident(self._blocks) - self._reserved
             if nbytes > available:
+                free = max(available, 0)
                 raise MemoryLimitExceeded(
                     f"memory limit exceeded[needed(MB)={nbytes / MIB:.1f}]"
-                    f"[available(MB)={max(available, 0) / MIB:.1f}][budget(MB)={self.budget_bytes / MIB:.1f}]"
+                    f"[available(MB)={free / MIB:.1f}][budget(MB)={self.budget_bytes / MIB:.1f}]: "
+                    f"{what} needs {nbytes} bytes, {free} bytes are free of the memory budget of "
+                    f"{self.budget_bytes} bytes (sheafdb serve --memory-budget)"
                 )
             self._reserved += nbytes
             return Reservation(self, nbytes)
@@ -119,12 +125,14 @@ class MemoryAccountant:
             return self._blocks.pop(key, 0)
 
     def unregister_except(self, collection_id: int, keep: frozenset[int] = frozenset()) -> int:
-        """Drop the blocks of a collection outside the ``keep`` partitions; returns the bytes."""
+        """Drop the blocks of a collection outside the ``keep`` partitions; returns the resident
+        bytes (unmapped files give back no memory of the budget's)."""
         with self._lock:
             keys = [
                 k for k in self._blocks if k.collection_id == collection_id and k.partition_id not in keep
             ]
-            return sum(self._blocks.pop(k) for k in keys)
+            freed = {k: self._blocks.pop(k) for k in keys}
+            return _resident(freed)
 
     def _return_reservation(self, reservation: Reservation) -> None:
         with self._lock:
@@ -134,7 +142,9 @@ class MemoryAccountant:
     # -- reports ---------------------------------------------------------------------------
     def collection_bytes(self, collection_id: int) -> int:
         with self._lock:
-            return sum(n for k, n in self._blocks.items() if k.collection_id == collection_id)
+            return sum(
+                n for k, n in self._blocks.items() if k.collection_id == collection_id and k.kind != MAPPED
+            )
 
     def report(self) -> Mapping[str, object]:
         """Totals per collection, and within it per partition, per field and per index."""
@@ -144,8 +154,13 @@ class MemoryAccountant:
         collections: dict[int, dict[str, Any]] = {}
         for key, nbytes in blocks.items():
             entry = collections.setdefault(
-                key.collection_id, {"bytes": 0, "partitions": {}, "fields": {}, "indexes": {}}
+                key.collection_id,
+                {"bytes": 0, "partitions": {}, "fields": {}, "indexes": {}, "mapped_bytes": 0, "mapped": {}},
             )
+            if key.kind == MAPPED:
+                entry["mapped_bytes"] += nbytes
+                _add(entry["mapped"], key.name, nbytes)
+                continue
             entry["bytes"] += nbytes
             _add(entry["partitions"], key.partition_id, nbytes)
             if key.kind == "index":
@@ -155,7 +170,8 @@ class MemoryAccountant:
                 _add(entry["fields"], name, nbytes)
         return {
             "budget_bytes": self.budget_bytes,
-            "used_bytes": sum(blocks.values()),
+            "used_bytes": _resident(blocks),
+            "mapped_bytes": sum(n for k, n in blocks.items() if k.kind == MAPPED),
             "reserved_bytes": reserved,
             "collections": collections,
         }
@@ -169,6 +185,11 @@ class MemoryAccountant:
     def reserved_bytes(self) -> int:
         with self._lock:
             return self._reserved
+
+
+def _resident(blocks: Mapping[MemoryKey, int]) -> int:
+    """Bytes held in memory: every block but mapped files (the OS may drop those pages)."""
+    return sum(n for k, n in blocks.items() if k.kind != MAPPED)
 
 
 def _add(totals: dict[Any, int], key: Any, nbytes: int) -> None:

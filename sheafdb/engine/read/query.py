@@ -38,7 +38,9 @@ def execute_query(ctx: ReadContext, req: QueryRequest) -> QueryResult:
         )
     flt = compile_checked(ctx, req.filter, req.filter_params)
     primary = ctx.schema.primary_field.name
-    keys = list(req.ids) if req.ids is not None else (flt.primary_keys() if flt is not None else None)
+    keys: Sequence[int] | Sequence[str] | None = (
+        req.ids if req.ids is not None else (flt.primary_keys() if flt is not None else None)
+    )
     selected: list[np.ndarray] = []
     if keys is not None:
         # A filter that only names the keys is already applied by the lookup.

@@ -27,12 +27,14 @@ DEFAULT_RRF_K = 60
 def normalise(metric: str, scores: np.ndarray) -> np.ndarray:
     metric = metric.upper()
     if metric == "COSINE":
-        return (1.0 + scores) * 0.5
-    if metric == "IP":
-        return 0.5 + np.arctan(scores) / np.pi
-    if metric == "BM25":
-        return 2.0 * np.arctan(scores) / np.pi
-    return 1.0 - 2.0 * np.arctan(scores) / np.pi
+        normalised: np.ndarray = (1.0 + scores) * 0.5
+    elif metric == "IP":
+        normalised = 0.5 + np.arctan(scores) / np.pi
+    elif metric == "BM25":
+        normalised = 2.0 * np.arctan(scores) / np.pi
+    else:
+        normalised = 1.0 - 2.0 * np.arctan(scores) / np.pi
+    return normalised
 
 
 def _ranker_scores(ranker: str, params: Mapping[str, Any], count: int) -> tuple[str, float, list[float]]:
@@ -63,11 +65,13 @@ def execute_hybrid_search(ctx: ReadContext, req: HybridSearchRequest) -> SearchR
     norm = bool(req.ranker.params.get("norm_score", True))
     subs: list[SearchResult] = []
     metrics: list[str] = []
-    for sub in req.requests:
-        field = resolve_anns_field(ctx.schema, ctx.loaded_fields, sub.anns_field)
-        metrics.append(index_spec(ctx, field, sub.metric_type).metric_type)
+    for sub_request in req.requests:
+        field = resolve_anns_field(ctx.schema, ctx.loaded_fields, sub_request.anns_field)
+        metrics.append(index_spec(ctx, field, sub_request.metric_type).metric_type)
         subs.append(
-            execute_search(ctx, replace(sub, output_fields=req.output_fields, offset=0, round_decimal=-1))
+            execute_search(
+                ctx, replace(sub_request, output_fields=req.output_fields, offset=0, round_decimal=-1)
+            )
         )
     nq = subs[0].nq
     if any(s.nq != nq for s in subs):

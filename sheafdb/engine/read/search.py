@@ -95,12 +95,17 @@ class Candidates:
 # is the same Filter object, so loaded segments can keep its mask. Filters are immutable; the
 # entry holds the schema (its id is not reused). Params that are not hashable (lists) are
 # compiled every time. No lock: dict get/set are atomic under the GIL; a racing duplicate only
-# costs one mask. Bounded: cleared when full.
+# costs one mask. Bounded: at most _FILTERS_KEPT entries (cleared when full), each of a text of
+# at most _FILTER_TEXT_KEPT characters (longer filters are compiled every time), so the cache
+# holds at most ~1 MiB of filter text and its plans.
 _FILTERS: dict[tuple[int, str, tuple[tuple[str, type, Any], ...]], tuple[CollectionSchema, Filter]] = {}
 _FILTERS_KEPT = 256
+_FILTER_TEXT_KEPT = 4096
 
 
 def _compiled(text: str, schema: CollectionSchema, params: Mapping[str, Any]) -> Filter:
+    if len(text) > _FILTER_TEXT_KEPT:
+        return compile_filter(text, schema, params)
     try:
         key = (id(schema), text, tuple((name, type(value), value) for name, value in params.items()))
         entry = _FILTERS.get(key)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from typing import cast
 
 import numpy as np
 import pyarrow as pa
@@ -46,7 +47,7 @@ def with_key_vectors(
             request.collection,
             output_fields=(field.name,),
             partition_names=request.partition_names,
-            ids=ids,
+            ids=cast(Sequence[int] | Sequence[str], ids),
         )
     ).table
     keys = found.column(primary.name).to_pylist()
@@ -98,4 +99,5 @@ def _queries(field: FieldSchema, column: pa.Array) -> QueryVectors:
         data = np.frombuffer(column.buffers()[1], dtype=np.uint8)
         values = np.ascontiguousarray(data[column.offset * width : (column.offset + len(column)) * width])
         values = values.view(dtype)
-    return values.reshape(len(column), -1)
+    shaped: np.ndarray = values.reshape(len(column), -1)
+    return shaped

@@ -25,6 +25,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 import pyarrow as pa
@@ -99,8 +100,10 @@ class SupersededVersions:
 def _keys(column: pa.ChunkedArray | pa.Array) -> np.ndarray | list[object]:
     array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if pa.types.is_integer(array.type):
-        return np.asarray(array.to_numpy(zero_copy_only=False), dtype=np.int64)
-    return array.to_pylist()
+        keys: np.ndarray = np.asarray(array.to_numpy(zero_copy_only=False), dtype=np.int64)
+        return keys
+    texts: list[object] = array.to_pylist()
+    return texts
 
 
 def _find_sealed_repeats(entry: _Entry, sealed: Sequence[LoadedSegment], primary_key: str) -> None:
@@ -144,7 +147,7 @@ def _catch_up(entry: _Entry, sealed: Sequence[LoadedSegment], source: RowSource,
     for segment, bounds in zip(sealed, entry.ranges, strict=True):
         inside = _within(lookup, bounds)
         if len(inside):
-            found = segment.rows_of(primary_key, inside)
+            found = segment.rows_of(primary_key, cast(Sequence[int] | Sequence[str], inside))
             if len(found):
                 entry.versions.append(_versions(segment, primary_key, found))
                 hits.update(segment.table.column(primary_key).take(pa.array(found)).to_pylist())
@@ -166,7 +169,9 @@ def _address(chunk: pa.Array) -> int:
 
 
 def _as_list(chunk: pa.Array) -> list[object]:
-    return _keys(chunk).tolist() if pa.types.is_integer(chunk.type) else chunk.to_pylist()
+    keys = _keys(chunk)
+    listed: list[object] = keys.tolist() if isinstance(keys, np.ndarray) else keys
+    return listed
 
 
 def _within(

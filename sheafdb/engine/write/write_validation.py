@@ -231,7 +231,7 @@ def _all_json_objects(texts: pa.Array) -> bool:
         parsed = pa_json.read_json(pa.BufferReader(joined[0].as_buffer()), parse_options=_SYNTAX_ONLY)
     except pa.ArrowInvalid:
         return False
-    return parsed.num_rows == len(texts)
+    return bool(parsed.num_rows == len(texts))
 
 
 def _vector_column(f: FieldSchema, col: pa.Array) -> pa.Array:

@@ -134,7 +134,8 @@ class Writer:
         ts = self._oracle.next()
         if len(pks):
             # The record's partition id only says where it is logged; the scope column decides.
-            coll.write("delete", partition_id, ts, delete_records(pks, ts, scope))
+            logged_in = partition_id if partition_id is not None else self._any_partition(coll)
+            coll.write("delete", logged_in, ts, delete_records(pks, ts, scope))
             self._maybe_seal(coll)
         return MutationResult(ids=pks, count=len(pks), timestamp=ts)
 

@@ -1,0 +1,62 @@
+"""Serve settings: sizes as users write them, and a TOML file that takes every serve flag."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from sheafdb.cli import add_serve_flags, build_parser, with_config_file
+from sheafdb.settings import SettingsError, parse_size, read_config_file
+
+
+def test_sizes_in_binary_and_decimal_units_bytes_and_shares_of_ram() -> None:
+    assert parse_size("8GiB") == 8 * 1024**3
+    assert parse_size("512MiB") == 512 * 1024**2
+    assert parse_size("2GB") == 2 * 1000**3
+    assert parse_size("1000000") == 1_000_000
+    assert parse_size("1.5 KiB") == 1536
+    assert parse_size("60%", total_bytes=1000) == 600
+    for bad in ("lots", "8 parsecs", "0", "0%", "150%", "-1GiB"):
+        with pytest.raises(SettingsError):
+            parse_size(bad)
+
+
+def _defaults() -> dict[str, object]:
+    parser = argparse.ArgumentParser()
+    add_serve_flags(parser)
+    return {a.dest: a.default for a in parser._actions if a.option_strings and a.dest != "help"}
+
+
+def test_every_serve_flag_is_a_setting_of_the_config_file(tmp_path: Path) -> None:
+    samples = {bool: "true", int: "19531", str: '"x"'}
+    lines = []
+    for dest, default in _defaults().items():
+        if dest == "config":
+            continue
+        kind = type(default) if default is not None else str
+        value = '"/tmp/d"' if isinstance(default, Path) else samples.get(kind, '"8GiB"')
+        lines.append(f"{dest.replace('_', '-')} = {value}")
+    config = tmp_path / "sheafdb.toml"
+    config.write_text("\n".join(lines))
+    settings = read_config_file(config, _defaults())
+    assert set(settings) == set(_defaults()) - {"config"}
+
+
+def test_flags_on_the_command_line_win_over_the_file(tmp_path: Path) -> None:
+    config = tmp_path / "sheafdb.toml"
+    config.write_text('memory-budget = "1GiB"\nport = 19999\nauth = true\n')
+    argv = ["serve", "--config", str(config), "--port", "20000"]
+    args = with_config_file(build_parser().parse_args(argv), argv)
+    assert (args.memory_budget, args.port, args.auth) == ("1GiB", 20000, True)
+
+
+def test_a_wrong_setting_is_named(tmp_path: Path) -> None:
+    config = tmp_path / "sheafdb.toml"
+    config.write_text("memory-budgett = 3\n")
+    with pytest.raises(SettingsError, match="unknown setting 'memory-budgett'"):
+        read_config_file(config, _defaults())
+    config.write_text("port = 'x'\n")
+    with pytest.raises(SettingsError, match="'port' .* must be an integer"):
+        read_config_file(config, _defaults())
