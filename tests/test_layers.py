@@ -17,6 +17,7 @@ LAYERS = {
     "__main__": 5,
     "cli": 5,
     "settings": 5,
+    "remote": 5,
     "api": 4,
     "engine": 3,
     "storage": 2,
