@@ -118,9 +118,16 @@ class SparseQueries:
     values: np.ndarray  # float32
 
 
+@dataclass(frozen=True)
+class TextQueries:
+    """nq raw texts: a full-text (BM25) search, analyzed by the engine into sparse queries."""
+
+    texts: tuple[str, ...]
+
+
 # Dense queries: (nq, dim) float32 for float vectors; (nq, dim) float16 / uint16 (bf16) for the
 # half types; int8 for INT8_VECTOR; (nq, dim/8) uint8 for binary vectors.
-QueryVectors = np.ndarray | SparseQueries
+QueryVectors = np.ndarray | SparseQueries | TextQueries
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import math
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -25,9 +25,10 @@ import numpy as np
 import pyarrow as pa
 
 from sheafdb.engine.loaded_segment import RowSource
-from sheafdb.engine.models import SearchRequest, SearchResult
+from sheafdb.engine.models import SearchRequest, SearchResult, TextQueries
 from sheafdb.engine.output import OutputPlan, gather, plan_output
 from sheafdb.engine.segment_pool import run_all
+from sheafdb.engine.text_search import bm25_queries, check_query_kind
 from sheafdb.engine.visibility import is_collection_wide, latest_deletes
 from sheafdb.errors import FieldNotFound, UnexpectedError, invalid
 from sheafdb.expr import Filter, compile_filter
@@ -426,6 +427,10 @@ def execute_search(ctx: ReadContext, req: SearchRequest) -> SearchResult:
     field = resolve_anns_field(ctx.schema, ctx.loaded_fields, req.anns_field)
     _check_queries(field, req.vectors)
     spec = index_spec(ctx, field, req.metric_type)
+    function = check_query_kind(ctx.schema, field, req.vectors)
+    if function is not None and isinstance(req.vectors, TextQueries):
+        queries, params = bm25_queries(ctx.schema, function, field, ctx.sources, req.vectors, req.params)
+        req = replace(req, vectors=queries, params=params)
     output = plan_output(ctx.schema, ctx.loaded_fields, req.output_fields, dynamic_loaded=ctx.dynamic_loaded)
     flt = compile_checked(ctx, req.filter, req.filter_params)
     masks = row_masks(ctx, flt)

@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sheafdb.engine.collection import PARTITION_COLUMN, REPLACED_PK_COLUMN, ROUTED_PARTITION, Collection
+from sheafdb.engine.functions import fill_function_outputs
 from sheafdb.engine.models import MutationResult, QueryRequest
 from sheafdb.engine.visibility import ALL_PARTITIONS, delete_records
 from sheafdb.engine.write_validation import prepare_rows, with_timestamp
@@ -78,6 +79,8 @@ class Writer:
     ) -> MutationResult:
         schema = coll.schema
         fixed_partition = self._target_partition(coll, partition)
+        if schema.functions:
+            data = fill_function_outputs(schema, data)
         rows = prepare_rows(schema, data, primary_keys_given=upsert, generate_ids=self.allocate_ids)
         replaced = None
         pk = schema.primary_field

@@ -23,6 +23,7 @@ from sheafdb.engine.models import (
     Ranker,
     SearchRequest,
     SparseQueries,
+    TextQueries,
 )
 from sheafdb.errors import ParameterInvalid, Unsupported, invalid
 
@@ -75,6 +76,8 @@ def decode_placeholders(blob: bytes, nq: int) -> QueryVectors:
     if not rows:
         raise invalid("no query vectors in the search request")
     kind = holder.type
+    if kind == _TEXT_PLACEHOLDER:
+        return TextQueries(tuple(row.decode() for row in rows))
     if kind == _SPARSE_PLACEHOLDER:
         array = sparse_rows_to_arrow(rows)
         entries = array.values
@@ -85,8 +88,6 @@ def decode_placeholders(blob: bytes, nq: int) -> QueryVectors:
         )
     dtype = _DENSE_QUERY_DTYPE.get(kind)
     if dtype is None:
-        if kind == _TEXT_PLACEHOLDER:
-            raise Unsupported.feature("searching with text (full text search)")
         raise Unsupported.feature(f"placeholder type {kind}")
     width = len(rows[0])
     if width == 0 or (len(rows) > 1 and any(len(r) != width for r in rows)):
