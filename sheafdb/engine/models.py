@@ -131,6 +131,18 @@ QueryVectors = np.ndarray | SparseQueries | TextQueries
 
 
 @dataclass(frozen=True)
+class DecayRanker:
+    """A decay function ranker (Milvus 2.6): ``function`` gauss / exp / linear on ``field``."""
+
+    function: str
+    field: str
+    origin: float
+    scale: float
+    offset: float = 0.0
+    decay: float = 0.5
+
+
+@dataclass(frozen=True)
 class SearchRequest:
     collection: str
     vectors: QueryVectors
@@ -149,6 +161,7 @@ class SearchRequest:
     strict_group_size: bool = False
     round_decimal: int = -1
     ignore_growing: bool = False
+    decay: DecayRanker | None = None
 
 
 @dataclass(frozen=True)
@@ -171,6 +184,8 @@ class HybridSearchRequest:
     round_decimal: int = -1
     group_by_field: str | None = None
     group_size: int = 1
+    # A decay ranker instead of ``ranker``: each hit's best normalised score, decayed.
+    decay: DecayRanker | None = None
 
 
 @dataclass(frozen=True)

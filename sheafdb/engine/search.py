@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from sheafdb.engine.decay import search_with_decay
 from sheafdb.engine.loaded_segment import RowSource
 from sheafdb.engine.models import SearchRequest, SearchResult, TextQueries
 from sheafdb.engine.output import OutputPlan, gather, plan_output
@@ -422,6 +423,10 @@ def _ranged(
 
 
 def execute_search(ctx: ReadContext, req: SearchRequest) -> SearchResult:
+    if req.decay is not None:
+        field = resolve_anns_field(ctx.schema, ctx.loaded_fields, req.anns_field)
+        metric = index_spec(ctx, field, req.metric_type).metric_type
+        return search_with_decay(partial(execute_search, ctx), metric, req)
     if req.limit < 1 or req.limit + req.offset > MAX_TOPK:
         raise invalid(f"topk [{req.limit + req.offset}] is invalid, it should be in range [1, {MAX_TOPK}]")
     field = resolve_anns_field(ctx.schema, ctx.loaded_fields, req.anns_field)

@@ -16,7 +16,9 @@ import numpy as np
 from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
 
 from sheafdb.api.grpc.field_codec import sparse_rows_to_arrow
+from sheafdb.api.grpc.function_rankers import function_ranker
 from sheafdb.engine.models import (
+    DecayRanker,
     HybridSearchRequest,
     QueryRequest,
     QueryVectors,
@@ -153,8 +155,14 @@ def _check_topk(topk: int) -> int:
 def search_request(req: milvus_pb2.SearchRequest) -> SearchRequest:
     if req.HasField("ids") and not req.placeholder_group:
         raise Unsupported.feature("search by primary keys")
-    if req.HasField("function_score") or len(req.function_chains):
-        raise Unsupported.feature("search rankers and function chains")
+    if len(req.function_chains):
+        raise Unsupported.feature("search function chains")
+    decay = None
+    if req.HasField("function_score"):
+        found = function_ranker(req.function_score)
+        if not isinstance(found, DecayRanker):
+            raise invalid("a search (not hybrid) takes only a decay function ranker")
+        decay = found
     params = key_values(req.search_params)
     if "topk" not in params:
         raise ParameterInvalid("topk not found in search_params: missing parameter")
@@ -183,15 +191,23 @@ def search_request(req: milvus_pb2.SearchRequest) -> SearchRequest:
         strict_group_size=parse_bool(params.get("strict_group_size")),
         round_decimal=parse_int(params, "round_decimal", -1),
         ignore_growing=parse_bool(params.get("ignore_growing")),
+        decay=decay,
     )
 
 
 def hybrid_search_request(req: milvus_pb2.HybridSearchRequest) -> HybridSearchRequest:
-    if req.HasField("function_score") or len(req.function_chains):
-        raise Unsupported.feature("hybrid search function rankers")
+    if len(req.function_chains):
+        raise Unsupported.feature("hybrid search function chains")
     params = key_values(req.rank_params)
     strategy = params.get("strategy", "rrf") or "rrf"
     ranker_params = _search_params_json(params)
+    decay = None
+    if req.HasField("function_score"):
+        found = function_ranker(req.function_score)
+        if isinstance(found, DecayRanker):
+            decay = found
+        else:
+            strategy, ranker_params = found.strategy, dict(found.params)
     limit = _check_topk(parse_int(params, "limit", 0))
     return HybridSearchRequest(
         collection=req.collection_name,
@@ -204,6 +220,7 @@ def hybrid_search_request(req: milvus_pb2.HybridSearchRequest) -> HybridSearchRe
         round_decimal=parse_int(params, "round_decimal", -1),
         group_by_field=params.get("group_by_field") or None,
         group_size=parse_int(params, "group_size", 1),
+        decay=decay,
     )
 
 
