@@ -85,7 +85,7 @@ class _JiebaTokenizer(_Tokenizer):
     def __init__(self, words: Sequence[str], use_default: bool, mode: str, hmm: bool) -> None:
         self._jieba = rjieba.Jieba() if use_default else rjieba.Jieba.empty()
         for word in words:
-            self._jieba.add_word(word)
+            self._jieba.add_word(word, None, None)
         self._mode = "search" if mode == "search" else "default"
         self._hmm = hmm
 
