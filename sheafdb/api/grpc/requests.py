@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
 
+from sheafdb.api.function_rankers import function_ranker
 from sheafdb.api.grpc.field_codec import sparse_rows_to_arrow
-from sheafdb.api.grpc.function_rankers import function_ranker
 from sheafdb.engine.models import (
     DecayRanker,
     HybridSearchRequest,
@@ -144,6 +144,12 @@ def _parsed_search_params(raw: str) -> dict[str, Any]:
     return decoded
 
 
+def _function_ranker(score: schema_pb2.FunctionScore) -> DecayRanker | Ranker:
+    first = score.functions[0] if len(score.functions) else schema_pb2.FunctionSchema()
+    params = {kv.key: kv.value for kv in first.params}
+    return function_ranker(len(score.functions), first.name, first.type, first.input_field_names, params)
+
+
 def _check_topk(topk: int) -> int:
     if not 1 <= topk <= MAX_TOPK:
         raise ParameterInvalid(
@@ -159,7 +165,7 @@ def search_request(req: milvus_pb2.SearchRequest) -> SearchRequest:
         raise Unsupported.feature("search function chains")
     decay = None
     if req.HasField("function_score"):
-        found = function_ranker(req.function_score)
+        found = _function_ranker(req.function_score)
         if not isinstance(found, DecayRanker):
             raise invalid("a search (not hybrid) takes only a decay function ranker")
         decay = found
@@ -203,7 +209,7 @@ def hybrid_search_request(req: milvus_pb2.HybridSearchRequest) -> HybridSearchRe
     ranker_params = _search_params_json(params)
     decay = None
     if req.HasField("function_score"):
-        found = function_ranker(req.function_score)
+        found = _function_ranker(req.function_score)
         if isinstance(found, DecayRanker):
             decay = found
         else:

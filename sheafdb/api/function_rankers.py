@@ -1,4 +1,5 @@
-"""``FunctionScore`` (a search's or hybrid search's function rankers) -> the engine's rankers.
+"""Function rankers (a search's or hybrid search's ``FunctionScore``, gRPC or REST) -> the
+engine's rankers.
 
 Milvus 2.6 names the ranker in the function's ``reranker`` param: ``decay`` (with ``function``
 gauss / exp / linear, ``origin``, ``scale``, ``offset``, ``decay`` on one numeric input field),
@@ -9,9 +10,8 @@ SheafDB does not call).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from typing import Any
-
-from pymilvus.grpc_gen import schema_pb2
 
 from sheafdb.engine.models import DecayRanker, Ranker
 from sheafdb.errors import Unsupported, invalid
@@ -20,16 +20,18 @@ from sheafdb.schema_functions import FunctionType
 DECAY_FUNCTIONS = ("gauss", "exp", "linear")
 
 
-def function_ranker(score: schema_pb2.FunctionScore) -> DecayRanker | Ranker:
-    if len(score.functions) != 1:
-        raise invalid(f"only one rerank function is supported, got {len(score.functions)}")
-    function = score.functions[0]
-    if function.type != FunctionType.RERANK:
-        raise invalid(f"function {function.name} is not a rerank function")
-    params = {kv.key: kv.value for kv in function.params}
+def function_ranker(
+    count: int, name: str, kind_number: int, fields: Sequence[str], given: Mapping[str, Any]
+) -> DecayRanker | Ranker:
+    """The one rerank function of a FunctionScore (``count`` functions in it)."""
+    if count != 1:
+        raise invalid(f"only one rerank function is supported, got {count}")
+    if kind_number != FunctionType.RERANK:
+        raise invalid(f"function {name} is not a rerank function")
+    params = {k: v if isinstance(v, str) else json.dumps(v) for k, v in given.items()}
     kind = params.get("reranker", "").lower()
     if kind == "decay":
-        return decay_ranker(tuple(function.input_field_names), params)
+        return decay_ranker(tuple(fields), params)
     if kind in ("rrf", "weighted"):
         parsed = {k: _json(v) for k, v in params.items() if k != "reranker"}
         return Ranker(strategy=kind, params=parsed)
