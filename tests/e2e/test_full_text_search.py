@@ -310,3 +310,52 @@ def test_text_match_refused_without_enable_match_and_delete_by_match(client: Mil
         client.query(name, filter="TEXT_MATCH(year, 'x')")
     assert caught.value.code == 1100
     client.drop_collection(name)
+
+
+@pytest.mark.slow
+def test_bm25_collection_survives_a_restart(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Functions, analyzer params and the BM25 index (with its row lengths) come back from disk."""
+    from tests.e2e.conftest import free_port, start_server, stop_server, wait_ready
+
+    port, log = free_port(), tmp_path / "server.log"
+    process = start_server(tmp_path / "data", port, log, auth=False)
+    try:
+        wait_ready(process, log)
+        client = MilvusClient(uri=f"http://127.0.0.1:{port}")
+        index = client.prepare_index_params()
+        index.add_index(
+            "sparse",
+            index_type="SPARSE_INVERTED_INDEX",
+            metric_type="BM25",
+            params={"bm25_k1": K1, "bm25_b": B},
+        )
+        index.add_index("dense", index_type="FLAT", metric_type="L2")
+        client.create_collection("kept", schema=_schema(client), index_params=index)
+        texts = _corpus(9, 400)
+        client.insert(
+            "kept", [{"id": i, "text": t, "year": i, "dense": [0.0] * DIM} for i, t in enumerate(texts[:300])]
+        )
+        client.flush("kept")
+        client.insert(
+            "kept",
+            [{"id": i, "text": t, "year": i, "dense": [0.0] * DIM} for i, t in enumerate(texts) if i >= 300],
+        )
+        before = client.search("kept", ["w2 w30"], anns_field="sparse", limit=5)[0]
+        client.close()
+    finally:
+        stop_server(process)
+    process = start_server(tmp_path / "data", port, log, auth=False)
+    try:
+        wait_ready(process, log)
+        client = MilvusClient(uri=f"http://127.0.0.1:{port}")
+        client.load_collection("kept")
+        after = client.search("kept", ["w2 w30"], anns_field="sparse", limit=5)[0]
+        assert [(h["id"], pytest.approx(h["distance"], rel=1e-5)) for h in before] == [
+            (h["id"], h["distance"]) for h in after
+        ]
+        reference = _bm25_reference(texts, "w2 w30")
+        assert [h["distance"] for h in after] == pytest.approx(sorted(reference, reverse=True)[:5], rel=1e-4)
+        assert client.describe_collection("kept")["functions"][0]["name"] == "text_bm25"
+        client.close()
+    finally:
+        stop_server(process)
