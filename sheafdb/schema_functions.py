@@ -73,3 +73,8 @@ class FunctionSchema:
 def function_output_names(functions: tuple[FunctionSchema, ...]) -> frozenset[str]:
     """Fields the server fills: clients never send them."""
     return frozenset(name for f in functions for name in f.output_field_names)
+
+
+def bm25_output_names(functions: tuple[FunctionSchema, ...]) -> frozenset[str]:
+    """BM25 output fields: indexed with metric BM25, their raw vectors never returned."""
+    return frozenset(name for f in functions if f.type is FunctionType.BM25 for name in f.output_field_names)

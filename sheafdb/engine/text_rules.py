@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 from sheafdb.errors import ParameterMissing, Unsupported, invalid
 from sheafdb.schema import CollectionSchema, DataType, FieldSchema
-from sheafdb.schema_functions import FUNCTION_TYPE_NAMES, FunctionSchema, FunctionType
+from sheafdb.schema_functions import FUNCTION_TYPE_NAMES, FunctionSchema, FunctionType, bm25_output_names
 from sheafdb.text.analyzer import (
     ANALYZER_PARAMS,
     ENABLE_ANALYZER,
@@ -109,12 +109,6 @@ def check_text_schema(schema: CollectionSchema) -> None:
     check_functions(schema)
 
 
-def bm25_output_fields(schema: CollectionSchema) -> frozenset[str]:
-    return frozenset(
-        name for f in schema.functions if f.type is FunctionType.BM25 for name in f.output_field_names
-    )
-
-
 def with_bm25_metric(
     schema: CollectionSchema, field: FieldSchema, params: Mapping[str, str]
 ) -> dict[str, str]:
@@ -124,7 +118,7 @@ def with_bm25_metric(
     nested = merged.get("params")
     inner = json.loads(nested) if isinstance(nested, str) and nested.strip().startswith("{") else {}
     metric = str(merged.get("metric_type") or inner.get("metric_type") or "").upper()
-    if field.name in bm25_output_fields(schema):
+    if field.name in bm25_output_names(schema.functions):
         if not metric:
             merged["metric_type"] = "BM25"
         elif metric != "BM25":

@@ -292,6 +292,16 @@ class _Planner:
         """Milvus's match functions: a VARCHAR field with ``enable_match``, a string literal and,
         for PHRASE_MATCH, an optional non-negative integer slop."""
         phrase = function == "phrase_match"
+        keywords = {a.name.lower(): a for a in args if isinstance(a, syntax.Keyword)}
+        args = tuple(a for a in args if not isinstance(a, syntax.Keyword))
+        minimum = 1
+        for name, keyword in keywords.items():
+            if phrase or name != "minimum_should_match":
+                raise self.error(f"{function.upper()} does not take the argument {keyword.name}", keyword.pos)
+            value = self.value(keyword.value).const
+            minimum = value.value if value is not None else -1
+            if not isinstance(minimum, int) or isinstance(minimum, bool) or minimum < 1:
+                raise self.error("minimum_should_match should be a positive integer", keyword.pos)
         if len(args) not in ((2, 3) if phrase else (2,)):
             raise self.error(f"{function.upper()} takes {'2 or 3' if phrase else '2'} arguments", pos)
         source = self.value(args[0])
@@ -310,11 +320,13 @@ class _Planner:
             if not isinstance(slop, int) or isinstance(slop, bool) or slop < 0:
                 raise self.error("slop should be a non-negative integer", pos)
         params = field.type_params.get(ANALYZER_PARAMS, "")
-        return plan.TextMatch(field.name, query.const.value, params, slop)
+        return plan.TextMatch(field.name, query.const.value, params, slop, minimum)
 
     # -- values -----------------------------------------------------------------------------
     def value(self, node: syntax.Node) -> _Typed:
         match node:
+            case syntax.Keyword(name, _, pos):
+                raise self.error(f"unexpected argument {name}=", pos)
             case syntax.Literal(value, pos):
                 return self._python_value(value, pos, "literal")
             case syntax.ListLiteral(items, pos):
