@@ -8,6 +8,7 @@ in ``sheafdb.index.bm25_weights``.
 
 from __future__ import annotations
 
+import itertools
 import zlib
 from collections.abc import Sequence
 
@@ -33,25 +34,23 @@ def term_id(term: str) -> int:
 
 
 def term_ids(terms: Sequence[str]) -> np.ndarray:
-    return np.fromiter((term_id(t) for t in terms), dtype=np.uint32, count=len(terms))
+    known = _TERM_IDS  # most terms are: a dict hit per token, no call
+    return np.fromiter(
+        (known[t] if t in known else term_id(t) for t in terms), dtype=np.uint32, count=len(terms)
+    )
 
 
 def term_frequencies(analyzer: Analyzer, texts: Sequence[str | None]) -> pa.Array:
     """One sparse vector (term dimension -> count) per text; a null text is an empty vector."""
-    docs: list[np.ndarray] = []
-    ids: list[np.ndarray] = []
-    for doc, text in enumerate(texts):
-        if not text:
-            continue
-        found = term_ids(analyzer.tokens(text))
-        ids.append(found)
-        docs.append(np.full(len(found), doc, dtype=np.int64))
-    if not ids:
+    token_lists = [analyzer.tokens(text) if text else [] for text in texts]
+    lengths = np.fromiter((len(tokens) for tokens in token_lists), dtype=np.int64, count=len(texts))
+    if not lengths.any():
         return pa.array([[] for _ in texts], type=SPARSE_ARROW_TYPE)
-    keys = (np.concatenate(docs) << 32) | np.concatenate(ids).astype(np.int64)
+    ids = term_ids(list(itertools.chain.from_iterable(token_lists)))
+    docs = np.repeat(np.arange(len(texts), dtype=np.int64), lengths)
+    keys = (docs << 32) | ids.astype(np.int64)
     unique, counts = np.unique(keys, return_counts=True)  # sorted by doc, then dimension
-    doc_of = unique >> 32
-    offsets = np.searchsorted(doc_of, np.arange(len(texts) + 1)).astype(np.int32)
+    offsets = np.searchsorted(unique >> 32, np.arange(len(texts) + 1)).astype(np.int32)
     entries = pa.StructArray.from_arrays(
         [pa.array((unique & 0xFFFFFFFF).astype(np.uint32)), pa.array(counts.astype(np.float32))],
         names=["index", "value"],
