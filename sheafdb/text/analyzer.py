@@ -159,10 +159,6 @@ def analyzer_enabled(field: FieldSchema) -> bool:
     return field.dtype is DataType.VARCHAR and is_true(field.type_params.get(ENABLE_ANALYZER))
 
 
-def match_enabled(field: FieldSchema) -> bool:
-    return field.dtype is DataType.VARCHAR and is_true(field.type_params.get(ENABLE_MATCH))
-
-
 def _standard(stop: Sequence[str]) -> Analyzer:
     steps = [F.lowercase(), *(F.stop_words(stop) if stop else [])]
     return Analyzer(_NativeTokenizer("standard"), steps)
