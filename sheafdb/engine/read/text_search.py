@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from sheafdb.engine.loaded_segment import RowSource
+from sheafdb.engine.load.loaded_segment import RowSource
 from sheafdb.engine.models import SparseQueries, TextQueries
 from sheafdb.errors import invalid
 from sheafdb.index.bm25_weights import idf
