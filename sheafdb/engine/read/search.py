@@ -265,7 +265,7 @@ def _check_queries(field: FieldSchema, vectors: Any) -> None:
         if width != expected:
             raise invalid(f"vector dimension mismatch, expected vector size {expected}, actual {width}")
         check_query_vectors(field.dtype, vectors)
-    elif not isinstance(vectors, np.ndarray):
+    elif not isinstance(vectors, np.ndarray | TextQueries):
         check_floats(vectors.values)  # sparse queries: the values of their (index, value) pairs
 
 
