@@ -14,6 +14,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from sheafdb.schema_functions import FunctionSchema, function_output_names
+
 # The dynamic field: a JSON column holding every key that the schema does not define.
 DYNAMIC_FIELD = "$meta"
 # Hidden per-row column: the hybrid timestamp at which the row was inserted.
@@ -191,6 +193,8 @@ class CollectionSchema:
     fields: tuple[FieldSchema, ...]
     description: str = ""
     enable_dynamic_field: bool = False
+    # Functions the server runs (BM25): see schema_functions.py.
+    functions: tuple[FunctionSchema, ...] = ()
 
     @property
     def primary_field(self) -> FieldSchema:
@@ -221,6 +225,9 @@ class CollectionSchema:
     def field_by_id(self, field_id: int) -> FieldSchema | None:
         return next((f for f in self.fields if f.field_id == field_id), None)
 
+    def is_function_output(self, name: str) -> bool:
+        return name in function_output_names(self.functions)
+
     def with_field(self, new_field: FieldSchema) -> CollectionSchema:
         return replace(self, fields=(*self.fields, new_field))
 
@@ -237,6 +244,7 @@ class CollectionSchema:
             "description": self.description,
             "enable_dynamic_field": self.enable_dynamic_field,
             "fields": [f.to_dict() for f in self.fields],
+            **({"functions": [f.to_dict() for f in self.functions]} if self.functions else {}),
         }
 
     @classmethod
@@ -245,4 +253,5 @@ class CollectionSchema:
             fields=tuple(FieldSchema.from_dict(f) for f in d["fields"]),
             description=d.get("description", ""),
             enable_dynamic_field=d.get("enable_dynamic_field", False),
+            functions=tuple(FunctionSchema.from_dict(f) for f in d.get("functions", ())),
         )

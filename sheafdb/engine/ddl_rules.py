@@ -11,6 +11,7 @@ import math
 from dataclasses import replace
 
 from sheafdb.engine.name_rules import check_field_name
+from sheafdb.engine.text_rules import check_text_field, check_text_schema
 from sheafdb.errors import invalid
 from sheafdb.schema import ARRAY_ELEMENT_TYPES, DYNAMIC_FIELD, CollectionSchema, DataType, FieldSchema
 
@@ -74,6 +75,7 @@ def prepare_schema(schema: CollectionSchema) -> CollectionSchema:
             raise invalid("partition key field not support nullable")
     if len([f for f in schema.fields if f.is_clustering_key]) > 1:
         raise invalid("there are more than one clustering key field")
+    check_text_schema(schema)
     return replace(
         schema,
         fields=tuple(replace(f, field_id=FIRST_FIELD_ID + i) for i, f in enumerate(schema.fields)),
@@ -90,6 +92,7 @@ def check_added_field(schema: CollectionSchema, new_field: FieldSchema) -> Field
     if not new_field.nullable:
         raise invalid("added field must be nullable, please check it")
     _check_field(new_field)
+    check_text_field(new_field)
     if new_field.is_vector and len(schema.vector_fields) >= MAX_VECTOR_FIELDS:
         raise invalid(f"maximum vector field's number should be limited to {MAX_VECTOR_FIELDS}")
     next_id = max(f.field_id for f in schema.fields) + 1

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from sheafdb.engine.analysis import AnalyzedToken, run_analyzer
 from sheafdb.engine.collection import Collection
 from sheafdb.engine.collection_alterations import CollectionAlterations
 from sheafdb.engine.ddl_rules import MAX_PARTITIONS, partition_names, prepare_schema
@@ -389,6 +390,12 @@ class Engine:
     def add_collection_field(self, db: str, name: str, field: FieldSchema) -> None:
         with self._ddl_lock:
             self._alterations.add_field(self._resolve(db, name), field)
+
+    def run_analyzer(
+        self, db: str, texts: Sequence[str], params: str, collection: str = "", field_name: str = ""
+    ) -> list[list[AnalyzedToken]]:
+        schema = self._resolve(db, collection).schema if collection else None
+        return run_analyzer(texts, params, schema, field_name)
 
     def collection_row_count(self, db: str, name: str) -> int:
         return visible_row_count(self._store, self._resolve(db, name))

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from sheafdb.engine.collection import Collection
 from sheafdb.engine.models import IndexInfo, IndexState
+from sheafdb.engine.text_rules import with_bm25_metric
 from sheafdb.engine.write.data_removal import DataRemoval
 from sheafdb.engine.write.index_builds import IndexBuilder
 from sheafdb.errors import (
@@ -119,7 +120,7 @@ class IndexDefinitions:
         if field is None:
             raise FieldNotFound(f"cannot create index on non-exist field: {field_name}")
         name = index_name or field_name
-        normalized = _normalized_params(field, params)
+        normalized = _normalized_params(field, with_bm25_metric(coll.schema, field, params))
         if _find_conflict(coll.indexes, field_name, name, normalized) is not None:
             return False
         self._catalog.create_index(coll.collection_id, field_name, name, normalized, self._oracle.next())

@@ -119,9 +119,28 @@ class SparseQueries:
     values: np.ndarray  # float32
 
 
+@dataclass(frozen=True)
+class TextQueries:
+    """nq raw texts: a full-text (BM25) search, analyzed by the engine into sparse queries."""
+
+    texts: tuple[str, ...]
+
+
 # Dense queries: (nq, dim) float32 for float vectors; (nq, dim) float16 / uint16 (bf16) for the
 # half types; int8 for INT8_VECTOR; (nq, dim/8) uint8 for binary vectors.
-QueryVectors = np.ndarray | SparseQueries
+QueryVectors = np.ndarray | SparseQueries | TextQueries
+
+
+@dataclass(frozen=True)
+class DecayRanker:
+    """A decay function ranker (Milvus 2.6): ``function`` gauss / exp / linear on ``field``."""
+
+    function: str
+    field: str
+    origin: float
+    scale: float
+    offset: float = 0.0
+    decay: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -143,6 +162,7 @@ class SearchRequest:
     strict_group_size: bool = False
     round_decimal: int = -1
     ignore_growing: bool = False
+    decay: DecayRanker | None = None
     # Search by primary keys: the stored vectors of these rows are the queries (``vectors`` is
     # then empty until the engine fills it, engine/read/search_by_keys.py).
     ids: Sequence[int] | Sequence[str] | None = None
@@ -168,6 +188,8 @@ class HybridSearchRequest:
     round_decimal: int = -1
     group_by_field: str | None = None
     group_size: int = 1
+    # A decay ranker instead of ``ranker``: each hit's best normalised score, decayed.
+    decay: DecayRanker | None = None
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 from sheafdb.errors import UnexpectedError
 from sheafdb.expr import plan
 from sheafdb.expr.arithmetic import apply_arithmetic
+from sheafdb.expr.text_match import text_match
 
 JsonViews = Mapping[tuple[str, plan.JsonPath, plan.JsonView], pa.Array]
 
@@ -65,6 +66,8 @@ class _Evaluator:
                 return self._is_null(operand, negate)
             case plan.Contains(source, values, arrow_type, mode):
                 return self._contains(source, values, arrow_type, mode)
+            case plan.TextMatch(column, query, params, slop, minimum):
+                return pa.array(text_match(self.column(column), query, params, slop, minimum))
             case plan.Truth(operand, reads_json):
                 result = self.value(operand)
                 return _settle_json(result, False) if reads_json else result

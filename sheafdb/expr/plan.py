@@ -121,6 +121,17 @@ class Contains:
 
 
 @dataclass(frozen=True)
+class TextMatch:
+    """``TEXT_MATCH(field, 'terms')`` (slop None) or ``PHRASE_MATCH(field, 'phrase', slop)``."""
+
+    column: str
+    query: str
+    analyzer_params: str  # the field's, as the schema holds them ("" = standard)
+    slop: int | None = None
+    minimum_should_match: int = 1
+
+
+@dataclass(frozen=True)
 class Truth:
     """A boolean value used as a predicate (a BOOL field, or a JSON bool)."""
 
@@ -155,4 +166,4 @@ class Sample:
     factor: float
 
 
-Predicate = Compare | IsIn | Like | IsNull | Contains | Truth | Constant | And | Or | Not | Sample
+Predicate = Compare | IsIn | Like | IsNull | Contains | TextMatch | Truth | Constant | And | Or | Not | Sample

@@ -21,6 +21,7 @@ from sheafdb.expr import plan, syntax
 from sheafdb.expr.arithmetic import apply_arithmetic
 from sheafdb.expr.json_column import ViewKey, element_token
 from sheafdb.schema import DYNAMIC_FIELD, CollectionSchema, DataType, FieldSchema
+from sheafdb.text.analyzer import ANALYZER_PARAMS, ENABLE_MATCH, is_true
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _ORDERING = ("<", "<=", ">", ">=")
@@ -156,6 +157,8 @@ class _Planner:
                 return plan.IsNull(self._json_view(typed, plan.JsonView.EXISTS), negate=True)
             case syntax.Call(function, args, pos) if function.lower() in _CONTAINS_MODES:
                 return self._contains(function, args, pos)
+            case syntax.Call(function, args, pos) if function.lower() in ("text_match", "phrase_match"):
+                return self._text_match(function.lower(), args, pos)
             case syntax.Call(function, args, pos) if function.lower() == "random_sample":
                 return self._sample(args, pos)
         return self._truth(self.value(node), _node_pos(node))
@@ -307,9 +310,45 @@ class _Planner:
         arrow_type = pa.float32() if source.element is DataType.FLOAT else _kind_arrow_type(element.kind)
         return plan.Contains(plan.FieldColumn(source.field.name), values, arrow_type, mode)
 
+    def _text_match(self, function: str, args: tuple[syntax.Node, ...], pos: int) -> plan.Predicate:
+        """Milvus's match functions: a VARCHAR field with ``enable_match``, a string literal and,
+        for PHRASE_MATCH, an optional non-negative integer slop."""
+        phrase = function == "phrase_match"
+        keywords = {a.name.lower(): a for a in args if isinstance(a, syntax.Keyword)}
+        args = tuple(a for a in args if not isinstance(a, syntax.Keyword))
+        minimum = 1
+        for name, keyword in keywords.items():
+            if phrase or name != "minimum_should_match":
+                raise self.error(f"{function.upper()} does not take the argument {keyword.name}", keyword.pos)
+            value = self.value(keyword.value).const
+            minimum = value.value if value is not None else -1
+            if not isinstance(minimum, int) or isinstance(minimum, bool) or minimum < 1:
+                raise self.error("minimum_should_match should be a positive integer", keyword.pos)
+        if len(args) not in ((2, 3) if phrase else (2,)):
+            raise self.error(f"{function.upper()} takes {'2 or 3' if phrase else '2'} arguments", pos)
+        source = self.value(args[0])
+        field = source.field
+        if field is None or field.dtype is not DataType.VARCHAR:
+            raise self.error(f"{function.upper()} needs a VARCHAR field, got {source.type_name}", pos)
+        if not is_true(field.type_params.get(ENABLE_MATCH)):
+            raise self.error(f'field "{field.name}" does not enable match', pos)
+        query = self.value(args[1])
+        if query.const is None or not isinstance(query.const.value, str):
+            raise self.error(f"the second argument of {function.upper()} must be a string literal", pos)
+        slop: int | None = None
+        if phrase:
+            slop_arg = self.value(args[2]) if len(args) == 3 else None
+            slop = 0 if slop_arg is None or slop_arg.const is None else slop_arg.const.value
+            if not isinstance(slop, int) or isinstance(slop, bool) or slop < 0:
+                raise self.error("slop should be a non-negative integer", pos)
+        params = field.type_params.get(ANALYZER_PARAMS, "")
+        return plan.TextMatch(field.name, query.const.value, params, slop, minimum)
+
     # -- values -----------------------------------------------------------------------------
     def value(self, node: syntax.Node) -> _Typed:
         match node:
+            case syntax.Keyword(name, _, pos):
+                raise self.error(f"unexpected argument {name}=", pos)
             case syntax.Literal(value, pos):
                 return self._python_value(value, pos, "literal")
             case syntax.ListLiteral(items, pos):

@@ -62,6 +62,15 @@ class Call:
 
 
 @dataclass(frozen=True)
+class Keyword:
+    """``name=value`` among a call's arguments."""
+
+    name: str
+    value: Node
+    pos: int
+
+
+@dataclass(frozen=True)
 class Unary:
     op: str  # "-" or "+"
     operand: Node
@@ -134,6 +143,7 @@ Node = (
     | Name
     | Access
     | Call
+    | Keyword
     | Unary
     | Arithmetic
     | Comparison
@@ -305,6 +315,9 @@ class _ToNodes(Transformer_NonRecursive):
 
     def call(self, meta: Any, children: list[Any]) -> Call:
         return Call(str(children[0]), tuple(c for c in children[1:] if c is not None), _pos(meta))
+
+    def keyword_arg(self, meta: Any, children: list[Any]) -> Keyword:
+        return Keyword(str(children[0]), children[1], _pos(meta))
 
     def list_lit(self, meta: Any, children: list[Any]) -> ListLiteral:
         return ListLiteral(tuple(c for c in children if c is not None), _pos(meta))

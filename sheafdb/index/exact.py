@@ -49,7 +49,7 @@ def exact_search(
     metric = _metric(spec_or_metric)
     if isinstance(vectors, SparseMatrix):
         subset, rows = _sparse_subset(vectors, allowed)
-        index = SparseInvertedIndex.build(IndexSpec("SPARSE_INVERTED_INDEX", metrics.IP), subset)
+        index = SparseInvertedIndex.build(_sparse_spec(metric, spec_or_metric), subset)
         scores, labels = index.search(queries, k, params, None)
         return scores, labels if rows is None else remap_labels(labels, rows)
     if metric in metrics.BINARY_METRICS:
@@ -108,7 +108,7 @@ def exact_range_search(
     radius = require_radius(metric, parsed.radius, parsed.range_filter)
     if isinstance(vectors, SparseMatrix):
         subset, rows = _sparse_subset(vectors, allowed)
-        index = SparseInvertedIndex.build(IndexSpec("SPARSE_INVERTED_INDEX", metrics.IP), subset)
+        index = SparseInvertedIndex.build(_sparse_spec(metric, spec_or_metric), subset)
         lims, scores, labels = index.range_search(queries, params, None)
         return lims, scores, labels if rows is None else rows[labels]
     if metric in metrics.BINARY_METRICS:
@@ -121,6 +121,13 @@ def exact_range_search(
         lims, scores, labels = flat.range_search(xq, radius)
     lims, scores, labels = finish_range(metric, lims, scores, labels, radius, parsed.range_filter)
     return lims, scores, labels if rows is None else rows[labels]
+
+
+def _sparse_spec(metric: str, spec_or_metric: IndexSpec | str) -> IndexSpec:
+    """The exact scan's sparse index: IP, or BM25 with the index's k1 and b."""
+    params = spec_or_metric.params if isinstance(spec_or_metric, IndexSpec) else {}
+    bm25 = {key: params[key] for key in ("bm25_k1", "bm25_b") if key in params}
+    return IndexSpec("SPARSE_INVERTED_INDEX", metrics.BM25 if metric == metrics.BM25 else metrics.IP, bm25)
 
 
 def _metric(spec_or_metric: IndexSpec | str) -> str:

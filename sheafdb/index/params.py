@@ -101,6 +101,10 @@ _REFINE = _Param("refine", bool)
 _REFINE_TYPE = _Param("refine_type", str, choices=("SQ6", "SQ8", "BF16", "FP16", "FLAT"))
 _DROP_RATIO_BUILD = _Param("drop_ratio_build", float, 0.0, 1.0, high_inclusive=False)
 _INVERTED_ALGO = _Param("inverted_index_algo", str, choices=("TAAT_NAIVE", "DAAT_WAND", "DAAT_MAXSCORE"))
+# BM25's term-saturation and length-normalization constants (Milvus's documented ranges).
+_BM25_K1 = _Param("bm25_k1", float, 1.2, 3.0)
+_BM25_B = _Param("bm25_b", float, 0.0, 1.0)
+_SPARSE_BUILD = (_DROP_RATIO_BUILD, _INVERTED_ALGO, _BM25_K1, _BM25_B)
 
 _BUILD_PARAMS: Mapping[str, tuple[_Param, ...]] = {
     "FLAT": (),
@@ -112,8 +116,8 @@ _BUILD_PARAMS: Mapping[str, tuple[_Param, ...]] = {
     "HNSW_PQ": (_M, _EF_CONSTRUCTION, _PQ_M, _NBITS, _REFINE, _REFINE_TYPE),
     "BIN_FLAT": (),
     "BIN_IVF_FLAT": (_NLIST,),
-    "SPARSE_INVERTED_INDEX": (_DROP_RATIO_BUILD, _INVERTED_ALGO),
-    "SPARSE_WAND": (_DROP_RATIO_BUILD, _INVERTED_ALGO),
+    "SPARSE_INVERTED_INDEX": _SPARSE_BUILD,
+    "SPARSE_WAND": _SPARSE_BUILD,
     AUTOINDEX: (),
 }
 
@@ -168,9 +172,11 @@ def parse_index_params(field_schema: FieldSchema, params: Mapping[str, str]) -> 
     _check_data_type(dtype, index_type)
     metric = str(metric_raw).upper() if metric_raw not in (None, "") else _default_metric(dtype)
     _check_metric(dtype, index_type, metric)
-    if index_type == AUTOINDEX and merged:
+    # A sparse AUTOINDEX takes the sparse index's params (Milvus's BM25 examples pass them).
+    build_params = _SPARSE_BUILD if index_type == AUTOINDEX and dtype is DataType.SPARSE_FLOAT_VECTOR else ()
+    if index_type == AUTOINDEX and set(merged) - {p.name for p in build_params}:
         raise _invalid_params("only metric type can be passed when use AutoIndex")
-    known = {p.name: p for p in _BUILD_PARAMS[index_type]}
+    known = {p.name: p for p in (*_BUILD_PARAMS[index_type], *build_params)}
     typed: dict[str, Any] = {}
     for key, raw in merged.items():
         typed[key] = known[key].coerce(raw) if key in known else str(raw)
@@ -278,7 +284,7 @@ def _check_metric(dtype: DataType, index_type: str, metric: str) -> None:
     family = family_of(dtype)
     if family == "sparse":
         if metric not in metrics.SPARSE_METRICS:
-            raise _invalid_params("only IP is the supported metric type for sparse index")
+            raise _invalid_params("only IP&BM25 is the supported metric type for sparse index")
         return
     if family == "dense":
         supported = metrics.FLOAT_METRICS

@@ -1,4 +1,4 @@
-"""The sparse inverted index (SPARSE_INVERTED_INDEX, SPARSE_WAND): IP over sparse vectors.
+"""The sparse inverted index (SPARSE_INVERTED_INDEX, SPARSE_WAND): IP or BM25 over sparse vectors.
 
 One posting list per dimension, held as flat numpy arrays sorted by dimension: ``dims`` (the
 distinct dimensions), ``starts`` (where each one's postings begin), ``rows`` and ``values``.
@@ -6,6 +6,12 @@ A query gathers the postings of its own dimensions and accumulates ``value * que
 per row with ``np.bincount``: cost O(postings touched + rows), no per-row Python. Like
 Milvus, only rows sharing at least one dimension with the query are hits. The same structure,
 built on the fly, serves exact search over growing rows. Read-only after build: no lock.
+
+With metric BM25 the rows are term-frequency vectors (a BM25 function's output): the index
+also keeps each row's length (its values' sum, taken before ``drop_ratio_build``), and a
+posting contributes ``query weight x saturated(tf, length)`` (``bm25_weights.py``). The
+query weights (count x idf) and ``bm25_avgdl`` come from the caller, which knows the whole
+collection's statistics.
 """
 
 from __future__ import annotations
@@ -17,12 +23,15 @@ from typing import Any
 import numpy as np
 
 from sheafdb.index import metrics
+from sheafdb.index.bm25_weights import DEFAULT_B, DEFAULT_K1, saturated
 from sheafdb.index.params import IndexSpec, parse_search_params
 from sheafdb.index.protocols import IndexStore, write_index_bytes
 from sheafdb.index.results import check_mask, empty_topk, require_radius, topk_from_matrix
 from sheafdb.index.vectors import SparseMatrix, as_sparse
 
 _SAVED_ARRAYS = ("dims", "starts", "rows", "values")
+# The search param carrying the collection's average document length (Milvus's name).
+BM25_AVGDL = "bm25_avgdl"
 
 
 class SparseInvertedIndex:
@@ -34,6 +43,7 @@ class SparseInvertedIndex:
         starts: np.ndarray,
         rows: np.ndarray,
         values: np.ndarray,
+        row_lengths: np.ndarray | None = None,
     ) -> None:
         self.spec = spec
         self.num_rows = num_rows
@@ -41,7 +51,9 @@ class SparseInvertedIndex:
         self.starts = starts  # int64, len(dims) + 1
         self.rows = rows  # int64 row of each posting
         self.values = values  # float32
-        self.nbytes = int(dims.nbytes + starts.nbytes + rows.nbytes + values.nbytes)
+        self.row_lengths = row_lengths  # float32 per row, BM25 only
+        extra = 0 if row_lengths is None else row_lengths.nbytes
+        self.nbytes = int(dims.nbytes + starts.nbytes + rows.nbytes + values.nbytes + extra)
 
     @classmethod
     def build(
@@ -49,6 +61,9 @@ class SparseInvertedIndex:
     ) -> SparseInvertedIndex:
         row_of = np.repeat(np.arange(matrix.num_rows, dtype=np.int64), np.diff(matrix.indptr))
         indices, values = matrix.indices, matrix.values
+        lengths = None
+        if spec.metric_type == metrics.BM25:
+            lengths = np.bincount(row_of, weights=values, minlength=matrix.num_rows).astype(np.float32)
         if drop_ratio_build > 0 and len(values):
             # knowhere drops the smallest-magnitude share of all values before building.
             threshold = np.quantile(np.abs(values), drop_ratio_build)
@@ -65,10 +80,34 @@ class SparseInvertedIndex:
             starts,
             row_of[order],
             values[order].astype(np.float32),
+            lengths,
         )
 
-    def scores(self, query_indices: np.ndarray, query_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(IP score per row, whether the row shares a dimension with the query)."""
+    def doc_freqs(self, dims: np.ndarray) -> np.ndarray:
+        """How many rows hold each of ``dims`` (BM25's document frequency)."""
+        if len(self.dims) == 0:
+            return np.zeros(len(dims), np.int64)
+        slot = np.minimum(np.searchsorted(self.dims, dims), len(self.dims) - 1)
+        return np.where(self.dims[slot] == dims, self.starts[slot + 1] - self.starts[slot], 0)
+
+    def _bm25(self, params: Mapping[str, Any]) -> tuple[float, float, float] | None:
+        """(avgdl, k1, b) when this is a BM25 index, else None."""
+        if self.spec.metric_type != metrics.BM25:
+            return None
+        lengths = self.row_lengths if self.row_lengths is not None else np.zeros(1, np.float32)
+        avgdl = params.get(BM25_AVGDL)
+        own = float(lengths.mean()) if len(lengths) else 1.0
+        k1 = float(self.spec.params.get("bm25_k1", DEFAULT_K1))
+        b = float(self.spec.params.get("bm25_b", DEFAULT_B))
+        return (own if avgdl is None else float(avgdl)), k1, b
+
+    def scores(
+        self,
+        query_indices: np.ndarray,
+        query_values: np.ndarray,
+        bm25: tuple[float, float, float] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(IP or BM25 score per row, whether the row shares a dimension with the query)."""
         if len(self.dims) == 0:
             return np.zeros(self.num_rows, np.float32), np.zeros(self.num_rows, bool)
         slot = np.minimum(np.searchsorted(self.dims, query_indices), len(self.dims) - 1)
@@ -79,7 +118,11 @@ class SparseInvertedIndex:
         offsets = np.repeat(lo - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
         postings = np.arange(int(lengths.sum()), dtype=np.int64) + offsets
         rows = self.rows[postings]
-        contributions = self.values[postings] * np.repeat(weights, lengths)
+        values = self.values[postings]
+        if bm25 is not None and self.row_lengths is not None:
+            avgdl, k1, b = bm25
+            values = saturated(values, self.row_lengths[rows], avgdl, k1, b)
+        contributions = values * np.repeat(weights, lengths)
         totals = np.bincount(rows, weights=contributions, minlength=self.num_rows)
         touched = np.bincount(rows, minlength=self.num_rows) > 0
         return totals.astype(np.float32), touched
@@ -93,8 +136,9 @@ class SparseInvertedIndex:
         scores, labels = empty_topk(matrix.num_rows, k, metrics.IP)
         if k == 0 or self.num_rows == 0:
             return scores, labels
+        bm25 = self._bm25(params)
         for q in range(matrix.num_rows):
-            totals, touched = self.scores(*_query_terms(matrix, q, drop))
+            totals, touched = self.scores(*_query_terms(matrix, q, drop), bm25)
             valid = touched if mask is None else touched & mask
             scores[q], labels[q] = (
                 part[0] for part in topk_from_matrix(totals[None, :], k, metrics.IP, valid)
@@ -111,8 +155,9 @@ class SparseInvertedIndex:
         lims = np.zeros(matrix.num_rows + 1, dtype=np.int64)
         all_scores: list[np.ndarray] = []
         all_labels: list[np.ndarray] = []
+        bm25 = self._bm25(params)
         for q in range(matrix.num_rows):
-            totals, touched = self.scores(*_query_terms(matrix, q, parsed.drop_ratio_search))
+            totals, touched = self.scores(*_query_terms(matrix, q, parsed.drop_ratio_search), bm25)
             keep = touched & metrics.in_range(metrics.IP, totals, radius, parsed.range_filter)
             if mask is not None:
                 keep &= mask
@@ -130,15 +175,17 @@ class SparseInvertedIndex:
 
     def save_bytes(self) -> bytes:
         buffer = io.BytesIO()
-        np.savez(
-            buffer, num_rows=np.int64(self.num_rows), **{name: getattr(self, name) for name in _SAVED_ARRAYS}
-        )
+        arrays = {name: getattr(self, name) for name in _SAVED_ARRAYS}
+        if self.row_lengths is not None:
+            arrays["row_lengths"] = self.row_lengths
+        np.savez(buffer, num_rows=np.int64(self.num_rows), **arrays)
         return buffer.getvalue()
 
     @classmethod
     def from_bytes(cls, spec: IndexSpec, data: bytes) -> SparseInvertedIndex:
         with np.load(io.BytesIO(data), allow_pickle=False) as saved:
-            return cls(spec, int(saved["num_rows"]), *(saved[name] for name in _SAVED_ARRAYS))
+            lengths = saved["row_lengths"] if "row_lengths" in saved.files else None
+            return cls(spec, int(saved["num_rows"]), *(saved[name] for name in _SAVED_ARRAYS), lengths)
 
 
 def _query_terms(matrix: SparseMatrix, q: int, drop_ratio: float) -> tuple[np.ndarray, np.ndarray]:

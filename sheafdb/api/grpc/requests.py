@@ -16,14 +16,17 @@ from google.protobuf.message import DecodeError
 from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
 
 from sheafdb import strict_json
+from sheafdb.api.function_rankers import function_ranker
 from sheafdb.api.grpc.field_codec import sparse_rows_to_arrow
 from sheafdb.engine.models import (
+    DecayRanker,
     HybridSearchRequest,
     QueryRequest,
     QueryVectors,
     Ranker,
     SearchRequest,
     SparseQueries,
+    TextQueries,
 )
 from sheafdb.errors import ParameterInvalid, Unsupported, invalid
 
@@ -95,6 +98,8 @@ def decode_placeholders(blob: bytes, nq: int) -> QueryVectors:
     if not rows:
         raise invalid("no query vectors in the search request")
     kind = holder.type
+    if kind == _TEXT_PLACEHOLDER:
+        return TextQueries(tuple(row.decode() for row in rows))
     if kind == _SPARSE_PLACEHOLDER:
         array = sparse_rows_to_arrow(rows)
         entries = array.values
@@ -105,8 +110,6 @@ def decode_placeholders(blob: bytes, nq: int) -> QueryVectors:
         )
     dtype = _DENSE_QUERY_DTYPE.get(kind)
     if dtype is None:
-        if kind == _TEXT_PLACEHOLDER:
-            raise Unsupported.feature("searching with text (full text search)")
         raise Unsupported.feature(f"placeholder type {kind}")
     width = len(rows[0])
     if width == 0 or (len(rows) > 1 and any(len(r) != width for r in rows)):
@@ -168,6 +171,12 @@ def _parsed_search_params(raw: str) -> dict[str, Any]:
     return decoded
 
 
+def _function_ranker(score: schema_pb2.FunctionScore) -> DecayRanker | Ranker:
+    first = score.functions[0] if len(score.functions) else schema_pb2.FunctionSchema()
+    params = {kv.key: kv.value for kv in first.params}
+    return function_ranker(len(score.functions), first.name, first.type, first.input_field_names, params)
+
+
 def _excerpt(text: str, limit: int = 200) -> str:
     """A hostile request's text shortened for an error message."""
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
@@ -196,8 +205,14 @@ def _check_topk(topk: int) -> int:
 
 def search_request(req: milvus_pb2.SearchRequest) -> SearchRequest:
     by_keys = req.HasField("ids") and not req.placeholder_group
-    if req.HasField("function_score") or len(req.function_chains):
-        raise Unsupported.feature("search rankers and function chains")
+    if len(req.function_chains):
+        raise Unsupported.feature("search function chains")
+    decay = None
+    if req.HasField("function_score"):
+        found = _function_ranker(req.function_score)
+        if not isinstance(found, DecayRanker):
+            raise invalid("a search (not hybrid) takes only a decay function ranker")
+        decay = found
     params = key_values(req.search_params)
     if "topk" not in params:
         raise ParameterInvalid("topk not found in search_params: missing parameter")
@@ -226,6 +241,7 @@ def search_request(req: milvus_pb2.SearchRequest) -> SearchRequest:
         strict_group_size=parse_bool(params.get("strict_group_size")),
         round_decimal=parse_int(params, "round_decimal", -1),
         ignore_growing=parse_ignore_growing(params),
+        decay=decay,
         ids=_primary_keys(req.ids) if by_keys else None,
     )
 
@@ -237,11 +253,18 @@ def _primary_keys(ids: schema_pb2.IDs) -> list[int] | list[str]:
 
 
 def hybrid_search_request(req: milvus_pb2.HybridSearchRequest) -> HybridSearchRequest:
-    if req.HasField("function_score") or len(req.function_chains):
-        raise Unsupported.feature("hybrid search function rankers")
+    if len(req.function_chains):
+        raise Unsupported.feature("hybrid search function chains")
     params = key_values(req.rank_params)
     strategy = params.get("strategy", "rrf") or "rrf"
     ranker_params = _search_params_json(params)
+    decay = None
+    if req.HasField("function_score"):
+        found = _function_ranker(req.function_score)
+        if isinstance(found, DecayRanker):
+            decay = found
+        else:
+            strategy, ranker_params = found.strategy, dict(found.params)
     limit = _check_topk(parse_int(params, "limit", 0))
     requests = tuple(search_request(sub) for sub in req.requests)
     if any(sub.ids is not None for sub in requests):
@@ -257,6 +280,7 @@ def hybrid_search_request(req: milvus_pb2.HybridSearchRequest) -> HybridSearchRe
         round_decimal=parse_int(params, "round_decimal", -1),
         group_by_field=params.get("group_by_field") or None,
         group_size=parse_int(params, "group_size", 1),
+        decay=decay,
     )
 
 

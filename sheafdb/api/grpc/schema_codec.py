@@ -13,6 +13,7 @@ from typing import Any
 
 from pymilvus.grpc_gen import common_pb2, schema_pb2
 
+from sheafdb.api.grpc.function_codec import function_from_proto, function_to_proto
 from sheafdb.errors import Unsupported, invalid
 from sheafdb.schema import DYNAMIC_FIELD, CollectionSchema, DataType, FieldSchema
 
@@ -20,13 +21,14 @@ _TYPED_PARAMS = ("dim", "max_length", "max_capacity")
 
 
 def schema_from_proto(proto: schema_pb2.CollectionSchema) -> CollectionSchema:
-    if len(proto.functions):
-        raise Unsupported.feature("collection functions (BM25, text embedding)")
     if len(proto.struct_array_fields):
         raise Unsupported.feature("struct array fields")
     fields = tuple(field_from_proto(f) for f in proto.fields if not (f.is_dynamic or f.name == DYNAMIC_FIELD))
     return CollectionSchema(
-        fields=fields, description=proto.description, enable_dynamic_field=proto.enable_dynamic_field
+        fields=fields,
+        description=proto.description,
+        enable_dynamic_field=proto.enable_dynamic_field,
+        functions=tuple(function_from_proto(f) for f in proto.functions),
     )
 
 
@@ -91,6 +93,9 @@ def schema_to_proto(name: str, schema: CollectionSchema) -> schema_pb2.Collectio
         enable_dynamic_field=schema.enable_dynamic_field,
     )
     proto.fields.extend(field_to_proto(f) for f in schema.fields)
+    for f in proto.fields:
+        f.is_function_output = schema.is_function_output(f.name)
+    proto.functions.extend(function_to_proto(f, schema) for f in schema.functions)
     return proto
 
 

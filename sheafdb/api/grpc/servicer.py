@@ -13,9 +13,12 @@ from sheafdb.api.grpc.catalog_rpcs import CatalogRpcs
 from sheafdb.api.grpc.data_rpcs import DataRpcs
 from sheafdb.api.grpc.guard import complete_service
 from sheafdb.api.grpc.load_rpcs import LoadRpcs
+from sheafdb.api.grpc.text_rpcs import TextRpcs
 
 
 @complete_service
-class MilvusServicer(AccessRpcs, CatalogRpcs, DataRpcs, LoadRpcs, milvus_pb2_grpc.MilvusServiceServicer):
+class MilvusServicer(
+    AccessRpcs, CatalogRpcs, DataRpcs, LoadRpcs, TextRpcs, milvus_pb2_grpc.MilvusServiceServicer
+):
     """Holds the engine and the access control (both thread-safe); handlers run on the gRPC
     thread pool, lock-free."""

@@ -27,7 +27,17 @@ from starlette.routing import BaseRoute, Route
 
 from sheafdb.api.auth import token_from_http_header
 from sheafdb.api.metrics import ServerMetrics
-from sheafdb.api.rest import aliases, collections, databases, entities, indexes, memory, partitions, users
+from sheafdb.api.rest import (
+    aliases,
+    analyzers,
+    collections,
+    databases,
+    entities,
+    indexes,
+    memory,
+    partitions,
+    users,
+)
 from sheafdb.api.rest.bodies import check_body, without_nulls
 from sheafdb.api.rest.envelope import (
     Call,
@@ -56,6 +66,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     *databases.ENDPOINTS,
     *users.ENDPOINTS,
     *memory.ENDPOINTS,
+    *analyzers.ENDPOINTS,
 )
 
 

@@ -52,6 +52,18 @@ _FIELD: Schema = {
         "elementTypeParams": _OBJECT,
     },
 }
+_FUNCTION: Schema = {
+    "type": "object",
+    "required": ["name", "type"],
+    "properties": {
+        "name": _STRING,
+        "type": {**_STRING, "example": "BM25"},
+        "inputFieldNames": _NAMES,
+        "outputFieldNames": _NAMES,
+        "params": _OBJECT,
+        "description": _STRING,
+    },
+}
 _SCHEMA: Schema = {
     "type": "object",
     "required": ["fields"],
@@ -61,6 +73,7 @@ _SCHEMA: Schema = {
         "enableDynamicField": _BOOLEAN,
         "description": _STRING,
         "fields": {"type": "array", "items": _FIELD},
+        "functions": {"type": "array", "items": _FUNCTION},
     },
 }
 _INDEX: Schema = {
@@ -81,7 +94,12 @@ _ROWS: Schema = {
 }
 _VECTORS: Schema = {
     "type": "array",
-    "description": "query vectors: arrays of numbers, {index: value} objects (sparse)",
+    "description": "query vectors: arrays of numbers, {index: value} objects (sparse), or texts (BM25)",
+}
+_FUNCTION_SCORE: Schema = {
+    "type": "object",
+    "description": 'function rankers: {functions: [{name, type: "Rerank", inputFieldNames, params}]}',
+    "properties": {"functions": {"type": "array", "items": _OBJECT}, "params": _OBJECT},
 }
 _READ_COMMON: dict[str, Schema] = {
     "outputFields": _NAMES,
@@ -222,6 +240,7 @@ BODIES: Mapping[str, Schema] = {
         strictGroupSize=_BOOLEAN,
         searchParams=_OBJECT,
         exprParams=_OBJECT,
+        functionScore=_FUNCTION_SCORE,
         **_READ_COMMON,
     ),
     "entities/hybrid_search": _body(
@@ -229,11 +248,21 @@ BODIES: Mapping[str, Schema] = {
         collectionName=_STRING,
         search={"type": "array", "items": _SUB_SEARCH},
         rerank=_RERANK,
+        functionScore=_FUNCTION_SCORE,
         limit=_INTEGER,
         offset=_INTEGER,
         groupingField=_STRING,
         groupSize=_INTEGER,
         **_READ_COMMON,
+    ),
+    "common/run_analyzer": _body(
+        ("text",),
+        text={"type": ["string", "array"], "description": "a text or an array of texts"},
+        analyzerParams={"type": ["object", "string"]},
+        collectionName=_STRING,
+        fieldName=_STRING,
+        withDetail=_BOOLEAN,
+        withHash=_BOOLEAN,
     ),
     "partitions/list": _COLLECTION,
     "partitions/has": _PARTITION,

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import pyarrow as pa
 
+from sheafdb.api.function_rankers import function_ranker
 from sheafdb.api.rest.envelope import Call, Endpoint, Reply
 from sheafdb.api.rest.rows import (
     int64_texts,
@@ -18,6 +20,7 @@ from sheafdb.api.rest.rows import (
 )
 from sheafdb.api.rest.schema_json import consistency_level
 from sheafdb.engine.models import (
+    DecayRanker,
     HybridSearchRequest,
     MutationResult,
     QueryRequest,
@@ -27,6 +30,7 @@ from sheafdb.engine.models import (
 )
 from sheafdb.errors import ParameterInvalid, invalid
 from sheafdb.schema import CollectionSchema, DataType
+from sheafdb.schema_functions import FunctionType
 
 DEFAULT_LIMIT = 100
 MAX_TOPK = 16384  # the proxy's topk bound (quotaAndLimits.limits.topK)
@@ -156,12 +160,36 @@ def _search_request(
     )
 
 
+def _function_score(call: Call) -> DecayRanker | Ranker | None:
+    """``functionScore: {functions: [{name, type: "Rerank", inputFieldNames, params}], params}``."""
+    score = call.get("functionScore")
+    if not score:
+        return None
+    functions = list(score.get("functions") or [])
+    first: Mapping[str, Any] = functions[0] if functions else {}
+    kind = (
+        FunctionType.RERANK if str(first.get("type", "Rerank")).lower() == "rerank" else FunctionType.UNKNOWN
+    )
+    return function_ranker(
+        len(functions),
+        str(first.get("name", "")),
+        kind,
+        first.get("inputFieldNames") or (),
+        first.get("params") or {},
+    )
+
+
 def search(call: Call) -> Reply | list[Any]:
     name = call.text("collectionName")
     call.required("data")
     consistency_level(call.get("consistencyLevel"))
     schema = _schema(call, name)
     request = _search_request(schema, name, call.body, call, dict(call.get("searchParams", {})))
+    ranker = _function_score(call)
+    if ranker is not None:
+        if not isinstance(ranker, DecayRanker):
+            raise invalid("a search (not hybrid) takes only a decay function ranker")
+        request = replace(request, decay=ranker)
     return _hits_reply(call, schema, call.engine.search(call.db, request))
 
 
@@ -183,10 +211,13 @@ def hybrid_search(call: Call) -> Reply:
         for sub in subs
     )
     rerank = dict(call.get("rerank", {}))
+    ranker = Ranker(strategy=str(rerank.get("strategy", "rrf")), params=dict(rerank.get("params", {})))
+    function = _function_score(call)
     request = HybridSearchRequest(
         collection=name,
         requests=requests,
-        ranker=Ranker(strategy=str(rerank.get("strategy", "rrf")), params=dict(rerank.get("params", {}))),
+        ranker=function if isinstance(function, Ranker) else ranker,
+        decay=function if isinstance(function, DecayRanker) else None,
         limit=int(call.get("limit", DEFAULT_LIMIT)),
         offset=int(call.get("offset", 0)),
         output_fields=call.names("outputFields"),

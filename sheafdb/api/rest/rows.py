@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from sheafdb.engine.models import QueryVectors, SearchResult, SparseQueries
-from sheafdb.errors import RestInsertDataInvalid, RestRequestNotJson, Unsupported, invalid
+from sheafdb.engine.models import QueryVectors, SearchResult, SparseQueries, TextQueries
+from sheafdb.errors import RestInsertDataInvalid, RestRequestNotJson, invalid
 from sheafdb.schema import DYNAMIC_FIELD, CollectionSchema, DataType, FieldSchema
 
 
@@ -113,8 +113,10 @@ def _sparse_row(value: Any) -> list[dict[str, Any]] | None:
 def query_vectors(f: FieldSchema, data: Any) -> QueryVectors:
     if not isinstance(data, list) or not data:
         raise invalid("data must be a non-empty array of vectors")
+    if all(isinstance(v, str) for v in data):
+        return TextQueries(tuple(data))  # a full-text search: the engine analyzes them
     if any(isinstance(v, str) for v in data):
-        raise Unsupported.feature("searching with text (BM25 functions)")
+        raise invalid("data mixes texts and vectors")
     if f.dtype is DataType.SPARSE_FLOAT_VECTOR:
         rows = [_sparse_row(v) or [] for v in data]
         offsets = np.cumsum([0, *(len(r) for r in rows)], dtype=np.int64)

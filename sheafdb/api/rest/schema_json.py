@@ -6,6 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from sheafdb.api.rest.function_json import functions_from_json, functions_json
 from sheafdb.engine.models import CollectionInfo, ConsistencyLevel, IndexInfo, LoadState
 from sheafdb.errors import ParameterInvalid, RestParameterMissing
 from sheafdb.schema import CollectionSchema, DataType, FieldSchema
@@ -112,6 +113,7 @@ def schema_from_json(spec: Mapping[str, Any], params: Mapping[str, Any]) -> Coll
         fields=tuple(field_from_json(f, auto_id) for f in fields),
         description=str(spec.get("description", "")),
         enable_dynamic_field=_truthy(dynamic),
+        functions=functions_from_json(spec.get("functions")),
     )
 
 
@@ -164,8 +166,8 @@ def describe_json(info: CollectionInfo, indexes: list[IndexInfo], load: LoadStat
         "collectionID": info.collection_id,
         "description": info.schema.description,
         "autoId": info.schema.auto_id,
-        "fields": [_field_json(f) for f in info.schema.fields],
-        "functions": [],
+        "fields": [_field_json(f, info.schema.is_function_output(f.name)) for f in info.schema.fields],
+        "functions": functions_json(info.schema),
         "aliases": list(info.aliases),
         "indexes": [
             {
@@ -184,7 +186,7 @@ def describe_json(info: CollectionInfo, indexes: list[IndexInfo], load: LoadStat
     }
 
 
-def _field_json(f: FieldSchema) -> dict[str, Any]:
+def _field_json(f: FieldSchema, is_function_output: bool) -> dict[str, Any]:
     typed = (("dim", f.dim), ("max_length", f.max_length), ("max_capacity", f.max_capacity))
     params = [{"key": k, "value": str(v)} for k, v in typed if v is not None]
     params += [{"key": k, "value": v} for k, v in f.type_params.items()]
@@ -204,6 +206,8 @@ def _field_json(f: FieldSchema) -> dict[str, Any]:
         out["elementType"] = TYPE_NAMES[f.element_type]
     if f.default_value is not None:
         out["defaultValue"] = f.default_value
+    if is_function_output:
+        out["isFunctionOutput"] = True
     return out
 
 

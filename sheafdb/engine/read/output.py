@@ -19,6 +19,7 @@ import pyarrow as pa
 from sheafdb.engine.load.loaded_segment import RowSource
 from sheafdb.errors import UnexpectedError, invalid
 from sheafdb.schema import DYNAMIC_FIELD, CollectionSchema
+from sheafdb.schema_functions import bm25_output_names
 
 COUNT_STAR = "count(*)"
 # A dynamic key named as an output field: an identifier (Milvus parses it as one).
@@ -63,18 +64,22 @@ def _plan_output(
 ) -> OutputPlan:
     primary = schema.primary_field.name
     loaded_set = set(loaded)
+    hidden = bm25_output_names(schema.functions)
     fields: list[str] = []
     keys: list[str] = []
     whole_meta = False
     for name in requested:
         if name == "*":
-            fields.extend(f.name for f in schema.fields if f.name in loaded_set)
+            # Milvus leaves out what it cannot return raw: a BM25 function's output.
+            fields.extend(f.name for f in schema.fields if f.name in loaded_set and f.name not in hidden)
             whole_meta = whole_meta or dynamic_loaded
         elif name == DYNAMIC_FIELD:
             if not dynamic_loaded:
                 raise UnexpectedError(f"field {name} is not loaded")
             whole_meta = True
         elif schema.field(name) is not None:
+            if name in hidden:
+                raise UnexpectedError(f"not allowed to retrieve raw data of field {name}")
             if name not in loaded_set:
                 raise UnexpectedError(f"field {name} is not loaded")
             fields.append(name)

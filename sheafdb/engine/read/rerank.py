@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from sheafdb.engine.models import HybridSearchRequest, SearchResult
+from sheafdb.engine.read.decay import rerank
 from sheafdb.engine.read.search import MAX_TOPK, ReadContext, execute_search, index_spec, resolve_anns_field
 from sheafdb.errors import invalid
 
@@ -59,19 +60,24 @@ def execute_hybrid_search(ctx: ReadContext, req: HybridSearchRequest) -> SearchR
         raise invalid("no ann search requests")
     if req.limit < 1 or req.limit + req.offset > MAX_TOPK:
         raise invalid(f"topk [{req.limit + req.offset}] is invalid, it should be in range [1, {MAX_TOPK}]")
-    strategy, rrf_k, weights = _ranker_scores(
-        req.ranker.strategy.lower(), req.ranker.params, len(req.requests)
-    )
+    decay = req.decay
+    if decay is None:
+        strategy, rrf_k, weights = _ranker_scores(
+            req.ranker.strategy.lower(), req.ranker.params, len(req.requests)
+        )
+    else:
+        strategy, rrf_k, weights = "max", 0.0, []
     norm = bool(req.ranker.params.get("norm_score", True))
+    outputs = req.output_fields
+    if decay is not None and decay.field not in outputs:
+        outputs = (*outputs, decay.field)
     subs: list[SearchResult] = []
     metrics: list[str] = []
     for sub_request in req.requests:
         field = resolve_anns_field(ctx.schema, ctx.loaded_fields, sub_request.anns_field)
         metrics.append(index_spec(ctx, field, sub_request.metric_type).metric_type)
         subs.append(
-            execute_search(
-                ctx, replace(sub_request, output_fields=req.output_fields, offset=0, round_decimal=-1)
-            )
+            execute_search(ctx, replace(sub_request, output_fields=outputs, offset=0, round_decimal=-1))
         )
     nq = subs[0].nq
     if any(s.nq != nq for s in subs):
@@ -90,23 +96,29 @@ def execute_hybrid_search(ctx: ReadContext, req: HybridSearchRequest) -> SearchR
             scores = sub.scores[lo:hi].astype(np.float64)
             if strategy == "rrf":
                 contribution = 1.0 / (rrf_k + np.arange(1, hi - lo + 1))
+            elif strategy == "max":  # a decay ranker: each hit's best normalised score
+                values = normalise(metrics[i], scores)
+                for position, pk in enumerate(id_lists[i][lo:hi]):
+                    total[pk] = max(total.get(pk, -np.inf), float(values[position]))
+                    holder.setdefault(pk, (i, lo + position))
+                continue
             else:
                 values = normalise(metrics[i], scores) if norm else scores
                 contribution = weights[i] * values
             for position, pk in enumerate(id_lists[i][lo:hi]):
                 total[pk] = total.get(pk, 0.0) + float(contribution[position])
                 holder.setdefault(pk, (i, lo + position))
-        ranked = sorted(total.items(), key=lambda item: -item[1])[req.offset : req.offset + req.limit]
+        ranked = sorted(total.items(), key=lambda item: -item[1])
+        if decay is None:
+            ranked = ranked[req.offset : req.offset + req.limit]
         topks[q] = len(ranked)
         for pk, score in ranked:
             fused_ids.append(pk)
             fused_scores.append(score)
             picks.append(holder[pk])
     scores = np.asarray(fused_scores, dtype=np.float32)
-    if req.round_decimal >= 0:
-        scores = np.round(scores, req.round_decimal).astype(np.float32)
     fields = _take_rows([s.fields for s in subs], picks)
-    return SearchResult(
+    fused = SearchResult(
         primary_field=ctx.schema.primary_field,
         topks=topks,
         ids=pa.array(fused_ids, type=subs[0].ids.type),
@@ -114,6 +126,15 @@ def execute_hybrid_search(ctx: ReadContext, req: HybridSearchRequest) -> SearchR
         fields=fields,
         output_fields=subs[0].output_fields,
     )
+    if decay is not None:
+        fused = rerank(fused, decay, scores.astype(np.float64), req.limit, req.offset)
+        if decay.field not in req.output_fields:
+            kept = [n for n in fused.fields.column_names if n != decay.field]
+            names = tuple(n for n in fused.output_fields if n != decay.field)
+            fused = replace(fused, fields=fused.fields.select(kept), output_fields=names)
+    if req.round_decimal >= 0:
+        fused = replace(fused, scores=np.round(fused.scores, req.round_decimal).astype(np.float32))
+    return fused
 
 
 def _take_rows(tables: Sequence[pa.Table], picks: Sequence[tuple[int, int]]) -> pa.Table:

@@ -17,7 +17,7 @@ import math
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -26,9 +26,11 @@ import pyarrow as pa
 
 from sheafdb.engine.finite_vectors import check_floats, check_query_vectors
 from sheafdb.engine.load.loaded_segment import RowSource
-from sheafdb.engine.models import SearchRequest, SearchResult
+from sheafdb.engine.models import SearchRequest, SearchResult, TextQueries
+from sheafdb.engine.read.decay import search_with_decay
 from sheafdb.engine.read.output import OutputPlan, gather, plan_output
 from sheafdb.engine.read.segment_pool import run_all
+from sheafdb.engine.read.text_search import bm25_queries, check_query_kind
 from sheafdb.engine.read.visibility import is_collection_wide, latest_deletes
 from sheafdb.errors import FieldNotFound, UnexpectedError, invalid
 from sheafdb.expr import Filter, compile_filter
@@ -268,7 +270,7 @@ def _check_queries(field: FieldSchema, vectors: Any) -> None:
         if width != expected:
             raise invalid(f"vector dimension mismatch, expected vector size {expected}, actual {width}")
         check_query_vectors(field.dtype, vectors)
-    elif not isinstance(vectors, np.ndarray):
+    elif not isinstance(vectors, np.ndarray | TextQueries):
         check_floats(vectors.values)  # sparse queries: the values of their (index, value) pairs
 
 
@@ -430,12 +432,20 @@ def _ranged(
 
 
 def execute_search(ctx: ReadContext, req: SearchRequest) -> SearchResult:
+    if req.decay is not None:
+        field = resolve_anns_field(ctx.schema, ctx.loaded_fields, req.anns_field)
+        metric = index_spec(ctx, field, req.metric_type).metric_type
+        return search_with_decay(partial(execute_search, ctx), metric, req)
     if req.limit < 1 or req.limit + req.offset > MAX_TOPK:
         raise invalid(f"topk [{req.limit + req.offset}] is invalid, it should be in range [1, {MAX_TOPK}]")
     field = resolve_anns_field(ctx.schema, ctx.loaded_fields, req.anns_field)
     _check_queries(field, req.vectors)
     parse_search_params(req.params)  # checked even when only growing rows (searched exactly) answer
     spec = index_spec(ctx, field, req.metric_type)
+    function = check_query_kind(ctx.schema, field, req.vectors)
+    if function is not None and isinstance(req.vectors, TextQueries):
+        queries, params = bm25_queries(ctx.schema, function, field, ctx.sources, req.vectors, req.params)
+        req = replace(req, vectors=queries, params=params)
     output = plan_output(ctx.schema, ctx.loaded_fields, req.output_fields, dynamic_loaded=ctx.dynamic_loaded)
     flt = compile_checked(ctx, req.filter, req.filter_params)
     masks = row_masks(ctx, flt)

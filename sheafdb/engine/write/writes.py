@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 from sheafdb.engine.collection import PARTITION_COLUMN, REPLACED_PK_COLUMN, ROUTED_PARTITION, Collection
 from sheafdb.engine.models import MutationResult, QueryRequest
 from sheafdb.engine.read.visibility import ALL_PARTITIONS, delete_records
+from sheafdb.engine.write.functions import fill_function_outputs
 from sheafdb.engine.write.write_validation import prepare_rows, with_timestamp
 from sheafdb.errors import CollectionNotLoaded, PartitionNotFound, invalid
 from sheafdb.expr import compile_filter
@@ -78,6 +79,8 @@ class Writer:
     ) -> MutationResult:
         schema = coll.schema
         fixed_partition = self._target_partition(coll, partition)
+        if schema.functions:
+            data = fill_function_outputs(schema, data)
         rows = prepare_rows(schema, data, primary_keys_given=upsert, generate_ids=self.allocate_ids)
         replaced = None
         pk = schema.primary_field
