@@ -238,3 +238,33 @@ class UnsafeBindRefused(SheafError):
 
     code = 1100
     default_text = "refusing to listen on a public address without authentication"
+
+
+# -- resource groups (Milvus merr 300-305) --------------------------------------------------------
+
+
+class ResourceGroupNotFound(SheafError):
+    code = 300
+    default_text = "resource group not found"
+    is_input_error = True
+
+    @classmethod
+    def named(cls, name: str) -> ResourceGroupNotFound:
+        return cls(f"resource group not found[rg={name}]")
+
+
+class ResourceGroupAlreadyExists(SheafError):
+    code = 301
+    default_text = "resource group already exist, but create with different config"
+    is_input_error = True
+
+
+class ResourceGroupIllegalConfig(SheafError):
+    code = 303
+    default_text = "resource group illegal config"
+    is_input_error = True
+
+
+class ResourceGroupNodeNotEnough(SheafError):
+    code = 304
+    default_text = "resource group node not enough"

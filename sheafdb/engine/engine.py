@@ -32,12 +32,14 @@ from sheafdb.engine.auto_compaction import BackgroundCompactor
 from sheafdb.engine.collection import Collection
 from sheafdb.engine.collection_alterations import CollectionAlterations
 from sheafdb.engine.compaction import CompactionPolicy, Compactor
+from sheafdb.engine.compaction_jobs import CompactionJobs
 from sheafdb.engine.data_removal import DataRemoval
 from sheafdb.engine.ddl_rules import MAX_PARTITIONS, check_name, partition_names, prepare_schema
 from sheafdb.engine.index_builds import IndexBuilder
 from sheafdb.engine.index_ddl import IndexDefinitions
 from sheafdb.engine.load_manager import LoadManager
 from sheafdb.engine.load_requests import LoadRequests, partition_id
+from sheafdb.engine.maintenance import Maintenance
 from sheafdb.engine.memory import MemoryAccountant
 from sheafdb.engine.models import (
     AliasInfo,
@@ -58,6 +60,7 @@ from sheafdb.engine.models import (
 from sheafdb.engine.names import CollectionNames
 from sheafdb.engine.orphans import remove_orphans
 from sheafdb.engine.recovery import open_collection, wal_directory
+from sheafdb.engine.replicas import Replicas
 from sheafdb.engine.row_counts import visible_row_count
 from sheafdb.engine.sealing import Sealer
 from sheafdb.engine.snapshot import SealedSegment
@@ -140,6 +143,17 @@ class Engine:
             query=lambda coll, req: self._loads.query(coll, req).table,
         )
         self._load_requests = LoadRequests(self._catalog, self._loads)
+        # Sub-facades: replicas and resource groups; segments, compaction jobs, flush-all, memory.
+        self.replicas = Replicas(self._catalog, self._resolve, self._open_collections, self._loads.state)
+        self.maintenance = Maintenance(
+            accountant=self._accountant,
+            resolve=self._resolve,
+            collections=self._open_collections,
+            load_state=self._loads.state,
+            seal=self._sealer.seal,
+            next_timestamp=self._oracle.next,
+            compactions=CompactionJobs(self._catalog.allocate_id, self._compact_now),
+        )
         # Segments sealed before a crash whose index builds never finished.
         for coll in self._collections.values():
             self._builder.submit(coll, coll.snapshot().sealed, coll.indexes)
@@ -493,8 +507,11 @@ class Engine:
         """Pack every partition's sealed segments into segments of up to the target (dropping
         deleted rows) now; returns segments replaced."""
         # Packing takes every segment under the target: the tiny-segment count plays no part.
+        return self._compact_now(self._resolve(db, collection))
+
+    def _compact_now(self, coll: Collection) -> int:
         policy = self._compaction_policy(min_segments=2)
-        return self._compactor.compact(self._resolve(db, collection), policy, frozenset(), manual=True)
+        return self._compactor.compact(coll, policy, frozenset(), manual=True)
 
     def allocate_timestamp(self) -> int:
         """A fresh timestamp from the oracle (AllocTimestamp): above every one issued before."""
@@ -514,16 +531,20 @@ class Engine:
         skip_load_dynamic_field: bool = False,
         replica_number: int = 1,
         refresh: bool = False,
+        resource_groups: Sequence[str] = (),
     ) -> None:
         """Validate and start a background load; returns once it is accepted (after a short wait
         for the job, so that a small load is already Loaded when the client first asks)."""
+        coll = self._resolve(db, collection)
+        group = self.replicas.admit_load(coll, replica_number, resource_groups)
         self._load_requests.load_collection(
-            self._resolve(db, collection),
+            coll,
             load_fields=load_fields,
             skip_load_dynamic_field=skip_load_dynamic_field,
             replica_number=replica_number,
             refresh=refresh,
         )
+        self.replicas.place(coll, group)
 
     def load_partitions(
         self,
@@ -535,15 +556,19 @@ class Engine:
         skip_load_dynamic_field: bool = False,
         replica_number: int = 1,
         refresh: bool = False,
+        resource_groups: Sequence[str] = (),
     ) -> None:
+        coll = self._resolve(db, collection)
+        group = self.replicas.admit_load(coll, replica_number, resource_groups)
         self._load_requests.load_partitions(
-            self._resolve(db, collection),
+            coll,
             partitions,
             load_fields=load_fields,
             skip_load_dynamic_field=skip_load_dynamic_field,
             replica_number=replica_number,
             refresh=refresh,
         )
+        self.replicas.place(coll, group)
 
     def release_collection(self, db: str, collection: str) -> int:
         """Returns the bytes given back."""

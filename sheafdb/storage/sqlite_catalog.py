@@ -52,13 +52,14 @@ from sheafdb.storage.records import (
     SegmentIndexRecord,
     SegmentRecord,
 )
+from sheafdb.storage.resource_group_rows import ResourceGroupRows
 from sheafdb.storage.timestamps import compose
 
 # Milvus gives the default database id 1; every other id comes from the counter.
 DEFAULT_DATABASE_ID = 1
 
 
-class SqliteCatalog:
+class SqliteCatalog(ResourceGroupRows):
     """A Catalog in one SQLite file.
 
     Lock: ``_lock`` serialises every use of the single connection. One connection (rather

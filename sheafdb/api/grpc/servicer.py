@@ -9,13 +9,29 @@ from __future__ import annotations
 from pymilvus.grpc_gen import milvus_pb2_grpc
 
 from sheafdb.api.grpc.access_rpcs import AccessRpcs
+from sheafdb.api.grpc.batch_rpcs import BatchRpcs
 from sheafdb.api.grpc.catalog_rpcs import CatalogRpcs
 from sheafdb.api.grpc.data_rpcs import DataRpcs
 from sheafdb.api.grpc.guard import complete_service
 from sheafdb.api.grpc.load_rpcs import LoadRpcs
+from sheafdb.api.grpc.maintenance_rpcs import MaintenanceRpcs
+from sheafdb.api.grpc.replica_rpcs import ReplicaRpcs
+from sheafdb.api.grpc.segment_rpcs import SegmentRpcs
+from sheafdb.api.grpc.system_rpcs import SystemRpcs
 
 
 @complete_service
-class MilvusServicer(AccessRpcs, CatalogRpcs, DataRpcs, LoadRpcs, milvus_pb2_grpc.MilvusServiceServicer):
+class MilvusServicer(
+    AccessRpcs,
+    BatchRpcs,
+    CatalogRpcs,
+    DataRpcs,
+    LoadRpcs,
+    MaintenanceRpcs,
+    ReplicaRpcs,
+    SegmentRpcs,
+    SystemRpcs,
+    milvus_pb2_grpc.MilvusServiceServicer,
+):
     """Holds the engine and the access control (both thread-safe); handlers run on the gRPC
     thread pool, lock-free."""
