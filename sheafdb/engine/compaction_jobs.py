@@ -98,7 +98,9 @@ class CompactionJobs:
             new = after.get(partition_id, set())
             gone, added = old - new, new - old
             if gone:
-                plans.append(MergePlan(self._allocate_id(), partition_id, tuple(sorted(gone)), tuple(sorted(added))))
+                plans.append(
+                    MergePlan(self._allocate_id(), partition_id, tuple(sorted(gone)), tuple(sorted(added)))
+                )
         with self._lock:
             self._jobs[job.job_id] = replace(
                 job, state=CompactionState.COMPLETED, plans=tuple(plans), failure=failure

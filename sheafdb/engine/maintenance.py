@@ -163,9 +163,7 @@ class Maintenance:
         field = matching[0].field_name
         vector = coll.schema.field(field)
         needs_build = vector is not None and vector.is_vector
-        return [
-            s.segment_id for s in coll.snapshot().sealed if not needs_build or field in s.index_files
-        ]
+        return [s.segment_id for s in coll.snapshot().sealed if not needs_build or field in s.index_files]
 
     # -- flush-all ---------------------------------------------------------------------------
     def flush_all(self, db: str | None) -> int:
@@ -201,7 +199,12 @@ class Maintenance:
                 continue
             collections.append(
                 CollectionMemory(
-                    coll.db_name, coll.name, cid, entry["bytes"], dict(entry["fields"]), dict(entry["indexes"])
+                    coll.db_name,
+                    coll.name,
+                    cid,
+                    entry["bytes"],
+                    dict(entry["fields"]),
+                    dict(entry["indexes"]),
                 )
             )
         budget = int(report["budget_bytes"])  # type: ignore[call-overload]

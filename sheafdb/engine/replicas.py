@@ -112,7 +112,8 @@ class Replicas:
             nodes = len(self.groups.get(name).nodes)
             if check_nodes and count > nodes:
                 raise ResourceGroupNodeNotEnough(
-                    f"resource group node not enough[rg={name}][currentNodeNum={nodes}][expectedNodeNum={count}]"
+                    f"resource group node not enough[rg={name}][currentNodeNum={nodes}]"
+                    f"[expectedNodeNum={count}]"
                 )
         return next(iter(wanted))
 
@@ -202,9 +203,7 @@ class Replicas:
     def describe_group(self, name: str) -> ResourceGroupInfo:
         group = self.groups.get(name)
         loaded = {c.name: 1 for c in self._loaded_in(name)}
-        return ResourceGroupInfo(
-            name, group.capacity, len(group.nodes), loaded, group.config, group.nodes
-        )
+        return ResourceGroupInfo(name, group.capacity, len(group.nodes), loaded, group.config, group.nodes)
 
     def drop_group(self, name: str) -> None:
         loaded = self._loaded_in(name)

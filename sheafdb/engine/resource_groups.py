@@ -203,7 +203,10 @@ class ResourceGroups:
                     f"[expected=not empty resource group][actual={name}]"
                 )
             for other in self._groups.values():
-                for kind, names in (("TransferFrom", other.config.transfer_from), ("TransferTo", other.config.transfer_to)):
+                for kind, names in (
+                    ("TransferFrom", other.config.transfer_from),
+                    ("TransferTo", other.config.transfer_to),
+                ):
                     if name in names:
                         raise ParameterInvalid(
                             f"resource group {name} is used by {other.name}'s `{kind}`, remove that "
@@ -212,7 +215,12 @@ class ResourceGroups:
                         )
             if group.nodes:  # the node goes home before the group goes
                 home = self._groups[DEFAULT_RESOURCE_GROUP]
-                self._commit({home.name: replace(home, nodes=(*home.nodes, *group.nodes)), name: replace(group, nodes=())})
+                self._commit(
+                    {
+                        home.name: replace(home, nodes=(*home.nodes, *group.nodes)),
+                        name: replace(group, nodes=()),
+                    }
+                )
             self._store.drop_resource_group(name)
             del self._groups[name]
 
@@ -224,7 +232,9 @@ class ResourceGroups:
                 f"resource group: {source}: invalid parameter"
             )
         if num_node <= 0:
-            raise ParameterInvalid(f"invalid parameter[expected=NumNode > 0][actual=invalid NumNode {num_node}]")
+            raise ParameterInvalid(
+                f"invalid parameter[expected=NumNode > 0][actual=invalid NumNode {num_node}]"
+            )
         with self._lock:
             for name in (source, target):
                 if name not in self._groups:
@@ -296,12 +306,17 @@ class ResourceGroups:
         if len(here.nodes) > here.config.requested:
             missing = [g for g in others if g.config.requested > len(g.nodes)]
             if missing:
-                return max(missing, key=lambda g: (g.config.requested - len(g.nodes), g.name in here.config.transfer_to))
+                return max(
+                    missing,
+                    key=lambda g: (g.config.requested - len(g.nodes), g.name in here.config.transfer_to),
+                )
         # A group over its limits gives the node to a group with room, else to the default one.
         if len(here.nodes) > here.config.limited:
             room = [g for g in others if g.config.limited > len(g.nodes)]
             if room:
-                return max(room, key=lambda g: (g.name in here.config.transfer_to, g.config.limited - len(g.nodes)))
+                return max(
+                    room, key=lambda g: (g.name in here.config.transfer_to, g.config.limited - len(g.nodes))
+                )
             if here.name != DEFAULT_RESOURCE_GROUP:
                 return self._groups[DEFAULT_RESOURCE_GROUP]
         return None

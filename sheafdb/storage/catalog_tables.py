@@ -21,7 +21,8 @@ from sheafdb.storage.records import (
 from sheafdb.storage.resource_group_rows import RESOURCE_GROUP_TABLES
 from sheafdb.storage.segment_files import ColumnFile
 
-TABLES = """
+TABLES = (
+    """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS databases (
     database_id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,
@@ -63,7 +64,9 @@ CREATE TABLE IF NOT EXISTS load_configs (
     skip_load_dynamic_field INTEGER NOT NULL, replica_number INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS segments_by_collection ON segments (collection_id);
 CREATE INDEX IF NOT EXISTS segment_indexes_by_index ON segment_indexes (index_id);
-""" + RESOURCE_GROUP_TABLES
+"""
+    + RESOURCE_GROUP_TABLES
+)
 
 COLLECTION_COLUMNS = (
     "collection_id, db_name, name, schema, properties, consistency_level, shards_num, "

@@ -55,7 +55,9 @@ class ResourceGroupRows:
             rows: Iterator[sqlite3.Row] = cur.execute("SELECT name, config, nodes FROM resource_groups")
             return [ResourceGroupRecord(r[0], json.loads(r[1]), tuple(json.loads(r[2]))) for r in rows]
 
-    def set_replica_group(self: _Transactions, collection_id: int, replica_id: int, resource_group: str) -> None:
+    def set_replica_group(
+        self: _Transactions, collection_id: int, replica_id: int, resource_group: str
+    ) -> None:
         with self._tx() as cur:
             cur.execute(
                 "INSERT OR REPLACE INTO replica_groups VALUES (?, ?, ?)",

@@ -25,7 +25,9 @@ def groups(client: MilvusClient) -> Iterator[list[str]]:
     created: list[str] = []
     yield created
     for name in client.list_resource_groups():
-        client.update_resource_groups({name: ResourceGroupConfig(requests={"node_num": 0}, limits={"node_num": 0})})
+        client.update_resource_groups(
+            {name: ResourceGroupConfig(requests={"node_num": 0}, limits={"node_num": 0})}
+        )
     for name in client.list_resource_groups():
         if name != DEFAULT_RG:
             client.drop_resource_group(name)
@@ -97,17 +99,25 @@ def test_create_describe_transfer_and_drop(client: MilvusClient, groups: list[st
     info = client.describe_resource_group(name)
     assert (info.capacity, info.num_available_node) == (0, 0)
 
-    with pytest.raises(MilvusException, match="resource group already exist, but create with different config"):
-        client.create_resource_group(name, config=ResourceGroupConfig(requests={"node_num": 1}, limits={"node_num": 1}))
+    with pytest.raises(
+        MilvusException, match="resource group already exist, but create with different config"
+    ):
+        client.create_resource_group(
+            name, config=ResourceGroupConfig(requests={"node_num": 1}, limits={"node_num": 1})
+        )
 
     # Asking for a node takes the node from the default group.
-    client.update_resource_groups({name: ResourceGroupConfig(requests={"node_num": 1}, limits={"node_num": 1})})
+    client.update_resource_groups(
+        {name: ResourceGroupConfig(requests={"node_num": 1}, limits={"node_num": 1})}
+    )
     assert client.describe_resource_group(name).num_available_node == 1
     assert client.describe_resource_group(DEFAULT_RG).num_available_node == 0
 
     # A collection loaded in the default group is now refused: no node there.
     client.release_collection(loaded)
-    with pytest.raises(MilvusException, match=r"resource group node not enough\[rg=__default_resource_group\]"):
+    with pytest.raises(
+        MilvusException, match=r"resource group node not enough\[rg=__default_resource_group\]"
+    ):
         client.load_collection(loaded)
     client.load_collection(loaded, _resource_groups=[name])
     assert client.describe_replica(loaded)[0].resource_group == name
@@ -124,24 +134,34 @@ def test_resource_group_errors(client: MilvusClient, groups: list[str], loaded: 
     with pytest.raises(MilvusException, match=r"resource group not found\[rg=nope\]"):
         client.describe_resource_group("nope")
     # Milvus looks for loaded replicas first, then refuses the default group itself.
-    with pytest.raises(MilvusException, match=r"some replicas still loaded in resource group\[__default_resource_group\]"):
+    with pytest.raises(
+        MilvusException, match=r"some replicas still loaded in resource group\[__default_resource_group\]"
+    ):
         client.drop_resource_group(DEFAULT_RG)
     client.release_collection(loaded)
     with pytest.raises(MilvusException, match="default resource group is not deletable"):
         client.drop_resource_group(DEFAULT_RG)
     client.drop_resource_group("never_created")  # Milvus: dropping a missing group succeeds
-    with pytest.raises(MilvusException, match="the first character of a resource group name must be an underscore or letter"):
+    with pytest.raises(
+        MilvusException, match="the first character of a resource group name must be an underscore or letter"
+    ):
         client.create_resource_group("12-s")
     with pytest.raises(MilvusException, match="limits node num should not less than requests node num"):
-        client.create_resource_group(_name("rg"), config=ResourceGroupConfig(requests={"node_num": 2}, limits={"node_num": 1}))
+        client.create_resource_group(
+            _name("rg"), config=ResourceGroupConfig(requests={"node_num": 2}, limits={"node_num": 1})
+        )
     with pytest.raises(MilvusException, match=r"the target resource group\[nope\] doesn't exist"):
         client.transfer_replica(DEFAULT_RG, "nope", loaded, 1)
     name = _name("rg")
     groups.append(name)
     client.create_resource_group(name)
-    with pytest.raises(MilvusException, match=r"invalid parameter\[expected=NumReplica > 0\]\[actual=invalid NumReplica 0\]"):
+    with pytest.raises(
+        MilvusException, match=r"invalid parameter\[expected=NumReplica > 0\]\[actual=invalid NumReplica 0\]"
+    ):
         client.transfer_replica(DEFAULT_RG, name, loaded, 0)
-    with pytest.raises(MilvusException, match=r"only found \[0\] replicas of collection \[\d+\] in source resource group"):
+    with pytest.raises(
+        MilvusException, match=r"only found \[0\] replicas of collection \[\d+\] in source resource group"
+    ):
         client.transfer_replica(DEFAULT_RG, name, loaded, 1)
     with pytest.raises(MilvusException, match=r"resource group not found\[rg=nope\]"):
         client.load_collection(loaded, _resource_groups=["nope"])
@@ -154,7 +174,9 @@ def test_transfer_node_with_utility(server_uri: str, client: MilvusClient, group
         name = _name("rg")
         groups.append(name)
         utility.create_resource_group(name, using=alias)
-        with pytest.raises(MilvusException, match=r"invalid parameter\[expected=NumNode > 0\]\[actual=invalid NumNode 0\]"):
+        with pytest.raises(
+            MilvusException, match=r"invalid parameter\[expected=NumNode > 0\]\[actual=invalid NumNode 0\]"
+        ):
             utility.transfer_node(DEFAULT_RG, name, 0, using=alias)
         with pytest.raises(MilvusException, match="resource group node not enough"):
             utility.transfer_node(DEFAULT_RG, name, 2, using=alias)

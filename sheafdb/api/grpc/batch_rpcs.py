@@ -17,7 +17,9 @@ class BatchRpcs(RpcBase):
         # missing collection fails its entry only.
         describe = self.DescribeCollection  # type: ignore[attr-defined]
         responses = [
-            describe(milvus_pb2.DescribeCollectionRequest(db_name=request.db_name, collection_name=name), context)
+            describe(
+                milvus_pb2.DescribeCollectionRequest(db_name=request.db_name, collection_name=name), context
+            )
             for name in request.collection_name
         ]
         return milvus_pb2.BatchDescribeCollectionResponse(status=success(), responses=responses)

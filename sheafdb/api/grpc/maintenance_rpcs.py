@@ -12,7 +12,9 @@ from sheafdb.engine.replicas import dml_channel
 
 
 def _merge_infos(job: CompactionJob) -> list[milvus_pb2.CompactionMergeInfo]:
-    task_state = common_pb2.CompactionTaskStateFailed if job.failure else common_pb2.CompactionTaskStateCompleted
+    task_state = (
+        common_pb2.CompactionTaskStateFailed if job.failure else common_pb2.CompactionTaskStateCompleted
+    )
     if job.state is CompactionState.EXECUTING:
         task_state = common_pb2.CompactionTaskStateExecuting
     return [

@@ -124,4 +124,3 @@ class ReplicaRpcs(RpcBase):
             request.num_replica,
         )
         return success()
-

@@ -67,11 +67,13 @@ class SegmentRpcs(RpcBase):
         self, request: feder_pb2.ListIndexedSegmentRequest, context: grpc.ServicerContext
     ) -> feder_pb2.ListIndexedSegmentResponse:
         ids = self.engine.maintenance.indexed_segments(
-            database_of(context, request.db_name), request.collection_name, request.index_name
+            database_of(context), request.collection_name, request.index_name
         )
         return feder_pb2.ListIndexedSegmentResponse(status=success(), segmentIDs=ids)
 
-    def _one_index(self, context: grpc.ServicerContext, db: str, collection: str, index: str, field: str) -> IndexInfo:
+    def _one_index(
+        self, context: grpc.ServicerContext, db: str, collection: str, index: str, field: str
+    ) -> IndexInfo:
         infos = self.engine.describe_indexes(database_of(context, db), collection, index, field)
         if len(infos) > 1:
             raise IndexDuplicate("there are multiple indexes, please specify the index_name")
@@ -83,7 +85,9 @@ class SegmentRpcs(RpcBase):
         info = self._one_index(
             context, request.db_name, request.collection_name, request.index_name, request.field_name
         )
-        return milvus_pb2.GetIndexStateResponse(status=success(), state=int(info.state), fail_reason=info.fail_reason)
+        return milvus_pb2.GetIndexStateResponse(
+            status=success(), state=int(info.state), fail_reason=info.fail_reason
+        )
 
     def GetIndexBuildProgress(
         self, request: milvus_pb2.GetIndexBuildProgressRequest, context: grpc.ServicerContext

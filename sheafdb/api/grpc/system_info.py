@@ -41,7 +41,9 @@ def _hardware(data_dir: str) -> dict[str, Any]:
     }
 
 
-def _node(role: str, identifier: int, version: str, hardware: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+def _node(
+    role: str, identifier: int, version: str, hardware: dict[str, Any], extra: dict[str, Any]
+) -> dict[str, Any]:
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f %z")
     return {
         "identifier": identifier,

@@ -42,7 +42,9 @@ class SystemRpcs(RpcBase):
         body = system_info_json(
             self.engine.maintenance.memory(), MILVUS_VERSION, str(self.engine.config.data_dir)
         )
-        return milvus_pb2.GetMetricsResponse(status=success(), response=body, component_name=f"proxy{NODE_ID}")
+        return milvus_pb2.GetMetricsResponse(
+            status=success(), response=body, component_name=f"proxy{NODE_ID}"
+        )
 
     def RegisterLink(
         self, request: milvus_pb2.RegisterLinkRequest, context: grpc.ServicerContext
