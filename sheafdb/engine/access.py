@@ -119,6 +119,15 @@ OPERATIONS: Mapping[str, Privilege] = {
     "DropPrivilegeGroup": _p(GLOBAL, "DropPrivilegeGroup"),
     "ListPrivilegeGroups": _p(GLOBAL, "ListPrivilegeGroups"),
     "OperatePrivilegeGroup": _p(GLOBAL, "OperatePrivilegeGroup"),
+    # resource groups and cluster-wide maintenance
+    "CreateResourceGroup": _p(GLOBAL, "CreateResourceGroup"),
+    "DropResourceGroup": _p(GLOBAL, "DropResourceGroup"),
+    "DescribeResourceGroup": _p(GLOBAL, "DescribeResourceGroup"),
+    "ListResourceGroups": _p(GLOBAL, "ListResourceGroups"),
+    "UpdateResourceGroups": _p(GLOBAL, "UpdateResourceGroups"),
+    "TransferNode": _p(GLOBAL, "TransferNode"),
+    "TransferReplica": _p(GLOBAL, "TransferReplica"),
+    "FlushAll": _p(GLOBAL, "FlushAll"),
 }
 
 _COLLECTION_READ_ONLY = (

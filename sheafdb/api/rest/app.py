@@ -24,7 +24,17 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sheafdb.api.auth import token_from_http_header
-from sheafdb.api.rest import aliases, collections, databases, entities, indexes, partitions, users
+from sheafdb.api.rest import (
+    aliases,
+    collections,
+    compaction,
+    databases,
+    entities,
+    indexes,
+    partitions,
+    resource_groups,
+    users,
+)
 from sheafdb.api.rest.bodies import check_body
 from sheafdb.api.rest.envelope import (
     Call,
@@ -51,6 +61,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     *aliases.ENDPOINTS,
     *databases.ENDPOINTS,
     *users.ENDPOINTS,
+    *compaction.ENDPOINTS,
+    *resource_groups.ENDPOINTS,
 )
 
 
