@@ -54,6 +54,12 @@ class ServiceNotReady(SheafError):
     retriable = True
 
 
+class ServiceUnavailable(SheafError):
+    code = 2
+    default_text = "service unavailable"
+    retriable = True
+
+
 class MemoryLimitExceeded(SheafError):
     code = 3
     legacy_code = LEGACY_INSUFFICIENT_MEMORY

@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from sheafdb.engine.access_backup import RbacBackup, backup_rbac, restore_rbac
 from sheafdb.errors import CredentialInvalid, ParameterInvalid, PermissionDenied, UnexpectedError, invalid
 from sheafdb.storage.credentials import CredentialStore, Grant
 
@@ -377,6 +378,16 @@ class AccessControl:
 
     def grants_of(self, role: str, db: str | None = None) -> list[Grant]:
         return [g for g in self._store.grants_of(role) if db is None or g.db_name in (db, "*")]
+
+    # -- backup and restore (access_backup.py) -----------------------------------------------
+    def backup(self) -> RbacBackup:
+        return backup_rbac(self._store)
+
+    def restore(self, backup: RbacBackup) -> None:
+        known = {p.name for p in OPERATIONS.values()} | _ALL | set(BUILTIN_GROUPS)
+        known |= {p for group in BUILTIN_GROUPS.values() for p in group}
+        restore_rbac(self._store, backup, frozenset(known))
+        self._forget()
 
     def _is_known_privilege(self, privilege: str) -> bool:
         known = {p.name for p in OPERATIONS.values()} | _ALL | set(BUILTIN_GROUPS)

@@ -107,6 +107,29 @@ class CredentialStore:
         assert isinstance(salt, bytes) and isinstance(stored, bytes)
         return hmac.compare_digest(hash_password(password, salt), stored)
 
+    def password_record(self, name: str) -> str | None:
+        """The stored salt and hash as one text (``scrypt:<salt hex>:<hash hex>``), for backups;
+        never the password."""
+        rows = self._rows("SELECT salt, hash FROM users WHERE name = ?", (name,))
+        if not rows:
+            return None
+        salt, digest = rows[0]
+        assert isinstance(salt, bytes) and isinstance(digest, bytes)
+        return f"scrypt:{salt.hex()}:{digest.hex()}"
+
+    def add_user_record(self, name: str, record: str) -> bool:
+        """A user restored from a backup with its ``password_record``; False when it exists."""
+        kind, salt, digest = record.split(":")
+        if kind != "scrypt":
+            raise ValueError(f"unknown password record kind {kind!r}")
+        return (
+            self._write(
+                "INSERT OR IGNORE INTO users VALUES (?, ?, ?, ?)",
+                (name, bytes.fromhex(salt), bytes.fromhex(digest), int(time.time() * 1000)),
+            )
+            == 1
+        )
+
     def remove_user(self, name: str) -> bool:
         return self._write("DELETE FROM users WHERE name = ?", (name,)) == 1
 

@@ -37,7 +37,7 @@ def decode_password(encoded: str) -> str:
         raise invalid("decode password fail") from exc
 
 
-def _grant_entity(grant: Grant) -> milvus_pb2.GrantEntity:
+def grant_entity(grant: Grant) -> milvus_pb2.GrantEntity:
     return milvus_pb2.GrantEntity(
         role=milvus_pb2.RoleEntity(name=grant.role),
         object=milvus_pb2.ObjectEntity(name=grant.object_type),
@@ -170,7 +170,7 @@ class AccessRpcs(RpcBase):
             for grant in self._control().grants_of(entity.role.name, database_of(context, entity.db_name))
             if object_type in ("", grant.object_type) and entity.object_name in ("", grant.object_name)
         ]
-        return milvus_pb2.SelectGrantResponse(status=success(), entities=[_grant_entity(g) for g in grants])
+        return milvus_pb2.SelectGrantResponse(status=success(), entities=[grant_entity(g) for g in grants])
 
     def OperatePrivilege(
         self, request: milvus_pb2.OperatePrivilegeRequest, context: grpc.ServicerContext

@@ -15,6 +15,7 @@ from sheafdb.api.grpc.data_rpcs import DataRpcs
 from sheafdb.api.grpc.guard import complete_service
 from sheafdb.api.grpc.load_rpcs import LoadRpcs
 from sheafdb.api.grpc.maintenance_rpcs import MaintenanceRpcs
+from sheafdb.api.grpc.rbac_backup_rpcs import RbacBackupRpcs
 from sheafdb.api.grpc.replica_rpcs import ReplicaRpcs
 from sheafdb.api.grpc.segment_rpcs import SegmentRpcs
 from sheafdb.api.grpc.system_rpcs import SystemRpcs
@@ -22,6 +23,7 @@ from sheafdb.api.grpc.system_rpcs import SystemRpcs
 
 @complete_service
 class MilvusServicer(
+    RbacBackupRpcs,  # before AccessRpcs, which it extends
     AccessRpcs,
     BatchRpcs,
     CatalogRpcs,

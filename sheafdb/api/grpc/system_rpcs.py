@@ -12,7 +12,7 @@ from sheafdb.api.grpc.context import RpcBase
 from sheafdb.api.grpc.system_info import system_info_json
 from sheafdb.api.status import success
 from sheafdb.engine.resource_groups import NODE_ID
-from sheafdb.errors import UnexpectedError
+from sheafdb.errors import ServiceUnavailable, UnexpectedError
 
 SYSTEM_INFO = "system_info"
 
@@ -50,3 +50,9 @@ class SystemRpcs(RpcBase):
         self, request: milvus_pb2.RegisterLinkRequest, context: grpc.ServicerContext
     ) -> milvus_pb2.RegisterLinkResponse:
         return milvus_pb2.RegisterLinkResponse(status=success())
+
+    def CalcDistance(
+        self, request: milvus_pb2.CalcDistanceRequest, context: grpc.ServicerContext
+    ) -> milvus_pb2.CalcDistanceResults:
+        # Milvus 2.3+ answers exactly this (its SDKs dropped the call); so does SheafDB.
+        raise ServiceUnavailable("service unavailable: CalcDistance deprecated")

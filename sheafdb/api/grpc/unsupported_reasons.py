@@ -12,7 +12,9 @@ _REPLICATION = "cross-cluster replication (CDC) streams: SheafDB is one node wit
 _EXTERNAL = "external collections read data SheafDB does not store (lake tables); not a goal"
 _SNAPSHOT = "collection snapshots on object storage: SheafDB's restore unit is the data directory"
 _NAMESPACE = "namespaces (multi-tenancy inside a collection) are a Milvus 2.6 preview; partitions serve"
-_FILE_RESOURCE = "file resources (analyzer dictionaries registered from remote storage): no analyzers to feed"
+# Milvus 2.6's proxy does not implement these either (proto placeholders, answered UNIMPLEMENTED).
+_FILE_RESOURCE = "file resources: a proto placeholder Milvus 2.6 does not implement either"
+_ROW_SECURITY = "row policies and user tags: proto placeholders Milvus 2.6 does not implement either"
 
 OUT_OF_SCOPE: dict[str, str] = {
     "CreateReplicateStream": _REPLICATION,
@@ -46,14 +48,6 @@ OUT_OF_SCOPE: dict[str, str] = {
     "AddFileResource": _FILE_RESOURCE,
     "RemoveFileResource": _FILE_RESOURCE,
     "ListFileResources": _FILE_RESOURCE,
-    "Dummy": "Milvus's internal probe of its query path, not a client feature",
-}
-
-_ROW_SECURITY = "row-level security (row policies, user tags): not built yet; RBAC is per collection"
-_IMPORT = "bulk import from object-storage files: not built yet (insert in batches instead)"
-_FUNCTION = "collection functions after creation: not built yet (functions are given at create)"
-
-NOT_YET: dict[str, str] = {
     "CreateRowPolicy": _ROW_SECURITY,
     "DropRowPolicy": _ROW_SECURITY,
     "ListRowPolicies": _ROW_SECURITY,
@@ -61,6 +55,13 @@ NOT_YET: dict[str, str] = {
     "DeleteUserTags": _ROW_SECURITY,
     "GetUserTags": _ROW_SECURITY,
     "ListUsersWithTag": _ROW_SECURITY,
+    "Dummy": "Milvus's internal probe of its query path, not a client feature",
+}
+
+_IMPORT = "bulk import from object-storage files: not built yet (insert in batches instead)"
+_FUNCTION = "collection functions after creation: not built yet (functions are given at create)"
+
+NOT_YET: dict[str, str] = {
     "Import": _IMPORT,
     "GetImportState": _IMPORT,
     "ListImportTasks": _IMPORT,
@@ -75,7 +76,4 @@ NOT_YET: dict[str, str] = {
     "DescribeSegmentIndexData": "raw index bytes of segments for federation: not built yet",
     "LoadBalance": "moving segments between query nodes: not built yet (one node has none to move to)",
     "AlterRole": "role descriptions: not built yet",
-    "BackupRBAC": "RBAC backup and restore: not built yet",
-    "RestoreRBAC": "RBAC backup and restore: not built yet",
-    "CalcDistance": "distance between given vectors (removed from Milvus's SDKs): not built yet",
 }
