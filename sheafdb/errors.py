@@ -274,3 +274,13 @@ class ResourceGroupIllegalConfig(SheafError):
 class ResourceGroupNodeNotEnough(SheafError):
     code = 304
     default_text = "resource group node not enough"
+
+
+class SegmentNotFound(SheafError):
+    code = 600
+    default_text = "segment not found"
+
+
+class NodeNotFound(SheafError):
+    code = 901
+    default_text = "node not found"

@@ -28,9 +28,12 @@ from sheafdb.engine.resource_groups import (
 )
 from sheafdb.errors import (
     CollectionNotFound,
+    CollectionNotFullyLoaded,
+    NodeNotFound,
     ParameterInvalid,
     ResourceGroupNodeNotEnough,
     ResourceGroupNotFound,
+    SegmentNotFound,
     UnexpectedError,
 )
 
@@ -191,6 +194,32 @@ class Replicas:
                 f"[{coll.collection_id}] in source resource group [{source}], but {num_replica} require]"
             )
         self.place(coll, target)
+
+    def balance(
+        self, db: str, collection: str, source: int, targets: Sequence[int], segments: Sequence[int]
+    ) -> None:
+        """Milvus's LoadBalance checks, for one node: a valid request has nowhere to move
+        segments to (the replica's only node is the source), so it succeeds doing nothing."""
+        coll = self._resolve(db, collection)
+        if self._load_state(coll, ()) is not LoadState.LOADED:
+            raise CollectionNotFullyLoaded(f"collection not fully loaded[collection={coll.collection_id}]")
+        nodes = {n for r in self._replicas_of(coll) for n in r.node_ids}
+        if source not in nodes:
+            raise NodeNotFound(
+                f"source node not found in any replica of collection {coll.collection_id}: "
+                f"node not found[node={source}]"
+            )
+        for target in targets:
+            if target not in nodes:
+                raise NodeNotFound(
+                    f"destination node not found in the same replica: node not found[node={target}]"
+                )
+        sealed = {s.segment_id for s in coll.snapshot().sealed}
+        for segment in segments:
+            if segment not in sealed:
+                raise SegmentNotFound(
+                    f"segment not found in source node: segment not found[segment={segment}]"
+                )
 
     # -- resource groups ---------------------------------------------------------------------
     def _loaded_in(self, group: str) -> list[Collection]:

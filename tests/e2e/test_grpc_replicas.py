@@ -221,3 +221,21 @@ def test_resource_groups_survive_a_restart(tmp_path_factory: pytest.TempPathFact
             client.close()
         finally:
             stop_server(process)
+
+
+def test_load_balance_on_one_node(server_uri: str, client: MilvusClient, loaded: str) -> None:
+    """Milvus's checks; a valid request has nowhere to move segments and succeeds."""
+    alias = _name("conn")
+    connections.connect(alias=alias, uri=server_uri, token="root:Milvus")
+    try:
+        node = client.describe_replica(loaded)[0].group_nodes[0]
+        utility.load_balance(loaded, node, [], [], using=alias)
+        with pytest.raises(MilvusException, match=r"source node not found in any replica of collection \d+"):
+            utility.load_balance(loaded, node + 7, [], [], using=alias)
+        with pytest.raises(MilvusException, match=r"segment not found\[segment=42\]"):
+            utility.load_balance(loaded, node, [node], [42], using=alias)
+        client.release_collection(loaded)
+        with pytest.raises(MilvusException, match="collection not fully loaded"):
+            utility.load_balance(loaded, node, [], [], using=alias)
+    finally:
+        connections.disconnect(alias)

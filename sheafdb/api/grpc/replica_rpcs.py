@@ -124,3 +124,15 @@ class ReplicaRpcs(RpcBase):
             request.num_replica,
         )
         return success()
+
+    def LoadBalance(
+        self, request: milvus_pb2.LoadBalanceRequest, context: grpc.ServicerContext
+    ) -> common_pb2.Status:
+        self.engine.replicas.balance(
+            database_of(context, request.db_name),
+            request.collectionName,
+            request.src_nodeID,
+            tuple(request.dst_nodeIDs),
+            tuple(request.sealed_segmentIDs),
+        )
+        return success()

@@ -74,6 +74,5 @@ NOT_YET: dict[str, str] = {
     "Prewarm": "namespace prewarm tasks: not built yet (load_collection loads at once)",
     "DescribePrewarmTask": "namespace prewarm tasks: not built yet (load_collection loads at once)",
     "DescribeSegmentIndexData": "raw index bytes of segments for federation: not built yet",
-    "LoadBalance": "moving segments between query nodes: not built yet (one node has none to move to)",
     "AlterRole": "role descriptions: not built yet",
 }
