@@ -536,7 +536,7 @@ class Engine:
         """Validate and start a background load; returns once it is accepted (after a short wait
         for the job, so that a small load is already Loaded when the client first asks)."""
         coll = self._resolve(db, collection)
-        group = self.replicas.admit_load(coll, replica_number, resource_groups)
+        group = self.replicas.admit_load(coll, replica_number, resource_groups, refresh=refresh)
         self._load_requests.load_collection(
             coll,
             load_fields=load_fields,
@@ -559,7 +559,7 @@ class Engine:
         resource_groups: Sequence[str] = (),
     ) -> None:
         coll = self._resolve(db, collection)
-        group = self.replicas.admit_load(coll, replica_number, resource_groups)
+        group = self.replicas.admit_load(coll, replica_number, resource_groups, refresh=refresh)
         self._load_requests.load_partitions(
             coll,
             partitions,

@@ -94,9 +94,14 @@ class Replicas:
         self._placements: dict[int, tuple[int, str]] = store.list_replica_groups()
 
     # -- loads -------------------------------------------------------------------------------
-    def admit_load(self, coll: Collection, replica_number: int, resource_groups: Sequence[str]) -> str:
+    def admit_load(
+        self, coll: Collection, replica_number: int, resource_groups: Sequence[str], *, refresh: bool = False
+    ) -> str | None:
         """Milvus's AssignReplica for one node: the group the replica will live in, or the
-        error Milvus gives. A replica number of 0 or less means one replica, as in Milvus."""
+        error Milvus gives. A replica number of 0 or less means one replica, as in Milvus. A
+        refresh keeps the replica where it is (None)."""
+        if refresh:
+            return None
         replicas = max(replica_number, 1)
         names = list(resource_groups)
         if len(names) not in (0, 1, replicas):
@@ -120,7 +125,9 @@ class Replicas:
                 )
         return next(iter(wanted))
 
-    def place(self, coll: Collection, resource_group: str) -> None:
+    def place(self, coll: Collection, resource_group: str | None) -> None:
+        if resource_group is None:
+            return
         with self._place_lock:
             current = self._placements.get(coll.collection_id)
             if current is not None and current[1] == resource_group:

@@ -121,6 +121,8 @@ def test_create_describe_transfer_and_drop(client: MilvusClient, groups: list[st
         client.load_collection(loaded)
     client.load_collection(loaded, _resource_groups=[name])
     assert client.describe_replica(loaded)[0].resource_group == name
+    client.refresh_load(loaded)  # a refresh leaves the replica where it is
+    assert client.describe_replica(loaded)[0].resource_group == name
 
     with pytest.raises(MilvusException, match=rf"some replicas still loaded in resource group\[{name}\]"):
         client.drop_resource_group(name)
