@@ -110,6 +110,7 @@ OPERATIONS: Mapping[str, Privilege] = {
     "ListCredUsers": _p(GLOBAL, "SelectOwnership"),
     "SelectUser": _p(USER, "SelectUser"),
     "CreateRole": _p(GLOBAL, "CreateOwnership"),
+    "AlterRole": _p(GLOBAL, "CreateOwnership"),
     "DropRole": _p(GLOBAL, "DropOwnership"),
     "OperateUserRole": _p(GLOBAL, "ManageOwnership"),
     "OperatePrivilege": _p(GLOBAL, "ManageOwnership"),
@@ -129,6 +130,8 @@ OPERATIONS: Mapping[str, Privilege] = {
     "TransferNode": _p(GLOBAL, "TransferNode"),
     "TransferReplica": _p(GLOBAL, "TransferReplica"),
     "FlushAll": _p(GLOBAL, "FlushAll"),
+    "BackupRBAC": _p(GLOBAL, "BackupRBAC"),
+    "RestoreRBAC": _p(GLOBAL, "RestoreRBAC"),
 }
 
 _COLLECTION_READ_ONLY = (
@@ -328,10 +331,20 @@ class AccessControl:
         return self._store.roles_of(user)
 
     # -- roles ---------------------------------------------------------------------------------
-    def create_role(self, role: str) -> None:
+    def create_role(self, role: str, description: str = "") -> None:
         _check_name("role", role)
-        if not self._store.add_role(role):
+        if not self._store.add_role(role, description):
             raise UnexpectedError(f'role [name:"{role}"] already exists')
+
+    def alter_role(self, role: str, description: str) -> None:
+        """AlterRole: only the description changes."""
+        if not self._store.set_role_description(role, description):
+            raise ParameterInvalid(
+                f"not found the role, maybe the role isn't existed or internal system error: {role}"
+            )
+
+    def role_description(self, role: str) -> str:
+        return self._store.role_description(role)
 
     def drop_role(self, role: str) -> None:
         if role in (ADMIN_ROLE, PUBLIC_ROLE):

@@ -68,3 +68,14 @@ def test_backup_drop_restore_round_trip(server_uri: str, client: MilvusClient) -
 def test_calc_distance_is_deprecated_as_in_milvus(client: MilvusClient) -> None:
     reply = client._get_connection()._stub.CalcDistance(milvus_pb2.CalcDistanceRequest())
     assert (reply.status.code, reply.status.reason) == (2, "service unavailable: CalcDistance deprecated")
+
+
+def test_role_description_is_set_at_create_and_by_alter_role(client: MilvusClient) -> None:
+    role = f"described_{uuid.uuid4().hex[:6]}"
+    client.create_role(role, description="reads things")
+    assert client.describe_role(role)["description"] == "reads things"
+    client.alter_role(role, "reads and writes")
+    assert client.describe_role(role)["description"] == "reads and writes"
+    with pytest.raises(MilvusException, match="not found the role"):
+        client.alter_role("no_such_role", "x")
+    client.drop_role(role)

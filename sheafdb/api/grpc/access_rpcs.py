@@ -112,7 +112,14 @@ class AccessRpcs(RpcBase):
     def CreateRole(
         self, request: milvus_pb2.CreateRoleRequest, context: grpc.ServicerContext
     ) -> common_pb2.Status:
-        self._control().create_role(request.entity.name)
+        self._control().create_role(request.entity.name, request.entity.description)
+        return success()
+
+    def AlterRole(
+        self, request: milvus_pb2.AlterRoleRequest, context: grpc.ServicerContext
+    ) -> common_pb2.Status:
+        self._require_role(request.role_name)
+        self._control().alter_role(request.role_name, request.description)
         return success()
 
     def DropRole(
@@ -149,7 +156,7 @@ class AccessRpcs(RpcBase):
         roles = ([name] if name in known else []) if name else known
         results = [
             milvus_pb2.RoleResult(
-                role=milvus_pb2.RoleEntity(name=role),
+                role=milvus_pb2.RoleEntity(name=role, description=access.role_description(role)),
                 users=[milvus_pb2.UserEntity(name=u) for u in access.users_in_role(role)]
                 if request.include_user_info
                 else [],

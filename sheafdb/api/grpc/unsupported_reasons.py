@@ -74,5 +74,4 @@ NOT_YET: dict[str, str] = {
     "Prewarm": "namespace prewarm tasks: not built yet (load_collection loads at once)",
     "DescribePrewarmTask": "namespace prewarm tasks: not built yet (load_collection loads at once)",
     "DescribeSegmentIndexData": "raw index bytes of segments for federation: not built yet",
-    "AlterRole": "role descriptions: not built yet",
 }
