@@ -14,6 +14,7 @@ _SNAPSHOT = "collection snapshots on object storage: SheafDB's restore unit is t
 _NAMESPACE = "namespaces (multi-tenancy inside a collection) are a Milvus 2.6 preview; partitions serve"
 # Milvus 2.6's proxy does not implement these either (proto placeholders, answered UNIMPLEMENTED).
 _FILE_RESOURCE = "file resources: a proto placeholder Milvus 2.6 does not implement either"
+_PREWARM = "namespace prewarm tasks belong to namespaces (above); load_collection loads at once"
 _ROW_SECURITY = "row policies and user tags: proto placeholders Milvus 2.6 does not implement either"
 
 OUT_OF_SCOPE: dict[str, str] = {
@@ -56,10 +57,13 @@ OUT_OF_SCOPE: dict[str, str] = {
     "GetUserTags": _ROW_SECURITY,
     "ListUsersWithTag": _ROW_SECURITY,
     "Dummy": "Milvus's internal probe of its query path, not a client feature",
+    "Prewarm": _PREWARM,
+    "DescribePrewarmTask": _PREWARM,
+    "DescribeSegmentIndexData": "federation: raw Knowhere index files for another engine; these are faiss",
 }
 
 _IMPORT = "bulk import from object-storage files: not built yet (insert in batches instead)"
-_FUNCTION = "collection functions after creation: not built yet (functions are given at create)"
+_FUNCTION = "collection functions (BM25, embedding, rerank functions): not built yet"
 
 NOT_YET: dict[str, str] = {
     "Import": _IMPORT,
@@ -71,7 +75,4 @@ NOT_YET: dict[str, str] = {
     "AddCollectionStructField": "struct (array of struct) fields: not built yet",
     "RunAnalyzer": "text analyzers (BM25 full-text search): not built yet",
     "ComputePhraseMatchSlop": "phrase match of full-text search: not built yet",
-    "Prewarm": "namespace prewarm tasks: not built yet (load_collection loads at once)",
-    "DescribePrewarmTask": "namespace prewarm tasks: not built yet (load_collection loads at once)",
-    "DescribeSegmentIndexData": "raw index bytes of segments for federation: not built yet",
 }
