@@ -19,11 +19,11 @@ from dataclasses import dataclass
 import pyarrow.compute as pc
 
 from sheafdb.engine.collection import Collection
-from sheafdb.engine.compaction_jobs import CompactionJob, CompactionJobs
-from sheafdb.engine.memory import MemoryAccountant
+from sheafdb.engine.load.memory import MemoryAccountant
 from sheafdb.engine.models import LoadState
 from sheafdb.engine.replicas import dml_channel
 from sheafdb.engine.resource_groups import NODE_ID
+from sheafdb.engine.write.compaction_jobs import CompactionJob, CompactionJobs
 
 
 class SegmentState:

@@ -7,8 +7,8 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2
 
 from sheafdb.api.grpc.context import RpcBase, database_of
 from sheafdb.api.status import success
-from sheafdb.engine.compaction_jobs import CompactionJob, CompactionState
 from sheafdb.engine.replicas import dml_channel
+from sheafdb.engine.write.compaction_jobs import CompactionJob, CompactionState
 
 
 def _merge_infos(job: CompactionJob) -> list[milvus_pb2.CompactionMergeInfo]:

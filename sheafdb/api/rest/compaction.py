@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sheafdb.api.rest.envelope import Call, Endpoint
-from sheafdb.engine.compaction_jobs import CompactionState
+from sheafdb.engine.write.compaction_jobs import CompactionState
 
 _STATE_NAMES = {
     CompactionState.UNDEFINED: "UndefiedState",  # sic: Milvus's enum name
