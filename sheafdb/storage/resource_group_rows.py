@@ -1,16 +1,15 @@
 """The catalog rows of resource groups and of where each collection's replica lives.
 
-A mixin of ``SqliteCatalog`` (it uses the catalog's one connection and its transactions), kept
-apart because resource groups are a concept of their own. Configs are stored as the JSON the
-engine gives (``config``), nodes as a JSON list; a collection's replica placement row goes with
-the collection (ON DELETE CASCADE).
+A mixin of ``SqlCatalog`` (it uses the catalog's one connection and its transactions, in the
+SQL SQLite and PostgreSQL share), kept apart because resource groups are a concept of their
+own. Configs are stored as the JSON the engine gives (``config``), nodes as a JSON list; a
+collection's replica placement row goes with the collection (ON DELETE CASCADE).
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -32,8 +31,9 @@ class ResourceGroupRecord:
 
 
 class _Transactions(Protocol):
-    def _tx(self) -> AbstractContextManager[sqlite3.Cursor]: ...
-    def _read(self) -> AbstractContextManager[sqlite3.Cursor]: ...
+    # The catalog's cursors (SqlCatalog's SqlCursor: ``?`` placeholders, either driver).
+    def _tx(self) -> AbstractContextManager[Any]: ...
+    def _read(self) -> AbstractContextManager[Any]: ...
 
 
 class ResourceGroupRows:
@@ -42,7 +42,8 @@ class ResourceGroupRows:
         with self._tx() as cur:
             for r in records:
                 cur.execute(
-                    "INSERT OR REPLACE INTO resource_groups VALUES (?, ?, ?)",
+                    "INSERT INTO resource_groups VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+                    "config = excluded.config, nodes = excluded.nodes",
                     (r.name, json.dumps(dict(r.config), sort_keys=True), json.dumps(list(r.nodes))),
                 )
 
@@ -52,7 +53,7 @@ class ResourceGroupRows:
 
     def list_resource_groups(self: _Transactions) -> list[ResourceGroupRecord]:
         with self._read() as cur:
-            rows: Iterator[sqlite3.Row] = cur.execute("SELECT name, config, nodes FROM resource_groups")
+            rows = cur.execute("SELECT name, config, nodes FROM resource_groups ORDER BY name")
             return [ResourceGroupRecord(r[0], json.loads(r[1]), tuple(json.loads(r[2]))) for r in rows]
 
     def set_replica_group(
@@ -60,7 +61,8 @@ class ResourceGroupRows:
     ) -> None:
         with self._tx() as cur:
             cur.execute(
-                "INSERT OR REPLACE INTO replica_groups VALUES (?, ?, ?)",
+                "INSERT INTO replica_groups VALUES (?, ?, ?) ON CONFLICT (collection_id) DO UPDATE SET "
+                "replica_id = excluded.replica_id, resource_group = excluded.resource_group",
                 (collection_id, replica_id, resource_group),
             )
 
