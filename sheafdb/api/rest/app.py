@@ -35,7 +35,7 @@ from sheafdb.api.rest import (
     resource_groups,
     users,
 )
-from sheafdb.api.rest.bodies import check_body
+from sheafdb.api.rest.bodies import check_body, without_nulls
 from sheafdb.api.rest.envelope import (
     Call,
     Endpoint,
@@ -94,7 +94,8 @@ def _make_endpoint(
         user = authenticate(access, request.headers.get("authorization"))
         body = parse_body(await request.body())
         check_body(spec.path, body)
-        db = database_of(body, request.headers)
+        body = without_nulls(spec.path, body)
+        db = database_of(body, request.headers, request.query_params)
         if access is not None and user is not None and spec.operation:
             access.authorize(user, spec.operation, db, str(body.get(spec.object_key) or "*"))
         call = Call(
