@@ -25,7 +25,6 @@ from sheafdb.errors import (
     ResourceGroupIllegalConfig,
     ResourceGroupNodeNotEnough,
     ResourceGroupNotFound,
-    UnexpectedError,
 )
 from sheafdb.storage.resource_group_rows import ResourceGroupRecord
 
@@ -83,7 +82,7 @@ class ResourceGroupStore(Protocol):
 def check_resource_group_name(name: str) -> None:
     """Milvus's ValidateResourceGroupName, word for word."""
     if not name:
-        raise UnexpectedError("resource group name couldn't be empty")
+        raise ParameterInvalid("resource group name couldn't be empty")
     prefix = f"Invalid resource group name {name}."
     if len(name) > MAX_NAME_LENGTH:
         raise ParameterInvalid(

