@@ -54,6 +54,12 @@ class ServiceNotReady(SheafError):
     retriable = True
 
 
+class ServiceUnavailable(SheafError):
+    code = 2
+    default_text = "service unavailable"
+    retriable = True
+
+
 class MemoryLimitExceeded(SheafError):
     code = 3
     legacy_code = LEGACY_INSUFFICIENT_MEMORY
@@ -244,3 +250,43 @@ class UnsafeBindRefused(SheafError):
 
     code = 1100
     default_text = "refusing to listen on a public address without authentication"
+
+
+# -- resource groups (Milvus merr 300-305) --------------------------------------------------------
+
+
+class ResourceGroupNotFound(SheafError):
+    code = 300
+    default_text = "resource group not found"
+    is_input_error = True
+
+    @classmethod
+    def named(cls, name: str) -> ResourceGroupNotFound:
+        return cls(f"resource group not found[rg={name}]")
+
+
+class ResourceGroupAlreadyExists(SheafError):
+    code = 301
+    default_text = "resource group already exist, but create with different config"
+    is_input_error = True
+
+
+class ResourceGroupIllegalConfig(SheafError):
+    code = 303
+    default_text = "resource group illegal config"
+    is_input_error = True
+
+
+class ResourceGroupNodeNotEnough(SheafError):
+    code = 304
+    default_text = "resource group node not enough"
+
+
+class SegmentNotFound(SheafError):
+    code = 600
+    default_text = "segment not found"
+
+
+class NodeNotFound(SheafError):
+    code = 901
+    default_text = "node not found"

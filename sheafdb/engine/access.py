@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from sheafdb.engine.access_backup import RbacBackup, backup_rbac, restore_rbac
 from sheafdb.errors import CredentialInvalid, ParameterInvalid, PermissionDenied, UnexpectedError, invalid
 from sheafdb.storage.credentials import CredentialStore, Grant
 
@@ -109,6 +110,7 @@ OPERATIONS: Mapping[str, Privilege] = {
     "ListCredUsers": _p(GLOBAL, "SelectOwnership"),
     "SelectUser": _p(USER, "SelectUser"),
     "CreateRole": _p(GLOBAL, "CreateOwnership"),
+    "AlterRole": _p(GLOBAL, "CreateOwnership"),
     "DropRole": _p(GLOBAL, "DropOwnership"),
     "OperateUserRole": _p(GLOBAL, "ManageOwnership"),
     "OperatePrivilege": _p(GLOBAL, "ManageOwnership"),
@@ -119,6 +121,17 @@ OPERATIONS: Mapping[str, Privilege] = {
     "DropPrivilegeGroup": _p(GLOBAL, "DropPrivilegeGroup"),
     "ListPrivilegeGroups": _p(GLOBAL, "ListPrivilegeGroups"),
     "OperatePrivilegeGroup": _p(GLOBAL, "OperatePrivilegeGroup"),
+    # resource groups and cluster-wide maintenance
+    "CreateResourceGroup": _p(GLOBAL, "CreateResourceGroup"),
+    "DropResourceGroup": _p(GLOBAL, "DropResourceGroup"),
+    "DescribeResourceGroup": _p(GLOBAL, "DescribeResourceGroup"),
+    "ListResourceGroups": _p(GLOBAL, "ListResourceGroups"),
+    "UpdateResourceGroups": _p(GLOBAL, "UpdateResourceGroups"),
+    "TransferNode": _p(GLOBAL, "TransferNode"),
+    "TransferReplica": _p(GLOBAL, "TransferReplica"),
+    "FlushAll": _p(GLOBAL, "FlushAll"),
+    "BackupRBAC": _p(GLOBAL, "BackupRBAC"),
+    "RestoreRBAC": _p(GLOBAL, "RestoreRBAC"),
 }
 
 _COLLECTION_READ_ONLY = (
@@ -350,10 +363,20 @@ class AccessControl:
         return self._store.roles_of(user)
 
     # -- roles ---------------------------------------------------------------------------------
-    def create_role(self, role: str) -> None:
+    def create_role(self, role: str, description: str = "") -> None:
         _check_name("role", role)
-        if not self._store.add_role(role):
+        if not self._store.add_role(role, description):
             raise UnexpectedError(f'role [name:"{role}"] already exists')
+
+    def alter_role(self, role: str, description: str) -> None:
+        """AlterRole: only the description changes."""
+        if not self._store.set_role_description(role, description):
+            raise ParameterInvalid(
+                f"not found the role, maybe the role isn't existed or internal system error: {role}"
+            )
+
+    def role_description(self, role: str) -> str:
+        return self._store.role_description(role)
 
     def drop_role(self, role: str) -> None:
         if role in (ADMIN_ROLE, PUBLIC_ROLE):
@@ -400,6 +423,16 @@ class AccessControl:
 
     def grants_of(self, role: str, db: str | None = None) -> list[Grant]:
         return [g for g in self._store.grants_of(role) if db is None or g.db_name in (db, "*")]
+
+    # -- backup and restore (access_backup.py) -----------------------------------------------
+    def backup(self) -> RbacBackup:
+        return backup_rbac(self._store)
+
+    def restore(self, backup: RbacBackup) -> None:
+        known = {p.name for p in OPERATIONS.values()} | _ALL | set(BUILTIN_GROUPS)
+        known |= {p for group in BUILTIN_GROUPS.values() for p in group}
+        restore_rbac(self._store, backup, frozenset(known))
+        self._forget()
 
     def _is_known_privilege(self, privilege: str) -> bool:
         known = {p.name for p in OPERATIONS.values()} | _ALL | set(BUILTIN_GROUPS)

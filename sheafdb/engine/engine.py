@@ -41,6 +41,7 @@ from sheafdb.engine.load.memory import MemoryAccountant
 from sheafdb.engine.load.memory_view import MemoryView, memory_view
 from sheafdb.engine.load.residency import ResidencyKeeper, residency_policy
 from sheafdb.engine.load.target import LoadRequest
+from sheafdb.engine.maintenance import Maintenance
 from sheafdb.engine.models import (
     AliasInfo,
     CollectionInfo,
@@ -66,9 +67,11 @@ from sheafdb.engine.name_rules import (
 from sheafdb.engine.names import CollectionNames
 from sheafdb.engine.read.row_counts import visible_row_count
 from sheafdb.engine.read.search_by_keys import with_key_vectors
+from sheafdb.engine.replicas import Replicas
 from sheafdb.engine.snapshot import SealedSegment
 from sheafdb.engine.write.auto_compaction import BackgroundCompactor
 from sheafdb.engine.write.compaction import CompactionPolicy, Compactor
+from sheafdb.engine.write.compaction_jobs import CompactionJobs
 from sheafdb.engine.write.data_removal import DataRemoval
 from sheafdb.engine.write.index_builds import IndexBuilder
 from sheafdb.engine.write.orphans import remove_orphans
@@ -176,6 +179,17 @@ class Engine:
             self._catalog, self._loads, evict_under_pressure=config.evict_under_pressure
         )
         self._residency = ResidencyKeeper(self._loads.residents, self._load_requests.release_idle)
+        # Sub-facades: replicas and resource groups; segments, compaction jobs, flush-all, memory.
+        self.replicas = Replicas(self._catalog, self._resolve, self._open_collections, self._loads.state)
+        self.maintenance = Maintenance(
+            accountant=self._accountant,
+            resolve=self._resolve,
+            collections=self._open_collections,
+            load_state=self._loads.state,
+            seal=self._sealer.seal,
+            next_timestamp=self._oracle.next,
+            compactions=CompactionJobs(self._catalog.allocate_id, self._compact_now),
+        )
         # Segments sealed before a crash whose index builds never finished.
         for coll in self._collections.values():
             self._builder.submit(coll, coll.snapshot().sealed, coll.indexes)
@@ -560,8 +574,11 @@ class Engine:
         """Pack every partition's sealed segments into segments of up to the target (dropping
         deleted rows) now; returns segments replaced."""
         # Packing takes every segment under the target: the tiny-segment count plays no part.
+        return self._compact_now(self._resolve(db, collection))
+
+    def _compact_now(self, coll: Collection) -> int:
         policy = self._compaction_policy(min_segments=2)
-        return self._compactor.compact(self._resolve(db, collection), policy, frozenset(), manual=True)
+        return self._compactor.compact(coll, policy, frozenset(), manual=True)
 
     def allocate_timestamp(self) -> int:
         """A fresh timestamp from the oracle (AllocTimestamp): above every one issued before."""
@@ -585,11 +602,15 @@ class Engine:
         skip_load_dynamic_field: bool = False,
         replica_number: int = 1,
         refresh: bool = False,
+        resource_groups: Sequence[str] = (),
     ) -> None:
         """Validate and start a background load; returns once it is accepted (after a short wait
         for the job, so that a small load is already Loaded when the client first asks)."""
+        coll = self._resolve(db, collection)
+        group = self.replicas.admit_load(coll, replica_number, resource_groups, refresh=refresh)
         request = LoadRequest(None, tuple(load_fields), skip_load_dynamic_field, replica_number, refresh)
-        self._load_requests.load_collection(self._resolve(db, collection), request)
+        self._load_requests.load_collection(coll, request)
+        self.replicas.place(coll, group)
 
     def load_partitions(
         self,
@@ -601,11 +622,15 @@ class Engine:
         skip_load_dynamic_field: bool = False,
         replica_number: int = 1,
         refresh: bool = False,
+        resource_groups: Sequence[str] = (),
     ) -> None:
+        coll = self._resolve(db, collection, partitions)
+        group = self.replicas.admit_load(coll, replica_number, resource_groups, refresh=refresh)
         request = LoadRequest(
             tuple(partitions), tuple(load_fields), skip_load_dynamic_field, replica_number, refresh
         )
-        self._load_requests.load_partitions(self._resolve(db, collection, partitions), request)
+        self._load_requests.load_partitions(coll, request)
+        self.replicas.place(coll, group)
 
     def release_collection(self, db: str, collection: str) -> int:
         """Returns the bytes given back."""

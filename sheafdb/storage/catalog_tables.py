@@ -19,9 +19,11 @@ from sheafdb.storage.records import (
     LoadConfigRecord,
     SegmentRecord,
 )
+from sheafdb.storage.resource_group_rows import RESOURCE_GROUP_TABLES
 from sheafdb.storage.segment_files import ColumnFile
 
-TABLES = """
+TABLES = (
+    """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS databases (
     database_id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,
@@ -64,6 +66,8 @@ CREATE TABLE IF NOT EXISTS load_configs (
 CREATE INDEX IF NOT EXISTS segments_by_collection ON segments (collection_id);
 CREATE INDEX IF NOT EXISTS segment_indexes_by_index ON segment_indexes (index_id);
 """
+    + RESOURCE_GROUP_TABLES
+)
 
 # PostgreSQL's INTEGER is 32-bit (ids and timestamps need 64), and its text ordering follows
 # the locale: byte order ("C") keeps listings ordered as SQLite orders them.

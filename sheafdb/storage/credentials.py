@@ -68,6 +68,10 @@ class CredentialStore:
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA foreign_keys = ON")
         self._db.executescript(_SCHEMA)
+        # Role descriptions came later (AlterRole): stores made before get the column.
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(roles)")}
+        if "description" not in columns:
+            self._db.execute("ALTER TABLE roles ADD COLUMN description TEXT NOT NULL DEFAULT ''")
 
     def close(self) -> None:
         with self._lock:
@@ -107,6 +111,29 @@ class CredentialStore:
         assert isinstance(salt, bytes) and isinstance(stored, bytes)
         return hmac.compare_digest(hash_password(password, salt), stored)
 
+    def password_record(self, name: str) -> str | None:
+        """The stored salt and hash as one text (``scrypt:<salt hex>:<hash hex>``), for backups;
+        never the password."""
+        rows = self._rows("SELECT salt, hash FROM users WHERE name = ?", (name,))
+        if not rows:
+            return None
+        salt, digest = rows[0]
+        assert isinstance(salt, bytes) and isinstance(digest, bytes)
+        return f"scrypt:{salt.hex()}:{digest.hex()}"
+
+    def add_user_record(self, name: str, record: str) -> bool:
+        """A user restored from a backup with its ``password_record``; False when it exists."""
+        kind, salt, digest = record.split(":")
+        if kind != "scrypt":
+            raise ValueError(f"unknown password record kind {kind!r}")
+        return (
+            self._write(
+                "INSERT OR IGNORE INTO users VALUES (?, ?, ?, ?)",
+                (name, bytes.fromhex(salt), bytes.fromhex(digest), int(time.time() * 1000)),
+            )
+            == 1
+        )
+
     def remove_user(self, name: str) -> bool:
         return self._write("DELETE FROM users WHERE name = ?", (name,)) == 1
 
@@ -117,8 +144,15 @@ class CredentialStore:
         return bool(self._rows("SELECT 1 FROM users WHERE name = ?", (name,)))
 
     # -- roles --------------------------------------------------------------------------------
-    def add_role(self, name: str) -> bool:
-        return self._write("INSERT OR IGNORE INTO roles VALUES (?)", (name,)) == 1
+    def add_role(self, name: str, description: str = "") -> bool:
+        return self._write("INSERT OR IGNORE INTO roles VALUES (?, ?)", (name, description)) == 1
+
+    def set_role_description(self, name: str, description: str) -> bool:
+        return self._write("UPDATE roles SET description = ? WHERE name = ?", (description, name)) == 1
+
+    def role_description(self, name: str) -> str:
+        rows = self._rows("SELECT description FROM roles WHERE name = ?", (name,))
+        return str(rows[0][0]) if rows else ""
 
     def remove_role(self, name: str) -> bool:
         return self._write("DELETE FROM roles WHERE name = ?", (name,)) == 1

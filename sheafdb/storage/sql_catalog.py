@@ -57,6 +57,7 @@ from sheafdb.storage.records import (
     SegmentIndexRecord,
     SegmentRecord,
 )
+from sheafdb.storage.resource_group_rows import ResourceGroupRows
 from sheafdb.storage.timestamps import compose
 
 
@@ -75,7 +76,7 @@ class SqlCursor(Protocol):
 DEFAULT_DATABASE_ID = 1
 
 
-class SqlCatalog:
+class SqlCatalog(ResourceGroupRows):
     """A Catalog in SQL tables, through one connection a backend opens.
 
     Lock: ``_lock`` serialises every use of the single connection. One connection (rather

@@ -387,3 +387,23 @@ def test_one_server_owns_a_postgres_catalog(tmp_path: Path, postgres_database: s
 def test_unknown_catalog_url_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown catalog URL"):
         open_catalog("mysql://x", tmp_path)
+
+
+def test_resource_groups_and_replica_placements_round_trip(reopen: OpenCatalog) -> None:
+    from sheafdb.storage.resource_group_rows import ResourceGroupRecord
+
+    cat = reopen()
+    coll = make_collection(cat)
+    cat.save_resource_groups([ResourceGroupRecord("rg", {"requests": 1, "limits": 1}, (1,))])
+    cat.save_resource_groups([ResourceGroupRecord("rg", {"requests": 0, "limits": 2}, ())])  # replaced
+    cat.set_replica_group(coll.collection_id, 77, "rg")
+    cat.set_replica_group(coll.collection_id, 77, "other")
+    cat.close()
+    cat = reopen()
+    assert cat.list_resource_groups() == [ResourceGroupRecord("rg", {"requests": 0, "limits": 2}, ())]
+    assert cat.list_replica_groups() == {coll.collection_id: (77, "other")}
+    cat.drop_collection(coll.collection_id)
+    assert cat.list_replica_groups() == {}  # the placement goes with its collection
+    cat.drop_resource_group("rg")
+    assert cat.list_resource_groups() == []
+    cat.close()

@@ -37,7 +37,7 @@ def decode_password(encoded: str) -> str:
         raise invalid("decode password fail") from exc
 
 
-def _grant_entity(grant: Grant) -> milvus_pb2.GrantEntity:
+def grant_entity(grant: Grant) -> milvus_pb2.GrantEntity:
     return milvus_pb2.GrantEntity(
         role=milvus_pb2.RoleEntity(name=grant.role),
         object=milvus_pb2.ObjectEntity(name=grant.object_type),
@@ -112,7 +112,14 @@ class AccessRpcs(RpcBase):
     def CreateRole(
         self, request: milvus_pb2.CreateRoleRequest, context: grpc.ServicerContext
     ) -> common_pb2.Status:
-        self._control().create_role(request.entity.name)
+        self._control().create_role(request.entity.name, request.entity.description)
+        return success()
+
+    def AlterRole(
+        self, request: milvus_pb2.AlterRoleRequest, context: grpc.ServicerContext
+    ) -> common_pb2.Status:
+        self._require_role(request.role_name)
+        self._control().alter_role(request.role_name, request.description)
         return success()
 
     def DropRole(
@@ -149,7 +156,7 @@ class AccessRpcs(RpcBase):
         roles = ([name] if name in known else []) if name else known
         results = [
             milvus_pb2.RoleResult(
-                role=milvus_pb2.RoleEntity(name=role),
+                role=milvus_pb2.RoleEntity(name=role, description=access.role_description(role)),
                 users=[milvus_pb2.UserEntity(name=u) for u in access.users_in_role(role)]
                 if request.include_user_info
                 else [],
@@ -170,7 +177,7 @@ class AccessRpcs(RpcBase):
             for grant in self._control().grants_of(entity.role.name, database_of(context, entity.db_name))
             if object_type in ("", grant.object_type) and entity.object_name in ("", grant.object_name)
         ]
-        return milvus_pb2.SelectGrantResponse(status=success(), entities=[_grant_entity(g) for g in grants])
+        return milvus_pb2.SelectGrantResponse(status=success(), entities=[grant_entity(g) for g in grants])
 
     def OperatePrivilege(
         self, request: milvus_pb2.OperatePrivilegeRequest, context: grpc.ServicerContext

@@ -356,7 +356,7 @@ class CatalogRpcs(RpcBase):
             request.field_name,
         )
         response = milvus_pb2.DescribeIndexResponse(status=success())
-        response.index_descriptions.extend(_index_description(i) for i in infos)
+        response.index_descriptions.extend(index_description(i) for i in infos)
         return response
 
     def DropIndex(
@@ -383,7 +383,7 @@ class CatalogRpcs(RpcBase):
         return success()
 
 
-def _index_description(info: IndexInfo) -> milvus_pb2.IndexDescription:
+def index_description(info: IndexInfo) -> milvus_pb2.IndexDescription:
     return milvus_pb2.IndexDescription(
         index_name=info.index_name,
         indexID=info.index_id,

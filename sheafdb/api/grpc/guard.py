@@ -19,6 +19,7 @@ from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
 from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc
 
+from sheafdb.api.grpc.unsupported_reasons import NOT_YET, OUT_OF_SCOPE
 from sheafdb.api.status import to_status
 from sheafdb.errors import Unsupported
 
@@ -81,20 +82,24 @@ def complete_service(cls: ServicerClass) -> ServicerClass:
 
 
 def unsupported_rpcs_markdown(names: tuple[str, ...]) -> str:
-    """The text of ``docs/unsupported-rpcs.md`` (a test keeps the file equal to it)."""
+    """The text of ``docs/unsupported-rpcs.md`` (a test keeps the file equal to it): each method
+    with its reason from ``unsupported_reasons``, out of scope on purpose first."""
     lines = [
         "# gRPC methods SheafDB does not support",
         "",
-        "Generated from `MilvusServicer.unsupported_rpcs` (see `sheafdb/api/grpc/guard.py`);",
-        "`tests/api/grpc/test_unsupported_doc.py` fails when this list is stale. Regenerate with",
+        "Generated from `MilvusServicer.unsupported_rpcs` (see `sheafdb/api/grpc/guard.py`) and the",
+        "reasons in `sheafdb/api/grpc/unsupported_reasons.py`; `tests/api/grpc/test_unsupported_doc.py`",
+        "fails when this list is stale. Regenerate with",
         "`python -m sheafdb.api.grpc.guard > docs/unsupported-rpcs.md`.",
         "",
         "Each answers a Status with code 1100 and the reason `<Rpc> is not supported by SheafDB`.",
         "",
-        f"{len(names)} of {len(SERVICE.methods)} methods of `milvus.proto.milvus.MilvusService`:",
-        "",
+        f"{len(names)} of {len(SERVICE.methods)} methods of `milvus.proto.milvus.MilvusService`.",
     ]
-    lines.extend(f"- `{name}`" for name in sorted(names))
+    for title, reasons in (("Out of scope on purpose", OUT_OF_SCOPE), ("Not built yet", NOT_YET)):
+        listed = sorted(n for n in names if n in reasons)
+        lines += ["", f"## {title} ({len(listed)})", ""]
+        lines += [f"- `{name}`: {reasons[name]}" for name in listed]
     return "\n".join(lines) + "\n"
 
 

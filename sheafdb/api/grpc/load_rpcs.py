@@ -16,13 +16,14 @@ from sheafdb.errors import CollectionNotFound, DatabaseNotFound
 def _load_options(
     request: milvus_pb2.LoadCollectionRequest | milvus_pb2.LoadPartitionsRequest,
 ) -> dict[str, Any]:
-    """The load options both load RPCs carry, as the engine's keyword arguments (an unset
-    replica number, 0 on the wire, means one replica)."""
+    """The load options both load RPCs carry, as the engine's keyword arguments (a replica
+    number of 0 or less means one replica, as in Milvus)."""
     return {
         "load_fields": tuple(request.load_fields),
         "skip_load_dynamic_field": request.skip_load_dynamic_field,
         "replica_number": max(request.replica_number, 1),
         "refresh": request.refresh,
+        "resource_groups": tuple(request.resource_groups),
     }
 
 

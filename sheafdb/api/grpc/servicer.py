@@ -9,16 +9,33 @@ from __future__ import annotations
 from pymilvus.grpc_gen import milvus_pb2_grpc
 
 from sheafdb.api.grpc.access_rpcs import AccessRpcs
+from sheafdb.api.grpc.batch_rpcs import BatchRpcs
 from sheafdb.api.grpc.catalog_rpcs import CatalogRpcs
 from sheafdb.api.grpc.data_rpcs import DataRpcs
 from sheafdb.api.grpc.guard import complete_service
 from sheafdb.api.grpc.load_rpcs import LoadRpcs
+from sheafdb.api.grpc.maintenance_rpcs import MaintenanceRpcs
+from sheafdb.api.grpc.rbac_backup_rpcs import RbacBackupRpcs
+from sheafdb.api.grpc.replica_rpcs import ReplicaRpcs
+from sheafdb.api.grpc.segment_rpcs import SegmentRpcs
+from sheafdb.api.grpc.system_rpcs import SystemRpcs
 from sheafdb.api.grpc.text_rpcs import TextRpcs
 
 
 @complete_service
 class MilvusServicer(
-    AccessRpcs, CatalogRpcs, DataRpcs, LoadRpcs, TextRpcs, milvus_pb2_grpc.MilvusServiceServicer
+    RbacBackupRpcs,  # before AccessRpcs, which it extends
+    AccessRpcs,
+    BatchRpcs,
+    CatalogRpcs,
+    DataRpcs,
+    LoadRpcs,
+    MaintenanceRpcs,
+    ReplicaRpcs,
+    SegmentRpcs,
+    SystemRpcs,
+    TextRpcs,
+    milvus_pb2_grpc.MilvusServiceServicer,
 ):
     """Holds the engine and the access control (both thread-safe); handlers run on the gRPC
     thread pool, lock-free."""

@@ -31,11 +31,13 @@ from sheafdb.api.rest import (
     aliases,
     analyzers,
     collections,
+    compaction,
     databases,
     entities,
     indexes,
     memory,
     partitions,
+    resource_groups,
     users,
 )
 from sheafdb.api.rest.bodies import check_body, without_nulls
@@ -67,6 +69,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     *users.ENDPOINTS,
     *memory.ENDPOINTS,
     *analyzers.ENDPOINTS,
+    *compaction.ENDPOINTS,
+    *resource_groups.ENDPOINTS,
 )
 
 

@@ -346,6 +346,45 @@ BODIES = {
     ),
 }
 
+# Compaction and resource groups (rest/compaction.py, rest/resource_groups.py).
+_NODE_NUM: Schema = {"type": "object", "properties": {"node_num": _INTEGER}}
+_RG_TRANSFERS: Schema = {
+    "type": "array",
+    "items": {"type": "object", "required": ["resource_group"], "properties": {"resource_group": _STRING}},
+}
+_RG_CONFIG: Schema = {
+    "type": "object",
+    "required": ["requests", "limits"],
+    "properties": {
+        "requests": _NODE_NUM,
+        "limits": _NODE_NUM,
+        "transfer_from": _RG_TRANSFERS,
+        "transfer_to": _RG_TRANSFERS,
+        "node_filter": {"type": "object", "properties": {"node_labels": _OBJECT}},
+    },
+}
+_RG_NAMED = _body(("name",), name=_STRING)
+BODIES = {
+    **BODIES,
+    "collections/compact": _body(("collectionName",), collectionName=_STRING, isClustering=_BOOLEAN),
+    "collections/get_compaction_state": _body(jobID=_INTEGER),
+    "resource_groups/create": _body(("name",), name=_STRING, config=_RG_CONFIG),
+    "resource_groups/drop": _RG_NAMED,
+    "resource_groups/alter": _body(
+        ("resource_groups",),
+        resource_groups={**_OBJECT, "description": "resource group name -> config (requests, limits, ...)"},
+    ),
+    "resource_groups/describe": _RG_NAMED,
+    "resource_groups/list": _body(),
+    "resource_groups/transfer_replica": _body(
+        ("sourceRgName", "targetRgName", "collectionName", "replicaNum"),
+        sourceRgName=_STRING,
+        targetRgName=_STRING,
+        collectionName=_STRING,
+        replicaNum=_INTEGER,
+    ),
+}
+
 _JSON_TYPE_NAMES = {
     bool: "boolean",
     int: "integer",

@@ -146,6 +146,15 @@ class MemoryAccountant:
                 n for k, n in self._blocks.items() if k.collection_id == collection_id and k.kind != MAPPED
             )
 
+    def segment_bytes(self, collection_id: int) -> dict[int, int]:
+        """Bytes per loaded segment of a collection (GetQuerySegmentInfo's mem_size)."""
+        out: dict[int, int] = {}
+        with self._lock:
+            for key, nbytes in self._blocks.items():
+                if key.collection_id == collection_id:
+                    out[key.segment_id] = out.get(key.segment_id, 0) + nbytes
+        return out
+
     def report(self) -> Mapping[str, object]:
         """Totals per collection, and within it per partition, per field and per index."""
         with self._lock:

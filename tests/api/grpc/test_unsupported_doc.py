@@ -8,6 +8,7 @@ from pymilvus.grpc_gen import milvus_pb2
 
 from sheafdb.api.grpc.guard import SERVICE, unsupported_rpcs_markdown
 from sheafdb.api.grpc.servicer import MilvusServicer
+from sheafdb.api.grpc.unsupported_reasons import NOT_YET, OUT_OF_SCOPE
 from sheafdb.errors import Unsupported
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "unsupported-rpcs.md"
@@ -15,6 +16,12 @@ DOC = Path(__file__).resolve().parents[3] / "docs" / "unsupported-rpcs.md"
 
 def test_doc_lists_exactly_the_unsupported_rpcs() -> None:
     assert DOC.read_text() == unsupported_rpcs_markdown(MilvusServicer.unsupported_rpcs)
+
+
+def test_every_unsupported_rpc_has_a_reason_and_no_reason_is_stale() -> None:
+    reasons = {**OUT_OF_SCOPE, **NOT_YET}
+    assert set(MilvusServicer.unsupported_rpcs) == set(reasons)
+    assert not set(OUT_OF_SCOPE) & set(NOT_YET)
 
 
 def test_core_rpcs_are_implemented() -> None:
@@ -33,11 +40,11 @@ def test_core_rpcs_are_implemented() -> None:
 
 def test_unsupported_rpc_answers_a_status_naming_itself() -> None:
     servicer = MilvusServicer(engine=None)  # type: ignore[arg-type]
-    response = servicer.CreateResourceGroup(milvus_pb2.CreateResourceGroupRequest(), None)
+    response = servicer.CreateSnapshot(milvus_pb2.CreateSnapshotRequest(), None)
     assert response.code == Unsupported.code
-    assert response.reason == "CreateResourceGroup is not supported by SheafDB"
-    listed = servicer.ListResourceGroups(milvus_pb2.ListResourceGroupsRequest(), None)
-    assert listed.status.reason == "ListResourceGroups is not supported by SheafDB"
+    assert response.reason == "CreateSnapshot is not supported by SheafDB"
+    listed = servicer.ListSnapshots(milvus_pb2.ListSnapshotsRequest(), None)
+    assert listed.status.reason == "ListSnapshots is not supported by SheafDB"
 
 
 def test_a_crashing_handler_answers_65535_instead_of_raising() -> None:
