@@ -147,8 +147,8 @@ def _check_field(f: FieldSchema) -> None:
             )
         if f.element_type is DataType.VARCHAR:
             _check_max_length(f)
-    if f.auto_id and f.dtype is not DataType.INT64:
-        raise invalid("the auto id can only be specified on field with int64 data type")
+    if f.auto_id and f.dtype not in (DataType.INT64, DataType.VARCHAR):
+        raise invalid("the auto id can only be specified on field with int64 or varchar data type")
     if f.default_value is not None:
         _check_default(f)
 

@@ -467,8 +467,14 @@ class Engine:
         generated. Validated whole before anything is written; acknowledged once durable."""
         return self._writer.insert(self._resolve(db, collection), data, partition)
 
-    def upsert(self, db: str, collection: str, data: pa.Table, partition: str = "") -> MutationResult:
-        return self._writer.upsert(self._resolve(db, collection), data, partition)
+    def upsert(
+        self, db: str, collection: str, data: pa.Table, partition: str = "", *, partial_update: bool = False
+    ) -> MutationResult:
+        """``partial_update``: fields the batch leaves out keep their stored values (the
+        collection must be loaded)."""
+        return self._writer.upsert(
+            self._resolve(db, collection), data, partition, partial_update=partial_update
+        )
 
     def delete(
         self,

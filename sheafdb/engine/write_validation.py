@@ -11,7 +11,7 @@ one Arrow call per column (a per-value parse only when that fast path cannot dec
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -19,6 +19,9 @@ import pyarrow.json as pa_json
 
 from sheafdb.errors import invalid
 from sheafdb.schema import DYNAMIC_FIELD, TIMESTAMP_COLUMN, CollectionSchema, DataType, FieldSchema
+
+# The collection property that lets an insert carry its own keys into an auto_id collection.
+ALLOW_INSERT_AUTO_ID = "allow_insert_auto_id"
 
 # Milvus refuses insert requests above proxy.maxInsertSize (64 MiB by default).
 MAX_BATCH_BYTES = 64 * 1024 * 1024
@@ -36,7 +39,8 @@ def prepare_rows(
     """Validate ``data`` and return it in the stored layout (without ``__ts``).
 
     ``primary_keys_given``: whether the client must pass the primary key even though it is
-    auto_id (upsert does; insert must not). ``generate_ids(n)`` makes auto ids when needed.
+    auto_id (upsert does; insert must not, unless the collection sets ``allow_insert_auto_id``).
+    ``generate_ids(n)`` makes auto ids when needed.
     """
     num_rows = data.num_rows
     if data.nbytes > MAX_BATCH_BYTES:
@@ -60,7 +64,10 @@ def prepare_rows(
     for f in schema.fields:
         if f.is_primary and f.auto_id and not primary_keys_given:
             if f.name in names:
-                raise invalid(f"the primary key field {f.name} is auto_id: its values must not be passed")
+                raise invalid(
+                    "can not assign primary field data when auto id enabled and "
+                    f"allow_insert_auto_id is false {f.name}"
+                )
             columns.append(generate_ids(num_rows))
             continue
         if f.name not in names:
@@ -75,6 +82,10 @@ def prepare_rows(
     if table.column(pk.name).null_count:
         raise invalid(f"primary key field {pk.name} must not contain null values")
     return table.combine_chunks()
+
+
+def allows_insert_auto_id(properties: Mapping[str, str]) -> bool:
+    return properties.get(ALLOW_INSERT_AUTO_ID, "false").strip().lower() == "true"
 
 
 def with_timestamp(table: pa.Table, timestamp: int) -> pa.Table:

@@ -25,8 +25,9 @@ import pyarrow.compute as pc
 
 from sheafdb.engine.collection import PARTITION_COLUMN, REPLACED_PK_COLUMN, ROUTED_PARTITION, Collection
 from sheafdb.engine.models import MutationResult, QueryRequest
+from sheafdb.engine.partial_update import existing_keys_mask, merge_partial_rows
 from sheafdb.engine.visibility import ALL_PARTITIONS, delete_records
-from sheafdb.engine.write_validation import prepare_rows, with_timestamp
+from sheafdb.engine.write_validation import allows_insert_auto_id, prepare_rows, with_timestamp
 from sheafdb.errors import CollectionNotLoaded, PartitionNotFound, invalid
 from sheafdb.expr import compile_filter
 from sheafdb.schema import DataType
@@ -58,6 +59,7 @@ class Writer:
         self._id_end = 0
 
     def allocate_ids(self, count: int) -> pa.Array:
+        """``count`` fresh int64 ids (a VARCHAR key takes them as their decimal text, as Milvus)."""
         with self._id_lock:
             if self._id_end - self._next_id < count:
                 # Durable before any id of the block is used: a restart resumes past it.
@@ -70,23 +72,62 @@ class Writer:
     def insert(self, coll: Collection, data: pa.Table, partition: str) -> MutationResult:
         return self._write_rows(coll, data, partition, upsert=False)
 
-    def upsert(self, coll: Collection, data: pa.Table, partition: str) -> MutationResult:
-        return self._write_rows(coll, data, partition, upsert=True)
+    def upsert(
+        self, coll: Collection, data: pa.Table, partition: str, *, partial_update: bool = False
+    ) -> MutationResult:
+        existing = None
+        if partial_update:
+            current = self._current_rows(coll, data)
+            existing = existing_keys_mask(data, current, coll.schema.primary_field.name)
+            data = merge_partial_rows(coll.schema, data, current)
+        return self._write_rows(coll, data, partition, upsert=True, existing=existing)
+
+    def _current_rows(self, coll: Collection, data: pa.Table) -> pa.Table:
+        """The stored rows of the batch's keys (a partial update reads them: loaded only)."""
+        pk = coll.schema.primary_field
+        if pk.name not in data.column_names:
+            raise invalid(f"must assign pk when upsert, primary field: {pk.name}")
+        if not self._is_loaded(coll):
+            raise CollectionNotLoaded(
+                f"failed to query: collection not loaded[collection={coll.collection_id}]"
+            )
+        keys = data.column(pk.name).drop_null().to_pylist()
+        request = QueryRequest(collection=coll.name, ids=keys, output_fields=("*",))
+        return self._query(coll, request)
+
+    def _ids_for(self, coll: Collection) -> Callable[[int], pa.Array]:
+        if coll.schema.primary_field.dtype is DataType.VARCHAR:
+            return lambda count: self.allocate_ids(count).cast(pa.string())
+        return self.allocate_ids
 
     def _write_rows(
-        self, coll: Collection, data: pa.Table, partition: str, *, upsert: bool
+        self,
+        coll: Collection,
+        data: pa.Table,
+        partition: str,
+        *,
+        upsert: bool,
+        existing: pa.Array | None = None,
     ) -> MutationResult:
         schema = coll.schema
         fixed_partition = self._target_partition(coll, partition)
-        rows = prepare_rows(schema, data, primary_keys_given=upsert, generate_ids=self.allocate_ids)
-        replaced = None
         pk = schema.primary_field
+        new_ids = self._ids_for(coll)
+        keys_given = upsert or (
+            pk.auto_id and pk.name in data.column_names and allows_insert_auto_id(coll.record.properties)
+        )
+        rows = prepare_rows(schema, data, primary_keys_given=keys_given, generate_ids=new_ids)
+        replaced = None
         if upsert and pk.auto_id:
             # Milvus (2.4+): an upsert on an auto_id collection deletes the given keys and
-            # inserts the rows under newly generated ones, which it returns.
+            # inserts the rows under newly generated ones, which it returns; a partial update
+            # keeps the keys of the rows it updates and generates them for new rows only.
             replaced = rows.column(pk.name)
             position = rows.schema.get_field_index(pk.name)
-            rows = rows.set_column(position, rows.schema.field(position), self.allocate_ids(rows.num_rows))
+            fresh = new_ids(rows.num_rows)
+            if existing is not None:
+                fresh = pc.if_else(existing, replaced.combine_chunks(), fresh)
+            rows = rows.set_column(position, rows.schema.field(position), fresh)
         ts = self._oracle.next()
         stamped = with_timestamp(rows, ts)
         if replaced is not None:

@@ -11,7 +11,6 @@ from sheafdb.api.grpc.requests import hybrid_search_request, query_request, sear
 from sheafdb.api.grpc.results import mutation_result, query_results, search_results
 from sheafdb.api.status import success
 from sheafdb.engine.models import SearchResult
-from sheafdb.errors import Unsupported
 from sheafdb.schema import CollectionSchema
 from sheafdb.storage.timestamps import physical_ms
 
@@ -41,13 +40,13 @@ class DataRpcs(RpcBase):
     def Upsert(
         self, request: milvus_pb2.UpsertRequest, context: grpc.ServicerContext
     ) -> milvus_pb2.MutationResult:
-        if request.partial_update:
-            raise Unsupported.feature("upsert with partial_update")
         db = database_of(context, request.db_name)
         data = fields_to_table(
             request.fields_data, request.num_rows, self._schema(db, request.collection_name)
         )
-        result = self.engine.upsert(db, request.collection_name, data, request.partition_name)
+        result = self.engine.upsert(
+            db, request.collection_name, data, request.partition_name, partial_update=request.partial_update
+        )
         return mutation_result(result, "upsert")
 
     def Delete(
