@@ -235,7 +235,7 @@ class Engine:
         """Field ids are assigned here (100, 101, ... like Milvus). Same name and same schema
         again is a no-op success; a different schema is ParameterInvalid."""
         check_name(name, "collection")
-        prepared = prepare_schema(schema)
+        prepared = prepare_schema(schema, name)
         partitions = partition_names(prepared, num_partitions)
         with self._ddl_lock:
             self._catalog.get_database(db)

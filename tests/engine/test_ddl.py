@@ -13,6 +13,7 @@ from sheafdb.errors import (
     AliasNotFound,
     CollectionNotFound,
     ParameterInvalid,
+    ParameterMissing,
 )
 from sheafdb.schema import CollectionSchema, DataType, FieldSchema
 
@@ -60,15 +61,23 @@ VEC = FieldSchema("v", DataType.FLOAT_VECTOR, dim=4)
         (_schema(PK, VEC, replace(VEC, name="id")), "duplicated field name"),
         (_schema(PK, FieldSchema("b", DataType.BINARY_VECTOR, dim=12)), "multiple of 8"),
         (_schema(PK, replace(VEC, dim=0)), "invalid dimension"),
-        (_schema(PK, VEC, FieldSchema("s", DataType.VARCHAR)), "max_length"),
-        (_schema(PK), "vector field"),
-        (_schema(PK, *(replace(VEC, name=f"v{i}") for i in range(5))), "limited to 4"),
+        (_schema(PK, *(replace(VEC, name=f"v{i}") for i in range(11))), "limited to 10"),
+        (_schema(PK, *(FieldSchema(f"f{i}", DataType.INT8) for i in range(256))), "limited to 256"),
     ],
 )
 def test_schema_rules(engine: Engine, schema: CollectionSchema, text: str) -> None:
     with pytest.raises(ParameterInvalid, match=text):
         engine.create_collection("default", "c", schema)
     assert not engine.has_collection("default", "c")
+
+
+def test_missing_max_length_is_a_missing_parameter(engine: Engine) -> None:
+    with pytest.raises(ParameterMissing) as err:
+        engine.create_collection("default", "c", _schema(PK, VEC, FieldSchema("s", DataType.VARCHAR)))
+    assert err.value.code == 1101
+    assert err.value.message == (
+        "type param(max_length) should be specified for the field(s) of collection c: missing parameter"
+    )
 
 
 def test_drop_missing_is_success_describe_missing_is_not_found(engine: Engine) -> None:
