@@ -12,6 +12,7 @@ from dataclasses import replace
 
 from sheafdb.errors import ParameterInvalid, ParameterMissing, invalid
 from sheafdb.schema import ARRAY_ELEMENT_TYPES, DYNAMIC_FIELD, CollectionSchema, DataType, FieldSchema
+from sheafdb.timestamptz import parse_time
 
 MAX_NAME_LENGTH = 255
 # Milvus 2.6's proxy.maxFieldNum and proxy.maxVectorFieldNum.
@@ -184,7 +185,8 @@ _DEFAULT_HOLDERS: dict[str, frozenset[DataType]] = {
     "DataType_Int64": frozenset({DataType.INT64}),
     "DataType_Float": frozenset({DataType.FLOAT}),
     "DataType_Double": frozenset({DataType.DOUBLE}),
-    "DataType_VarChar": frozenset({DataType.VARCHAR}),
+    "DataType_VarChar": frozenset({DataType.VARCHAR, DataType.TIMESTAMPTZ}),
+    "DataType_Timestamptz": frozenset({DataType.TIMESTAMPTZ}),
 }
 
 
@@ -244,6 +246,7 @@ def _check_default(f: FieldSchema) -> None:
         and not isinstance(value, bool)
         and math.isfinite(value),
         DataType.DOUBLE: isinstance(value, int | float) and not isinstance(value, bool),
+        DataType.TIMESTAMPTZ: _is_iso_time(value),
     }.get(f.dtype)
     if f.dtype.is_integer:
         bits = {DataType.INT8: 8, DataType.INT16: 16, DataType.INT32: 32, DataType.INT64: 64}[f.dtype]
@@ -270,6 +273,16 @@ def _check_default(f: FieldSchema) -> None:
             f"the length ({len(value.encode())}) of string exceeds max length ({f.max_length}): "
             "invalid parameter[expected=valid length string][actual=string length exceeds max length]"
         )
+
+
+def _is_iso_time(value: object) -> bool:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return True
+    try:
+        parse_time(str(value))
+    except ValueError:
+        return False
+    return isinstance(value, str)
 
 
 def _python_default_type(value: object) -> str:

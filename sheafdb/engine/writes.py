@@ -18,6 +18,7 @@ from __future__ import annotations
 import threading
 import zlib
 from collections.abc import Callable, Mapping
+from datetime import UTC, tzinfo
 
 import numpy as np
 import pyarrow as pa
@@ -33,6 +34,7 @@ from sheafdb.expr import compile_filter
 from sheafdb.schema import DataType
 from sheafdb.storage.records import DEFAULT_PARTITION
 from sheafdb.storage.timestamps import TimestampOracle
+from sheafdb.timestamptz import TIMEZONE_PROPERTY, zone
 
 # Auto ids reserved per catalog transaction (one fsync per block, not per insert).
 ID_BLOCK = 1 << 16
@@ -116,7 +118,13 @@ class Writer:
         keys_given = upsert or (
             pk.auto_id and pk.name in data.column_names and allows_insert_auto_id(coll.record.properties)
         )
-        rows = prepare_rows(schema, data, primary_keys_given=keys_given, generate_ids=new_ids)
+        rows = prepare_rows(
+            schema,
+            data,
+            primary_keys_given=keys_given,
+            generate_ids=new_ids,
+            default_zone=collection_zone(coll.record.properties),
+        )
         replaced = None
         if upsert and pk.auto_id:
             # Milvus (2.4+): an upsert on an auto_id collection deletes the given keys and
@@ -213,6 +221,14 @@ class Writer:
         ids = np.array([pid for _, pid in ordered], dtype=np.int64)
         buckets = partition_key_buckets(rows.column(key.name), key.dtype, len(ids))
         return rows.append_column(PARTITION_COLUMN, pa.array(ids[buckets]))
+
+
+def collection_zone(properties: Mapping[str, str]) -> tzinfo:
+    """The collection's ``timezone`` (UTC when unset or not a zone name)."""
+    try:
+        return zone(properties.get(TIMEZONE_PROPERTY))
+    except ValueError:
+        return UTC
 
 
 def partition_key_buckets(column: pa.ChunkedArray | pa.Array, dtype: DataType, count: int) -> np.ndarray:

@@ -14,9 +14,10 @@ from importlib import resources
 from typing import Any
 
 from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from sheafdb.errors import ParameterInvalid, invalid
+from sheafdb.timestamptz import parse_duration, parse_time
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,10 @@ def _parse_cached(text: str) -> Node:
         return _ToNodes().transform(tree)
     except ValueError as e:  # a malformed escape or number inside a token
         raise expression_error(text, str(e)) from None
+    except VisitError as e:  # a literal the transformer refused (ISO time, INTERVAL)
+        if isinstance(e.orig_exc, ValueError):
+            raise expression_error(text, str(e.orig_exc)) from None
+        raise
 
 
 @lru_cache(maxsize=1)
@@ -232,6 +237,13 @@ class _ToNodes(Transformer[Token, Node]):
 
     def str_lit(self, meta: Any, children: list[Token]) -> Literal:
         return Literal(unescape_string(children[0]), _pos(meta))
+
+    def iso_lit(self, meta: Any, children: list[Token]) -> Literal:
+        # A TIMESTAMPTZ value is compared as its UTC microseconds.
+        return Literal(parse_time(unescape_string(children[1])), _pos(meta))
+
+    def interval_lit(self, meta: Any, children: list[Token]) -> Literal:
+        return Literal(parse_duration(unescape_string(children[1])), _pos(meta))
 
     def bool_lit(self, meta: Any, children: list[Token]) -> Literal:
         return Literal(children[0].lower() == "true", _pos(meta))

@@ -78,6 +78,7 @@ _DEFAULT_WIRE_TYPES = {
     "float_data": "DataType_Float",
     "double_data": "DataType_Double",
     "string_data": "DataType_VarChar",
+    "timestamptz_data": "DataType_Timestamptz",
 }
 
 
@@ -148,7 +149,7 @@ def default_to_proto(dtype: DataType, value: Any) -> schema_pb2.ValueField:
         return schema_pb2.ValueField(float_data=float(value))
     if dtype is DataType.DOUBLE:
         return schema_pb2.ValueField(double_data=float(value))
-    if dtype in (DataType.VARCHAR, DataType.STRING):
+    if dtype in (DataType.VARCHAR, DataType.STRING, DataType.TIMESTAMPTZ):
         return schema_pb2.ValueField(string_data=str(value))
     if dtype is DataType.JSON:
         return schema_pb2.ValueField(bytes_data=json.dumps(value).encode())

@@ -16,6 +16,7 @@ import pyarrow as pa
 from sheafdb.engine.models import QueryVectors, SearchResult, SparseQueries
 from sheafdb.errors import RestInsertDataInvalid, RestRequestNotJson, Unsupported, invalid
 from sheafdb.schema import DYNAMIC_FIELD, CollectionSchema, DataType, FieldSchema
+from sheafdb.timestamptz import times_to_text
 
 
 def _insert_error(detail: object) -> RestInsertDataInvalid:
@@ -65,6 +66,8 @@ def _column(f: FieldSchema, values: list[Any]) -> pa.Array:
         return pa.array([_sparse_row(v) for v in values], type=f.arrow_type())
     if dtype is DataType.JSON:
         return pa.array([None if v is None else json.dumps(v) for v in values], type=pa.string())
+    if dtype is DataType.TIMESTAMPTZ:
+        return pa.array(values, type=pa.string())  # ISO text, read by the engine
     return pa.array(values, type=f.arrow_type())
 
 
@@ -160,6 +163,8 @@ def table_to_rows(
 def _column_values(f: FieldSchema | None, column: pa.Array) -> list[Any]:
     if not len(column):  # an empty result's column may carry no type (pa.null())
         return []
+    if f is not None and f.dtype is DataType.TIMESTAMPTZ:
+        return times_to_text(column).to_pylist()
     if f is None or column.null_count:
         values = column.to_pylist()
         if f is not None and f.dtype is DataType.JSON:
