@@ -212,6 +212,8 @@ def _vector_fields(schema: CollectionSchema) -> tuple[FieldSchema, ...]:
 def resolve_anns_field(schema: CollectionSchema, loaded: Sequence[str], name: str | None) -> FieldSchema:
     if not name:
         vectors = _vector_fields(schema)
+        if not vectors:
+            raise invalid("anns_field not found in schema")
         if len(vectors) != 1:
             raise invalid("multiple anns_fields exist, please specify a anns_field in search_params")
         name = vectors[0].name
@@ -429,10 +431,27 @@ def execute_search(ctx: ReadContext, req: SearchRequest) -> SearchResult:
     output = plan_output(ctx.schema, ctx.loaded_fields, req.output_fields, dynamic_loaded=ctx.dynamic_loaded)
     flt = compile_checked(ctx, req.filter, req.filter_params)
     masks = row_masks(ctx, flt)
+    if field.nullable:
+        masks = _without_null_vectors(ctx, field, masks)
     if req.group_by_field:
         return _grouped_search(ctx, req, field, spec, output, masks)
     found = search_candidates(ctx, field, spec, req.vectors, req.offset + req.limit, req.params, masks)
     return build_result(ctx, found.after(req.offset), output, req.round_decimal)
+
+
+def _without_null_vectors(
+    ctx: ReadContext, field: FieldSchema, masks: Sequence[np.ndarray | None]
+) -> list[np.ndarray | None]:
+    """A search never returns a row whose searched vector is null (Milvus's nullable vectors)."""
+    out: list[np.ndarray | None] = []
+    for source, mask in zip(ctx.sources, masks, strict=True):
+        column = source.table.column(field.name)
+        if column.null_count == 0:
+            out.append(mask)
+            continue
+        valid = column.is_valid().to_numpy(zero_copy_only=False)
+        out.append(valid if mask is None else mask & valid)
+    return out
 
 
 def build_result(
