@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sheafdb.engine.added_fields import backfill
 from sheafdb.engine.growing_json import GrowingJsonCache
 from sheafdb.engine.snapshot import SealedSegment
 from sheafdb.engine.visibility import hidden_mask
@@ -363,7 +364,12 @@ def load_segment(
     for name in (*fields, TIMESTAMP_COLUMN):
         column_file = segment.columns.get(name)
         if column_file is None:
-            continue  # a field added after this segment was sealed: the schema default applies
+            added = schema.field(name)
+            if added is not None:
+                # Added after this segment was sealed: its rows hold the default (or null).
+                columns[name] = backfill(added, segment.num_rows)
+                footprint[("field", name)] = columns[name].nbytes
+            continue
         if cancelled():
             raise LoadCancelled
         # mmap=False: one heap copy of the file; the arrays point into it (no second copy).

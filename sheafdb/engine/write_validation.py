@@ -99,7 +99,7 @@ def with_timestamp(table: pa.Table, timestamp: int) -> pa.Table:
 
 def _missing_column(f: FieldSchema, num_rows: int, default_zone: tzinfo = UTC) -> pa.Array:
     if f.default_value is not None:
-        return _default_array(f, num_rows, default_zone)
+        return default_column(f, num_rows, default_zone)
     if f.nullable:
         return pa.nulls(num_rows, type=f.arrow_type())
     raise invalid(
@@ -107,7 +107,8 @@ def _missing_column(f: FieldSchema, num_rows: int, default_zone: tzinfo = UTC) -
     )
 
 
-def _default_array(f: FieldSchema, num_rows: int, default_zone: tzinfo = UTC) -> pa.Array:
+def default_column(f: FieldSchema, num_rows: int, default_zone: tzinfo = UTC) -> pa.Array:
+    """``num_rows`` copies of the field's default value, in its stored layout."""
     value = f.default_value
     if f.dtype is DataType.JSON and not isinstance(value, str):
         value = json.dumps(value)
@@ -126,7 +127,7 @@ def _checked_column(f: FieldSchema, column: pa.ChunkedArray, default_zone: tzinf
         col = _scalar_column(f, col)
     if col.null_count:
         if f.default_value is not None:
-            default = _default_array(f, 1, default_zone)[0].as_py()
+            default = default_column(f, 1, default_zone)[0].as_py()
             col = pc.fill_null(col, pa.scalar(default, type=f.arrow_type()))
         elif not f.nullable:
             raise invalid(f"the field {f.name} is not nullable but contains null values")

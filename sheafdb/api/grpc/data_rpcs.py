@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import grpc
-from pymilvus.grpc_gen import milvus_pb2, schema_pb2
+from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
 
 from sheafdb.api.grpc.context import RpcBase, database_of
 from sheafdb.api.grpc.field_codec import fields_to_table
@@ -74,6 +74,22 @@ class DataRpcs(RpcBase):
             response.coll_flush_ts[name] = ts
             response.coll_seal_times[name] = physical_ms(ts)
         return response
+
+    def ManualCompaction(
+        self, request: milvus_pb2.ManualCompactionRequest, context: grpc.ServicerContext
+    ) -> milvus_pb2.ManualCompactionResponse:
+        """Compaction runs to its end inside the call: the job id is a fresh timestamp and
+        GetCompactionState reports every job Completed."""
+        db = database_of(context, request.db_name)
+        replaced = self.engine.compact(db, request.collection_name)
+        return milvus_pb2.ManualCompactionResponse(
+            status=success(), compactionID=self.engine.allocate_timestamp(), compactionPlanCount=replaced
+        )
+
+    def GetCompactionState(
+        self, request: milvus_pb2.GetCompactionStateRequest, context: grpc.ServicerContext
+    ) -> milvus_pb2.GetCompactionStateResponse:
+        return milvus_pb2.GetCompactionStateResponse(status=success(), state=common_pb2.Completed)
 
     def GetFlushState(
         self, request: milvus_pb2.GetFlushStateRequest, context: grpc.ServicerContext
