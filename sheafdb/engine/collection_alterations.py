@@ -13,6 +13,7 @@ from dataclasses import replace
 
 from sheafdb.engine.collection import Collection
 from sheafdb.engine.ddl_rules import check_added_field
+from sheafdb.engine.expiry import check_ttl_properties
 from sheafdb.errors import CollectionAlreadyLoaded, FieldNotFound
 from sheafdb.schema import FieldSchema
 from sheafdb.storage.catalog import Catalog
@@ -29,6 +30,7 @@ class CollectionAlterations:
     def alter_properties(self, coll: Collection, properties: Mapping[str, str]) -> None:
         self._refuse_if_loaded_property(coll, properties)
         merged = {**coll.record.properties, **{k: str(v) for k, v in properties.items()}}
+        check_ttl_properties(coll.schema, merged)
         coll.set_record(self._catalog.update_collection(coll.collection_id, properties=merged))
 
     def drop_properties(self, coll: Collection, keys: Sequence[str]) -> None:

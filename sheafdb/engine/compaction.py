@@ -52,6 +52,7 @@ import pyarrow as pa
 from sheafdb.engine import crash_points
 from sheafdb.engine.added_fields import backfilled_table
 from sheafdb.engine.collection import Collection
+from sheafdb.engine.expiry import expiry_of
 from sheafdb.engine.index_builds import IndexBuilder
 from sheafdb.engine.sealing import (
     DELETES_FILE,
@@ -227,6 +228,10 @@ class Compactor:
         layout = schema.arrow_schema()
         tables = [self._read_segment(seg, schema, layout) for seg in group]
         merged = visible_rows(pa.concat_tables(tables).combine_chunks(), schema.primary_field.name, latest)
+        expiry = expiry_of(coll.record.properties)
+        expired = expiry.expired(merged) if expiry is not None else None
+        if expired is not None:
+            merged = merged.filter(pa.array(~expired))  # expired rows are reclaimed here
         del tables
         segment_id = self._catalog.allocate_id()
         directory = segment_directory(coll.collection_id, segment_id)

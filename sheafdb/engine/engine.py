@@ -34,6 +34,7 @@ from sheafdb.engine.collection_alterations import CollectionAlterations
 from sheafdb.engine.compaction import CompactionPolicy, Compactor
 from sheafdb.engine.data_removal import DataRemoval
 from sheafdb.engine.ddl_rules import MAX_PARTITIONS, check_name, partition_names, prepare_schema
+from sheafdb.engine.expiry import check_ttl_properties
 from sheafdb.engine.index_builds import IndexBuilder
 from sheafdb.engine.index_ddl import IndexDefinitions
 from sheafdb.engine.load_manager import LoadManager
@@ -236,6 +237,7 @@ class Engine:
         again is a no-op success; a different schema is ParameterInvalid."""
         check_name(name, "collection")
         prepared = prepare_schema(schema, name)
+        check_ttl_properties(prepared, properties or {})
         partitions = partition_names(prepared, num_partitions)
         with self._ddl_lock:
             self._catalog.get_database(db)

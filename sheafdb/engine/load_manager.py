@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sheafdb.engine.collection import Collection
+from sheafdb.engine.expiry import expiry_of
 from sheafdb.engine.growing_json import GrowingJsonCache
 from sheafdb.engine.load_plan import check_indexes, plan_load, resolve_load_fields, segment_plan
 from sheafdb.engine.load_state import CollectionLoadState, LoadJob
@@ -388,6 +389,7 @@ class LoadManager:
             sources=tuple(sources),
             deletes=snapshot.deletes,
             indexes=coll.indexes,
+            expiry=expiry_of(coll.record.properties),
         )
 
     def search(self, coll: Collection, req: SearchRequest) -> SearchResult:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import pyarrow as pa
 
+from sheafdb.engine.expiry import Expiry
 from sheafdb.engine.loaded_segment import RowSource
 from sheafdb.engine.models import QueryRequest, QueryResult
 from sheafdb.engine.output import COUNT_STAR, gather, plan_output
@@ -44,7 +45,9 @@ def execute_query(ctx: ReadContext, req: QueryRequest) -> QueryResult:
         # A filter that only names the keys is already applied by the lookup.
         check = flt if req.ids is not None else None
         selected = [
-            _rows_by_key(source, primary, keys, check, live_deletes(ctx.deletes, source.partition_id))
+            _rows_by_key(
+                source, primary, keys, check, live_deletes(ctx.deletes, source.partition_id), ctx.expiry
+            )
             for source in ctx.sources
         ]
     else:
@@ -78,10 +81,12 @@ def _rows_by_key(
     keys: Sequence[int] | Sequence[str],
     flt: Filter | None,
     latest: pa.Table,
+    expiry: Expiry | None,
 ) -> np.ndarray:
-    """Rows of ``source`` holding ``keys`` that no delete hides and ``flt`` keeps."""
+    """Rows of ``source`` holding ``keys`` that no delete hides, ``flt`` keeps and have not
+    expired."""
     rows = source.rows_of(primary, keys)
-    if len(rows) == 0 or (flt is None and latest.num_rows == 0):
+    if len(rows) == 0 or (flt is None and latest.num_rows == 0 and expiry is None):
         return rows
     picked = source.table.take(pa.array(rows))
     keep = np.ones(len(rows), dtype=bool)
@@ -89,4 +94,7 @@ def _rows_by_key(
         keep &= ~hidden_mask(picked.column(primary), picked.column(TIMESTAMP_COLUMN), latest)
     if flt is not None:
         keep &= flt.evaluate(picked)
+    expired = expiry.expired(picked) if expiry is not None else None
+    if expired is not None:
+        keep &= ~expired
     return rows[keep]

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pyarrow as pa
 
 from sheafdb.engine.collection import Collection
+from sheafdb.engine.expiry import Expiry, expiry_of
 from sheafdb.engine.visibility import latest_deletes, visible_rows
 from sheafdb.schema import TIMESTAMP_COLUMN
 from sheafdb.storage.object_store import ObjectStore
@@ -20,6 +21,9 @@ from sheafdb.storage.segment_files import read_column
 def _visible_key_tables(store: ObjectStore, coll: Collection, partition_id: int | None) -> Iterator[pa.Table]:
     snap = coll.snapshot()
     pk = coll.schema.primary_field.name
+    expiry = expiry_of(coll.record.properties)
+    # Entity-level TTL reads its field too; the rows a TTL hides are not counted.
+    ttl_columns = [expiry.field] if expiry is not None and expiry.field else []
     latest_of: dict[int, pa.Table] = {}
 
     def latest(pid: int) -> pa.Table:
@@ -30,16 +34,18 @@ def _visible_key_tables(store: ObjectStore, coll: Collection, partition_id: int 
 
     for seg in snap.sealed:
         if partition_id is None or seg.partition_id == partition_id:
-            table = pa.table(
-                {
-                    pk: read_column(store, seg.columns[pk].path),
-                    TIMESTAMP_COLUMN: read_column(store, seg.columns[TIMESTAMP_COLUMN].path),
-                }
-            )
-            yield visible_rows(table, pk, latest(seg.partition_id))
+            names = [pk, TIMESTAMP_COLUMN, *(c for c in ttl_columns if c in seg.columns)]
+            table = pa.table({name: read_column(store, seg.columns[name].path) for name in names})
+            yield _unexpired(visible_rows(table, pk, latest(seg.partition_id)), expiry)
     for pid, table in snap.growing.items():
         if partition_id is None or pid == partition_id:
-            yield visible_rows(table.select([pk, TIMESTAMP_COLUMN]), pk, latest(pid))
+            names = [pk, TIMESTAMP_COLUMN, *(c for c in ttl_columns if c in table.column_names)]
+            yield _unexpired(visible_rows(table.select(names), pk, latest(pid)), expiry)
+
+
+def _unexpired(table: pa.Table, expiry: Expiry | None) -> pa.Table:
+    expired = expiry.expired(table) if expiry is not None else None
+    return table if expired is None else table.filter(pa.array(~expired))
 
 
 def visible_row_count(store: ObjectStore, coll: Collection, partition_id: int | None = None) -> int:

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from sheafdb.engine.expiry import Expiry
 from sheafdb.engine.loaded_segment import RowSource
 from sheafdb.engine.models import SearchRequest, SearchResult
 from sheafdb.engine.output import OutputPlan, gather, plan_output
@@ -67,6 +68,8 @@ class ReadContext:
     sources: tuple[RowSource, ...]
     deletes: pa.Table
     indexes: tuple[IndexRecord, ...]
+    # The collection's TTL rule at this read's instant (None: no TTL).
+    expiry: Expiry | None = None
 
     @property
     def dynamic_loaded(self) -> bool:
@@ -186,11 +189,21 @@ def row_masks(ctx: ReadContext, flt: Filter | None) -> list[np.ndarray | None]:
     Read-only: a loaded segment keeps them (per filter object, see compile_checked).
     """
     if flt is None and ctx.deletes.num_rows == 0:
-        return [None] * len(ctx.sources)  # nothing to hide: skip the per-source cache look-ups
-    primary = ctx.schema.primary_field.name
-    return [
-        source.allowed(flt, primary, live_deletes(ctx.deletes, source.partition_id)) for source in ctx.sources
-    ]
+        masks: list[np.ndarray | None] = [None] * len(ctx.sources)  # skip the per-source caches
+    else:
+        primary = ctx.schema.primary_field.name
+        masks = [
+            source.allowed(flt, primary, live_deletes(ctx.deletes, source.partition_id))
+            for source in ctx.sources
+        ]
+    if ctx.expiry is None:
+        return masks
+    # Expired rows hidden at this read's instant (after the cached masks: time moves on).
+    out: list[np.ndarray | None] = []
+    for source, mask in zip(ctx.sources, masks, strict=True):
+        expired = ctx.expiry.expired(source.table)
+        out.append(mask if expired is None else (~expired if mask is None else mask & ~expired))
+    return out
 
 
 # Per schema object (schemas are immutable; a change makes a new one): its vector fields.
