@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import pyarrow as pa
 
+from sheafdb.engine.aggregation import aggregate_rows, aggregates_in, check_aggregation
 from sheafdb.engine.expiry import Expiry
 from sheafdb.engine.loaded_segment import RowSource
 from sheafdb.engine.models import QueryRequest, QueryResult
@@ -30,7 +31,11 @@ MAX_QUERY_WINDOW = 16384
 
 def execute_query(ctx: ReadContext, req: QueryRequest) -> QueryResult:
     counting = [name.strip().lower() for name in req.output_fields] == [COUNT_STAR]
-    if not counting and not req.filter.strip() and req.ids is None and req.limit is None:
+    aggregating = bool(req.group_by_fields) or bool(aggregates_in(req.output_fields))
+    if aggregating:
+        counting = False
+        read = check_aggregation(ctx.schema, req.output_fields, req.group_by_fields)
+    if not (counting or aggregating) and not req.filter.strip() and req.ids is None and req.limit is None:
         raise invalid("empty expression should be used with limit")
     if req.limit is not None and req.limit + req.offset > MAX_QUERY_WINDOW and not counting:
         raise invalid(
@@ -56,6 +61,14 @@ def execute_query(ctx: ReadContext, req: QueryRequest) -> QueryResult:
     if counting:
         total = sum(len(rows) for rows in selected)
         return QueryResult(pa.table({COUNT_STAR: pa.array([total], pa.int64())}), (COUNT_STAR,))
+    if aggregating:
+        plan = plan_output(ctx.schema, ctx.loaded_fields, read or (primary,), dynamic_loaded=False)
+        ids_of = [np.full(len(r), i, dtype=np.int64) for i, r in enumerate(selected)]
+        source_of = np.concatenate(ids_of or [np.empty(0, np.int64)])
+        rows_of = np.concatenate(selected or [np.empty(0, np.int64)]).astype(np.int64)
+        values = gather(ctx.sources, source_of, rows_of, plan)
+        table = aggregate_rows(values, req.output_fields, req.group_by_fields, req.offset, req.limit)
+        return QueryResult(table, tuple(req.output_fields))
     requested = req.output_fields or (primary,)
     output = plan_output(ctx.schema, ctx.loaded_fields, requested, dynamic_loaded=ctx.dynamic_loaded)
     source_ids = np.concatenate(

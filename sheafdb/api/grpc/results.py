@@ -14,6 +14,7 @@ from pymilvus.grpc_gen import milvus_pb2, schema_pb2
 
 from sheafdb.api.grpc.field_codec import DYNAMIC_FIELD_SCHEMA, fill_field_data, packed_field
 from sheafdb.api.status import success
+from sheafdb.engine.aggregation import aggregate_field
 from sheafdb.engine.models import MutationResult, QueryResult, SearchResult
 from sheafdb.schema import DYNAMIC_FIELD, CollectionSchema, DataType, FieldSchema
 
@@ -49,7 +50,7 @@ def fill_columns(
         if name == DYNAMIC_FIELD:
             fill_field_data(target.add(), DYNAMIC_FIELD_SCHEMA, column, is_dynamic=True)
             continue
-        field = schema.field(name) or _computed_field(name, column.type)
+        field = schema.field(name) or aggregate_field(schema, name) or _computed_field(name, column.type)
         fill_field_data(target.add(), field, column)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from sheafdb.engine.aggregation import aggregate_field
 from sheafdb.engine.models import QueryVectors, SearchResult, SparseQueries
 from sheafdb.errors import RestInsertDataInvalid, RestRequestNotJson, Unsupported, invalid
 from sheafdb.schema import DYNAMIC_FIELD, CollectionSchema, DataType, FieldSchema
@@ -151,7 +152,7 @@ def table_to_rows(
                 if text:
                     row.update(json.loads(text))
             continue
-        f = schema.field(name)
+        f = schema.field(name) or aggregate_field(schema, name)
         values = _column_values(f, column)
         if not int64_as_number and f is not None and f.dtype is DataType.INT64:
             values = int64_texts(values)
