@@ -24,6 +24,7 @@ import shutil
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import tzinfo
 from pathlib import Path
 
 import pyarrow as pa
@@ -77,6 +78,7 @@ from sheafdb.storage.object_store import LocalStore
 from sheafdb.storage.records import DEFAULT_PARTITION
 from sheafdb.storage.timestamps import TimestampOracle
 from sheafdb.storage.wal import WriteAheadLog
+from sheafdb.timestamptz import TIMEZONE_PROPERTY, zone
 
 
 @dataclass(frozen=True)
@@ -310,6 +312,15 @@ class Engine:
             aliases=aliases,
             properties=dict(r.properties),
         )
+
+    def output_zone(self, db: str, name: str, asked: str = "") -> tzinfo:
+        """The zone TIMESTAMPTZ values are returned in: the request's, else the collection's
+        ``timezone`` property, else UTC."""
+        properties = self._resolve(db, name).record.properties
+        try:
+            return zone(asked or properties.get(TIMEZONE_PROPERTY))
+        except ValueError as e:
+            raise invalid(str(e)) from None
 
     def collection_schema(self, db: str, name: str) -> CollectionSchema:
         """The schema alone, for typing a request's or a reply's columns: a dict lookup."""

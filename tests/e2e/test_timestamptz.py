@@ -106,3 +106,19 @@ def test_timestamptz_over_rest(client: MilvusClient, server_uri: str, tsz: str) 
         headers=headers,
     ).json()
     assert queried["data"] == [{"id": 20, "ts": "2030-05-01T06:00:00Z"}]
+
+
+def test_values_in_the_asked_or_the_collection_zone(client: MilvusClient, tsz: str) -> None:
+    row = client.query(tsz, filter="id == 0", output_fields=["ts"], timezone="Asia/Shanghai")[0]
+    assert row["ts"] == "2025-01-01T00:00:00+08:00"
+    client.alter_collection_properties(tsz, properties={"timezone": "America/New_York"})
+    assert client.query(tsz, filter="id == 0", output_fields=["ts"])[0]["ts"] == "2024-12-31T11:00:00-05:00"
+    # Text without an offset is read in the collection's zone.
+    client.insert(tsz, [{"id": 30, "ts": "2025-06-01T12:00:00", "vec": [0.0] * DIM}])
+    row = client.query(tsz, filter="id == 30", output_fields=["ts"], timezone="UTC")[0]
+    assert row["ts"] == "2025-06-01T16:00:00Z"
+    hits = client.search(tsz, [[0.0] * DIM], limit=1, output_fields=["ts"], timezone="Asia/Tokyo")
+    assert hits[0][0]["entity"]["ts"] == "2025-01-01T01:00:00+09:00"
+    with pytest.raises(MilvusException) as bad_zone:
+        client.query(tsz, filter="id == 0", output_fields=["ts"], timezone="Mars/Olympus")
+    assert bad_zone.value.code == 1100
