@@ -20,7 +20,7 @@ import psutil
 import pyarrow as pa
 
 from sheafdb.engine.engine import Engine, EngineConfig
-from sheafdb.engine.memory import give_back_memory
+from sheafdb.engine.load.memory import give_back_memory
 from sheafdb.engine.models import LoadState, SearchRequest
 from sheafdb.schema import CollectionSchema, DataType, FieldSchema
 

@@ -26,9 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness.dataset import Dataset, make_dataset, recall_at_k  # noqa: E402
 
-from sheafdb.engine import search  # noqa: E402
 from sheafdb.engine.engine import Engine, EngineConfig  # noqa: E402
 from sheafdb.engine.models import LoadState, SearchRequest  # noqa: E402
+from sheafdb.engine.read import search  # noqa: E402
 from sheafdb.index import exact  # noqa: E402
 from sheafdb.schema import CollectionSchema, DataType, FieldSchema  # noqa: E402
 

@@ -101,8 +101,8 @@ def _breakdown() -> dict[str, Any]:
     import psutil
     import pyarrow as pa
 
-    from sheafdb.engine.loaded_segment import LoadedSegment
-    from sheafdb.engine.memory import MemoryAccountant
+    from sheafdb.engine.load.loaded_segment import LoadedSegment
+    from sheafdb.engine.load.memory import MemoryAccountant
     from sheafdb.index.dense import DenseIndex
 
     process = psutil.Process()

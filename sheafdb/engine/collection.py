@@ -21,10 +21,10 @@ from dataclasses import replace
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sheafdb.engine import crash_points
-from sheafdb.engine.growing import GrowingCapture, GrowingData
+from sheafdb.engine.read.visibility import delete_records, delete_records_schema, scoped_deletes
 from sheafdb.engine.snapshot import DataEvent, DataSnapshot, DeleteFile, SealedSegment, SegmentIndexFile
-from sheafdb.engine.visibility import delete_records, delete_records_schema, scoped_deletes
+from sheafdb.engine.write import crash_points
+from sheafdb.engine.write.growing import GrowingCapture, GrowingData
 from sheafdb.schema import CollectionSchema, FieldSchema
 from sheafdb.storage.records import CollectionRecord, IndexRecord
 from sheafdb.storage.wal import WriteAheadLog

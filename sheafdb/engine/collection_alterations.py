@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from sheafdb.engine.collection import Collection
 from sheafdb.engine.ddl_rules import check_added_field
-from sheafdb.engine.expiry import check_ttl_properties
+from sheafdb.engine.read.expiry import check_ttl_properties
 from sheafdb.errors import CollectionAlreadyLoaded, FieldNotFound
 from sheafdb.schema import FieldSchema
 from sheafdb.storage.catalog import Catalog

@@ -29,18 +29,13 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from sheafdb.engine.auto_compaction import BackgroundCompactor
 from sheafdb.engine.collection import Collection
 from sheafdb.engine.collection_alterations import CollectionAlterations
-from sheafdb.engine.compaction import CompactionPolicy, Compactor
-from sheafdb.engine.data_removal import DataRemoval
 from sheafdb.engine.ddl_rules import MAX_PARTITIONS, check_name, partition_names, prepare_schema
-from sheafdb.engine.expiry import check_ttl_properties
-from sheafdb.engine.index_builds import IndexBuilder
 from sheafdb.engine.index_ddl import IndexDefinitions
-from sheafdb.engine.load_manager import LoadManager
-from sheafdb.engine.load_requests import LoadRequests, partition_id
-from sheafdb.engine.memory import MemoryAccountant
+from sheafdb.engine.load.load_manager import LoadManager
+from sheafdb.engine.load.load_requests import LoadRequests, partition_id
+from sheafdb.engine.load.memory import MemoryAccountant
 from sheafdb.engine.models import (
     AliasInfo,
     CollectionInfo,
@@ -58,12 +53,17 @@ from sheafdb.engine.models import (
     SearchResult,
 )
 from sheafdb.engine.names import CollectionNames
-from sheafdb.engine.orphans import remove_orphans
-from sheafdb.engine.recovery import open_collection, wal_directory
-from sheafdb.engine.row_counts import visible_row_count
-from sheafdb.engine.sealing import Sealer
+from sheafdb.engine.read.expiry import check_ttl_properties
+from sheafdb.engine.read.row_counts import visible_row_count
 from sheafdb.engine.snapshot import SealedSegment
-from sheafdb.engine.writes import Writer
+from sheafdb.engine.write.auto_compaction import BackgroundCompactor
+from sheafdb.engine.write.compaction import CompactionPolicy, Compactor
+from sheafdb.engine.write.data_removal import DataRemoval
+from sheafdb.engine.write.index_builds import IndexBuilder
+from sheafdb.engine.write.orphans import remove_orphans
+from sheafdb.engine.write.recovery import open_collection, wal_directory
+from sheafdb.engine.write.sealing import Sealer
+from sheafdb.engine.write.writes import Writer
 from sheafdb.errors import (
     AliasNotFound,
     CollectionNotFound,

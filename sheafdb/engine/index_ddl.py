@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 from sheafdb.engine.collection import Collection
-from sheafdb.engine.data_removal import DataRemoval
-from sheafdb.engine.index_builds import IndexBuilder
 from sheafdb.engine.models import IndexInfo, IndexState
+from sheafdb.engine.write.data_removal import DataRemoval
+from sheafdb.engine.write.index_builds import IndexBuilder
 from sheafdb.errors import (
     CollectionAlreadyLoaded,
     FieldNotFound,

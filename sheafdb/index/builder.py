@@ -48,7 +48,7 @@ def load_index(store: IndexStore, path: str, spec: IndexSpec) -> VectorIndex:
     (measured, 50k x 128-d HNSW: load 14 ms -> 1 ms, same search speed once warm, the pages
     file-backed), but then a load would leave the first searches to fault the index in. In
     the heap its links and vectors are a few blocks over glibc's pinned 1 MiB mmap threshold
-    (engine/memory.py), so they leave the process the moment the last reference goes.
+    (engine/load/memory.py), so they leave the process the moment the last reference goes.
     """
     size = store.size(path)
     local = store.local_path(path)

@@ -32,7 +32,7 @@ from sheafdb.index.sparse import SparseInvertedIndex
 from sheafdb.index.vectors import SparseMatrix, as_sparse, binary_queries, dense_queries, normalize_rows
 
 # Allowed rows are gathered in pieces of at most this many bytes: the server pins glibc's mmap
-# threshold at 1 MiB (engine/memory.py), so a larger temporary is a fresh mapping page-faulted
+# threshold at 1 MiB (engine/load/memory.py), so a larger temporary is a fresh mapping page-faulted
 # on every search (5x slower at 5,000 x 128-d rows).
 GATHER_BYTES = 512 * 1024
 

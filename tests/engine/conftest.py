@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from sheafdb.engine.engine import Engine, EngineConfig
-from sheafdb.engine.visibility import latest_deletes, visible_rows
+from sheafdb.engine.read.visibility import latest_deletes, visible_rows
 from sheafdb.schema import CollectionSchema, DataType, FieldSchema
 from sheafdb.storage.segment_files import read_column
 

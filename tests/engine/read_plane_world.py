@@ -71,8 +71,8 @@ def build_world(
     deletes: pa.Table | None = None,
     seed: int = 0,
 ) -> World:
-    from sheafdb.engine.loaded_segment import GrowingRows, load_segment
-    from sheafdb.engine.search import ReadContext
+    from sheafdb.engine.load.loaded_segment import GrowingRows, load_segment
+    from sheafdb.engine.read.search import ReadContext
     from sheafdb.engine.snapshot import SealedSegment, SegmentIndexFile
     from sheafdb.index import build_index, parse_index_params, vectors_from_arrow
     from sheafdb.storage.segment_files import write_segment

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from sheafdb.engine import crash_points
 from sheafdb.engine.engine import Engine
 from sheafdb.engine.models import IndexState
+from sheafdb.engine.write import crash_points
 
 DRIVER = textwrap.dedent(
     """

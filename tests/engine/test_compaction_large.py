@@ -11,11 +11,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from sheafdb.engine.auto_compaction import IdleTracker
-from sheafdb.engine.compaction import CompactionPolicy
 from sheafdb.engine.engine import Engine
 from sheafdb.engine.models import IndexState, LoadState, SearchRequest
 from sheafdb.engine.snapshot import DataEvent, SealedSegment
+from sheafdb.engine.write.auto_compaction import IdleTracker
+from sheafdb.engine.write.compaction import CompactionPolicy
 
 HNSW = {"index_type": "HNSW", "metric_type": "L2", "M": "8"}
 ROWS_PER_SEAL = 1000

@@ -14,8 +14,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from sheafdb.engine import crash_points
 from sheafdb.engine.engine import Engine
+from sheafdb.engine.write import crash_points
 
 # Phase "seal": rows in two partitions, deletes and upserts in both, then a flush that dies.
 # Phase "compact": four small segments and a deletes file, then a compaction that dies.

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 
 from sheafdb.engine.engine import Engine, EngineConfig
-from sheafdb.engine.loaded_segment import ALLOWED_MASKS_KEPT
+from sheafdb.engine.load.loaded_segment import ALLOWED_MASKS_KEPT
 from sheafdb.engine.models import LoadState, SearchRequest
 from sheafdb.schema import CollectionSchema, DataType, FieldSchema
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from sheafdb.engine.models import SearchRequest
-from sheafdb.engine.search import execute_search, index_beam
+from sheafdb.engine.read.search import execute_search, index_beam
 from sheafdb.index import exact, parse_search_params
 from sheafdb.storage.object_store import LocalStore
 

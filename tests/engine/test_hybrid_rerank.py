@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from sheafdb.engine.models import HybridSearchRequest, Ranker, SearchRequest
-from sheafdb.engine.rerank import execute_hybrid_search, normalise
-from sheafdb.engine.search import execute_search
+from sheafdb.engine.read.rerank import execute_hybrid_search, normalise
+from sheafdb.engine.read.search import execute_search
 from sheafdb.errors import ParameterInvalid
 from sheafdb.storage.object_store import LocalStore
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from sheafdb.engine.load_plan import check_indexes, plan_load, resolve_load_fields
+from sheafdb.engine.load.load_plan import check_indexes, plan_load, resolve_load_fields
 from sheafdb.engine.snapshot import SealedSegment, SegmentIndexFile
 from sheafdb.errors import FieldNotFound, IndexNotFound, ParameterInvalid, SheafError
 from sheafdb.schema import CollectionSchema, DataType, FieldSchema

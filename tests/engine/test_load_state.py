@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from sheafdb.engine.load_state import CollectionLoadState
+from sheafdb.engine.load.load_state import CollectionLoadState
 from sheafdb.engine.models import LoadState
 from sheafdb.errors import CollectionNotLoaded, PartitionNotLoaded, SheafError
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from sheafdb.engine.memory import MemoryAccountant, MemoryKey, give_back_memory
+from sheafdb.engine.load.memory import MemoryAccountant, MemoryKey, give_back_memory
 from sheafdb.errors import MemoryLimitExceeded
 
 

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pytest
 
 from sheafdb.engine.engine import Engine, EngineConfig
-from sheafdb.engine.loaded_segment import LoadedSegment
+from sheafdb.engine.load.loaded_segment import LoadedSegment
 from sheafdb.engine.models import LoadState, QueryRequest, SearchRequest
 from sheafdb.schema import CollectionSchema, DataType, FieldSchema
 

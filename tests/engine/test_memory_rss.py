@@ -24,7 +24,7 @@ def _measure(data_dir: Path) -> dict[str, float]:
     import pyarrow as pa
 
     from sheafdb.engine.engine import Engine, EngineConfig
-    from sheafdb.engine.memory import give_back_memory
+    from sheafdb.engine.load.memory import give_back_memory
     from sheafdb.engine.models import LoadState
     from sheafdb.schema import CollectionSchema, DataType, FieldSchema
 

@@ -15,10 +15,9 @@ import pyarrow as pa
 import pytest
 
 from sheafdb.engine.engine import Engine
-from sheafdb.engine.load_state import LoadState
+from sheafdb.engine.load.load_state import LoadState
 from sheafdb.engine.models import QueryRequest, SearchRequest
-from sheafdb.engine.sealing import read_delete_records
-from sheafdb.engine.visibility import (
+from sheafdb.engine.read.visibility import (
     ALL_PARTITIONS,
     SCOPE_COLUMN,
     delete_records,
@@ -26,6 +25,7 @@ from sheafdb.engine.visibility import (
     scoped_deletes,
     visible_rows,
 )
+from sheafdb.engine.write.sealing import read_delete_records
 from sheafdb.storage.object_store import LocalStore
 from sheafdb.storage.segment_files import write_deletes
 

@@ -7,7 +7,7 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sheafdb.engine.loaded_segment import PK_PREFIX_BYTES, PkLookup
+from sheafdb.engine.load.loaded_segment import PK_PREFIX_BYTES, PkLookup
 
 
 def _scan(column: list[object], keys: list[object]) -> list[int]:

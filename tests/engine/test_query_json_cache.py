@@ -12,8 +12,8 @@ import pyarrow as pa
 import pytest
 
 from sheafdb.engine.engine import Engine, EngineConfig
-from sheafdb.engine.growing_json import RUN_ROWS, GrowingJsonCache
 from sheafdb.engine.models import LoadState, QueryRequest, SearchRequest
+from sheafdb.engine.read.growing_json import RUN_ROWS, GrowingJsonCache
 from sheafdb.schema import CollectionSchema, DataType, FieldSchema
 
 DB = "default"

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from sheafdb.engine.models import QueryRequest
-from sheafdb.engine.query import execute_query
+from sheafdb.engine.read.query import execute_query
 from sheafdb.errors import ParameterInvalid, SheafError
 from sheafdb.storage.object_store import LocalStore
 

@@ -125,7 +125,7 @@ def _check_runs(tmp_path: Path, kills: int, seed: int) -> None:
         )
         try:
             coll = engine._resolve("default", "c")
-            from sheafdb.engine.visibility import latest_deletes, visible_rows
+            from sheafdb.engine.read.visibility import latest_deletes, visible_rows
             from sheafdb.storage.segment_files import read_column
 
             snap = coll.snapshot()

@@ -13,7 +13,7 @@ import pytest
 
 from sheafdb.engine.engine import Engine, EngineConfig
 from sheafdb.engine.models import LoadState, SearchRequest
-from sheafdb.engine.search import compile_checked, row_masks
+from sheafdb.engine.read.search import compile_checked, row_masks
 from sheafdb.errors import CollectionNotLoaded
 from sheafdb.schema import CollectionSchema, DataType, FieldSchema
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from sheafdb.engine.search import MAX_FILTERED_EF, filtered_params
+from sheafdb.engine.read.search import MAX_FILTERED_EF, filtered_params
 from sheafdb.index import parse_search_params
 
 

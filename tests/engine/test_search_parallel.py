@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sheafdb.engine import search as search_module
-from sheafdb.engine.loaded_segment import LoadedSegment
+from sheafdb.engine.load.loaded_segment import LoadedSegment
 from sheafdb.engine.models import SearchRequest, SearchResult
-from sheafdb.engine.search import execute_search
+from sheafdb.engine.read import search as search_module
+from sheafdb.engine.read.search import execute_search
 from sheafdb.index.faiss_threads import CORES, WIDE_MIN_QUERIES, search_threads
 from sheafdb.storage.object_store import LocalStore
 

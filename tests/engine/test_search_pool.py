@@ -1,4 +1,4 @@
-"""Sources searched at once (engine/segment_pool.py) answer exactly what one-by-one searches
+"""Sources searched at once (engine/read/segment_pool.py) answer exactly what one-by-one searches
 answer: ids, scores, order, output fields, group values and errors, on real loaded segments
 and growing rows; and the multi-source output gather equals a row-by-row reference."""
 
@@ -14,12 +14,12 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from sheafdb.engine import search as search_module
-from sheafdb.engine import segment_pool
-from sheafdb.engine.loaded_segment import GrowingRows
+from sheafdb.engine.load.loaded_segment import GrowingRows
 from sheafdb.engine.models import SearchRequest, SearchResult
-from sheafdb.engine.output import OutputPlan, gather
-from sheafdb.engine.search import execute_search
+from sheafdb.engine.read import search as search_module
+from sheafdb.engine.read import segment_pool
+from sheafdb.engine.read.output import OutputPlan, gather
+from sheafdb.engine.read.search import execute_search
 from sheafdb.errors import SheafError
 from sheafdb.index.faiss_threads import CORES, WIDE_MIN_QUERIES
 from sheafdb.storage.object_store import LocalStore

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sheafdb.engine import search as search_module
 from sheafdb.engine.models import SearchRequest, SearchResult
-from sheafdb.engine.search import execute_search
+from sheafdb.engine.read import search as search_module
+from sheafdb.engine.read.search import execute_search
 from sheafdb.errors import ParameterInvalid, SheafError
 from sheafdb.storage.object_store import LocalStore
 

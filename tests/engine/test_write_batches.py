@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from sheafdb.engine.collection import ROUTED_PARTITION
 from sheafdb.engine.engine import Engine
-from sheafdb.engine.write_validation import prepare_rows
+from sheafdb.engine.write.write_validation import prepare_rows
 from sheafdb.errors import ParameterInvalid
 from sheafdb.schema import DYNAMIC_FIELD, CollectionSchema, DataType, FieldSchema
 from sheafdb.storage.segment_files import read_column

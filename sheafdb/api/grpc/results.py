@@ -16,8 +16,8 @@ from pymilvus.grpc_gen import milvus_pb2, schema_pb2
 
 from sheafdb.api.grpc.field_codec import DYNAMIC_FIELD_SCHEMA, fill_field_data, packed_field
 from sheafdb.api.status import success
-from sheafdb.engine.aggregation import aggregate_field
 from sheafdb.engine.models import MutationResult, QueryResult, SearchResult
+from sheafdb.engine.read.aggregation import aggregate_field
 from sheafdb.schema import DYNAMIC_FIELD, CollectionSchema, DataType, FieldSchema
 
 COUNT_STAR = "count(*)"

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from sheafdb.engine.aggregation import aggregate_field
 from sheafdb.engine.models import QueryVectors, SearchResult, SparseQueries
+from sheafdb.engine.read.aggregation import aggregate_field
 from sheafdb.errors import RestInsertDataInvalid, RestRequestNotJson, Unsupported, invalid
 from sheafdb.schema import DYNAMIC_FIELD, CollectionSchema, DataType, FieldSchema
 from sheafdb.timestamptz import times_to_text

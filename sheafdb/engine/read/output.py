@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from sheafdb.engine.loaded_segment import RowSource
+from sheafdb.engine.load.loaded_segment import RowSource
 from sheafdb.errors import UnexpectedError
 from sheafdb.schema import DYNAMIC_FIELD, CollectionSchema
 

@@ -15,13 +15,13 @@ from collections.abc import Sequence
 import numpy as np
 import pyarrow as pa
 
-from sheafdb.engine.aggregation import aggregate_rows, aggregates_in, check_aggregation
-from sheafdb.engine.expiry import Expiry
-from sheafdb.engine.loaded_segment import RowSource
+from sheafdb.engine.load.loaded_segment import RowSource
 from sheafdb.engine.models import QueryRequest, QueryResult
-from sheafdb.engine.output import COUNT_STAR, gather, plan_output
-from sheafdb.engine.search import ReadContext, compile_checked, live_deletes, row_masks
-from sheafdb.engine.visibility import hidden_mask
+from sheafdb.engine.read.aggregation import aggregate_rows, aggregates_in, check_aggregation
+from sheafdb.engine.read.expiry import Expiry
+from sheafdb.engine.read.output import COUNT_STAR, gather, plan_output
+from sheafdb.engine.read.search import ReadContext, compile_checked, live_deletes, row_masks
+from sheafdb.engine.read.visibility import hidden_mask
 from sheafdb.errors import invalid
 from sheafdb.expr import Filter
 from sheafdb.schema import TIMESTAMP_COLUMN

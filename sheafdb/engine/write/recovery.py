@@ -24,13 +24,13 @@ from pathlib import Path
 import pyarrow as pa
 
 from sheafdb.engine.collection import TRUNCATE_KIND, Collection, routed_parts, split_upsert
-from sheafdb.engine.sealing import (
+from sheafdb.engine.snapshot import DeleteFile, SealedSegment, SegmentIndexFile
+from sheafdb.engine.write.sealing import (
     delete_file_from_record,
     is_deletes_segment,
     read_delete_records,
     segment_from_record,
 )
-from sheafdb.engine.snapshot import DeleteFile, SealedSegment, SegmentIndexFile
 from sheafdb.storage.catalog import Catalog
 from sheafdb.storage.object_store import ObjectStore
 from sheafdb.storage.records import CollectionRecord

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from sheafdb.engine.write_validation import default_column
+from sheafdb.engine.write.write_validation import default_column
 from sheafdb.schema import CollectionSchema, FieldSchema
 
 

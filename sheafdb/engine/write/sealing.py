@@ -25,10 +25,10 @@ from collections.abc import Callable, Mapping
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
-from sheafdb.engine import crash_points
 from sheafdb.engine.collection import Collection
+from sheafdb.engine.read.visibility import with_scope
 from sheafdb.engine.snapshot import DeleteFile, SealedSegment, SegmentColumns, SegmentIndexFile
-from sheafdb.engine.visibility import with_scope
+from sheafdb.engine.write import crash_points
 from sheafdb.storage.catalog import Catalog
 from sheafdb.storage.object_store import ObjectStore
 from sheafdb.storage.records import DEFAULT_PARTITION, SegmentRecord

@@ -49,12 +49,14 @@ from dataclasses import dataclass, replace
 
 import pyarrow as pa
 
-from sheafdb.engine import crash_points
-from sheafdb.engine.added_fields import backfilled_table
 from sheafdb.engine.collection import Collection
-from sheafdb.engine.expiry import expiry_of
-from sheafdb.engine.index_builds import IndexBuilder
-from sheafdb.engine.sealing import (
+from sheafdb.engine.read.expiry import expiry_of
+from sheafdb.engine.read.visibility import latest_deletes, visible_rows
+from sheafdb.engine.snapshot import DeleteFile, SealedSegment, SegmentColumns, SegmentIndexFile
+from sheafdb.engine.write import crash_points
+from sheafdb.engine.write.added_fields import backfilled_table
+from sheafdb.engine.write.index_builds import IndexBuilder
+from sheafdb.engine.write.sealing import (
     DELETES_FILE,
     delete_files_when_unused,
     read_delete_records,
@@ -62,8 +64,6 @@ from sheafdb.engine.sealing import (
     write_delete_records,
     write_deletes_segment,
 )
-from sheafdb.engine.snapshot import DeleteFile, SealedSegment, SegmentColumns, SegmentIndexFile
-from sheafdb.engine.visibility import latest_deletes, visible_rows
 from sheafdb.errors import SheafError
 from sheafdb.schema import CollectionSchema
 from sheafdb.storage.catalog import Catalog

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Sequence
 
 from sheafdb.engine.collection import Collection
-from sheafdb.engine.load_manager import LoadManager
+from sheafdb.engine.load.load_manager import LoadManager
 from sheafdb.engine.models import LoadProgress, LoadState
 from sheafdb.errors import PartitionNotFound, SheafError, invalid
 from sheafdb.storage.catalog import Catalog

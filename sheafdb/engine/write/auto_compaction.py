@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import CancelledError
 
 from sheafdb.engine.collection import Collection
-from sheafdb.engine.compaction import CompactionPolicy, Compactor, worth_compacting
+from sheafdb.engine.write.compaction import CompactionPolicy, Compactor, worth_compacting
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from sheafdb.engine.added_fields import backfill, backfilled_table
+from sheafdb.engine.write.added_fields import backfill, backfilled_table
 from sheafdb.schema import CollectionSchema, FieldSchema
 
 

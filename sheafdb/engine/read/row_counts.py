@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pyarrow as pa
 
 from sheafdb.engine.collection import Collection
-from sheafdb.engine.expiry import Expiry, expiry_of
-from sheafdb.engine.visibility import latest_deletes, visible_rows
+from sheafdb.engine.read.expiry import Expiry, expiry_of
+from sheafdb.engine.read.visibility import latest_deletes, visible_rows
 from sheafdb.schema import TIMESTAMP_COLUMN
 from sheafdb.storage.object_store import ObjectStore
 from sheafdb.storage.segment_files import read_column

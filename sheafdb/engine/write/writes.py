@@ -26,9 +26,9 @@ import pyarrow.compute as pc
 
 from sheafdb.engine.collection import PARTITION_COLUMN, REPLACED_PK_COLUMN, ROUTED_PARTITION, Collection
 from sheafdb.engine.models import MutationResult, QueryRequest
-from sheafdb.engine.partial_update import existing_keys_mask, merge_partial_rows
-from sheafdb.engine.visibility import ALL_PARTITIONS, delete_records
-from sheafdb.engine.write_validation import allows_insert_auto_id, prepare_rows, with_timestamp
+from sheafdb.engine.read.visibility import ALL_PARTITIONS, delete_records
+from sheafdb.engine.write.partial_update import existing_keys_mask, merge_partial_rows
+from sheafdb.engine.write.write_validation import allows_insert_auto_id, prepare_rows, with_timestamp
 from sheafdb.errors import CollectionNotLoaded, PartitionNotFound, invalid
 from sheafdb.expr import compile_filter
 from sheafdb.schema import DataType

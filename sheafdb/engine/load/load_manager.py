@@ -22,11 +22,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sheafdb.engine.collection import Collection
-from sheafdb.engine.expiry import expiry_of
-from sheafdb.engine.growing_json import GrowingJsonCache
-from sheafdb.engine.load_plan import check_indexes, plan_load, resolve_load_fields, segment_plan
-from sheafdb.engine.load_state import CollectionLoadState, LoadJob
-from sheafdb.engine.loaded_segment import (
+from sheafdb.engine.load.load_plan import check_indexes, plan_load, resolve_load_fields, segment_plan
+from sheafdb.engine.load.load_state import CollectionLoadState, LoadJob
+from sheafdb.engine.load.loaded_segment import (
     GrowingRows,
     LoadCancelled,
     LoadedSegment,
@@ -34,7 +32,7 @@ from sheafdb.engine.loaded_segment import (
     load_segment,
     open_index,
 )
-from sheafdb.engine.memory import MemoryAccountant, MemoryKey, Reservation, give_back_memory
+from sheafdb.engine.load.memory import MemoryAccountant, MemoryKey, Reservation, give_back_memory
 from sheafdb.engine.models import (
     HybridSearchRequest,
     LoadProgress,
@@ -44,9 +42,11 @@ from sheafdb.engine.models import (
     SearchRequest,
     SearchResult,
 )
-from sheafdb.engine.query import execute_query
-from sheafdb.engine.rerank import execute_hybrid_search
-from sheafdb.engine.search import ReadContext, execute_search
+from sheafdb.engine.read.expiry import expiry_of
+from sheafdb.engine.read.growing_json import GrowingJsonCache
+from sheafdb.engine.read.query import execute_query
+from sheafdb.engine.read.rerank import execute_hybrid_search
+from sheafdb.engine.read.search import ReadContext, execute_search
 from sheafdb.engine.snapshot import DataEvent, DataSnapshot, SealedSegment
 from sheafdb.errors import CollectionNotLoaded, PartitionNotFound, SheafError, UnexpectedError, invalid
 from sheafdb.storage.object_store import ObjectStore

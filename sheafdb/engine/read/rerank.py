@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from sheafdb.engine.models import HybridSearchRequest, SearchResult
-from sheafdb.engine.search import MAX_TOPK, ReadContext, execute_search, index_spec, resolve_anns_field
+from sheafdb.engine.read.search import MAX_TOPK, ReadContext, execute_search, index_spec, resolve_anns_field
 from sheafdb.errors import invalid
 
 DEFAULT_RRF_K = 60

@@ -24,12 +24,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from sheafdb.engine.expiry import Expiry
-from sheafdb.engine.loaded_segment import RowSource
+from sheafdb.engine.load.loaded_segment import RowSource
 from sheafdb.engine.models import SearchRequest, SearchResult
-from sheafdb.engine.output import OutputPlan, gather, plan_output
-from sheafdb.engine.segment_pool import run_all
-from sheafdb.engine.visibility import is_collection_wide, latest_deletes
+from sheafdb.engine.read.expiry import Expiry
+from sheafdb.engine.read.output import OutputPlan, gather, plan_output
+from sheafdb.engine.read.segment_pool import run_all
+from sheafdb.engine.read.visibility import is_collection_wide, latest_deletes
 from sheafdb.errors import FieldNotFound, UnexpectedError, invalid
 from sheafdb.expr import Filter, compile_filter
 from sheafdb.index import IndexSpec, exact_range_search, exact_search, parse_index_params, parse_search_params
@@ -300,7 +300,7 @@ def search_candidates(
         for sid, (source, mask) in enumerate(zip(ctx.sources, masks, strict=True))
         if (source.num_rows if mask is None else mask.any())
     ]
-    # Sources are searched at once when the batch is small (engine/segment_pool.py).
+    # Sources are searched at once when the batch is small (engine/read/segment_pool.py).
     hits = run_all(
         [
             partial(_search_source, ctx, ctx.sources[sid], masks[sid], field, spec, queries, k, params)

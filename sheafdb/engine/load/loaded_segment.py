@@ -18,10 +18,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sheafdb.engine.added_fields import backfill
-from sheafdb.engine.growing_json import GrowingJsonCache
+from sheafdb.engine.read.growing_json import GrowingJsonCache
+from sheafdb.engine.read.visibility import hidden_mask
 from sheafdb.engine.snapshot import SealedSegment
-from sheafdb.engine.visibility import hidden_mask
+from sheafdb.engine.write.added_fields import backfill
 from sheafdb.expr import Filter, JsonColumn, JsonProjections
 from sheafdb.index import VectorIndex, load_index, parse_index_params, vectors_from_arrow
 from sheafdb.schema import DYNAMIC_FIELD, TIMESTAMP_COLUMN, CollectionSchema, DataType

@@ -13,10 +13,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from sheafdb.engine import crash_points
 from sheafdb.engine.collection import Collection
-from sheafdb.engine.sealing import delete_files_when_unused
 from sheafdb.engine.snapshot import DeleteFile, SealedSegment
+from sheafdb.engine.write import crash_points
+from sheafdb.engine.write.sealing import delete_files_when_unused
 from sheafdb.storage.catalog import Catalog
 from sheafdb.storage.object_store import ObjectStore
 from sheafdb.storage.records import DroppedData
