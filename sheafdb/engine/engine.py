@@ -334,6 +334,10 @@ class Engine:
         check_name(new_name, "collection")
         with self._ddl_lock:
             coll = self._resolve(db, old_name)
+            if (new_db or db) != coll.db_name and self._names.aliases_of(coll):
+                raise invalid(
+                    "fail to rename db name, must drop all aliases of this collection before rename"
+                )
             record = self._catalog.rename_collection(coll.collection_id, new_db or db, new_name)
             coll.set_record(record)
             self._names.rename_collection(coll)

@@ -161,3 +161,16 @@ def test_metadata_survives_restart(open_engine: Callable[..., Engine], kit) -> N
     assert e2.partition_row_count("default", "c", "p1") == 5
     e2.drop_partition("default", "c", "p1")
     assert kit.visible_ids(e2, "c") == []
+
+
+def test_rename_to_another_database_needs_the_aliases_dropped(engine: Engine, kit) -> None:
+    engine.create_database("d1")
+    engine.create_collection("default", "c", kit.basic_schema())
+    engine.create_alias("default", "c", "al")
+    with pytest.raises(ParameterInvalid, match="must drop all aliases of this collection before rename"):
+        engine.rename_collection("default", "c", "c", new_db="d1")
+    engine.rename_collection("default", "c", "c2")  # same database: the aliases follow
+    assert engine.describe_alias("default", "al").collection_name == "c2"
+    engine.drop_alias("default", "al")
+    engine.rename_collection("default", "c2", "c", new_db="d1")
+    assert engine.has_collection("d1", "c")
