@@ -30,6 +30,17 @@ def add_serve_flags(serve: argparse.ArgumentParser) -> None:
     serve.add_argument(
         "--insecure", action="store_true", help="allow listening on a non-loopback address without --auth"
     )
+    serve.add_argument(
+        "--catalog",
+        metavar="URL",
+        help="keep the catalog in PostgreSQL (postgresql://user@host:port/db) instead of the data dir",
+    )
+    serve.add_argument(
+        "--objects",
+        metavar="URL",
+        help="keep segment and index files in S3 (s3://bucket/prefix?endpoint_override=host:port&scheme=http)"
+        " instead of the data dir; credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,7 +57,14 @@ def serve(args: argparse.Namespace) -> int:
         log.error("SheafDB will not start: %s", exc.message)
         return 2
     server = Server(
-        ServerConfig(data_dir=args.data_dir, host=args.host, port=args.port, auth_enabled=args.auth)
+        ServerConfig(
+            data_dir=args.data_dir,
+            host=args.host,
+            port=args.port,
+            auth_enabled=args.auth,
+            catalog_url=args.catalog,
+            objects_url=args.objects,
+        )
     )
     stop_requested = threading.Event()
 

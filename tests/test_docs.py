@@ -40,6 +40,8 @@ def test_documented_defaults_are_the_real_ones() -> None:
     for flag, action in serve_flags().items():
         if isinstance(action, argparse._StoreTrueAction):
             assert table[flag] == "off", flag
+        elif action.default is None:
+            assert table[flag] == "none", flag
         else:
             convert = action.type or str  # argparse hands plain strings over as they are
             assert convert(table[flag].strip("`")) == action.default, flag

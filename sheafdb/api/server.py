@@ -62,6 +62,9 @@ class ServerConfig:
     stop_grace_s: float = 1.0
     # Authentication and privilege checks (root / "Milvus" until changed).
     auth_enabled: bool = False
+    # The catalog in PostgreSQL and the segment files in S3 (None: both in data_dir).
+    catalog_url: str | None = None
+    objects_url: str | None = None
 
 
 def build_grpc_server(
@@ -171,11 +174,20 @@ class Server:
         check_port_free(self.config.host, self.config.port)
         self._lock_fd = lock_data_dir(data_dir)
         try:
-            self._engine = Engine(EngineConfig(data_dir=data_dir))
+            self._engine = Engine(
+                EngineConfig(
+                    data_dir=data_dir,
+                    catalog_url=self.config.catalog_url,
+                    objects_url=self.config.objects_url,
+                )
+            )
             self._access = AccessControl(data_dir / CREDENTIALS_FILE, enabled=self.config.auth_enabled)
         except Exception as exc:
             self._release()
-            raise StartupError(f"cannot open the data dir {data_dir}: {exc}") from exc
+            remote = self.config.catalog_url or self.config.objects_url
+            # Not the URLs themselves: they may carry a password.
+            what = f"the data dir {data_dir}" + (" with its catalog and object store" if remote else "")
+            raise StartupError(f"cannot open {what}: {exc}") from exc
         try:
             self._start_grpc(data_dir)
             self._start_front()

@@ -61,8 +61,9 @@ from sheafdb.engine.write.compaction import CompactionPolicy, Compactor
 from sheafdb.engine.write.data_removal import DataRemoval
 from sheafdb.engine.write.index_builds import IndexBuilder
 from sheafdb.engine.write.orphans import remove_orphans
-from sheafdb.engine.write.recovery import open_collection, wal_directory
+from sheafdb.engine.write.recovery import open_collection, require_local_logs, wal_directory
 from sheafdb.engine.write.sealing import Sealer
+from sheafdb.engine.write.store_binding import bind_store_to_catalog
 from sheafdb.engine.write.writes import Writer
 from sheafdb.errors import (
     AliasNotFound,
@@ -73,8 +74,8 @@ from sheafdb.errors import (
     invalid,
 )
 from sheafdb.schema import CollectionSchema, FieldSchema
-from sheafdb.storage.catalog import SqliteCatalog
-from sheafdb.storage.object_store import LocalStore
+from sheafdb.storage.catalog import open_catalog
+from sheafdb.storage.object_store import open_object_store
 from sheafdb.storage.records import DEFAULT_PARTITION
 from sheafdb.storage.timestamps import TimestampOracle
 from sheafdb.storage.wal import WriteAheadLog
@@ -102,6 +103,12 @@ class EngineConfig:
     # Compaction merges sealed segments into segments of up to this size (Milvus's
     # dataCoord.segment.maxSize), each indexed before it replaces the small ones.
     segment_target_bytes: int = 1024 * 1024 * 1024
+    # Where the catalog lives: None is the embedded SQLite file in data_dir; a
+    # postgresql:// URL a PostgreSQL database (storage/catalog.py's open_catalog).
+    catalog_url: str | None = None
+    # Where segment and index files live: None is data_dir; an s3:// URL S3-compatible
+    # storage, read through a cache in data_dir (storage/object_store.py's open_object_store).
+    objects_url: str | None = None
 
 
 class Engine:
@@ -109,12 +116,22 @@ class Engine:
         self.config = config
         self._data_dir = Path(config.data_dir)
         self._data_dir.mkdir(parents=True, exist_ok=True)
-        self._catalog = SqliteCatalog(self._data_dir / "catalog.db")
-        self._store = LocalStore(self._data_dir)
+        self._catalog = open_catalog(config.catalog_url, self._data_dir)
+        self._store = open_object_store(config.objects_url, self._data_dir)
         self._accountant = MemoryAccountant(config.memory_budget_bytes)
         self._loads = LoadManager(self._accountant, self._store)
         self._ddl_lock = threading.RLock()
         self._collections: dict[int, Collection] = {}
+        # Remote backends may be shared or moved: make sure they are this deployment's before
+        # deleting what the catalog does not name (the embedded data dir is one by itself).
+        try:
+            if config.catalog_url is not None:
+                require_local_logs(self._catalog, self._data_dir)
+            if config.objects_url is not None:
+                bind_store_to_catalog(self._store, self._catalog)
+        except BaseException:
+            self._catalog.close()  # a PostgreSQL catalog's lock goes with it
+            raise
         remove_orphans(self._store, self._catalog, self._data_dir / "wal")
         floor = self._catalog.max_timestamp()
         for record in self._catalog.list_collections():

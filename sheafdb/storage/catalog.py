@@ -1,8 +1,11 @@
 """The catalog: every database, collection, partition, index, alias, segment and load config.
 
-``Catalog`` is the Protocol the engine codes to; ``SqliteCatalog`` (``sqlite_catalog.py``,
-re-exported here) keeps it in one SQLite file. Every method is one transaction and
-thread-safe. Ids come from one counter: unique across the whole catalog, never reused.
+``Catalog`` is the Protocol the engine codes to, and ``open_catalog`` picks its backend:
+``SqliteCatalog`` (sqlite_catalog.py, re-exported here) keeps it in one SQLite file, the
+embedded default; ``PostgresCatalog`` (postgres_catalog.py) in a PostgreSQL database. Both
+are ``SqlCatalog`` (sql_catalog.py): the same tables, the same SQL. Every method is one
+transaction and thread-safe. Ids come from one counter: unique across the whole catalog,
+never reused.
 
 The catalog raises the errors it is the one to know (not found, name taken); whether a
 repeated create is an idempotent success is the engine's decision. Methods that remove data
@@ -12,6 +15,7 @@ return ``DroppedData``: the files the caller may now delete.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Protocol
 
 from sheafdb.schema import CollectionSchema
@@ -44,7 +48,12 @@ __all__ = [
     "SegmentIndexRecord",
     "SegmentRecord",
     "SqliteCatalog",
+    "open_catalog",
 ]
+
+# The embedded catalog's file in the data dir.
+CATALOG_FILE = "catalog.db"
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
 class Catalog(Protocol):
@@ -52,6 +61,8 @@ class Catalog(Protocol):
     def allocate_ids(self, count: int) -> range: ...
     def max_timestamp(self) -> int: ...
     def note_timestamp(self, ts: int) -> None: ...
+    # A random number drawn when the catalog was made: what an object store prefix is bound to.
+    def identity(self) -> int: ...
     def close(self) -> None: ...
 
     def create_database(
@@ -118,3 +129,20 @@ class Catalog(Protocol):
     def get_load_config(self, collection_id: int) -> LoadConfigRecord | None: ...
     def clear_load_config(self, collection_id: int) -> None: ...
     def list_load_configs(self) -> list[LoadConfigRecord]: ...
+
+
+def open_catalog(url: str | None, data_dir: Path) -> Catalog:
+    """The catalog ``url`` names: None is the embedded SQLite file in ``data_dir``;
+    ``postgresql://user@host:port/dbname`` a PostgreSQL database (needs psycopg)."""
+    if url is None:
+        return SqliteCatalog(data_dir / CATALOG_FILE)
+    if not url.startswith(POSTGRES_SCHEMES):
+        raise ValueError(f"unknown catalog URL {url!r}: expected postgresql://...")
+    try:
+        # Imported here: psycopg is an optional dependency, needed only by this backend.
+        from sheafdb.storage.postgres_catalog import PostgresCatalog
+    except ImportError as exc:
+        raise ValueError(
+            f"a PostgreSQL catalog needs psycopg: pip install 'sheafdb[cluster]' ({exc})"
+        ) from exc
+    return PostgresCatalog(url)

@@ -1,13 +1,14 @@
-"""The SQLite tables of the catalog and how their rows decode into records.
+"""The tables of the catalog and how their rows decode into records.
 
 Foreign keys with ON DELETE CASCADE make "drop cascades" a property of the schema: dropping a
 collection removes its partitions, indexes, aliases, segments, segment indexes and load config.
+``TABLES`` is written in SQLite's words; ``POSTGRES_TABLES`` is the same schema in PostgreSQL's.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 from sheafdb.schema import CollectionSchema
@@ -64,6 +65,13 @@ CREATE INDEX IF NOT EXISTS segments_by_collection ON segments (collection_id);
 CREATE INDEX IF NOT EXISTS segment_indexes_by_index ON segment_indexes (index_id);
 """
 
+# PostgreSQL's INTEGER is 32-bit (ids and timestamps need 64), and its text ordering follows
+# the locale: byte order ("C") keeps listings ordered as SQLite orders them.
+POSTGRES_TABLES = TABLES.replace("INTEGER", "BIGINT").replace(" TEXT", ' TEXT COLLATE "C"')
+
+# A fetched row, as either driver returns it.
+Row = Sequence[Any]
+
 COLLECTION_COLUMNS = (
     "collection_id, db_name, name, schema, properties, consistency_level, shards_num, "
     "created_ts, created_utc_ms"
@@ -77,11 +85,11 @@ def dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
-def database_from_row(row: sqlite3.Row) -> DatabaseRecord:
+def database_from_row(row: Row) -> DatabaseRecord:
     return DatabaseRecord(row[0], row[1], json.loads(row[2]), row[3])
 
 
-def collection_from_row(row: sqlite3.Row) -> CollectionRecord:
+def collection_from_row(row: Row) -> CollectionRecord:
     return CollectionRecord(
         collection_id=row[0],
         db_name=row[1],
@@ -95,11 +103,11 @@ def collection_from_row(row: sqlite3.Row) -> CollectionRecord:
     )
 
 
-def index_from_row(row: sqlite3.Row) -> IndexRecord:
+def index_from_row(row: Row) -> IndexRecord:
     return IndexRecord(row[0], row[1], row[2], row[3], json.loads(row[4]), row[5])
 
 
-def segment_from_row(row: sqlite3.Row) -> SegmentRecord:
+def segment_from_row(row: Row) -> SegmentRecord:
     columns = {
         name: ColumnFile(column=name, path=path, nbytes=nbytes)
         for name, (path, nbytes) in json.loads(row[5]).items()
@@ -117,7 +125,7 @@ def segment_from_row(row: sqlite3.Row) -> SegmentRecord:
     )
 
 
-def load_config_from_row(row: sqlite3.Row) -> LoadConfigRecord:
+def load_config_from_row(row: Row) -> LoadConfigRecord:
     return LoadConfigRecord(
         collection_id=row[0],
         partitions=tuple(json.loads(row[1])),

@@ -1,8 +1,9 @@
 """Where segment, delete and index files live: a small Protocol and its local-disk backend.
 
-Callers only use relative '/'-separated paths, so an S3-compatible backend (``pyarrow.fs``)
-can implement the same Protocol later; ``local_path`` tells callers such as faiss's mmap
-reader whether a real file exists on this machine.
+Callers only use relative '/'-separated paths, so the S3-compatible backend (``S3Store`` in
+s3_store.py, through ``pyarrow.fs``) implements the same Protocol; ``open_object_store``
+picks the backend. ``local_path`` tells callers such as faiss's reader where a real file of
+the object is on this machine (S3Store's local cache), or that there is none.
 """
 
 from __future__ import annotations
@@ -14,6 +15,11 @@ from pathlib import Path, PurePosixPath
 from typing import Protocol
 
 import pyarrow as pa
+
+from sheafdb.storage.s3_store import S3Store
+
+# S3Store's local read cache, in the data dir.
+OBJECT_CACHE_DIR = "object-cache"
 
 
 class ObjectStore(Protocol):
@@ -111,3 +117,13 @@ class LocalStore:
 
     def local_path(self, path: str) -> Path | None:
         return self._resolve(path)
+
+
+def open_object_store(url: str | None, data_dir: Path) -> ObjectStore:
+    """The store ``url`` names: None is the data dir itself (embedded);
+    ``s3://bucket/prefix?endpoint_override=...`` S3-compatible storage cached in the data dir."""
+    if url is None:
+        return LocalStore(data_dir)
+    if not url.startswith("s3://"):
+        raise ValueError(f"unknown object store URL {url!r}: expected s3://bucket/prefix")
+    return S3Store.from_url(url, data_dir / OBJECT_CACHE_DIR)

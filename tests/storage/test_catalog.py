@@ -1,13 +1,12 @@
 from __future__ import annotations
 
 import sqlite3
-import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 
 from sheafdb.errors import (
     AliasAlreadyExists,
@@ -30,6 +29,7 @@ from sheafdb.storage.catalog import (
     SegmentIndexRecord,
     SegmentRecord,
     SqliteCatalog,
+    open_catalog,
 )
 from sheafdb.storage.segment_files import ColumnFile
 
@@ -48,14 +48,26 @@ SCHEMA = CollectionSchema(
 )
 
 
+OpenCatalog = Callable[[], Catalog]
+
+
 @pytest.fixture
 def path(tmp_path: Path) -> Path:
     return tmp_path / "meta" / "catalog.db"
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.cluster)])
+def reopen(request: pytest.FixtureRequest, tmp_path: Path) -> OpenCatalog:
+    """Opens the test's catalog (again, after a close): every test runs on both backends."""
+    if request.param == "sqlite":
+        return lambda: open_catalog(None, tmp_path / "meta")
+    url = request.getfixturevalue("postgres_database")
+    return lambda: open_catalog(url, tmp_path)
+
+
 @pytest.fixture
-def catalog(path: Path) -> Iterator[Catalog]:
-    cat = SqliteCatalog(path)
+def catalog(reopen: OpenCatalog) -> Iterator[Catalog]:
+    cat = reopen()
     yield cat
     cat.close()
 
@@ -211,7 +223,7 @@ def test_segments_replace_is_atomic(catalog: Catalog) -> None:
         num_rows=6, directory="c/m", columns={}, wal_lsn=9, max_ts=30,
     )  # fmt: skip
     # A new segment whose id collides fails after the deletes ran: the whole call is undone.
-    with pytest.raises(Exception):  # noqa: B017 - sqlite's IntegrityError, not a SheafError
+    with pytest.raises(Exception):  # noqa: B017 - the driver's IntegrityError, not a SheafError
         catalog.replace_segments([s1.segment_id], s2)
     assert [s.segment_id for s in catalog.list_segments(coll.collection_id)] == [s1.segment_id, s2.segment_id]
     dropped = catalog.replace_segments([s1.segment_id, s2.segment_id], merged)
@@ -252,7 +264,7 @@ def test_drop_collection_cascades(catalog: Catalog) -> None:
 
 
 def test_failed_create_leaves_nothing(catalog: Catalog) -> None:
-    with pytest.raises(Exception):  # noqa: B017 - sqlite cannot bind the second partition name
+    with pytest.raises(Exception):  # noqa: B017 - the driver cannot bind the second partition name
         catalog.create_collection(
             DEFAULT_DATABASE, "c", SCHEMA, partition_names=["_default", object()],  # type: ignore[list-item]
             properties={}, consistency_level=2, shards_num=1, created_ts=99,
@@ -264,8 +276,8 @@ def test_failed_create_leaves_nothing(catalog: Catalog) -> None:
     assert catalog.list_collections() == []
 
 
-def test_everything_persists_across_reopen(path: Path) -> None:
-    first = SqliteCatalog(path)
+def test_everything_persists_across_reopen(reopen: OpenCatalog) -> None:
+    first = reopen()
     coll = make_collection(first, ts=40)
     index = first.create_index(coll.collection_id, "vec", "i", {"metric_type": "L2"}, created_ts=41)
     segment = make_segment(first, coll, ts=55)
@@ -273,9 +285,10 @@ def test_everything_persists_across_reopen(path: Path) -> None:
     first.set_load_config(LoadConfigRecord(coll.collection_id, (), ("id",), False, 1))
     first.create_database("db2", {"x": "y"}, created_ts=42)
     last_id = first.allocate_id()
+    identity = first.identity()
     first.close()
 
-    second = SqliteCatalog(path)
+    second = reopen()
     try:
         assert second.get_collection(DEFAULT_DATABASE, "c") == coll
         assert second.list_indexes(coll.collection_id) == [index]
@@ -285,6 +298,7 @@ def test_everything_persists_across_reopen(path: Path) -> None:
         assert second.get_database("db2").properties == {"x": "y"}
         assert second.max_timestamp() == 55
         assert second.allocate_id() > last_id
+        assert second.identity() == identity  # drawn once, when the catalog was made
     finally:
         second.close()
 
@@ -332,20 +346,44 @@ def test_concurrent_creates_from_many_threads(catalog: Catalog) -> None:
     assert len(set(ids)) == len(ids) == 60
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=schemas_and_tables(max_rows=0))
-def test_every_schema_round_trips_through_the_catalog(data: tuple) -> None:
+def test_every_schema_round_trips_through_the_catalog(reopen: OpenCatalog, data: tuple) -> None:
     schema, _ = data
-    with tempfile.TemporaryDirectory() as tmp:
-        cat = SqliteCatalog(Path(tmp) / "c.db")
-        created = cat.create_collection(
-            DEFAULT_DATABASE, "c", schema, partition_names=["_default"], properties={"p": "1"},
-            consistency_level=0, shards_num=2, created_ts=1,
-        )  # fmt: skip
-        cat.close()
-        reopened = SqliteCatalog(Path(tmp) / "c.db")
-        try:
-            assert reopened.get_collection(DEFAULT_DATABASE, "c") == created
-            assert created.schema == schema
-        finally:
-            reopened.close()
+    cat = reopen()
+    created = cat.create_collection(
+        DEFAULT_DATABASE, "c", schema, partition_names=["_default"], properties={"p": "1"},
+        consistency_level=0, shards_num=2, created_ts=1,
+    )  # fmt: skip
+    cat.close()
+    reopened = reopen()
+    try:
+        assert reopened.get_collection(DEFAULT_DATABASE, "c") == created
+        assert created.schema == schema
+    finally:
+        # The same catalog serves every example: leave it empty for the next.
+        reopened.drop_collection(created.collection_id)
+        reopened.close()
+
+
+@pytest.mark.cluster
+def test_one_server_owns_a_postgres_catalog(tmp_path: Path, postgres_database: str) -> None:
+    from sheafdb.storage.postgres_catalog import PostgresCatalog
+
+    first = open_catalog(postgres_database, tmp_path)
+    try:
+        with pytest.raises(SheafError, match="in use by another SheafDB server"):
+            PostgresCatalog(postgres_database, lock_wait_s=0)
+    finally:
+        first.close()
+    # Closed (or its connection gone): the next server takes it.
+    second = open_catalog(postgres_database, tmp_path)
+    try:
+        assert [d.name for d in second.list_databases()] == [DEFAULT_DATABASE]
+    finally:
+        second.close()
+
+
+def test_unknown_catalog_url_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown catalog URL"):
+        open_catalog("mysql://x", tmp_path)

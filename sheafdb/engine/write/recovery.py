@@ -31,6 +31,7 @@ from sheafdb.engine.write.sealing import (
     read_delete_records,
     segment_from_record,
 )
+from sheafdb.errors import UnexpectedError
 from sheafdb.storage.catalog import Catalog
 from sheafdb.storage.object_store import ObjectStore
 from sheafdb.storage.records import CollectionRecord
@@ -45,6 +46,24 @@ class Recovered:
 
 def wal_directory(data_dir: Path, collection_id: int) -> Path:
     return data_dir / "wal" / str(collection_id)
+
+
+def require_local_logs(catalog: Catalog, data_dir: Path) -> None:
+    """Refuse a data dir that is not the one whose logs wrote the catalog's segments.
+
+    With the catalog outside the data dir (PostgreSQL), a server could start on a fresh data
+    dir: its logs would start again at lsn 1, below the sealed segments' ``wal_lsn``, and a
+    later restart would skip those rows as sealed. A collection with a sealed segment always
+    has its log directory (only a drop removes it), so a missing one means the wrong data dir.
+    """
+    for record in catalog.list_collections():
+        if not wal_directory(data_dir, record.collection_id).is_dir() and any(
+            segment.wal_lsn > 0 for segment in catalog.list_segments(record.collection_id)
+        ):
+            raise UnexpectedError(
+                f"the write-ahead log of collection {record.name} is not in the data dir {data_dir}: "
+                "a server on a shared catalog restarts on the data dir it wrote"
+            )
 
 
 def open_collection(
