@@ -53,8 +53,8 @@ from sheafdb.engine.models import (
     SearchResult,
 )
 from sheafdb.engine.names import CollectionNames
-from sheafdb.engine.read.expiry import check_ttl_properties
-from sheafdb.engine.read.row_counts import visible_row_count
+from sheafdb.engine.read.expiry import TTL_FIELD_PROPERTY, check_ttl_properties
+from sheafdb.engine.read.row_counts import expired_keys, visible_row_count
 from sheafdb.engine.snapshot import SealedSegment
 from sheafdb.engine.write.auto_compaction import BackgroundCompactor
 from sheafdb.engine.write.compaction import CompactionPolicy, Compactor
@@ -368,8 +368,13 @@ class Engine:
             self._alterations.alter_properties(self._resolve(db, name), properties)
 
     def drop_collection_properties(self, db: str, name: str, keys: Sequence[str]) -> None:
+        """Dropping ``ttl_field`` does not bring expired rows back (Milvus): they are deleted."""
         with self._ddl_lock:
-            self._alterations.drop_properties(self._resolve(db, name), keys)
+            coll = self._resolve(db, name)
+            expired = expired_keys(self._store, coll) if TTL_FIELD_PROPERTY in keys else None
+            self._alterations.drop_properties(coll, keys)
+            if expired is not None and len(expired):
+                self._writer.delete_keys(coll, expired)
 
     def alter_collection_field(self, db: str, name: str, field_name: str, params: Mapping[str, str]) -> None:
         with self._ddl_lock:

@@ -68,6 +68,10 @@ def test_entity_ttl_field_hides_rows_from_every_read(client: MilvusClient) -> No
         # An expired row comes back when upserted with a future (or null) expiry.
         client.upsert(name, [{"id": 0, "expire_at": None, "vec": [0.0] * DIM}])
         assert _visible(client, name) == _all_reads([0])
+        # Dropping ttl_field does not resurface the rows that had expired.
+        client.insert(name, [{"id": 5, "expire_at": "2003-01-01T00:00:00Z", "vec": [5.0] * DIM}])
+        client.drop_collection_properties(name, property_keys=["ttl_field"])
+        assert _visible(client, name) == _all_reads([0])
     finally:
         client.drop_collection(name)
 

@@ -177,9 +177,17 @@ class Writer:
             pks = (
                 self._query(coll, request).column(pk_field.name).combine_chunks().cast(pk_field.arrow_type())
             )
-        pks = pc.unique(pks)
         # Milvus: a delete naming a partition deletes there only; without one, everywhere.
         scope = partition_id if partition and partition_id is not None else ALL_PARTITIONS
+        return self.delete_keys(coll, pks, partition_id, scope)
+
+    def delete_keys(
+        self, coll: Collection, pks: pa.Array, partition_id: int | None = None, scope: int = ALL_PARTITIONS
+    ) -> MutationResult:
+        """Delete the rows of these primary keys (in ``scope``), logged in ``partition_id``."""
+        if partition_id is None:
+            partition_id = self._any_partition(coll)
+        pks = pc.unique(pks)
         ts = self._oracle.next()
         if len(pks):
             # The record's partition id only says where it is logged; the scope column decides.
