@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import uuid
 
+import httpx
 import numpy as np
 import pytest
 from pymilvus import DataType, MilvusClient, MilvusException
+
+from tests.e2e.conftest import ROOT_TOKEN
 
 DIM = 8
 
@@ -101,3 +104,37 @@ def test_field_limits(client: MilvusClient) -> None:
         vectors.add_field(f"v{i}", DataType.FLOAT_VECTOR, dim=4)
     with pytest.raises(MilvusException, match="maximum vector field's number should be limited to 10"):
         client.create_collection(name, schema=vectors)
+
+
+def test_nullable_vectors_and_vectorless_collections_over_rest(client: MilvusClient, server_uri: str) -> None:
+    headers = {"Authorization": f"Bearer {ROOT_TOKEN}"}
+
+    def rest(path: str, body: dict) -> dict:
+        return httpx.post(f"{server_uri}/v2/vectordb/{path}", json=body, headers=headers).json()
+
+    name = _name("restnull")
+    schema = MilvusClient.create_schema()
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("v", DataType.FLOAT_VECTOR, dim=4, nullable=True)
+    index_params = client.prepare_index_params()
+    index_params.add_index("v", index_type="FLAT", metric_type="L2")
+    client.create_collection(name, schema=schema, index_params=index_params)
+    plain = _name("restplain")
+    plain_schema = MilvusClient.create_schema()
+    plain_schema.add_field("id", DataType.INT64, is_primary=True)
+    plain_schema.add_field("t", DataType.VARCHAR, max_length=8)
+    client.create_collection(plain, schema=plain_schema)
+    try:
+        rows = [{"id": 0, "v": [0.0] * 4}, {"id": 1, "v": None}, {"id": 2, "v": [2.0] * 4}]
+        assert rest("entities/insert", {"collectionName": name, "data": rows})["code"] == 0
+        hits = rest("entities/search", {"collectionName": name, "data": [[0.0] * 4], "limit": 5})
+        assert sorted(h["id"] for h in hits["data"]) == [0, 2]
+        got = rest("entities/get", {"collectionName": name, "id": [1], "outputFields": ["v"]})
+        assert got["data"] == [{"id": 1, "v": None}]
+        assert rest("entities/insert", {"collectionName": plain, "data": [{"id": 1, "t": "x"}]})["code"] == 0
+        assert rest("collections/load", {"collectionName": plain})["code"] == 0
+        queried = rest("entities/query", {"collectionName": plain, "filter": "id > 0", "outputFields": ["t"]})
+        assert queried["data"] == [{"id": 1, "t": "x"}]
+    finally:
+        client.drop_collection(name)
+        client.drop_collection(plain)
