@@ -180,6 +180,12 @@ class FieldNotFound(SheafError):
     is_input_error = True
 
 
+class FieldNameInvalid(SheafError):
+    code = 1701
+    default_text = "field name invalid"
+    is_input_error = True
+
+
 class Unsupported(SheafError):
     """A Milvus feature SheafDB does not implement (yet). Never a hang, never a retry."""
 

@@ -121,6 +121,10 @@ class Collection:
         self.db_name = record.db_name
         self.name = record.name
         self.record = record
+        # Milvus's update_timestamp: creation, then each schema / property change made since
+        # this process opened the collection (the catalog keeps no such stamp: a restart
+        # reports the creation again).
+        self.updated_ts = record.created_ts
         self.wal = wal
         self.seal_lock = threading.Lock()
         self._gate = WriteGate()

@@ -23,20 +23,26 @@ LOADED_ONLY_PROPERTIES = ("mmap.enabled", "warmup")
 
 
 class CollectionAlterations:
-    def __init__(self, catalog: Catalog, is_loaded: Callable[[Collection], bool]) -> None:
+    def __init__(
+        self, catalog: Catalog, is_loaded: Callable[[Collection], bool], clock: Callable[[], int]
+    ) -> None:
+        """``clock``: the timestamp oracle, stamping each change (describe's update_timestamp)."""
         self._catalog = catalog
         self._is_loaded = is_loaded
+        self._clock = clock
 
     def alter_properties(self, coll: Collection, properties: Mapping[str, str]) -> None:
         self._refuse_if_loaded_property(coll, properties)
         merged = {**coll.record.properties, **{k: str(v) for k, v in properties.items()}}
         check_ttl_properties(coll.schema, merged)
         coll.set_record(self._catalog.update_collection(coll.collection_id, properties=merged))
+        coll.updated_ts = self._clock()
 
     def drop_properties(self, coll: Collection, keys: Sequence[str]) -> None:
         self._refuse_if_loaded_property(coll, dict.fromkeys(keys, ""))
         kept = {k: v for k, v in coll.record.properties.items() if k not in set(keys)}
         coll.set_record(self._catalog.update_collection(coll.collection_id, properties=kept))
+        coll.updated_ts = self._clock()
 
     def alter_field(self, coll: Collection, field_name: str, params: Mapping[str, str]) -> None:
         """``max_length`` changes the field's limit; every other key is a type param."""
@@ -57,11 +63,13 @@ class CollectionAlterations:
             fields=tuple(new_field if f.name == field_name else f for f in coll.schema.fields),
         )
         coll.set_record(self._catalog.update_collection(coll.collection_id, schema=schema))
+        coll.updated_ts = self._clock()
 
     def add_field(self, coll: Collection, field: FieldSchema) -> None:
         new_field = check_added_field(coll.schema, field)
         record = self._catalog.update_collection(coll.collection_id, schema=coll.schema.with_field(new_field))
         coll.add_field(record, new_field)
+        coll.updated_ts = self._clock()
 
     def _refuse_if_loaded_property(self, coll: Collection, properties: Mapping[str, str]) -> None:
         for key in properties:

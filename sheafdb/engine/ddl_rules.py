@@ -1,4 +1,4 @@
-"""Milvus's rules for names and schemas, checked before anything reaches the catalog.
+"""Milvus's rules for schemas, checked before anything reaches the catalog (names: name_rules.py).
 
 Every refusal is ParameterInvalid (1100) with Milvus's wording (``... : invalid parameter``).
 ``prepare_schema`` also assigns field ids the way Milvus does: 100, 101, ... in declaration
@@ -10,11 +10,11 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+from sheafdb.engine.name_rules import check_field_name
 from sheafdb.errors import ParameterInvalid, ParameterMissing, invalid
 from sheafdb.schema import ARRAY_ELEMENT_TYPES, DYNAMIC_FIELD, CollectionSchema, DataType, FieldSchema
 from sheafdb.timestamptz import parse_time
 
-MAX_NAME_LENGTH = 255
 # Milvus 2.6's proxy.maxFieldNum and proxy.maxVectorFieldNum.
 MAX_FIELDS = 256
 MAX_VECTOR_FIELDS = 10
@@ -27,28 +27,6 @@ DEFAULT_PARTITION_KEY_PARTITIONS = 16
 FIRST_FIELD_ID = 100
 
 
-def check_name(name: str, what: str) -> None:
-    """Collection / field / partition / alias names: letter or underscore first, then letters,
-    digits, underscores; at most 255 characters."""
-    label = f"{what} name"
-    if not name or not name.strip():
-        raise invalid(f"{label} should not be empty")
-    if len(name) > MAX_NAME_LENGTH:
-        raise invalid(
-            f"Invalid {label}: {name}. the length of a {label} must be less than {MAX_NAME_LENGTH} characters"
-        )
-    first = name[0]
-    if not (first == "_" or (first.isascii() and first.isalpha())):
-        raise invalid(
-            f"Invalid {label}: {name}. the first character of a {label} must be an underscore or letter"
-        )
-    for ch in name:
-        if not (ch == "_" or (ch.isascii() and ch.isalnum())):
-            raise invalid(
-                f"Invalid {label}: {name}. {label} can only contain numbers, letters and underscores"
-            )
-
-
 def prepare_schema(schema: CollectionSchema, collection_name: str = "") -> CollectionSchema:
     """Validate ``schema`` and return it with field ids 100, 101, ... assigned."""
     if not schema.fields:
@@ -57,7 +35,7 @@ def prepare_schema(schema: CollectionSchema, collection_name: str = "") -> Colle
         raise invalid(f"maximum field's number should be limited to {MAX_FIELDS}")
     seen: set[str] = set()
     for f in schema.fields:
-        check_name(f.name, "field")
+        check_field_name(f.name)
         if f.name in seen:
             raise invalid(f"duplicated field name {f.name} found")
         seen.add(f.name)
@@ -100,7 +78,7 @@ def prepare_schema(schema: CollectionSchema, collection_name: str = "") -> Colle
 
 def check_added_field(schema: CollectionSchema, new_field: FieldSchema) -> FieldSchema:
     """add_collection_field: a nullable scalar (or vector) field; returns it with its id."""
-    check_name(new_field.name, "field")
+    check_field_name(new_field.name)
     if schema.field(new_field.name) is not None:
         raise invalid(f"duplicated field name {new_field.name} found")
     if new_field.is_primary or new_field.is_partition_key:

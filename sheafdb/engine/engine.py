@@ -31,7 +31,7 @@ import pyarrow as pa
 
 from sheafdb.engine.collection import Collection
 from sheafdb.engine.collection_alterations import CollectionAlterations
-from sheafdb.engine.ddl_rules import MAX_PARTITIONS, check_name, partition_names, prepare_schema
+from sheafdb.engine.ddl_rules import MAX_PARTITIONS, partition_names, prepare_schema
 from sheafdb.engine.index_ddl import IndexDefinitions
 from sheafdb.engine.load.load_manager import LoadManager
 from sheafdb.engine.load.load_requests import LoadRequests, partition_id
@@ -52,9 +52,16 @@ from sheafdb.engine.models import (
     SearchRequest,
     SearchResult,
 )
+from sheafdb.engine.name_rules import (
+    check_alias,
+    check_collection_name,
+    check_database_name,
+    check_index_name,
+)
 from sheafdb.engine.names import CollectionNames
 from sheafdb.engine.read.expiry import TTL_FIELD_PROPERTY, check_ttl_properties
 from sheafdb.engine.read.row_counts import expired_keys, visible_row_count
+from sheafdb.engine.read.search_by_keys import with_key_vectors
 from sheafdb.engine.snapshot import SealedSegment
 from sheafdb.engine.write.auto_compaction import BackgroundCompactor
 from sheafdb.engine.write.compaction import CompactionPolicy, Compactor
@@ -68,8 +75,6 @@ from sheafdb.engine.write.writes import Writer
 from sheafdb.errors import (
     AliasNotFound,
     CollectionNotFound,
-    InvalidDatabaseName,
-    ParameterInvalid,
     UnexpectedError,
     invalid,
 )
@@ -147,7 +152,7 @@ class Engine:
         self._sealer = Sealer(self._store, self._catalog, on_sealed=self._after_seal)
         self._compactor = Compactor(self._store, self._catalog, self._builder)
         self._removal = DataRemoval(self._store, self._catalog, self._oracle)
-        self._alterations = CollectionAlterations(self._catalog, self._loads.is_loaded)
+        self._alterations = CollectionAlterations(self._catalog, self._loads.is_loaded, self._oracle.next)
         self._indexes = IndexDefinitions(
             self._catalog, self._oracle, self._builder, self._removal, self._loads.is_loaded
         )
@@ -201,21 +206,21 @@ class Engine:
         with self._ddl_lock:
             return list(self._collections.values())
 
-    def _resolve(self, db: str, name: str) -> Collection:
-        """A dict lookup (names.py): no catalog read on the request path."""
-        return self._names.resolve(db, name)
+    def _resolve(
+        self, db: str, name: str, partitions: Sequence[str] = (), *, reading: bool = False
+    ) -> Collection:
+        """Milvus's name checks, then a dict lookup (names.py): no catalog read on the request path."""
+        return self._names.resolve_checked(db, name, partitions, reading=reading)
 
     # -- databases --------------------------------------------------------------------------
     def create_database(self, name: str, properties: Mapping[str, str] | None = None) -> None:
-        try:
-            check_name(name, "database")
-        except ParameterInvalid as e:
-            raise InvalidDatabaseName(e.message) from None
+        check_database_name(name)
         with self._ddl_lock:
             self._catalog.create_database(name, dict(properties or {}), self._oracle.next())
             self._names.add_database(name)
 
     def drop_database(self, name: str) -> None:
+        check_database_name(name)
         with self._ddl_lock:
             self._catalog.drop_database(name)
             self._names.drop_database(name)
@@ -227,12 +232,14 @@ class Engine:
         ]
 
     def describe_database(self, name: str) -> DatabaseInfo:
+        check_database_name(name)
         d = self._catalog.get_database(name)
         return DatabaseInfo(d.name, d.database_id, d.created_ts, dict(d.properties))
 
     def alter_database(
         self, name: str, properties: Mapping[str, str], delete_keys: Sequence[str] = ()
     ) -> None:
+        check_database_name(name)
         with self._ddl_lock:
             current = dict(self._catalog.get_database(name).properties)
             current.update(properties)
@@ -254,7 +261,7 @@ class Engine:
     ) -> None:
         """Field ids are assigned here (100, 101, ... like Milvus). Same name and same schema
         again is a no-op success; a different schema is ParameterInvalid."""
-        check_name(name, "collection")
+        check_collection_name(name)
         prepared = prepare_schema(schema, name)
         check_ttl_properties(prepared, properties or {})
         partitions = partition_names(prepared, num_partitions)
@@ -287,6 +294,7 @@ class Engine:
             self._names.add_collection(coll)
 
     def drop_collection(self, db: str, name: str) -> None:
+        check_collection_name(name)
         with self._ddl_lock:
             if self._names.alias_target(db, name) is not None:
                 raise invalid(f"cannot drop the collection via alias = {name}")
@@ -328,6 +336,7 @@ class Engine:
             num_partitions=len(coll.partitions),
             aliases=aliases,
             properties=dict(r.properties),
+            updated_timestamp=coll.updated_ts,
         )
 
     def output_zone(self, db: str, name: str, asked: str = "") -> tzinfo:
@@ -348,7 +357,10 @@ class Engine:
         return [r.name for r in self._catalog.list_collections(db)]
 
     def rename_collection(self, db: str, old_name: str, new_name: str, new_db: str | None = None) -> None:
-        check_name(new_name, "collection")
+        check_collection_name(old_name)
+        check_collection_name(new_name)
+        if new_db:
+            check_database_name(new_db)
         with self._ddl_lock:
             coll = self._resolve(db, old_name)
             if (new_db or db) != coll.db_name and self._names.aliases_of(coll):
@@ -389,9 +401,8 @@ class Engine:
 
     # -- partitions -------------------------------------------------------------------------
     def create_partition(self, db: str, collection: str, partition: str) -> None:
-        check_name(partition, "partition")
         with self._ddl_lock:
-            coll = self._resolve(db, collection)
+            coll = self._resolve(db, collection, (partition,))
             if coll.schema.partition_key_field is not None:
                 raise invalid("disable create partition if partition key mode is used")
             if partition in coll.partitions:
@@ -406,7 +417,7 @@ class Engine:
 
     def drop_partition(self, db: str, collection: str, partition: str) -> None:
         with self._ddl_lock:
-            coll = self._resolve(db, collection)
+            coll = self._resolve(db, collection, (partition,))
             if coll.schema.partition_key_field is not None:
                 raise invalid("disable drop partition if partition key mode is used")
             if partition == DEFAULT_PARTITION:
@@ -421,7 +432,7 @@ class Engine:
             self._removal.drop_partition(coll, pid)
 
     def has_partition(self, db: str, collection: str, partition: str) -> bool:
-        return partition in self._resolve(db, collection).partitions
+        return partition in self._resolve(db, collection, (partition,)).partitions
 
     def list_partitions(self, db: str, collection: str) -> list[PartitionInfo]:
         coll = self._resolve(db, collection)
@@ -431,7 +442,7 @@ class Engine:
         ]
 
     def partition_row_count(self, db: str, collection: str, partition: str) -> int:
-        coll = self._resolve(db, collection)
+        coll = self._resolve(db, collection, (partition,))
         return visible_row_count(self._store, coll, partition_id(coll, partition))
 
     # -- indexes (index_ddl.py) -------------------------------------------------------------
@@ -439,6 +450,8 @@ class Engine:
         self, db: str, collection: str, field_name: str, index_name: str, params: Mapping[str, str]
     ) -> None:
         """``index_name`` empty: named after the field. Builds run in the background."""
+        check_collection_name(collection)
+        check_index_name(index_name)
         with self._ddl_lock:
             coll = self._resolve(db, collection)
             needs_build = self._indexes.create(coll, field_name, index_name, params)
@@ -468,24 +481,33 @@ class Engine:
 
     # -- aliases ----------------------------------------------------------------------------
     def create_alias(self, db: str, collection: str, alias: str) -> None:
-        check_name(alias, "alias")
+        check_alias(alias)
+        check_collection_name(collection)
         with self._ddl_lock:
             coll = self._names.get(db, collection)
             self._catalog.create_alias(db, alias, coll.collection_id)
             self._names.set_alias(db, alias, coll)
 
     def drop_alias(self, db: str, alias: str) -> None:
+        """Dropping an alias that does not exist succeeds (Milvus)."""
+        check_alias(alias)
         with self._ddl_lock:
-            self._catalog.drop_alias(db, alias)
+            try:
+                self._catalog.drop_alias(db, alias)
+            except AliasNotFound:
+                return
             self._names.drop_alias(db, alias)
 
     def alter_alias(self, db: str, collection: str, alias: str) -> None:
+        check_alias(alias)
+        check_collection_name(collection)
         with self._ddl_lock:
             coll = self._names.get(db, collection)
             self._catalog.alter_alias(db, alias, coll.collection_id)
             self._names.set_alias(db, alias, coll)
 
     def describe_alias(self, db: str, alias: str) -> AliasInfo:
+        check_alias(alias)
         coll = self._names.alias_target(db, alias)
         if coll is None:
             raise AliasNotFound(f"alias not found[database={db}][alias={alias}]")
@@ -504,7 +526,9 @@ class Engine:
         """``data`` has one column per given field (by name) and ``$meta`` (JSON text) for
         dynamic keys. Missing nullable / default fields are filled; an auto_id primary key is
         generated. Validated whole before anything is written; acknowledged once durable."""
-        return self._writer.insert(self._resolve(db, collection), data, partition)
+        return self._writer.insert(
+            self._resolve(db, collection, (partition,) if partition else ()), data, partition
+        )
 
     def upsert(
         self, db: str, collection: str, data: pa.Table, partition: str = "", *, partial_update: bool = False
@@ -512,7 +536,10 @@ class Engine:
         """``partial_update``: fields the batch leaves out keep their stored values (the
         collection must be loaded)."""
         return self._writer.upsert(
-            self._resolve(db, collection), data, partition, partial_update=partial_update
+            self._resolve(db, collection, (partition,) if partition else ()),
+            data,
+            partition,
+            partial_update=partial_update,
         )
 
     def delete(
@@ -523,7 +550,8 @@ class Engine:
         filter_params: Mapping[str, object] | None = None,
         partition: str = "",
     ) -> MutationResult:
-        return self._writer.delete(self._resolve(db, collection), filter, filter_params, partition)
+        coll = self._resolve(db, collection, (partition,) if partition else ())
+        return self._writer.delete(coll, filter, filter_params, partition)
 
     def flush(self, db: str, collections: Sequence[str]) -> dict[str, int]:
         """Seal growing data; returns each collection's flush timestamp."""
@@ -582,7 +610,7 @@ class Engine:
         refresh: bool = False,
     ) -> None:
         self._load_requests.load_partitions(
-            self._resolve(db, collection),
+            self._resolve(db, collection, partitions),
             partitions,
             load_fields=load_fields,
             skip_load_dynamic_field=skip_load_dynamic_field,
@@ -595,7 +623,8 @@ class Engine:
         return self._load_requests.release_collection(self._resolve(db, collection))
 
     def release_partitions(self, db: str, collection: str, partitions: Sequence[str]) -> int:
-        return self._load_requests.release_partitions(self._resolve(db, collection), partitions)
+        coll = self._resolve(db, collection, partitions)
+        return self._load_requests.release_partitions(coll, partitions)
 
     def get_load_state(self, db: str, collection: str, partitions: Sequence[str] = ()) -> LoadState:
         try:
@@ -609,13 +638,18 @@ class Engine:
 
     # -- reads ------------------------------------------------------------------------------
     def search(self, db: str, request: SearchRequest) -> SearchResult:
-        return self._loads.search(self._resolve(db, request.collection), request)
+        coll = self._resolve(db, request.collection, request.partition_names, reading=True)
+        if request.ids is not None:
+            request = with_key_vectors(coll.schema, request, lambda get: self._loads.query(coll, get))
+        return self._loads.search(coll, request)
 
     def hybrid_search(self, db: str, request: HybridSearchRequest) -> SearchResult:
-        return self._loads.hybrid_search(self._resolve(db, request.collection), request)
+        coll = self._resolve(db, request.collection, request.partition_names, reading=True)
+        return self._loads.hybrid_search(coll, request)
 
     def query(self, db: str, request: QueryRequest) -> QueryResult:
-        return self._loads.query(self._resolve(db, request.collection), request)
+        coll = self._resolve(db, request.collection, request.partition_names, reading=True)
+        return self._loads.query(coll, request)
 
     # -- introspection ----------------------------------------------------------------------
     def memory_report(self) -> Mapping[str, object]:

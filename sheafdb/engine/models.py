@@ -69,6 +69,7 @@ class CollectionInfo:
     num_partitions: int = 1
     aliases: tuple[str, ...] = ()
     properties: Mapping[str, str] = field(default_factory=dict)
+    updated_timestamp: int = 0  # hybrid timestamp of the last schema / property change
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,9 @@ class SearchRequest:
     strict_group_size: bool = False
     round_decimal: int = -1
     ignore_growing: bool = False
+    # Search by primary keys: the stored vectors of these rows are the queries (``vectors`` is
+    # then empty until the engine fills it, engine/read/search_by_keys.py).
+    ids: Sequence[int] | Sequence[str] | None = None
 
 
 @dataclass(frozen=True)

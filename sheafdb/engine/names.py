@@ -14,11 +14,12 @@ whole view before or the whole view after a change, never half of one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sheafdb.engine.collection import Collection
-from sheafdb.errors import CollectionNotFound, DatabaseNotFound
+from sheafdb.engine.name_rules import check_collection_name, check_partition_name
+from sheafdb.errors import CollectionNotFound, DatabaseNotFound, UnexpectedError
 from sheafdb.storage.catalog import Catalog
 
 _Key = tuple[str, str]  # (database, collection name or alias)
@@ -70,6 +71,23 @@ class CollectionNames:
             coll = view.by_name.get(key)
         if coll is None:
             raise self._missing(view, db, name_or_alias)
+        return coll
+
+    def resolve_checked(
+        self, db: str, name: str, partitions: Sequence[str] = (), *, reading: bool = False
+    ) -> Collection:
+        """``resolve`` after Milvus's name checks (name_rules.py): the collection name, then
+        each partition name, before any lookup. Reads check partition names loosely
+        (emptiness, length) and then that each exists, with the proxy's plain error."""
+        check_collection_name(name)
+        for partition in partitions:
+            check_partition_name(partition, strict=not reading)
+        coll = self.resolve(db, name)
+        if reading and partitions:
+            known = coll.partitions
+            for partition in partitions:
+                if partition not in known:
+                    raise UnexpectedError(f"partition name {partition} not found")
         return coll
 
     def get(self, db: str, name: str) -> Collection:

@@ -76,6 +76,8 @@ class _Evaluator:
                 return self._fold(pc.or_kleene, operands)
             case plan.Not(operand):
                 return pc.invert(self.predicate(operand))
+            case plan.Sample(factor):
+                return pa.array(np.random.default_rng().random(self._rows) < factor)
         raise TypeError(f"not a predicate: {node!r}")
 
     def _fold(self, combine: Callable[..., pa.Array], operands: tuple[plan.Predicate, ...]) -> pa.Array:

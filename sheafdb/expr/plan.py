@@ -148,4 +148,11 @@ class Not:
     operand: Predicate
 
 
-Predicate = Compare | IsIn | Like | IsNull | Contains | Truth | Constant | And | Or | Not
+@dataclass(frozen=True)
+class Sample:
+    """``random_sample(factor)``: keeps each row with probability ``factor``."""
+
+    factor: float
+
+
+Predicate = Compare | IsIn | Like | IsNull | Contains | Truth | Constant | And | Or | Not | Sample

@@ -24,6 +24,9 @@ from sheafdb.schema import DYNAMIC_FIELD, CollectionSchema, DataType, FieldSchem
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _ORDERING = ("<", "<=", ">", ">=")
+# random_sample's factor must keep this far from 0 and 1 (Milvus's plan parser).
+SAMPLE_EPSILON = 1e-10
+
 _CONTAINS_MODES = {
     "json_contains": "one",
     "array_contains": "one",
@@ -110,6 +113,7 @@ def plan_filter(
 ) -> PlannedFilter:
     planner = _Planner(text, schema, params or {})
     predicate = planner.predicate(tree)
+    _check_sample_placement(text, predicate)
     return PlannedFilter(
         predicate=predicate,
         fields=frozenset(planner.fields),
@@ -154,7 +158,25 @@ class _Planner:
                 return plan.IsNull(self._json_view(typed, plan.JsonView.EXISTS), negate=True)
             case syntax.Call(function, args, pos) if function.lower() in _CONTAINS_MODES:
                 return self._contains(function, args, pos)
+            case syntax.Call(function, args, pos) if function.lower() == "random_sample":
+                return self._sample(args, pos)
         return self._truth(self.value(node), _node_pos(node))
+
+    def _sample(self, args: tuple[syntax.Node, ...], pos: int) -> plan.Predicate:
+        if len(args) != 1:
+            raise self.error(f"random_sample takes 1 argument, got {len(args)}", pos)
+        typed = self.value(args[0])
+        const = typed.const
+        if const is None or not typed.kind.is_numeric:
+            raise self.error('"float factor" should be a const float expression', pos)
+        factor = float(const.value)
+        if not SAMPLE_EPSILON < factor < 1 - SAMPLE_EPSILON:
+            raise self.error(
+                "the sample factor should be between 0 and 1 and not too close to 0 or 1(the difference "
+                f"should be larger than 1e-10), but got {factor:g}",
+                pos,
+            )
+        return plan.Sample(factor)
 
     def _truth(self, typed: _Typed, pos: int) -> plan.Predicate:
         if typed.kind is Kind.JSON:
@@ -487,6 +509,27 @@ def _python_compare(op: str, left: Any, right: Any) -> bool:
 
 def _node_pos(node: syntax.Node) -> int:
     return node.pos
+
+
+def _check_sample_placement(text: str, predicate: plan.Predicate) -> None:
+    """random_sample samples the rows the rest of the filter keeps: it may be the whole filter
+    or one operand of the outermost AND, nowhere else (Milvus)."""
+    top = predicate.operands if isinstance(predicate, plan.And) else (predicate,)
+    nested = [part for part in top if not isinstance(part, plan.Sample)]
+    if any(_holds_sample(part) for part in nested):
+        raise syntax.expression_error(
+            text, "random_sample can only be the whole filter or be combined with it by &&"
+        )
+
+
+def _holds_sample(predicate: plan.Predicate) -> bool:
+    if isinstance(predicate, plan.Sample):
+        return True
+    if isinstance(predicate, plan.And | plan.Or):
+        return any(_holds_sample(part) for part in predicate.operands)
+    if isinstance(predicate, plan.Not):
+        return _holds_sample(predicate.operand)
+    return False
 
 
 def _and(parts: tuple[plan.Predicate, ...]) -> plan.Predicate:

@@ -1,8 +1,9 @@
-"""Binary vector indexes: BIN_FLAT and BIN_IVF_FLAT (HAMMING on faiss), and JACCARD.
+"""Binary vector indexes: BIN_FLAT and BIN_IVF_FLAT (HAMMING on faiss), JACCARD and the
+structure metrics (SUBSTRUCTURE, SUPERSTRUCTURE).
 
 Vectors are packed bits, ``dim/8`` uint8 per row. HAMMING runs on faiss's binary indexes;
-faiss has no JACCARD, so JACCARD indexes keep the packed codes and search them exactly with
-numpy popcounts (recall 1 for either index type). faiss's IndexBinaryIVF takes neither an
+faiss has no JACCARD nor structure matching, so those indexes keep the packed codes and search
+them exactly with numpy popcounts (recall 1 for either index type). faiss's IndexBinaryIVF takes neither an
 IDSelector nor search params in range search, so a BIN_IVF_FLAT index keeps its codes in row
 order too and answers filtered and range searches exactly over them. Read-only after build:
 concurrent searches need no lock.
@@ -39,12 +40,20 @@ _EXACT_BLOCK_BYTES = 32 << 20
 
 
 def binary_distances(xq: np.ndarray, xb: np.ndarray, metric: str) -> np.ndarray:
-    """(nq, n) HAMMING or JACCARD distances between packed codes, as float32."""
+    """(nq, n) distances between packed codes, as float32 (structure metrics: 0 for a match,
+    +inf for no hit, see metrics.py)."""
     if metric == metrics.HAMMING:
         return (
             np.bitwise_count(xq[:, None, :] ^ xb[None, :, :]).sum(axis=2, dtype=np.int32).astype(np.float32)
         )
     inter = np.bitwise_count(xq[:, None, :] & xb[None, :, :]).sum(axis=2, dtype=np.int32)
+    if metric in (metrics.SUBSTRUCTURE, metrics.SUPERSTRUCTURE):
+        # The query is inside the row (sub) / the row inside the query (super): their common
+        # bits are all of the query's / all of the row's.
+        inner = xq if metric == metrics.SUBSTRUCTURE else xb
+        bits = np.bitwise_count(inner).sum(axis=1, dtype=np.int32)
+        whole = bits[:, None] if metric == metrics.SUBSTRUCTURE else bits[None, :]
+        return np.where(inter == whole, np.float32(0.0), np.float32(np.inf)).astype(np.float32)
     union = np.bitwise_count(xq[:, None, :] | xb[None, :, :]).sum(axis=2, dtype=np.int32)
     # Two all-zero vectors are identical: distance 0.
     similarity = np.divide(inter, union, out=np.ones(inter.shape, np.float64), where=union > 0)
@@ -158,7 +167,8 @@ class BinaryIndex:
 
 
 class JaccardIndex:
-    """JACCARD over packed codes, searched exactly (faiss has no JACCARD)."""
+    """JACCARD, SUBSTRUCTURE or SUPERSTRUCTURE over packed codes, searched exactly (faiss has
+    none of them)."""
 
     def __init__(self, spec: IndexSpec, codes: np.ndarray) -> None:
         self.spec = spec

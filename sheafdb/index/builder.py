@@ -34,7 +34,7 @@ def build_index(spec: IndexSpec, vectors: np.ndarray | SparseMatrix) -> VectorIn
         return SparseInvertedIndex.build(spec, as_sparse(vectors), float(build["drop_ratio_build"]))
     if spec.metric_type in metrics.BINARY_METRICS:
         index_type, build = resolve_build(spec, "binary")
-        if spec.metric_type == metrics.JACCARD:
+        if spec.metric_type in metrics.EXACT_BINARY_METRICS:
             return JaccardIndex(spec, vectors)
         return build_binary(spec, index_type, build, vectors)
     index_type, build = resolve_build(spec, "dense")

@@ -1,7 +1,10 @@
 """Milvus's metric types and their score conventions.
 
 Milvus reports L2 as the squared distance (lower is better), HAMMING and JACCARD as distances,
-and IP / COSINE as similarities (higher is better). Range search keeps, for distances,
+and IP / COSINE as similarities (higher is better). SUBSTRUCTURE and SUPERSTRUCTURE are
+matches, not distances: a row is a hit (distance 0) when the query is a substructure of it
+(every bit of the query is set in the row), resp. a superstructure of it; other rows are no
+hit at all (distance +inf), so such a search may return fewer than k hits. Range search keeps, for distances,
 ``range_filter <= d < radius`` and, for similarities, ``radius < s <= range_filter``.
 """
 
@@ -16,10 +19,15 @@ IP = "IP"
 COSINE = "COSINE"
 HAMMING = "HAMMING"
 JACCARD = "JACCARD"
+SUBSTRUCTURE = "SUBSTRUCTURE"
+SUPERSTRUCTURE = "SUPERSTRUCTURE"
 BM25 = "BM25"
 
 FLOAT_METRICS = (L2, IP, COSINE)
-BINARY_METRICS = (HAMMING, JACCARD)
+BINARY_METRICS = (HAMMING, JACCARD, SUBSTRUCTURE, SUPERSTRUCTURE)
+BIN_IVF_METRICS = (HAMMING, JACCARD)
+# Binary metrics faiss has no index for: searched exactly over the packed codes.
+EXACT_BINARY_METRICS = (JACCARD, SUBSTRUCTURE, SUPERSTRUCTURE)
 SPARSE_METRICS = (IP,)
 
 _SIMILARITIES = frozenset({IP, COSINE, BM25})

@@ -279,7 +279,12 @@ def _check_metric(dtype: DataType, index_type: str, metric: str) -> None:
         if metric not in metrics.SPARSE_METRICS:
             raise _invalid_params("only IP is the supported metric type for sparse index")
         return
-    supported = metrics.FLOAT_METRICS if family == "dense" else metrics.BINARY_METRICS
+    if family == "dense":
+        supported = metrics.FLOAT_METRICS
+    elif index_type == "BIN_IVF_FLAT":
+        supported = metrics.BIN_IVF_METRICS  # Milvus: the structure metrics are BIN_FLAT's alone
+    else:
+        supported = metrics.BINARY_METRICS
     if metric not in supported:
         listed = " ".join(supported)
         raise _invalid_params(f"metric type {metric} not found or not supported, supported: [{listed}]")

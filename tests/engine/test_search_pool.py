@@ -167,7 +167,9 @@ def test_multi_source_gather_equals_row_by_row(tmp_path: Path, with_growing: boo
     rng = np.random.default_rng(4)
     source_ids = rng.integers(0, len(sources), 50)
     rows = np.array([rng.integers(0, sources[s].num_rows) for s in source_ids], dtype=np.int64)
-    plan = OutputPlan(("id", "num", "color", "$meta"), ("num", "color"), ("tag",))
+    kinds = world.ctx.schema.arrow_schema()
+    columns = ("id", "num", "color", "$meta")
+    plan = OutputPlan(columns, ("num", "color"), ("tag",), tuple(kinds.field(c).type for c in columns))
     table = gather(sources, source_ids, rows, plan)
     assert table.column_names == ["id", "num", "color", "$meta"]
     assert table.schema.field("num").type == pa.int64()

@@ -54,7 +54,16 @@ def test_invalid_index_type() -> None:
     ("field", "params", "message"),
     [
         (FLOAT, {"index_type": "HNSW", "metric_type": "HAMMING"}, r"supported: \[L2 IP COSINE\]"),
-        (BINARY, {"index_type": "BIN_FLAT", "metric_type": "L2"}, r"supported: \[HAMMING JACCARD\]"),
+        (
+            BINARY,
+            {"index_type": "BIN_FLAT", "metric_type": "L2"},
+            r"supported: \[HAMMING JACCARD SUBSTRUCTURE SUPERSTRUCTURE\]",
+        ),
+        (
+            BINARY,
+            {"index_type": "BIN_IVF_FLAT", "metric_type": "SUBSTRUCTURE"},
+            r"metric type SUBSTRUCTURE not found or not supported, supported: \[HAMMING JACCARD\]",
+        ),
         (SPARSE, {"index_type": "SPARSE_INVERTED_INDEX", "metric_type": "L2"}, "only IP"),
         (FLOAT, {"index_type": "BIN_FLAT"}, "data type FloatVector can't build with this index BIN_FLAT"),
         (BINARY, {"index_type": "HNSW"}, "data type BinaryVector can't build"),

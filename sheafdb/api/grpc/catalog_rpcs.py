@@ -147,6 +147,7 @@ class CatalogRpcs(RpcBase):
             properties=_kv(info.properties),
             db_name=info.db_name,
             num_partitions=info.num_partitions,
+            update_timestamp=info.updated_timestamp,
         )
 
     def HasCollection(

@@ -27,6 +27,8 @@ from sheafdb.engine.models import (
 from sheafdb.errors import ParameterInvalid, Unsupported, invalid
 
 MAX_TOPK = 16384
+# A search by primary keys carries no vectors: the engine reads them from the rows.
+_NO_VECTORS = np.empty((0, 0), dtype=np.float32)
 
 _DENSE_QUERY_DTYPE: dict[int, type[np.generic]] = {
     common_pb2.PlaceholderType.FloatVector: np.float32,
@@ -51,6 +53,20 @@ def parse_bool(value: str | None, default: bool = False) -> bool:
     if value is None or value == "":
         return default
     return value.strip().lower() in ("true", "1")
+
+
+# The spellings Go's strconv.ParseBool (Milvus's parser for these flags) takes.
+_GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
+_GO_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
+
+
+def parse_ignore_growing(params: Mapping[str, str]) -> bool:
+    raw = params.get("ignore_growing")
+    if raw is None or raw in _GO_FALSE:
+        return False
+    if raw in _GO_TRUE:
+        return True
+    raise invalid("parse ignore growing field failed")
 
 
 def parse_int(params: Mapping[str, str], key: str, default: int) -> int:
@@ -150,8 +166,7 @@ def _check_topk(topk: int) -> int:
 
 
 def search_request(req: milvus_pb2.SearchRequest) -> SearchRequest:
-    if req.HasField("ids") and not req.placeholder_group:
-        raise Unsupported.feature("search by primary keys")
+    by_keys = req.HasField("ids") and not req.placeholder_group
     if req.HasField("function_score") or len(req.function_chains):
         raise Unsupported.feature("search rankers and function chains")
     params = key_values(req.search_params)
@@ -167,7 +182,7 @@ def search_request(req: milvus_pb2.SearchRequest) -> SearchRequest:
     group_by = params.get("group_by_field") or None
     return SearchRequest(
         collection=req.collection_name,
-        vectors=decode_placeholders(req.placeholder_group, req.nq),
+        vectors=_NO_VECTORS if by_keys else decode_placeholders(req.placeholder_group, req.nq),
         limit=topk,
         anns_field=params.get("anns_field") or None,
         metric_type=params.get("metric_type") or None,
@@ -181,8 +196,15 @@ def search_request(req: milvus_pb2.SearchRequest) -> SearchRequest:
         group_size=parse_int(params, "group_size", 1),
         strict_group_size=parse_bool(params.get("strict_group_size")),
         round_decimal=parse_int(params, "round_decimal", -1),
-        ignore_growing=parse_bool(params.get("ignore_growing")),
+        ignore_growing=parse_ignore_growing(params),
+        ids=_primary_keys(req.ids) if by_keys else None,
     )
+
+
+def _primary_keys(ids: schema_pb2.IDs) -> list[int] | list[str]:
+    if ids.HasField("str_id"):
+        return list(ids.str_id.data)
+    return list(ids.int_id.data)
 
 
 def hybrid_search_request(req: milvus_pb2.HybridSearchRequest) -> HybridSearchRequest:
@@ -192,9 +214,12 @@ def hybrid_search_request(req: milvus_pb2.HybridSearchRequest) -> HybridSearchRe
     strategy = params.get("strategy", "rrf") or "rrf"
     ranker_params = _search_params_json(params)
     limit = _check_topk(parse_int(params, "limit", 0))
+    requests = tuple(search_request(sub) for sub in req.requests)
+    if any(sub.ids is not None for sub in requests):
+        raise invalid("hybrid search does not support search by primary keys")
     return HybridSearchRequest(
         collection=req.collection_name,
-        requests=tuple(search_request(sub) for sub in req.requests),
+        requests=requests,
         ranker=Ranker(strategy=strategy.lower(), params=ranker_params),
         limit=limit,
         offset=parse_int(params, "offset", 0),
@@ -221,7 +246,7 @@ def query_request(req: milvus_pb2.QueryRequest) -> QueryRequest:
         partition_names=tuple(req.partition_names),
         limit=None if limit < 0 else limit,
         offset=offset,
-        ignore_growing=parse_bool(params.get("ignore_growing")),
+        ignore_growing=parse_ignore_growing(params),
         order_by_primary_key=is_iterator,
         group_by_fields=tuple(n.strip() for n in params.get("group_by_fields", "").split(",") if n.strip()),
     )

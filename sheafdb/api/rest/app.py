@@ -25,7 +25,7 @@ from starlette.routing import Route
 
 from sheafdb.api.auth import token_from_http_header
 from sheafdb.api.rest import aliases, collections, databases, entities, indexes, partitions, users
-from sheafdb.api.rest.bodies import check_body
+from sheafdb.api.rest.bodies import check_body, without_nulls
 from sheafdb.api.rest.envelope import (
     Call,
     Endpoint,
@@ -82,7 +82,8 @@ def _make_endpoint(
         user = authenticate(access, request.headers.get("authorization"))
         body = parse_body(await request.body())
         check_body(spec.path, body)
-        db = database_of(body, request.headers)
+        body = without_nulls(spec.path, body)
+        db = database_of(body, request.headers, request.query_params)
         if access is not None and user is not None and spec.operation:
             access.authorize(user, spec.operation, db, str(body.get(spec.object_key) or "*"))
         call = Call(

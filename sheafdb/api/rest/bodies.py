@@ -374,6 +374,30 @@ def _check_required(value: Any, schema: Schema, where: str) -> None:
             _check_required(item, schema["items"], f"{where}[{i}]")
 
 
+def without_nulls(path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    """``body`` with every ``null`` the schema declares as a request field removed: Go binds a
+    JSON null to the field's zero value, so it reads as "not given" (defaults apply). Nulls
+    inside free-form objects (rows, ``params``, ``exprParams``) are kept: there they are data."""
+    schema = BODIES.get(path)
+    if schema is None:
+        return dict(body)
+    return _drop_nulls(body, schema)
+
+
+def _drop_nulls(value: Any, schema: Schema) -> Any:
+    properties = schema.get("properties")
+    if isinstance(value, dict) and properties is not None:
+        return {
+            key: _drop_nulls(item, properties[key]) if key in properties else item
+            for key, item in value.items()
+            if not (item is None and key in properties)
+        }
+    items = schema.get("items")
+    if isinstance(value, list) and isinstance(items, Mapping):
+        return [_drop_nulls(item, items) for item in value]
+    return value
+
+
 def check_body(path: str, body: Mapping[str, Any]) -> None:
     """Types first (1801), then required keys (1802), like gin's bind-then-validate."""
     schema = BODIES.get(path)

@@ -47,6 +47,7 @@ from sheafdb.engine.read.growing_json import GrowingJsonCache
 from sheafdb.engine.read.query import execute_query
 from sheafdb.engine.read.rerank import execute_hybrid_search
 from sheafdb.engine.read.search import ReadContext, execute_search
+from sheafdb.engine.read.superseded import SupersededVersions
 from sheafdb.engine.snapshot import DataEvent, DataSnapshot, SealedSegment
 from sheafdb.errors import CollectionNotLoaded, PartitionNotFound, SheafError, UnexpectedError, invalid
 from sheafdb.storage.object_store import ObjectStore
@@ -77,6 +78,7 @@ class LoadManager:
         self.store = store
         self._lock = threading.Lock()
         self._runtimes: dict[int, _Runtime] = {}
+        self._superseded = SupersededVersions()
 
     def _runtime(self, coll: Collection) -> _Runtime:
         with self._lock:
@@ -299,6 +301,7 @@ class LoadManager:
     # -- release ---------------------------------------------------------------------------
     def release(self, coll: Collection, partitions: tuple[str, ...] | None = None) -> int:
         runtime = self._runtime(coll)
+        self._superseded.forget(coll.collection_id)
         if partitions is not None and not partitions:
             raise invalid("no partition specified")
         partition_ids = None if partitions is None else self._partition_ids(coll, partitions)
@@ -327,6 +330,7 @@ class LoadManager:
 
     def forget(self, coll: Collection) -> None:
         self.release(coll)
+        self._superseded.forget(coll.collection_id)
         with self._lock:
             self._runtimes.pop(coll.collection_id, None)
 
@@ -387,7 +391,10 @@ class LoadManager:
             schema=coll.schema,
             loaded_fields=runtime.state.fields,
             sources=tuple(sources),
-            deletes=snapshot.deletes,
+            # Older versions of re-inserted keys are hidden like deleted rows (superseded.py).
+            deletes=self._superseded.deletes_for(
+                coll.collection_id, coll.schema.primary_field.name, sources, snapshot.deletes
+            ),
             indexes=coll.indexes,
             expiry=expiry_of(coll.record.properties),
         )

@@ -70,13 +70,13 @@ def check_indexes(
         return
     indexed = {ix.field_name for ix in indexes}
     vector_indexed = indexed & {f.name for f in schema.vector_fields}
-    if for_partitions:
-        if not vector_indexed:
-            raise UnexpectedError(
-                f"there is no vector index on collection: {collection_name}, please create index firstly"
-            )
-    elif not indexed:
+    # No index at all: Milvus's DescribeIndex answers "index not found", for partitions too.
+    if not indexed:
         raise IndexNotFound(f"index not found[collection={collection_name}]")
+    if for_partitions and not vector_indexed:
+        raise UnexpectedError(
+            f"there is no vector index on collection: {collection_name}, please create index firstly"
+        )
     loaded_vectors = [f.name for f in schema.vector_fields if f.name in fields]
     unindexed = [name for name in loaded_vectors if name not in indexed]
     if unindexed:

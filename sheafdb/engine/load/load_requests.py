@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from sheafdb.engine.collection import Collection
 from sheafdb.engine.load.load_manager import LoadManager
 from sheafdb.engine.models import LoadProgress, LoadState
-from sheafdb.errors import PartitionNotFound, SheafError, invalid
+from sheafdb.errors import ParameterInvalid, PartitionNotFound, SheafError
 from sheafdb.storage.catalog import Catalog
 from sheafdb.storage.records import LoadConfigRecord
 
@@ -122,7 +122,7 @@ class LoadRequests:
 
     def release_partitions(self, coll: Collection, partitions: Sequence[str]) -> int:
         if not partitions:
-            raise invalid("partitions should not be empty")
+            raise ParameterInvalid("invalid parameter[expected=any partition][actual=empty partition list]")
         for name in partitions:
             partition_id(coll, name)
         freed = self._loads.release(coll, tuple(partitions))

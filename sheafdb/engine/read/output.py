@@ -9,6 +9,7 @@ explicitly come back inside ``$meta`` cut to those keys.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -16,10 +17,14 @@ import numpy as np
 import pyarrow as pa
 
 from sheafdb.engine.load.loaded_segment import RowSource
-from sheafdb.errors import UnexpectedError
+from sheafdb.errors import UnexpectedError, invalid
 from sheafdb.schema import DYNAMIC_FIELD, CollectionSchema
 
 COUNT_STAR = "count(*)"
+# A dynamic key named as an output field: an identifier (Milvus parses it as one).
+_DYNAMIC_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# ... or spelled out as ``$meta["key"]``.
+_META_KEY = re.compile(r"""\$meta\[(["'])(.*)\1\]""")
 
 
 @dataclass(frozen=True)
@@ -27,6 +32,8 @@ class OutputPlan:
     columns: tuple[str, ...]  # schema fields to gather (primary key first), "$meta" when needed
     names: tuple[str, ...]  # what the client lists: schema fields and dynamic keys
     dynamic_keys: tuple[str, ...] | None  # keys to keep in "$meta"; None: the whole object
+    types: tuple[pa.DataType, ...]  # the schema's Arrow type of each column: empty and
+    # missing columns (no row, or a field added after a segment was sealed) keep their type
 
 
 # Requests repeat a few output lists: plans are kept by (schema identity, loaded fields,
@@ -72,11 +79,15 @@ def _plan_output(
                 raise UnexpectedError(f"field {name} is not loaded")
             fields.append(name)
         elif schema.enable_dynamic_field:
+            explicit = _META_KEY.fullmatch(name)
+            key = explicit.group(2) if explicit else name
+            if not _DYNAMIC_KEY.fullmatch(key):
+                raise invalid(f"parse output field name failed: {name}")
             if not dynamic_loaded:
-                raise UnexpectedError(f"field {name} cannot be returned since dynamic field not loaded")
-            keys.append(name)
+                raise UnexpectedError(f"field {key} cannot be returned since dynamic field not loaded")
+            keys.append(key)
         else:
-            raise UnexpectedError(f"field {name} not exist")
+            raise invalid(f"field {name} not exist")
     ordered = list(dict.fromkeys(fields))
     names = (
         [n for n in ordered if n != primary] if primary not in requested and "*" not in requested else ordered
@@ -87,7 +98,13 @@ def _plan_output(
     listed = [*names, *(k for k in dict.fromkeys(keys))]
     if whole_meta and DYNAMIC_FIELD not in listed:
         listed.append(DYNAMIC_FIELD)
-    return OutputPlan(tuple(columns), tuple(listed), None if whole_meta else tuple(dict.fromkeys(keys)))
+    stored = schema.arrow_schema()
+    return OutputPlan(
+        tuple(columns),
+        tuple(listed),
+        None if whole_meta else tuple(dict.fromkeys(keys)),
+        tuple(stored.field(c).type for c in columns),
+    )
 
 
 def gather(
@@ -102,22 +119,29 @@ def gather(
         # One source (the common case): column by column, already in order.
         source = sources[0]
         present = source.table.column_names
-        columns = [_take_column(source, name, rows, present) for name in plan.columns]
+        columns = [
+            _take_column(source, name, kind, rows, present)
+            for name, kind in zip(plan.columns, plan.types, strict=True)
+        ]
         return _cut_meta(pa.Table.from_arrays(columns, names=list(plan.columns)), plan)
     picks = [(sources[int(sid)], np.flatnonzero(source_ids == sid)) for sid in np.unique(source_ids)]
     if not picks:
-        return pa.table({c: pa.array([], type=_column_type(sources, c)) for c in plan.columns})
+        empty = [pa.array([], type=kind) for kind in plan.types]
+        return pa.Table.from_arrays(empty, names=list(plan.columns))
     taken = [(source, positions, rows[positions]) for source, positions in picks]
     inverse = np.empty(len(rows), dtype=np.int64)
     inverse[np.concatenate([positions for _, positions in picks])] = np.arange(len(rows))
-    columns = [_gather_column(sources, taken, name, len(rows), inverse) for name in plan.columns]
+    columns = [
+        _gather_column(taken, name, kind, len(rows), inverse)
+        for name, kind in zip(plan.columns, plan.types, strict=True)
+    ]
     return _cut_meta(pa.Table.from_arrays(columns, names=list(plan.columns)), plan)
 
 
 def _gather_column(
-    sources: Sequence[RowSource],
     taken: Sequence[tuple[RowSource, np.ndarray, np.ndarray]],
     name: str,
+    kind: pa.DataType,
     total: int,
     inverse: np.ndarray,
 ) -> pa.Array:
@@ -128,8 +152,7 @@ def _gather_column(
         for view, (_, positions, source_rows) in zip(views, taken, strict=True):
             values[positions] = view[source_rows]  # type: ignore[index]
         return pa.array(values)
-    # A field added after a segment was sealed reads as nulls of the type other sources have.
-    kind = _column_type(sources, name)
+    # A field added after a segment was sealed reads as nulls of its type.
     pieces = [
         source.table.column(name).take(pa.array(source_rows)).combine_chunks()
         if name in source.table.column_names
@@ -140,10 +163,10 @@ def _gather_column(
 
 
 def _take_column(
-    source: RowSource, name: str, rows: np.ndarray, present: Sequence[str]
+    source: RowSource, name: str, kind: pa.DataType, rows: np.ndarray, present: Sequence[str]
 ) -> pa.Array | pa.ChunkedArray:
     if name not in present:
-        return pa.nulls(len(rows))  # a field added after the segment was sealed
+        return pa.nulls(len(rows), kind)  # a field added after the segment was sealed
     view = source.numeric_column(name)
     if view is not None:
         return pa.array(view[rows])
@@ -159,13 +182,6 @@ def _cut_meta(table: pa.Table, plan: OutputPlan) -> pa.Table:
         DYNAMIC_FIELD,
         cut_dynamic(table.column(DYNAMIC_FIELD), plan.dynamic_keys),
     )
-
-
-def _column_type(sources: Sequence[RowSource], name: str) -> pa.DataType:
-    for source in sources:
-        if name in source.table.column_names:
-            return source.table.schema.field(name).type
-    return pa.null()
 
 
 def cut_dynamic(meta: pa.ChunkedArray | pa.Array, keys: Sequence[str]) -> pa.Array:

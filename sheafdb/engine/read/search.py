@@ -527,7 +527,8 @@ def _grouped_search(
         s.num_rows if m is None else int(m.sum()) for s, m in zip(ctx.sources, masks, strict=True)
     )
     depth = min(total_rows, groups_wanted * size * GROUP_OVERFETCH)
-    group_plan = OutputPlan((group_field,), (group_field,), None)
+    group_type = ctx.schema.arrow_schema().field(group_field).type
+    group_plan = OutputPlan((group_field,), (group_field,), None, (group_type,))
     while True:
         found = search_candidates(ctx, field, spec, req.vectors, max(depth, 1), req.params, masks)
         picked, complete = _pick_groups(
