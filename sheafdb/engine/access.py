@@ -188,6 +188,11 @@ def grant_target_v2(privilege: str, db: str, collection: str) -> tuple[str, str,
 # What every user may do through the implicit ``public`` role (as Milvus's default).
 _PUBLIC_PRIVILEGES = frozenset({"DescribeCollection", "ShowCollections", "IndexDetail"})
 _ALL = frozenset({"*", "All", "PrivilegeAll"})
+# Database-level groups that list collections (DatabaseReadOnly ...): granted, a listing shows
+# every collection of their database.
+_LISTS_EVERY_COLLECTION = frozenset(
+    name for name, held in BUILTIN_GROUPS.items() if "ShowCollections" in held
+)
 
 
 class AccessControl:
@@ -257,6 +262,33 @@ class AccessControl:
         if self.is_superuser(user) or self._granted(user, privilege.name, db, object_name):
             return
         raise PermissionDenied(f"{privilege.name}: permission deny to {user} in the `{db}` database")
+
+    # -- what a listing shows (Milvus's rootcoord show_collection_task / list_db_task) --------
+    def visible_collections(self, user: str | None, db: str, names: list[str]) -> list[str]:
+        """The collections of ``db`` that ``user`` holds a privilege on: all of them for root,
+        admin, a global ``*`` grant or database group that holds ShowCollections on ``db``, or a
+        collection grant on ``*``; else those named by a collection grant."""
+        if not self.enabled or user is None or self.is_superuser(user):
+            return names
+        named: set[str] = set()
+        for grant in self._effective_grants(user):
+            if grant.db_name not in ("*", db):
+                continue
+            if grant.object_type == GLOBAL:
+                if grant.privilege in _ALL or grant.privilege in _LISTS_EVERY_COLLECTION:
+                    return names
+            elif grant.object_type == COLLECTION:
+                if grant.object_name == "*":
+                    return names
+                named.add(grant.object_name)
+        return [name for name in names if name in named]
+
+    def visible_databases(self, user: str | None, names: list[str]) -> list[str]:
+        """The databases ``user`` holds any grant in (all for root, admin, a grant in ``*``)."""
+        if not self.enabled or user is None or self.is_superuser(user):
+            return names
+        granted = {grant.db_name for grant in self._effective_grants(user)}
+        return names if "*" in granted else [name for name in names if name in granted]
 
     def _granted(self, user: str, privilege: str, db: str, object_name: str) -> bool:
         custom = self._store.groups()

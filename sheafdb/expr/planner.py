@@ -137,8 +137,8 @@ class _Planner:
     # -- predicates -------------------------------------------------------------------------
     def predicate(self, node: syntax.Node) -> plan.Predicate:
         match node:
-            case syntax.Logical(op, left, right):
-                parts = (self.predicate(left), self.predicate(right))
+            case syntax.Logical(op):
+                parts = tuple(self.predicate(operand) for operand in syntax.logical_chain(node))
                 return _and(parts) if op == "and" else _or(parts)
             case syntax.Negation(operand):
                 return _not(self.predicate(operand))

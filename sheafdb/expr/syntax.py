@@ -13,7 +13,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer_NonRecursive, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from sheafdb.errors import ParameterInvalid, invalid
@@ -147,6 +147,13 @@ Node = (
 )
 
 
+# How deeply a filter may nest (parentheses, `not`, unary signs, arithmetic), as Milvus bounds
+# it (proxy.maxExpressionDepth): the planner and evaluator walk the tree recursively, so the
+# bound keeps them far from the interpreter's recursion limit. A chain of one logical operator
+# (`a or b or c ...`) is one level however long: it is planned and evaluated flat.
+MAX_EXPRESSION_DEPTH = 200
+
+
 def expression_error(text: str, detail: str, pos: int | None = None) -> ParameterInvalid:
     """Milvus's wording for a filter that cannot be used, with where it went wrong."""
     where = "" if pos is None else f" (at position {pos})"
@@ -165,13 +172,58 @@ def _parse_cached(text: str) -> Node:
     except UnexpectedInput as e:
         raise expression_error(text, _describe_syntax_error(e), _error_pos(e, text)) from None
     try:
-        return _ToNodes().transform(tree)
-    except ValueError as e:  # a malformed escape or number inside a token
-        raise expression_error(text, str(e)) from None
-    except VisitError as e:  # a literal the transformer refused (ISO time, INTERVAL)
-        if isinstance(e.orig_exc, ValueError):
+        node = _ToNodes().transform(tree)  # without recursion: any depth reaches the check below
+    except VisitError as e:  # lark wraps what a node's callback raised
+        if isinstance(e.orig_exc, ValueError):  # a malformed escape or number inside a token
             raise expression_error(text, str(e.orig_exc)) from None
         raise
+    if nesting_depth(node) > MAX_EXPRESSION_DEPTH:
+        raise expression_error(text, f"expression nesting depth exceeds the limit of {MAX_EXPRESSION_DEPTH}")
+    return node
+
+
+def logical_chain(node: Logical) -> list[Node]:
+    """The operands of a chain of one logical operator (``a or b or c``), left to right,
+    found without recursion (the parser nests a long chain as deep as it is long)."""
+    operands: list[Node] = []
+    pending: list[Node] = [node]
+    while pending:
+        current = pending.pop()
+        if isinstance(current, Logical) and current.op == node.op:
+            pending.append(current.right)
+            pending.append(current.left)
+        else:
+            operands.append(current)
+    return operands
+
+
+def nesting_depth(root: Node) -> int:
+    """The deepest nesting of ``root``, walked without recursion; a logical chain counts once."""
+    deepest = 0
+    pending: list[tuple[Node, int]] = [(root, 1)]
+    while pending:
+        node, depth = pending.pop()
+        deepest = max(deepest, depth)
+        if deepest > MAX_EXPRESSION_DEPTH:
+            return deepest
+        children = logical_chain(node) if isinstance(node, Logical) else _children(node)
+        pending.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _children(node: Node) -> tuple[Node, ...]:
+    match node:
+        case ListLiteral(items) | Call(_, items):
+            return items
+        case Unary(_, operand) | NullCheck(operand) | Exists(operand) | Negation(operand):
+            return (operand,)
+        case Arithmetic(_, left, right):
+            return (left, right)
+        case Comparison(_, operands):
+            return operands
+        case Membership(operand, values) | Like(operand, values):
+            return (operand, values)
+    return ()
 
 
 @lru_cache(maxsize=1)
@@ -207,7 +259,9 @@ def unescape_string(token: str) -> str:
     def replace(match: re.Match[str]) -> str:
         code = match.group(1)
         if code[0] in "uUx" and len(code) > 1:
-            return chr(int(code[1:], 16))
+            point = int(code[1:], 16)
+            # A surrogate is no character (it cannot be encoded): Go's Unquote makes it U+FFFD.
+            return "\ufffd" if 0xD800 <= point <= 0xDFFF else chr(point)
         if code in _ESCAPES:
             return _ESCAPES[code]
         # Unknown escapes keep the backslash: `like` patterns use `\%` and `\_`.
@@ -226,7 +280,7 @@ def _pos(meta: Any) -> int:
 
 
 @v_args(meta=True)
-class _ToNodes(Transformer[Token, Node]):
+class _ToNodes(Transformer_NonRecursive):
     """lark tree -> frozen nodes (one method per grammar alias)."""
 
     def int_lit(self, meta: Any, children: list[Token]) -> Literal:

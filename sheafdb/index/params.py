@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sheafdb import strict_json
 from sheafdb.errors import ParameterInvalid, UnexpectedError
 from sheafdb.index import metrics
 from sheafdb.schema import DataType, FieldSchema
@@ -306,9 +307,9 @@ def _flatten(params: Mapping[str, Any]) -> dict[str, Any]:
             merged[key] = value
     if isinstance(nested, str) and nested.strip():
         try:
-            nested = json.loads(nested)
-        except json.JSONDecodeError as exc:
-            raise ParameterInvalid(f"params is not valid JSON: {exc.msg}: invalid parameter") from None
+            nested = strict_json.loads_bounded(nested)
+        except strict_json.JsonRefused as exc:
+            raise ParameterInvalid(f"params is not valid JSON: {exc}: invalid parameter") from None
     if isinstance(nested, Mapping):
         merged.update({k: v for k, v in nested.items() if k not in _TYPE_PARAM_KEYS})
     return merged

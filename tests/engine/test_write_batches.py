@@ -45,12 +45,16 @@ def _no_ids(count: int) -> pa.Array:
     raise AssertionError("no auto ids here")
 
 
+def _not_json(literal: str) -> None:
+    raise ValueError(f"{literal} is not JSON")
+
+
 def _python_verdict(texts: list[str | None], require_object: bool) -> bool:
     for text in texts:
         if text is None:
             continue
-        try:
-            value = json.loads(text)
+        try:  # as Go reads JSON: the literals NaN / Infinity are not JSON (issue 14)
+            value = json.loads(text, parse_constant=_not_json)
         except ValueError:
             return False
         if require_object and not isinstance(value, dict):

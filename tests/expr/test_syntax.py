@@ -132,3 +132,39 @@ def _strip(node: object) -> object:
             if f != "pos"  # type: ignore[attr-defined]
         )
     return node
+
+
+# -- hostile sizes (issue 14): no recursion in the interpreter, a clear 1100 past the bound --------
+
+
+def test_a_long_logical_chain_is_one_level_and_keeps_every_operand() -> None:
+    tree = parse(" or ".join(f"id == {i}" for i in range(8000)))
+    assert isinstance(tree, Logical)
+    operands = syntax.logical_chain(tree)
+    assert len(operands) == 8000
+    assert [o.operands[1].value for o in operands[:3]] == [0, 1, 2]  # type: ignore[union-attr]
+    assert syntax.nesting_depth(tree) == 3  # the chain, a comparison, its operands
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["not " * 5000 + "(a > 0)", "-" * 5000 + "a > 0", "a + " * 3000 + "a > 0", "[" * 3000 + "1" + "]" * 3000],
+)
+def test_nesting_past_the_bound_is_refused(text: str) -> None:
+    with pytest.raises(ParameterInvalid) as raised:
+        parse(text)
+    assert "expression nesting depth exceeds the limit of 200" in raised.value.message
+
+
+def test_nesting_within_the_bound_parses() -> None:
+    depth = syntax.MAX_EXPRESSION_DEPTH
+    assert syntax.nesting_depth(parse("not " * (depth - 2) + "(a > 0)")) == depth
+    assert syntax.nesting_depth(parse("(" * 5000 + "a > 0" + ")" * 5000)) == 2  # parentheses make no node
+
+
+def test_surrogate_escapes_become_the_replacement_character_as_in_go() -> None:
+    tree = parse('s == "\\ud800x\\uDE00"')
+    assert isinstance(tree, Comparison)
+    assert tree.operands[1] == Literal("\ufffdx\ufffd", 5)
+    with pytest.raises(ParameterInvalid):
+        parse('s == "\\U00110000"')  # past the last code point

@@ -33,7 +33,7 @@ ROLE_HAS_PRIVILEGES = "fail to drop the role that it has privileges. Use REVOKE 
 def decode_password(encoded: str) -> str:
     try:
         return base64.b64decode(encoded, validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError) as exc:
+    except (binascii.Error, ValueError) as exc:  # ValueError: not ASCII, or not UTF-8 once decoded
         raise invalid("decode password fail") from exc
 
 

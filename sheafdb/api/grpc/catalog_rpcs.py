@@ -7,8 +7,10 @@ import random
 from collections.abc import Mapping
 
 import grpc
+from google.protobuf.message import DecodeError
 from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
 
+from sheafdb.api.auth import current_user
 from sheafdb.api.grpc.context import RpcBase, database_of
 from sheafdb.api.grpc.requests import key_values
 from sheafdb.api.grpc.schema_codec import field_from_proto, schema_from_proto, schema_to_proto
@@ -67,6 +69,9 @@ class CatalogRpcs(RpcBase):
         self, request: milvus_pb2.ListDatabasesRequest, context: grpc.ServicerContext
     ) -> milvus_pb2.ListDatabasesResponse:
         dbs = self.engine.list_databases()
+        if self.access is not None:
+            shown = set(self.access.visible_databases(current_user(), [d.name for d in dbs]))
+            dbs = [d for d in dbs if d.name in shown]
         return milvus_pb2.ListDatabasesResponse(
             status=success(),
             db_names=[d.name for d in dbs],
@@ -159,7 +164,10 @@ class CatalogRpcs(RpcBase):
     def ShowCollections(
         self, request: milvus_pb2.ShowCollectionsRequest, context: grpc.ServicerContext
     ) -> milvus_pb2.ShowCollectionsResponse:
-        names = self.engine.list_collections(database_of(context, request.db_name))
+        db = database_of(context, request.db_name)
+        names = self.engine.list_collections(db)
+        if self.access is not None:
+            names = self.access.visible_collections(current_user(), db, names)
         return milvus_pb2.ShowCollectionsResponse(status=success(), collection_names=names)
 
     def DropCollection(
@@ -208,7 +216,11 @@ class CatalogRpcs(RpcBase):
     def AddCollectionField(
         self, request: milvus_pb2.AddCollectionFieldRequest, context: grpc.ServicerContext
     ) -> common_pb2.Status:
-        field = field_from_proto(schema_pb2.FieldSchema.FromString(request.schema))
+        try:
+            proto = schema_pb2.FieldSchema.FromString(request.schema)
+        except DecodeError:
+            raise invalid("the field schema could not be decoded") from None
+        field = field_from_proto(proto)
         self.engine.add_collection_field(
             database_of(context, request.db_name), request.collection_name, field
         )

@@ -8,13 +8,14 @@ are ``"True"``/``"False"``; dicts as JSON), query vectors as one serialized
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
+from google.protobuf.message import DecodeError
 from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
 
+from sheafdb import strict_json
 from sheafdb.api.grpc.field_codec import sparse_rows_to_arrow
 from sheafdb.engine.models import (
     HybridSearchRequest,
@@ -81,7 +82,10 @@ def parse_int(params: Mapping[str, str], key: str, default: int) -> int:
 
 def decode_placeholders(blob: bytes, nq: int) -> QueryVectors:
     """The query vectors of a search: one ``numpy.frombuffer`` over the joined rows."""
-    group = common_pb2.PlaceholderGroup.FromString(blob)
+    try:
+        group = common_pb2.PlaceholderGroup.FromString(blob)
+    except DecodeError:
+        raise invalid("the placeholder group of the query vectors could not be decoded") from None
     if len(group.placeholders) != 1:
         raise invalid("a search takes exactly one placeholder of query vectors")
     holder = group.placeholders[0]
@@ -107,6 +111,10 @@ def decode_placeholders(blob: bytes, nq: int) -> QueryVectors:
     width = len(rows[0])
     if width == 0 or (len(rows) > 1 and any(len(r) != width for r in rows)):
         raise invalid("the query vectors do not all have the same dimension")
+    itemsize = np.dtype(dtype).itemsize
+    if width % itemsize:
+        name = common_pb2.PlaceholderType.Name(kind)
+        raise invalid(f"the byte length {width} of a {name} query vector is not a multiple of {itemsize}")
     flat = np.frombuffer(rows[0] if len(rows) == 1 else b"".join(rows), dtype=dtype)
     return flat.reshape(len(rows), -1)
 
@@ -133,7 +141,10 @@ def _template_array(array: schema_pb2.TemplateArrayValue) -> list[Any]:
     if which == "array_data":
         return [_template_array(a) for a in array.array_data.data]
     if which == "json_data":
-        return [json.loads(blob) for blob in array.json_data.data]
+        try:
+            return [strict_json.loads_bounded(blob) for blob in array.json_data.data]
+        except strict_json.JsonRefused as err:
+            raise invalid(f"invalid JSON in the filter's template values: {err}") from None
     return list(getattr(array, which).data)
 
 
@@ -149,12 +160,30 @@ def _search_params_json(params: Mapping[str, str]) -> dict[str, Any]:
 def _parsed_search_params(raw: str) -> dict[str, Any]:
     """One search params text parsed (cached; callers copy it). Errors are not cached."""
     try:
-        decoded = json.loads(raw)
-    except json.JSONDecodeError:
-        raise invalid(f"search params [{raw}] is not valid JSON") from None
+        decoded = strict_json.loads_bounded(raw)
+    except strict_json.JsonRefused:
+        raise invalid(f"search params [{_excerpt(raw)}] is not valid JSON") from None
     if not isinstance(decoded, dict):
         raise invalid(f"search params [{raw}] should be a JSON object")
     return decoded
+
+
+def _excerpt(text: str, limit: int = 200) -> str:
+    """A hostile request's text shortened for an error message."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def _check_result_window(offset: int, limit: int) -> None:
+    """Milvus's validateMaxQueryResultWindow for a query that names its limit."""
+    problem = None
+    if offset < 0:
+        problem = f"offset [{offset}] is invalid, should be gte than 0"
+    elif limit <= 0:
+        problem = f"limit [{limit}] is invalid, should be greater than 0"
+    elif offset + limit > MAX_TOPK:
+        problem = f"(offset+limit) should be in range [1, {MAX_TOPK}], but got {offset + limit}"
+    if problem is not None:
+        raise invalid(f"invalid max query result window, {problem}")
 
 
 def _check_topk(topk: int) -> int:
@@ -235,7 +264,9 @@ def query_request(req: milvus_pb2.QueryRequest) -> QueryRequest:
     params = key_values(req.query_params)
     limit = parse_int(params, "limit", -1)
     offset = parse_int(params, "offset", 0)
-    if offset < 0:
+    if "limit" in params:
+        _check_result_window(offset, limit)
+    elif offset < 0:
         raise invalid(f"offset [{offset}] is invalid, it should be non-negative")
     is_iterator = parse_bool(params.get("iterator"))
     return QueryRequest(

@@ -29,6 +29,7 @@ from sheafdb.api.rest.bodies import check_body, without_nulls
 from sheafdb.api.rest.envelope import (
     Call,
     Endpoint,
+    check_body_size,
     database_of,
     failure,
     int64_as_number,
@@ -79,7 +80,18 @@ def _make_endpoint(
     spec: Endpoint, engine: Engine, access: AccessControl | None
 ) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
+        try:
+            return await _serve(request)
+        except SheafError:
+            raise
+        except Exception as err:  # noqa: BLE001 - every reply is the envelope, even for a bug
+            return failure(err)
+
+    async def _serve(request: Request) -> Response:
         user = authenticate(access, request.headers.get("authorization"))
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit():
+            check_body_size(int(declared))  # before reading a body too large to hold
         body = parse_body(await request.body())
         check_body(spec.path, body)
         body = without_nulls(spec.path, body)

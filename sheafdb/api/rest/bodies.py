@@ -317,11 +317,15 @@ def _json_type(value: Any) -> str:
     return _JSON_TYPE_NAMES.get(type(value), "unknown")
 
 
+_INT64 = range(-(2**63), 2**63)
+
+
 def _matches(value: Any, type_name: str) -> bool:
     actual = _json_type(value)
-    # Go's json decoder reads 3.0 into an int field too; a fraction it refuses.
-    if type_name == "integer" and actual == "number":
-        return float(value).is_integer()
+    # Go's json decoder reads 3.0 into an int field too; a fraction it refuses, and a number
+    # past its 64-bit integers too (which would also overflow the catalog's columns).
+    if type_name == "integer" and actual in ("integer", "number"):
+        return float(value).is_integer() and int(value) in _INT64
     if type_name == "number":
         return actual in ("integer", "number")
     return actual == type_name

@@ -111,7 +111,8 @@ def describe(call: Call) -> Reply:
 
 
 def list_(call: Call) -> list[str]:
-    return list(call.engine.list_collections(call.db))
+    names = list(call.engine.list_collections(call.db))
+    return names if call.access is None else call.access.visible_collections(call.user, call.db, names)
 
 
 def has(call: Call) -> dict[str, bool]:

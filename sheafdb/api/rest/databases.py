@@ -33,7 +33,8 @@ def drop(call: Call) -> dict[str, Any]:
 
 
 def list_(call: Call) -> list[str]:
-    return [d.name for d in call.engine.list_databases()]
+    names = [d.name for d in call.engine.list_databases()]
+    return names if call.access is None else call.access.visible_databases(call.user, names)
 
 
 def describe(call: Call) -> dict[str, Any]:

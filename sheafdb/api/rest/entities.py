@@ -25,10 +25,11 @@ from sheafdb.engine.models import (
     SearchRequest,
     SearchResult,
 )
-from sheafdb.errors import invalid
+from sheafdb.errors import ParameterInvalid, invalid
 from sheafdb.schema import CollectionSchema, DataType
 
 DEFAULT_LIMIT = 100
+MAX_TOPK = 16384  # the proxy's topk bound (quotaAndLimits.limits.topK)
 
 
 def _schema(call: Call, name: str) -> CollectionSchema:
@@ -89,11 +90,17 @@ def query(call: Call) -> list[dict[str, Any]]:
         filter_params=dict(call.get("exprParams", {})),
         output_fields=output,
         partition_names=call.names("partitionNames"),
-        limit=None if counting else int(call.get("limit", DEFAULT_LIMIT)),
+        limit=_query_limit(call, counting),
         offset=int(call.get("offset", 0)),
     )
     result = call.engine.query(call.db, request)
     return table_to_rows(_schema(call, name), result.table, int64_as_number=call.int64_as_number)
+
+
+def _query_limit(call: Call, counting: bool) -> int | None:
+    """Milvus's REST passes only a positive limit on (and none with count(*))."""
+    limit = int(call.get("limit", DEFAULT_LIMIT))
+    return None if counting or limit <= 0 else limit
 
 
 def get(call: Call) -> list[dict[str, Any]]:
@@ -127,8 +134,10 @@ def _search_request(
 ) -> SearchRequest:
     field = vector_field(schema, spec.get("annsField"))
     limit = int(spec.get("limit", DEFAULT_LIMIT))
-    if limit < 0:
-        raise invalid(f"limit {limit} is negative")
+    if not 1 <= limit <= MAX_TOPK:  # Milvus sends it as topk: the proxy's check
+        raise ParameterInvalid(
+            f"topk [{limit}] is invalid, it should be in range [1, {MAX_TOPK}], but got {limit}"
+        )
     search_params = dict(params)
     inner = dict(search_params.pop("params", None) or {})
     for key in ("radius", "range_filter"):
@@ -159,8 +168,6 @@ def search(call: Call) -> Reply | list[Any]:
     consistency_level(call.get("consistencyLevel"))
     schema = _schema(call, name)
     request = _search_request(schema, name, call.body, call, dict(call.get("searchParams", {})))
-    if request.limit == 0:
-        return []
     return _hits_reply(call, schema, call.engine.search(call.db, request))
 
 

@@ -8,13 +8,13 @@ them in one place.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.responses import JSONResponse
 
+from sheafdb import strict_json
 from sheafdb.api.status import code_and_message
 from sheafdb.engine.access import AccessControl
 from sheafdb.engine.engine import Engine
@@ -23,6 +23,7 @@ from sheafdb.errors import (
     RestNotAuthenticated,
     RestParameterMissing,
     RestRequestNotJson,
+    invalid,
 )
 
 DEFAULT_DB = "default"
@@ -89,18 +90,34 @@ class Endpoint:
     cost: bool = False
 
 
+# A body may be as large as a gRPC message (Milvus's proxy.grpc.serverMaxRecvSize) and nest as
+# deep as a JSON field's value inside an insert's rows, with room for the envelope around it.
+MAX_BODY_BYTES = 512 * 1024 * 1024
+MAX_BODY_DEPTH = strict_json.MAX_JSON_DEPTH + 8
+
+
+def check_body_size(nbytes: int) -> None:
+    if nbytes > MAX_BODY_BYTES:
+        raise invalid(f"request body of {nbytes} bytes is larger than the limit of {MAX_BODY_BYTES} bytes")
+
+
 def parse_body(raw: bytes) -> dict[str, Any]:
     """The JSON object of a request. No body and ``null`` are an empty object: Go binds
     ``null`` to the zero request (Milvus's own REST test client posts ``null`` to ``list``),
     and an empty body is read the same way."""
     if not raw.strip():
         return {}
+    check_body_size(len(raw))
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as err:
+        body = strict_json.loads(raw)
+    except (strict_json.JsonRefused, UnicodeDecodeError) as err:
         raise RestRequestNotJson(f"can only accept json format request, error: {err}") from None
     if body is None:
         return {}
+    if isinstance(body, (dict, list)) and strict_json.deeper_than(body, MAX_BODY_DEPTH):
+        raise RestRequestNotJson(
+            f"can only accept json format request, error: the body nests deeper than {MAX_BODY_DEPTH} levels"
+        )
     if not isinstance(body, dict):
         raise RestRequestNotJson(
             "can only accept json format request, error: the request body must be an object"

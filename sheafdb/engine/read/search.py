@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from sheafdb.engine.finite_vectors import check_floats, check_query_vectors
 from sheafdb.engine.load.loaded_segment import RowSource
 from sheafdb.engine.models import SearchRequest, SearchResult
 from sheafdb.engine.read.expiry import Expiry
@@ -276,6 +277,9 @@ def _check_queries(field: FieldSchema, vectors: Any) -> None:
         )
         if width != expected:
             raise invalid(f"vector dimension mismatch, expected vector size {expected}, actual {width}")
+        check_query_vectors(field.dtype, vectors)
+    elif not isinstance(vectors, np.ndarray):
+        check_floats(vectors.values)  # sparse queries: the values of their (index, value) pairs
 
 
 def _nq(vectors: Any) -> int:
@@ -440,6 +444,7 @@ def execute_search(ctx: ReadContext, req: SearchRequest) -> SearchResult:
         raise invalid(f"topk [{req.limit + req.offset}] is invalid, it should be in range [1, {MAX_TOPK}]")
     field = resolve_anns_field(ctx.schema, ctx.loaded_fields, req.anns_field)
     _check_queries(field, req.vectors)
+    parse_search_params(req.params)  # checked even when only growing rows (searched exactly) answer
     spec = index_spec(ctx, field, req.metric_type)
     output = plan_output(ctx.schema, ctx.loaded_fields, req.output_fields, dynamic_loaded=ctx.dynamic_loaded)
     flt = compile_checked(ctx, req.filter, req.filter_params)

@@ -18,8 +18,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
+from sheafdb import strict_json
+from sheafdb.engine.finite_vectors import check_vector_column
 from sheafdb.errors import invalid
 from sheafdb.schema import DYNAMIC_FIELD, TIMESTAMP_COLUMN, CollectionSchema, DataType, FieldSchema
+from sheafdb.strict_json import MAX_JSON_DEPTH
 from sheafdb.timestamptz import parse_time, times_from_text
 
 # The collection property that lets an insert carry its own keys into an auto_id collection.
@@ -121,6 +124,7 @@ def _checked_column(f: FieldSchema, column: pa.ChunkedArray, default_zone: tzinf
     col = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if f.is_vector:
         col = _vector_column(f, col)
+        check_vector_column(f.dtype, col)
     elif f.dtype is DataType.TIMESTAMPTZ:
         col = _timestamptz_column(f, col, default_zone)
     else:
@@ -202,18 +206,35 @@ def _check_json(name: str, col: pa.Array, *, require_object: bool) -> None:
         row = pc.index(over, True).as_py()
         raise invalid(f"json value of field {name} at row {row} is longer than {MAX_JSON_BYTES} bytes")
     if _all_json_objects(col.drop_null()):
+        _check_json_suspects(name, col)
         return
     # Slow path, one parse per row: values that are not all one-line objects, or a batch the
     # vectorised parse refused (then this finds the bad row and names it).
     for row, text in enumerate(col.to_pylist()):
         if text is None:
             continue
-        try:
-            value = json.loads(text)
-        except ValueError:
-            raise invalid(f"field {name} at row {row} is not valid JSON: {text[:64]!r}") from None
+        value = _strict_json(name, row, text)
         if require_object and not isinstance(value, dict):
             raise invalid(f"dynamic field at row {row} must be a JSON object, got {text[:64]!r}")
+
+
+def _strict_json(name: str, row: int, text: str) -> object:
+    try:
+        return strict_json.loads_bounded(text)
+    except strict_json.JsonRefused as err:
+        raise invalid(f"field {name} at row {row} is not valid JSON: {err}: {text[:64]!r}") from None
+
+
+def _check_json_suspects(name: str, col: pa.Array) -> None:
+    """Arrow's parser accepts ``NaN`` and any depth: the rows that may hold either (found in
+    one vectorised pass) are parsed again strictly."""
+    brackets = pc.add(pc.count_substring(col, "["), pc.count_substring(col, "{"))
+    suspect = pc.or_(pc.match_substring_regex(col, "NaN|Infinity"), pc.greater(brackets, MAX_JSON_DEPTH))
+    if not pc.any(suspect).as_py():
+        return
+    texts = col.to_pylist()
+    for row in pc.indices_nonzero(pc.fill_null(suspect, False)).to_pylist():
+        _strict_json(name, row, texts[row])
 
 
 # Parse only for syntax: with no field wanted, Arrow neither builds columns nor infers types
