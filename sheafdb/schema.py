@@ -37,6 +37,8 @@ class DataType(enum.IntEnum):
     VARCHAR = 21
     ARRAY = 22
     JSON = 23
+    # An absolute time, stored as int64 UTC microseconds (ISO 8601 text on the wire).
+    TIMESTAMPTZ = 26
     BINARY_VECTOR = 100
     FLOAT_VECTOR = 101
     FLOAT16_VECTOR = 102
@@ -87,6 +89,7 @@ _SCALAR_ARROW: dict[DataType, pa.DataType] = {
     DataType.STRING: pa.string(),
     # JSON is kept as its UTF-8 text; filters parse it once per load, not per request.
     DataType.JSON: pa.string(),
+    DataType.TIMESTAMPTZ: pa.int64(),
 }
 
 # A sparse vector: the non-zero (index, value) pairs of one row.

@@ -26,6 +26,7 @@ LAYERS = {
     "schema": 1,
     "errors": 1,
     "strict_json": 1,
+    "timestamptz": 1,
     "schema_functions": 1,
     "text": 2,
 }

@@ -142,7 +142,9 @@ class Collection:
         self._sealed_deletes = list(sealed_deletes)
         # The catalog's deletes segments (their tables are in _sealed_deletes).
         self._delete_files = tuple(delete_files)
-        self._growing = GrowingData(record.schema.arrow_schema(), delete_schema(record.schema))
+        self._growing = GrowingData(
+            record.schema.arrow_schema(), delete_schema(record.schema), schema=record.schema
+        )
         self._deletes_cache: pa.Table | None = None
         self._listeners: list[Listener] = []
         # Sealed segment id -> its rows until the loader installs it (snapshot.Handoff). The
@@ -185,10 +187,10 @@ class Collection:
             self._partitions[name] = partition_id
 
     def add_field(self, record: CollectionRecord, new_field: FieldSchema) -> None:
-        """A nullable field was added: growing rows get a null column for it (sealed segments
-        simply have no file for it; readers treat a missing column as all null)."""
+        """A nullable field was added: growing rows get a column for it holding its default or
+        null (sealed segments have no file for it; readers fill it, see added_fields)."""
         with self._gate.exclusive(), self._lock:
-            self._growing.add_null_column(new_field, record.schema.arrow_schema())
+            self._growing.add_null_column(new_field, record.schema)
             self.record = record
 
     # -- writes -----------------------------------------------------------------------------

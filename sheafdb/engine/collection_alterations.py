@@ -15,6 +15,7 @@ from sheafdb.engine.collection import Collection
 from sheafdb.engine.ddl_rules import check_added_field
 from sheafdb.engine.load.load_plan import ONLINE_LOAD_CHANGE
 from sheafdb.engine.load.residency import residency_policy
+from sheafdb.engine.read.expiry import check_ttl_properties
 from sheafdb.errors import CollectionAlreadyLoaded, FieldNotFound
 from sheafdb.schema import FieldSchema
 from sheafdb.storage.catalog import Catalog
@@ -36,6 +37,7 @@ class CollectionAlterations:
         self._refuse_if_loaded_property(coll, properties)
         merged = {**coll.record.properties, **{k: str(v) for k, v in properties.items()}}
         residency_policy(merged)  # a wrong sheafdb.* policy value: 1100 naming it
+        check_ttl_properties(coll.schema, merged)
         coll.set_record(self._catalog.update_collection(coll.collection_id, properties=merged))
         coll.updated_ts = self._clock()
 

@@ -25,6 +25,7 @@ import shutil
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import tzinfo
 from pathlib import Path
 
 import pyarrow as pa
@@ -65,7 +66,8 @@ from sheafdb.engine.name_rules import (
     check_index_name,
 )
 from sheafdb.engine.names import CollectionNames
-from sheafdb.engine.read.row_counts import visible_row_count
+from sheafdb.engine.read.expiry import TTL_FIELD_PROPERTY, check_ttl_properties
+from sheafdb.engine.read.row_counts import expired_keys, visible_row_count
 from sheafdb.engine.read.search_by_keys import with_key_vectors
 from sheafdb.engine.replicas import Replicas
 from sheafdb.engine.snapshot import SealedSegment
@@ -91,6 +93,7 @@ from sheafdb.storage.object_store import open_object_store
 from sheafdb.storage.records import DEFAULT_PARTITION
 from sheafdb.storage.timestamps import TimestampOracle
 from sheafdb.storage.wal import WriteAheadLog
+from sheafdb.timestamptz import TIMEZONE_PROPERTY, zone
 
 log = logging.getLogger(__name__)
 
@@ -290,7 +293,8 @@ class Engine:
         again is a no-op success; a different schema is ParameterInvalid."""
         check_collection_name(name)
         residency_policy(properties or {})  # a wrong policy value is refused before anything
-        prepared = prepare_schema(schema)
+        prepared = prepare_schema(schema, name)
+        check_ttl_properties(prepared, properties or {})
         partitions = partition_names(prepared, num_partitions)
         with self._ddl_lock:
             self._catalog.get_database(db)
@@ -366,6 +370,15 @@ class Engine:
             updated_timestamp=coll.updated_ts,
         )
 
+    def output_zone(self, db: str, name: str, asked: str = "") -> tzinfo:
+        """The zone TIMESTAMPTZ values are returned in: the request's, else the collection's
+        ``timezone`` property, else UTC."""
+        properties = self._resolve(db, name).record.properties
+        try:
+            return zone(asked or properties.get(TIMEZONE_PROPERTY))
+        except ValueError as e:
+            raise invalid(str(e)) from None
+
     def collection_schema(self, db: str, name: str) -> CollectionSchema:
         """The schema alone, for typing a request's or a reply's columns: a dict lookup."""
         return self._resolve(db, name).schema
@@ -381,6 +394,10 @@ class Engine:
             check_database_name(new_db)
         with self._ddl_lock:
             coll = self._resolve(db, old_name)
+            if (new_db or db) != coll.db_name and self._names.aliases_of(coll):
+                raise invalid(
+                    "fail to rename db name, must drop all aliases of this collection before rename"
+                )
             record = self._catalog.rename_collection(coll.collection_id, new_db or db, new_name)
             coll.set_record(record)
             self._names.rename_collection(coll)
@@ -394,8 +411,13 @@ class Engine:
             self._alterations.alter_properties(self._resolve(db, name), properties)
 
     def drop_collection_properties(self, db: str, name: str, keys: Sequence[str]) -> None:
+        """Dropping ``ttl_field`` does not bring expired rows back (Milvus): they are deleted."""
         with self._ddl_lock:
-            self._alterations.drop_properties(self._resolve(db, name), keys)
+            coll = self._resolve(db, name)
+            expired = expired_keys(self._store, coll) if TTL_FIELD_PROPERTY in keys else None
+            self._alterations.drop_properties(coll, keys)
+            if expired is not None and len(expired):
+                self._writer.delete_keys(coll, expired)
 
     def alter_collection_field(self, db: str, name: str, field_name: str, params: Mapping[str, str]) -> None:
         with self._ddl_lock:
@@ -545,9 +567,16 @@ class Engine:
             self._resolve(db, collection, (partition,) if partition else ()), data, partition
         )
 
-    def upsert(self, db: str, collection: str, data: pa.Table, partition: str = "") -> MutationResult:
+    def upsert(
+        self, db: str, collection: str, data: pa.Table, partition: str = "", *, partial_update: bool = False
+    ) -> MutationResult:
+        """``partial_update``: fields the batch leaves out keep their stored values (the
+        collection must be loaded)."""
         return self._writer.upsert(
-            self._resolve(db, collection, (partition,) if partition else ()), data, partition
+            self._resolve(db, collection, (partition,) if partition else ()),
+            data,
+            partition,
+            partial_update=partial_update,
         )
 
     def delete(

@@ -27,12 +27,19 @@ from sheafdb.errors import (
     invalid,
 )
 from sheafdb.index import describe_index_params, parse_index_params
-from sheafdb.schema import FieldSchema
+from sheafdb.schema import DataType, FieldSchema
 from sheafdb.storage.catalog import Catalog
 from sheafdb.storage.records import IndexRecord
 from sheafdb.storage.timestamps import TimestampOracle
 
 SCALAR_INDEX_TYPES = frozenset({"INVERTED", "STL_SORT", "TRIE", "BITMAP", "AUTOINDEX", "NGRAM", "HYBRID"})
+
+
+# JSON path indexes (Milvus 2.6): INVERTED or AUTOINDEX over one path, read as one cast type.
+JSON_INDEX_TYPES = frozenset({"INVERTED", "AUTOINDEX"})
+JSON_CAST_TYPES = frozenset(
+    {"BOOL", "DOUBLE", "VARCHAR", "ARRAY_BOOL", "ARRAY_DOUBLE", "ARRAY_VARCHAR", "JSON"}
+)
 
 
 def _normalized_params(field: FieldSchema, params: Mapping[str, str]) -> dict[str, str]:
@@ -42,6 +49,16 @@ def _normalized_params(field: FieldSchema, params: Mapping[str, str]) -> dict[st
     index_type = str(params.get("index_type", "") or "AUTOINDEX").upper()
     if index_type not in SCALAR_INDEX_TYPES:
         raise invalid(f"invalid index type: {index_type} for scalar field {field.name}")
+    if field.dtype is DataType.JSON and "json_cast_type" in params:
+        if index_type not in JSON_INDEX_TYPES:
+            raise invalid(f"index type {index_type} is not supported for json field {field.name}")
+        cast = str(params["json_cast_type"]).upper()
+        if cast not in JSON_CAST_TYPES:
+            raise invalid(f"json_cast_type {params['json_cast_type']} is not supported")
+        path = str(params.get("json_path", "") or field.name)
+        if not (path == field.name or path.startswith(f"{field.name}[")):
+            raise invalid(f"json_path {path} does not belong to json field {field.name}")
+        return {**{k: str(v) for k, v in params.items()}, "index_type": index_type, "json_path": path}
     return {**{k: str(v) for k, v in params.items()}, "index_type": index_type}
 
 
@@ -54,6 +71,10 @@ def _find_conflict(
         same_name = index.index_name == index_name
         if same_field and same_name and dict(index.params) == dict(params):
             return index
+        # A JSON field takes one path index per name: the same path may be indexed twice.
+        json_paths = "json_path" in params and "json_path" in index.params
+        if same_field and not same_name and json_paths:
+            continue
         if same_field:
             raise invalid("CreateIndex failed: at most one distinct index is allowed per field")
         if same_name:

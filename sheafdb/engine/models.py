@@ -229,6 +229,8 @@ class QueryRequest:
     ignore_growing: bool = False
     # Iterators page by primary key, so their results must come back ordered by it.
     order_by_primary_key: bool = False
+    # Aggregation groups (output fields then hold count/min/max/avg/sum(field)).
+    group_by_fields: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

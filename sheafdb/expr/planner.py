@@ -64,6 +64,7 @@ _KIND_OF_DTYPE = {
     DataType.STRING: Kind.STRING,
     DataType.JSON: Kind.JSON,
     DataType.ARRAY: Kind.ARRAY,
+    DataType.TIMESTAMPTZ: Kind.INT,  # UTC microseconds; ISO '...' literals are too
 }
 # Milvus's names for data types in its messages (schemapb.DataType names).
 _MILVUS_TYPE_NAME = {
@@ -78,6 +79,7 @@ _MILVUS_TYPE_NAME = {
     DataType.STRING: "String",
     DataType.JSON: "JSON",
     DataType.ARRAY: "Array",
+    DataType.TIMESTAMPTZ: "Timestamptz",
 }
 
 

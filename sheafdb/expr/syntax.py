@@ -17,6 +17,7 @@ from lark import Lark, Token, Transformer_NonRecursive, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from sheafdb.errors import ParameterInvalid, invalid
+from sheafdb.timestamptz import parse_duration, parse_time
 
 
 @dataclass(frozen=True)
@@ -300,6 +301,13 @@ class _ToNodes(Transformer_NonRecursive):
 
     def str_lit(self, meta: Any, children: list[Token]) -> Literal:
         return Literal(unescape_string(children[0]), _pos(meta))
+
+    def iso_lit(self, meta: Any, children: list[Token]) -> Literal:
+        # A TIMESTAMPTZ value is compared as its UTC microseconds.
+        return Literal(parse_time(unescape_string(children[1])), _pos(meta))
+
+    def interval_lit(self, meta: Any, children: list[Token]) -> Literal:
+        return Literal(parse_duration(unescape_string(children[1])), _pos(meta))
 
     def bool_lit(self, meta: Any, children: list[Token]) -> Literal:
         return Literal(children[0].lower() == "true", _pos(meta))

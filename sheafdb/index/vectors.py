@@ -92,7 +92,13 @@ def vectors_from_arrow(field: FieldSchema, column: pa.Array | pa.ChunkedArray) -
     if dtype in (DataType.FLOAT_VECTOR, DataType.INT8_VECTOR):
         values = column.values.slice(column.offset * dim, n * dim)
         flat = values.to_numpy(zero_copy_only=False)
-        return np.ascontiguousarray(flat.reshape(n, dim), dtype=np.float32)
+        if not column.null_count:
+            return np.ascontiguousarray(flat.reshape(n, dim), dtype=np.float32)
+        # Null rows (nullable vector fields) hold zeros: indexes stay finite, and a search
+        # masks these rows out anyway.
+        matrix = np.array(flat.reshape(n, dim), dtype=np.float32)
+        matrix[~column.is_valid().to_numpy(zero_copy_only=False)] = 0.0
+        return matrix
     width = {DataType.BINARY_VECTOR: dim // 8}.get(dtype, 2 * dim)
     data = column.buffers()[1]
     raw = (

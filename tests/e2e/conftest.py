@@ -55,6 +55,15 @@ def wait_ready(process: subprocess.Popen[bytes], log_path: Path) -> None:
     pytest.fail(f"server did not become ready:\n{log_path.read_text(errors='replace')}")
 
 
+def compact_and_wait(client: MilvusClient, collection: str, timeout_s: float = 60.0) -> None:
+    """ManualCompaction answers at once with a job id; wait until the job is Completed."""
+    job_id = client.compact(collection)
+    deadline = time.monotonic() + timeout_s
+    while client.get_compaction_state(job_id) != "Completed":
+        assert time.monotonic() < deadline, f"compaction {job_id} of {collection} never completed"
+        time.sleep(0.05)
+
+
 def stop_server(process: subprocess.Popen[bytes], timeout_s: float = 10.0) -> int:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)

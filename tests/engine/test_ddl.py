@@ -13,6 +13,7 @@ from sheafdb.errors import (
     AliasNotFound,
     CollectionNotFound,
     ParameterInvalid,
+    ParameterMissing,
 )
 from sheafdb.schema import CollectionSchema, DataType, FieldSchema
 
@@ -60,15 +61,23 @@ VEC = FieldSchema("v", DataType.FLOAT_VECTOR, dim=4)
         (_schema(PK, VEC, replace(VEC, name="id")), "duplicated field name"),
         (_schema(PK, FieldSchema("b", DataType.BINARY_VECTOR, dim=12)), "multiple of 8"),
         (_schema(PK, replace(VEC, dim=0)), "invalid dimension"),
-        (_schema(PK, VEC, FieldSchema("s", DataType.VARCHAR)), "max_length"),
-        (_schema(PK), "vector field"),
-        (_schema(PK, *(replace(VEC, name=f"v{i}") for i in range(5))), "limited to 4"),
+        (_schema(PK, *(replace(VEC, name=f"v{i}") for i in range(11))), "limited to 10"),
+        (_schema(PK, *(FieldSchema(f"f{i}", DataType.INT8) for i in range(256))), "limited to 256"),
     ],
 )
 def test_schema_rules(engine: Engine, schema: CollectionSchema, text: str) -> None:
     with pytest.raises(ParameterInvalid, match=text):
         engine.create_collection("default", "c", schema)
     assert not engine.has_collection("default", "c")
+
+
+def test_missing_max_length_is_a_missing_parameter(engine: Engine) -> None:
+    with pytest.raises(ParameterMissing) as err:
+        engine.create_collection("default", "c", _schema(PK, VEC, FieldSchema("s", DataType.VARCHAR)))
+    assert err.value.code == 1101
+    assert err.value.message == (
+        "type param(max_length) should be specified for the field(s) of collection c: missing parameter"
+    )
 
 
 def test_drop_missing_is_success_describe_missing_is_not_found(engine: Engine) -> None:
@@ -152,3 +161,16 @@ def test_metadata_survives_restart(open_engine: Callable[..., Engine], kit) -> N
     assert e2.partition_row_count("default", "c", "p1") == 5
     e2.drop_partition("default", "c", "p1")
     assert kit.visible_ids(e2, "c") == []
+
+
+def test_rename_to_another_database_needs_the_aliases_dropped(engine: Engine, kit) -> None:
+    engine.create_database("d1")
+    engine.create_collection("default", "c", kit.basic_schema())
+    engine.create_alias("default", "c", "al")
+    with pytest.raises(ParameterInvalid, match="must drop all aliases of this collection before rename"):
+        engine.rename_collection("default", "c", "c", new_db="d1")
+    engine.rename_collection("default", "c", "c2")  # same database: the aliases follow
+    assert engine.describe_alias("default", "al").collection_name == "c2"
+    engine.drop_alias("default", "al")
+    engine.rename_collection("default", "c2", "c", new_db="d1")
+    assert engine.has_collection("d1", "c")

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import UTC, tzinfo
+
 import grpc
 from pymilvus.grpc_gen import milvus_pb2, schema_pb2
 
 from sheafdb.api.grpc.context import RpcBase, database_of
 from sheafdb.api.grpc.field_codec import fields_to_table
-from sheafdb.api.grpc.requests import hybrid_search_request, query_request, search_request, template_values
+from sheafdb.api.grpc.requests import (
+    hybrid_search_request,
+    key_values,
+    query_request,
+    search_request,
+    template_values,
+)
 from sheafdb.api.grpc.results import mutation_result, query_results, search_results
 from sheafdb.api.status import success
 from sheafdb.engine.models import SearchResult
-from sheafdb.errors import Unsupported
-from sheafdb.schema import CollectionSchema
+from sheafdb.schema import CollectionSchema, DataType
 from sheafdb.storage.timestamps import physical_ms
 
 
@@ -21,11 +28,21 @@ class DataRpcs(RpcBase):
         return self.engine.collection_schema(db, collection)
 
     def _search_results(
-        self, db: str, collection: str, result: SearchResult, group_by_field: str | None
+        self, db: str, collection: str, result: SearchResult, group_by_field: str | None, zone_asked: str = ""
     ) -> milvus_pb2.SearchResults:
         """Search and hybrid search reply alike: typed by the schema, stamped with a fresh timestamp."""
         schema = self._schema(db, collection)
-        return search_results(schema, result, collection, self.engine.allocate_timestamp(), group_by_field)
+        zone = self._output_zone(db, collection, schema, zone_asked)
+        return search_results(
+            schema, result, collection, self.engine.allocate_timestamp(), group_by_field, zone
+        )
+
+    def _output_zone(self, db: str, collection: str, schema: CollectionSchema, asked: str) -> tzinfo:
+        """TIMESTAMPTZ values go out in the request's zone, else the collection's (only looked
+        up when the schema has such a field)."""
+        if not any(f.dtype is DataType.TIMESTAMPTZ for f in schema.fields):
+            return UTC
+        return self.engine.output_zone(db, collection, asked)
 
     # -- writes -----------------------------------------------------------------------------
     def Insert(
@@ -41,13 +58,13 @@ class DataRpcs(RpcBase):
     def Upsert(
         self, request: milvus_pb2.UpsertRequest, context: grpc.ServicerContext
     ) -> milvus_pb2.MutationResult:
-        if request.partial_update:
-            raise Unsupported.feature("upsert with partial_update")
         db = database_of(context, request.db_name)
         data = fields_to_table(
             request.fields_data, request.num_rows, self._schema(db, request.collection_name)
         )
-        result = self.engine.upsert(db, request.collection_name, data, request.partition_name)
+        result = self.engine.upsert(
+            db, request.collection_name, data, request.partition_name, partial_update=request.partial_update
+        )
         return mutation_result(result, "upsert")
 
     def Delete(
@@ -88,7 +105,8 @@ class DataRpcs(RpcBase):
         db = database_of(context, request.db_name)
         search = search_request(request)
         result = self.engine.search(db, search)
-        return self._search_results(db, request.collection_name, result, search.group_by_field)
+        zone_asked = key_values(request.search_params).get("timezone", "")
+        return self._search_results(db, request.collection_name, result, search.group_by_field, zone_asked)
 
     def HybridSearch(
         self, request: milvus_pb2.HybridSearchRequest, context: grpc.ServicerContext
@@ -104,4 +122,6 @@ class DataRpcs(RpcBase):
         db = database_of(context, request.db_name)
         result = self.engine.query(db, query_request(request))
         schema = self._schema(db, request.collection_name)
-        return query_results(schema, result, request.collection_name, self.engine.allocate_timestamp())
+        zone_asked = key_values(request.query_params).get("timezone", "")
+        zone = self._output_zone(db, request.collection_name, schema, zone_asked)
+        return query_results(schema, result, request.collection_name, self.engine.allocate_timestamp(), zone)

@@ -15,6 +15,7 @@ how pymilvus reads them back.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, tzinfo
 
 import numpy as np
 import pyarrow as pa
@@ -22,6 +23,7 @@ from pymilvus.grpc_gen import schema_pb2
 
 from sheafdb.errors import ParameterInvalid, invalid
 from sheafdb.schema import DYNAMIC_FIELD, SPARSE_ARROW_TYPE, CollectionSchema, DataType, FieldSchema
+from sheafdb.timestamptz import times_to_text
 
 # The ScalarField member holding each scalar type's values.
 _SCALAR_MEMBER: dict[DataType, str] = {
@@ -35,6 +37,7 @@ _SCALAR_MEMBER: dict[DataType, str] = {
     DataType.VARCHAR: "string_data",
     DataType.STRING: "string_data",
     DataType.JSON: "json_data",
+    DataType.TIMESTAMPTZ: "string_data",
 }
 
 # The widest type each ScalarField member can hold (a row's payload kind -> element type).
@@ -63,6 +66,7 @@ _NULL_FILL: dict[DataType, object] = {
     DataType.VARCHAR: "",
     DataType.STRING: "",
     DataType.JSON: "null",
+    DataType.TIMESTAMPTZ: "",
 }
 
 # ``$meta``, the dynamic keys of a row as one JSON object.
@@ -125,7 +129,8 @@ def _decode_scalars(fd: schema_pb2.FieldData, dtype: DataType) -> pa.Array:
     if member is None:
         raise invalid(f"unsupported data type {dtype.name} of field {fd.field_name}")
     payload = getattr(fd.scalars, member).data
-    if dtype in (DataType.VARCHAR, DataType.STRING):
+    if dtype in (DataType.VARCHAR, DataType.STRING, DataType.TIMESTAMPTZ):
+        # TIMESTAMPTZ travels as ISO text; the engine reads it in the collection's zone.
         return pa.array(list(payload), pa.string())
     if dtype is DataType.JSON:
         return _json_column(list(payload), fd.field_name)
@@ -257,10 +262,11 @@ def fill_field_data(
     column: pa.Array | pa.ChunkedArray,
     *,
     is_dynamic: bool = False,
+    out_zone: tzinfo = UTC,
 ) -> None:
     """One result column written into the empty FieldData ``fd`` (``field`` gives the type;
-    ``$meta`` is JSON, dynamic). Replies pass ``fields_data.add()``: filled in place, never
-    built apart and copied in."""
+    ``$meta`` is JSON, dynamic; TIMESTAMPTZ as ISO text in ``out_zone``). Replies pass
+    ``fields_data.add()``: filled in place, never built apart and copied in."""
     array = _combine(column)
     dtype = field.dtype
     fd.type = dtype
@@ -278,6 +284,8 @@ def fill_field_data(
         fd.valid_data.extend(array.is_valid().to_numpy(zero_copy_only=False).tolist())
     if dtype is DataType.ARRAY:
         _encode_array_column(fd, field, array)
+    elif dtype is DataType.TIMESTAMPTZ:
+        _encode_scalars(fd, dtype, times_to_text(array, out_zone))
     else:
         _encode_scalars(fd, dtype, array)
 
@@ -296,7 +304,7 @@ def _encode_scalars(fd: schema_pb2.FieldData, dtype: DataType, array: pa.Array) 
     if array.null_count:
         # Nulls go out as zero values (valid_data says which); fill_null costs a compute call.
         array = array.fill_null(_NULL_FILL.get(dtype, 0))
-    if dtype in (DataType.VARCHAR, DataType.STRING):
+    if dtype in (DataType.VARCHAR, DataType.STRING, DataType.TIMESTAMPTZ):
         target.data.extend(array.to_pylist())
     elif dtype is DataType.JSON:
         target.data.extend(array.cast(pa.binary()).to_pylist())

@@ -303,4 +303,5 @@ def query_request(req: milvus_pb2.QueryRequest) -> QueryRequest:
         offset=offset,
         ignore_growing=parse_ignore_growing(params),
         order_by_primary_key=is_iterator,
+        group_by_fields=tuple(n.strip() for n in params.get("group_by_fields", "").split(",") if n.strip()),
     )

@@ -7,6 +7,8 @@ for a query a ``FieldData`` for every output column even when no row matched.
 
 from __future__ import annotations
 
+from datetime import UTC, tzinfo
+
 import numpy as np
 import pyarrow as pa
 from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
@@ -15,6 +17,7 @@ from pymilvus.grpc_gen import milvus_pb2, schema_pb2
 from sheafdb.api.grpc.field_codec import DYNAMIC_FIELD_SCHEMA, fill_field_data, packed_field
 from sheafdb.api.status import success
 from sheafdb.engine.models import MutationResult, QueryResult, SearchResult
+from sheafdb.engine.read.aggregation import aggregate_field
 from sheafdb.schema import DYNAMIC_FIELD, CollectionSchema, DataType, FieldSchema
 
 COUNT_STAR = "count(*)"
@@ -41,16 +44,19 @@ def _fill_ids(out: schema_pb2.IDs, key_type: pa.DataType, keys: list[int] | list
 
 
 def fill_columns(
-    target: RepeatedCompositeFieldContainer[schema_pb2.FieldData], schema: CollectionSchema, table: pa.Table
+    target: RepeatedCompositeFieldContainer[schema_pb2.FieldData],
+    schema: CollectionSchema,
+    table: pa.Table,
+    out_zone: tzinfo = UTC,
 ) -> None:
     """Every column of a result table as FieldData (schema fields, ``$meta``, ``count(*)``),
-    each written in place into ``target.add()``."""
+    each written in place into ``target.add()`` (TIMESTAMPTZ as ISO text in ``out_zone``)."""
     for name, column in zip(table.column_names, table.columns, strict=True):
         if name == DYNAMIC_FIELD:
             fill_field_data(target.add(), DYNAMIC_FIELD_SCHEMA, column, is_dynamic=True)
             continue
-        field = schema.field(name) or _computed_field(name, column.type)
-        fill_field_data(target.add(), field, column)
+        field = schema.field(name) or aggregate_field(schema, name) or _computed_field(name, column.type)
+        fill_field_data(target.add(), field, column, out_zone=out_zone)
 
 
 def _computed_field(name: str, arrow_type: pa.DataType) -> FieldSchema:
@@ -68,6 +74,7 @@ def search_results(
     collection: str,
     session_ts: int,
     group_by_field: str | None = None,
+    out_zone: tzinfo = UTC,
 ) -> milvus_pb2.SearchResults:
     """Built in place (no message copied into another); ``ids`` and the primary key's column
     share one conversion of the keys."""
@@ -83,7 +90,7 @@ def search_results(
     keys = _key_values(result.ids)
     _fill_ids(data.ids, result.ids.type, keys)
     data.MergeFromString(packed_field(4, np.asarray(result.scores, dtype=np.float32)))
-    fill_columns(data.fields_data, schema, result.fields)
+    fill_columns(data.fields_data, schema, result.fields, out_zone)
     data.output_fields.extend(result.output_fields)
     # Milvus 2.6 returns the primary key among the output fields of every search; the Node
     # SDK takes a hit's key from there (pymilvus uses ``ids``).
@@ -92,7 +99,7 @@ def search_results(
         data.output_fields.append(key.name)
     if result.group_by_values is not None and group_by_field:
         field = schema.field(group_by_field) or _computed_field(group_by_field, result.group_by_values.type)
-        fill_field_data(data.group_by_field_value, field, result.group_by_values)
+        fill_field_data(data.group_by_field_value, field, result.group_by_values, out_zone=out_zone)
     return out
 
 
@@ -108,13 +115,13 @@ def _fill_key_column(fd: schema_pb2.FieldData, key: FieldSchema, keys: list[int]
 
 
 def query_results(
-    schema: CollectionSchema, result: QueryResult, collection: str, session_ts: int
+    schema: CollectionSchema, result: QueryResult, collection: str, session_ts: int, out_zone: tzinfo = UTC
 ) -> milvus_pb2.QueryResults:
     out = milvus_pb2.QueryResults(
         collection_name=collection, session_ts=session_ts, primary_field_name=schema.primary_field.name
     )
     out.status.SetInParent()  # success: the empty Status, present
-    fill_columns(out.fields_data, schema, result.table)
+    fill_columns(out.fields_data, schema, result.table, out_zone)
     out.output_fields.extend(result.output_fields)
     return out
 

@@ -14,7 +14,8 @@ from typing import Any
 from pymilvus.grpc_gen import common_pb2, schema_pb2
 
 from sheafdb.api.grpc.function_codec import function_from_proto, function_to_proto
-from sheafdb.errors import Unsupported, invalid
+from sheafdb.engine.ddl_rules import check_default_wire_type
+from sheafdb.errors import ParameterInvalid, Unsupported, invalid
 from sheafdb.schema import DYNAMIC_FIELD, CollectionSchema, DataType, FieldSchema
 
 _TYPED_PARAMS = ("dim", "max_length", "max_capacity")
@@ -47,7 +48,7 @@ def field_from_proto(proto: schema_pb2.FieldSchema) -> FieldSchema:
             raise invalid(
                 f"element type {proto.element_type} of field {proto.name} is not supported"
             ) from None
-    return FieldSchema(
+    field = FieldSchema(
         name=proto.name,
         dtype=dtype,
         field_id=proto.fieldID,
@@ -64,13 +65,33 @@ def field_from_proto(proto: schema_pb2.FieldSchema) -> FieldSchema:
         is_clustering_key=proto.is_clustering_key,
         type_params=params,
     )
+    if proto.HasField("default_value"):
+        wire = _DEFAULT_WIRE_TYPES.get(proto.default_value.WhichOneof("data") or "")
+        if wire is not None:
+            check_default_wire_type(field, wire)
+    return field
+
+
+# A default value's ValueField member -> the type name Milvus's messages give it.
+_DEFAULT_WIRE_TYPES = {
+    "bool_data": "DataType_Bool",
+    "int_data": "DataType_Int",
+    "long_data": "DataType_Int64",
+    "float_data": "DataType_Float",
+    "double_data": "DataType_Double",
+    "string_data": "DataType_VarChar",
+    "timestamptz_data": "DataType_Timestamptz",
+}
 
 
 def _int_param(field_name: str, key: str, value: str) -> int:
     try:
         return int(value)
     except ValueError:
-        raise invalid(f"type param {key} of field {field_name} should be an integer, got {value!r}") from None
+        if key == "max_capacity":
+            raise invalid(f"the value for max_capacity of field {field_name} must be an integer") from None
+        # Milvus passes Go's own parse error through for max_length and dim.
+        raise ParameterInvalid(f'strconv.ParseInt: parsing "{value}": invalid syntax') from None
 
 
 def default_from_proto(dtype: DataType, proto: schema_pb2.FieldSchema) -> Any:
@@ -80,8 +101,9 @@ def default_from_proto(dtype: DataType, proto: schema_pb2.FieldSchema) -> Any:
         return None
     raw = getattr(value, which)
     if dtype is DataType.JSON:
-        text = raw.decode() if isinstance(raw, bytes) else raw
-        return json.loads(text)
+        # Refused by the schema rules (Milvus has no JSON defaults); kept as its text, so a
+        # default that is not JSON reaches them instead of failing here.
+        return raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
     return raw
 
 
@@ -132,7 +154,7 @@ def default_to_proto(dtype: DataType, value: Any) -> schema_pb2.ValueField:
         return schema_pb2.ValueField(float_data=float(value))
     if dtype is DataType.DOUBLE:
         return schema_pb2.ValueField(double_data=float(value))
-    if dtype in (DataType.VARCHAR, DataType.STRING):
+    if dtype in (DataType.VARCHAR, DataType.STRING, DataType.TIMESTAMPTZ):
         return schema_pb2.ValueField(string_data=str(value))
     if dtype is DataType.JSON:
         return schema_pb2.ValueField(bytes_data=json.dumps(value).encode())

@@ -203,7 +203,11 @@ BODIES: Mapping[str, Schema] = {
         ("collectionName", "data"), collectionName=_STRING, data=_ROWS, partitionName=_STRING
     ),
     "entities/upsert": _body(
-        ("collectionName", "data"), collectionName=_STRING, data=_ROWS, partitionName=_STRING
+        ("collectionName", "data"),
+        collectionName=_STRING,
+        data=_ROWS,
+        partitionName=_STRING,
+        partialUpdate=_BOOLEAN,
     ),
     "entities/delete": _body(
         ("collectionName", "filter"),

@@ -57,7 +57,13 @@ def insert(call: Call) -> dict[str, Any]:
 def upsert(call: Call) -> dict[str, Any]:
     name = call.text("collectionName")
     table = rows_to_table(_schema(call, name), call.required("data"))
-    result = call.engine.upsert(call.db, name, table, str(call.get("partitionName", "")))
+    result = call.engine.upsert(
+        call.db,
+        name,
+        table,
+        str(call.get("partitionName", "")),
+        partial_update=bool(call.get("partialUpdate", False)),
+    )
     return {"upsertCount": result.count, "upsertIds": _ids(call, result)}
 
 

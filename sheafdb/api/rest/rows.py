@@ -14,8 +14,10 @@ import numpy as np
 import pyarrow as pa
 
 from sheafdb.engine.models import QueryVectors, SearchResult, SparseQueries, TextQueries
+from sheafdb.engine.read.aggregation import aggregate_field
 from sheafdb.errors import RestInsertDataInvalid, RestRequestNotJson, invalid
 from sheafdb.schema import DYNAMIC_FIELD, CollectionSchema, DataType, FieldSchema
+from sheafdb.timestamptz import times_to_text
 
 
 def _insert_error(detail: object) -> RestInsertDataInvalid:
@@ -65,6 +67,8 @@ def _column(f: FieldSchema, values: list[Any]) -> pa.Array:
         return pa.array([_sparse_row(v) for v in values], type=f.arrow_type())
     if dtype is DataType.JSON:
         return pa.array([None if v is None else json.dumps(v) for v in values], type=pa.string())
+    if dtype is DataType.TIMESTAMPTZ:
+        return pa.array(values, type=pa.string())  # ISO text, read by the engine
     if dtype.is_integer:
         # Arrow would truncate 1.5 to 1 (a duplicate key); Go's json.Number.Int64 refuses it.
         fraction = next((v for v in values if isinstance(v, float)), None)
@@ -155,7 +159,7 @@ def table_to_rows(
                 if text:
                     row.update(json.loads(text))
             continue
-        f = schema.field(name)
+        f = schema.field(name) or aggregate_field(schema, name)
         values = _column_values(f, column)
         if not int64_as_number and f is not None and f.dtype is DataType.INT64:
             values = int64_texts(values)
@@ -167,6 +171,8 @@ def table_to_rows(
 def _column_values(f: FieldSchema | None, column: pa.Array) -> list[Any]:
     if not len(column):  # an empty result's column may carry no type (pa.null())
         return []
+    if f is not None and f.dtype is DataType.TIMESTAMPTZ:
+        return times_to_text(column).to_pylist()
     if f is None or column.null_count:
         values = column.to_pylist()
         if f is not None and f.dtype is DataType.JSON:

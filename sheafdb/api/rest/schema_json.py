@@ -24,6 +24,7 @@ TYPE_NAMES: Mapping[DataType, str] = {
     DataType.VARCHAR: "VarChar",
     DataType.ARRAY: "Array",
     DataType.JSON: "JSON",
+    DataType.TIMESTAMPTZ: "Timestamptz",
     DataType.BINARY_VECTOR: "BinaryVector",
     DataType.FLOAT_VECTOR: "FloatVector",
     DataType.FLOAT16_VECTOR: "Float16Vector",

@@ -41,6 +41,7 @@ from sheafdb.engine.models import (
     SearchRequest,
     SearchResult,
 )
+from sheafdb.engine.read.expiry import expiry_of
 from sheafdb.engine.read.query import execute_query
 from sheafdb.engine.read.rerank import execute_hybrid_search
 from sheafdb.engine.read.search import ReadContext, execute_search
@@ -283,6 +284,7 @@ class LoadManager:
                     coll.collection_id, coll.schema.primary_field.name, sources, snapshot.deletes
                 ),
                 indexes=coll.indexes,
+                expiry=expiry_of(coll.record.properties),
             )
         raise CollectionNotLoaded(
             f"failed to {operation}: collection not loaded[collection={coll.collection_id}]"

@@ -50,7 +50,7 @@ def resolve_load_fields(
     primary = schema.primary_field
     if primary.name not in wanted:
         raise invalid(f"load field list {listed} does not contain primary key field {primary.name}")
-    if not any(f.name in wanted for f in schema.vector_fields):
+    if schema.vector_fields and not any(f.name in wanted for f in schema.vector_fields):
         raise invalid(f"load field list {listed} does not contain vector field")
     partition_key = schema.partition_key_field
     if partition_key is not None and partition_key.name not in wanted:
@@ -70,7 +70,10 @@ def check_indexes(
     *,
     for_partitions: bool,
 ) -> None:
-    """Milvus refuses to load vectors it cannot search through an index."""
+    """Milvus refuses to load vectors it cannot search through an index (a collection without
+    vector fields needs none)."""
+    if not schema.vector_fields:
+        return
     indexed = {ix.field_name for ix in indexes}
     vector_indexed = indexed & {f.name for f in schema.vector_fields}
     # No index at all: Milvus's DescribeIndex answers "index not found", for partitions too.

@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 from sheafdb.engine.read.growing_json import GrowingJsonCache
 from sheafdb.engine.read.visibility import hidden_mask
 from sheafdb.engine.snapshot import SealedSegment
+from sheafdb.engine.write.added_fields import backfill
 from sheafdb.expr import Filter, JsonColumn, JsonProjections
 from sheafdb.index import SparseMatrix, VectorIndex, load_index, parse_index_params, vectors_from_arrow
 from sheafdb.schema import DYNAMIC_FIELD, TIMESTAMP_COLUMN, CollectionSchema, DataType
@@ -371,7 +372,12 @@ def load_segment(
     for name in (*fields, TIMESTAMP_COLUMN):
         column_file = segment.columns.get(name)
         if column_file is None:
-            continue  # a field added after this segment was sealed: the schema default applies
+            added = schema.field(name)
+            if added is not None:
+                # Added after this segment was sealed: its rows hold the default (or null).
+                columns[name] = backfill(added, segment.num_rows)
+                footprint[("field", name)] = columns[name].nbytes
+            continue
         if cancelled():
             raise LoadCancelled
         # mmap=False: one heap copy of the file; the arrays point into it (no second copy).

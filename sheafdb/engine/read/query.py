@@ -17,6 +17,8 @@ import pyarrow as pa
 
 from sheafdb.engine.load.loaded_segment import RowSource
 from sheafdb.engine.models import QueryRequest, QueryResult
+from sheafdb.engine.read.aggregation import aggregate_rows, aggregates_in, check_aggregation
+from sheafdb.engine.read.expiry import Expiry
 from sheafdb.engine.read.output import COUNT_STAR, gather, plan_output
 from sheafdb.engine.read.search import ReadContext, compile_checked, live_deletes, row_masks
 from sheafdb.engine.read.visibility import hidden_mask
@@ -29,7 +31,11 @@ MAX_QUERY_WINDOW = 16384
 
 def execute_query(ctx: ReadContext, req: QueryRequest) -> QueryResult:
     counting = [name.strip().lower() for name in req.output_fields] == [COUNT_STAR]
-    if not counting and not req.filter.strip() and req.ids is None and req.limit is None:
+    aggregating = bool(req.group_by_fields) or bool(aggregates_in(req.output_fields))
+    if aggregating:
+        counting = False
+        read = check_aggregation(ctx.schema, req.output_fields, req.group_by_fields)
+    if not (counting or aggregating) and not req.filter.strip() and req.ids is None and req.limit is None:
         raise invalid("empty expression should be used with limit")
     if req.limit is not None and req.limit + req.offset > MAX_QUERY_WINDOW and not counting:
         raise invalid(
@@ -46,7 +52,9 @@ def execute_query(ctx: ReadContext, req: QueryRequest) -> QueryResult:
         # A filter that only names the keys is already applied by the lookup.
         check = flt if req.ids is not None else None
         selected = [
-            _rows_by_key(source, primary, keys, check, live_deletes(ctx.deletes, source.partition_id))
+            _rows_by_key(
+                source, primary, keys, check, live_deletes(ctx.deletes, source.partition_id), ctx.expiry
+            )
             for source in ctx.sources
         ]
     else:
@@ -55,6 +63,14 @@ def execute_query(ctx: ReadContext, req: QueryRequest) -> QueryResult:
     if counting:
         total = sum(len(rows) for rows in selected)
         return QueryResult(pa.table({COUNT_STAR: pa.array([total], pa.int64())}), (COUNT_STAR,))
+    if aggregating:
+        plan = plan_output(ctx.schema, ctx.loaded_fields, read or (primary,), dynamic_loaded=False)
+        ids_of = [np.full(len(r), i, dtype=np.int64) for i, r in enumerate(selected)]
+        source_of = np.concatenate(ids_of or [np.empty(0, np.int64)])
+        rows_of = np.concatenate(selected or [np.empty(0, np.int64)]).astype(np.int64)
+        values = gather(ctx.sources, source_of, rows_of, plan)
+        table = aggregate_rows(values, req.output_fields, req.group_by_fields, req.offset, req.limit)
+        return QueryResult(table, tuple(req.output_fields))
     requested = req.output_fields or (primary,)
     output = plan_output(ctx.schema, ctx.loaded_fields, requested, dynamic_loaded=ctx.dynamic_loaded)
     source_ids = np.concatenate(
@@ -80,10 +96,12 @@ def _rows_by_key(
     keys: Sequence[int] | Sequence[str],
     flt: Filter | None,
     latest: pa.Table,
+    expiry: Expiry | None,
 ) -> np.ndarray:
-    """Rows of ``source`` holding ``keys`` that no delete hides and ``flt`` keeps."""
+    """Rows of ``source`` holding ``keys`` that no delete hides, ``flt`` keeps and have not
+    expired."""
     rows = source.rows_of(primary, keys)
-    if len(rows) == 0 or (flt is None and latest.num_rows == 0):
+    if len(rows) == 0 or (flt is None and latest.num_rows == 0 and expiry is None):
         return rows
     picked = source.table.take(pa.array(rows))
     keep = np.ones(len(rows), dtype=bool)
@@ -91,4 +109,7 @@ def _rows_by_key(
         keep &= ~hidden_mask(picked.column(primary), picked.column(TIMESTAMP_COLUMN), latest)
     if flt is not None:
         keep &= flt.evaluate(picked)
+    expired = expiry.expired(picked) if expiry is not None else None
+    if expired is not None:
+        keep &= ~expired
     return rows[keep]

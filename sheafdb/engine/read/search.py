@@ -28,6 +28,7 @@ from sheafdb.engine.finite_vectors import check_floats, check_query_vectors
 from sheafdb.engine.load.loaded_segment import RowSource
 from sheafdb.engine.models import SearchRequest, SearchResult, TextQueries
 from sheafdb.engine.read.decay import search_with_decay
+from sheafdb.engine.read.expiry import Expiry
 from sheafdb.engine.read.output import OutputPlan, gather, plan_output
 from sheafdb.engine.read.segment_pool import run_all
 from sheafdb.engine.read.text_search import bm25_queries, check_query_kind
@@ -70,6 +71,8 @@ class ReadContext:
     sources: tuple[RowSource, ...]
     deletes: pa.Table
     indexes: tuple[IndexRecord, ...]
+    # The collection's TTL rule at this read's instant (None: no TTL).
+    expiry: Expiry | None = None
 
     @property
     def dynamic_loaded(self) -> bool:
@@ -194,11 +197,21 @@ def row_masks(ctx: ReadContext, flt: Filter | None) -> list[np.ndarray | None]:
     Read-only: a loaded segment keeps them (per filter object, see compile_checked).
     """
     if flt is None and ctx.deletes.num_rows == 0:
-        return [None] * len(ctx.sources)  # nothing to hide: skip the per-source cache look-ups
-    primary = ctx.schema.primary_field.name
-    return [
-        source.allowed(flt, primary, live_deletes(ctx.deletes, source.partition_id)) for source in ctx.sources
-    ]
+        masks: list[np.ndarray | None] = [None] * len(ctx.sources)  # skip the per-source caches
+    else:
+        primary = ctx.schema.primary_field.name
+        masks = [
+            source.allowed(flt, primary, live_deletes(ctx.deletes, source.partition_id))
+            for source in ctx.sources
+        ]
+    if ctx.expiry is None:
+        return masks
+    # Expired rows hidden at this read's instant (after the cached masks: time moves on).
+    out: list[np.ndarray | None] = []
+    for source, mask in zip(ctx.sources, masks, strict=True):
+        expired = ctx.expiry.expired(source.table)
+        out.append(mask if expired is None else (~expired if mask is None else mask & ~expired))
+    return out
 
 
 # Per schema object (schemas are immutable; a change makes a new one): its vector fields.
@@ -220,6 +233,8 @@ def _vector_fields(schema: CollectionSchema) -> tuple[FieldSchema, ...]:
 def resolve_anns_field(schema: CollectionSchema, loaded: Sequence[str], name: str | None) -> FieldSchema:
     if not name:
         vectors = _vector_fields(schema)
+        if not vectors:
+            raise invalid("anns_field not found in schema")
         if len(vectors) != 1:
             raise invalid("multiple anns_fields exist, please specify a anns_field in search_params")
         name = vectors[0].name
@@ -449,10 +464,27 @@ def execute_search(ctx: ReadContext, req: SearchRequest) -> SearchResult:
     output = plan_output(ctx.schema, ctx.loaded_fields, req.output_fields, dynamic_loaded=ctx.dynamic_loaded)
     flt = compile_checked(ctx, req.filter, req.filter_params)
     masks = row_masks(ctx, flt)
+    if field.nullable:
+        masks = _without_null_vectors(ctx, field, masks)
     if req.group_by_field:
         return _grouped_search(ctx, req, field, spec, output, masks)
     found = search_candidates(ctx, field, spec, req.vectors, req.offset + req.limit, req.params, masks)
     return build_result(ctx, found.after(req.offset), output, req.round_decimal)
+
+
+def _without_null_vectors(
+    ctx: ReadContext, field: FieldSchema, masks: Sequence[np.ndarray | None]
+) -> list[np.ndarray | None]:
+    """A search never returns a row whose searched vector is null (Milvus's nullable vectors)."""
+    out: list[np.ndarray | None] = []
+    for source, mask in zip(ctx.sources, masks, strict=True):
+        column = source.table.column(field.name)
+        if column.null_count == 0:
+            out.append(mask)
+            continue
+        valid = column.is_valid().to_numpy(zero_copy_only=False)
+        out.append(valid if mask is None else mask & valid)
+    return out
 
 
 def build_result(

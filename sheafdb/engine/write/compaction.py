@@ -50,9 +50,11 @@ from dataclasses import dataclass, replace
 import pyarrow as pa
 
 from sheafdb.engine.collection import Collection
+from sheafdb.engine.read.expiry import expiry_of
 from sheafdb.engine.read.visibility import latest_deletes, visible_rows
 from sheafdb.engine.snapshot import DeleteFile, SealedSegment, SegmentColumns, SegmentIndexFile
 from sheafdb.engine.write import crash_points
+from sheafdb.engine.write.added_fields import backfilled_table
 from sheafdb.engine.write.index_builds import IndexBuilder
 from sheafdb.engine.write.sealing import (
     DELETES_FILE,
@@ -63,6 +65,7 @@ from sheafdb.engine.write.sealing import (
     write_deletes_segment,
 )
 from sheafdb.errors import SheafError
+from sheafdb.schema import CollectionSchema
 from sheafdb.storage.catalog import Catalog
 from sheafdb.storage.object_store import ObjectStore
 from sheafdb.storage.records import IndexRecord, SegmentIndexRecord, SegmentRecord
@@ -223,8 +226,12 @@ class Compactor:
         latest = latest_deletes(coll.snapshot().deletes, partition_id)
         schema = coll.schema
         layout = schema.arrow_schema()
-        tables = [self._read_segment(seg, layout) for seg in group]
+        tables = [self._read_segment(seg, schema, layout) for seg in group]
         merged = visible_rows(pa.concat_tables(tables).combine_chunks(), schema.primary_field.name, latest)
+        expiry = expiry_of(coll.record.properties)
+        expired = expiry.expired(merged) if expiry is not None else None
+        if expired is not None:
+            merged = merged.filter(pa.array(~expired))  # expired rows are reclaimed here
         del tables
         segment_id = self._catalog.allocate_id()
         directory = segment_directory(coll.collection_id, segment_id)
@@ -322,15 +329,15 @@ class Compactor:
             registered[index.field_name] = index_file
         return registered
 
-    def _read_segment(self, seg: SealedSegment, layout: pa.Schema) -> pa.Table:
-        """All columns of a segment in the current layout (a field added later reads as nulls)."""
-        arrays = []
-        for f in layout:
-            if f.name in seg.columns:
-                arrays.append(read_column(self._store, seg.columns[f.name].path, mmap=False))
-            else:
-                arrays.append(pa.nulls(seg.num_rows, f.type))
-        return pa.Table.from_arrays(arrays, schema=layout)
+    def _read_segment(self, seg: SealedSegment, schema: CollectionSchema, layout: pa.Schema) -> pa.Table:
+        """All columns of a segment in the current layout (a field added later holds its
+        default or null)."""
+        present = {
+            f.name: read_column(self._store, seg.columns[f.name].path, mmap=False)
+            for f in layout
+            if f.name in seg.columns
+        }
+        return backfilled_table(schema, layout, pa.table(present))
 
     def _merge_deletes(self, group: tuple[SealedSegment, ...], path: str) -> str | None:
         parts = [read_delete_records(self._store, s.deletes_path) for s in group if s.deletes_path]

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from sheafdb.schema import FieldSchema
+from sheafdb.engine.write.added_fields import backfill, backfilled_table
+from sheafdb.schema import CollectionSchema, FieldSchema
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,8 @@ class GrowingCapture:
 class GrowingData:
     row_schema: pa.Schema
     delete_schema: pa.Schema
+    # The collection schema: the defaults of fields added after a logged batch was written.
+    schema: CollectionSchema | None = None
     _rows: dict[int, list[tuple[int, pa.Table]]] = field(default_factory=dict)
     _deletes: list[tuple[int, pa.Table]] = field(default_factory=list)
     _tables: dict[int, pa.Table] | None = None
@@ -38,14 +41,20 @@ class GrowingData:
 
     def add_rows(self, partition_id: int, lsn: int, rows: pa.Table, timestamp: int) -> None:
         if rows.schema.names != self.row_schema.names:
-            # Logged before add_collection_field and replayed after it: the new field is null.
-            rows = pa.Table.from_arrays(
-                [
-                    rows.column(f.name) if f.name in rows.schema.names else pa.nulls(rows.num_rows, f.type)
-                    for f in self.row_schema
-                ],
-                schema=self.row_schema,
-            )
+            # Logged before add_collection_field and replayed after it: the new field holds
+            # its default (or null).
+            if self.schema is not None:
+                rows = backfilled_table(self.schema, self.row_schema, rows)
+            else:
+                rows = pa.Table.from_arrays(
+                    [
+                        rows.column(f.name)
+                        if f.name in rows.schema.names
+                        else pa.nulls(rows.num_rows, f.type)
+                        for f in self.row_schema
+                    ],
+                    schema=self.row_schema,
+                )
         if rows.num_rows:
             self._rows.setdefault(partition_id, []).append((lsn, rows))
             self.nbytes += rows.nbytes
@@ -115,16 +124,17 @@ class GrowingData:
         self.nbytes -= sum(t.nbytes for _, t in batches)
         self._tables = None
 
-    def add_null_column(self, new_field: FieldSchema, row_schema: pa.Schema) -> None:
-        """A field was added to the schema: every batch gets it as an all-null column."""
+    def add_null_column(self, new_field: FieldSchema, schema: CollectionSchema) -> None:
+        """A field was added to the schema: every batch gets it, holding its default or null."""
+        row_schema = schema.arrow_schema()
         position = row_schema.get_field_index(new_field.name)
         column = pa.field(new_field.name, new_field.arrow_type(), nullable=True)
         for batches in self._rows.values():
             batches[:] = [
-                (lsn, t.add_column(position, column, pa.nulls(t.num_rows, new_field.arrow_type())))
-                for lsn, t in batches
+                (lsn, t.add_column(position, column, backfill(new_field, t.num_rows))) for lsn, t in batches
             ]
         self.row_schema = row_schema
+        self.schema = schema
         self._tables = None
 
     def clear(self) -> None:

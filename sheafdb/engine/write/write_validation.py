@@ -11,7 +11,8 @@ one Arrow call per column (a per-value parse only when that fast path cannot dec
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from datetime import UTC, tzinfo
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -22,6 +23,10 @@ from sheafdb.engine.finite_vectors import check_vector_column
 from sheafdb.errors import invalid
 from sheafdb.schema import DYNAMIC_FIELD, TIMESTAMP_COLUMN, CollectionSchema, DataType, FieldSchema
 from sheafdb.strict_json import MAX_JSON_DEPTH
+from sheafdb.timestamptz import parse_time, times_from_text
+
+# The collection property that lets an insert carry its own keys into an auto_id collection.
+ALLOW_INSERT_AUTO_ID = "allow_insert_auto_id"
 
 # Milvus refuses insert requests above proxy.maxInsertSize (64 MiB by default).
 MAX_BATCH_BYTES = 64 * 1024 * 1024
@@ -35,11 +40,14 @@ def prepare_rows(
     *,
     primary_keys_given: bool,
     generate_ids: Callable[[int], pa.Array],
+    default_zone: tzinfo = UTC,
 ) -> pa.Table:
     """Validate ``data`` and return it in the stored layout (without ``__ts``).
 
     ``primary_keys_given``: whether the client must pass the primary key even though it is
-    auto_id (upsert does; insert must not). ``generate_ids(n)`` makes auto ids when needed.
+    auto_id (upsert does; insert must not, unless the collection sets ``allow_insert_auto_id``).
+    ``generate_ids(n)`` makes auto ids when needed. ``default_zone``: the zone of TIMESTAMPTZ text
+    without an offset (the collection's ``timezone``).
     """
     num_rows = data.num_rows
     if data.nbytes > MAX_BATCH_BYTES:
@@ -63,13 +71,16 @@ def prepare_rows(
     for f in schema.fields:
         if f.is_primary and f.auto_id and not primary_keys_given:
             if f.name in names:
-                raise invalid(f"the primary key field {f.name} is auto_id: its values must not be passed")
+                raise invalid(
+                    "can not assign primary field data when auto id enabled and "
+                    f"allow_insert_auto_id is false {f.name}"
+                )
             columns.append(generate_ids(num_rows))
             continue
         if f.name not in names:
-            columns.append(_missing_column(f, num_rows))
+            columns.append(_missing_column(f, num_rows, default_zone))
             continue
-        columns.append(_checked_column(f, data.column(f.name), num_rows))
+        columns.append(_checked_column(f, data.column(f.name), default_zone))
     out_fields = [pa.field(f.name, f.arrow_type(), nullable=True) for f in schema.fields]
     if schema.enable_dynamic_field:
         columns.append(_dynamic_column(schema, data, unknown))
@@ -80,14 +91,18 @@ def prepare_rows(
     return table.combine_chunks()
 
 
+def allows_insert_auto_id(properties: Mapping[str, str]) -> bool:
+    return properties.get(ALLOW_INSERT_AUTO_ID, "false").strip().lower() == "true"
+
+
 def with_timestamp(table: pa.Table, timestamp: int) -> pa.Table:
     stamps = pa.repeat(pa.scalar(timestamp, pa.uint64()), table.num_rows)
     return table.append_column(pa.field(TIMESTAMP_COLUMN, pa.uint64(), nullable=False), stamps)
 
 
-def _missing_column(f: FieldSchema, num_rows: int) -> pa.Array:
+def _missing_column(f: FieldSchema, num_rows: int, default_zone: tzinfo = UTC) -> pa.Array:
     if f.default_value is not None:
-        return _default_array(f, num_rows)
+        return default_column(f, num_rows, default_zone)
     if f.nullable:
         return pa.nulls(num_rows, type=f.arrow_type())
     raise invalid(
@@ -95,23 +110,29 @@ def _missing_column(f: FieldSchema, num_rows: int) -> pa.Array:
     )
 
 
-def _default_array(f: FieldSchema, num_rows: int) -> pa.Array:
+def default_column(f: FieldSchema, num_rows: int, default_zone: tzinfo = UTC) -> pa.Array:
+    """``num_rows`` copies of the field's default value, in its stored layout."""
     value = f.default_value
     if f.dtype is DataType.JSON and not isinstance(value, str):
         value = json.dumps(value)
+    if f.dtype is DataType.TIMESTAMPTZ and isinstance(value, str):
+        value = parse_time(value, default_zone)
     return pa.repeat(pa.scalar(value, type=f.arrow_type()), num_rows)
 
 
-def _checked_column(f: FieldSchema, column: pa.ChunkedArray, num_rows: int) -> pa.Array:
+def _checked_column(f: FieldSchema, column: pa.ChunkedArray, default_zone: tzinfo) -> pa.Array:
     col = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if f.is_vector:
         col = _vector_column(f, col)
         check_vector_column(f.dtype, col)
+    elif f.dtype is DataType.TIMESTAMPTZ:
+        col = _timestamptz_column(f, col, default_zone)
     else:
         col = _scalar_column(f, col)
     if col.null_count:
         if f.default_value is not None:
-            col = pc.fill_null(col, pa.scalar(_default_array(f, 1)[0].as_py(), type=f.arrow_type()))
+            default = default_column(f, 1, default_zone)[0].as_py()
+            col = pc.fill_null(col, pa.scalar(default, type=f.arrow_type()))
         elif not f.nullable:
             raise invalid(f"the field {f.name} is not nullable but contains null values")
     return col
@@ -124,6 +145,17 @@ def _cast(f: FieldSchema, col: pa.Array) -> pa.Array:
         raise invalid(
             f"the data type of field {f.name} should be {f.dtype.name}, but got {col.type} ({e})"
         ) from None
+
+
+def _timestamptz_column(f: FieldSchema, col: pa.Array, default_zone: tzinfo) -> pa.Array:
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        try:
+            return times_from_text(col, default_zone)
+        except ValueError as e:
+            raise invalid(f"field {f.name}: {e}") from None
+    if pa.types.is_integer(col.type) or pa.types.is_null(col.type):
+        return _cast(f, col)
+    raise invalid(f"the data type of field {f.name} should be Timestamptz, but got {col.type}")
 
 
 def _scalar_column(f: FieldSchema, col: pa.Array) -> pa.Array:

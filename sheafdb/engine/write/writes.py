@@ -18,6 +18,7 @@ from __future__ import annotations
 import threading
 import zlib
 from collections.abc import Callable, Mapping
+from datetime import UTC, tzinfo
 
 import numpy as np
 import pyarrow as pa
@@ -27,12 +28,14 @@ from sheafdb.engine.collection import PARTITION_COLUMN, REPLACED_PK_COLUMN, ROUT
 from sheafdb.engine.models import MutationResult, QueryRequest
 from sheafdb.engine.read.visibility import ALL_PARTITIONS, delete_records
 from sheafdb.engine.write.functions import fill_function_outputs
-from sheafdb.engine.write.write_validation import prepare_rows, with_timestamp
+from sheafdb.engine.write.partial_update import existing_keys_mask, merge_partial_rows
+from sheafdb.engine.write.write_validation import allows_insert_auto_id, prepare_rows, with_timestamp
 from sheafdb.errors import CollectionNotLoaded, PartitionNotFound, invalid
 from sheafdb.expr import compile_filter
 from sheafdb.schema import DataType
 from sheafdb.storage.records import DEFAULT_PARTITION
 from sheafdb.storage.timestamps import TimestampOracle
+from sheafdb.timestamptz import TIMEZONE_PROPERTY, zone
 
 # Auto ids reserved per catalog transaction (one fsync per block, not per insert).
 ID_BLOCK = 1 << 16
@@ -59,6 +62,7 @@ class Writer:
         self._id_end = 0
 
     def allocate_ids(self, count: int) -> pa.Array:
+        """``count`` fresh int64 ids (a VARCHAR key takes them as their decimal text, as Milvus)."""
         with self._id_lock:
             if self._id_end - self._next_id < count:
                 # Durable before any id of the block is used: a restart resumes past it.
@@ -71,25 +75,70 @@ class Writer:
     def insert(self, coll: Collection, data: pa.Table, partition: str) -> MutationResult:
         return self._write_rows(coll, data, partition, upsert=False)
 
-    def upsert(self, coll: Collection, data: pa.Table, partition: str) -> MutationResult:
-        return self._write_rows(coll, data, partition, upsert=True)
+    def upsert(
+        self, coll: Collection, data: pa.Table, partition: str, *, partial_update: bool = False
+    ) -> MutationResult:
+        existing = None
+        if partial_update:
+            current = self._current_rows(coll, data)
+            existing = existing_keys_mask(data, current, coll.schema.primary_field.name)
+            data = merge_partial_rows(coll.schema, data, current)
+        return self._write_rows(coll, data, partition, upsert=True, existing=existing)
+
+    def _current_rows(self, coll: Collection, data: pa.Table) -> pa.Table:
+        """The stored rows of the batch's keys (a partial update reads them: loaded only)."""
+        pk = coll.schema.primary_field
+        if pk.name not in data.column_names:
+            raise invalid(f"must assign pk when upsert, primary field: {pk.name}")
+        if not self._is_loaded(coll):
+            raise CollectionNotLoaded(
+                f"failed to query: collection not loaded[collection={coll.collection_id}]"
+            )
+        keys = data.column(pk.name).drop_null().to_pylist()
+        request = QueryRequest(collection=coll.name, ids=keys, output_fields=("*",))
+        return self._query(coll, request)
+
+    def _ids_for(self, coll: Collection) -> Callable[[int], pa.Array]:
+        if coll.schema.primary_field.dtype is DataType.VARCHAR:
+            return lambda count: self.allocate_ids(count).cast(pa.string())
+        return self.allocate_ids
 
     def _write_rows(
-        self, coll: Collection, data: pa.Table, partition: str, *, upsert: bool
+        self,
+        coll: Collection,
+        data: pa.Table,
+        partition: str,
+        *,
+        upsert: bool,
+        existing: pa.Array | None = None,
     ) -> MutationResult:
         schema = coll.schema
         fixed_partition = self._target_partition(coll, partition)
         if schema.functions:
             data = fill_function_outputs(schema, data)
-        rows = prepare_rows(schema, data, primary_keys_given=upsert, generate_ids=self.allocate_ids)
-        replaced = None
         pk = schema.primary_field
+        new_ids = self._ids_for(coll)
+        keys_given = upsert or (
+            pk.auto_id and pk.name in data.column_names and allows_insert_auto_id(coll.record.properties)
+        )
+        rows = prepare_rows(
+            schema,
+            data,
+            primary_keys_given=keys_given,
+            generate_ids=new_ids,
+            default_zone=collection_zone(coll.record.properties),
+        )
+        replaced = None
         if upsert and pk.auto_id:
             # Milvus (2.4+): an upsert on an auto_id collection deletes the given keys and
-            # inserts the rows under newly generated ones, which it returns.
+            # inserts the rows under newly generated ones, which it returns; a partial update
+            # keeps the keys of the rows it updates and generates them for new rows only.
             replaced = rows.column(pk.name)
             position = rows.schema.get_field_index(pk.name)
-            rows = rows.set_column(position, rows.schema.field(position), self.allocate_ids(rows.num_rows))
+            fresh = new_ids(rows.num_rows)
+            if existing is not None:
+                fresh = pc.if_else(existing, replaced.combine_chunks(), fresh)
+            rows = rows.set_column(position, rows.schema.field(position), fresh)
         ts = self._oracle.next()
         stamped = with_timestamp(rows, ts)
         if replaced is not None:
@@ -131,9 +180,17 @@ class Writer:
             pks = (
                 self._query(coll, request).column(pk_field.name).combine_chunks().cast(pk_field.arrow_type())
             )
-        pks = pc.unique(pks)
         # Milvus: a delete naming a partition deletes there only; without one, everywhere.
         scope = partition_id if partition and partition_id is not None else ALL_PARTITIONS
+        return self.delete_keys(coll, pks, partition_id, scope)
+
+    def delete_keys(
+        self, coll: Collection, pks: pa.Array, partition_id: int | None = None, scope: int = ALL_PARTITIONS
+    ) -> MutationResult:
+        """Delete the rows of these primary keys (in ``scope``), logged in ``partition_id``."""
+        if partition_id is None:
+            partition_id = self._any_partition(coll)
+        pks = pc.unique(pks)
         ts = self._oracle.next()
         if len(pks):
             # The record's partition id only says where it is logged; the scope column decides.
@@ -176,6 +233,14 @@ class Writer:
         ids = np.array([pid for _, pid in ordered], dtype=np.int64)
         buckets = partition_key_buckets(rows.column(key.name), key.dtype, len(ids))
         return rows.append_column(PARTITION_COLUMN, pa.array(ids[buckets]))
+
+
+def collection_zone(properties: Mapping[str, str]) -> tzinfo:
+    """The collection's ``timezone`` (UTC when unset or not a zone name)."""
+    try:
+        return zone(properties.get(TIMEZONE_PROPERTY))
+    except ValueError:
+        return UTC
 
 
 def partition_key_buckets(column: pa.ChunkedArray | pa.Array, dtype: DataType, count: int) -> np.ndarray:
