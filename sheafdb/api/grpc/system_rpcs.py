@@ -12,7 +12,7 @@ from sheafdb.api.grpc.context import RpcBase
 from sheafdb.api.grpc.system_info import system_info_json
 from sheafdb.api.status import success
 from sheafdb.engine.resource_groups import NODE_ID
-from sheafdb.errors import ServiceUnavailable, UnexpectedError
+from sheafdb.errors import ParameterInvalid, ServiceUnavailable
 
 SYSTEM_INFO = "system_info"
 
@@ -23,7 +23,7 @@ def _metric_type(request: str) -> str:
     except ValueError:
         parsed = None
     if not isinstance(parsed, dict) or "metric_type" not in parsed:
-        raise UnexpectedError("metric_type not found in request")
+        raise ParameterInvalid("metric_type not found in request")
     return str(parsed["metric_type"])
 
 
@@ -38,7 +38,7 @@ class SystemRpcs(RpcBase):
         self, request: milvus_pb2.GetMetricsRequest, context: grpc.ServicerContext
     ) -> milvus_pb2.GetMetricsResponse:
         if _metric_type(request.request).lower() != SYSTEM_INFO:
-            raise UnexpectedError("sorry, but this metric type is not implemented")
+            raise ParameterInvalid("sorry, but this metric type is not implemented")
         body = system_info_json(
             self.engine.maintenance.memory(), MILVUS_VERSION, str(self.engine.config.data_dir)
         )
