@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from sheafdb.engine.collection import Collection
 from sheafdb.engine.ddl_rules import check_added_field
-from sheafdb.engine.load.load_plan import ONLINE_LOAD_CHANGE
+from sheafdb.engine.load.load_plan import changes_online
 from sheafdb.engine.load.residency import residency_policy
 from sheafdb.engine.read.expiry import check_ttl_properties
 from sheafdb.errors import CollectionAlreadyLoaded, FieldNotFound
@@ -75,7 +75,7 @@ class CollectionAlterations:
         coll.updated_ts = self._clock()
 
     def _refuse_if_loaded_property(self, coll: Collection, properties: Mapping[str, str]) -> None:
-        if str(coll.record.properties.get(ONLINE_LOAD_CHANGE, "false")).lower() == "true":
+        if changes_online(coll.record.properties):
             return  # the next load_collection applies it while the collection serves
         for key in properties:
             if key.startswith(LOADED_ONLY_PROPERTIES) and self._is_loaded(coll):

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 
 from sheafdb.engine.collection import Collection
 from sheafdb.engine.load.load_plan import (
-    ONLINE_LOAD_CHANGE,
+    changes_online,
     check_indexes,
     mapped_fields,
     plan_load,
@@ -99,7 +99,7 @@ class LoadManager:
         partition_ids = self._partition_ids(coll, partitions)
         state = runtime.state
         state.wait_released(partition_ids)
-        online = str(coll.record.properties.get(ONLINE_LOAD_CHANGE, "false")).lower() == "true"
+        online = changes_online(coll.record.properties)
         if online and self._change_online(runtime, fields, request.skip_load_dynamic_field):
             runtime.request = request
             return
@@ -231,7 +231,7 @@ class LoadManager:
     def check_fields(self, coll: Collection, fields: tuple[str, ...], skip_dynamic: bool) -> None:
         """A load may not change the field list of what is loaded (a load preview checks it too),
         unless the collection changes what it holds online."""
-        if str(coll.record.properties.get(ONLINE_LOAD_CHANGE, "false")).lower() == "true":
+        if changes_online(coll.record.properties):
             return
         self._runtime(coll).state.check_fields(fields, skip_dynamic)
 

@@ -28,6 +28,11 @@ MMAP_PROPERTY = "mmap.enabled"
 ONLINE_LOAD_CHANGE = "sheafdb.online_load_change"
 
 
+def changes_online(properties: Mapping[str, str]) -> bool:
+    """``sheafdb.online_load_change=true``: a loaded collection may change what it holds."""
+    return str(properties.get(ONLINE_LOAD_CHANGE, "false")).lower() == "true"
+
+
 def _go_list(names: Iterable[str]) -> str:
     """Go's ``%v`` of a string slice: ``[a b c]``."""
     return "[" + " ".join(names) + "]"
