@@ -299,6 +299,33 @@ class Collection:
                 )
         self._notify(DataEvent(kind, self.collection_id, added=new, removed=old))
 
+    def sealed_state(self) -> tuple[tuple[SealedSegment, ...], pa.Table]:
+        """The flushed data alone: sealed segments and the deletes sealed with them (what a
+        snapshot captures; the caller holds ``seal_lock`` so no swap is half-way)."""
+        with self._lock:
+            parts = list(self._sealed_deletes)
+            empty = self._growing.delete_schema.empty_table()
+            return self._sealed, pa.concat_tables(parts).combine_chunks() if parts else empty
+
+    def add_restored(
+        self,
+        segments: tuple[SealedSegment, ...],
+        deletes: pa.Table | None,
+        deletes_file: DeleteFile | None,
+        max_ts: int,
+    ) -> None:
+        """A snapshot restore registered these segments (and deletes) in the catalog."""
+        with self._lock:
+            self._sealed = (*self._sealed, *segments)
+            if deletes is not None:
+                self._sealed_deletes.append(deletes)
+            if deletes_file is not None:
+                self._delete_files = (*self._delete_files, deletes_file)
+            self._deletes_cache = None
+            self._max_ts = max(self._max_ts, max_ts)
+        if segments:
+            self._notify(DataEvent("sealed", self.collection_id, added=segments))
+
     def hand_off(self, on: bool) -> None:
         """Whether seals and merges keep their rows served until installed (while loaded)."""
         with self._lock:

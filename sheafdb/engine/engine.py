@@ -71,6 +71,8 @@ from sheafdb.engine.read.row_counts import expired_keys, visible_row_count
 from sheafdb.engine.read.search_by_keys import with_key_vectors
 from sheafdb.engine.replicas import Replicas
 from sheafdb.engine.snapshot import SealedSegment
+from sheafdb.engine.snapshot_restore import SnapshotRestores
+from sheafdb.engine.snapshots import Snapshots, remove_orphan_snapshots
 from sheafdb.engine.write.auto_compaction import BackgroundCompactor
 from sheafdb.engine.write.compaction import CompactionPolicy, Compactor
 from sheafdb.engine.write.compaction_jobs import CompactionJobs
@@ -152,6 +154,7 @@ class Engine:
             self._catalog.close()  # a PostgreSQL catalog's lock goes with it
             raise
         remove_orphans(self._store, self._catalog, self._data_dir / "wal")
+        remove_orphan_snapshots(self._store, self._catalog)
         floor = self._catalog.max_timestamp()
         for record in self._catalog.list_collections():
             recovered = open_collection(
@@ -193,6 +196,16 @@ class Engine:
             next_timestamp=self._oracle.next,
             compactions=CompactionJobs(self._catalog.allocate_id, self._compact_now),
         )
+        # Collection snapshots (snapshots.py) and restores from them (snapshot_restore.py).
+        self.snapshots = Snapshots(self._catalog, self._store, self._resolve, self._oracle.next)
+        self.restores = SnapshotRestores(
+            self._catalog,
+            self._store,
+            self,
+            self._resolve,
+            on_restored=lambda coll, segments: self._builder.submit(coll, segments, coll.indexes),
+            hold=self.snapshots.hold,
+        )
         # Segments sealed before a crash whose index builds never finished.
         for coll in self._collections.values():
             self._builder.submit(coll, coll.snapshot().sealed, coll.indexes)
@@ -213,6 +226,7 @@ class Engine:
         # the build a merge may be waiting on: the compaction thread ends promptly instead of
         # after a build of minutes.
         self._compactor.stop()
+        self.restores.close()
         self._residency.close()
         self._loads.close()
         self._builder.close()

@@ -21,6 +21,7 @@ from sheafdb.storage.records import (
 )
 from sheafdb.storage.resource_group_rows import RESOURCE_GROUP_TABLES
 from sheafdb.storage.segment_files import ColumnFile
+from sheafdb.storage.snapshot_rows import SNAPSHOT_TABLES
 
 TABLES = (
     """
@@ -67,6 +68,7 @@ CREATE INDEX IF NOT EXISTS segments_by_collection ON segments (collection_id);
 CREATE INDEX IF NOT EXISTS segment_indexes_by_index ON segment_indexes (index_id);
 """
     + RESOURCE_GROUP_TABLES
+    + SNAPSHOT_TABLES
 )
 
 # PostgreSQL's INTEGER is 32-bit (ids and timestamps need 64), and its text ordering follows

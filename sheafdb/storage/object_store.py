@@ -32,6 +32,8 @@ class ObjectStore(Protocol):
     def delete(self, path: str) -> None: ...
     def delete_prefix(self, prefix: str) -> None: ...
     def rename_prefix(self, src: str, dst: str) -> None: ...
+    # A second name for an immutable file, costing no copy where the store allows it.
+    def link(self, src: str, dst: str) -> None: ...
     def local_path(self, path: str) -> Path | None: ...
 
 
@@ -113,6 +115,20 @@ class LocalStore:
             raise FileExistsError(f"object path already exists: {dst!r}")
         target.parent.mkdir(parents=True, exist_ok=True)
         os.rename(source, target)
+        fsync_dir(target.parent)
+
+    def link(self, src: str, dst: str) -> None:
+        """A hard link (the same inode: no bytes copied; the data lives while any name does);
+        a copy where the file system refuses links (another device, no link support)."""
+        source, target = self._resolve(src), self._resolve(dst)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.unlink(missing_ok=True)
+        try:
+            os.link(source, target)
+        except OSError as exc:
+            if not source.exists():
+                raise FileNotFoundError(f"no object at {src!r}") from exc
+            shutil.copyfile(source, target)
         fsync_dir(target.parent)
 
     def local_path(self, path: str) -> Path | None:

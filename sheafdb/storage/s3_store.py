@@ -179,6 +179,10 @@ class S3Store:
             cached_dst.parent.mkdir(parents=True, exist_ok=True)
             os.rename(cached_src, cached_dst)
 
+    def link(self, src: str, dst: str) -> None:
+        """A server-side copy (S3 CopyObject): the bytes never travel through this process."""
+        self._fs.copy_file(self._key(src), self._key(dst))
+
     def local_path(self, path: str) -> Path | None:
         """The cache file of an object (fetched now if need be); None for what is no object."""
         try:

@@ -58,6 +58,7 @@ from sheafdb.storage.records import (
     SegmentRecord,
 )
 from sheafdb.storage.resource_group_rows import ResourceGroupRows
+from sheafdb.storage.snapshot_rows import SnapshotRows
 from sheafdb.storage.timestamps import compose
 
 
@@ -76,7 +77,7 @@ class SqlCursor(Protocol):
 DEFAULT_DATABASE_ID = 1
 
 
-class SqlCatalog(ResourceGroupRows):
+class SqlCatalog(ResourceGroupRows, SnapshotRows):
     """A Catalog in SQL tables, through one connection a backend opens.
 
     Lock: ``_lock`` serialises every use of the single connection. One connection (rather

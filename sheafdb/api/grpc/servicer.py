@@ -18,6 +18,7 @@ from sheafdb.api.grpc.maintenance_rpcs import MaintenanceRpcs
 from sheafdb.api.grpc.rbac_backup_rpcs import RbacBackupRpcs
 from sheafdb.api.grpc.replica_rpcs import ReplicaRpcs
 from sheafdb.api.grpc.segment_rpcs import SegmentRpcs
+from sheafdb.api.grpc.snapshot_rpcs import SnapshotRpcs
 from sheafdb.api.grpc.system_rpcs import SystemRpcs
 from sheafdb.api.grpc.text_rpcs import TextRpcs
 
@@ -33,6 +34,7 @@ class MilvusServicer(
     MaintenanceRpcs,
     ReplicaRpcs,
     SegmentRpcs,
+    SnapshotRpcs,
     SystemRpcs,
     TextRpcs,
     milvus_pb2_grpc.MilvusServiceServicer,

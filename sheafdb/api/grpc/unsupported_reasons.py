@@ -10,7 +10,7 @@ from __future__ import annotations
 
 _REPLICATION = "cross-cluster replication (CDC) streams: SheafDB is one node with one write-ahead log"
 _EXTERNAL = "external collections read data SheafDB does not store (lake tables); not a goal"
-_SNAPSHOT = "collection snapshots on object storage: SheafDB's restore unit is the data directory"
+_EXPORT = "exporting a snapshot to an outside S3 path: no pymilvus 3.0 call; snapshots restore in place"
 _NAMESPACE = "namespaces (multi-tenancy inside a collection) are a Milvus 2.6 preview; partitions serve"
 # Milvus 2.6's proxy does not implement these either (proto placeholders, answered UNIMPLEMENTED).
 _FILE_RESOURCE = "file resources: a proto placeholder Milvus 2.6 does not implement either"
@@ -29,17 +29,8 @@ OUT_OF_SCOPE: dict[str, str] = {
     "ListRefreshExternalCollectionJobs": _EXTERNAL,
     "RestoreExternalSnapshot": _EXTERNAL,
     "BatchUpdateManifest": "storage-v2 manifests of external and snapshot data; not SheafDB's file layout",
-    "CreateSnapshot": _SNAPSHOT,
-    "DropSnapshot": _SNAPSHOT,
-    "ListSnapshots": _SNAPSHOT,
-    "DescribeSnapshot": _SNAPSHOT,
-    "RestoreSnapshot": _SNAPSHOT,
-    "ExportSnapshot": _SNAPSHOT,
-    "GetExportSnapshotState": _SNAPSHOT,
-    "GetRestoreSnapshotState": _SNAPSHOT,
-    "ListRestoreSnapshotJobs": _SNAPSHOT,
-    "PinSnapshotData": _SNAPSHOT,
-    "UnpinSnapshotData": _SNAPSHOT,
+    "ExportSnapshot": _EXPORT,
+    "GetExportSnapshotState": _EXPORT,
     "CreateNamespace": _NAMESPACE,
     "DescribeNamespace": _NAMESPACE,
     "ListNamespaces": _NAMESPACE,

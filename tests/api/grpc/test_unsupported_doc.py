@@ -40,11 +40,11 @@ def test_core_rpcs_are_implemented() -> None:
 
 def test_unsupported_rpc_answers_a_status_naming_itself() -> None:
     servicer = MilvusServicer(engine=None)  # type: ignore[arg-type]
-    response = servicer.CreateSnapshot(milvus_pb2.CreateSnapshotRequest(), None)
+    response = servicer.DropRowPolicy(milvus_pb2.DropRowPolicyRequest(), None)
     assert response.code == Unsupported.code
-    assert response.reason == "CreateSnapshot is not supported by SheafDB"
-    listed = servicer.ListSnapshots(milvus_pb2.ListSnapshotsRequest(), None)
-    assert listed.status.reason == "ListSnapshots is not supported by SheafDB"
+    assert response.reason == "DropRowPolicy is not supported by SheafDB"
+    exported = servicer.ExportSnapshot(milvus_pb2.ExportSnapshotRequest(), None)
+    assert exported.status.reason == "ExportSnapshot is not supported by SheafDB"
 
 
 def test_a_crashing_handler_answers_65535_instead_of_raising() -> None:

@@ -1,0 +1,129 @@
+"""The catalog rows of collection snapshots and of the pins that hold them.
+
+A mixin of ``SqlCatalog`` (its one connection and transactions, in the SQL SQLite and
+PostgreSQL share), kept apart because snapshots are a concept of their own. A snapshot row
+names its collection by database and name (a snapshot outlives a dropped collection: it is
+what a restore starts from) and carries its manifest as JSON: schema, partitions, indexes,
+and the files of every captured segment (under ``snapshots/<snapshot_id>/``, the snapshot's
+own names for them). Pins go with their snapshot (ON DELETE CASCADE).
+
+``add_segments`` registers a restored collection's segments and index files in one
+transaction: a restore lands whole or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sheafdb.errors import CollectionNotFound, ParameterInvalid
+from sheafdb.storage.records import SegmentIndexRecord, SegmentRecord
+
+SNAPSHOT_TABLES = """
+CREATE TABLE IF NOT EXISTS snapshots (
+    snapshot_id INTEGER PRIMARY KEY, db_name TEXT NOT NULL, collection_name TEXT NOT NULL,
+    name TEXT NOT NULL, description TEXT NOT NULL, created_ts INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL, manifest TEXT NOT NULL,
+    UNIQUE (db_name, collection_name, name));
+CREATE TABLE IF NOT EXISTS snapshot_pins (
+    pin_id INTEGER PRIMARY KEY,
+    snapshot_id INTEGER NOT NULL REFERENCES snapshots ON DELETE CASCADE,
+    expires_ms INTEGER NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class SnapshotRecord:
+    snapshot_id: int
+    db_name: str
+    collection_name: str
+    name: str
+    description: str
+    created_ts: int
+    created_ms: int
+    manifest: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class SnapshotPinRecord:
+    pin_id: int
+    snapshot_id: int
+    expires_ms: int
+
+
+class _Transactions(Protocol):
+    integrity_error: type[Exception]
+
+    def _tx(self) -> AbstractContextManager[Any]: ...
+    def _read(self) -> AbstractContextManager[Any]: ...
+    def _insert_segment(self, cur: Any, segment: SegmentRecord) -> None: ...
+
+
+class SnapshotRows:
+    def add_snapshot(self: _Transactions, record: SnapshotRecord) -> None:
+        """ParameterInvalid if the collection already has a snapshot of that name."""
+        with self._tx() as cur:
+            try:
+                cur.execute(
+                    "INSERT INTO snapshots VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        record.snapshot_id,
+                        record.db_name,
+                        record.collection_name,
+                        record.name,
+                        record.description,
+                        record.created_ts,
+                        record.created_ms,
+                        json.dumps(record.manifest, sort_keys=True),
+                    ),
+                )
+            except self.integrity_error as exc:
+                raise ParameterInvalid(f"snapshot already exists[snapshot={record.name}]") from exc
+
+    def drop_snapshot(self: _Transactions, snapshot_id: int) -> None:
+        with self._tx() as cur:
+            cur.execute("DELETE FROM snapshots WHERE snapshot_id = ?", (snapshot_id,))
+
+    def list_snapshots(self: _Transactions) -> list[SnapshotRecord]:
+        with self._read() as cur:
+            rows = cur.execute(
+                "SELECT snapshot_id, db_name, collection_name, name, description, created_ts, "
+                "created_ms, manifest FROM snapshots ORDER BY snapshot_id"
+            ).fetchall()
+        return [SnapshotRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7])) for r in rows]
+
+    def add_snapshot_pin(self: _Transactions, record: SnapshotPinRecord) -> None:
+        with self._tx() as cur:
+            cur.execute(
+                "INSERT INTO snapshot_pins VALUES (?, ?, ?)",
+                (record.pin_id, record.snapshot_id, record.expires_ms),
+            )
+
+    def drop_snapshot_pin(self: _Transactions, pin_id: int) -> None:
+        with self._tx() as cur:
+            cur.execute("DELETE FROM snapshot_pins WHERE pin_id = ?", (pin_id,))
+
+    def list_snapshot_pins(self: _Transactions) -> list[SnapshotPinRecord]:
+        with self._read() as cur:
+            rows = cur.execute("SELECT pin_id, snapshot_id, expires_ms FROM snapshot_pins").fetchall()
+        return [SnapshotPinRecord(*r) for r in rows]
+
+    def add_segments(
+        self: _Transactions, segments: Sequence[SegmentRecord], indexes: Sequence[SegmentIndexRecord]
+    ) -> None:
+        """Register segments (files already written) and their index files in one transaction;
+        CollectionNotFound (nothing written) if the collection or an index is gone meanwhile."""
+        with self._tx() as cur:
+            try:
+                for segment in segments:
+                    self._insert_segment(cur, segment)
+                for r in indexes:
+                    cur.execute(
+                        "INSERT INTO segment_indexes VALUES (?, ?, ?, ?, ?)",
+                        (r.segment_id, r.index_id, r.field_name, r.path, r.nbytes),
+                    )
+            except self.integrity_error as exc:
+                raise CollectionNotFound("the collection was dropped during the restore") from exc
