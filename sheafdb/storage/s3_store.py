@@ -181,6 +181,8 @@ class S3Store:
 
     def link(self, src: str, dst: str) -> None:
         """A server-side copy (S3 CopyObject): the bytes never travel through this process."""
+        if self._fs.get_file_info(self._key(src)).type != pafs.FileType.File:
+            raise FileNotFoundError(f"no object at {src!r}")
         self._fs.copy_file(self._key(src), self._key(dst))
 
     def local_path(self, path: str) -> Path | None:

@@ -119,3 +119,21 @@ def test_s3_reads_fetch_each_object_once_and_only_what_is_read(
     before = s3_server.get_requests(bucket)
     read_column(writer, columns["b"].path)
     assert s3_server.get_requests(bucket) == before
+
+
+def test_link_gives_a_file_a_second_name_that_outlives_the_first(store: ObjectStore) -> None:
+    store.write_bytes("segments/1/col.arrow", b"immutable bytes")
+    store.link("segments/1/col.arrow", "snapshots/7/1/col.arrow")
+    store.delete_prefix("segments/1")
+    assert store.read_bytes("snapshots/7/1/col.arrow") == b"immutable bytes"
+    assert store.list("") == ["snapshots/7/1/col.arrow"]
+    with pytest.raises(FileNotFoundError):
+        store.link("segments/1/col.arrow", "snapshots/8/col.arrow")
+
+
+def test_a_local_link_copies_no_bytes(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    store.write_bytes("a/data.arrow", b"x" * 4096)
+    store.link("a/data.arrow", "b/data.arrow")
+    first, second = (tmp_path / "a" / "data.arrow").stat(), (tmp_path / "b" / "data.arrow").stat()
+    assert first.st_ino == second.st_ino and first.st_nlink == 2
