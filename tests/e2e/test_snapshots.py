@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 from pymilvus import MilvusClient, MilvusException
 
@@ -192,3 +193,20 @@ def test_errors_carry_milvus_codes(client: MilvusClient) -> None:
     assert e.code == 1100
     client.drop_snapshot(snapshot_name="s", collection_name="snap_err")
     assert client.list_snapshots(collection_name="snap_err") == []
+
+
+def test_snapshot_privileges_are_milvus_names(client: MilvusClient, server_uri: str) -> None:
+    client.create_collection("snap_rbac", dimension=DIM)
+    client.create_user("snap_user", "secret-1")
+    client.create_role("snap_role")
+    client.grant_role("snap_user", "snap_role")
+    client.grant_privilege("snap_role", "Collection", "CreateSnapshot", "snap_rbac")
+    client.grant_privilege("snap_role", "Collection", "ListSnapshots", "snap_rbac")
+    user = MilvusClient(uri=server_uri, token="snap_user:secret-1")
+    user.create_snapshot(snapshot_name="mine", collection_name="snap_rbac")
+    assert user.list_snapshots(collection_name="snap_rbac") == ["mine"]
+    with pytest.raises(grpc.RpcError) as denied:  # as every refused privilege (test_access.py)
+        user.drop_snapshot(snapshot_name="mine", collection_name="snap_rbac")
+    assert denied.value.code() is grpc.StatusCode.PERMISSION_DENIED
+    assert "DropSnapshot: permission deny to snap_user" in str(denied.value.details())
+    client.drop_snapshot(snapshot_name="mine", collection_name="snap_rbac")
