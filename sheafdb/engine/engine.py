@@ -219,6 +219,8 @@ class Engine:
                 interval=config.compaction_interval_s,
                 idle_s=config.compaction_interval_s,
             )
+        # Last: a resumed restore job may call back into the facade, which must be whole.
+        self.restores.resume()
 
     def close(self) -> None:
         """Finish in-flight writes, close the write-ahead logs, stop background work."""

@@ -14,9 +14,12 @@ Deletes hide rows by partition id (``__scope``): the snapshot's deletes are rewr
 the target's partition ids (a small file). Restored segments carry ``wal_lsn`` 0: the target's
 own log starts at lsn 1, so recovery replays all of it past them.
 
-Jobs are kept in memory (a restart forgets finished jobs; one cut short leaves an empty target
-and unregistered files, which the next start removes as orphans). One worker thread runs the
-jobs in order. Lock: ``_lock`` guards the job table.
+Jobs are catalog rows (snapshot_rows.py); the last write marks the job completed in the same
+transaction that registers its data. A restart resumes the jobs it cut short: their target is
+still empty (the files they had linked are orphans, removed at the start) unless the target
+or the snapshot is gone, which fails the job. Progress lives in memory. One worker thread runs
+the jobs in order. Locks: ``_lock`` guards the job table and progress; ``_create_lock`` makes
+"the target name is free" and its creation one step among restores.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ from sheafdb.storage.catalog import Catalog
 from sheafdb.storage.object_store import ObjectStore
 from sheafdb.storage.records import SegmentIndexRecord, SegmentRecord
 from sheafdb.storage.segment_files import ColumnFile
-from sheafdb.storage.snapshot_rows import SnapshotRecord
+from sheafdb.storage.snapshot_rows import RestoreJobRecord, SnapshotRecord
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +123,27 @@ class SnapshotRestores:
         # hold(snapshot_id, +1 / -1): a snapshot being restored cannot be dropped.
         self._hold = hold
         self._lock = threading.Lock()
-        self._jobs: dict[int, RestoreJob] = {}
+        self._create_lock = threading.Lock()
+        self._jobs = {r.job_id: r for r in catalog.list_restore_jobs()}
+        self._progress: dict[int, int] = {}
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snapshot-restore")
+
+    def resume(self) -> None:
+        """Run again the jobs a stop cut short (their target holds none of their data)."""
+        snapshots = {r.snapshot_id: r for r in self._catalog.list_snapshots()}
+        for record in list(self._jobs.values()):
+            if record.state not in (RestoreState.PENDING, RestoreState.EXECUTING):
+                continue
+            snapshot = snapshots.get(record.snapshot_id)
+            try:
+                target: Collection | None = self._resolve(record.db_name, record.collection_name)
+            except SheafError:
+                target = None
+            if snapshot is None or target is None or target.collection_id != record.target_id:
+                self._set(record.job_id, RestoreState.FAILED, "the snapshot or the target is gone")
+                continue
+            self._hold(snapshot.snapshot_id, 1)
+            self._worker.submit(self._run, record.job_id, snapshot, target)
 
     def close(self) -> None:
         self._worker.shutdown(wait=True, cancel_futures=True)
@@ -130,22 +152,23 @@ class SnapshotRestores:
     def start(self, snapshot: SnapshotRecord, db: str, name: str) -> int:
         """Create the target collection now; copy the data in the background. Returns the job id."""
         check_collection_name(name)
-        if self._ddl.has_collection(db, name):
-            raise invalid(
-                f"collection {name} already exists in database {db}, restore needs a new collection"
-            )
-        coll = self._create_target(snapshot.manifest, db, name)
-        job = RestoreJob(
+        with self._create_lock:
+            if self._ddl.has_collection(db, name):
+                raise invalid(f"collection {name} already exists in database {db}, restore needs a new one")
+            coll = self._create_target(snapshot.manifest, db, name)
+        job = RestoreJobRecord(
             job_id=self._catalog.allocate_id(),
+            snapshot_id=snapshot.snapshot_id,
             snapshot_name=snapshot.name,
             db_name=db,
             collection_name=name,
-            state=RestoreState.PENDING,
-            progress=0,
+            target_id=coll.collection_id,
+            state=int(RestoreState.PENDING),
             reason="",
             start_ms=int(time.time() * 1000),
-            time_cost_ms=0,
+            end_ms=0,
         )
+        self._catalog.save_restore_job(job)
         with self._lock:
             self._jobs[job.job_id] = job
         self._hold(snapshot.snapshot_id, 1)
@@ -155,15 +178,33 @@ class SnapshotRestores:
     def job(self, job_id: int) -> RestoreJob:
         with self._lock:
             found = self._jobs.get(job_id)
-        if found is None:
-            raise invalid(f"restore snapshot job not found[jobID={job_id}]")
-        return found
+            if found is None:
+                raise invalid(f"restore snapshot job not found[jobID={job_id}]")
+            return self._view(found)
 
     def jobs(self, db: str, collection: str = "") -> list[RestoreJob]:
         """Jobs restoring into ``db`` (into ``collection`` when given), oldest first."""
         with self._lock:
-            found = sorted(self._jobs.values(), key=lambda j: j.job_id)
-        return [j for j in found if j.db_name == db and (not collection or j.collection_name == collection)]
+            return [
+                self._view(r)
+                for r in sorted(self._jobs.values(), key=lambda j: j.job_id)
+                if r.db_name == db and (not collection or r.collection_name == collection)
+            ]
+
+    def _view(self, r: RestoreJobRecord) -> RestoreJob:
+        """The job as the API shows it; the caller holds ``_lock``."""
+        end_ms = r.end_ms or int(time.time() * 1000)
+        return RestoreJob(
+            job_id=r.job_id,
+            snapshot_name=r.snapshot_name,
+            db_name=r.db_name,
+            collection_name=r.collection_name,
+            state=RestoreState(r.state),
+            progress=100 if r.state == RestoreState.COMPLETED else self._progress.get(r.job_id, 0),
+            reason=r.reason,
+            start_ms=r.start_ms,
+            time_cost_ms=end_ms - r.start_ms,
+        )
 
     # -- the target -------------------------------------------------------------------------
     def _create_target(self, manifest: Mapping[str, Any], db: str, name: str) -> Collection:
@@ -190,16 +231,23 @@ class SnapshotRestores:
         return self._resolve(db, name)
 
     # -- the job ----------------------------------------------------------------------------
-    def _update(self, job_id: int, **changes: Any) -> None:
+    def _set(self, job_id: int, state: RestoreState, reason: str = "") -> None:
+        """A new state, kept in the catalog (a failed job gets its end time)."""
         with self._lock:
-            job = self._jobs[job_id]
-            self._jobs[job_id] = replace(job, time_cost_ms=int(time.time() * 1000) - job.start_ms, **changes)
+            ended = int(time.time() * 1000) if state is RestoreState.FAILED else 0
+            job = replace(self._jobs[job_id], state=int(state), reason=reason, end_ms=ended)
+            self._jobs[job_id] = job
+        self._catalog.save_restore_job(job)
+
+    def _set_progress(self, job_id: int, progress: int) -> None:
+        with self._lock:
+            self._progress[job_id] = progress
 
     def _run(self, job_id: int, snapshot: SnapshotRecord, coll: Collection) -> None:
-        self._update(job_id, state=RestoreState.EXECUTING)
+        self._set(job_id, RestoreState.EXECUTING)
         directories: list[str] = []
         try:
-            segments = self._restore(job_id, snapshot, coll, directories)
+            segments, finished = self._restore(job_id, snapshot, coll, directories)
         except Exception as exc:  # noqa: BLE001 - the job reports it; the target is rolled back
             reason = exc.message if isinstance(exc, SheafError) else f"{type(exc).__name__}: {exc}"
             log.warning("restore of snapshot %s failed: %s", snapshot.name, reason)
@@ -209,16 +257,17 @@ class SnapshotRestores:
                 self._ddl.drop_collection(coll.db_name, coll.name)
             except SheafError:
                 log.exception("rollback of restore target %s failed", coll.name)
-            self._update(job_id, state=RestoreState.FAILED, reason=reason)
+            self._set(job_id, RestoreState.FAILED, reason)
         else:
+            with self._lock:
+                self._jobs[job_id] = finished
             self._on_restored(coll, segments)
-            self._update(job_id, state=RestoreState.COMPLETED, progress=100)
         finally:
             self._hold(snapshot.snapshot_id, -1)
 
     def _restore(
         self, job_id: int, snapshot: SnapshotRecord, coll: Collection, directories: list[str]
-    ) -> tuple[SealedSegment, ...]:
+    ) -> tuple[tuple[SealedSegment, ...], RestoreJobRecord]:
         manifest = snapshot.manifest
         partitions = coll.partitions
         indexes = {i.field_name: i for i in coll.indexes}
@@ -266,14 +315,18 @@ class SnapshotRestores:
                     max_ts=snapshot.created_ts,
                 )
             )
-            self._update(job_id, progress=min(99, done * 100 // max(len(entries), 1)))
+            self._set_progress(job_id, min(99, done * 100 // max(len(entries), 1)))
         deletes, deletes_file = self._restore_deletes(
             manifest, coll, snapshot.created_ts, records, directories
         )
-        self._catalog.add_segments(records, index_records)
+        with self._lock:
+            finished = replace(
+                self._jobs[job_id], state=int(RestoreState.COMPLETED), end_ms=int(time.time() * 1000)
+            )
+        self._catalog.add_segments(records, index_records, finished)
         sealed = tuple(restored)
         coll.add_restored(sealed, deletes, deletes_file, snapshot.created_ts)
-        return sealed
+        return sealed, finished
 
     def _restore_deletes(
         self,

@@ -33,7 +33,7 @@ from sheafdb.engine.collection import Collection
 from sheafdb.engine.name_rules import MAX_NAME_LENGTH, check_collection_name
 from sheafdb.engine.snapshot import SealedSegment
 from sheafdb.engine.write.sealing import DELETES_FILE, write_delete_records
-from sheafdb.errors import invalid
+from sheafdb.errors import CollectionNotFound, invalid
 from sheafdb.storage.catalog import Catalog
 from sheafdb.storage.object_store import ObjectStore
 from sheafdb.storage.snapshot_rows import SnapshotPinRecord, SnapshotRecord
@@ -149,11 +149,34 @@ class Snapshots:
                 self._restoring.pop(snapshot_id, None)
 
     # -- lookups ----------------------------------------------------------------------------
+    def _of_collection(self, db: str, collection: str) -> list[SnapshotRecord]:
+        """The snapshots of a collection: by its id while it exists (so a renamed or aliased
+        collection keeps them, as Milvus keys them by id), by the name it had once it is gone."""
+        check_collection_name(collection)
+        try:
+            collection_id: int | None = self._resolve(db, collection).collection_id
+        except CollectionNotFound:
+            collection_id = None
+        if collection_id is not None:
+            return [r for r in self._catalog.list_snapshots() if r.collection_id == collection_id]
+        return [
+            r
+            for r in self._catalog.list_snapshots()
+            if (r.db_name, r.collection_name) == (db, collection) and not self._exists(r.collection_id)
+        ]
+
+    def _exists(self, collection_id: int) -> bool:
+        try:
+            self._catalog.get_collection_by_id(collection_id)
+        except CollectionNotFound:
+            return False
+        return True
+
     def find(self, db: str, collection: str, name: str) -> SnapshotRecord:
         check_collection_name(collection)
         check_snapshot_name(name)
-        for r in self._catalog.list_snapshots():
-            if (r.db_name, r.collection_name, r.name) == (db, collection, name):
+        for r in self._of_collection(db, collection):
+            if r.name == name:
                 return r
         raise snapshot_not_found(name)
 
@@ -173,12 +196,8 @@ class Snapshots:
         """Names of the snapshots of ``collection`` (every collection of ``db`` if empty);
         a dropped collection's snapshots are still listed: they are what restores it."""
         if collection:
-            check_collection_name(collection)
-        return [
-            r.name
-            for r in self._catalog.list_snapshots()
-            if r.db_name == db and (not collection or r.collection_name == collection)
-        ]
+            return [r.name for r in self._of_collection(db, collection)]
+        return [r.name for r in self._catalog.list_snapshots() if r.db_name == db]
 
     # -- create / drop ----------------------------------------------------------------------
     def create(self, db: str, collection: str, name: str, description: str, protection_s: int = 0) -> None:
@@ -190,10 +209,7 @@ class Snapshots:
             raise invalid(f"compaction_protection_seconds must be non-negative, got {protection_s}")
         coll = self._resolve(db, collection)
         with self._lock:
-            if any(
-                (r.db_name, r.collection_name, r.name) == (db, coll.name, name)
-                for r in self._catalog.list_snapshots()
-            ):
+            if any(r.name == name for r in self._of_collection(db, collection)):
                 raise invalid(f"snapshot already exists[snapshot={name}]")
             with coll.seal_lock:
                 # Holding the segment objects keeps their files alive until linked (sealing.py).
@@ -211,6 +227,7 @@ class Snapshots:
                 self._catalog.add_snapshot(
                     SnapshotRecord(
                         snapshot_id,
+                        coll.collection_id,
                         db,
                         coll.name,
                         name,

@@ -33,7 +33,7 @@ from sheafdb.storage.records import (
     SegmentRecord,
 )
 from sheafdb.storage.resource_group_rows import ResourceGroupRecord
-from sheafdb.storage.snapshot_rows import SnapshotPinRecord, SnapshotRecord
+from sheafdb.storage.snapshot_rows import RestoreJobRecord, SnapshotPinRecord, SnapshotRecord
 from sheafdb.storage.sqlite_catalog import SqliteCatalog
 
 __all__ = [
@@ -146,8 +146,13 @@ class Catalog(Protocol):
     def add_snapshot_pin(self, record: SnapshotPinRecord) -> None: ...
     def drop_snapshot_pin(self, pin_id: int) -> None: ...
     def list_snapshot_pins(self) -> list[SnapshotPinRecord]: ...
+    def save_restore_job(self, job: RestoreJobRecord) -> None: ...
+    def list_restore_jobs(self) -> list[RestoreJobRecord]: ...
     def add_segments(
-        self, segments: Sequence[SegmentRecord], indexes: Sequence[SegmentIndexRecord]
+        self,
+        segments: Sequence[SegmentRecord],
+        indexes: Sequence[SegmentIndexRecord],
+        finished: RestoreJobRecord,
     ) -> None: ...
 
 

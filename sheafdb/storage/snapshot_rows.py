@@ -24,10 +24,15 @@ from sheafdb.storage.records import SegmentIndexRecord, SegmentRecord
 
 SNAPSHOT_TABLES = """
 CREATE TABLE IF NOT EXISTS snapshots (
-    snapshot_id INTEGER PRIMARY KEY, db_name TEXT NOT NULL, collection_name TEXT NOT NULL,
-    name TEXT NOT NULL, description TEXT NOT NULL, created_ts INTEGER NOT NULL,
-    created_ms INTEGER NOT NULL, manifest TEXT NOT NULL,
-    UNIQUE (db_name, collection_name, name));
+    snapshot_id INTEGER PRIMARY KEY, collection_id INTEGER NOT NULL, db_name TEXT NOT NULL,
+    collection_name TEXT NOT NULL, name TEXT NOT NULL, description TEXT NOT NULL,
+    created_ts INTEGER NOT NULL, created_ms INTEGER NOT NULL, manifest TEXT NOT NULL,
+    UNIQUE (collection_id, name));
+CREATE TABLE IF NOT EXISTS snapshot_restores (
+    job_id INTEGER PRIMARY KEY, snapshot_id INTEGER NOT NULL, snapshot_name TEXT NOT NULL,
+    db_name TEXT NOT NULL, collection_name TEXT NOT NULL, target_id INTEGER NOT NULL,
+    state INTEGER NOT NULL, reason TEXT NOT NULL, start_ms INTEGER NOT NULL,
+    end_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS snapshot_pins (
     pin_id INTEGER PRIMARY KEY,
     snapshot_id INTEGER NOT NULL REFERENCES snapshots ON DELETE CASCADE,
@@ -38,6 +43,8 @@ CREATE TABLE IF NOT EXISTS snapshot_pins (
 @dataclass(frozen=True)
 class SnapshotRecord:
     snapshot_id: int
+    # The collection it was taken of (no foreign key: a snapshot outlives its collection).
+    collection_id: int
     db_name: str
     collection_name: str
     name: str
@@ -45,6 +52,23 @@ class SnapshotRecord:
     created_ts: int
     created_ms: int
     manifest: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class RestoreJobRecord:
+    """A restore job (states are ``milvus.RestoreSnapshotState`` numbers); ``end_ms`` 0 while
+    it runs. Kept after its snapshot or target is dropped: it is history."""
+
+    job_id: int
+    snapshot_id: int
+    snapshot_name: str
+    db_name: str
+    collection_name: str
+    target_id: int
+    state: int
+    reason: str
+    start_ms: int
+    end_ms: int
 
 
 @dataclass(frozen=True)
@@ -62,15 +86,41 @@ class _Transactions(Protocol):
     def _insert_segment(self, cur: Any, segment: SegmentRecord) -> None: ...
 
 
+_JOB_COLUMNS = (
+    "job_id, snapshot_id, snapshot_name, db_name, collection_name, target_id, state, reason, start_ms, end_ms"
+)
+
+
+def _upsert_job(cur: Any, job: RestoreJobRecord) -> None:
+    cur.execute(
+        f"INSERT INTO snapshot_restores ({_JOB_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (job_id) DO UPDATE SET state = excluded.state, reason = excluded.reason, "
+        "end_ms = excluded.end_ms",
+        (
+            job.job_id,
+            job.snapshot_id,
+            job.snapshot_name,
+            job.db_name,
+            job.collection_name,
+            job.target_id,
+            job.state,
+            job.reason,
+            job.start_ms,
+            job.end_ms,
+        ),
+    )
+
+
 class SnapshotRows:
     def add_snapshot(self: _Transactions, record: SnapshotRecord) -> None:
         """ParameterInvalid if the collection already has a snapshot of that name."""
         with self._tx() as cur:
             try:
                 cur.execute(
-                    "INSERT INTO snapshots VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO snapshots VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         record.snapshot_id,
+                        record.collection_id,
                         record.db_name,
                         record.collection_name,
                         record.name,
@@ -90,10 +140,12 @@ class SnapshotRows:
     def list_snapshots(self: _Transactions) -> list[SnapshotRecord]:
         with self._read() as cur:
             rows = cur.execute(
-                "SELECT snapshot_id, db_name, collection_name, name, description, created_ts, "
-                "created_ms, manifest FROM snapshots ORDER BY snapshot_id"
+                "SELECT snapshot_id, collection_id, db_name, collection_name, name, description, "
+                "created_ts, created_ms, manifest FROM snapshots ORDER BY snapshot_id"
             ).fetchall()
-        return [SnapshotRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7])) for r in rows]
+        return [
+            SnapshotRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], json.loads(r[8])) for r in rows
+        ]
 
     def add_snapshot_pin(self: _Transactions, record: SnapshotPinRecord) -> None:
         with self._tx() as cur:
@@ -111,12 +163,26 @@ class SnapshotRows:
             rows = cur.execute("SELECT pin_id, snapshot_id, expires_ms FROM snapshot_pins").fetchall()
         return [SnapshotPinRecord(*r) for r in rows]
 
-    def add_segments(
-        self: _Transactions, segments: Sequence[SegmentRecord], indexes: Sequence[SegmentIndexRecord]
-    ) -> None:
-        """Register segments (files already written) and their index files in one transaction;
-        CollectionNotFound (nothing written) if the collection or an index is gone meanwhile."""
+    def save_restore_job(self: _Transactions, job: RestoreJobRecord) -> None:
         with self._tx() as cur:
+            _upsert_job(cur, job)
+
+    def list_restore_jobs(self: _Transactions) -> list[RestoreJobRecord]:
+        with self._read() as cur:
+            rows = cur.execute(f"SELECT {_JOB_COLUMNS} FROM snapshot_restores ORDER BY job_id").fetchall()
+        return [RestoreJobRecord(*r) for r in rows]
+
+    def add_segments(
+        self: _Transactions,
+        segments: Sequence[SegmentRecord],
+        indexes: Sequence[SegmentIndexRecord],
+        finished: RestoreJobRecord,
+    ) -> None:
+        """Register segments (files already written) and their index files, and mark the
+        restore job that made them finished, in one transaction (a restart never runs a job
+        whose data is in); CollectionNotFound (nothing written) if the collection is gone."""
+        with self._tx() as cur:
+            _upsert_job(cur, finished)
             try:
                 for segment in segments:
                     self._insert_segment(cur, segment)

@@ -15,6 +15,7 @@ from sheafdb.engine.snapshot_restore import RestoreJob, RestoreState
 from sheafdb.engine.snapshots import SNAPSHOTS_ROOT, snapshot_directory
 from sheafdb.errors import ParameterInvalid
 from sheafdb.schema import CollectionSchema, DataType, FieldSchema
+from sheafdb.storage.snapshot_rows import RestoreJobRecord
 
 DB = "default"
 FLAT = {"index_type": "FLAT", "metric_type": "L2"}
@@ -118,3 +119,53 @@ def test_a_snapshot_cut_short_leaves_nothing_after_a_restart(open_engine: Callab
     engine = open_engine()
     assert {p.split("/")[1] for p in engine._store.list(SNAPSHOTS_ROOT)} == {kept.split("/")[1]}
     assert engine.snapshots.list(DB, "src") == ["kept"]
+
+
+def test_a_restore_cut_short_by_a_stop_is_resumed_at_the_next_start(
+    open_engine: Callable[..., Engine], kit
+) -> None:
+    engine = open_engine()
+    engine.create_collection(DB, "src", kit.basic_schema())
+    engine.insert(DB, "src", kit.make_rows(range(30)))
+    engine.delete(DB, "src", "id in [7]")
+    engine.flush(DB, ["src"])
+    engine.snapshots.create(DB, "src", "s", "")
+    snapshot = engine.snapshots.find(DB, "src", "s")
+    # What a stop in the middle of a job leaves: the target made, the job row not finished.
+    target = engine.restores._create_target(snapshot.manifest, DB, "back")
+    job = RestoreJobRecord(
+        job_id=engine._catalog.allocate_id(),
+        snapshot_id=snapshot.snapshot_id,
+        snapshot_name="s",
+        db_name=DB,
+        collection_name="back",
+        target_id=target.collection_id,
+        state=int(RestoreState.EXECUTING),
+        reason="",
+        start_ms=int(time.time() * 1000),
+        end_ms=0,
+    )
+    engine._catalog.save_restore_job(job)
+    engine._store.write_bytes(
+        f"collections/{target.collection_id}/segments/1/id.arrow", b"linked before the stop"
+    )
+    engine.close()
+
+    engine = open_engine()
+    assert _wait(engine, job.job_id).state is RestoreState.COMPLETED
+    assert kit.visible_ids(engine, "back") == [i for i in range(30) if i != 7]
+    engine.close()
+    engine = open_engine()  # a finished job is not run again
+    assert engine.restores.job(job.job_id).state is RestoreState.COMPLETED
+    assert kit.visible_ids(engine, "back") == [i for i in range(30) if i != 7]
+
+
+def test_snapshots_follow_their_collection_through_a_rename(engine: Engine, kit) -> None:
+    engine.create_collection(DB, "src", kit.basic_schema())
+    engine.snapshots.create(DB, "src", "s", "")
+    engine.rename_collection(DB, "src", "renamed")
+    assert engine.snapshots.list(DB, "renamed") == ["s"]
+    assert engine.snapshots.list(DB, "src") == []
+    engine.create_collection(DB, "src", kit.basic_schema())
+    engine.snapshots.create(DB, "src", "s", "")  # another collection: the name is free there
+    assert engine.snapshots.list(DB) == ["s", "s"]
