@@ -139,10 +139,12 @@ class SnapshotRows:
 
     def list_snapshots(self: _Transactions) -> list[SnapshotRecord]:
         with self._read() as cur:
-            rows = cur.execute(
-                "SELECT snapshot_id, collection_id, db_name, collection_name, name, description, "
-                "created_ts, created_ms, manifest FROM snapshots ORDER BY snapshot_id"
-            ).fetchall()
+            rows = list(
+                cur.execute(
+                    "SELECT snapshot_id, collection_id, db_name, collection_name, name, description, "
+                    "created_ts, created_ms, manifest FROM snapshots ORDER BY snapshot_id"
+                )
+            )
         return [
             SnapshotRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], json.loads(r[8])) for r in rows
         ]
@@ -160,7 +162,7 @@ class SnapshotRows:
 
     def list_snapshot_pins(self: _Transactions) -> list[SnapshotPinRecord]:
         with self._read() as cur:
-            rows = cur.execute("SELECT pin_id, snapshot_id, expires_ms FROM snapshot_pins").fetchall()
+            rows = list(cur.execute("SELECT pin_id, snapshot_id, expires_ms FROM snapshot_pins"))
         return [SnapshotPinRecord(*r) for r in rows]
 
     def save_restore_job(self: _Transactions, job: RestoreJobRecord) -> None:
@@ -169,7 +171,7 @@ class SnapshotRows:
 
     def list_restore_jobs(self: _Transactions) -> list[RestoreJobRecord]:
         with self._read() as cur:
-            rows = cur.execute(f"SELECT {_JOB_COLUMNS} FROM snapshot_restores ORDER BY job_id").fetchall()
+            rows = list(cur.execute(f"SELECT {_JOB_COLUMNS} FROM snapshot_restores ORDER BY job_id"))
         return [RestoreJobRecord(*r) for r in rows]
 
     def add_segments(

@@ -20,7 +20,7 @@ from pymilvus import MilvusClient
 
 from tests.services import S3Server
 
-from .conftest import ROOT_TOKEN, free_port, start_server, stop_server, wait_ready
+from .conftest import ROOT_TOKEN, compact_and_wait, free_port, start_server, stop_server, wait_ready
 
 pytestmark = pytest.mark.cluster
 
@@ -120,3 +120,59 @@ def test_a_server_on_postgres_and_s3_keeps_its_data_there(
         info.path.endswith("/vector.arrow")
         for info in s3.get_file_info(pafs.FileSelector(f"{bucket}/{prefix}/collections", recursive=True))
     )
+
+
+def test_snapshots_on_postgres_and_s3_are_server_side_copies_that_outlive_compaction(
+    tmp_path: Path, postgres_database: str, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, value in s3_server.credentials_env().items():
+        monkeypatch.setenv(key, value)
+    bucket, prefix = f"sheafdb-snap-{uuid.uuid4().hex[:8]}", "deployment-1"
+    objects = s3_server.url(bucket, prefix) + "&allow_bucket_creation=true"
+    data_dir = tmp_path / "data"
+    vectors = np.random.default_rng(3).random((ROWS, DIM), dtype=np.float32)
+    rows = [{"id": i, "vector": vectors[i].tolist()} for i in range(ROWS)]
+
+    process, uri = _serve(data_dir, postgres_database, objects, tmp_path / "first.log")
+    try:
+        client = MilvusClient(uri=uri, token=ROOT_TOKEN)
+        client.create_collection("docs", dimension=DIM, metric_type="L2")
+        client.insert("docs", rows[:200])
+        client.flush("docs")
+        client.insert("docs", rows[200:])
+        client.flush("docs")
+        client.create_snapshot(snapshot_name="s", collection_name="docs")
+        client.delete("docs", ids=list(range(50)))
+        client.flush("docs")
+        compact_and_wait(client, "docs")
+    finally:
+        assert stop_server(process) == 0
+
+    process, uri = _serve(data_dir, postgres_database, objects, tmp_path / "second.log")
+    try:
+        client = MilvusClient(uri=uri, token=ROOT_TOKEN)
+        job_id = client.restore_snapshot(
+            snapshot_name="s", source_collection_name="docs", target_collection_name="back"
+        )
+        deadline = time.monotonic() + 60
+        while (state := client.get_restore_snapshot_state(job_id=job_id)).state != "RestoreSnapshotCompleted":
+            assert state.state != "RestoreSnapshotFailed", state.reason
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        client.load_collection("back")
+        _wait_loaded(client, "back")
+        assert client.query("back", filter="", output_fields=["count(*)"])[0]["count(*)"] == ROWS
+        client.drop_snapshot(snapshot_name="s", collection_name="docs")
+    finally:
+        assert stop_server(process) == 0
+    s3 = pafs.S3FileSystem(
+        endpoint_override=s3_server.endpoint,
+        scheme="http",
+        region="us-east-1",
+        access_key=s3_server.access_key,
+        secret_key=s3_server.secret_key,
+    )
+    left = s3.get_file_info(
+        pafs.FileSelector(f"{bucket}/{prefix}/snapshots", allow_not_found=True, recursive=True)
+    )
+    assert [i.path for i in left if i.type == pafs.FileType.File] == []
