@@ -41,6 +41,8 @@ from sheafdb.storage.snapshot_rows import SnapshotPinRecord, SnapshotRecord
 SNAPSHOTS_ROOT = "snapshots"
 # A pin asked with ttl_seconds=0 lasts this long (Milvus: "0 uses the server default").
 DEFAULT_PIN_TTL_S = 3600
+# The longest pin (ten years): a bound that keeps the expiry a 64-bit number of milliseconds.
+MAX_PIN_TTL_S = 10 * 365 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -269,8 +271,8 @@ class Snapshots:
 
     # -- pins -------------------------------------------------------------------------------
     def pin(self, db: str, collection: str, name: str, ttl_s: int) -> int:
-        if ttl_s < 0:
-            raise invalid(f"ttl_seconds must be non-negative, got {ttl_s}")
+        if not 0 <= ttl_s <= MAX_PIN_TTL_S:
+            raise invalid(f"ttl_seconds must be between 0 and {MAX_PIN_TTL_S}, got {ttl_s}")
         with self._lock:
             record = self.find(db, collection, name)
             pin_id = self._catalog.allocate_id()

@@ -185,6 +185,8 @@ def test_errors_carry_milvus_codes(client: MilvusClient) -> None:
     e = error(client.get_restore_snapshot_state, job_id=123456789)
     assert e.code == 1100 and "restore snapshot job not found" in e.message
 
+    e = error(client.pin_snapshot_data, snapshot_name="s", collection_name="snap_err", ttl_seconds=2**62)
+    assert e.code == 1100 and "ttl_seconds must be between 0 and" in e.message
     pin_id = client.pin_snapshot_data(snapshot_name="s", collection_name="snap_err", ttl_seconds=600)
     e = error(client.drop_snapshot, snapshot_name="s", collection_name="snap_err")
     assert e.code == 1100 and "pinned" in e.message
