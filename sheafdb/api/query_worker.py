@@ -16,8 +16,9 @@ forwarded calls are checked by the primary.
 
 The handoff socket also tells the worker when to stop: the primary closes it (or dies).
 
-Threads: gRPC's handler pool; ``sheafdb-handoff`` receiving descriptors; two relay threads
-per connection (relay.py). The follower, the access control and the relays are thread-safe.
+Threads: gRPC's handler pool; the main thread receiving descriptors; two relay threads per
+connection (relay.py); the follower's loader and search pools (as in the primary's engine).
+The follower, the access control and the relays are thread-safe.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ MAX_HANDOFF_BYTES = 65536 + 1024
 READY = b"ready"
 # Request metadata the forwarder leaves to gRPC itself.
 _TRANSPORT_KEYS = ("user-agent",)
-_STOP_GRACE_S = 1.0
+_STOP_GRACE_S = 0.5
 _NO_DEADLINE_S = 10**9
 _RELAY_STOP_S = 0.5
 
@@ -237,7 +238,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.shutdown()
     sys.stdout.flush()
     os._exit(0)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -37,7 +37,8 @@ log = logging.getLogger("sheafdb.workers")
 _POLL_S = 0.1
 # A worker that has not said it is ready after this long is killed and started again.
 _START_TIMEOUT_S = 120.0
-_STOP_WAIT_S = 3.0
+# Workers hold nothing to save: past this they are killed (the whole stop must fit in 2 s).
+_STOP_WAIT_S = 1.0
 
 
 @dataclass(eq=False)
@@ -111,7 +112,7 @@ class QueryWorkers:
         command = [
             sys.executable,
             "-m",
-            "sheafdb.api.query_worker",
+            "sheafdb.api.query_worker_entry",
             "--data-dir",
             str(self._data_dir),
             "--socket",

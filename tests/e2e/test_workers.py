@@ -38,7 +38,15 @@ class Served:
         )
 
     def workers(self) -> list[psutil.Process]:
-        return [c for c in self.process.children() if "sheafdb.api.query_worker" in " ".join(c.cmdline())]
+        """The live query worker processes (a killed one not yet reaped is left out)."""
+        found = []
+        for child in self.process.children():
+            try:
+                if "sheafdb.api.query_worker_entry" in " ".join(child.cmdline()):
+                    found.append(child)
+            except psutil.Error:
+                continue
+        return found
 
     def connections_held(self) -> dict[int, int]:
         """Established connections on the public port, by the pid holding them."""
