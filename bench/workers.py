@@ -33,9 +33,35 @@ from collections.abc import Callable
 import grpc
 import numpy as np
 import psutil
-from grpc_latency import SERVICE, build_collection, raw_requests
-from pymilvus import MilvusClient
+from grpc_latency import COLLECTION, DIM, SERVICE, raw_requests
+from pymilvus import DataType, MilvusClient
 from pymilvus.grpc_gen import milvus_pb2
+from search_cpu import faiss_cpu_us
+
+
+def build(client: MilvusClient, rows: int) -> np.ndarray:
+    """The collection, indexed and loaded (waits as long as a large HNSW build takes)."""
+    schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("vec", DataType.FLOAT_VECTOR, dim=DIM)
+    schema.add_field("n", DataType.INT64)
+    index = client.prepare_index_params()
+    index.add_index("vec", index_type="HNSW", metric_type="L2", params={"M": 16, "efConstruction": 100})
+    client.create_collection(COLLECTION, schema=schema, index_params=index)
+    vectors = np.random.default_rng(7).random((rows, DIM), dtype=np.float32)
+    for start in range(0, rows, 5000):
+        client.insert(
+            COLLECTION,
+            [{"id": i, "vec": vectors[i], "n": i % 1000} for i in range(start, min(start + 5000, rows))],
+        )
+    client.flush(COLLECTION)
+    client.load_collection(COLLECTION)
+    deadline = time.monotonic() + 3600
+    while client.describe_index(COLLECTION, "vec").get("pending_index_rows", 0) > 0:
+        if time.monotonic() > deadline:
+            raise SystemExit("the HNSW index was not built within an hour")
+        time.sleep(0.5)
+    return vectors
 
 
 def free_port() -> int:
@@ -154,11 +180,18 @@ def main() -> None:
     try:
         port = free_port()
         builder = start(data_dir, port, 1)
-        client = MilvusClient(uri=f"http://127.0.0.1:{port}")
-        vectors = build_collection(client, args.rows, 100, np.random.default_rng(7))
-        client.close()
-        stop(builder)
-        payload = raw_requests((vectors[123:124] + np.float32(0.01)).astype(np.float32), [])["search"][1]
+        try:
+            client = MilvusClient(uri=f"http://127.0.0.1:{port}")
+            vectors = build(client, args.rows)
+            client.close()
+        finally:
+            stop(builder)
+        queries = (vectors[:2000] + np.float32(0.01)).astype(np.float32)
+        payload = raw_requests(queries[123:124], [])["search"][1]
+        try:  # faiss alone on the segment's own index file (one sealed segment only)
+            faiss_us: float | None = faiss_cpu_us(data_dir, queries)
+        except ValueError:
+            faiss_us = None
         results: dict[tuple[int, int], list[tuple[float, float, float]]] = {}
         memories: dict[int, list[tuple[int, int, int]]] = {}
         for _ in range(args.rounds):
@@ -179,6 +212,8 @@ def main() -> None:
         shutil.rmtree(data_dir, ignore_errors=True)
     print(f"{args.rows} x 128 HNSW M=16 efC=100, nq=1 k=10; {os.cpu_count()} cores; "
           f"{args.rounds} round(s) of {args.seconds:g} s per row; medians")  # fmt: skip
+    if faiss_us is not None:
+        print(f"faiss alone (1 thread, ef=64, the segment's index file): {faiss_us:.0f} us CPU per search")
     print("\n| clients | workers | searches/s | p99 (ms) | server CPU per search (us) | searches/s vs 1 |")
     print("| --- | --- | --- | --- | --- | --- |")
     for clients in concurrency:
