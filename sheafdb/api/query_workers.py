@@ -49,7 +49,6 @@ class _Slot:
     handoff: socket.socket | None = None
     started_at: float = 0.0
     ready: bool = False
-    restarts: int = 0
 
 
 class QueryWorkers:
@@ -103,10 +102,6 @@ class QueryWorkers:
         return False
 
     # -- processes ---------------------------------------------------------------------------
-    def pids(self) -> list[int]:
-        with self._lock:
-            return [s.process.pid for s in self._slots if s.process is not None and s.ready]
-
     def _spawn(self, slot: _Slot) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         command = [
@@ -183,7 +178,6 @@ class QueryWorkers:
             "did not start in time" if late else f"ended with code {process.returncode}",
         )
         self._close_handoff(slot)
-        slot.restarts += 1
         self._spawn(slot)
 
     def _close_handoff(self, slot: _Slot) -> None:

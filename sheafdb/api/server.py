@@ -253,11 +253,6 @@ class Server:
         )
         self._workers.start()
 
-    @property
-    def worker_pids(self) -> list[int]:
-        """The query worker processes serving now (empty with ``workers=1``)."""
-        return self._workers.pids() if self._workers is not None else []
-
     def _start_front(self) -> None:
         assert self._engine is not None and self._socket is not None
         console = console_routes(self._engine, self._access, self._metrics) if self.config.console else []

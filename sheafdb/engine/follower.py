@@ -242,6 +242,3 @@ class Follower:
         """This worker's own load of the collection (tests see it follow the primary)."""
         self._sync_catalog()
         return self._loads.state(self._names.resolve_checked(db, name))
-
-    def memory_report(self) -> dict[str, object]:
-        return dict(self._loads.memory_report())
