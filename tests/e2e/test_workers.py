@@ -225,3 +225,19 @@ def test_the_loaded_data_is_not_copied_per_worker(tmp_path: Path) -> None:
     one, two = one_after - one_before, two_after - two_before
     assert one > rows * 128 * 4  # the single process holds the vectors (and its index)
     assert two <= 1.3 * one, (one, two)
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_workers_with_the_server(tmp_path: Path) -> None:
+    served, process = serve(tmp_path, WORKERS)
+    reader = served.client()
+    _create(reader, "stop")
+    reader.insert("stop", _rows(range(10)))
+    assert _count(reader, "stop") == 10
+    workers = served.workers()
+    assert len(workers) == WORKERS
+    assert stop_server(process) == 0  # type: ignore[arg-type]
+    gone, alive = psutil.wait_procs(workers, timeout=5)
+    assert not alive
+    assert "SheafDB stopped" in (tmp_path / "server.log").read_text()
+    assert not list((tmp_path / "data").glob("worker-*.sock"))
