@@ -5,6 +5,8 @@ port and looks at the first bytes of every connection:
 
 - the HTTP/2 client preface (``PRI * HTTP/2.0``) -> the connection is relayed to the gRPC
   server, which listens on an internal address (``unix:/path`` or ``127.0.0.1:port``);
+  with ``serve --workers N`` it is first offered to ``hand_off`` (query_workers.py), which
+  passes the socket itself to a query worker process; relayed here when no worker takes it;
 - anything else is HTTP/1.1 -> the connection is handed, in place, to uvicorn's HTTP protocol
   running the REST app (no second hop), or relayed to ``rest_target`` when one is given.
 
