@@ -17,7 +17,7 @@ from types import FrameType
 
 from sheafdb.errors import UnsafeBindRefused
 from sheafdb.remote import COMMANDS, add_client_commands, run_client_command
-from sheafdb.settings import SettingsError, parse_size, read_config_file
+from sheafdb.settings import SettingsError, parse_size, parse_workers, read_config_file
 
 log = logging.getLogger("sheafdb")
 
@@ -51,6 +51,11 @@ def add_serve_flags(serve: argparse.ArgumentParser) -> None:
         "--evict-under-pressure",
         action="store_true",
         help="a load that would not fit may release loaded, unpinned collections to make room",
+    )
+    serve.add_argument(
+        "--workers",
+        default="1",
+        help="processes serving search and query over the same loaded data: a number, or auto (the cores)",
     )
     serve.add_argument(
         "--config", type=Path, default=None, help="a TOML file with any of these settings (flags win)"
@@ -105,6 +110,7 @@ def serve(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
     try:
         args = with_config_file(args, argv)
         budget = parse_size(args.memory_budget)
+        workers = parse_workers(str(args.workers))
         check_bind_safety(args.host, auth_enabled=args.auth, insecure=args.insecure)
     except SettingsError as exc:
         log.error("SheafDB will not start: %s", exc)
@@ -123,6 +129,7 @@ def serve(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
             evict_under_pressure=args.evict_under_pressure,
             catalog_url=args.catalog,
             objects_url=args.objects,
+            workers=workers,
         )
     )
     log.info("memory budget: %d bytes (%s)", budget, args.memory_budget)

@@ -7,6 +7,7 @@ command line wins over the file. TOML is read with the standard library (tomllib
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from collections.abc import Mapping
@@ -57,6 +58,17 @@ def parse_size(text: str, *, total_bytes: int | None = None) -> int:
     return nbytes
 
 
+def parse_workers(text: str) -> int:
+    """``--workers``: a number of processes (1 or more), or ``auto`` (the cores this process
+    may run on)."""
+    value = text.strip().lower()
+    if value == "auto":
+        return len(os.sched_getaffinity(0))
+    if value.isdigit() and int(value) >= 1:
+        return int(value)
+    raise SettingsError(f"--workers must be a number of processes (1 or more) or auto, not {text!r}")
+
+
 def read_config_file(path: Path, known: Mapping[str, object]) -> dict[str, object]:
     """The file's settings by flag destination (``memory-budget`` -> ``memory_budget``).
 
@@ -84,6 +96,8 @@ def read_config_file(path: Path, known: Mapping[str, object]) -> dict[str, objec
             if not isinstance(value, str):
                 raise SettingsError(f"setting {key!r} in {path} must be a path (a string)")
             value = Path(value)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)  # a number where text is read (workers = 2, memory-budget = 1000000)
         elif not isinstance(value, str):
             raise SettingsError(f"setting {key!r} in {path} must be a string")
         settings[dest] = value

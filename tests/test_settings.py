@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 import pytest
 
 from sheafdb.cli import add_serve_flags, build_parser, with_config_file
-from sheafdb.settings import SettingsError, parse_size, read_config_file
+from sheafdb.settings import SettingsError, parse_size, parse_workers, read_config_file
 
 
 def test_sizes_in_binary_and_decimal_units_bytes_and_shares_of_ram() -> None:
@@ -60,3 +61,18 @@ def test_a_wrong_setting_is_named(tmp_path: Path) -> None:
     config.write_text("port = 'x'\n")
     with pytest.raises(SettingsError, match="'port' .* must be an integer"):
         read_config_file(config, _defaults())
+
+
+def test_workers_is_a_number_or_auto_on_the_command_line_and_in_the_file(tmp_path: Path) -> None:
+    assert parse_workers("1") == 1
+    assert parse_workers("auto") == len(os.sched_getaffinity(0))
+    for bad in ("0", "-2", "many", "1.5"):
+        with pytest.raises(SettingsError, match="--workers"):
+            parse_workers(bad)
+    config = tmp_path / "sheafdb.toml"
+    config.write_text("workers = 2\n")  # a TOML number is taken as written
+    argv = ["serve", "--config", str(config)]
+    assert parse_workers(with_config_file(build_parser().parse_args(argv), argv).workers) == 2
+    config.write_text('workers = "auto"\n')
+    assert with_config_file(build_parser().parse_args(argv), argv).workers == "auto"
+    assert build_parser().parse_args(["serve"]).workers == "1"  # the default: one process, as before

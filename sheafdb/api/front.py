@@ -5,6 +5,8 @@ port and looks at the first bytes of every connection:
 
 - the HTTP/2 client preface (``PRI * HTTP/2.0``) -> the connection is relayed to the gRPC
   server, which listens on an internal address (``unix:/path`` or ``127.0.0.1:port``);
+  with ``serve --workers N`` it is first offered to ``hand_off`` (query_workers.py), which
+  passes the socket itself to a query worker process; relayed here when no worker takes it;
 - anything else is HTTP/1.1 -> the connection is handed, in place, to uvicorn's HTTP protocol
   running the REST app (no second hop), or relayed to ``rest_target`` when one is given.
 
@@ -21,6 +23,7 @@ import asyncio
 import ipaddress
 import socket
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import uvicorn
@@ -81,10 +84,19 @@ def _listeners(host: str, port: int) -> list[socket.socket]:
 class ProtocolFront:
     """The front's listening sockets and its per-connection dispatch (on the running loop)."""
 
-    def __init__(self, grpc_target: str, rest_app: Any = None, rest_target: str | None = None) -> None:
+    def __init__(
+        self,
+        grpc_target: str,
+        rest_app: Any = None,
+        rest_target: str | None = None,
+        hand_off: Callable[[socket.socket, bytes], bool] | None = None,
+    ) -> None:
+        """``hand_off``: offered each gRPC connection first (``serve --workers N`` gives it to
+        a query worker process); when it returns False the connection is relayed here."""
         if (rest_app is None) == (rest_target is None):
             raise ValueError("give exactly one of rest_app (served in place) and rest_target (spliced)")
         self.grpc_target = grpc_target
+        self._hand_off = hand_off
         self.rest_target = rest_target
         self._uvicorn: uvicorn.Config | None = None
         if rest_app is not None:
@@ -134,6 +146,9 @@ class ProtocolFront:
         except (OSError, asyncio.CancelledError):
             client.close()
             raise
+        if head.startswith(HTTP2_PREFACE) and self._hand_off is not None and self._hand_off(client, head):
+            client.close()  # the worker holds its own descriptor of the connection
+            return
         if head.startswith(HTTP2_PREFACE) or self.rest_target is not None:
             target = self.grpc_target if head.startswith(HTTP2_PREFACE) else self.rest_target
             assert target is not None

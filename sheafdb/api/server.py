@@ -34,6 +34,7 @@ from sheafdb.api.console.app import console_routes
 from sheafdb.api.front import FrontThread, ProtocolFront
 from sheafdb.api.grpc.servicer import MilvusServicer
 from sheafdb.api.metrics import ServerMetrics
+from sheafdb.api.query_workers import QueryWorkers
 from sheafdb.api.request_metrics import MetricsInterceptor
 from sheafdb.api.rest.app import build_app
 from sheafdb.engine.access import AccessControl
@@ -74,6 +75,9 @@ class ServerConfig:
     # The catalog in PostgreSQL and the segment files in S3 (None: both in data_dir).
     catalog_url: str | None = None
     objects_url: str | None = None
+    # ``--workers N``: N query worker processes serve search / query (query_workers.py);
+    # 1 is the single process, exactly as before.
+    workers: int = 1
 
 
 def build_grpc_server(
@@ -171,6 +175,7 @@ class Server:
         self._grpc: grpc.Server | None = None
         self._socket: InternalSocket | None = None
         self._front: FrontThread | None = None
+        self._workers: QueryWorkers | None = None
         self._lock_fd: int | None = None
         self._stopped = threading.Event()
         self._lock = threading.Lock()
@@ -181,6 +186,8 @@ class Server:
 
     def start(self) -> None:
         data_dir = check_data_dir(self.config.data_dir)
+        if self.config.workers > 1 and (self.config.catalog_url or self.config.objects_url):
+            raise StartupError("--workers above 1 needs the catalog and the segment files in the data dir")
         check_port_free(self.config.host, self.config.port)
         self._lock_fd = lock_data_dir(data_dir)
         try:
@@ -191,6 +198,8 @@ class Server:
                     evict_under_pressure=self.config.evict_under_pressure,
                     catalog_url=self.config.catalog_url,
                     objects_url=self.config.objects_url,
+                    # Workers map the same files: the primary maps them too (one copy in all).
+                    share_pages=self.config.workers > 1,
                 )
             )
             self._access = AccessControl(data_dir / CREDENTIALS_FILE, enabled=self.config.auth_enabled)
@@ -203,6 +212,7 @@ class Server:
             raise StartupError(f"cannot open {what}: {exc}") from exc
         try:
             self._start_grpc(data_dir)
+            self._start_workers(data_dir)
             self._start_front()
         except StartupError:
             self._release()
@@ -228,11 +238,27 @@ class Server:
             raise StartupError(f"cannot listen on the internal gRPC socket {self._socket.path}")
         self._grpc.start()
 
+    def _start_workers(self, data_dir: Path) -> None:
+        if self.config.workers <= 1:
+            return
+        assert self._socket is not None
+        self._workers = QueryWorkers(
+            data_dir,
+            self._socket.path.parent,
+            self.config.workers,
+            self._socket.target,
+            auth_enabled=self.config.auth_enabled,
+            max_workers=self.config.max_workers,
+            max_message_bytes=self.config.max_message_bytes,
+        )
+        self._workers.start()
+
     def _start_front(self) -> None:
         assert self._engine is not None and self._socket is not None
         console = console_routes(self._engine, self._access, self._metrics) if self.config.console else []
         app = build_app(self._engine, self._access, metrics=self._metrics, extra_routes=console)
-        front = ProtocolFront(self._socket.target, rest_app=app)
+        hand_off = self._workers.hand_off if self._workers is not None else None
+        front = ProtocolFront(self._socket.target, rest_app=app, hand_off=hand_off)
         self._front = FrontThread(front, self.config.host, self.config.port)
         try:
             self.port = self._front.start()
@@ -258,7 +284,11 @@ class Server:
 
         gRPC goes first because its graceful stop (GOAWAY, then in-flight calls finishing)
         reaches clients through the front's relayed connections: with the front stopped
-        first nobody relays it and the stop always lasts the whole grace."""
+        first nobody relays it and the stop always lasts the whole grace. Query workers stop
+        before it: they forward calls to it."""
+        if self._workers is not None:
+            self._workers.stop()
+            self._workers = None
         if self._grpc is not None:
             self._grpc.stop(self.config.stop_grace_s).wait()
             self._grpc = None

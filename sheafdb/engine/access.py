@@ -229,6 +229,7 @@ class AccessControl:
         self._cache_key = os.urandom(32)
         self._verified: dict[str, bytes] = {}
         self._grants: dict[str, tuple[Grant, ...]] = {}
+        self._store_version: int | None = None
         for role in (ADMIN_ROLE, PUBLIC_ROLE):
             self._store.add_role(role)
         if not self._store.has_user(ROOT_USER):
@@ -236,6 +237,14 @@ class AccessControl:
 
     def close(self) -> None:
         self._store.close()
+
+    def follow_store(self) -> None:
+        """A query worker's copy (``serve --workers N``): the primary changes users, roles and
+        grants; forget what was cached once the store changed under this process."""
+        version = self._store.change_counter()
+        if version != self._store_version:
+            self._store_version = version
+            self._forget()
 
     def _forget(self, user: str | None = None) -> None:
         with self._cache_lock:

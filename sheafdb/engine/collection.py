@@ -32,6 +32,7 @@ from sheafdb.engine.snapshot import (
 )
 from sheafdb.engine.write import crash_points
 from sheafdb.engine.write.growing import GrowingCapture, GrowingData
+from sheafdb.errors import UnexpectedError
 from sheafdb.schema import CollectionSchema, FieldSchema
 from sheafdb.storage.records import CollectionRecord, IndexRecord
 from sheafdb.storage.wal import WriteAheadLog
@@ -119,7 +120,7 @@ class Collection:
         record: CollectionRecord,
         partitions: Mapping[str, int],
         indexes: tuple[IndexRecord, ...],
-        wal: WriteAheadLog,
+        wal: WriteAheadLog | None,
         sealed: tuple[SealedSegment, ...] = (),
         sealed_deletes: tuple[pa.Table, ...] = (),
         delete_files: tuple[DeleteFile, ...] = (),
@@ -132,7 +133,7 @@ class Collection:
         # this process opened the collection (the catalog keeps no such stamp: a restart
         # reports the creation again).
         self.updated_ts = record.created_ts
-        self.wal = wal
+        self._wal = wal
         self.seal_lock = threading.Lock()
         self._gate = WriteGate()
         self._lock = threading.RLock()
@@ -156,6 +157,13 @@ class Collection:
         # Set (under seal_lock) when the collection is dropped: a seal or compaction that gets
         # the lock afterwards must not write files nobody will ever name.
         self.dropped = False
+
+    @property
+    def wal(self) -> WriteAheadLog:
+        """The log writes go to (a query worker's copy has none: it follows the primary's)."""
+        if self._wal is None:
+            raise UnexpectedError(f"collection {self.name} is read-only in a query worker")
+        return self._wal
 
     # -- metadata ---------------------------------------------------------------------------
     @property

@@ -130,6 +130,9 @@ class EngineConfig:
     # Where segment and index files live: None is data_dir; an s3:// URL S3-compatible
     # storage, read through a cache in data_dir (storage/object_store.py's open_object_store).
     objects_url: str | None = None
+    # Map every loaded column file and faiss index instead of reading it (``serve --workers
+    # N``: the query worker processes then share the same pages).
+    share_pages: bool = False
 
 
 class Engine:
@@ -140,7 +143,7 @@ class Engine:
         self._catalog = open_catalog(config.catalog_url, self._data_dir)
         self._store = open_object_store(config.objects_url, self._data_dir)
         self._accountant = MemoryAccountant(config.memory_budget_bytes)
-        self._loads = LoadManager(self._accountant, self._store)
+        self._loads = LoadManager(self._accountant, self._store, share_pages=config.share_pages)
         self._ddl_lock = threading.RLock()
         self._collections: dict[int, Collection] = {}
         # Remote backends may be shared or moved: make sure they are this deployment's before

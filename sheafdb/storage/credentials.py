@@ -77,6 +77,12 @@ class CredentialStore:
         with self._lock:
             self._db.close()
 
+    def change_counter(self) -> int:
+        """Differs after another process committed a change (SQLite's ``data_version``)."""
+        with self._lock:
+            row = self._db.execute("PRAGMA data_version").fetchone()
+        return int(row[0])
+
     def _write(self, sql: str, args: tuple[object, ...] = ()) -> int:
         with self._lock:
             return self._db.execute(sql, args).rowcount

@@ -34,3 +34,11 @@ class SqliteCatalog(SqlCatalog):
 
     def _close_connection(self) -> None:
         self._conn.close()
+
+    def change_counter(self) -> int:
+        """A number that differs after any other connection (another process) committed a
+        change: SQLite's ``PRAGMA data_version``. A query worker reads it before each read
+        to know when to take the catalog again (``serve --workers N``)."""
+        with self._lock:
+            row = self._conn.execute("PRAGMA data_version").fetchone()
+        return int(row[0])

@@ -57,6 +57,19 @@ def _file_name(first_lsn: int) -> str:
     return f"wal-{first_lsn:020d}.log"
 
 
+def log_file_firsts(directory: Path) -> list[int]:
+    """The first lsn of every log file in ``directory``, ascending."""
+    return sorted(int(m.group(1)) for p in directory.iterdir() if (m := _FILE_NAME.match(p.name)) is not None)
+
+
+def log_file(directory: Path, first_lsn: int) -> Path:
+    return directory / _file_name(first_lsn)
+
+
+def decode_batch(payload: memoryview) -> pa.Table:
+    return ipc.open_stream(pa.py_buffer(payload)).read_all()
+
+
 def _serialize(batch: pa.Table) -> pa.Buffer:
     sink = pa.BufferOutputStream()
     with ipc.new_stream(sink, batch.schema) as writer:
@@ -65,7 +78,7 @@ def _serialize(batch: pa.Table) -> pa.Buffer:
 
 
 @dataclass(frozen=True)
-class _Scanned:
+class ScannedRecord:
     """One valid record read back: its header fields, its payload, where it ends in the file."""
 
     lsn: int
@@ -76,7 +89,7 @@ class _Scanned:
     end: int
 
 
-def _scan(f: BinaryIO, expected_lsn: int) -> Iterator[_Scanned]:
+def scan_records(f: BinaryIO, expected_lsn: int) -> Iterator[ScannedRecord]:
     """Valid records of one file, in order; stops at the first torn, corrupt or out-of-sequence
     record (``expected_lsn``: the lsn the first record must carry). Reads record by record, so
     each payload is its own buffer and a kept batch never pins the rest of the file."""
@@ -94,7 +107,7 @@ def _scan(f: BinaryIO, expected_lsn: int) -> Iterator[_Scanned]:
         except UnicodeDecodeError:
             return
         offset += _HEADER.size + len(body)
-        yield _Scanned(lsn, kind, partition_id, timestamp, memoryview(body)[kind_len:], offset)
+        yield ScannedRecord(lsn, kind, partition_id, timestamp, memoryview(body)[kind_len:], offset)
         expected_lsn += 1
 
 
@@ -137,9 +150,7 @@ class WriteAheadLog:
 
     def _recover(self) -> int:
         """Find the valid records, cut the log after the last one; returns the next lsn."""
-        firsts = sorted(
-            int(m.group(1)) for p in self.directory.iterdir() if (m := _FILE_NAME.match(p.name)) is not None
-        )
+        firsts = log_file_firsts(self.directory)
         next_lsn = firsts[0] if firsts else 1
         for i, first in enumerate(firsts):
             if first != next_lsn:
@@ -150,7 +161,7 @@ class WriteAheadLog:
             path = self._path(first)
             valid_end = 0
             with open(path, "rb") as f:
-                for rec in _scan(f, first):
+                for rec in scan_records(f, first):
                     valid_end = rec.end
                     next_lsn = rec.lsn + 1
             if valid_end < path.stat().st_size:
@@ -277,11 +288,11 @@ class WriteAheadLog:
             except FileNotFoundError:  # trimmed meanwhile: it only held records already sealed
                 continue
             with f:
-                for rec in _scan(f, first):
+                for rec in scan_records(f, first):
                     if rec.lsn > last_lsn:
                         return
                     if rec.lsn > after_lsn:
-                        batch = ipc.open_stream(pa.py_buffer(rec.payload)).read_all()
+                        batch = decode_batch(rec.payload)
                         yield WalRecord(rec.lsn, rec.kind, rec.partition_id, rec.timestamp, batch)
 
     def trim(self, up_to_lsn: int) -> None:

@@ -21,7 +21,6 @@ from sheafdb.engine.collection import Collection
 from sheafdb.engine.load.load_plan import (
     changes_online,
     check_indexes,
-    mapped_fields,
     plan_load,
     resolve_load_fields,
 )
@@ -60,10 +59,12 @@ RELOAD_ON_READ_WAIT_S = 600.0
 
 
 class LoadManager:
-    def __init__(self, accountant: MemoryAccountant, store: ObjectStore) -> None:
+    def __init__(
+        self, accountant: MemoryAccountant, store: ObjectStore, *, share_pages: bool = False
+    ) -> None:
         self.accountant = accountant
         self.store = store
-        self.loader = Loader(accountant, store)
+        self.loader = Loader(accountant, store, share_pages=share_pages)
         self._lock = threading.Lock()
         self._runtimes: dict[int, CollectionRuntime] = {}
         self._superseded = SupersededVersions()
@@ -110,7 +111,7 @@ class LoadManager:
         runtime.last_read = time.monotonic()
         if not missing:
             return  # already loaded or loading with the same fields: Milvus answers success
-        mapped = mapped_fields(schema, coll.record.properties)
+        mapped = self.loader.mapped(coll)
         plan = plan_load(coll.snapshot().sealed, missing, fields, schema.primary_field.name, mapped)
         reservation = self.accountant.reserve(plan.total_bytes, f"loading collection {coll.name}")
         job = state.start(
@@ -136,7 +137,7 @@ class LoadManager:
         coll, state = runtime.collection, runtime.state
         if state.state() is not LoadState.LOADED:
             return False
-        mapped = mapped_fields(coll.schema, coll.record.properties)
+        mapped = self.loader.mapped(coll)
         view = runtime.view
         if view.fields == fields and view.mapped == mapped and state.fields == fields:
             return False  # nothing changes: the ordinary path answers success

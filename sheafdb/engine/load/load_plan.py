@@ -96,13 +96,16 @@ def check_indexes(
         )
 
 
-def mapped_fields(schema: CollectionSchema, properties: Mapping[str, str]) -> frozenset[str]:
+def mapped_fields(
+    schema: CollectionSchema, properties: Mapping[str, str], *, everything: bool = False
+) -> frozenset[str]:
     """Fields whose files a load maps (``mmap.enabled``: a field's own setting wins over the
-    collection's, as in Milvus)."""
-    collection_wide = str(properties.get(MMAP_PROPERTY, "false")).lower() == "true"
+    collection's, as in Milvus). ``everything``: all of them (``serve --workers N`` shares
+    the mapped pages between its processes)."""
+    collection_wide = everything or str(properties.get(MMAP_PROPERTY, "false")).lower() == "true"
     mapped = set()
     for field in schema.fields:
-        own = field.type_params.get(MMAP_PROPERTY)
+        own = None if everything else field.type_params.get(MMAP_PROPERTY)
         if (own.lower() == "true") if own is not None else collection_wide:
             mapped.add(field.name)
     if collection_wide:

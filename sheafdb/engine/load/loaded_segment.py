@@ -358,11 +358,13 @@ def load_segment(
     *,
     cancelled: Callable[[], bool],
     on_bytes: Callable[[int], None],
+    map_indexes: bool = False,
 ) -> LoadedSegment:
     """Read ``fields`` (and "__ts") of a segment into memory, with their indexes and a pk lookup.
 
     Fields in ``mapped`` (``mmap.enabled``) are memory-mapped instead: their footprint kind is
     "mapped" (the page cache's, counted apart), and dropping the segment unmaps them.
+    ``map_indexes`` maps the faiss index files too (still accounted as "index").
 
     ``cancelled`` is asked between structures: a release stops the load there, and everything
     read so far is dropped with the half-built segment. ``on_bytes`` reports progress.
@@ -403,7 +405,9 @@ def load_segment(
             continue
         if cancelled():
             raise LoadCancelled
-        loaded.add_index(name, open_index(store, schema, name, index_file.path, index_file.params))
+        loaded.add_index(
+            name, open_index(store, schema, name, index_file.path, index_file.params, mmap=map_indexes)
+        )
         on_bytes(index_file.nbytes)
     return loaded
 
@@ -466,8 +470,14 @@ def added_bytes(
 
 
 def open_index(
-    store: ObjectStore, schema: CollectionSchema, field_name: str, path: str, params: Mapping[str, str]
+    store: ObjectStore,
+    schema: CollectionSchema,
+    field_name: str,
+    path: str,
+    params: Mapping[str, str],
+    *,
+    mmap: bool = False,
 ) -> VectorIndex:
     field_schema = schema.field(field_name)
     assert field_schema is not None
-    return load_index(store, path, parse_index_params(field_schema, params))
+    return load_index(store, path, parse_index_params(field_schema, params), mmap=mmap)

@@ -91,14 +91,22 @@ class CollectionRuntime:
 
 
 class Loader:
-    def __init__(self, accountant: MemoryAccountant, store: ObjectStore) -> None:
+    def __init__(
+        self, accountant: MemoryAccountant, store: ObjectStore, *, share_pages: bool = False
+    ) -> None:
         self.accountant = accountant
         self.store = store
+        # ``serve --workers N``: every column file and faiss index is mapped, so the processes
+        # serving the same segments share their pages (load_plan.mapped_fields).
+        self.share_pages = share_pages
         self._pool = ThreadPoolExecutor(LOADER_THREADS, thread_name_prefix="sheafdb-loader")
         self._closed = threading.Event()
         # How many collections have a pass queued or running; _idle tells wait_idle.
         self._busy = 0
         self._idle = threading.Condition()
+
+    def mapped(self, coll: Collection) -> frozenset[str]:
+        return mapped_fields(coll.schema, coll.record.properties, everything=self.share_pages)
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until no pass is queued or running (tests, benchmarks); False at the timeout."""
@@ -148,7 +156,7 @@ class Loader:
         fields = state.fields
         if not target:
             return  # a release drops what is installed, under ``reconciling``
-        mapped = mapped_fields(coll.schema, coll.record.properties)
+        mapped = self.mapped(coll)
         with runtime.lock:
             view = runtime.view
             if view.fields is None or not view.segments:
@@ -182,7 +190,7 @@ class Loader:
     ) -> bool:
         """Load one segment and publish it; False when it must wait (over budget, cancelled)."""
         coll, state = runtime.collection, runtime.state
-        mapped = mapped_fields(coll.schema, coll.record.properties)  # fixed while loaded (104)
+        mapped = self.mapped(coll)  # fixed while loaded (104)
         in_job = run is not None and segment.partition_id in run.job.partition_ids
         planned = in_job and run is not None and segment.segment_id in run.planned
         try:
@@ -223,7 +231,14 @@ class Loader:
 
             try:
                 loaded = load_segment(
-                    self.store, coll.schema, segment, fields, mapped, cancelled=cancelled, on_bytes=on_bytes
+                    self.store,
+                    coll.schema,
+                    segment,
+                    fields,
+                    mapped,
+                    cancelled=cancelled,
+                    on_bytes=on_bytes,
+                    map_indexes=self.share_pages,
                 )
             except LoadCancelled:
                 return False
@@ -303,7 +318,14 @@ class Loader:
                     )
                     continue
                 with reservation:
-                    index = open_index(self.store, coll.schema, name, index_file.path, index_file.params)
+                    index = open_index(
+                        self.store,
+                        coll.schema,
+                        name,
+                        index_file.path,
+                        index_file.params,
+                        mmap=self.share_pages,
+                    )
                     with runtime.lock:
                         # Retired meanwhile: registering now would leak the whole footprint.
                         if runtime.view.segments.get(segment.segment_id) is not loaded:

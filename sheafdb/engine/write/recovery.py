@@ -35,7 +35,7 @@ from sheafdb.errors import UnexpectedError
 from sheafdb.storage.catalog import Catalog
 from sheafdb.storage.object_store import ObjectStore
 from sheafdb.storage.records import CollectionRecord
-from sheafdb.storage.wal import WriteAheadLog
+from sheafdb.storage.wal import WalRecord, WriteAheadLog
 
 
 @dataclass(frozen=True)
@@ -69,62 +69,80 @@ def require_local_logs(catalog: Catalog, data_dir: Path) -> None:
 def open_collection(
     record: CollectionRecord, catalog: Catalog, store: ObjectStore, data_dir: Path, *, fsync: bool
 ) -> Recovered:
-    cid = record.collection_id
-    partitions = {p.name: p.partition_id for p in catalog.list_partitions(cid)}
-    indexes = tuple(catalog.list_indexes(cid))
-    by_id = {i.index_id: i for i in indexes}
-    built: dict[int, dict[str, SegmentIndexFile]] = {}
-    for si in catalog.list_segment_indexes(cid):
-        index = by_id.get(si.index_id)
-        if index is not None:
-            built.setdefault(si.segment_id, {})[si.field_name] = SegmentIndexFile(
-                si.field_name, index.index_name, si.path, si.nbytes, dict(index.params)
-            )
-    records = catalog.list_segments(cid)
-    sealed: list[SealedSegment] = []
-    sealed_deletes: list[pa.Table] = []
-    delete_files: list[DeleteFile] = []
-    rows_after: dict[int, int] = {}
-    deletes_after = 0
-    max_ts = 0
-    for seg in records:
-        max_ts = max(max_ts, seg.max_ts)
-        if seg.deletes_path is not None:
-            deletes = read_delete_records(store, seg.deletes_path)
-            sealed_deletes.append(deletes)
-            deletes_after = max(deletes_after, seg.wal_lsn)
-            if is_deletes_segment(seg):
-                delete_files.append(delete_file_from_record(seg, deletes))
-                continue
-        sealed.append(segment_from_record(seg, built.get(seg.segment_id, {})))
-        rows_after[seg.partition_id] = max(rows_after.get(seg.partition_id, 0), seg.wal_lsn)
-    wal = WriteAheadLog(wal_directory(data_dir, cid), fsync=fsync)
-    coll = Collection(
-        record, partitions, indexes, wal, tuple(sealed), tuple(sealed_deletes), tuple(delete_files)
-    )
-    known = set(partitions.values())
+    wal = WriteAheadLog(wal_directory(data_dir, record.collection_id), fsync=fsync)
+    replay = LogReplay(record, catalog, store, wal)
     for rec in wal.replay():
-        max_ts = max(max_ts, rec.timestamp)
         if rec.kind == TRUNCATE_KIND:
-            _finish_truncate(coll, catalog, store)
+            _finish_truncate(replay.collection, catalog, store)
+        replay.apply(rec)
+    replay.collection.note_timestamp(replay.max_ts)
+    return Recovered(replay.collection, replay.max_ts)
+
+
+class LogReplay:
+    """A collection as the catalog has it, and the rules that apply its log records on top
+    (the module docstring). Recovery replays the log once; a query worker (follower.py) keeps
+    applying the records the primary appends. ``wal`` is None in a worker (it only reads)."""
+
+    def __init__(
+        self, record: CollectionRecord, catalog: Catalog, store: ObjectStore, wal: WriteAheadLog | None
+    ) -> None:
+        cid = record.collection_id
+        partitions = {p.name: p.partition_id for p in catalog.list_partitions(cid)}
+        indexes = tuple(catalog.list_indexes(cid))
+        by_id = {i.index_id: i for i in indexes}
+        built: dict[int, dict[str, SegmentIndexFile]] = {}
+        for si in catalog.list_segment_indexes(cid):
+            index = by_id.get(si.index_id)
+            if index is not None:
+                built.setdefault(si.segment_id, {})[si.field_name] = SegmentIndexFile(
+                    si.field_name, index.index_name, si.path, si.nbytes, dict(index.params)
+                )
+        sealed: list[SealedSegment] = []
+        sealed_deletes: list[pa.Table] = []
+        delete_files: list[DeleteFile] = []
+        self._rows_after: dict[int, int] = {}
+        self._deletes_after = 0
+        self.max_ts = 0
+        for seg in catalog.list_segments(cid):
+            self.max_ts = max(self.max_ts, seg.max_ts)
+            if seg.deletes_path is not None:
+                deletes = read_delete_records(store, seg.deletes_path)
+                sealed_deletes.append(deletes)
+                self._deletes_after = max(self._deletes_after, seg.wal_lsn)
+                if is_deletes_segment(seg):
+                    delete_files.append(delete_file_from_record(seg, deletes))
+                    continue
+            sealed.append(segment_from_record(seg, built.get(seg.segment_id, {})))
+            self._rows_after[seg.partition_id] = max(self._rows_after.get(seg.partition_id, 0), seg.wal_lsn)
+        self.collection = Collection(
+            record, partitions, indexes, wal, tuple(sealed), tuple(sealed_deletes), tuple(delete_files)
+        )
+        self._known = set(partitions.values())
+
+    def apply(self, rec: WalRecord) -> None:
+        """One record of the log, applied as far as no sealed segment holds it already (a
+        truncate drops everything before it; recovery also makes the catalog forget it)."""
+        coll = self.collection
+        self.max_ts = max(self.max_ts, rec.timestamp)
+        if rec.kind == TRUNCATE_KIND:
+            coll.forget_all()
             coll.note_lsn(rec.lsn)
-            continue
-        if rec.kind in ("delete", "upsert") and rec.lsn > deletes_after:
+            return
+        if rec.kind in ("delete", "upsert") and rec.lsn > self._deletes_after:
             coll.apply(
                 "delete", rec.partition_id, rec.lsn, rec.timestamp, _delete_batch(coll, rec.kind, rec.batch)
             )
         if rec.kind in ("insert", "upsert"):
             rows = split_upsert(coll.schema, rec.batch)[1] if rec.kind == "upsert" else rec.batch
             for partition_id, part in routed_parts(rec.partition_id, rows):
-                if partition_id in known and rec.lsn > rows_after.get(partition_id, 0):
+                if partition_id in self._known and rec.lsn > self._rows_after.get(partition_id, 0):
                     coll.apply("insert", partition_id, rec.lsn, rec.timestamp, part)
         coll.note_lsn(rec.lsn)
-    coll.note_timestamp(max_ts)
-    return Recovered(coll, max_ts)
 
 
 def _finish_truncate(coll: Collection, catalog: Catalog, store: ObjectStore) -> None:
-    gone, gone_deletes = coll.forget_all()
+    gone, gone_deletes = coll.snapshot().sealed, coll.delete_files
     old = [*(s.segment_id for s in gone), *(d.segment_id for d in gone_deletes)]
     if old:
         catalog.replace_segments(old, None)

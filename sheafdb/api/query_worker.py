@@ -1,0 +1,240 @@
+"""One query worker process of ``sheafdb serve --workers N`` (started by query_workers.py).
+
+The primary's front accepts every connection on the public port; a gRPC connection it hands
+to a worker arrives here as a file descriptor over the worker's handoff socket (SCM_RIGHTS),
+with the bytes the front already read from it. grpcio cannot adopt a connected socket, so
+the worker relays it (relay.py, two threads per connection, as the primary does) to its own
+gRPC server on a unix socket: the hop's cost is paid by this process, under its own
+interpreter lock, and the primary does nothing more for the connection.
+
+The worker's gRPC server answers Search, HybridSearch and Query from the follower
+(engine/follower.py: the primary's data, followed, Strong). Every other call is forwarded,
+bytes and metadata as they came, to the primary's internal gRPC socket, and its answer (or
+error) returned as it is. With authentication on, the served calls are checked here against
+the same credential store (its cached checks forgotten when the primary changes it);
+forwarded calls are checked by the primary.
+
+The handoff socket also tells the worker when to stop: the primary closes it (or dies).
+
+Threads: gRPC's handler pool; the main thread receiving descriptors; two relay threads per
+connection (relay.py); the follower's loader and search pools (as in the primary's engine).
+The follower, the access control and the relays are thread-safe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import Callable, Sequence
+from concurrent import futures
+from pathlib import Path
+from typing import Any, cast
+
+import grpc
+from google.protobuf import message_factory
+
+from sheafdb.api.auth import AuthInterceptor
+from sheafdb.api.grpc.data_rpcs import DataRpcs
+from sheafdb.api.grpc.guard import SERVICE, error_response
+from sheafdb.api.relay import Relays
+from sheafdb.engine.access import AccessControl
+from sheafdb.engine.engine import Engine
+from sheafdb.engine.follower import Follower
+
+log = logging.getLogger("sheafdb.worker")
+
+# The calls a worker answers itself; the rest go to the primary.
+SERVED = ("Search", "HybridSearch", "Query")
+# A handoff message: the bytes the front read before it knew the protocol (at most 64 KiB).
+MAX_HANDOFF_BYTES = 65536 + 1024
+READY = b"ready"
+# Request metadata the forwarder leaves to gRPC itself.
+_TRANSPORT_KEYS = ("user-agent",)
+_STOP_GRACE_S = 0.5
+_NO_DEADLINE_S = 10**9
+_RELAY_STOP_S = 0.5
+
+
+def _method_path(name: str) -> str:
+    return f"/{SERVICE.full_name}/{name}"
+
+
+class _Forwarder(grpc.GenericRpcHandler):
+    """Every unary call this worker does not serve, to the primary as bytes."""
+
+    def __init__(self, primary_target: str, max_message_bytes: int) -> None:
+        options = [
+            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.max_receive_message_length", max_message_bytes),
+        ]
+        self._channel = grpc.insecure_channel(primary_target, options=options)
+        self._unary = {
+            _method_path(m.name) for m in SERVICE.methods if not m.client_streaming and not m.server_streaming
+        }
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        method = handler_call_details.method
+        if method not in self._unary:
+            return None
+        call = self._channel.unary_unary(method)
+
+        def forward(request: bytes, context: grpc.ServicerContext) -> bytes:
+            metadata = [
+                (key, value)
+                for key, value in context.invocation_metadata() or ()
+                if key not in _TRANSPORT_KEYS and not key.startswith(("grpc-", ":"))
+            ]
+            remaining = context.time_remaining()
+            # A call without a deadline reports ~2**63 ns left: pass no deadline on.
+            timeout = remaining if remaining is not None and remaining < _NO_DEADLINE_S else None
+            try:
+                return cast(bytes, call(request, metadata=metadata, timeout=timeout))
+            except grpc.RpcError as exc:
+                rpc = cast(grpc.Call, exc)
+                context.abort(rpc.code(), rpc.details() or "")
+                raise  # abort raises; this keeps the type checker sure of it
+
+        return grpc.unary_unary_rpc_method_handler(forward)
+
+    def close(self) -> None:
+        self._channel.close()
+
+
+class _ServedAuth(grpc.ServerInterceptor):
+    """Authentication and privileges for the calls served here (the primary checks the rest)."""
+
+    def __init__(self, access: AccessControl) -> None:
+        self._access = access
+        self._inner = AuthInterceptor(access)
+        self._served = {_method_path(name) for name in SERVED}
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        if not self._access.enabled or handler_call_details.method not in self._served:
+            return continuation(handler_call_details)
+        self._access.follow_store()
+        return self._inner.intercept_service(continuation, handler_call_details)
+
+
+def _served_handlers(follower: Follower) -> grpc.GenericRpcHandler:
+    # The data handlers read ``engine`` only for the calls the follower answers.
+    rpcs = DataRpcs(cast(Engine, follower))
+    handlers: dict[str, grpc.RpcMethodHandler] = {}
+    for name in SERVED:
+        method = SERVICE.methods_by_name[name]
+        handlers[name] = grpc.unary_unary_rpc_method_handler(
+            _guarded(method, getattr(rpcs, name)),
+            request_deserializer=message_factory.GetMessageClass(method.input_type).FromString,
+            response_serializer=lambda response: response.SerializeToString(),
+        )
+    return grpc.method_handlers_generic_handler(SERVICE.full_name, handlers)
+
+
+def _guarded(method: Any, handler: Callable[[Any, grpc.ServicerContext], Any]) -> Callable[..., Any]:
+    def call(request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            return handler(request, context)
+        except Exception as exc:  # noqa: BLE001 - every error becomes the response's Status
+            return error_response(method, exc)
+
+    return call
+
+
+class QueryWorker:
+    def __init__(
+        self,
+        data_dir: Path,
+        socket_path: Path,
+        handoff: socket.socket,
+        primary_target: str,
+        *,
+        auth_enabled: bool,
+        max_workers: int,
+        max_message_bytes: int,
+    ) -> None:
+        self._socket_path = socket_path
+        self._handoff = handoff
+        self.follower = Follower(data_dir)
+        self._access = (
+            AccessControl(data_dir / "credentials.db", enabled=auth_enabled) if auth_enabled else None
+        )
+        self._forwarder = _Forwarder(primary_target, max_message_bytes)
+        options = [
+            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.so_reuseport", 0),
+        ]
+        pool = futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc")
+        interceptors = [_ServedAuth(self._access)] if self._access is not None else []
+        self._grpc = grpc.server(
+            pool,
+            handlers=[_served_handlers(self.follower), self._forwarder],
+            options=options,
+            interceptors=interceptors,
+        )
+        socket_path.unlink(missing_ok=True)
+        if self._grpc.add_insecure_port(f"unix:{socket_path}") == 0:
+            raise OSError(f"cannot listen on {socket_path}")
+        self._relays = Relays()
+
+    def serve(self) -> None:
+        """Serve until the primary closes the handoff socket (or SIGTERM)."""
+        self._grpc.start()
+        self._handoff.sendall(READY)
+        target = f"unix:{self._socket_path}"
+        while True:
+            try:
+                head, fds, _flags, _addr = socket.recv_fds(self._handoff, MAX_HANDOFF_BYTES, 1)
+            except OSError:
+                break
+            if not fds:
+                break  # the primary closed its end: stop
+            client = socket.socket(fileno=fds[0])
+            self._relays.start(client, target, head)
+        self.stop()
+
+    def stop(self) -> None:
+        self._grpc.stop(_STOP_GRACE_S).wait()
+        self._relays.close(timeout_s=_RELAY_STOP_S)
+        self._forwarder.close()
+        self.follower.close()
+        if self._access is not None:
+            self._access.close()
+        self._socket_path.unlink(missing_ok=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sheafdb-query-worker")
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--socket", type=Path, required=True, help="this worker's gRPC unix socket")
+    parser.add_argument("--handoff-fd", type=int, required=True)
+    parser.add_argument("--primary", required=True, help="the primary's internal gRPC target")
+    parser.add_argument("--auth", action="store_true")
+    parser.add_argument("--max-workers", type=int, default=16)
+    parser.add_argument("--max-message-bytes", type=int, default=512 * 1024 * 1024)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handoff = socket.socket(fileno=args.handoff_fd)
+    # SIGTERM: end the handoff loop like the primary closing it would.
+    signal.signal(signal.SIGTERM, lambda signum, frame: handoff.shutdown(socket.SHUT_RDWR))
+    worker = QueryWorker(
+        args.data_dir,
+        args.socket,
+        handoff,
+        args.primary,
+        auth_enabled=args.auth,
+        max_workers=args.max_workers,
+        max_message_bytes=args.max_message_bytes,
+    )
+    log.info("query worker %d ready on %s", os.getpid(), args.socket)
+    worker.serve()
+    logging.shutdown()
+    sys.stdout.flush()
+    os._exit(0)

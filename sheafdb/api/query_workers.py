@@ -1,0 +1,205 @@
+"""The query worker processes of ``sheafdb serve --workers N``, seen from the primary.
+
+The primary starts N worker processes (query_worker.py), each with a handoff socket (one
+end of a SOCK_SEQPACKET pair; the worker gets the other as an inherited descriptor). The
+front hands each accepted gRPC connection to the next ready worker in turn (``hand_off``:
+the connected socket itself, sent with SCM_RIGHTS, plus the bytes the front read from it),
+so no byte of that connection passes through the primary again. When no worker is ready
+(starting, restarting) the front relays the connection to the primary's own gRPC server,
+which serves every call: nothing is refused while a worker is down.
+
+A supervisor thread (``sheafdb-workers``) notices a worker's death within ~0.1 s (its
+process ended) and starts a new one; a worker is ready once it says so over its handoff
+socket. ``stop`` closes the handoff sockets (each worker then stops serving, letting its
+in-flight calls finish) and waits for the processes, killing any that outlive the wait.
+
+Locks: ``_lock`` guards the slots (process, socket, ready flag) between the front's loop
+thread (``hand_off``), the supervisor and ``stop``.
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sheafdb.api.query_worker import READY
+
+log = logging.getLogger("sheafdb.workers")
+
+# How often the supervisor looks at the processes (death is seen within this).
+_POLL_S = 0.1
+# A worker that has not said it is ready after this long is killed and started again.
+_START_TIMEOUT_S = 120.0
+# Workers hold nothing to save: past this they are killed (the whole stop must fit in 2 s).
+_STOP_WAIT_S = 1.0
+
+
+@dataclass(eq=False)
+class _Slot:
+    index: int
+    socket_path: Path
+    process: subprocess.Popen[bytes] | None = None
+    handoff: socket.socket | None = None
+    started_at: float = 0.0
+    ready: bool = False
+
+
+class QueryWorkers:
+    def __init__(
+        self,
+        data_dir: Path,
+        socket_dir: Path,
+        count: int,
+        primary_target: str,
+        *,
+        auth_enabled: bool,
+        max_workers: int,
+        max_message_bytes: int,
+    ) -> None:
+        self._data_dir = data_dir
+        self._primary_target = primary_target
+        self._auth = auth_enabled
+        self._max_workers = max_workers
+        self._max_message_bytes = max_message_bytes
+        self._slots = [_Slot(i, socket_dir / f"worker-{i}.sock") for i in range(count)]
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._next = 0
+        self._supervisor = threading.Thread(target=self._supervise, name="sheafdb-workers", daemon=True)
+
+    def start(self, wait_ready_s: float = _START_TIMEOUT_S) -> None:
+        """Start every worker and the supervisor; wait (bounded) until they are all ready."""
+        with self._lock:
+            for slot in self._slots:
+                self._spawn(slot)
+        self._supervisor.start()
+        deadline = time.monotonic() + wait_ready_s
+        while time.monotonic() < deadline and not all(s.ready for s in self._slots):
+            time.sleep(0.02)
+
+    # -- the front's side --------------------------------------------------------------------
+    def hand_off(self, client: socket.socket, first_bytes: bytes) -> bool:
+        """Give ``client`` to the next ready worker; False when none took it (the caller keeps
+        it). The caller closes its own descriptor after a True."""
+        with self._lock:
+            ready = [s for s in self._slots if s.ready and s.handoff is not None]
+            for step in range(len(ready)):
+                slot = ready[(self._next + step) % len(ready)]
+                assert slot.handoff is not None
+                try:
+                    socket.send_fds(slot.handoff, [first_bytes], [client.fileno()])
+                except OSError:  # dead, or too busy to take it now (the socket is non-blocking)
+                    continue
+                self._next = (self._next + step + 1) % len(ready)
+                return True
+        return False
+
+    # -- processes ---------------------------------------------------------------------------
+    def _spawn(self, slot: _Slot) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        command = [
+            sys.executable,
+            "-m",
+            "sheafdb.api.query_worker_entry",
+            "--data-dir",
+            str(self._data_dir),
+            "--socket",
+            str(slot.socket_path),
+            "--handoff-fd",
+            str(theirs.fileno()),
+            "--primary",
+            self._primary_target,
+            "--max-workers",
+            str(self._max_workers),
+            "--max-message-bytes",
+            str(self._max_message_bytes),
+            *(["--auth"] if self._auth else []),
+        ]
+        try:
+            slot.process = subprocess.Popen(command, pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
+        finally:
+            theirs.close()
+        ours.setblocking(False)
+        slot.handoff = ours
+        slot.started_at = time.monotonic()
+        slot.ready = False
+
+    def _supervise(self) -> None:
+        while not self._stopping.is_set():
+            with self._lock:
+                waiting = {s.handoff: s for s in self._slots if not s.ready and s.handoff is not None}
+            if waiting:
+                readable, _, _ = select.select(list(waiting), [], [], _POLL_S)
+                for sock in readable:
+                    self._note_ready(waiting[sock])
+            else:
+                self._stopping.wait(_POLL_S)
+            with self._lock:
+                if self._stopping.is_set():
+                    return
+                for slot in self._slots:
+                    self._check(slot)
+
+    def _note_ready(self, slot: _Slot) -> None:
+        try:
+            said = slot.handoff.recv(16) if slot.handoff is not None else b""
+        except OSError:
+            said = b""
+        with self._lock:
+            if said == READY:
+                slot.ready = True
+                log.info(
+                    "query worker %d (pid %d) ready", slot.index, slot.process.pid if slot.process else 0
+                )
+
+    def _check(self, slot: _Slot) -> None:
+        """Under ``_lock``: start a worker again when it died or never became ready."""
+        process = slot.process
+        if process is None:
+            return
+        code = process.poll()
+        late = not slot.ready and time.monotonic() - slot.started_at > _START_TIMEOUT_S
+        if code is None and not late:
+            return
+        if late:
+            process.kill()
+            process.wait()
+        log.warning(
+            "query worker %d (pid %d) %s; starting it again",
+            slot.index,
+            process.pid,
+            "did not start in time" if late else f"ended with code {process.returncode}",
+        )
+        self._close_handoff(slot)
+        self._spawn(slot)
+
+    def _close_handoff(self, slot: _Slot) -> None:
+        if slot.handoff is not None:
+            slot.handoff.close()
+            slot.handoff = None
+        slot.ready = False
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._supervisor.is_alive():
+            self._supervisor.join(timeout=2)
+        with self._lock:
+            processes = [s.process for s in self._slots if s.process is not None]
+            for slot in self._slots:
+                self._close_handoff(slot)  # the worker's handoff loop ends: it stops
+        deadline = time.monotonic() + _STOP_WAIT_S
+        for process in processes:
+            try:
+                process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        for slot in self._slots:
+            slot.socket_path.unlink(missing_ok=True)

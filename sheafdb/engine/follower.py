@@ -1,0 +1,244 @@
+"""The read path of a query worker (``serve --workers N``): the primary's data, followed.
+
+A worker process serves search, hybrid search and query over the same data directory as the
+primary process, which keeps every write, the logs, the catalog, seals, compaction, index
+builds and the load state. The worker writes nothing; it follows:
+
+- **The catalog.** Before every read it asks SQLite whether another connection committed
+  since it last looked (``PRAGMA data_version``). If so it takes the catalog again: names,
+  and per collection a fingerprint (record, partitions, indexes, segments and their built
+  indexes, the persisted load config). A collection whose fingerprint changed (a seal, a
+  compaction swap, an index build, a DDL, a load or release) is opened afresh from the
+  catalog and its log, its old runtime released and the new one loaded as the load config
+  says; a dropped one is released and forgotten.
+- **The log.** A read then reads the collection's log past what it has applied
+  (storage/wal_tail.py) and applies the new records to its growing rows with recovery's
+  rules (write/recovery.LogReplay). The primary acknowledges a write only after its record
+  is in the file, so a read that starts after an acknowledgement sees the write (Strong).
+  Records trimmed before the tail read them (a seal in between) show as a gap: the worker
+  takes the catalog again, which holds them as a segment.
+- **Memory.** Loads map every column file and faiss index (``share_pages``), as the primary
+  does with workers, so N processes hold one copy in the page cache; what a worker builds
+  for itself (growing rows, primary-key lookups, filter masks) is its own, in its accountant.
+
+Locks: ``_gate`` (collection.WriteGate): reads hold it shared while they catch up and read;
+taking the catalog again holds it exclusive, so no read runs on a runtime being released.
+``_refresh_lock`` makes one thread take the catalog while the others wait for it.
+``_Followed.lock`` serialises catching one collection up with its log.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import tzinfo
+from pathlib import Path
+
+from sheafdb.engine.collection import Collection, WriteGate
+from sheafdb.engine.load.load_manager import LoadManager
+from sheafdb.engine.load.memory import MemoryAccountant
+from sheafdb.engine.load.target import LoadRequest
+from sheafdb.engine.models import (
+    HybridSearchRequest,
+    LoadState,
+    QueryRequest,
+    QueryResult,
+    SearchRequest,
+    SearchResult,
+)
+from sheafdb.engine.names import CollectionNames
+from sheafdb.engine.read.search_by_keys import with_key_vectors
+from sheafdb.engine.write.recovery import LogReplay, wal_directory
+from sheafdb.errors import UnexpectedError, invalid
+from sheafdb.schema import CollectionSchema
+from sheafdb.storage.catalog import CATALOG_FILE
+from sheafdb.storage.object_store import open_object_store
+from sheafdb.storage.records import CollectionRecord
+from sheafdb.storage.sqlite_catalog import SqliteCatalog
+from sheafdb.storage.timestamps import TimestampOracle
+from sheafdb.storage.wal_tail import LogGap, WalTail
+from sheafdb.timestamptz import TIMEZONE_PROPERTY, zone
+
+log = logging.getLogger(__name__)
+
+# A read that keeps meeting gaps (seals racing its catch-up) gives up after this many tries.
+CATCH_UP_ATTEMPTS = 20
+# How long a read waits for this worker's own load of a collection the primary loaded.
+LOAD_WAIT_S = 600.0
+
+
+@dataclass(frozen=True)
+class _Fingerprint:
+    """Everything of a collection in the catalog whose change means opening it afresh."""
+
+    record: CollectionRecord
+    rest: tuple[object, ...]
+
+
+@dataclass(eq=False)
+class _Followed:
+    fingerprint: _Fingerprint
+    replay: LogReplay
+    tail: WalTail
+    request: LoadRequest | None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def collection(self) -> Collection:
+        return self.replay.collection
+
+    def catch_up(self) -> None:
+        """Apply what the primary logged since the last read (LogGap: records were trimmed)."""
+        with self.lock:
+            for record in self.tail.read_new():
+                self.replay.apply(record)
+
+
+class Follower:
+    def __init__(self, data_dir: Path) -> None:
+        self._data_dir = Path(data_dir)
+        self._catalog = SqliteCatalog(self._data_dir / CATALOG_FILE)
+        self._store = open_object_store(None, self._data_dir)
+        self._accountant = MemoryAccountant(None)
+        self._loads = LoadManager(self._accountant, self._store, share_pages=True)
+        self._oracle = TimestampOracle(self._catalog.max_timestamp())
+        self._gate = WriteGate()
+        self._refresh_lock = threading.Lock()
+        self._version: int | None = None
+        self._followed: dict[int, _Followed] = {}
+        self._names = CollectionNames((), (), ())
+        self._sync_catalog()
+
+    def close(self) -> None:
+        with self._gate.exclusive():
+            self._loads.close()
+            self._catalog.close()
+
+    # -- following the catalog -------------------------------------------------------------
+    def _sync_catalog(self, *, force: bool = False) -> None:
+        if not force and self._catalog.change_counter() == self._version:
+            return
+        with self._refresh_lock:
+            version = self._catalog.change_counter()
+            if not force and version == self._version:
+                return  # another thread took it meanwhile
+            with self._gate.exclusive():
+                # Noted first: a commit while we read shows as a change next time.
+                self._version = version
+                self._take_catalog()
+
+    def _take_catalog(self) -> None:
+        records = {r.collection_id: r for r in self._catalog.list_collections()}
+        for cid in [cid for cid in self._followed if cid not in records]:
+            self._loads.forget(self._followed.pop(cid).collection)
+        for cid, record in records.items():
+            current = self._followed.get(cid)
+            fingerprint = self._fingerprint(record)
+            if current is not None and current.fingerprint == fingerprint:
+                continue
+            if current is not None:
+                self._loads.forget(current.collection)
+            self._followed[cid] = followed = self._open(record, fingerprint)
+            if followed.request is not None:
+                try:
+                    self._loads.load(followed.collection, followed.request, wait_s=0)
+                except Exception:  # noqa: BLE001 - reads then answer "not loaded" with the reason
+                    log.exception("worker could not load collection %s", record.name)
+        self._names = CollectionNames.from_catalog(
+            self._catalog, {cid: f.collection for cid, f in self._followed.items()}
+        )
+
+    def _fingerprint(self, record: CollectionRecord) -> _Fingerprint:
+        cid = record.collection_id
+        catalog = self._catalog
+        return _Fingerprint(
+            record,
+            (
+                tuple(catalog.list_partitions(cid)),
+                tuple(catalog.list_indexes(cid)),
+                tuple(catalog.list_segments(cid)),
+                tuple(catalog.list_segment_indexes(cid)),
+                catalog.get_load_config(cid),
+            ),
+        )
+
+    def _open(self, record: CollectionRecord, fingerprint: _Fingerprint) -> _Followed:
+        """The collection from the catalog and its whole log. A seal that trims the log while
+        it is read changes the segments: then it is read again."""
+        for _ in range(CATCH_UP_ATTEMPTS):
+            segments = self._catalog.list_segments(record.collection_id)
+            replay = LogReplay(record, self._catalog, self._store, None)
+            tail = WalTail(wal_directory(self._data_dir, record.collection_id))
+            try:
+                for rec in tail.read_new():
+                    replay.apply(rec)
+            except LogGap:
+                continue
+            if self._catalog.list_segments(record.collection_id) != segments:
+                continue
+            config = self._catalog.get_load_config(record.collection_id)
+            request = None if config is None else LoadRequest.from_record(config)
+            return _Followed(fingerprint, replay, tail, request)
+        raise UnexpectedError(f"collection {record.name} changed too often to be followed")
+
+    # -- reads -------------------------------------------------------------------------------
+    @contextmanager
+    def _reading(self, db: str, name: str, partitions: Sequence[str] = ()) -> Iterator[Collection]:
+        """The collection, caught up with every write acknowledged before the call, and held
+        (the catalog is not taken again) while the caller reads it."""
+        for _ in range(CATCH_UP_ATTEMPTS):
+            self._sync_catalog()
+            with self._gate.shared():
+                coll = self._names.resolve_checked(db, name, partitions, reading=True)
+                followed = self._followed[coll.collection_id]
+                try:
+                    followed.catch_up()
+                except LogGap:
+                    gap = True
+                else:
+                    gap = False
+                    if followed.request is not None:
+                        self._loads.wait(coll, (), LOAD_WAIT_S)
+                    yield coll
+                    return
+            if gap:
+                self._sync_catalog(force=True)
+        raise UnexpectedError(f"collection {name} changed too often to be read")
+
+    def search(self, db: str, request: SearchRequest) -> SearchResult:
+        with self._reading(db, request.collection, request.partition_names) as coll:
+            if request.ids is not None:
+                request = with_key_vectors(coll.schema, request, lambda get: self._loads.query(coll, get))
+            return self._loads.search(coll, request)
+
+    def hybrid_search(self, db: str, request: HybridSearchRequest) -> SearchResult:
+        with self._reading(db, request.collection, request.partition_names) as coll:
+            return self._loads.hybrid_search(coll, request)
+
+    def query(self, db: str, request: QueryRequest) -> QueryResult:
+        with self._reading(db, request.collection, request.partition_names) as coll:
+            return self._loads.query(coll, request)
+
+    # -- what the handlers ask besides the reads (answered from the followed catalog) ---------
+    def collection_schema(self, db: str, name: str) -> CollectionSchema:
+        self._sync_catalog()
+        return self._names.resolve_checked(db, name).schema
+
+    def output_zone(self, db: str, name: str, asked: str = "") -> tzinfo:
+        properties = self._names.resolve_checked(db, name).record.properties
+        try:
+            return zone(asked or properties.get(TIMEZONE_PROPERTY))
+        except ValueError as e:
+            raise invalid(str(e)) from None
+
+    def allocate_timestamp(self) -> int:
+        """A reply's session timestamp (this process's clock; writes are stamped by the primary)."""
+        return self._oracle.next()
+
+    def load_state(self, db: str, name: str) -> LoadState:
+        """This worker's own load of the collection (tests see it follow the primary)."""
+        self._sync_catalog()
+        return self._loads.state(self._names.resolve_checked(db, name))

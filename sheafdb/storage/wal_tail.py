@@ -1,0 +1,101 @@
+"""Reading another process's write-ahead log as it grows (``serve --workers N``).
+
+A query worker follows the primary's log of a collection without ever writing to it: it
+never truncates a torn tail (that may be a record the primary is writing right now) and
+never creates a file. Records are read from where the last read stopped; a record the
+primary has not finished writing looks torn and is read next time. Every acknowledged write
+is in the file before its acknowledgement (``WriteAheadLog.append`` returns after the
+write), and a page written by one process is seen by the next read of another, so a read
+that reaches the end of the log has every acknowledged record.
+
+When the primary trims files the tail has not read (a seal made their rows a segment), the
+next record is gone: ``LogGap`` says so, and the reader must take the catalog again.
+
+Not thread-safe: one caller at a time (the follower holds its collection's lock).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sheafdb.storage.wal import WalRecord, decode_batch, log_file, log_file_firsts, scan_records
+
+
+class LogGap(Exception):
+    """Records the tail has not read were trimmed away."""
+
+
+class WalTail:
+    """Reads from the oldest record the log holds (its reader skips what is sealed), then on."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.next_lsn: int | None = None  # None: nothing read yet
+        # The file being read (its first lsn) and the offset after the last record read in it.
+        self._first: int | None = None
+        self._offset = 0
+
+    def read_new(self) -> list[WalRecord]:
+        """Every complete record past the last one read (the fast path: one stat)."""
+        records: list[WalRecord] = []
+        while True:
+            if self._first is None and not self._find_file():
+                return records
+            assert self._first is not None
+            path = log_file(self.directory, self._first)
+            try:
+                size = os.stat(path).st_size
+            except FileNotFoundError:  # trimmed: look for the record in the files left
+                self._first = None
+                continue
+            if size > self._offset:
+                records.extend(self._read_from(path))
+            # The primary rotates to a file named by the next lsn once this one is full.
+            following = self.next_lsn
+            if (
+                following is None
+                or following == self._first
+                or not log_file(self.directory, following).exists()
+            ):
+                return records
+            self._first, self._offset = following, 0
+
+    def _find_file(self) -> bool:
+        """Point at the file holding ``next_lsn``; False when it is not written yet."""
+        if not self.directory.is_dir():
+            return False
+        firsts = log_file_firsts(self.directory)
+        if self.next_lsn is None:
+            if not firsts:
+                return False
+            self.next_lsn = firsts[0]
+        holding = [first for first in firsts if first <= self.next_lsn]
+        if not holding:
+            if firsts:
+                raise LogGap(f"log {self.directory} starts at {firsts[0]}, past {self.next_lsn}")
+            return False
+        self._first, self._offset = holding[-1], 0
+        return True
+
+    def _read_from(self, path: Path) -> list[WalRecord]:
+        assert self._first is not None
+        records: list[WalRecord] = []
+        try:
+            f = open(path, "rb")
+        except FileNotFoundError:
+            return records
+        with f:
+            f.seek(self._offset)
+            expected = self._first if self._offset == 0 else self.next_lsn
+            assert expected is not None
+            base = self._offset
+            for rec in scan_records(f, expected):
+                self._offset = base + rec.end
+                if self.next_lsn is not None and rec.lsn < self.next_lsn:
+                    continue  # a file read from its start: records before the tail's position
+                records.append(
+                    WalRecord(rec.lsn, rec.kind, rec.partition_id, rec.timestamp, decode_batch(rec.payload))
+                )
+                self.next_lsn = rec.lsn + 1
+        return records

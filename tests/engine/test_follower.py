@@ -1,0 +1,94 @@
+"""A query worker's read path (engine/follower.py) following a real primary engine on the
+same data directory: every acknowledged write is read (Strong), seals, compactions, index
+builds, drops and releases are followed, and loads map the primary's files."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from sheafdb.engine.engine import Engine
+from sheafdb.engine.follower import Follower
+from sheafdb.engine.models import LoadState, QueryRequest, SearchRequest
+from sheafdb.errors import CollectionNotFound, CollectionNotLoaded
+
+DB = "default"
+HNSW = {"index_type": "HNSW", "metric_type": "L2", "M": "8", "efConstruction": "32"}
+
+
+@pytest.fixture
+def primary(open_engine: Callable[..., Engine]) -> Engine:
+    return open_engine(share_pages=True, compaction_min_segments=None)
+
+
+@pytest.fixture
+def follower(primary: Engine) -> Iterator[Follower]:
+    worker = Follower(primary.config.data_dir)
+    yield worker
+    worker.close()
+
+
+def _count(reader: Engine | Follower) -> int:
+    return int(reader.query(DB, QueryRequest("c", output_fields=("count(*)",))).table.column(0)[0].as_py())
+
+
+def _loaded(primary: Engine, kit) -> None:  # type: ignore[no-untyped-def]
+    primary.create_collection(DB, "c", kit.basic_schema())
+    primary.create_index(DB, "c", "vec", "", HNSW)
+    primary.load_collection(DB, "c")
+    assert primary.wait_for_load(DB, "c", timeout=30) is LoadState.LOADED
+
+
+def test_every_acknowledged_write_is_read(primary: Engine, follower: Follower, kit) -> None:  # type: ignore[no-untyped-def]
+    _loaded(primary, kit)
+    for i in range(60):
+        primary.insert(DB, "c", kit.make_rows([i], seed=i))
+        if i % 7 == 6:  # seals (and log trims) along the way
+            primary.flush(DB, ["c"])
+        got = follower.query(DB, QueryRequest("c", ids=[i], output_fields=("id", "tag")))
+        assert got.table.column("id").to_pylist() == [i]
+        assert _count(follower) == i + 1
+    primary.delete(DB, "c", "id in [0, 1, 2]")
+    assert _count(follower) == 57
+    assert primary.wait_for_index_builds(timeout=60)
+    assert len(primary._resolve(DB, "c").snapshot().sealed) > 1
+    vec = kit.make_rows([10], seed=10).column("vec").to_numpy(zero_copy_only=False)[0]
+    hits = follower.search(DB, SearchRequest("c", vec.reshape(1, -1), 1)).ids.to_pylist()
+    assert hits == [10]
+
+
+def test_compaction_release_and_drop_are_followed(primary: Engine, follower: Follower, kit) -> None:  # type: ignore[no-untyped-def]
+    _loaded(primary, kit)
+    for start in range(0, 40, 10):
+        primary.insert(DB, "c", kit.make_rows(range(start, start + 10), seed=start))
+        primary.flush(DB, ["c"])
+    primary.wait_for_index_builds(timeout=60)
+    before = len(primary._resolve(DB, "c").snapshot().sealed)
+    primary.compact(DB, "c")
+    assert len(primary._resolve(DB, "c").snapshot().sealed) < before
+    assert _count(follower) == 40
+    assert follower.load_state(DB, "c") is LoadState.LOADED
+    primary.release_collection(DB, "c")
+    with pytest.raises(CollectionNotLoaded):
+        _count(follower)
+    primary.load_collection(DB, "c")
+    assert _count(follower) == 40
+    primary.drop_collection(DB, "c")
+    with pytest.raises(CollectionNotFound):
+        _count(follower)
+
+
+def test_worker_maps_what_it_loads(primary: Engine, follower: Follower, kit) -> None:  # type: ignore[no-untyped-def]
+    _loaded(primary, kit)
+    primary.insert(DB, "c", kit.make_rows(range(100)))
+    primary.flush(DB, ["c"])
+    primary.wait_for_index_builds(timeout=60)
+    assert _count(follower) == 100
+    kinds = _kinds(follower)
+    assert ("mapped", "vec") in kinds and ("field", "vec") not in kinds, kinds
+
+
+def _kinds(follower: Follower) -> set[tuple[str, str]]:
+    runtime = next(iter(follower._loads._runtimes.values()))
+    return {key for segment in runtime.view.segments.values() for key in segment.footprint}
