@@ -74,6 +74,8 @@ class ServerConfig:
     # The catalog in PostgreSQL and the segment files in S3 (None: both in data_dir).
     catalog_url: str | None = None
     objects_url: str | None = None
+    # Where bulk import reads local files (None: data_dir).
+    import_root: Path | None = None
 
 
 def build_grpc_server(
@@ -191,6 +193,7 @@ class Server:
                     evict_under_pressure=self.config.evict_under_pressure,
                     catalog_url=self.config.catalog_url,
                     objects_url=self.config.objects_url,
+                    import_root=self.config.import_root,
                 )
             )
             self._access = AccessControl(data_dir / CREDENTIALS_FILE, enabled=self.config.auth_enabled)

@@ -79,6 +79,8 @@ OPERATIONS: Mapping[str, Privilege] = {
     "GetCollectionStatistics": _p(COLLECTION, "GetStatistics"),
     "GetPartitionStatistics": _p(COLLECTION, "GetStatistics"),
     "ManualCompaction": _p(COLLECTION, "Compaction"),
+    "Import": _p(COLLECTION, "Import"),
+    "ListImportTasks": _p(COLLECTION, "Import"),
     "CreatePartition": _p(COLLECTION, "CreatePartition"),
     "DropPartition": _p(COLLECTION, "DropPartition"),
     "ShowPartitions": _p(COLLECTION, "ShowPartitions"),

@@ -56,19 +56,14 @@ OUT_OF_SCOPE: dict[str, str] = {
     "DeleteUserTags": _ROW_SECURITY,
     "GetUserTags": _ROW_SECURITY,
     "ListUsersWithTag": _ROW_SECURITY,
-    "Dummy": "Milvus's internal probe of its query path, not a client feature",
     "Prewarm": _PREWARM,
     "DescribePrewarmTask": _PREWARM,
     "DescribeSegmentIndexData": "federation: raw Knowhere index files for another engine; these are faiss",
 }
 
-_IMPORT = "bulk import from object-storage files: not built yet (insert in batches instead)"
 _FUNCTION = "changing a collection's functions after create: not built yet (declare them in the schema)"
 
 NOT_YET: dict[str, str] = {
-    "Import": _IMPORT,
-    "GetImportState": _IMPORT,
-    "ListImportTasks": _IMPORT,
     "AddCollectionFunction": _FUNCTION,
     "AlterCollectionFunction": _FUNCTION,
     "DropCollectionFunction": _FUNCTION,
