@@ -153,19 +153,18 @@ def _sparse(value: Any) -> list[dict[str, Any]] | None:
     return [{"index": int(k), "value": float(v)} for k, v in sorted(pairs)]
 
 
-def _raw_vectors(f: FieldSchema, values: Sequence[Any]) -> pa.Array:
+def _raw_vectors(f: FieldSchema, values: Sequence[Any], *, raw_bytes: bool = False) -> pa.Array:
     """Binary and half-precision vectors: numbers per row -> the raw bytes the engine stores.
 
     A half-precision row is ``dim`` floats, or its ``2 * dim`` raw bytes (pymilvus's bulk
     writer stores them so in Parquet); a binary row is ``dim / 8`` bytes."""
-    dim = f.dim or 0
     rows: list[bytes | None] = []
     for v in values:
         if v is None:
             rows.append(None)
             continue
         arr = np.asarray(v)
-        if f.dtype is DataType.BINARY_VECTOR or (arr.dtype == np.uint8 and len(arr) == 2 * dim):
+        if f.dtype is DataType.BINARY_VECTOR or raw_bytes:
             rows.append(arr.astype(np.uint8).tobytes())
         elif f.dtype is DataType.FLOAT16_VECTOR:
             rows.append(arr.astype("<f2").tobytes())
@@ -197,7 +196,8 @@ def _arrow_column(f: FieldSchema, col: pa.Array) -> pa.Array:
         return _python_column(f, [None if v is None else strict_json.loads(v) for v in col.to_pylist()])
     if dtype in (DataType.FLOAT16_VECTOR, DataType.BFLOAT16_VECTOR, DataType.BINARY_VECTOR):
         if pa.types.is_list(col.type) or pa.types.is_large_list(col.type):
-            return _raw_vectors(f, col.to_pylist())
+            raw = pa.types.is_uint8(col.type.value_type)
+            return _raw_vectors(f, col.to_pylist(), raw_bytes=raw)
     return col
 
 
@@ -291,7 +291,7 @@ def _numpy_column(f: FieldSchema, arr: np.ndarray) -> pa.Array:
         if arr.ndim != 2:
             raise ImportFailed(f"the numpy file of vector field '{f.name}' must be 2-dimensional")
         if dtype in (DataType.FLOAT16_VECTOR, DataType.BFLOAT16_VECTOR, DataType.BINARY_VECTOR):
-            return _raw_vectors(f, list(arr))
+            return _raw_vectors(f, list(arr), raw_bytes=arr.dtype == np.uint8)
         return pa.FixedSizeListArray.from_arrays(pa.array(arr.ravel()), arr.shape[1])
     if arr.ndim != 1:
         raise ImportFailed(f"the numpy file of scalar field '{f.name}' must be 1-dimensional")
