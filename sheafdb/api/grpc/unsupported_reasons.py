@@ -12,10 +12,14 @@ _REPLICATION = "cross-cluster replication (CDC) streams: SheafDB is one node wit
 _EXTERNAL = "external collections read data SheafDB does not store (lake tables); not a goal"
 _SNAPSHOT = "collection snapshots on object storage: SheafDB's restore unit is the data directory"
 _NAMESPACE = "namespaces (multi-tenancy inside a collection) are a Milvus 2.6 preview; partitions serve"
-# Milvus 2.6's proxy does not implement these either (proto placeholders, answered UNIMPLEMENTED).
+# Milvus 2.6's proxy does not implement these (proto placeholders, answered UNIMPLEMENTED).
 _FILE_RESOURCE = "file resources: a proto placeholder Milvus 2.6 does not implement either"
 _PREWARM = "namespace prewarm tasks belong to namespaces (above); load_collection loads at once"
-_ROW_SECURITY = "row policies and user tags: proto placeholders Milvus 2.6 does not implement either"
+# Row-level security is Milvus 3.0's (its proxy and the 3.0 SDK references), not 2.6's, and
+# pymilvus 3.0 has no call for it: enforcing policies in every read and write is not built.
+_ROW_SECURITY = (
+    "row-level security (row policies, user tags): a Milvus 3.0 feature, not 2.6's; no pymilvus call"
+)
 
 OUT_OF_SCOPE: dict[str, str] = {
     "CreateReplicateStream": _REPLICATION,
