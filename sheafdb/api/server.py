@@ -94,6 +94,11 @@ def build_grpc_server(
         ("grpc.max_receive_message_length", max_message_bytes),
         # Without this a second server could bind the same port silently (SO_REUSEPORT).
         ("grpc.so_reuseport", 0),
+        # Milvus's keepalive enforcement (pings every 5 s allowed, idle or not): pymilvus pings
+        # every 10 s, which gRPC's defaults (5 min, 2 strikes) answer with GOAWAY too_many_pings.
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", 5000),
+        ("grpc.http2.max_ping_strikes", 0),
     ]
     pool = futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc")
     server = grpc.server(pool, options=options, interceptors=list(interceptors))
