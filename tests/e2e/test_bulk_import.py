@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import ml_dtypes
 import numpy as np
 import pyarrow.fs as pafs
 import pytest
@@ -362,8 +363,12 @@ def test_every_vector_and_scalar_shape(
             "small": i - 3,
             "tags": list(range(i % 4)),
             "maybe": None if i % 3 == 0 else i / 4,
-            "half": np.array([i, 0.5, -1, 2], dtype=np.float16),
-            "brain": [float(i), 0.25, -2.0, 1.0],
+            # numpy rows and list rows mixed: the bulk writer then puts raw bytes and floats
+            # in one Parquet column
+            "half": np.array([i, 0.5, -1, 2], dtype=np.float16) if i % 2 else [float(i), 0.5, -1.0, 2.0],
+            "brain": np.array([i, 0.25, -2, 1], dtype=ml_dtypes.bfloat16)
+            if i % 2
+            else [float(i), 0.25, -2.0, 1.0],
             "bits": np.array([i, 255 - i], dtype=np.uint8).tobytes(),
             "sparse": {i + 1: 0.5, 100: float(i)},
             "bytes8": np.array([i, -i, 3, 4], dtype=np.int8),
@@ -389,6 +394,10 @@ def test_every_vector_and_scalar_shape(
     assert (five["flag"], five["small"], five["tags"], five["maybe"]) == (False, 2, [0], 1.25)
     assert got["k3"]["maybe"] is None
     assert np.frombuffer(five["half"][0], dtype=np.float16).tolist() == [5, 0.5, -1, 2]
+    assert np.frombuffer(got["k4"]["half"][0], dtype=np.float16).tolist() == [4, 0.5, -1, 2]
+    for key, first in (("k4", 4.0), ("k5", 5.0)):
+        brain = np.frombuffer(got[key]["brain"][0], dtype=ml_dtypes.bfloat16).astype(np.float32)
+        assert brain.tolist() == [first, 0.25, -2.0, 1.0]
     assert five["bits"] == [np.array([5, 250], dtype=np.uint8).tobytes()]
     assert five["sparse"] == {6: 0.5, 100: 5.0}
     int8 = five["bytes8"]

@@ -156,22 +156,31 @@ def _sparse(value: Any) -> list[dict[str, Any]] | None:
 def _raw_vectors(f: FieldSchema, values: Sequence[Any], *, raw_bytes: bool = False) -> pa.Array:
     """Binary and half-precision vectors: numbers per row -> the raw bytes the engine stores.
 
-    A half-precision row is ``dim`` floats, or its ``2 * dim`` raw bytes (pymilvus's bulk
-    writer stores them so in Parquet); a binary row is ``dim / 8`` bytes."""
+    A binary row is ``dim / 8`` bytes. A half-precision row is ``dim`` floats, or its ``2 * dim``
+    raw bytes: a uint8 column holds bytes, and so does a row of ``2 * dim`` numbers in a float
+    column (pymilvus's bulk writer mixes the two in one Parquet column when some rows were
+    given as numpy half-precision arrays); no other length is a vector of this field."""
+    dim = f.dim or 0
     rows: list[bytes | None] = []
     for v in values:
         if v is None:
             rows.append(None)
             continue
         arr = np.asarray(v)
-        if f.dtype is DataType.BINARY_VECTOR or raw_bytes:
-            rows.append(arr.astype(np.uint8).tobytes())
+        if f.dtype is DataType.BINARY_VECTOR or raw_bytes or (dim and arr.size == 2 * dim):
+            rows.append(_byte_values(f, arr).tobytes())
         elif f.dtype is DataType.FLOAT16_VECTOR:
             rows.append(arr.astype("<f2").tobytes())
         else:
             bits = arr.astype("<f4").view("<u4")
             rows.append(((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype("<u2").tobytes())
     return pa.array(rows, type=pa.binary())
+
+
+def _byte_values(f: FieldSchema, arr: np.ndarray) -> np.ndarray:
+    if arr.size and (arr.min() < 0 or arr.max() > 255 or not np.all(np.mod(arr, 1) == 0)):
+        raise ImportFailed(f"the bytes of field '{f.name}' must be integers in [0, 255]")
+    return arr.astype(np.uint8)
 
 
 # -- Parquet and CSV: columns by name ---------------------------------------------------------
