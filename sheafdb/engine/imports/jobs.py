@@ -133,12 +133,16 @@ class ImportJobs:
         self._lock = threading.Lock()
         self._jobs: dict[int, ImportJob] = {}
         self._queue: queue.Queue[int | None] = queue.Queue()
+        self._closing = threading.Event()
         self._thread = threading.Thread(target=self._run, name="import-jobs", daemon=True)
         self._thread.start()
 
     def close(self) -> None:
+        """Stop: queued jobs and the one running (at its next step) fail; none is left half
+        written, since a job writes its rows in one log record or not at all."""
+        self._closing.set()
         self._queue.put(None)
-        self._thread.join(timeout=30)
+        self._thread.join(timeout=10)
 
     # -- requests ----------------------------------------------------------------------------
     def submit(
@@ -258,7 +262,12 @@ class ImportJobs:
                 log.exception("import job %d failed", job.job_id)
                 self._finish(job, ImportJobState.Failed, ImportFailed(f"{type(err).__name__}: {err}").message)
 
+    def _check_running(self) -> None:
+        if self._closing.is_set():
+            raise ImportFailed("the server stopped before the import job finished")
+
     def _execute(self, job: ImportJob) -> None:
+        self._check_running()
         coll = self._parts.resolve(job.db_name, job.collection_name, ())
         if coll.collection_id != job.collection_id:
             raise CollectionNotFound(f"collection not found[collection={job.collection_id}]")
@@ -277,6 +286,7 @@ class ImportJobs:
                 )
         tables = []
         for group in job.groups:
+            self._check_running()
             table = read_group(self._parts.files, group.paths, coll.schema, job.options)
             tables.append(table)
             with self._lock:
@@ -285,6 +295,7 @@ class ImportJobs:
                 job.total_rows += table.num_rows
         with self._lock:
             job.state = ImportJobState.Importing
+        self._check_running()
         if self._parts.is_dropped(coll):
             raise CollectionNotFound(f"collection not found[collection={job.collection_id}]")
         result = self._parts.write(coll, tables, job.partition_name)
