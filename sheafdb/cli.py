@@ -71,6 +71,14 @@ def add_serve_flags(serve: argparse.ArgumentParser) -> None:
         help="keep segment and index files in S3 (s3://bucket/prefix?endpoint_override=host:port&scheme=http)"
         " instead of the data dir; credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY",
     )
+    serve.add_argument(
+        "--import-root",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="bulk import reads the files it is given from this directory (default: the data dir);"
+        " with --objects it reads object keys of that bucket instead",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -130,6 +138,7 @@ def serve(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
             catalog_url=args.catalog,
             objects_url=args.objects,
             workers=workers,
+            import_root=args.import_root,
         )
     )
     log.info("memory budget: %d bytes (%s)", budget, args.memory_budget)

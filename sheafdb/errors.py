@@ -205,6 +205,18 @@ class Unsupported(SheafError):
         return cls(f"{what} is not supported by SheafDB")
 
 
+class ImportFailed(SheafError):
+    """Milvus's ErrImportFailed (2100), wrapped as ``<detail>: importing data failed``."""
+
+    code = 2100
+    legacy_code = LEGACY_ILLEGAL_ARGUMENT
+    default_text = "importing data failed"
+    is_input_error = True
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(f"{detail}: {self.default_text}" if detail else None)
+
+
 def invalid(detail: str) -> ParameterInvalid:
     """Milvus's "Msg" wrap of ParameterInvalid: ``<detail>: invalid parameter``."""
     return ParameterInvalid(f"{detail}: invalid parameter")

@@ -78,6 +78,8 @@ class ServerConfig:
     # ``--workers N``: N query worker processes serve search / query (query_workers.py);
     # 1 is the single process, exactly as before.
     workers: int = 1
+    # Where bulk import reads local files (None: data_dir).
+    import_root: Path | None = None
 
 
 def build_grpc_server(
@@ -96,6 +98,11 @@ def build_grpc_server(
         ("grpc.max_receive_message_length", max_message_bytes),
         # Without this a second server could bind the same port silently (SO_REUSEPORT).
         ("grpc.so_reuseport", 0),
+        # Milvus's keepalive enforcement (pings every 5 s allowed, idle or not): pymilvus pings
+        # every 10 s, which gRPC's defaults (5 min, 2 strikes) answer with GOAWAY too_many_pings.
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", 5000),
+        ("grpc.http2.max_ping_strikes", 0),
     ]
     pool = futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc")
     server = grpc.server(pool, options=options, interceptors=list(interceptors))
@@ -200,6 +207,7 @@ class Server:
                     objects_url=self.config.objects_url,
                     # Workers map the same files: the primary maps them too (one copy in all).
                     share_pages=self.config.workers > 1,
+                    import_root=self.config.import_root,
                 )
             )
             self._access = AccessControl(data_dir / CREDENTIALS_FILE, enabled=self.config.auth_enabled)

@@ -34,6 +34,7 @@ from sheafdb.engine.analysis import AnalyzedToken, run_analyzer
 from sheafdb.engine.collection import Collection
 from sheafdb.engine.collection_alterations import CollectionAlterations
 from sheafdb.engine.ddl_rules import MAX_PARTITIONS, partition_names, prepare_schema
+from sheafdb.engine.imports.jobs import ImportCollaborators, ImportJobs
 from sheafdb.engine.index_ddl import IndexDefinitions
 from sheafdb.engine.load.load_manager import LoadManager
 from sheafdb.engine.load.load_preview import LoadPreview, preview_load
@@ -91,6 +92,7 @@ from sheafdb.errors import (
 )
 from sheafdb.schema import CollectionSchema, FieldSchema
 from sheafdb.storage.catalog import open_catalog
+from sheafdb.storage.import_files import open_import_files
 from sheafdb.storage.object_store import open_object_store
 from sheafdb.storage.records import DEFAULT_PARTITION
 from sheafdb.storage.timestamps import TimestampOracle
@@ -133,6 +135,8 @@ class EngineConfig:
     # Map every loaded column file and faiss index instead of reading it (``serve --workers
     # N``: the query worker processes then share the same pages).
     share_pages: bool = False
+    # Where bulk-import files are read (without objects_url): None is data_dir.
+    import_root: Path | None = None
 
 
 class Engine:
@@ -209,6 +213,17 @@ class Engine:
             on_restored=lambda coll, segments: self._builder.submit(coll, segments, coll.indexes),
             hold=self.snapshots.hold,
         )
+        # Bulk import jobs (the Engine.imports sub-facade): files -> checked rows -> segments.
+        self.imports = ImportJobs(
+            ImportCollaborators(
+                files=open_import_files(config.objects_url, Path(config.import_root or self._data_dir)),
+                resolve=self._resolve,
+                allocate_id=self._catalog.allocate_id,
+                write=self._writer.import_rows,
+                seal=self._sealer.seal,
+                is_dropped=lambda coll: coll.collection_id not in self._collections,
+            )
+        )
         # Segments sealed before a crash whose index builds never finished.
         for coll in self._collections.values():
             self._builder.submit(coll, coll.snapshot().sealed, coll.indexes)
@@ -230,6 +245,7 @@ class Engine:
         # No merge starts or goes on past its current step; then the builder, which cancels
         # the build a merge may be waiting on: the compaction thread ends promptly instead of
         # after a build of minutes.
+        self.imports.close()
         self._compactor.stop()
         self.restores.close()
         self._residency.close()

@@ -1,5 +1,5 @@
 """Partitions in every combination, as Milvus behaves: one table, each row a sequence of
-load / release / drop / create / insert / flush steps on a fresh collection, each step either
+load / release / drop / create / insert / flush / compact steps on a fresh collection, each step either
 succeeding (and then the state and the rows read are checked) or failing with Milvus's code
 and text.
 
@@ -18,6 +18,8 @@ import pytest
 from pymilvus import DataType, MilvusClient, MilvusException
 from pymilvus.client.types import LoadState
 
+from tests.e2e.conftest import compact_and_wait
+
 DIM = 4
 ROWS = {"_default": [0, 1, 2], "p1": [10, 11, 12], "p2": [20, 21, 22]}
 
@@ -32,7 +34,8 @@ class Fails:
 
 @dataclass(frozen=True)
 class Step:
-    action: str  # load | load_p | release | release_p | drop_p | create_p | insert | flush | search | query
+    # load | load_p | release | release_p | drop_p | create_p | insert | flush | compact | search | query
+    action: str
     arg: Any = None
     fails: Fails | None = None
 
@@ -152,6 +155,34 @@ SEQUENCES: list[tuple[str, list[Step], Expect]] = [
         Expect(L, {"p1": L, "p2": L}, [0, 1, 2, 10, 11, 12, 20, 21, 22, 30, 31, 32]),
     ),
     (
+        "compaction between steps",
+        [
+            s("flush"),
+            s("insert", "p1"),
+            s("flush"),
+            s("compact"),
+            s("load_p", ["p1"]),
+            s("compact"),
+            s("release_p", ["p1"]),
+            s("load"),
+        ],
+        Expect(L, {"p1": L, "p2": L}, [0, 1, 2, 10, 11, 12, 20, 21, 22, 30, 31, 32]),
+    ),
+    (
+        "compaction after a partition was dropped",
+        [
+            s("flush"),
+            s("load"),
+            s("release_p", ["p1"]),
+            s("drop_p", "p1"),
+            s("compact"),
+            s("release"),
+            s("load"),
+            s("query", ["p1"], Fails(65535, "partition name p1 not found")),
+        ],
+        Expect(L, {"p2": L}, [0, 1, 2, 20, 21, 22]),
+    ),
+    (
         "unknown partitions",
         [
             s("load_p", ["nope"], Fails(200, "partition not found")),
@@ -210,6 +241,7 @@ def _run(client: MilvusClient, name: str, step: Step) -> None:
             name, [{"id": i, "vector": [float(i)] * DIM} for i in (30, 31, 32)], partition_name=step.arg
         ),
         "flush": lambda: client.flush(name),
+        "compact": lambda: compact_and_wait(client, name),
         "search": lambda: client.search(name, vec, limit=3, partition_names=step.arg),
         "query": lambda: client.query(name, filter="id >= 0", partition_names=step.arg),
     }

@@ -13,6 +13,7 @@ from sheafdb.api.grpc.batch_rpcs import BatchRpcs
 from sheafdb.api.grpc.catalog_rpcs import CatalogRpcs
 from sheafdb.api.grpc.data_rpcs import DataRpcs
 from sheafdb.api.grpc.guard import complete_service
+from sheafdb.api.grpc.import_rpcs import ImportRpcs
 from sheafdb.api.grpc.load_rpcs import LoadRpcs
 from sheafdb.api.grpc.maintenance_rpcs import MaintenanceRpcs
 from sheafdb.api.grpc.rbac_backup_rpcs import RbacBackupRpcs
@@ -30,6 +31,7 @@ class MilvusServicer(
     BatchRpcs,
     CatalogRpcs,
     DataRpcs,
+    ImportRpcs,
     LoadRpcs,
     MaintenanceRpcs,
     ReplicaRpcs,

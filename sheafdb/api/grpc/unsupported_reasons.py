@@ -12,10 +12,14 @@ _REPLICATION = "cross-cluster replication (CDC) streams: SheafDB is one node wit
 _EXTERNAL = "external collections read data SheafDB does not store (lake tables); not a goal"
 _EXPORT = "exporting a snapshot to an outside S3 path: no pymilvus 3.0 call; snapshots restore in place"
 _NAMESPACE = "namespaces (multi-tenancy inside a collection) are a Milvus 2.6 preview; partitions serve"
-# Milvus 2.6's proxy does not implement these either (proto placeholders, answered UNIMPLEMENTED).
+# Milvus 2.6's proxy does not implement these (proto placeholders, answered UNIMPLEMENTED).
 _FILE_RESOURCE = "file resources: a proto placeholder Milvus 2.6 does not implement either"
 _PREWARM = "namespace prewarm tasks belong to namespaces (above); load_collection loads at once"
-_ROW_SECURITY = "row policies and user tags: proto placeholders Milvus 2.6 does not implement either"
+# Row-level security is Milvus 3.0's (its proxy and the 3.0 SDK references), not 2.6's, and
+# pymilvus 3.0 has no call for it: enforcing policies in every read and write is not built.
+_ROW_SECURITY = (
+    "row-level security (row policies, user tags): a Milvus 3.0 feature, not 2.6's; no pymilvus call"
+)
 
 OUT_OF_SCOPE: dict[str, str] = {
     "CreateReplicateStream": _REPLICATION,
@@ -47,19 +51,14 @@ OUT_OF_SCOPE: dict[str, str] = {
     "DeleteUserTags": _ROW_SECURITY,
     "GetUserTags": _ROW_SECURITY,
     "ListUsersWithTag": _ROW_SECURITY,
-    "Dummy": "Milvus's internal probe of its query path, not a client feature",
     "Prewarm": _PREWARM,
     "DescribePrewarmTask": _PREWARM,
     "DescribeSegmentIndexData": "federation: raw Knowhere index files for another engine; these are faiss",
 }
 
-_IMPORT = "bulk import from object-storage files: not built yet (insert in batches instead)"
 _FUNCTION = "changing a collection's functions after create: not built yet (declare them in the schema)"
 
 NOT_YET: dict[str, str] = {
-    "Import": _IMPORT,
-    "GetImportState": _IMPORT,
-    "ListImportTasks": _IMPORT,
     "AddCollectionFunction": _FUNCTION,
     "AlterCollectionFunction": _FUNCTION,
     "DropCollectionFunction": _FUNCTION,

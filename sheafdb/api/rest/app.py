@@ -34,6 +34,7 @@ from sheafdb.api.rest import (
     compaction,
     databases,
     entities,
+    imports,
     indexes,
     memory,
     partitions,
@@ -71,6 +72,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     *analyzers.ENDPOINTS,
     *compaction.ENDPOINTS,
     *resource_groups.ENDPOINTS,
+    *imports.ENDPOINTS,
 )
 
 

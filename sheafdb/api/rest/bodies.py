@@ -388,6 +388,21 @@ BODIES = {
         replicaNum=_INTEGER,
     ),
 }
+# Bulk import jobs (rest/imports.py); options are Milvus's map[string]string.
+_STRING_MAP: Schema = {"type": "object", "description": "import options (sep, nullkey, ...) as strings"}
+BODIES = {
+    **BODIES,
+    "jobs/import/create": _body(
+        ("collectionName", "files"),
+        collectionName=_STRING,
+        partitionName=_STRING,
+        files={"type": "array", "items": _NAMES},
+        options=_STRING_MAP,
+    ),
+    "jobs/import/describe": _body(("jobId",), jobId=_STRING),
+    "jobs/import/get_progress": _body(("jobId",), jobId=_STRING),
+    "jobs/import/list": _body(collectionName=_STRING),
+}
 
 _JSON_TYPE_NAMES = {
     bool: "boolean",

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, tzinfo
 
 import numpy as np
@@ -29,7 +29,12 @@ from sheafdb.engine.models import MutationResult, QueryRequest
 from sheafdb.engine.read.visibility import ALL_PARTITIONS, delete_records
 from sheafdb.engine.write.functions import fill_function_outputs
 from sheafdb.engine.write.partial_update import existing_keys_mask, merge_partial_rows
-from sheafdb.engine.write.write_validation import allows_insert_auto_id, prepare_rows, with_timestamp
+from sheafdb.engine.write.write_validation import (
+    MAX_BATCH_BYTES,
+    allows_insert_auto_id,
+    prepare_rows,
+    with_timestamp,
+)
 from sheafdb.errors import CollectionNotLoaded, PartitionNotFound, invalid
 from sheafdb.expr import compile_filter
 from sheafdb.schema import DataType
@@ -153,6 +158,39 @@ class Writer:
             ids=rows.column(schema.primary_field.name).combine_chunks(), count=rows.num_rows, timestamp=ts
         )
 
+    def import_rows(self, coll: Collection, tables: Sequence[pa.Table], partition: str) -> MutationResult:
+        """Bulk import: every table checked by the insert rules (in insert-sized pieces) before
+        anything is written, then all rows logged as ONE record at one timestamp, so a bad row
+        or a crash imports nothing."""
+        schema = coll.schema
+        fixed_partition = self._target_partition(coll, partition)
+        new_ids = self._ids_for(coll)
+        zone = collection_zone(coll.record.properties)
+        prepared = []
+        for table in tables:
+            for piece in _pieces(table, MAX_BATCH_BYTES // 2):
+                if schema.functions:
+                    piece = fill_function_outputs(schema, piece)
+                prepared.append(
+                    prepare_rows(
+                        schema, piece, primary_keys_given=False, generate_ids=new_ids, default_zone=zone
+                    )
+                )
+        if not prepared:
+            return MutationResult(
+                ids=pa.array([], type=schema.primary_field.arrow_type()), count=0, timestamp=0
+            )
+        rows = pa.concat_tables(prepared)
+        ts = self._oracle.next()
+        stamped = with_timestamp(rows, ts)
+        if fixed_partition is not None:
+            coll.write("insert", fixed_partition, ts, stamped)
+        else:
+            coll.write("insert", ROUTED_PARTITION, ts, self._with_partitions(coll, stamped))
+        return MutationResult(
+            ids=rows.column(schema.primary_field.name).combine_chunks(), count=rows.num_rows, timestamp=ts
+        )
+
     def delete(
         self, coll: Collection, filter_text: str, params: Mapping[str, object] | None, partition: str
     ) -> MutationResult:
@@ -257,3 +295,11 @@ def _partition_order(name: str) -> tuple[int, str]:
     # "_default_10" after "_default_9": order by the numeric suffix.
     suffix = name.rsplit("_", 1)[-1]
     return (int(suffix), name) if suffix.isdigit() else (1 << 30, name)
+
+
+def _pieces(table: pa.Table, max_bytes: int) -> Iterator[pa.Table]:
+    """``table`` in row slices of about ``max_bytes`` each (at least one row)."""
+    per_row = max(1, table.nbytes // max(1, table.num_rows))
+    step = max(1, max_bytes // per_row)
+    for start in range(0, table.num_rows, step):
+        yield table.slice(start, step)
