@@ -263,10 +263,11 @@ class LoadManager:
                 if not self._reload_for_read(runtime):
                     raise
                 usable = state.require_searchable(operation, named)
+            plans = coll.read_plans  # one schema for the whole read
             snapshot = coll.snapshot()
             view = runtime.view
             sources = resolve_sources(
-                view, snapshot, usable, coll.schema, runtime.growing_json, ignore_growing=ignore_growing
+                view, snapshot, usable, plans.schema, runtime.growing_json, ignore_growing=ignore_growing
             )
             # The check again: a release that raced the snapshot must not serve half-dropped data.
             if state.require_searchable(operation, named) != usable or sources is None or view.fields is None:
@@ -276,14 +277,15 @@ class LoadManager:
             )
             return ReadContext(
                 collection_id=coll.collection_id,
-                schema=coll.schema,
+                schema=plans.schema,
                 loaded_fields=view.fields,
                 sources=sources,
                 # Older versions of re-inserted keys are hidden like deleted rows (superseded.py).
                 deletes=self._superseded.deletes_for(
-                    coll.collection_id, coll.schema.primary_field.name, sources, snapshot.deletes
+                    coll.collection_id, plans.schema.primary_field.name, sources, snapshot.deletes
                 ),
                 indexes=coll.indexes,
+                plans=plans,
                 expiry=expiry_of(coll.record.properties),
             )
         raise CollectionNotLoaded(
