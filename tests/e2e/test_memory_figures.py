@@ -76,8 +76,11 @@ def agree(uri: str, client: MilvusClient) -> dict[tuple[str, str], int]:
     by_field = {(f["fieldName"], f["kind"]): f["bytes"] for f in mine[0]["fields"]} if mine else {}
     assert {k: int(v) for k, v in resident.items()} == by_field
     in_grpc = [c for c in grpc["collections"] if c["name"] == NAME]
+    assert gauges["sheafdb_memory_mapped_bytes"] == rest["mappedBytes"]
     if mine:
-        assert sum(by_field.values()) == mine[0]["bytes"] == in_grpc[0]["resident_bytes"]
+        resident = sum(n for (_, kind), n in by_field.items() if kind != "mapped")
+        assert resident == mine[0]["bytes"] == in_grpc[0]["resident_bytes"]
+        assert sum(by_field.values()) - resident == mine[0]["mappedBytes"] == in_grpc[0]["mapped_bytes"]
     else:
         assert in_grpc == []
     return by_field
@@ -119,6 +122,18 @@ def test_every_surface_tells_the_same_bytes_and_returns_to_the_baseline(server: 
     partial = agree(server, client)
     assert "label" not in {field for field, _ in partial}
     assert sum(partial.values()) < sum(loaded.values())
+    client.release_collection(NAME)
+    assert agree(server, client) == {}
+    assert rest_memory(server)["usedBytes"] == baseline
+
+    # Memory-mapped fields are shown apart: kind "mapped", outside the used (budget) bytes.
+    client.alter_collection_properties(NAME, properties={"mmap.enabled": "true"})
+    client.load_collection(NAME)
+    mapped = agree(server, client)
+    assert {field for field, kind in mapped if kind == "mapped"} >= {"vec", "label"}
+    resident = sum(n for (_, kind), n in mapped.items() if kind != "mapped")
+    assert rest_memory(server)["usedBytes"] == baseline + resident
+    assert system_info(client)["used_bytes"] == baseline + resident
     client.release_collection(NAME)
     assert agree(server, client) == {}
     assert rest_memory(server)["usedBytes"] == baseline
