@@ -12,8 +12,8 @@ sealed set (numpy); growing rows only ever gain chunks, so each new chunk's keys
 up once, in each sealed segment's primary-key index (skipped when outside its key range) and
 among the growing keys seen before. What is kept is the handful of versions of repeated keys
 and the growing keys (bounded by the growing data itself). The augmented deletes table is
-handed out again, the same object, while nothing changed: the segments' mask caches (keyed
-by that table) keep working.
+handed out again as the same ``LiveDeletes`` (with its per-partition reductions) while nothing
+changed: the segments' mask caches (keyed by those reductions) keep working.
 
 Locks: ``_lock`` guards the entries dict only; an entry is worked on outside it, under its
 own ``lock`` (reads of one collection serialise on it while it catches up).
