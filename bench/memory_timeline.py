@@ -268,6 +268,15 @@ class Driver:
         seconds = self._timed(lambda: client.release_collection(COLLECTION))
         self._record(server, "released: the baseline", seconds)
 
+    def _wait_freed(self, server: RunningServer) -> None:
+        """Until SheafDB's ledger is empty: a policy release shows NotLoad while it is still
+        Releasing (Milvus's wire has no such state), and ends once a running loader pass stops."""
+        deadline = time.perf_counter() + WAIT_S
+        while (self._accounted(server) or 0.0) > 0.0:
+            if time.perf_counter() > deadline:
+                raise RuntimeError("the idle release never finished")
+            time.sleep(0.1)
+
     def _wait_indexed(self, client: MilvusClient) -> None:
         deadline = time.perf_counter() + WAIT_S
         while True:
@@ -363,6 +372,7 @@ class Driver:
             start = time.perf_counter()
             if self.is_sheafdb:
                 idle = self._wait_state(client, LoadState.NotLoad, self.idle_s + 60)
+                self._wait_freed(server)
                 note = f"released by sheafdb.idle_release_seconds={int(self.idle_s)} after {idle:.1f} s"
             else:
                 time.sleep(self.idle_s + 1)
