@@ -38,6 +38,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,15 +132,21 @@ def _schema(dim: int) -> Any:
 
 def _error_text(exc: Exception) -> str:
     code = getattr(exc, "code", None)
-    message = getattr(exc, "message", None) or str(exc)
+    details = getattr(exc, "details", None)
+    if callable(code):  # a raw gRPC error (a method pymilvus does not wrap)
+        code = getattr(code(), "name", code())
+    message = getattr(exc, "message", None) or (details() if callable(details) else str(exc))
     return f"code {code}: {message}" if code is not None else message
 
 
 class Driver:
     """One system through every step; ``run.steps`` gets one row per step."""
 
-    def __init__(self, kind: ServerKind, data: Data, workdir: Path, idle_s: float, cycles: int) -> None:
+    def __init__(
+        self, kind: ServerKind, data: Data, workdir: Path, idle_s: float, cycles: int, ef_construction: int
+    ) -> None:
         self.kind = kind
+        self.ef_construction = ef_construction
         self.data = data
         self.workdir = workdir
         self.idle_s = idle_s
@@ -238,7 +245,7 @@ class Driver:
         client.flush(COLLECTION)
         index = client.prepare_index_params()
         index.add_index("vector", index_name="vector", index_type="HNSW", metric_type="L2",
-                        params={"M": 16, "efConstruction": 200})  # fmt: skip
+                        params={"M": 16, "efConstruction": self.ef_construction})  # fmt: skip
         try:
             client.create_index(COLLECTION, index)
         except Exception as exc:  # noqa: BLE001 - see below
@@ -261,8 +268,11 @@ class Driver:
         except Exception as exc:  # noqa: BLE001 - a server without compaction is reported
             note = f"compaction not available: {_error_text(exc)}"
         self._wait_indexed(client)
-        segments = len(client.list_persistent_segments(COLLECTION))
-        note = note or f"{segments} segment(s) after compaction"
+        try:
+            segments = f"{len(client.list_persistent_segments(COLLECTION))} segment(s) after compaction"
+        except Exception as exc:  # noqa: BLE001 - Milvus Lite does not list its segments
+            segments = f"segments not listed: {_error_text(exc)[:60]}"
+        note = note or segments
         self._record(server, "built (insert, flush, index, compact)", time.perf_counter() - start, note)
         self._phase("release")
         seconds = self._timed(lambda: client.release_collection(COLLECTION))
@@ -498,8 +508,9 @@ def markdown(results: dict[str, Any], png: str | None) -> str:
         "the ratios and the shapes, not the absolute numbers.",
         "",
         f"Data: {cfg['n']:,} × {cfg['dim']}-d float32 (clustered, seeded), INT64 pk, VARCHAR tag, INT64 "
-        f"num, VARCHAR text of {TEXT_CHARS} characters; HNSW M=16 efConstruction=200, L2. Both servers "
-        "in their own process on a fresh data dir, one after the other, through the same pymilvus "
+        f"num, VARCHAR text of {TEXT_CHARS} characters; HNSW M=16 "
+        f"efConstruction={cfg['ef_construction']}, L2. Both servers in their own process on a fresh "
+        f"data dir, {cfg['order']}, through the same pymilvus "
         f"calls: {results['lite_note']}. RSS of the server process and its children, sampled every "
         f"0.25 s and read after each step (after a {SETTLE_S:.0f} s settle). SheafDB's collection has "
         "`sheafdb.online_load_change=true`; before the idle step it is given "
@@ -662,7 +673,7 @@ def plot(results: dict[str, Any], path: Path) -> str | None:
         ax.set_xlabel("seconds since the server started")
     fig.suptitle(
         f"Server RSS (process and children), {results['config']['n']:,} × {results['config']['dim']}-d, "
-        "HNSW M=16",
+        f"HNSW M=16 efConstruction={results['config']['ef_construction']}",
         fontsize=10,
     )
     fig.tight_layout()
@@ -688,6 +699,10 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--idle-seconds", type=float, default=10.0)
     parser.add_argument("--cycles", type=int, default=3, help="idle -> first read cycles (median)")
+    parser.add_argument("--ef-construction", type=int, default=200, help="HNSW efConstruction")
+    parser.add_argument(
+        "--parallel", action="store_true", help="drive the systems at once (a machine busy with other work)"
+    )
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "out" / "memory_timeline")
     parser.add_argument("--doc", type=Path, default=REPO_ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--png", type=Path, default=REPO_ROOT / "docs" / "benchmarks" / "memory_timeline.png")
@@ -714,12 +729,12 @@ def main() -> None:
             print(lite_note, flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     runs: dict[str, Any] = {}
-    for kind in kinds:
+
+    def drive(kind: ServerKind) -> None:
         workdir = args.out / kind.name
         if workdir.exists():
             shutil.rmtree(workdir)
-        print(f"{kind.name}:", flush=True)
-        run = Driver(kind, data, workdir, args.idle_seconds, args.cycles).go()
+        run = Driver(kind, data, workdir, args.idle_seconds, args.cycles, args.ef_construction).go()
         runs[kind.name] = {
             "steps": [vars(s) for s in run.steps],
             "samples": run.samples,
@@ -727,12 +742,27 @@ def main() -> None:
             "latency_ms": run.latency_ms,
             "notes": run.notes,
         }
+        (args.out / f"{kind.name}.json").write_text(json.dumps(runs[kind.name], indent=1))
+
+    if args.parallel:
+        with ThreadPoolExecutor(len(kinds) or 1) as pool:
+            list(pool.map(drive, kinds))
+    else:
+        for kind in kinds:
+            drive(kind)
     command = " ".join([".venv/bin/python", "bench/memory_timeline.py", *sys.argv[1:]])
     results: dict[str, Any] = {
         "command": command,
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": machine(),
-        "config": {"n": args.n, "dim": args.dim, "idle_seconds": args.idle_seconds, "cycles": args.cycles},
+        "config": {
+            "n": args.n,
+            "dim": args.dim,
+            "idle_seconds": args.idle_seconds,
+            "cycles": args.cycles,
+            "ef_construction": args.ef_construction,
+            "order": "at the same time" if args.parallel else "one after the other",
+        },
         "lite_note": lite_note,
         "runs": runs,
     }

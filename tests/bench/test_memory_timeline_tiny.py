@@ -58,7 +58,8 @@ def test_every_step_is_recorded_with_what_it_did(tiny: Path) -> None:
     assert online.startswith("text, tag, num loaded while serving") and ", 0 failed" in online
     assert steps["idle (no reads)"]["note"].startswith("released by sheafdb.idle_release_seconds=1")
     assert steps["idle (no reads)"]["accounted_mib"] == 0
-    assert steps["first read after idle"]["accounted_mib"] == steps["full load"]["accounted_mib"]
+    # (Its figure is not checked: a 1 s idle limit may release the collection again meanwhile.)
+    assert steps["first read after idle"]["note"] == "reload-on-read: the read waits for the load"
     assert all(s["rss_mib"] > 0 for s in steps.values())
     assert results["runs"]["sheafdb"]["samples"]
     notes = results["runs"]["sheafdb"]["notes"]
