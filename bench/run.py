@@ -22,6 +22,7 @@ import argparse
 import json
 import logging
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -175,6 +176,16 @@ def pictures(results_path: Path, picture_dir: Path) -> tuple[list[str], str]:
     return [], "matplotlib is not installed (pip install -e '.[bench]')"
 
 
+# Sections other bench scripts write into the report (bench/memory_timeline.py), between
+# ``<!-- NAME:start -->`` and ``<!-- NAME:end -->``: kept when the report is rewritten.
+KEPT_SECTION = re.compile(r"^<!-- ([\w-]+):start -->$.*?^<!-- \1:end -->$\n?", re.S | re.M)
+
+
+def kept_sections(doc: Path) -> str:
+    text = doc.read_text() if doc.exists() else ""
+    return "".join("\n" + m.group(0).rstrip("\n") + "\n" for m in KEPT_SECTION.finditer(text))
+
+
 def write_report(results: dict[str, Any], results_path: Path, args: argparse.Namespace) -> None:
     """Pictures, the markdown report and the target verdicts, from the results gathered."""
     names_written, why_not = pictures(results_path, args.doc.parent / "benchmarks")
@@ -184,7 +195,7 @@ def write_report(results: dict[str, Any], results_path: Path, args: argparse.Nam
     if args.notes is not None:
         results["profile_notes"] = args.notes.read_text()
     args.doc.parent.mkdir(parents=True, exist_ok=True)
-    args.doc.write_text(markdown(results, names_written))
+    args.doc.write_text(markdown(results, names_written) + kept_sections(args.doc))
     for check in target_checks(results["summary"], results["config"]):
         in_run = "n/a" if check.met is None else ("MET" if check.met else "MISSED")
         against = "n/a" if check.met_reference is None else ("MET" if check.met_reference else "MISSED")

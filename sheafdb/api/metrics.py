@@ -12,9 +12,10 @@ Names follow Milvus where Milvus has the metric, so its dashboards read SheafDB 
 
 Milvus has no per-field memory figure; SheafDB's own are ``sheafdb_resident_bytes{db_name,
 collection_name,partition_name,field_name,kind}`` (the accountant's ledger by name),
-``sheafdb_memory_budget_bytes``, ``..._used_bytes``, ``..._reserved_bytes``, ``..._free_bytes``
-and ``sheafdb_load_progress{db_name,collection_name}`` (0..100). Those are read from the engine
-at scrape time, never kept twice.
+``sheafdb_memory_budget_bytes``, ``..._used_bytes``, ``..._reserved_bytes``, ``..._free_bytes``,
+``..._mapped_bytes`` (memory-mapped field files, kind ``mapped`` in the resident bytes, outside
+the budget's used bytes) and ``sheafdb_load_progress{db_name,collection_name}`` (0..100).
+Those are read from the engine at scrape time, never kept twice.
 
 Milvus's Go client writes counters without the ``_total`` suffix that prometheus_client adds,
 so the counters here are plain numbers this module keeps and exposes under Milvus's exact names
@@ -236,6 +237,7 @@ class ServerMetrics:
             ("sheafdb_memory_used_bytes", view.used_bytes, "bytes loaded structures hold"),
             ("sheafdb_memory_reserved_bytes", view.reserved_bytes, "bytes promised to running loads"),
             ("sheafdb_memory_free_bytes", view.free_bytes, "bytes a new load may still take"),
+            ("sheafdb_memory_mapped_bytes", view.mapped_bytes, "bytes of memory-mapped field files"),
         ):
             yield GaugeMetricFamily(name, text, value=value)
         resident = GaugeMetricFamily(

@@ -21,6 +21,7 @@ from dataclasses import replace
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sheafdb.engine.read.read_plans import ReadPlans
 from sheafdb.engine.read.visibility import delete_records, delete_records_schema, scoped_deletes
 from sheafdb.engine.snapshot import (
     DataEvent,
@@ -147,6 +148,7 @@ class Collection:
             record.schema.arrow_schema(), delete_schema(record.schema), schema=record.schema
         )
         self._deletes_cache: pa.Table | None = None
+        self._read_plans = ReadPlans(record.schema)
         self._listeners: list[Listener] = []
         # Sealed segment id -> its rows until the loader installs it (snapshot.Handoff). The
         # load manager turns them on while anything is loaded (``hand_off``) and ends each one
@@ -169,6 +171,15 @@ class Collection:
     @property
     def schema(self) -> CollectionSchema:
         return self.record.schema
+
+    @property
+    def read_plans(self) -> ReadPlans:
+        """What reads derive from the current schema and keep; a schema change starts anew."""
+        plans = self._read_plans
+        schema = self.record.schema
+        if plans.schema is not schema:
+            plans = self._read_plans = ReadPlans(schema)
+        return plans
 
     @property
     def partitions(self) -> Mapping[str, int]:

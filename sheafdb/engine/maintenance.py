@@ -69,6 +69,7 @@ class CollectionMemory:
     resident_bytes: int
     fields: Mapping[str, int]
     indexes: Mapping[str, int]
+    mapped_bytes: int = 0  # memory-mapped field files: apart from the resident bytes
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ class MemoryFigures:
     reserved_bytes: int
     free_bytes: int
     collections: tuple[CollectionMemory, ...]
+    mapped_bytes: int = 0
 
 
 class Maintenance:
@@ -205,9 +207,13 @@ class Maintenance:
                     entry["bytes"],
                     dict(entry["fields"]),
                     dict(entry["indexes"]),
+                    entry["mapped_bytes"],
                 )
             )
         budget = int(report["budget_bytes"])  # type: ignore[call-overload]
         used = int(report["used_bytes"])  # type: ignore[call-overload]
         reserved = int(report["reserved_bytes"])  # type: ignore[call-overload]
-        return MemoryFigures(budget, used, reserved, max(budget - used - reserved, 0), tuple(collections))
+        mapped = int(report["mapped_bytes"])  # type: ignore[call-overload]
+        return MemoryFigures(
+            budget, used, reserved, max(budget - used - reserved, 0), tuple(collections), mapped
+        )

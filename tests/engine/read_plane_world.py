@@ -72,6 +72,8 @@ def build_world(
     seed: int = 0,
 ) -> World:
     from sheafdb.engine.load.loaded_segment import GrowingRows, load_segment
+    from sheafdb.engine.read.live_deletes import LiveDeletes
+    from sheafdb.engine.read.read_plans import ReadPlans
     from sheafdb.engine.read.search import ReadContext
     from sheafdb.engine.snapshot import SealedSegment, SegmentIndexFile
     from sheafdb.index import build_index, parse_index_params, vectors_from_arrow
@@ -108,7 +110,7 @@ def build_world(
     tables.append(growing)
     if deletes is None:
         deletes = pa.table({"pk": pa.array([], pa.int64()), "__ts": pa.array([], pa.uint64())})
-    ctx = ReadContext(7, SCHEMA, fields, tuple(sources), deletes, (record,))
+    ctx = ReadContext(7, SCHEMA, fields, tuple(sources), LiveDeletes(deletes), (record,), ReadPlans(SCHEMA))
     return World(ctx, pa.concat_tables(tables), record)
 
 

@@ -154,3 +154,65 @@ def test_a_field_added_after_the_seal_reads_as_nulls(engine: Engine) -> None:
     ids = result.ids.to_pylist()
     assert len(ids) == 4 and result.fields.column("extra").null_count == 4
     assert result.fields.column("num").to_pylist() == [i % 10 for i in ids]
+
+
+def test_read_plans_live_with_the_collection_and_its_schema(engine: Engine) -> None:
+    """Filters, output plans and specs are kept by the collection's ReadPlans for its current
+    schema: a schema change starts new ones, and the new field reads back."""
+    coll = engine._resolve(DB, NAME)
+    plans = coll.read_plans
+    assert coll.read_plans is plans and plans.schema is coll.schema
+    ctx = engine._loads.read_context(coll, "search", ())
+    assert ctx.plans is plans
+    assert compile_checked(ctx, "num >= 2", {}) is plans.filter("num >= 2", {})
+    assert plans.output(("id", "num"), ("num",), dynamic_loaded=False) is plans.output(
+        ("id", "num"), ("num",), dynamic_loaded=False
+    )
+    engine.add_collection_field(DB, NAME, FieldSchema("extra", DataType.INT64, nullable=True))
+    fresh = coll.read_plans
+    assert fresh is not plans and fresh.schema is coll.schema and fresh.schema.field("extra") is not None
+    assert engine._loads.read_context(coll, "search", ()).plans is fresh
+
+
+def test_read_plans_are_bounded() -> None:
+    from sheafdb.engine.read.read_plans import FILTER_TEXT_KEPT, FILTERS_KEPT, OUTPUT_PLANS_KEPT, ReadPlans
+
+    schema = CollectionSchema(
+        (FieldSchema("id", DataType.INT64, is_primary=True), FieldSchema("vec", DataType.FLOAT_VECTOR, dim=4))
+    )
+    plans = ReadPlans(schema)
+    for i in range(FILTERS_KEPT + 10):
+        plans.filter(f"id == {i}", {})
+        plans.output(("id", "vec"), ("id",) * (i + 1), dynamic_loaded=False)  # one key each
+    assert 0 < len(plans._filters) <= FILTERS_KEPT
+    assert 0 < len(plans._outputs) <= OUTPUT_PLANS_KEPT
+    long_text = "id >= 0 and " * (FILTER_TEXT_KEPT // 12 + 1) + "id >= 0"
+    first = plans.filter(long_text, {})
+    assert plans.filter(long_text, {}) is not first  # too long to keep: compiled every time
+    assert plans.filter("id in {v}", {"v": [1, 2]}) is not plans.filter("id in {v}", {"v": [1, 2]})
+
+
+def test_live_deletes_reduce_once_per_partition() -> None:
+    from sheafdb.engine.read.live_deletes import LiveDeletes
+    from sheafdb.engine.read.visibility import ALL_PARTITIONS, delete_records, latest_deletes
+
+    wide = LiveDeletes(
+        pa.concat_tables(
+            [delete_records(pa.array([1, 2], pa.int64()), 5), delete_records(pa.array([1], pa.int64()), 9)]
+        )
+    )
+    assert wide.of_partition(3) is wide.of_partition(4)  # no scoped delete: one reduction shared
+    assert wide.of_partition(3).equals(latest_deletes(wide.table, None))
+    scoped = LiveDeletes(
+        pa.concat_tables(
+            [
+                delete_records(pa.array([1], pa.int64()), 5, scope=7),
+                delete_records(pa.array([2], pa.int64()), 6, scope=ALL_PARTITIONS),
+            ]
+        )
+    )
+    in_7, in_8 = scoped.of_partition(7), scoped.of_partition(8)
+    assert scoped.of_partition(7) is in_7 and in_7 is not in_8
+    assert sorted(in_7.column("pk").to_pylist()) == [1, 2] and in_8.column("pk").to_pylist() == [2]
+    empty = LiveDeletes(delete_records(pa.array([], pa.int64()), 1))
+    assert empty.num_rows == 0 and empty.of_partition(1) is empty.table

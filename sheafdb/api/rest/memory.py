@@ -1,7 +1,9 @@
 """``/v2/sheafdb/memory`` and ``/v2/sheafdb/load_plan``: SheafDB's memory figures as JSON.
 
 ``memory`` is the accountant's ledger by name (engine/load/memory_view.py): the budget, what is
-used, reserved and free, and per collection its bytes by partition and by field and kind.
+used, reserved and free, and per collection its bytes by partition and by field and kind;
+memory-mapped fields are kind ``mapped``, counted in ``mappedBytes`` apart from the resident
+(budget) bytes.
 A caller sees the collections it may read the load state of (the totals stay whole: they say
 what the server has left, which is no secret of any collection). ``load_plan`` is what a load
 would add, per field and index, and whether it fits; nothing is loaded. ``release`` is
@@ -14,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from sheafdb.api.rest.envelope import SHEAFDB_PREFIX, Call, Endpoint
+from sheafdb.engine.load.memory import MAPPED
 from sheafdb.engine.load.memory_view import MemoryView, ResidentBlock
 from sheafdb.errors import PermissionDenied
 
@@ -47,10 +50,15 @@ def may_see(call: Call, db: str, collection: str) -> bool:
 def memory_json(view: MemoryView, blocks: list[ResidentBlock]) -> dict[str, Any]:
     partitions: dict[tuple[str, str], dict[str, int]] = {}
     fields: dict[tuple[str, str], dict[tuple[str, str], int]] = {}
+    mapped: dict[tuple[str, str], int] = {}
     for block in blocks:
         key = (block.db, block.collection)
         by_partition = partitions.setdefault(key, {})
-        by_partition[block.partition] = by_partition.get(block.partition, 0) + block.nbytes
+        if block.kind == MAPPED:  # apart from the resident bytes (the budget does not count them)
+            mapped[key] = mapped.get(key, 0) + block.nbytes
+            by_partition.setdefault(block.partition, 0)
+        else:
+            by_partition[block.partition] = by_partition.get(block.partition, 0) + block.nbytes
         by_field = fields.setdefault(key, {})
         by_field[(block.name, block.kind)] = by_field.get((block.name, block.kind), 0) + block.nbytes
     return {
@@ -58,11 +66,13 @@ def memory_json(view: MemoryView, blocks: list[ResidentBlock]) -> dict[str, Any]
         "usedBytes": view.used_bytes,
         "reservedBytes": view.reserved_bytes,
         "freeBytes": view.free_bytes,
+        "mappedBytes": view.mapped_bytes,
         "collections": [
             {
                 "dbName": db,
                 "collectionName": name,
                 "bytes": sum(by_partition.values()),
+                "mappedBytes": mapped.get((db, name), 0),
                 "partitions": [{"partitionName": p, "bytes": n} for p, n in by_partition.items()],
                 "fields": [
                     {"fieldName": field, "kind": kind, "bytes": n}

@@ -221,13 +221,25 @@ class LoadManager:
         return self._runtime(coll).state.state(ids)
 
     def progress(self, coll: Collection, partitions: tuple[str, ...] = ()) -> LoadProgress:
-        state = self._runtime(coll).state
+        runtime = self._runtime(coll)
+        state = runtime.state
         ids = self._partition_ids(coll, partitions) if partitions else frozenset()
         if state.state(ids) is LoadState.NOT_LOAD:
             reason = state.failure
             detail = f": {reason}" if reason else ""
             raise CollectionNotLoaded(f"collection not loaded[collection={coll.collection_id}]{detail}")
-        return LoadProgress(progress=state.progress(ids), refresh_progress=state.refresh_progress)
+        progress = state.progress(ids)
+        if progress == 100 and self._changing_online(runtime):
+            progress = 99  # a client waiting for 100 waits until the new fields are usable
+        return LoadProgress(progress=progress, refresh_progress=state.refresh_progress)
+
+    def _changing_online(self, runtime: CollectionRuntime) -> bool:
+        """An online load change the loader has not published yet (loader._reshape)."""
+        coll, view = runtime.collection, runtime.view
+        if not view.segments:
+            return False
+        mapped = mapped_fields(coll.schema, coll.record.properties)
+        return view.fields != runtime.state.fields or view.mapped != mapped
 
     def check_fields(self, coll: Collection, fields: tuple[str, ...], skip_dynamic: bool) -> None:
         """A load may not change the field list of what is loaded (a load preview checks it too),
@@ -264,10 +276,11 @@ class LoadManager:
                 if not self._reload_for_read(runtime):
                     raise
                 usable = state.require_searchable(operation, named)
+            plans = coll.read_plans  # one schema for the whole read
             snapshot = coll.snapshot()
             view = runtime.view
             sources = resolve_sources(
-                view, snapshot, usable, coll.schema, runtime.growing_json, ignore_growing=ignore_growing
+                view, snapshot, usable, plans.schema, runtime.growing_json, ignore_growing=ignore_growing
             )
             # The check again: a release that raced the snapshot must not serve half-dropped data.
             if state.require_searchable(operation, named) != usable or sources is None or view.fields is None:
@@ -277,14 +290,15 @@ class LoadManager:
             )
             return ReadContext(
                 collection_id=coll.collection_id,
-                schema=coll.schema,
+                schema=plans.schema,
                 loaded_fields=view.fields,
                 sources=sources,
                 # Older versions of re-inserted keys are hidden like deleted rows (superseded.py).
                 deletes=self._superseded.deletes_for(
-                    coll.collection_id, coll.schema.primary_field.name, sources, snapshot.deletes
+                    coll.collection_id, plans.schema.primary_field.name, sources, snapshot.deletes
                 ),
                 indexes=coll.indexes,
+                plans=plans,
                 expiry=expiry_of(coll.record.properties),
             )
         raise CollectionNotLoaded(

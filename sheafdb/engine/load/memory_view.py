@@ -13,15 +13,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sheafdb.engine.collection import Collection
-from sheafdb.engine.load.memory import MemoryAccountant
+from sheafdb.engine.load.memory import MAPPED, MemoryAccountant
 
 
 @dataclass(frozen=True)
 class ResidentBlock:
     """Bytes one kind of structure of one field holds in one partition.
 
-    ``kind``: ``field`` (a raw column), ``index`` (a vector index), ``pk_lookup`` (the primary
-    key -> row lookup), ``json`` (a parsed JSON path cache) or ``masks`` (filter mask cache).
+    ``kind``: ``field`` (a raw column), ``mapped`` (a memory-mapped column: not resident, not
+    in the budget), ``index`` (a vector index), ``pk_lookup`` (the primary key -> row lookup),
+    ``json`` (a parsed JSON path cache) or ``masks`` (filter mask cache).
     """
 
     db: str
@@ -35,16 +36,20 @@ class ResidentBlock:
 @dataclass(frozen=True)
 class MemoryView:
     budget_bytes: int
-    used_bytes: int
+    used_bytes: int  # resident: what the budget counts (mapped files are not)
     reserved_bytes: int
-    blocks: tuple[ResidentBlock, ...]
+    blocks: tuple[ResidentBlock, ...]  # mapped files too, as kind "mapped"
+    mapped_bytes: int = 0
 
     @property
     def free_bytes(self) -> int:
         return max(self.budget_bytes - self.used_bytes - self.reserved_bytes, 0)
 
     def collection_bytes(self, db: str, collection: str) -> int:
-        return sum(b.nbytes for b in self.blocks if b.db == db and b.collection == collection)
+        """The collection's resident bytes (its mapped files apart)."""
+        return sum(
+            b.nbytes for b in self.blocks if b.db == db and b.collection == collection and b.kind != MAPPED
+        )
 
 
 def memory_view(accountant: MemoryAccountant, collections: Mapping[int, Collection]) -> MemoryView:
@@ -61,9 +66,10 @@ def memory_view(accountant: MemoryAccountant, collections: Mapping[int, Collecti
     blocks = tuple(ResidentBlock(*named, nbytes) for named, nbytes in sorted(totals.items()))
     return MemoryView(
         budget_bytes=accountant.budget_bytes,
-        used_bytes=sum(ledger.values()),
+        used_bytes=sum(n for key, n in ledger.items() if key.kind != MAPPED),
         reserved_bytes=reserved,
         blocks=blocks,
+        mapped_bytes=sum(n for key, n in ledger.items() if key.kind == MAPPED),
     )
 
 

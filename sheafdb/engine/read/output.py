@@ -37,29 +37,7 @@ class OutputPlan:
     # missing columns (no row, or a field added after a segment was sealed) keep their type
 
 
-# Requests repeat a few output lists: plans are kept by (schema identity, loaded fields,
-# requested names, dynamic_loaded); the entry holds the schema, so its id is not reused.
-# Refusals are not kept (they raise again). No lock: dict get/set are atomic under the GIL
-# and racing plans are equal. Bounded: cleared when full.
-_PLANS: dict[tuple[int, tuple[str, ...], tuple[str, ...], bool], tuple[CollectionSchema, OutputPlan]] = {}
-_PLANS_KEPT = 256
-
-
-def plan_output(
-    schema: CollectionSchema, loaded: Sequence[str], requested: Sequence[str], *, dynamic_loaded: bool
-) -> OutputPlan:
-    key = (id(schema), tuple(loaded), tuple(requested), dynamic_loaded)
-    entry = _PLANS.get(key)
-    if entry is not None and entry[0] is schema:
-        return entry[1]
-    plan = _plan_output(schema, loaded, requested, dynamic_loaded=dynamic_loaded)
-    if len(_PLANS) >= _PLANS_KEPT:
-        _PLANS.clear()
-    _PLANS[key] = (schema, plan)
-    return plan
-
-
-def _plan_output(
+def build_output_plan(
     schema: CollectionSchema, loaded: Sequence[str], requested: Sequence[str], *, dynamic_loaded: bool
 ) -> OutputPlan:
     primary = schema.primary_field.name

@@ -19,8 +19,8 @@ from sheafdb.engine.load.loaded_segment import RowSource
 from sheafdb.engine.models import QueryRequest, QueryResult
 from sheafdb.engine.read.aggregation import aggregate_rows, aggregates_in, check_aggregation
 from sheafdb.engine.read.expiry import Expiry
-from sheafdb.engine.read.output import COUNT_STAR, gather, plan_output
-from sheafdb.engine.read.search import ReadContext, compile_checked, live_deletes, row_masks
+from sheafdb.engine.read.output import COUNT_STAR, gather
+from sheafdb.engine.read.search import ReadContext, compile_checked, row_masks
 from sheafdb.engine.read.visibility import hidden_mask
 from sheafdb.errors import invalid
 from sheafdb.expr import Filter
@@ -53,7 +53,7 @@ def execute_query(ctx: ReadContext, req: QueryRequest) -> QueryResult:
         check = flt if req.ids is not None else None
         selected = [
             _rows_by_key(
-                source, primary, keys, check, live_deletes(ctx.deletes, source.partition_id), ctx.expiry
+                source, primary, keys, check, ctx.deletes.of_partition(source.partition_id), ctx.expiry
             )
             for source in ctx.sources
         ]
@@ -64,7 +64,7 @@ def execute_query(ctx: ReadContext, req: QueryRequest) -> QueryResult:
         total = sum(len(rows) for rows in selected)
         return QueryResult(pa.table({COUNT_STAR: pa.array([total], pa.int64())}), (COUNT_STAR,))
     if aggregating:
-        plan = plan_output(ctx.schema, ctx.loaded_fields, read or (primary,), dynamic_loaded=False)
+        plan = ctx.plans.output(ctx.loaded_fields, read or (primary,), dynamic_loaded=False)
         ids_of = [np.full(len(r), i, dtype=np.int64) for i, r in enumerate(selected)]
         source_of = np.concatenate(ids_of or [np.empty(0, np.int64)])
         rows_of = np.concatenate(selected or [np.empty(0, np.int64)]).astype(np.int64)
@@ -72,13 +72,13 @@ def execute_query(ctx: ReadContext, req: QueryRequest) -> QueryResult:
         table = aggregate_rows(values, req.output_fields, req.group_by_fields, req.offset, req.limit)
         return QueryResult(table, tuple(req.output_fields))
     requested = req.output_fields or (primary,)
-    output = plan_output(ctx.schema, ctx.loaded_fields, requested, dynamic_loaded=ctx.dynamic_loaded)
+    output = ctx.plans.output(ctx.loaded_fields, requested, dynamic_loaded=ctx.dynamic_loaded)
     source_ids = np.concatenate(
         [np.full(len(r), i, dtype=np.int64) for i, r in enumerate(selected)] or [np.empty(0, np.int64)]
     )
     rows = np.concatenate(selected or [np.empty(0, np.int64)]).astype(np.int64)
     if req.order_by_primary_key and len(rows):
-        pk_plan = plan_output(ctx.schema, ctx.loaded_fields, (primary,), dynamic_loaded=False)
+        pk_plan = ctx.plans.output(ctx.loaded_fields, (primary,), dynamic_loaded=False)
         pks = gather(ctx.sources, source_ids, rows, pk_plan).column(primary).to_numpy()
         order = np.argsort(pks, kind="stable")
         source_ids, rows = source_ids[order], rows[order]

@@ -74,7 +74,7 @@ def execute_hybrid_search(ctx: ReadContext, req: HybridSearchRequest) -> SearchR
     subs: list[SearchResult] = []
     metrics: list[str] = []
     for sub_request in req.requests:
-        field = resolve_anns_field(ctx.schema, ctx.loaded_fields, sub_request.anns_field)
+        field = resolve_anns_field(ctx, sub_request.anns_field)
         metrics.append(index_spec(ctx, field, sub_request.metric_type).metric_type)
         subs.append(
             execute_search(ctx, replace(sub_request, output_fields=outputs, offset=0, round_decimal=-1))

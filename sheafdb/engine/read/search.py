@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
@@ -29,13 +27,14 @@ from sheafdb.engine.load.loaded_segment import RowSource
 from sheafdb.engine.models import SearchRequest, SearchResult, TextQueries
 from sheafdb.engine.read.decay import search_with_decay
 from sheafdb.engine.read.expiry import Expiry
-from sheafdb.engine.read.output import OutputPlan, gather, plan_output
+from sheafdb.engine.read.live_deletes import LiveDeletes
+from sheafdb.engine.read.output import OutputPlan, gather
+from sheafdb.engine.read.read_plans import ReadPlans
 from sheafdb.engine.read.segment_pool import run_all
 from sheafdb.engine.read.text_search import bm25_queries, check_query_kind
-from sheafdb.engine.read.visibility import is_collection_wide, latest_deletes
 from sheafdb.errors import FieldNotFound, UnexpectedError, invalid
-from sheafdb.expr import Filter, compile_filter
-from sheafdb.index import IndexSpec, exact_range_search, exact_search, parse_index_params, parse_search_params
+from sheafdb.expr import Filter
+from sheafdb.index import IndexSpec, exact_range_search, exact_search, parse_search_params
 from sheafdb.index.metrics import sort_key, worst_score
 from sheafdb.schema import DYNAMIC_FIELD, CollectionSchema, FieldSchema
 from sheafdb.storage.records import IndexRecord
@@ -69,8 +68,11 @@ class ReadContext:
     schema: CollectionSchema
     loaded_fields: tuple[str, ...]
     sources: tuple[RowSource, ...]
-    deletes: pa.Table
+    # The deletes (and superseded versions) this read hides, with their per-partition reductions.
+    deletes: LiveDeletes
     indexes: tuple[IndexRecord, ...]
+    # What reads derive from ``schema`` and keep (compiled filters, output plans, index specs).
+    plans: ReadPlans
     # The collection's TTL rule at this read's instant (None: no TTL).
     expiry: Expiry | None = None
 
@@ -96,40 +98,11 @@ class Candidates:
         return Candidates(self.scores[:, offset:], self.sources[:, offset:], self.rows[:, offset:], self.full)
 
 
-# Compiled filters by (schema identity, text, params with their types): a repeated filter
-# is the same Filter object, so loaded segments can keep its mask. Filters are immutable; the
-# entry holds the schema (its id is not reused). Params that are not hashable (lists) are
-# compiled every time. No lock: dict get/set are atomic under the GIL; a racing duplicate only
-# costs one mask. Bounded: at most _FILTERS_KEPT entries (cleared when full), each of a text of
-# at most _FILTER_TEXT_KEPT characters (longer filters are compiled every time), so the cache
-# holds at most ~1 MiB of filter text and its plans.
-_FILTERS: dict[tuple[int, str, tuple[tuple[str, type, Any], ...]], tuple[CollectionSchema, Filter]] = {}
-_FILTERS_KEPT = 256
-_FILTER_TEXT_KEPT = 4096
-
-
-def _compiled(text: str, schema: CollectionSchema, params: Mapping[str, Any]) -> Filter:
-    if len(text) > _FILTER_TEXT_KEPT:
-        return compile_filter(text, schema, params)
-    try:
-        key = (id(schema), text, tuple((name, type(value), value) for name, value in params.items()))
-        entry = _FILTERS.get(key)
-    except TypeError:  # an unhashable parameter value
-        return compile_filter(text, schema, params)
-    if entry is not None and entry[0] is schema:
-        return entry[1]
-    compiled = compile_filter(text, schema, params)
-    if len(_FILTERS) >= _FILTERS_KEPT:
-        _FILTERS.clear()
-    _FILTERS[key] = (schema, compiled)
-    return compiled
-
-
 def compile_checked(ctx: ReadContext, text: str, params: Mapping[str, Any]) -> Filter | None:
     """Compile a filter and refuse it when it reads something that is not loaded."""
     if not text.strip():
         return None
-    compiled = _compiled(text, ctx.schema, params)
+    compiled = ctx.plans.filter(text, params)
     for name in sorted(compiled.fields):
         if name not in ctx.loaded_fields:
             field = ctx.schema.field(name)
@@ -139,56 +112,6 @@ def compile_checked(ctx: ReadContext, text: str, params: Mapping[str, Any]) -> F
         key = sorted(compiled.dynamic_keys)[0]
         raise UnexpectedError(f"field {key} is dynamic but dynamic field is not loaded")
     return compiled
-
-
-# Snapshots share their deletes table until a delete arrives: its reduction to the latest
-# delete per key is kept per table (by identity; the entry holds the table, so its id cannot
-# be reused) and per partition, which also lets LoadedSegment cache its hidden mask. When no
-# delete is scoped to a partition (the common case) every partition shares one reduction.
-# Guarded by _LATEST_LOCK.
-@dataclass
-class _Reductions:
-    deletes: pa.Table
-    collection_wide: bool
-    by_partition: dict[int | None, pa.Table]
-
-    def key(self, partition_id: int) -> int | None:
-        return None if self.collection_wide else partition_id
-
-
-_LATEST_CACHE: OrderedDict[int, _Reductions] = OrderedDict()
-_LATEST_CACHE_SIZE = 16
-_LATEST_LOCK = threading.Lock()
-
-
-def live_deletes(deletes: pa.Table, partition_id: int) -> pa.Table:
-    """``latest_deletes(deletes, partition_id)``, computed once per deletes table and partition."""
-    if deletes.num_rows == 0:
-        return deletes
-    with _LATEST_LOCK:
-        entry = _LATEST_CACHE.get(id(deletes))
-        if entry is not None and entry.deletes is deletes:
-            _LATEST_CACHE.move_to_end(id(deletes))
-            found = entry.by_partition.get(entry.key(partition_id))
-            if found is not None:
-                return found
-        else:
-            entry = None
-    if entry is None:
-        entry = _Reductions(deletes, is_collection_wide(deletes), {})
-    key = entry.key(partition_id)
-    latest = latest_deletes(deletes, key)
-    with _LATEST_LOCK:
-        current = _LATEST_CACHE.get(id(deletes))
-        if current is not None and current.deletes is deletes:
-            entry = current
-        # setdefault: a concurrent reader's reduction wins, so masks cached by identity agree.
-        latest = entry.by_partition.setdefault(key, latest)
-        _LATEST_CACHE[id(deletes)] = entry
-        _LATEST_CACHE.move_to_end(id(deletes))
-        while len(_LATEST_CACHE) > _LATEST_CACHE_SIZE:
-            _LATEST_CACHE.popitem(last=False)
-    return latest
 
 
 def row_masks(ctx: ReadContext, flt: Filter | None) -> list[np.ndarray | None]:
@@ -201,7 +124,7 @@ def row_masks(ctx: ReadContext, flt: Filter | None) -> list[np.ndarray | None]:
     else:
         primary = ctx.schema.primary_field.name
         masks = [
-            source.allowed(flt, primary, live_deletes(ctx.deletes, source.partition_id))
+            source.allowed(flt, primary, ctx.deletes.of_partition(source.partition_id))
             for source in ctx.sources
         ]
     if ctx.expiry is None:
@@ -214,25 +137,10 @@ def row_masks(ctx: ReadContext, flt: Filter | None) -> list[np.ndarray | None]:
     return out
 
 
-# Per schema object (schemas are immutable; a change makes a new one): its vector fields.
-# Same no-lock reasoning as _SPECS.
-_VECTOR_FIELDS: dict[int, tuple[CollectionSchema, tuple[FieldSchema, ...]]] = {}
-
-
-def _vector_fields(schema: CollectionSchema) -> tuple[FieldSchema, ...]:
-    entry = _VECTOR_FIELDS.get(id(schema))
-    if entry is not None and entry[0] is schema:
-        return entry[1]
-    vectors = schema.vector_fields
-    if len(_VECTOR_FIELDS) >= _SPECS_KEPT:
-        _VECTOR_FIELDS.clear()
-    _VECTOR_FIELDS[id(schema)] = (schema, vectors)
-    return vectors
-
-
-def resolve_anns_field(schema: CollectionSchema, loaded: Sequence[str], name: str | None) -> FieldSchema:
+def resolve_anns_field(ctx: ReadContext, name: str | None) -> FieldSchema:
+    schema, loaded = ctx.schema, ctx.loaded_fields
     if not name:
-        vectors = _vector_fields(schema)
+        vectors = ctx.plans.vector_fields
         if not vectors:
             raise invalid("anns_field not found in schema")
         if len(vectors) != 1:
@@ -246,31 +154,13 @@ def resolve_anns_field(schema: CollectionSchema, loaded: Sequence[str], name: st
     return field
 
 
-# A collection's index records live until an index DDL replaces them, so their parsed spec
-# is kept by record identity (the entry holds the record and field, so ids are not reused).
-# No lock: dict get/set are atomic under the GIL and racing parses are equal.
-_SPECS: dict[tuple[int, int], tuple[IndexRecord, FieldSchema, IndexSpec]] = {}
-_SPECS_KEPT = 64
-
-
-def _parsed_spec(record: IndexRecord, field: FieldSchema) -> IndexSpec:
-    entry = _SPECS.get((id(record), id(field)))
-    if entry is not None and entry[0] is record and entry[1] is field:
-        return entry[2]
-    spec = parse_index_params(field, record.params)
-    if len(_SPECS) >= _SPECS_KEPT:
-        _SPECS.clear()
-    _SPECS[(id(record), id(field))] = (record, field, spec)
-    return spec
-
-
 def index_spec(ctx: ReadContext, field: FieldSchema, metric_type: str | None) -> IndexSpec:
     record = next((ix for ix in ctx.indexes if ix.field_name == field.name), None)
     if record is None:
         raise UnexpectedError(
             f"there is no vector index on field: [{field.name}], please create index firstly"
         )
-    spec = _parsed_spec(record, field)
+    spec = ctx.plans.index_spec(record, field)
     if metric_type and metric_type.upper() != spec.metric_type.upper():
         raise invalid(f"metric type not match[expected={spec.metric_type}][actual={metric_type}]")
     return spec
@@ -448,12 +338,12 @@ def _ranged(
 
 def execute_search(ctx: ReadContext, req: SearchRequest) -> SearchResult:
     if req.decay is not None:
-        field = resolve_anns_field(ctx.schema, ctx.loaded_fields, req.anns_field)
+        field = resolve_anns_field(ctx, req.anns_field)
         metric = index_spec(ctx, field, req.metric_type).metric_type
         return search_with_decay(partial(execute_search, ctx), metric, req)
     if req.limit < 1 or req.limit + req.offset > MAX_TOPK:
         raise invalid(f"topk [{req.limit + req.offset}] is invalid, it should be in range [1, {MAX_TOPK}]")
-    field = resolve_anns_field(ctx.schema, ctx.loaded_fields, req.anns_field)
+    field = resolve_anns_field(ctx, req.anns_field)
     _check_queries(field, req.vectors)
     parse_search_params(req.params)  # checked even when only growing rows (searched exactly) answer
     spec = index_spec(ctx, field, req.metric_type)
@@ -461,7 +351,7 @@ def execute_search(ctx: ReadContext, req: SearchRequest) -> SearchResult:
     if function is not None and isinstance(req.vectors, TextQueries):
         queries, params = bm25_queries(ctx.schema, function, field, ctx.sources, req.vectors, req.params)
         req = replace(req, vectors=queries, params=params)
-    output = plan_output(ctx.schema, ctx.loaded_fields, req.output_fields, dynamic_loaded=ctx.dynamic_loaded)
+    output = ctx.plans.output(ctx.loaded_fields, req.output_fields, dynamic_loaded=ctx.dynamic_loaded)
     flt = compile_checked(ctx, req.filter, req.filter_params)
     masks = row_masks(ctx, flt)
     if field.nullable:

@@ -12,8 +12,8 @@ sealed set (numpy); growing rows only ever gain chunks, so each new chunk's keys
 up once, in each sealed segment's primary-key index (skipped when outside its key range) and
 among the growing keys seen before. What is kept is the handful of versions of repeated keys
 and the growing keys (bounded by the growing data itself). The augmented deletes table is
-handed out again, the same object, while nothing changed: the segments' mask caches (keyed
-by that table) keep working.
+handed out again as the same ``LiveDeletes`` (with its per-partition reductions) while nothing
+changed: the segments' mask caches (keyed by those reductions) keep working.
 
 Locks: ``_lock`` guards the entries dict only; an entry is worked on outside it, under its
 own ``lock`` (reads of one collection serialise on it while it catches up).
@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sheafdb.engine.load.loaded_segment import LoadedSegment, RowSource
-from sheafdb.engine.read.search import live_deletes
+from sheafdb.engine.read.live_deletes import LiveDeletes
 from sheafdb.engine.read.visibility import ALL_PARTITIONS, SCOPE_COLUMN, delete_records_schema, hidden_mask
 from sheafdb.schema import TIMESTAMP_COLUMN
 
@@ -55,7 +55,7 @@ class _Entry:
     chunks_seen: dict[int, tuple[int, ...]] = field(default_factory=dict)  # partition -> addresses
     held: dict[int, pa.Table] = field(default_factory=dict)  # so seen buffers are not reused
     deletes: pa.Table | None = None
-    result: pa.Table | None = None
+    result: LiveDeletes | None = None
 
 
 class SupersededVersions:
@@ -70,8 +70,9 @@ class SupersededVersions:
 
     def deletes_for(
         self, collection_id: int, primary_key: str, sources: Sequence[RowSource], deletes: pa.Table
-    ) -> pa.Table:
-        """``deletes`` plus one record per key that more than one visible row holds."""
+    ) -> LiveDeletes:
+        """``deletes`` plus one record per key that more than one visible row holds; the same
+        object while neither changes."""
         sealed = [s for s in sources if isinstance(s, LoadedSegment)]
         growing = [s for s in sources if not isinstance(s, LoadedSegment)]
         key = (collection_id, tuple(s.segment_id for s in sealed), tuple(s.partition_id for s in growing))
@@ -92,7 +93,7 @@ class SupersededVersions:
                 changed |= _catch_up(entry, sealed, source, primary_key)
             if changed or entry.deletes is not deletes or entry.result is None:
                 newest = _newest_visible(entry.versions, deletes)
-                entry.result = deletes if newest.num_rows == 0 else _appended(deletes, newest)
+                entry.result = LiveDeletes(deletes if newest.num_rows == 0 else _appended(deletes, newest))
                 entry.deletes = deletes
             return entry.result
 
@@ -214,11 +215,12 @@ def _newest_visible(versions: Sequence[pa.Table], deletes: pa.Table) -> pa.Table
         return pa.table({"pk": pa.array([], pa.int64()), TIMESTAMP_COLUMN: pa.array([], pa.uint64())})
     combined = pa.concat_tables([v.cast(versions[0].schema) for v in versions]).combine_chunks()
     rows = combined.group_by(["pk", TIMESTAMP_COLUMN, _PARTITION]).aggregate([])
+    live = LiveDeletes(deletes)
     visible = []
     for partition in pc.unique(rows.column(_PARTITION)).to_pylist():
         of_partition = rows.filter(pc.equal(rows.column(_PARTITION), partition))
         hidden = hidden_mask(
-            of_partition.column("pk"), of_partition.column(TIMESTAMP_COLUMN), live_deletes(deletes, partition)
+            of_partition.column("pk"), of_partition.column(TIMESTAMP_COLUMN), live.of_partition(partition)
         )
         visible.append(of_partition.filter(pa.array(~hidden)))
     alive = pa.concat_tables(visible) if visible else rows
