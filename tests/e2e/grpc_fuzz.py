@@ -60,7 +60,6 @@ MILVUS_PLAIN_ERRORS = re.compile(
             r'^ann field ".*" not loaded$',
             r"^index cannot be dropped, collection is loaded, please release it first$",
             r"^partition cannot be dropped, partition is loaded, please release it first$",
-            r"^call query coordinator LoadCollection: can't change the load field list",
             r"^failed to load partition, due to no partition specified$",
             r"^disable load partitions if partition key mode is used$",
             r"^database:.* not empty, must drop all collections before drop database$",
