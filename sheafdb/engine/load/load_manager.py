@@ -277,6 +277,9 @@ class LoadManager:
                     raise
                 usable = state.require_searchable(operation, named)
             snapshot = coll.snapshot()
+            # Before the check below: an index dropped after a release that follows the check
+            # must not vanish from under this read (its view still holds that index).
+            indexes = coll.indexes
             view = runtime.view
             sources = resolve_sources(
                 view, snapshot, usable, coll.schema, runtime.growing_json, ignore_growing=ignore_growing
@@ -296,7 +299,7 @@ class LoadManager:
                 deletes=self._superseded.deletes_for(
                     coll.collection_id, coll.schema.primary_field.name, sources, snapshot.deletes
                 ),
-                indexes=coll.indexes,
+                indexes=indexes,
                 expiry=expiry_of(coll.record.properties),
             )
         raise CollectionNotLoaded(
