@@ -94,6 +94,19 @@ def test_deep_filters_are_refused_with_1100(client: MilvusClient, hostile: str, 
     _refused(lambda: client.query(hostile, filter=text, limit=10), text="nesting depth exceeds the limit")
 
 
+def test_filters_past_the_length_bound_are_refused_with_1100(
+    client: MilvusClient, hostile: str, server_uri: str
+) -> None:
+    before = _count(client, hostile)
+    text = "id in [" + "1," * (2**21 + 8) + "1]"  # past 4 Mi characters
+    message = _refused(lambda: client.query(hostile, filter=text, limit=10), text="exceeds the limit of")
+    assert f"expression length {len(text)} exceeds the limit of 4194304 characters" in message
+    assert len(message) < 300  # the filter is quoted, not echoed whole
+    reply = _rest(server_uri, "entities/delete", {"collectionName": hostile, "filter": text})
+    assert reply["code"] == 1100 and "exceeds the limit of 4194304 characters" in reply["message"]
+    assert _count(client, hostile) == before
+
+
 def test_long_json_path_is_answered(client: MilvusClient, hostile: str) -> None:
     text = "meta" + '["k"]' * 3000 + " == 1"
     assert client.query(hostile, filter=text, output_fields=["id"], limit=10) == []
