@@ -394,3 +394,11 @@ def test_rest_get_of_a_varchar_key_takes_only_strings(client: MilvusClient, serv
         assert reply["code"] == 0 and sorted(row["key"] for row in reply["data"]) == ["1", "a"]
     finally:
         client.drop_collection(name)
+
+
+def test_run_analyzer_reads_bytes_that_are_not_utf8_as_replacement_characters(server_uri: str) -> None:
+    request = milvus_pb2.RunAnalyzerRequest(placeholder=[b"\x80abc def", b"ok"], analyzer_params="{}")
+    reply = _stub(server_uri).RunAnalyzer(request, metadata=_metadata(), timeout=30)
+    assert reply.status.code == 0, reply.status.reason
+    assert [t.token for t in reply.results[1].tokens] == ["ok"]
+    assert "def" in [t.token for t in reply.results[0].tokens]
