@@ -402,3 +402,13 @@ def test_run_analyzer_reads_bytes_that_are_not_utf8_as_replacement_characters(se
     assert reply.status.code == 0, reply.status.reason
     assert [t.token for t in reply.results[1].tokens] == ["ok"]
     assert "def" in [t.token for t in reply.results[0].tokens]
+
+
+def test_search_texts_that_are_not_utf8_are_read_as_replacement_characters(
+    server_uri: str, hostile: str
+) -> None:
+    kind = common_pb2.PlaceholderType.VarChar
+    odd = _raw_search(server_uri, hostile, b"query \x80 words", kind)  # was 65535 UnicodeDecodeError
+    plain = _raw_search(server_uri, hostile, "query \ufffd words".encode(), kind)
+    assert odd.code == plain.code != 65535
+    assert odd.reason == plain.reason
