@@ -64,6 +64,7 @@ MILVUS_PLAIN_ERRORS = re.compile(
             r"^index cannot be dropped, collection is loaded, please release it first$",
             r"^partition cannot be dropped, partition is loaded, please release it first$",
             r"^failed to load partition, due to no partition specified$",
+            r"^partition name .* not found$",  # the proxy's getPartitionIDs (fmt.Errorf) on reads
             r"^disable load partitions if partition key mode is used$",
             r"^database:.* not empty, must drop all collections before drop database$",
             r"^ef\(-?\d+\) should be larger than k\(\d+\)$",
