@@ -20,6 +20,7 @@ from tests.e2e.conftest import ROOT_TOKEN
 
 PING_INTERVAL_MS = 6000  # above the server's 5 s minimum, as pymilvus's 10 s is
 IDLE_S = 20.0  # three pings
+CALLBACK_WAIT_S = 30.0  # bound on waiting for the READY callback (a hang fails, never a delay)
 
 
 def test_idle_connection_with_keepalive_pings_is_kept(server_uri: str) -> None:
@@ -34,10 +35,13 @@ def test_idle_connection_with_keepalive_pings_is_kept(server_uri: str) -> None:
     )
     states: list[grpc.ChannelConnectivity] = []
     changed = threading.Lock()
+    ready = threading.Event()
 
     def record(state: grpc.ChannelConnectivity) -> None:
         with changed:
             states.append(state)
+        if state is grpc.ChannelConnectivity.READY:
+            ready.set()
 
     channel.subscribe(record, try_to_connect=True)
     stub = milvus_pb2_grpc.MilvusServiceStub(channel)
@@ -45,9 +49,11 @@ def test_idle_connection_with_keepalive_pings_is_kept(server_uri: str) -> None:
     try:
         first = stub.ShowCollections(milvus_pb2.ShowCollectionsRequest(), metadata=metadata)
         assert first.status.code == common_pb2.Success
+        # The callbacks come on gRPC's own thread: READY may be told a little after the call.
+        assert ready.wait(CALLBACK_WAIT_S)
         with changed:
             connected = len(states)
-        assert states[-1] is grpc.ChannelConnectivity.READY
+            assert states[-1] is grpc.ChannelConnectivity.READY
         time.sleep(IDLE_S)  # idle: only keepalive pings cross the connection
         with changed:
             while_idle = states[connected:]
