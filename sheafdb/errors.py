@@ -250,6 +250,14 @@ class RestInsertDataInvalid(SheafError):
     is_input_error = True
 
 
+class RestPrimaryKeyInvalid(SheafError):
+    """REST get by ``id``: an id that is not of the primary key's type (a fraction, a bool)."""
+
+    code = 1806
+    default_text = "please check the primary key and its' type can only in [int, string]"
+    is_input_error = True
+
+
 class CredentialInvalid(SheafError):
     """Wrong user name or password; the gRPC edge answers UNAUTHENTICATED, REST 401."""
 

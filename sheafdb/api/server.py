@@ -44,6 +44,8 @@ log = logging.getLogger("sheafdb.server")
 
 # Milvus's default gRPC message limit on both directions.
 MAX_MESSAGE_BYTES = 512 * 1024 * 1024
+# The shortest interval between a client's keepalive pings the server accepts (Milvus: 5 s).
+KEEPALIVE_MIN_PING_INTERVAL_MS = 5000
 # sockaddr_un.sun_path holds 108 bytes including the terminating NUL.
 MAX_UNIX_SOCKET_PATH = 107
 CREDENTIALS_FILE = "credentials.db"
@@ -98,11 +100,13 @@ def build_grpc_server(
         ("grpc.max_receive_message_length", max_message_bytes),
         # Without this a second server could bind the same port silently (SO_REUSEPORT).
         ("grpc.so_reuseport", 0),
-        # Milvus's keepalive enforcement (pings every 5 s allowed, idle or not): pymilvus pings
-        # every 10 s, which gRPC's defaults (5 min, 2 strikes) answer with GOAWAY too_many_pings.
+        # Client keepalive pings, as Milvus's server allows them (keepalive.EnforcementPolicy
+        # MinTime 5 s, PermitWithoutStream): an SDK pinging an idle connection every 10 s
+        # (pymilvus) keeps it, where gRPC's defaults (one ping per 5 min without data, 2
+        # strikes) would answer GOAWAY too_many_pings. Pings more often than 5 s still strike.
         ("grpc.keepalive_permit_without_calls", 1),
-        ("grpc.http2.min_recv_ping_interval_without_data_ms", 5000),
-        ("grpc.http2.max_ping_strikes", 0),
+        # (gRPC core's GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS spells it so.)
+        ("grpc.http2.min_ping_interval_without_data_ms", KEEPALIVE_MIN_PING_INTERVAL_MS),
     ]
     pool = futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc")
     server = grpc.server(pool, options=options, interceptors=list(interceptors))

@@ -162,6 +162,15 @@ Node = (
 # bound keeps them far from the interpreter's recursion limit. A chain of one logical operator
 # (`a or b or c ...`) is one level however long: it is planned and evaluated flat.
 MAX_EXPRESSION_DEPTH = 200
+# How long a filter may be, in characters. Milvus documents no such bound (its gRPC message
+# limit of 512 MiB is the only one), but parsing costs time in proportion to the text: this
+# bound keeps a hostile filter from holding a worker for minutes, while a filter of 100,000
+# primary keys (``id in [...]``, as pymilvus's delete by ids writes it) still fits.
+MAX_EXPRESSION_LENGTH = 4 * 1024 * 1024
+# Longer filters are parsed again each time rather than kept (with their trees) in the cache.
+CACHED_EXPRESSION_LENGTH = 64 * 1024
+# How much of an over-long filter its error message quotes.
+QUOTED_PREFIX = 100
 
 
 def expression_error(text: str, detail: str, pos: int | None = None) -> ParameterInvalid:
@@ -172,11 +181,22 @@ def expression_error(text: str, detail: str, pos: int | None = None) -> Paramete
 
 def parse(text: str) -> Node:
     """Parse filter text; ParameterInvalid (1100) saying where the syntax broke."""
+    if len(text) > MAX_EXPRESSION_LENGTH:
+        raise invalid(
+            f"cannot parse expression: {text[:QUOTED_PREFIX]}..., error: expression length {len(text)} "
+            f"exceeds the limit of {MAX_EXPRESSION_LENGTH} characters"
+        )
+    if len(text) > CACHED_EXPRESSION_LENGTH:
+        return _parse_text(text)
     return _parse_cached(text)
 
 
 @lru_cache(maxsize=512)
 def _parse_cached(text: str) -> Node:
+    return _parse_text(text)
+
+
+def _parse_text(text: str) -> Node:
     try:
         tree = _parser().parse(text)
     except UnexpectedInput as e:

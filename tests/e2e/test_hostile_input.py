@@ -94,6 +94,19 @@ def test_deep_filters_are_refused_with_1100(client: MilvusClient, hostile: str, 
     _refused(lambda: client.query(hostile, filter=text, limit=10), text="nesting depth exceeds the limit")
 
 
+def test_filters_past_the_length_bound_are_refused_with_1100(
+    client: MilvusClient, hostile: str, server_uri: str
+) -> None:
+    before = _count(client, hostile)
+    text = "id in [" + "1," * (2**21 + 8) + "1]"  # past 4 Mi characters
+    message = _refused(lambda: client.query(hostile, filter=text, limit=10), text="exceeds the limit of")
+    assert f"expression length {len(text)} exceeds the limit of 4194304 characters" in message
+    assert len(message) < 300  # the filter is quoted, not echoed whole
+    reply = _rest(server_uri, "entities/delete", {"collectionName": hostile, "filter": text})
+    assert reply["code"] == 1100 and "exceeds the limit of 4194304 characters" in reply["message"]
+    assert _count(client, hostile) == before
+
+
 def test_long_json_path_is_answered(client: MilvusClient, hostile: str) -> None:
     text = "meta" + '["k"]' * 3000 + " == 1"
     assert client.query(hostile, filter=text, output_fields=["id"], limit=10) == []
@@ -301,3 +314,101 @@ def test_listings_follow_privileges(client: MilvusClient, server_uri: str, hosti
     finally:
         client.drop_user(user)
         client.drop_collection(mine)
+
+
+# -- REST numbers that are not what the field holds: refused, never truncated ---------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "code", "text"),
+    [
+        ("entities/query", {"filter": "id >= 0", "limit": 1.5}, 1801, "into field limit of type integer"),
+        ("entities/query", {"filter": "id >= 0", "offset": 0.5}, 1801, "into field offset of type integer"),
+        ("entities/search", {"data": [[1.0] * DIM], "limit": 1.5}, 1801, "into field limit of type integer"),
+        (
+            "entities/hybrid_search",
+            {"search": [{"data": [[1.0] * DIM], "annsField": "vector", "limit": 2.5}], "limit": 3},
+            1801,
+            "into field search[0].limit of type integer",
+        ),
+        ("entities/get", {"id": 1.5}, 1806, 'unable to cast "1.5" of type string to int64'),
+        ("entities/get", {"id": [3, 1.5]}, 1806, 'unable to cast "1.5" of type string to int64'),
+        ("entities/get", {"id": [True]}, 1806, 'unable to cast "true" of type string to int64'),
+        ("entities/get", {"id": "1.5"}, 1806, 'unable to cast "1.5" of type string to int64'),
+        ("entities/delete", {"filter": "id in [1.5]"}, 1100, "cannot cast value 1.5 to Int64"),
+        (
+            "entities/delete",
+            {"filter": "id in {ids}", "exprParams": {"ids": [1.5]}},
+            1100,
+            "cannot cast value 1.5 to Int64",
+        ),
+        (
+            "entities/query",
+            {"filter": "id in {ids}", "exprParams": {"ids": [2.5]}},
+            1100,
+            "cannot cast value 2.5 to Int64",
+        ),
+    ],
+)
+def test_rest_fractional_limits_and_keys_are_refused(
+    client: MilvusClient, hostile: str, server_uri: str, path: str, body: dict[str, Any], code: int, text: str
+) -> None:
+    before = _count(client, hostile)
+    reply = _rest(server_uri, path, {"collectionName": hostile, **body})
+    assert reply["code"] == code and text in reply["message"], reply
+    if code == 1806:
+        assert reply["message"].startswith(
+            "please check the primary key and its' type can only in [int, string]"
+        )
+    assert _count(client, hostile) == before
+
+
+def test_rest_get_reads_whole_keys_as_milvus_casts_them(hostile: str, server_uri: str) -> None:
+    def got(ids: Any) -> list[int]:
+        reply = _rest(
+            server_uri, "entities/get", {"collectionName": hostile, "id": ids, "outputFields": ["id"]}
+        )
+        assert reply["code"] == 0, reply
+        return sorted(row["id"] for row in reply["data"])
+
+    assert got(2.0) == [2]  # an integral number is that key, as Go's cast reads "2.0"
+    assert got(["3", 4]) == [3, 4]  # an Int64 key as a string: what int64-as-string clients send
+
+
+def test_rest_get_of_a_varchar_key_takes_only_strings(client: MilvusClient, server_uri: str) -> None:
+    name = _unique("varchar_keys")
+    schema = client.create_schema()
+    schema.add_field("key", DataType.VARCHAR, is_primary=True, max_length=16)
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=DIM)
+    index = client.prepare_index_params()
+    index.add_index("vector", index_type="FLAT", metric_type="L2")
+    client.create_collection(name, schema=schema, index_params=index)
+    try:
+        client.insert(name, [{"key": k, "vector": [1.0] * DIM} for k in ("1", "a")])
+        for ids in (1, [1.0], ["a", 2], [None]):
+            reply = _rest(server_uri, "entities/get", {"collectionName": name, "id": ids})
+            assert reply["code"] == 1806 and "the type of primary key key is VarChar" in reply["message"], (
+                reply
+            )
+        reply = _rest(server_uri, "entities/get", {"collectionName": name, "id": ["1", "a"]})
+        assert reply["code"] == 0 and sorted(row["key"] for row in reply["data"]) == ["1", "a"]
+    finally:
+        client.drop_collection(name)
+
+
+def test_run_analyzer_reads_bytes_that_are_not_utf8_as_replacement_characters(server_uri: str) -> None:
+    request = milvus_pb2.RunAnalyzerRequest(placeholder=[b"\x80abc def", b"ok"], analyzer_params="{}")
+    reply = _stub(server_uri).RunAnalyzer(request, metadata=_metadata(), timeout=30)
+    assert reply.status.code == 0, reply.status.reason
+    assert [t.token for t in reply.results[1].tokens] == ["ok"]
+    assert "def" in [t.token for t in reply.results[0].tokens]
+
+
+def test_search_texts_that_are_not_utf8_are_read_as_replacement_characters(
+    server_uri: str, hostile: str
+) -> None:
+    kind = common_pb2.PlaceholderType.VarChar
+    odd = _raw_search(server_uri, hostile, b"query \x80 words", kind)  # was 65535 UnicodeDecodeError
+    plain = _raw_search(server_uri, hostile, "query \ufffd words".encode(), kind)
+    assert odd.code == plain.code != 65535
+    assert odd.reason == plain.reason

@@ -122,7 +122,7 @@ def test_load_rules(engine: Engine) -> None:
     engine.load_collection(DB, "c", load_fields=["id", "vec"], skip_load_dynamic_field=True)
     with pytest.raises(SheafError) as changed:
         engine.load_collection(DB, "c")
-    assert changed.value.code == 65535
+    assert changed.value.code == 1100
     assert "can't change the load field list for loaded collection" in changed.value.message
     engine.load_collection(DB, "c", load_fields=["vec", "id"], skip_load_dynamic_field=True)
     wait_loaded(engine)

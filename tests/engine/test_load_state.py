@@ -79,7 +79,7 @@ def test_changing_the_field_list_while_loaded_is_refused_same_list_is_fine() -> 
     state.check_fields(("vec", "id"), False)  # same set, other order: fine
     with pytest.raises(SheafError) as err:
         state.check_fields(("id", "vec", "title"), False)
-    assert err.value.code == 65535
+    assert err.value.code == 1100
     assert "can't change the load field list for loaded collection" in err.value.message
     with pytest.raises(SheafError):
         state.check_fields(FIELDS, True)

@@ -8,6 +8,7 @@ from sheafdb.expr.syntax import (
     Access,
     Arithmetic,
     Comparison,
+    ListLiteral,
     Literal,
     Logical,
     Membership,
@@ -160,6 +161,27 @@ def test_nesting_within_the_bound_parses() -> None:
     depth = syntax.MAX_EXPRESSION_DEPTH
     assert syntax.nesting_depth(parse("not " * (depth - 2) + "(a > 0)")) == depth
     assert syntax.nesting_depth(parse("(" * 5000 + "a > 0" + ")" * 5000)) == 2  # parentheses make no node
+
+
+def test_a_filter_longer_than_the_bound_is_refused_with_its_length_and_a_short_quote() -> None:
+    limit = syntax.MAX_EXPRESSION_LENGTH
+    text = "id in [" + "1," * (limit // 2) + "1]"
+    with pytest.raises(ParameterInvalid) as raised:
+        parse(text)
+    message = raised.value.message
+    assert raised.value.code == 1100
+    assert f"expression length {len(text)} exceeds the limit of {limit} characters" in message
+    assert message.startswith("cannot parse expression: id in [1,1,") and len(message) < 300
+
+
+def test_long_filters_within_the_bound_parse_without_filling_the_cache() -> None:
+    text = "id in [" + ",".join(str(i) for i in range(20_000)) + "]"
+    assert len(text) > syntax.CACHED_EXPRESSION_LENGTH
+    before = syntax._parse_cached.cache_info().currsize
+    tree = parse(text)
+    assert isinstance(tree, Membership) and isinstance(tree.values, ListLiteral)
+    assert len(tree.values.items) == 20_000
+    assert syntax._parse_cached.cache_info().currsize == before
 
 
 def test_surrogate_escapes_become_the_replacement_character_as_in_go() -> None:

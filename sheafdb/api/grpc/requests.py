@@ -99,7 +99,8 @@ def decode_placeholders(blob: bytes, nq: int) -> QueryVectors:
         raise invalid("no query vectors in the search request")
     kind = holder.type
     if kind == _TEXT_PLACEHOLDER:
-        return TextQueries(tuple(row.decode() for row in rows))
+        # Bytes that are not UTF-8 read as U+FFFD, as Go's strings do (never a decode error).
+        return TextQueries(tuple(row.decode(errors="replace") for row in rows))
     if kind == _SPARSE_PLACEHOLDER:
         array = sparse_rows_to_arrow(rows)
         entries = array.values

@@ -13,7 +13,8 @@ class TextRpcs(RpcBase):
     def RunAnalyzer(
         self, request: milvus_pb2.RunAnalyzerRequest, context: grpc.ServicerContext
     ) -> milvus_pb2.RunAnalyzerResponse:
-        texts = [raw.decode() for raw in request.placeholder]
+        # Bytes that are not UTF-8 read as U+FFFD, as Go's strings do (never a decode error).
+        texts = [raw.decode(errors="replace") for raw in request.placeholder]
         analyzed = self.engine.run_analyzer(
             database_of(context, request.db_name),
             texts,

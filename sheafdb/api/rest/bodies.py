@@ -228,7 +228,8 @@ BODIES: Mapping[str, Schema] = {
     "entities/get": _body(
         ("collectionName", "id"),
         collectionName=_STRING,
-        id={"type": ["integer", "string", "array"], "description": "a primary key or an array of them"},
+        # Any JSON value binds (Milvus's ``ID interface{}``): the key's type is checked then (1806).
+        id={"description": "a primary key (integer or string) or an array of them"},
         **_READ_COMMON,
     ),
     "entities/search": _body(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -28,12 +29,13 @@ from sheafdb.engine.models import (
     SearchRequest,
     SearchResult,
 )
-from sheafdb.errors import ParameterInvalid, invalid
+from sheafdb.errors import ParameterInvalid, RestPrimaryKeyInvalid, invalid
 from sheafdb.schema import CollectionSchema, DataType
 from sheafdb.schema_functions import FunctionType
 
 DEFAULT_LIMIT = 100
 MAX_TOPK = 16384  # the proxy's topk bound (quotaAndLimits.limits.topK)
+_INT64_KEYS = range(-(2**63), 2**63)
 
 
 def _schema(call: Call, name: str) -> CollectionSchema:
@@ -122,15 +124,40 @@ def get(call: Call) -> list[dict[str, Any]]:
 
 
 def _primary_keys(schema: CollectionSchema, value: Any) -> list[Any]:
-    """``id`` as the primary key's type: Int64 keys may come as strings (what a client that
-    asked for int64-as-string got back from insert)."""
+    """``id`` as the primary key's type, as Milvus's REST casts it: an Int64 key is an integer
+    (2.0 reads as 2) or a string of one (what a client that asked for int64-as-string got back
+    from insert); a VarChar key is a string. Anything else (1.5, true, null, an object) is
+    refused with 1806, never truncated to another key."""
     ids = value if isinstance(value, list) else [value]
-    if schema.primary_field.dtype is not DataType.INT64:
-        return ids
-    try:
-        return [i if isinstance(i, int) and not isinstance(i, bool) else int(str(i), 10) for i in ids]
-    except ValueError:
-        raise invalid(f"id {ids} does not match the Int64 primary key") from None
+    field = schema.primary_field
+    if field.dtype is DataType.INT64:
+        return [_int64_key(item) for item in ids]
+    for item in ids:
+        if not isinstance(item, str):
+            raise RestPrimaryKeyInvalid(
+                f"{RestPrimaryKeyInvalid.default_text}, error: id {json.dumps(item)} is not a string, "
+                f"the type of primary key {field.name} is VarChar"
+            )
+    return ids
+
+
+def _int64_key(item: Any) -> int:
+    if isinstance(item, int) and not isinstance(item, bool) and item in _INT64_KEYS:
+        return item
+    if isinstance(item, float) and item.is_integer() and int(item) in _INT64_KEYS:
+        return int(item)
+    if isinstance(item, str):
+        try:
+            key = int(item.strip(), 10)
+        except ValueError:
+            key = None
+        if key is not None and key in _INT64_KEYS:
+            return key
+    text = item if isinstance(item, str) else json.dumps(item)
+    raise RestPrimaryKeyInvalid(
+        f"{RestPrimaryKeyInvalid.default_text}, error: "
+        f"unable to cast {json.dumps(text)} of type string to int64"
+    )
 
 
 def _search_request(

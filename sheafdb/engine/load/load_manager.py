@@ -8,7 +8,11 @@ current view, and serves the snapshot's sealed segments from the view, or from m
 they are handed off (view.py): reads never open a segment file and never reserve memory.
 Seals, index builds and compactions poke the loader.
 
-Locks: ``_lock`` guards the map of collection runtimes; the loader documents the rest.
+Locks: ``_lock`` guards the map of collection runtimes. A load (its checks, its plan and its
+move to Loading) and a release (from Releasing to NotLoad) of one collection hold the runtime's
+``transition`` lock throughout, so they are serialized: a load never sees a release half done
+(nor its field list not yet forgotten), and two loads never both pass the field-list check.
+The loader documents the rest.
 """
 
 from __future__ import annotations
@@ -88,6 +92,17 @@ class LoadManager:
         if request.refresh:
             self._refresh(runtime)
             return
+        with runtime.transition:
+            started = self._start_load(runtime, request)
+        # Loads stay asynchronous, as in Milvus, but a small one is done in milliseconds: a short
+        # wait lets the client's first progress poll read 100, so pymilvus skips its 0.2 s sleep.
+        if started and wait_s > 0:
+            runtime.state.wait(started, wait_s)
+
+    def _start_load(self, runtime: CollectionRuntime, request: LoadRequest) -> frozenset[int]:
+        """Check, plan and reserve a load and move its partitions to Loading (under
+        ``transition``); the partitions it started, empty when nothing was left to load."""
+        coll = runtime.collection
         schema = coll.schema
         partitions = request.partitions
         if partitions is not None:
@@ -99,18 +114,17 @@ class LoadManager:
         check_indexes(coll.name, schema, coll.indexes, fields, for_partitions=partitions is not None)
         partition_ids = self._partition_ids(coll, partitions)
         state = runtime.state
-        state.wait_released(partition_ids)
         online = changes_online(coll.record.properties)
         if online and self._change_online(runtime, fields, request.skip_load_dynamic_field):
             runtime.request = request
-            return
+            return frozenset()
         state.check_fields(fields, request.skip_load_dynamic_field)
         missing = state.missing(partition_ids)
         runtime.request = request
         runtime.released_by_policy = False
         runtime.last_read = time.monotonic()
         if not missing:
-            return  # already loaded or loading with the same fields: Milvus answers success
+            return missing  # already loaded or loading with the same fields: Milvus answers success
         mapped = self.loader.mapped(coll)
         plan = plan_load(coll.snapshot().sealed, missing, fields, schema.primary_field.name, mapped)
         reservation = self.accountant.reserve(plan.total_bytes, f"loading collection {coll.name}")
@@ -125,10 +139,7 @@ class LoadManager:
         with runtime.lock:
             runtime.jobs = (*runtime.jobs, LoadJobRun(job, frozenset(plan.bytes_by_segment()), reservation))
         self.loader.poke(runtime)
-        # Loads stay asynchronous, as in Milvus, but a small one is done in milliseconds: a short
-        # wait lets the client's first progress poll read 100, so pymilvus skips its 0.2 s sleep.
-        if wait_s > 0:
-            state.wait(missing, wait_s)
+        return missing
 
     def _change_online(self, runtime: CollectionRuntime, fields: tuple[str, ...], skip_dynamic: bool) -> bool:
         """``sheafdb.online_load_change``: a loaded collection takes a new field list (or a new
@@ -192,11 +203,12 @@ class LoadManager:
         if partitions is not None and not partitions:
             raise invalid("no partition specified")
         partition_ids = None if partitions is None else self._partition_ids(coll, partitions)
-        runtime.released_by_policy = by_policy  # before Releasing: a racing read may reload
-        runtime.state.release(partition_ids)  # Releasing: reads refused, the job cancelled
-        with runtime.reconciling:  # a running pass stops at its next structure
-            freed = self.loader.drop_inactive(runtime)
-            runtime.state.released()
+        with runtime.transition:
+            runtime.released_by_policy = by_policy  # before Releasing: a racing read may reload
+            runtime.state.release(partition_ids)  # Releasing: reads refused, the job cancelled
+            with runtime.reconciling:  # a running pass stops at its next structure
+                freed = self.loader.drop_inactive(runtime)
+                runtime.state.released()
         give_back_memory()
         return freed
 
@@ -208,11 +220,12 @@ class LoadManager:
 
     def forget_partition(self, coll: Collection, partition_id: int) -> None:
         runtime = self._runtime(coll)
-        runtime.state.release([partition_id])
-        with runtime.reconciling:
-            self.loader.drop_inactive(runtime)
-            runtime.state.released()
-        runtime.state.forget_partition(partition_id)
+        with runtime.transition:
+            runtime.state.release([partition_id])
+            with runtime.reconciling:
+                self.loader.drop_inactive(runtime)
+                runtime.state.released()
+            runtime.state.forget_partition(partition_id)
         give_back_memory()
 
     # -- state -----------------------------------------------------------------------------
@@ -238,7 +251,7 @@ class LoadManager:
         coll, view = runtime.collection, runtime.view
         if not view.segments:
             return False
-        mapped = mapped_fields(coll.schema, coll.record.properties)
+        mapped = self.loader.mapped(coll)
         return view.fields != runtime.state.fields or view.mapped != mapped
 
     def check_fields(self, coll: Collection, fields: tuple[str, ...], skip_dynamic: bool) -> None:
@@ -278,6 +291,9 @@ class LoadManager:
                 usable = state.require_searchable(operation, named)
             plans = coll.read_plans  # one schema for the whole read
             snapshot = coll.snapshot()
+            # Before the check below: an index dropped after a release that follows the check
+            # must not vanish from under this read (its view still holds that index).
+            indexes = coll.indexes
             view = runtime.view
             sources = resolve_sources(
                 view, snapshot, usable, plans.schema, runtime.growing_json, ignore_growing=ignore_growing
@@ -297,7 +313,7 @@ class LoadManager:
                 deletes=self._superseded.deletes_for(
                     coll.collection_id, plans.schema.primary_field.name, sources, snapshot.deletes
                 ),
-                indexes=coll.indexes,
+                indexes=indexes,
                 plans=plans,
                 expiry=expiry_of(coll.record.properties),
             )

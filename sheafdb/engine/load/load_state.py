@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from sheafdb.engine.models import LoadState
-from sheafdb.errors import CollectionNotLoaded, PartitionNotLoaded, UnexpectedError
+from sheafdb.errors import CollectionNotLoaded, ParameterInvalid, PartitionNotLoaded
 
 _job_ids = itertools.count(1)
 
@@ -82,8 +82,9 @@ class _PartitionLoad:
 
 
 class CollectionLoadState:
-    """State of one collection. Thread-safe: ``_lock`` (a condition: waiters of ``wait`` and
-    ``wait_released`` are told of every transition) guards every attribute below it."""
+    """State of one collection. Thread-safe: ``_lock`` (a condition: waiters of ``wait`` are
+    told of every transition) guards every attribute below it. The load manager serializes
+    the loads and releases that drive it, so a load never meets a partition Releasing."""
 
     def __init__(self, collection_id: int) -> None:
         self.collection_id = collection_id
@@ -148,13 +149,6 @@ class CollectionLoadState:
                 self._lock.wait(left)
             return state
 
-    def wait_released(self, partition_ids: Iterable[int]) -> None:
-        """Block while any of these partitions is Releasing (a load waits for the release)."""
-        wanted = list(partition_ids)
-        with self._lock:
-            while any(self._partition(p).state is Phase.RELEASING for p in wanted):
-                self._lock.wait()
-
     def progress(self, partition_ids: Iterable[int] = ()) -> int:
         """0..100 over the given partitions (default: every partition loaded or loading)."""
         with self._lock:
@@ -209,9 +203,10 @@ class CollectionLoadState:
             if self._fields is not None and (
                 sorted(self._fields) != sorted(fields) or self._skip_dynamic != skip_dynamic
             ):
-                raise UnexpectedError(
+                # Milvus's query coordinator: a parameter error (1100), never an internal one.
+                raise ParameterInvalid(
                     "call query coordinator LoadCollection: can't change the load field list for loaded "
-                    f"collection[expected={list(self._fields)}][actual={list(fields)}]"
+                    f"collection: invalid parameter[expected={list(self._fields)}][actual={list(fields)}]"
                 )
 
     def change_fields(self, fields: tuple[str, ...], skip_dynamic: bool) -> None:

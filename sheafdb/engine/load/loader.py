@@ -18,8 +18,10 @@ Each install or retirement publishes a new view (one assignment under ``Collecti
 together with the accountant's registration). Memory limit errors come only from here and
 from the load call itself, never from a read.
 
-Locks, in order: ``CollectionRuntime.reconciling`` (one pass at a time per collection; a
-release holds it to drop segments, after its cancel made the pass stop between structures),
+Locks, in order: ``CollectionRuntime.transition`` (the load manager's: one load or release
+of a collection at a time), ``CollectionRuntime.reconciling`` (one pass at a time per
+collection; a release holds it to drop segments, after its cancel made the pass stop between
+structures),
 then ``CollectionRuntime.lock`` (the view, the job, the poke flags), then the state machine's
 and the accountant's own.
 """
@@ -73,6 +75,9 @@ class CollectionRuntime:
     state: CollectionLoadState
     # Replaced whole, never changed (reads take it without a lock).
     view: LoadedView = NOTHING_LOADED
+    # Loads and releases of this collection one at a time (load_manager.py): each sees the
+    # state the previous one left, never a release half done or a field list half set.
+    transition: threading.Lock = field(default_factory=threading.Lock)
     lock: threading.Lock = field(default_factory=threading.Lock)
     reconciling: threading.Lock = field(default_factory=threading.Lock)
     # The load jobs running (a partition load may start while another runs).

@@ -107,8 +107,8 @@ def test_load_plan_prices_a_load_without_loading(served, engine) -> None:
     again = sheafdb(rest, "load_plan", PARTIAL)["data"]
     assert again["totalBytes"] == 0 and again["partitionNames"] == []  # already loaded: adds nothing
     changed = sheafdb(rest, "load_plan", {"collectionName": "books"})
-    # What the load itself answers (Milvus's plain error, 65535).
-    assert changed["code"] == 65535 and "can't change the load field list" in changed["message"]
+    # What the load itself answers (a parameter error, 1100).
+    assert changed["code"] == 1100 and "can't change the load field list" in changed["message"]
 
 
 def test_load_plan_says_what_the_load_would_refuse(served) -> None:
