@@ -20,7 +20,8 @@ from sheafdb.engine.load.memory import MemoryAccountant
 class ResidentBlock:
     """Bytes one kind of structure of one field holds in one partition.
 
-    ``kind``: ``field`` (a raw column), ``index`` (a vector index), ``pk_lookup`` (the primary
+    ``kind``: ``field`` (a raw column), ``index`` (a vector index), ``scalar_index`` (a scalar or
+    JSON path index, named by the index), ``pk_lookup`` (the primary
     key -> row lookup), ``json`` (a parsed JSON path cache) or ``masks`` (filter mask cache).
     """
 
