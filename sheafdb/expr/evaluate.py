@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 from sheafdb.errors import UnexpectedError
 from sheafdb.expr import plan
 from sheafdb.expr.arithmetic import apply_arithmetic
-from sheafdb.expr.indexed import ScalarLookup, indexed_result
+from sheafdb.expr.indexed import ScalarLookup, indexed_ranges, indexed_result
 from sheafdb.expr.text_match import text_match
 
 JsonViews = Mapping[tuple[str, plan.JsonPath, plan.JsonView], pa.Array]
@@ -82,6 +82,13 @@ class _Evaluator:
                 return _settle_json(result, False) if reads_json else result
             case plan.Constant(value):
                 return pa.array(np.full(self._rows, value, dtype=bool))
+            case plan.And(operands) if self._indexes is not None:
+                answered, rest = indexed_ranges(operands, self._indexes)
+                results = [*answered, *(self.predicate(operand) for operand in rest)]
+                result = results[0]
+                for other in results[1:]:
+                    result = pc.and_kleene(result, other)
+                return result
             case plan.And(operands):
                 return self._fold(pc.and_kleene, operands)
             case plan.Or(operands):

@@ -11,6 +11,9 @@ constants:
 - ``like`` with a literal of at least ``min_gram`` characters: the NGRAM index's candidates,
   verified with Arrow's ``match_like`` on those rows only.
 
+Ranges on one operand joined by ``and`` (``a >= 1 and a < 5``, ``1 < a <= 5``) are asked as
+one interval (``indexed_ranges``): each bound alone may hold most rows, the interval few.
+
 Anything else, or an answer bigger than ``SCAN_FRACTION`` of the segment (then the column
 scan is as cheap), is left to the scan. The result has the scan's exact shape: nulls where
 the field is null (three-valued logic), and for JSON paths the settled two-valued answer
@@ -73,6 +76,74 @@ def indexed_result(
         case plan.Like((plan.FieldColumn() | plan.JsonValue()) as operand, pattern, reads_json):
             return _like(operand, pattern, reads_json, lookup, values_of)
     return None
+
+
+def indexed_ranges(
+    operands: Sequence[plan.Predicate], lookup: ScalarLookup
+) -> tuple[list[pa.Array], list[plan.Predicate]]:
+    """For the operands of an ``and``: the results of the ranges an index answers as one
+    interval per operand, and the operands left to evaluate one by one."""
+    bounds: dict[plan.FieldColumn | plan.JsonValue, list[tuple[str, object, bool]]] = {}
+    for operand in operands:
+        found = _range_bound(operand)
+        if found is not None:
+            target, op, value, reads_json = found
+            bounds.setdefault(target, []).append((op, value, reads_json))
+    answered: list[pa.Array] = []
+    used: set[plan.FieldColumn | plan.JsonValue] = set()
+    for target, found_bounds in bounds.items():
+        if len(found_bounds) < 2 or len({reads for _, _, reads in found_bounds}) != 1:
+            continue
+        interval = _interval(found_bounds)
+        if interval is None:
+            continue
+        result = _answer(target, found_bounds[0][2], lookup, _in_interval(*interval))
+        if result is not None:
+            answered.append(result)
+            used.add(target)
+    rest = [o for o in operands if (found := _range_bound(o)) is None or found[0] not in used]
+    return answered, rest
+
+
+def _in_interval(
+    low: object, low_inclusive: bool, high: object, high_inclusive: bool
+) -> Callable[[IndexedColumn, int], np.ndarray | None]:
+    return lambda index, limit: index.rows_range(low, low_inclusive, high, high_inclusive, limit)
+
+
+def _range_bound(node: plan.Predicate) -> tuple[plan.FieldColumn | plan.JsonValue, str, object, bool] | None:
+    match node:
+        case plan.Compare(
+            op, (plan.FieldColumn() | plan.JsonValue()) as target, plan.Const(value), reads_json
+        ):
+            pass
+        case plan.Compare(
+            op, plan.Const(value), (plan.FieldColumn() | plan.JsonValue()) as target, reads_json
+        ):
+            op = _FLIPPED[op]
+        case _:
+            return None
+    if op not in ("<", "<=", ">", ">=") or value is None or isinstance(value, bool):
+        return None
+    return target, op, value, reads_json
+
+
+def _interval(bounds: list[tuple[str, object, bool]]) -> tuple[object, bool, object, bool] | None:
+    """The tightest (low, inclusive, high, inclusive) of the bounds; None if they do not compare."""
+    low: tuple[object, bool] | None = None
+    high: tuple[object, bool] | None = None
+    try:
+        for op, value, _ in bounds:
+            if op in (">", ">="):
+                if low is None or value > low[0] or (value == low[0] and op == ">"):  # type: ignore[operator]
+                    low = (value, op == ">=")
+            elif high is None or value < high[0] or (value == high[0] and op == "<"):  # type: ignore[operator]
+                high = (value, op == "<=")
+    except TypeError:
+        return None
+    if low is None or high is None:
+        return None
+    return low[0], low[1], high[0], high[1]
 
 
 def _indexes(operand: plan.FieldColumn | plan.JsonValue, lookup: ScalarLookup) -> Sequence[IndexedColumn]:

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from pymilvus import DataType, MilvusClient, MilvusException
 
-from tests.e2e.conftest import ROOT_TOKEN, compact_and_wait
+from tests.e2e.conftest import ROOT_TOKEN, compact_and_wait, free_port, start_server, stop_server, wait_ready
 
 ROWS = 3000
 WORDS = ("apple", "apricot", "banana", "blueberry", "cherry", "grape", "grapefruit", "melon")
@@ -139,11 +140,10 @@ def _wait_built(client: MilvusClient, name: str, index_name: str) -> dict[str, A
         time.sleep(0.1)
 
 
-def _scalar_index_bytes(server_uri: str, name: str) -> dict[str, int]:
+def _scalar_index_bytes(server_uri: str, name: str, token: str | None = ROOT_TOKEN) -> dict[str, int]:
     """The memory accountant's scalar index blocks of a collection, by index name."""
-    reply = httpx.post(
-        f"{server_uri}/v2/sheafdb/memory", json={}, headers={"Authorization": f"Bearer {ROOT_TOKEN}"}
-    ).json()
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    reply = httpx.post(f"{server_uri}/v2/sheafdb/memory", json={}, headers=headers).json()
     out: dict[str, int] = {}
     for entry in reply["data"]["collections"]:
         if entry["collectionName"] == name:
@@ -324,3 +324,36 @@ def test_rest_create_index_builds_a_scalar_index(client: MilvusClient, server_ur
         client.release_collection(plain)
         client.drop_index(plain, "age_sorted")
         client.load_collection(plain)
+
+
+@pytest.mark.slow
+def test_built_indexes_survive_a_restart(tmp_path: Path) -> None:
+    """The catalog names each segment's index files: a restart loads them, nothing rebuilt."""
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    process = start_server(tmp_path / "data", port, tmp_path / "one.log", auth=False)
+    try:
+        wait_ready(process, tmp_path / "one.log")
+        client = MilvusClient(uri)
+        _create(client, "c", True)
+        client.insert("c", _rows(0, 800))
+        client.flush("c")
+        _wait_built(client, "c", "tag_ngram")
+        files = sorted(p.name for p in (tmp_path / "data").rglob("index_*.arrow"))
+        assert len(files) == 9  # one file per scalar index of the one sealed segment
+        before = {expr: _ids(client, "c", expr) for expr in FILTERS}
+        client.close()
+    finally:
+        assert stop_server(process) == 0
+    process = start_server(tmp_path / "data", port, tmp_path / "two.log", auth=False)
+    try:
+        wait_ready(process, tmp_path / "two.log")
+        client = MilvusClient(uri)
+        client.load_collection("c")
+        assert client.describe_index("c", "note_ngram")["indexed_rows"] == 800
+        assert sorted(p.name for p in (tmp_path / "data").rglob("index_*.arrow")) == files
+        assert {"age_inv", "note_ngram", "price_num"} <= set(_scalar_index_bytes(uri, "c", token=None))
+        assert {expr: _ids(client, "c", expr) for expr in FILTERS} == before
+        client.close()
+    finally:
+        assert stop_server(process) == 0

@@ -9,8 +9,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from sheafdb.expr import JsonColumn, JsonPath, JsonView, compile_filter
-from sheafdb.expr.indexed import IndexedColumn, indexed_result
+from sheafdb.expr import JsonColumn, JsonPath, JsonView, compile_filter, plan
+from sheafdb.expr.indexed import IndexedColumn, indexed_ranges, indexed_result
 from sheafdb.index.scalar import ScalarIndexSpec, build_scalar_index, load_scalar_index, save_scalar_index
 from sheafdb.schema import CollectionSchema, DataType, FieldSchema
 from sheafdb.storage.object_store import LocalStore
@@ -128,10 +128,20 @@ ANSWERED = (
     'meta["p"] in [1, 2]',
     'meta["s"] like "%k2%"',
 )
+# Ranges joined by ``and`` are one interval of the index, with the other operands scanned.
+INTERVALS = (
+    "age > 10 and age <= 12",
+    "20 <= age < 22",
+    "age >= 100 and age < 110 and flag",
+    "score > 0.5 and score < 0.51 and age > 3",
+    'name >= "zeta-1" and name < "zeta-2"',
+    'meta["p"] > 10 and meta["p"] <= 11',
+    "age > 50 and age < 40",
+)
 SCANNED = ("age + 1 == 8", "score > 0.1", 'name like "%b%"', "flag", 'color like "r_d"')
 
 
-@pytest.mark.parametrize("expr", ANSWERED + SCANNED)
+@pytest.mark.parametrize("expr", ANSWERED + INTERVALS + SCANNED)
 def test_indexed_evaluation_equals_the_scan(setup: tuple[pa.Table, Lookup], expr: str) -> None:
     table, lookup = setup
     flt = compile_filter(expr, SCHEMA)
@@ -157,3 +167,12 @@ def test_the_index_answers(setup: tuple[pa.Table, Lookup], expr: str) -> None:
 def test_a_wide_answer_is_left_to_the_scan(setup: tuple[pa.Table, Lookup]) -> None:
     _, lookup = setup
     assert indexed_result(compile_filter("score > 0.1", SCHEMA).predicate, lookup, lambda v: None) is None
+
+
+@pytest.mark.parametrize("expr", INTERVALS)
+def test_ranges_joined_by_and_are_one_interval(setup: tuple[pa.Table, Lookup], expr: str) -> None:
+    _, lookup = setup
+    predicate = compile_filter(expr, SCHEMA).predicate
+    assert isinstance(predicate, plan.And)
+    answered, rest = indexed_ranges(predicate.operands, lookup)
+    assert len(answered) == 1 and len(rest) == len(predicate.operands) - 2
