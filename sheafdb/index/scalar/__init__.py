@@ -21,8 +21,6 @@ from sheafdb.index.scalar.structures import (
     non_null,
 )
 
-STRUCTURES = ("sorted", "bitmap", "hybrid", "ngram")
-
 
 @dataclass(frozen=True)
 class ScalarIndexSpec:
@@ -51,7 +49,6 @@ def build_scalar_index(spec: ScalarIndexSpec, column: pa.Array | pa.ChunkedArray
 
 
 __all__ = [
-    "STRUCTURES",
     "BitmapIndex",
     "NgramIndex",
     "ScalarIndex",
