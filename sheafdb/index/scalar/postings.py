@@ -52,11 +52,16 @@ class Postings:
     def build(cls, values: pa.Array, row_ids: np.ndarray, num_rows: int) -> Postings:
         """Postings of ``values`` (no nulls) found at ``row_ids`` (ascending) of ``num_rows`` rows."""
         if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
-            order = np.asarray(pc.sort_indices(values).to_numpy(), dtype=np.int64)
-            encoded = pc.dictionary_encode(values.take(pa.array(order)))
-            codes = np.asarray(encoded.indices.to_numpy(), dtype=np.int64)
-            starts = np.flatnonzero(np.diff(codes)) + 1 if len(codes) else np.empty(0, np.int64)
-            keys: np.ndarray | pa.Array = encoded.dictionary.cast(pa.string())
+            # Hash to distinct values first, sort only those, then order the rows by the
+            # distinct value's rank with numpy (sorting every string is far slower).
+            encoded = pc.dictionary_encode(values)
+            distinct_order = np.asarray(pc.sort_indices(encoded.dictionary).to_numpy(), dtype=np.int64)
+            rank = np.empty(len(distinct_order), dtype=np.int64)
+            rank[distinct_order] = np.arange(len(distinct_order))
+            codes = rank[np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)]
+            order = np.argsort(codes, kind="stable")
+            starts = np.cumsum(np.bincount(codes, minlength=len(distinct_order)))[:-1]
+            keys: np.ndarray | pa.Array = encoded.dictionary.take(pa.array(distinct_order)).cast(pa.string())
         else:
             numbers = _numeric(values)
             order = np.argsort(numbers, kind="stable")
