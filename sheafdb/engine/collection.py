@@ -16,7 +16,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import replace
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -285,8 +284,7 @@ class Collection:
         with self._lock:
             for i, seg in enumerate(self._sealed):
                 if seg.segment_id == segment_id:
-                    files = {**seg.index_files, index_file.field_name: index_file}
-                    updated = replace(seg, index_files=files)
+                    updated = seg.with_index_files((index_file,))
                     self._sealed = (*self._sealed[:i], updated, *self._sealed[i + 1 :])
                     break
             else:
@@ -294,13 +292,10 @@ class Collection:
         self._notify(DataEvent("index_built", self.collection_id, added=(updated,), removed=(seg,)))
         return True
 
-    def forget_index(self, field_name: str) -> None:
+    def forget_index(self, field_name: str, index_name: str) -> None:
         """An index was dropped: sealed segments no longer list its files."""
         with self._lock:
-            self._sealed = tuple(
-                replace(s, index_files={k: v for k, v in s.index_files.items() if k != field_name})
-                for s in self._sealed
-            )
+            self._sealed = tuple(s.without_index(field_name, index_name) for s in self._sealed)
 
     def replace_sealed(
         self, old: tuple[SealedSegment, ...], new: tuple[SealedSegment, ...], kind: str

@@ -4,10 +4,10 @@
 own: the facade holds its ``_ddl_lock`` around create, drop and alter (metadata changes);
 describe reads the collection's current snapshot and takes none.
 
-Vector indexes are validated by ``sheafdb.index.parse_index_params`` and built per sealed
-segment in the background (index_builds.py). Scalar indexes (INVERTED, STL_SORT, ...) are
-accepted and recorded so that Milvus code creating them runs unchanged; filters scan the
-loaded columns, so there is nothing to build and they report Finished at once.
+Vector indexes are validated by ``sheafdb.index.parse_index_params``, scalar and JSON path
+indexes by scalar_index_rules.py; both are built per sealed segment in the background
+(index_builds.py). A scalar index that builds nothing (scalar_structure is None: filters on
+it scan) reports Finished at once.
 """
 
 from __future__ import annotations
@@ -16,9 +16,11 @@ from collections.abc import Callable, Mapping, Sequence
 
 from sheafdb.engine.collection import Collection
 from sheafdb.engine.models import IndexInfo, IndexState
+from sheafdb.engine.scalar_index_rules import check_scalar_index, scalar_structure
 from sheafdb.engine.text_rules import with_bm25_metric
 from sheafdb.engine.write.data_removal import DataRemoval
 from sheafdb.engine.write.index_builds import IndexBuilder
+from sheafdb.engine.write.scalar_index_builds import builds_files, has_file
 from sheafdb.errors import (
     CollectionAlreadyLoaded,
     FieldNotFound,
@@ -27,39 +29,17 @@ from sheafdb.errors import (
     invalid,
 )
 from sheafdb.index import describe_index_params, parse_index_params
-from sheafdb.schema import DataType, FieldSchema
+from sheafdb.schema import FieldSchema
 from sheafdb.storage.catalog import Catalog
 from sheafdb.storage.records import IndexRecord
 from sheafdb.storage.timestamps import TimestampOracle
-
-SCALAR_INDEX_TYPES = frozenset({"INVERTED", "STL_SORT", "TRIE", "BITMAP", "AUTOINDEX", "NGRAM", "HYBRID"})
-
-
-# JSON path indexes (Milvus 2.6): INVERTED or AUTOINDEX over one path, read as one cast type.
-JSON_INDEX_TYPES = frozenset({"INVERTED", "AUTOINDEX"})
-JSON_CAST_TYPES = frozenset(
-    {"BOOL", "DOUBLE", "VARCHAR", "ARRAY_BOOL", "ARRAY_DOUBLE", "ARRAY_VARCHAR", "JSON"}
-)
 
 
 def _normalized_params(field: FieldSchema, params: Mapping[str, str]) -> dict[str, str]:
     """Validate ``params`` for ``field``; returns the params as Milvus describes them."""
     if field.is_vector:
         return describe_index_params(parse_index_params(field, params))
-    index_type = str(params.get("index_type", "") or "AUTOINDEX").upper()
-    if index_type not in SCALAR_INDEX_TYPES:
-        raise invalid(f"invalid index type: {index_type} for scalar field {field.name}")
-    if field.dtype is DataType.JSON and "json_cast_type" in params:
-        if index_type not in JSON_INDEX_TYPES:
-            raise invalid(f"index type {index_type} is not supported for json field {field.name}")
-        cast = str(params["json_cast_type"]).upper()
-        if cast not in JSON_CAST_TYPES:
-            raise invalid(f"json_cast_type {params['json_cast_type']} is not supported")
-        path = str(params.get("json_path", "") or field.name)
-        if not (path == field.name or path.startswith(f"{field.name}[")):
-            raise invalid(f"json_path {path} does not belong to json field {field.name}")
-        return {**{k: str(v) for k, v in params.items()}, "index_type": index_type, "json_path": path}
-    return {**{k: str(v) for k, v in params.items()}, "index_type": index_type}
+    return check_scalar_index(field, params)
 
 
 def _find_conflict(
@@ -98,8 +78,10 @@ def _progress(coll: Collection, index: IndexRecord, builder: IndexBuilder) -> In
     field = coll.schema.field(index.field_name)
     growing = sum(t.num_rows for t in snapshot.growing.values())
     sealed_rows = sum(s.num_rows for s in snapshot.sealed)
-    is_vector = field is not None and field.is_vector
-    indexed = sum(s.num_rows for s in snapshot.sealed if not is_vector or index.field_name in s.index_files)
+    built = builds_files(field, index)
+    indexed = sum(
+        s.num_rows for s in snapshot.sealed if not built or (field is not None and has_file(s, field, index))
+    )
     pending = sealed_rows - indexed
     failure = builder.failure(index.index_id)
     if failure is not None and pending:
@@ -135,8 +117,8 @@ class IndexDefinitions:
         self._is_loaded = is_loaded
 
     def create(self, coll: Collection, field_name: str, index_name: str, params: Mapping[str, str]) -> bool:
-        """Record the index; True when it is a new vector index whose segment builds must start
-        (the facade starts them once its DDL lock is released)."""
+        """Record the index; True when it is a new index whose segment builds must start (the
+        facade starts them once its DDL lock is released)."""
         field = coll.schema.field(field_name)
         if field is None:
             raise FieldNotFound(f"cannot create index on non-exist field: {field_name}")
@@ -146,7 +128,7 @@ class IndexDefinitions:
             return False
         self._catalog.create_index(coll.collection_id, field_name, name, normalized, self._oracle.next())
         coll.set_indexes(tuple(self._catalog.list_indexes(coll.collection_id)))
-        return field.is_vector
+        return field.is_vector or scalar_structure(field, normalized) is not None
 
     def describe(self, coll: Collection, index_name: str, field_name: str) -> list[IndexInfo]:
         found = _matching(coll.indexes, index_name, field_name)
@@ -162,7 +144,7 @@ class IndexDefinitions:
             raise UnexpectedError("index cannot be dropped, collection is loaded, please release it first")
         for index in found:
             dropped = self._catalog.drop_index(index.index_id)
-            coll.forget_index(index.field_name)
+            coll.forget_index(index.field_name, index.index_name)
             self._removal.discard(dropped)
         coll.set_indexes(tuple(self._catalog.list_indexes(coll.collection_id)))
 

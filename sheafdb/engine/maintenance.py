@@ -24,6 +24,7 @@ from sheafdb.engine.models import LoadState
 from sheafdb.engine.replicas import dml_channel
 from sheafdb.engine.resource_groups import NODE_ID
 from sheafdb.engine.write.compaction_jobs import CompactionJob, CompactionJobs
+from sheafdb.engine.write.scalar_index_builds import builds_files, has_file
 
 
 class SegmentState:
@@ -156,16 +157,17 @@ class Maintenance:
         return out
 
     def indexed_segments(self, db: str, collection: str, index_name: str) -> list[int]:
-        """Sealed segments whose build of ``index_name`` is done (every one for a scalar index,
-        which needs no build)."""
+        """Sealed segments whose build of ``index_name`` is done (every one for an index that
+        builds no files)."""
         coll = self._resolve(db, collection)
         matching = [i for i in coll.indexes if i.index_name == index_name]
         if not matching:
             return []
-        field = matching[0].field_name
-        vector = coll.schema.field(field)
-        needs_build = vector is not None and vector.is_vector
-        return [s.segment_id for s in coll.snapshot().sealed if not needs_build or field in s.index_files]
+        field = coll.schema.field(matching[0].field_name)
+        if not builds_files(field, matching[0]):
+            return [s.segment_id for s in coll.snapshot().sealed]
+        assert field is not None
+        return [s.segment_id for s in coll.snapshot().sealed if has_file(s, field, matching[0])]
 
     # -- flush-all ---------------------------------------------------------------------------
     def flush_all(self, db: str | None) -> int:

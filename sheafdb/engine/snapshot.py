@@ -21,8 +21,8 @@ garbage collected (see ``compaction.py``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 
 import pyarrow as pa
 
@@ -36,13 +36,15 @@ class SegmentColumns(dict[str, ColumnFile]):
 
 @dataclass(frozen=True)
 class SegmentIndexFile:
-    """A built vector index of one sealed segment, saved beside its column files."""
+    """A built index of one sealed segment, saved beside its column files: a vector index, or
+    (``scalar``) a scalar / JSON path index (sheafdb.index.scalar)."""
 
     field_name: str
     index_name: str
     path: str
     nbytes: int
     params: Mapping[str, str]
+    scalar: bool = False
 
 
 @dataclass(frozen=True, eq=False)
@@ -56,6 +58,8 @@ class SealedSegment:
     columns: Mapping[str, ColumnFile]
     # Vector field name -> its built index (absent until the background build finishes).
     index_files: Mapping[str, SegmentIndexFile] = field(default_factory=dict)
+    # Scalar index name -> its built file (a JSON field may hold several path indexes).
+    scalar_index_files: Mapping[str, SegmentIndexFile] = field(default_factory=dict)
     # Directory of the column files inside the object store.
     directory: str = ""
     # The deletes file this segment carried when it was sealed (already part of
@@ -65,6 +69,22 @@ class SealedSegment:
     @property
     def nbytes(self) -> int:
         return sum(c.nbytes for c in self.columns.values())
+
+    def with_index_files(self, files: Iterable[SegmentIndexFile]) -> SealedSegment:
+        """This segment also listing ``files`` (each under its kind's key)."""
+        vectors, scalars = dict(self.index_files), dict(self.scalar_index_files)
+        for built in files:
+            if built.scalar:
+                scalars[built.index_name] = built
+            else:
+                vectors[built.field_name] = built
+        return replace(self, index_files=vectors, scalar_index_files=scalars)
+
+    def without_index(self, field_name: str, index_name: str) -> SealedSegment:
+        """This segment no longer listing the dropped index ``index_name`` of ``field_name``."""
+        vectors = {k: v for k, v in self.index_files.items() if k != field_name or v.index_name != index_name}
+        scalars = {k: v for k, v in self.scalar_index_files.items() if k != index_name}
+        return replace(self, index_files=vectors, scalar_index_files=scalars)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 from sheafdb.errors import UnexpectedError
 from sheafdb.expr import plan
 from sheafdb.expr.arithmetic import apply_arithmetic
+from sheafdb.expr.indexed import ScalarLookup, indexed_ranges, indexed_result
 from sheafdb.expr.text_match import text_match
 
 JsonViews = Mapping[tuple[str, plan.JsonPath, plan.JsonView], pa.Array]
@@ -30,15 +31,19 @@ _COMPARE_FUNCTIONS = {
 }
 
 
-def evaluate_plan(predicate: plan.Predicate, table: pa.Table, json_views: JsonViews) -> np.ndarray:
-    """The rows of ``table`` the predicate keeps, as a numpy bool mask."""
-    result = _Evaluator(table, json_views).predicate(predicate)
+def evaluate_plan(
+    predicate: plan.Predicate, table: pa.Table, json_views: JsonViews, indexes: ScalarLookup | None = None
+) -> np.ndarray:
+    """The rows of ``table`` the predicate keeps, as a numpy bool mask. ``indexes`` (a sealed
+    segment's scalar indexes) answer the leaves they can (indexed.py); the rest scan."""
+    result = _Evaluator(table, json_views, indexes).predicate(predicate)
     return np.asarray(pc.fill_null(result, False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
 class _Evaluator:
-    def __init__(self, table: pa.Table, json_views: JsonViews) -> None:
+    def __init__(self, table: pa.Table, json_views: JsonViews, indexes: ScalarLookup | None) -> None:
         self._table = table
+        self._indexes = indexes
         self._rows = table.num_rows
         self._json_views = json_views
         self._columns: dict[str, pa.Array] = {}
@@ -53,6 +58,10 @@ class _Evaluator:
 
     # -- predicates -------------------------------------------------------------------------
     def predicate(self, node: plan.Predicate) -> pa.Array:
+        if self._indexes is not None and isinstance(node, (plan.Compare, plan.IsIn, plan.Like)):
+            answered = indexed_result(node, self._indexes, self.value)
+            if answered is not None:
+                return answered
         match node:
             case plan.Compare(op, left, right, reads_json):
                 result = pc.call_function(_COMPARE_FUNCTIONS[op], [self.value(left), self.value(right)])
@@ -73,6 +82,13 @@ class _Evaluator:
                 return _settle_json(result, False) if reads_json else result
             case plan.Constant(value):
                 return pa.array(np.full(self._rows, value, dtype=bool))
+            case plan.And(operands) if self._indexes is not None:
+                answered, rest = indexed_ranges(operands, self._indexes)
+                results = [*answered, *(self.predicate(operand) for operand in rest)]
+                result = results[0]
+                for other in results[1:]:
+                    result = pc.and_kleene(result, other)
+                return result
             case plan.And(operands):
                 return self._fold(pc.and_kleene, operands)
             case plan.Or(operands):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -11,6 +11,7 @@ import pyarrow as pa
 from sheafdb.errors import UnexpectedError
 from sheafdb.expr import plan
 from sheafdb.expr.evaluate import evaluate_plan
+from sheafdb.expr.indexed import ScalarLookup
 from sheafdb.expr.json_column import JsonColumn, JsonProjections
 from sheafdb.expr.planner import PlannedFilter, plan_filter
 from sheafdb.expr.syntax import parse
@@ -47,26 +48,31 @@ class Filter:
         return self.predicate == plan.Constant(True)
 
     def evaluate(
-        self, table: pa.Table, json_columns: Mapping[str, JsonProjections] | None = None
+        self,
+        table: pa.Table,
+        json_columns: Mapping[str, JsonProjections] | None = None,
+        indexes: ScalarLookup | None = None,
     ) -> np.ndarray:
         """The rows the filter keeps, as a numpy bool mask of ``table.num_rows``.
 
         ``table`` holds the fields the filter reads and ``"$meta"`` when it reads dynamic
         keys. ``json_columns`` are prepared ``JsonColumn``s of those JSON columns (same rows
-        as ``table``); a JSON column not given is parsed here, once for this call.
+        as ``table``); a JSON column not given is parsed here, once for this call. ``indexes``
+        (a sealed segment's loaded scalar indexes) answer what they can; the result is the
+        same as without them.
         """
-        views: dict[tuple[str, plan.JsonPath, plan.JsonView], pa.Array] = {}
-        for column, wanted in self.json_views.items():
-            prepared: JsonProjections | None = (json_columns or {}).get(column)
-            if prepared is None:
-                prepared = JsonColumn(_json_text(table, column))
-            elif len(prepared) != table.num_rows:
+        prepared: dict[str, JsonProjections] = {}
+        for column in self.json_views:
+            given: JsonProjections | None = (json_columns or {}).get(column)
+            if given is None:
+                given = JsonColumn(_json_text(table, column))
+            elif len(given) != table.num_rows:
                 raise UnexpectedError(
-                    f"prepared JSON column {column} has {len(prepared)} rows, the table {table.num_rows}"
+                    f"prepared JSON column {column} has {len(given)} rows, the table {table.num_rows}"
                 )
-            for (path, view), array in prepared.views(wanted).items():
-                views[(column, path, view)] = array
-        return evaluate_plan(self.predicate, table, views)
+            prepared[column] = given
+        # Projections are taken when a leaf reads them: one an index answers is never parsed.
+        return evaluate_plan(self.predicate, table, _LazyViews(prepared, self.json_views), indexes)
 
     def primary_keys(self) -> list[int] | list[str] | None:
         """The keys when the filter is exactly ``pk in [...]`` or ``pk == v``; else None."""
@@ -89,6 +95,33 @@ class Filter:
 
     def __repr__(self) -> str:
         return f"Filter({self.text!r})"
+
+
+class _LazyViews(Mapping[tuple[str, plan.JsonPath, plan.JsonView], pa.Array]):
+    """JSON projections taken from the prepared columns when first read (for one evaluation):
+    every projection the filter reads of that column at once, so its text is parsed once."""
+
+    def __init__(
+        self,
+        prepared: Mapping[str, JsonProjections],
+        wanted: Mapping[str, frozenset[tuple[plan.JsonPath, plan.JsonView]]],
+    ) -> None:
+        self._prepared = prepared
+        self._wanted = wanted
+        self._taken: dict[tuple[str, plan.JsonPath, plan.JsonView], pa.Array] = {}
+
+    def __getitem__(self, key: tuple[str, plan.JsonPath, plan.JsonView]) -> pa.Array:
+        if key not in self._taken:
+            column = key[0]
+            for (path, view), array in self._prepared[column].views(self._wanted[column]).items():
+                self._taken[(column, path, view)] = array
+        return self._taken[key]
+
+    def __iter__(self) -> Iterator[tuple[str, plan.JsonPath, plan.JsonView]]:
+        return iter(self._taken)
+
+    def __len__(self) -> int:
+        return len(self._taken)
 
 
 def _json_text(table: pa.Table, column: str) -> pa.ChunkedArray:

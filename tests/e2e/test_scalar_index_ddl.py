@@ -1,5 +1,5 @@
 """Scalar and JSON path index definitions through the real pymilvus client: accepted, described,
-dropped as Milvus does (filters still scan the loaded columns: nothing is built)."""
+dropped as Milvus does (test_scalar_indexes.py covers what they build and answer)."""
 
 from __future__ import annotations
 

@@ -120,7 +120,7 @@ class PlanItem:
 
     segment_id: int
     partition_id: int
-    kind: str  # "field" | "mapped" | "index" | "pk_lookup"
+    kind: str  # "field" | "mapped" | "index" | "scalar_index" | "pk_lookup"
     name: str
     nbytes: int
 
@@ -168,6 +168,13 @@ def segment_plan(
         index_file = segment.index_files.get(name)
         if index_file is not None:
             items.append(PlanItem(segment.segment_id, segment.partition_id, "index", name, index_file.nbytes))
+    for scalar in segment.scalar_index_files.values():
+        if scalar.field_name in fields:
+            items.append(
+                PlanItem(
+                    segment.segment_id, segment.partition_id, "scalar_index", scalar.index_name, scalar.nbytes
+                )
+            )
     pk_column = segment.columns.get(primary_key)
     pk_bytes = segment.num_rows * PK_LOOKUP_BYTES_PER_ROW + (pk_column.nbytes if pk_column else 0)
     items.append(PlanItem(segment.segment_id, segment.partition_id, "pk_lookup", primary_key, pk_bytes))

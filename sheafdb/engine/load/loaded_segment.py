@@ -18,12 +18,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sheafdb.engine.load.scalar_indexes import SegmentScalarIndexes, load_scalar_indexes, wanted_files
 from sheafdb.engine.read.growing_json import GrowingJsonCache
 from sheafdb.engine.read.visibility import hidden_mask
-from sheafdb.engine.snapshot import SealedSegment
+from sheafdb.engine.snapshot import SealedSegment, SegmentIndexFile
 from sheafdb.engine.write.added_fields import backfill
 from sheafdb.expr import Filter, JsonColumn, JsonProjections
+from sheafdb.expr.indexed import ScalarLookup
 from sheafdb.index import SparseMatrix, VectorIndex, load_index, parse_index_params, vectors_from_arrow
+from sheafdb.index.scalar import ScalarIndex
 from sheafdb.schema import DYNAMIC_FIELD, TIMESTAMP_COLUMN, CollectionSchema, DataType
 from sheafdb.storage.object_store import ObjectStore
 from sheafdb.storage.segment_files import read_column
@@ -128,6 +131,7 @@ class RowSource(Protocol):
     def rows_of(self, primary_key: str, keys: Sequence[int] | Sequence[str]) -> np.ndarray: ...
     def json_columns(self) -> Mapping[str, JsonProjections]: ...
     def numeric_column(self, name: str) -> np.ndarray | None: ...
+    def scalar_lookup(self) -> ScalarLookup | None: ...
 
 
 def json_column_names(schema: CollectionSchema, table: pa.Table) -> list[str]:
@@ -163,6 +167,8 @@ class LoadedSegment:
     # Prepared once per JSON column at load (nothing parsed until a filter asks for a path);
     # each JsonColumn locks itself, so this dict is only written before the segment is shared.
     prepared_json: dict[str, JsonColumn] = field(default_factory=dict)
+    # The loaded scalar / JSON path indexes; replaced whole (never changed) when one is added.
+    scalar: SegmentScalarIndexes = field(default_factory=SegmentScalarIndexes)
 
     @property
     def segment_id(self) -> int:
@@ -229,6 +235,16 @@ class LoadedSegment:
 
     def json_columns(self) -> Mapping[str, JsonProjections]:
         return self.prepared_json
+
+    def scalar_lookup(self) -> ScalarLookup | None:
+        return self.scalar if self.scalar else None
+
+    def add_scalar_indexes(
+        self, schema: CollectionSchema, added: Sequence[tuple[SegmentIndexFile, ScalarIndex]]
+    ) -> None:
+        """Install more loaded scalar indexes (reads see the old set or the new one)."""
+        self.scalar = self.scalar.with_indexes(schema, added)
+        self.footprint.update(self.scalar.footprint())
 
     def numeric_column(self, name: str) -> np.ndarray | None:
         """A zero-copy numpy view of an integer or float column without nulls, else None.
@@ -309,6 +325,9 @@ class GrowingRows:
     def numeric_column(self, name: str) -> np.ndarray | None:
         return None  # a growing table is new on every read: a view would not be reused
 
+    def scalar_lookup(self) -> ScalarLookup | None:
+        return None  # growing rows are scanned
+
     def json_columns(self) -> Mapping[str, JsonProjections]:
         if self.json_cache is None or self.schema is None:
             return {}
@@ -334,7 +353,9 @@ def _numeric_view(table: pa.Table, name: str) -> np.ndarray | None:
 def _allowed(
     source: RowSource, flt: Filter | None, primary_key: str, latest_deletes: pa.Table
 ) -> np.ndarray | None:
-    mask = flt.evaluate(source.table, source.json_columns()) if flt is not None else None
+    mask = (
+        flt.evaluate(source.table, source.json_columns(), source.scalar_lookup()) if flt is not None else None
+    )
     hidden = source.hidden(primary_key, latest_deletes)
     if hidden is not None:
         mask = ~hidden if mask is None else mask & ~hidden
@@ -409,6 +430,10 @@ def load_segment(
             name, open_index(store, schema, name, index_file.path, index_file.params, mmap=map_indexes)
         )
         on_bytes(index_file.nbytes)
+    scalars = load_scalar_indexes(
+        store, wanted_files(segment, fields), cancelled=cancelled, on_bytes=on_bytes, cancel=LoadCancelled
+    )
+    loaded.add_scalar_indexes(schema, scalars)
     return loaded
 
 
@@ -449,6 +474,16 @@ def reshape_segment(
             index = open_index(store, schema, name, index_file.path, index_file.params)
         if index is not None:
             reshaped.add_index(name, index)
+    kept_scalars = [
+        old.scalar.loaded[f.index_name]
+        for f in wanted_files(segment, fields)
+        if f.index_name in old.scalar.loaded
+    ]
+    added = [f for f in wanted_files(segment, fields) if f.index_name not in old.scalar.loaded]
+    read = load_scalar_indexes(
+        store, added, cancelled=lambda: False, on_bytes=lambda _: None, cancel=LoadCancelled
+    )
+    reshaped.add_scalar_indexes(schema, [*kept_scalars, *read])
     return reshaped
 
 
@@ -466,6 +501,7 @@ def added_bytes(
         index_file = segment.index_files.get(name)
         if index_file is not None and old.index(name) is None:
             total += index_file.nbytes
+    total += sum(f.nbytes for f in wanted_files(segment, fields) if f.index_name not in old.scalar.loaded)
     return total
 
 

@@ -46,11 +46,13 @@ from sheafdb.engine.load.loaded_segment import (
     reshape_segment,
 )
 from sheafdb.engine.load.memory import MemoryAccountant, MemoryKey, Reservation, give_back_memory
+from sheafdb.engine.load.scalar_indexes import wanted_files
 from sheafdb.engine.load.target import LoadRequest
 from sheafdb.engine.load.view import NOTHING_LOADED, LoadedView
 from sheafdb.engine.read.growing_json import GrowingJsonCache
-from sheafdb.engine.snapshot import DataSnapshot, SealedSegment
+from sheafdb.engine.snapshot import DataSnapshot, SealedSegment, SegmentIndexFile
 from sheafdb.errors import MemoryLimitExceeded
+from sheafdb.index.scalar import load_scalar_index
 from sheafdb.storage.object_store import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -337,6 +339,29 @@ class Loader:
                             continue
                         loaded.add_index(name, index)
                         self._register(coll.collection_id, loaded, reservation)
+            for index_file in wanted_files(segment, fields):
+                if index_file.index_name not in loaded.scalar.loaded:
+                    self._add_scalar_index(runtime, loaded, index_file)
+
+    def _add_scalar_index(
+        self, runtime: CollectionRuntime, loaded: LoadedSegment, index_file: SegmentIndexFile
+    ) -> None:
+        """A scalar index built after the segment was installed: read, accounted, swapped in."""
+        coll = runtime.collection
+        try:
+            reservation = self.accountant.reserve(
+                index_file.nbytes, f"the index of segment {loaded.segment_id} of {coll.name}"
+            )
+        except MemoryLimitExceeded as exc:
+            log.warning("index of segment %s not loaded (filters scan): %s", loaded.segment_id, exc.message)
+            return
+        with reservation:
+            structure = load_scalar_index(self.store, index_file.path)
+            with runtime.lock:
+                if runtime.view.segments.get(loaded.segment_id) is not loaded:
+                    return  # retired meanwhile
+                loaded.add_scalar_indexes(coll.schema, [(index_file, structure)])
+                self._register(coll.collection_id, loaded, reservation)
 
     def _retire(self, runtime: CollectionRuntime, snapshot: DataSnapshot, target: frozenset[int]) -> None:
         """Drop installed segments nothing needs: compacted away (once no handoff serves from

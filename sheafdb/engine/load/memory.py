@@ -38,7 +38,8 @@ class MemoryKey:
     """What a registered block of memory is.
 
     ``kind`` is ``"field"`` (a column of a segment), ``"mapped"`` (a memory-mapped column:
-    page cache, counted apart and not against the budget), ``"index"`` (a vector index) or
+    page cache, counted apart and not against the budget), ``"index"`` (a vector index),
+    ``"scalar_index"`` (a scalar or JSON path index, named by the index) or
     ``"pk_lookup"`` (the primary key -> row lookup of a segment); ``name`` the field name.
     """
 
@@ -172,7 +173,7 @@ class MemoryAccountant:
                 continue
             entry["bytes"] += nbytes
             _add(entry["partitions"], key.partition_id, nbytes)
-            if key.kind == "index":
+            if key.kind in ("index", "scalar_index"):
                 _add(entry["indexes"], key.name, nbytes)
             else:
                 name = f"{key.name} (pk lookup)" if key.kind == "pk_lookup" else key.name

@@ -21,8 +21,9 @@ class ResidentBlock:
     """Bytes one kind of structure of one field holds in one partition.
 
     ``kind``: ``field`` (a raw column), ``mapped`` (a memory-mapped column: not resident, not
-    in the budget), ``index`` (a vector index), ``pk_lookup`` (the primary key -> row lookup),
-    ``json`` (a parsed JSON path cache) or ``masks`` (filter mask cache).
+    in the budget), ``index`` (a vector index), ``scalar_index`` (a scalar or JSON path index,
+    named by the index), ``pk_lookup`` (the primary key -> row lookup), ``json`` (a parsed JSON
+    path cache) or ``masks`` (filter mask cache).
     """
 
     db: str

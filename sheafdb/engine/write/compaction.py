@@ -45,7 +45,7 @@ import logging
 import threading
 from collections.abc import Container
 from concurrent.futures import CancelledError, Future
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import pyarrow as pa
 
@@ -298,17 +298,16 @@ class Compactor:
                     deletes_path=staged.deletes_path,
                 ),
             )
-            index_files = self._register_indexes(coll, staged, built)
-            swapped = replace(staged, index_files=index_files)
+            swapped = staged.with_index_files(self._register_indexes(coll, staged, built))
             coll.replace_sealed(group, (swapped,), "compacted")
         return swapped
 
     def _register_indexes(
         self, coll: Collection, staged: SealedSegment, built: list[tuple[IndexRecord, SegmentIndexFile]]
-    ) -> dict[str, SegmentIndexFile]:
+    ) -> list[SegmentIndexFile]:
         """Catalog records for the built files whose index still exists; the others go."""
         current = coll.indexes
-        registered: dict[str, SegmentIndexFile] = {}
+        registered: list[SegmentIndexFile] = []
         for index, index_file in built:
             if index not in current:  # dropped (or replaced) during the build
                 self._store.delete(index_file.path)
@@ -326,7 +325,7 @@ class Compactor:
             except SheafError:  # dropped between the check and now
                 self._store.delete(index_file.path)
                 continue
-            registered[index.field_name] = index_file
+            registered.append(index_file)
         return registered
 
     def _read_segment(self, seg: SealedSegment, schema: CollectionSchema, layout: pa.Schema) -> pa.Table:

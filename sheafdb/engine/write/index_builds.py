@@ -1,8 +1,9 @@
-"""Background index builds: one worker thread builds each sealed segment's vector indexes.
+"""Background index builds: one worker thread builds each sealed segment's indexes.
 
-A job is (collection, segment, index definition). The worker reads the segment's vector column,
-builds the index (``sheafdb.index.build_index``), saves it beside the segment files, records it
-in the catalog and installs it on the collection's runtime segment. A segment compacted away or
+A job is (collection, segment, index definition). The worker reads the segment's column,
+builds the index (``sheafdb.index.build_index`` for vectors; scalar_index_builds.py for scalar
+and JSON path indexes), saves it beside the segment files, records it in the catalog and
+installs it on the collection's runtime segment. A segment compacted away or
 an index dropped meanwhile just makes the job a no-op; a failed build is remembered per index
 (``describe_indexes`` reports it as Failed with its reason).
 
@@ -33,6 +34,7 @@ from dataclasses import dataclass
 
 from sheafdb.engine.collection import Collection
 from sheafdb.engine.snapshot import SealedSegment, SegmentIndexFile
+from sheafdb.engine.write.scalar_index_builds import build_scalar_file, needs_build
 from sheafdb.errors import SheafError
 from sheafdb.index import build_index, parse_index_params, vectors_from_arrow
 from sheafdb.storage.catalog import Catalog
@@ -82,7 +84,7 @@ class IndexBuilder:
         """Queue builds for every (segment, index) pair that has no index file yet."""
         for segment in segments:
             for index in indexes:
-                if index.field_name not in segment.index_files:
+                if needs_build(coll.schema, segment, index):
                     with self._lock:
                         if self._closed:
                             return
@@ -177,6 +179,8 @@ class IndexBuilder:
         if index not in coll.indexes:
             return None  # dropped or replaced since the job was queued
         field = coll.schema.field(index.field_name)
+        if field is not None and not field.is_vector:
+            return build_scalar_file(self._store, coll.schema, segment, index)
         if field is None or index.field_name not in segment.columns:
             return None
         spec = parse_index_params(field, index.params)

@@ -91,12 +91,16 @@ class LogReplay:
         partitions = {p.name: p.partition_id for p in catalog.list_partitions(cid)}
         indexes = tuple(catalog.list_indexes(cid))
         by_id = {i.index_id: i for i in indexes}
-        built: dict[int, dict[str, SegmentIndexFile]] = {}
+        built: dict[int, list[SegmentIndexFile]] = {}
         for si in catalog.list_segment_indexes(cid):
             index = by_id.get(si.index_id)
+            field = record.schema.field(si.field_name)
             if index is not None:
-                built.setdefault(si.segment_id, {})[si.field_name] = SegmentIndexFile(
-                    si.field_name, index.index_name, si.path, si.nbytes, dict(index.params)
+                scalar = field is not None and not field.is_vector
+                built.setdefault(si.segment_id, []).append(
+                    SegmentIndexFile(
+                        si.field_name, index.index_name, si.path, si.nbytes, dict(index.params), scalar
+                    )
                 )
         sealed: list[SealedSegment] = []
         sealed_deletes: list[pa.Table] = []
@@ -113,7 +117,7 @@ class LogReplay:
                 if is_deletes_segment(seg):
                     delete_files.append(delete_file_from_record(seg, deletes))
                     continue
-            sealed.append(segment_from_record(seg, built.get(seg.segment_id, {})))
+            sealed.append(segment_from_record(seg, built.get(seg.segment_id, ())))
             self._rows_after[seg.partition_id] = max(self._rows_after.get(seg.partition_id, 0), seg.wal_lsn)
         self.collection = Collection(
             record, partitions, indexes, wal, tuple(sealed), tuple(sealed_deletes), tuple(delete_files)

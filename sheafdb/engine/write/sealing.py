@@ -20,7 +20,7 @@ deletes, so a crash between any two steps neither loses nor doubles a row or a d
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import pyarrow as pa
 import pyarrow.ipc as ipc
@@ -106,16 +106,15 @@ def write_deletes_segment(
     return delete_file_from_record(record, deletes)
 
 
-def segment_from_record(record: SegmentRecord, index_files: dict[str, SegmentIndexFile]) -> SealedSegment:
+def segment_from_record(record: SegmentRecord, index_files: Iterable[SegmentIndexFile]) -> SealedSegment:
     return SealedSegment(
         segment_id=record.segment_id,
         partition_id=record.partition_id,
         num_rows=record.num_rows,
         columns=SegmentColumns(record.columns),
-        index_files=index_files,
         directory=record.directory,
         deletes_path=record.deletes_path,
-    )
+    ).with_index_files(index_files)
 
 
 class Sealer:
@@ -169,7 +168,7 @@ class Sealer:
                 )
                 self._catalog.add_segment(record)
                 crash_points.crash_point(crash_points.SEAL_AFTER_FIRST_SEGMENT)
-                segments.append(segment_from_record(record, {}))
+                segments.append(segment_from_record(record, ()))
             sealed = tuple(segments)
             coll.install_sealed(sealed, capture, deletes_file)
             crash_points.crash_point(crash_points.SEAL_BEFORE_TRIM)
