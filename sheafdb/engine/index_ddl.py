@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from sheafdb.engine.collection import Collection
 from sheafdb.engine.models import IndexInfo, IndexState
+from sheafdb.engine.struct_index import struct_index_params, struct_sub_of
 from sheafdb.engine.text_rules import with_bm25_metric
 from sheafdb.engine.write.data_removal import DataRemoval
 from sheafdb.engine.write.index_builds import IndexBuilder
@@ -138,15 +139,26 @@ class IndexDefinitions:
         """Record the index; True when it is a new vector index whose segment builds must start
         (the facade starts them once its DDL lock is released)."""
         field = coll.schema.field(field_name)
-        if field is None:
+        struct_sub = struct_sub_of(coll.schema, field_name)
+        if field is None and struct_sub is None:
             raise FieldNotFound(f"cannot create index on non-exist field: {field_name}")
         name = index_name or field_name
-        normalized = _normalized_params(field, with_bm25_metric(coll.schema, field, params))
+        if struct_sub is not None:
+            normalized = struct_index_params(*struct_sub, params)
+            field = struct_sub[1]
+        else:
+            assert field is not None
+            if field.dtype is DataType.ARRAY_OF_STRUCT:
+                raise invalid(
+                    f"create index on struct array field {field_name} is not supported, index a sub-field"
+                )
+            normalized = _normalized_params(field, with_bm25_metric(coll.schema, field, params))
         if _find_conflict(coll.indexes, field_name, name, normalized) is not None:
             return False
         self._catalog.create_index(coll.collection_id, field_name, name, normalized, self._oracle.next())
         coll.set_indexes(tuple(self._catalog.list_indexes(coll.collection_id)))
-        return field.is_vector
+        # Embedding-list indexes build nothing per segment (struct_index.py).
+        return field.is_vector and struct_sub is None
 
     def describe(self, coll: Collection, index_name: str, field_name: str) -> list[IndexInfo]:
         found = _matching(coll.indexes, index_name, field_name)

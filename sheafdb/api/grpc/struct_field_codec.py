@@ -87,7 +87,12 @@ def encode_struct_column(fd: schema_pb2.FieldData, field: FieldSchema, array: pa
     array = array.fill_null([]) if array.null_count else array
     offsets = pa.array(array.offsets.to_numpy())
     elements = array.values
-    for index, sub in enumerate(field.struct_fields):
+    # The column may hold only the sub-fields an output named (``chunks[text]``).
+    present = {elements.type.field(i).name: i for i in range(elements.type.num_fields)}
+    for sub in field.struct_fields:
+        index = present.get(sub.name)
+        if index is None:
+            continue
         out = fd.struct_arrays.fields.add()
         out.field_name = struct_path(field.name, sub.name)
         out.field_id = sub.field_id

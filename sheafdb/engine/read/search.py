@@ -31,8 +31,10 @@ from sheafdb.engine.read.decay import search_with_decay
 from sheafdb.engine.read.expiry import Expiry
 from sheafdb.engine.read.output import OutputPlan, gather, plan_output
 from sheafdb.engine.read.segment_pool import run_all
+from sheafdb.engine.read.struct_search import embedding_list_hits, embedding_list_metric, query_lists
 from sheafdb.engine.read.text_search import bm25_queries, check_query_kind
 from sheafdb.engine.read.visibility import is_collection_wide, latest_deletes
+from sheafdb.engine.struct_index import struct_sub_of
 from sheafdb.errors import FieldNotFound, UnexpectedError, invalid
 from sheafdb.expr import Filter, compile_filter
 from sheafdb.index import IndexSpec, exact_range_search, exact_search, parse_index_params, parse_search_params
@@ -453,6 +455,15 @@ def execute_search(ctx: ReadContext, req: SearchRequest) -> SearchResult:
         return search_with_decay(partial(execute_search, ctx), metric, req)
     if req.limit < 1 or req.limit + req.offset > MAX_TOPK:
         raise invalid(f"topk [{req.limit + req.offset}] is invalid, it should be in range [1, {MAX_TOPK}]")
+    if (struct_sub := struct_sub_of(ctx.schema, req.anns_field or "")) is not None:
+        metric = embedding_list_metric(*struct_sub, ctx.loaded_fields, ctx.indexes, req.metric_type)
+        lists = query_lists(struct_sub[1], req.vectors)
+        output = plan_output(
+            ctx.schema, ctx.loaded_fields, req.output_fields, dynamic_loaded=ctx.dynamic_loaded
+        )
+        masks = row_masks(ctx, compile_checked(ctx, req.filter, req.filter_params))
+        hits = embedding_list_hits(ctx.sources, *struct_sub, metric, lists, req.offset + req.limit, masks)
+        return build_result(ctx, Candidates(*hits).after(req.offset), output, req.round_decimal)
     field = resolve_anns_field(ctx.schema, ctx.loaded_fields, req.anns_field)
     _check_queries(field, req.vectors)
     parse_search_params(req.params)  # checked even when only growing rows (searched exactly) answer
