@@ -98,6 +98,13 @@ def check_added_field(schema: CollectionSchema, new_field: FieldSchema) -> Field
         raise invalid(f"duplicated field name {new_field.name} found")
     if new_field.is_primary or new_field.is_partition_key:
         raise invalid("not support to add primary or partition key field")
+    if new_field.dtype is DataType.ARRAY_OF_STRUCT:
+        if not new_field.nullable:
+            raise invalid(
+                f"added struct field must be nullable, please check it, struct field name = {new_field.name}"
+            )
+        # An added field must be nullable, and struct array fields are not (Milvus 2.6).
+        check_struct_field(new_field, "", _check_field)
     if not new_field.nullable:
         raise invalid("added field must be nullable, please check it")
     _check_field(new_field, "")

@@ -39,7 +39,7 @@ from sheafdb.errors import FieldNotFound, UnexpectedError, invalid
 from sheafdb.expr import Filter, compile_filter
 from sheafdb.index import IndexSpec, exact_range_search, exact_search, parse_index_params, parse_search_params
 from sheafdb.index.metrics import sort_key, worst_score
-from sheafdb.schema import DYNAMIC_FIELD, CollectionSchema, FieldSchema
+from sheafdb.schema import DYNAMIC_FIELD, CollectionSchema, DataType, FieldSchema
 from sheafdb.storage.records import IndexRecord
 
 MAX_TOPK = 16384
@@ -456,6 +456,8 @@ def execute_search(ctx: ReadContext, req: SearchRequest) -> SearchResult:
     if req.limit < 1 or req.limit + req.offset > MAX_TOPK:
         raise invalid(f"topk [{req.limit + req.offset}] is invalid, it should be in range [1, {MAX_TOPK}]")
     if (struct_sub := struct_sub_of(ctx.schema, req.anns_field or "")) is not None:
+        if req.group_by_field:
+            raise invalid("group by is not supported in an embedding list search")
         metric = embedding_list_metric(*struct_sub, ctx.loaded_fields, ctx.indexes, req.metric_type)
         lists = query_lists(struct_sub[1], req.vectors)
         output = plan_output(
@@ -548,8 +550,11 @@ def _grouped_search(
 ) -> SearchResult:
     """Best hits with at most ``group_size`` per value of the group field, ``limit`` groups."""
     group_field = req.group_by_field or ""
-    if ctx.schema.field(group_field) is None:
+    group_schema = ctx.schema.field(group_field)
+    if group_schema is None:
         raise FieldNotFound(f"groupBy field not found in schema: field not found[field={group_field}]")
+    if group_schema.dtype is DataType.ARRAY_OF_STRUCT:
+        raise invalid(f"group by field {group_field} of type ArrayOfStruct is not supported")
     if group_field not in ctx.loaded_fields:
         raise UnexpectedError(f"field {group_field} is not loaded")
     groups_wanted = req.offset + req.limit
