@@ -13,13 +13,9 @@ from collections.abc import Mapping
 
 from sheafdb.errors import invalid
 from sheafdb.index import describe_index_params, parse_index_params
+from sheafdb.index.metrics import MAX_SIM_METRICS
 from sheafdb.schema import CollectionSchema, DataType, FieldSchema, split_struct_path, struct_path
 
-MAX_SIM_COSINE = "MAX_SIM_COSINE"
-MAX_SIM_IP = "MAX_SIM_IP"
-MAX_SIM_L2 = "MAX_SIM_L2"
-# Higher is better for the similarity-based ones; MAX_SIM_L2 sums distances (lower is better).
-MAX_SIM_METRICS = (MAX_SIM_COSINE, MAX_SIM_IP, MAX_SIM_L2)
 EMBEDDING_LIST_INDEX_TYPES = ("HNSW",)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from pymilvus import DataType, MilvusClient, MilvusException
+from pymilvus import AnnSearchRequest, DataType, MilvusClient, MilvusException, RRFRanker
 from pymilvus.client.embedding_list import EmbeddingList
 
 from tests.e2e.conftest import ROOT_TOKEN, compact_and_wait, free_port, start_server, stop_server, wait_ready
@@ -388,3 +388,27 @@ def test_partial_load_and_memory_accounting(client: MilvusClient, server_uri: st
     client.release_collection(books)
     client.load_collection(books)
     assert len(client.search(books, data=[embedding_list], anns_field="chunks[emb]", limit=3)[0]) == 3
+
+
+def test_hybrid_search_mixes_an_embedding_list_and_a_vector(client: MilvusClient, books: str) -> None:
+    client.insert(books, _rows(range(12)))
+    embedding_list = EmbeddingList()
+    embedding_list.add([0.3, 0.3, -0.5])
+    lists = AnnSearchRequest(data=[embedding_list], anns_field="chunks[emb]", param={}, limit=5)
+    plain = AnnSearchRequest(data=[[1.0] * DIM], anns_field="vec", param={}, limit=5)
+    fused = client.hybrid_search(books, [lists, plain], RRFRanker(), limit=4, output_fields=["chunks[text]"])[
+        0
+    ]
+    assert len(fused) == 4
+    for hit in fused:
+        assert hit["entity"]["chunks"] == [{"text": f"c{hit['id']}.{j}"} for j in range(hit["id"] % 4)]
+    # An EmbeddingList searches an embedding list field; a plain vector does not.
+    assert "EmbeddingList" in _refusal(
+        lambda: client.search(books, data=[embedding_list], anns_field="vec", limit=2)
+    )
+    assert "takes EmbeddingList queries" in _refusal(
+        lambda: client.search(books, data=[[0.1, 0.2, 0.3]], anns_field="chunks[emb]", limit=2)
+    )
+    assert "not a vector field" in _refusal(
+        lambda: client.search(books, data=[embedding_list], anns_field="chunks[text]", limit=2)
+    )

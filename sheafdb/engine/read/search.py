@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from sheafdb.engine.finite_vectors import check_floats, check_query_vectors
 from sheafdb.engine.load.loaded_segment import RowSource
-from sheafdb.engine.models import SearchRequest, SearchResult, TextQueries
+from sheafdb.engine.models import EmbeddingListQueries, SearchRequest, SearchResult, TextQueries
 from sheafdb.engine.read.decay import search_with_decay
 from sheafdb.engine.read.expiry import Expiry
 from sheafdb.engine.read.output import OutputPlan, gather, plan_output
@@ -456,10 +456,10 @@ def execute_search(ctx: ReadContext, req: SearchRequest) -> SearchResult:
     if req.limit < 1 or req.limit + req.offset > MAX_TOPK:
         raise invalid(f"topk [{req.limit + req.offset}] is invalid, it should be in range [1, {MAX_TOPK}]")
     if (struct_sub := struct_sub_of(ctx.schema, req.anns_field or "")) is not None:
-        if req.group_by_field:
-            raise invalid("group by is not supported in an embedding list search")
+        if req.group_by_field or req.params.get("radius") is not None:
+            raise invalid("group by and range search are not supported in an embedding list search")
         metric = embedding_list_metric(*struct_sub, ctx.loaded_fields, ctx.indexes, req.metric_type)
-        lists = query_lists(struct_sub[1], req.vectors)
+        lists = query_lists(*struct_sub, req.vectors)
         output = plan_output(
             ctx.schema, ctx.loaded_fields, req.output_fields, dynamic_loaded=ctx.dynamic_loaded
         )
@@ -467,6 +467,8 @@ def execute_search(ctx: ReadContext, req: SearchRequest) -> SearchResult:
         hits = embedding_list_hits(ctx.sources, *struct_sub, metric, lists, req.offset + req.limit, masks)
         return build_result(ctx, Candidates(*hits).after(req.offset), output, req.round_decimal)
     field = resolve_anns_field(ctx.schema, ctx.loaded_fields, req.anns_field)
+    if isinstance(req.vectors, EmbeddingListQueries):
+        raise invalid(f"EmbeddingList queries search an embedding list field (struct[sub]), not {field.name}")
     _check_queries(field, req.vectors)
     parse_search_params(req.params)  # checked even when only growing rows (searched exactly) answer
     spec = index_spec(ctx, field, req.metric_type)

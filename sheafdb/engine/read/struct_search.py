@@ -20,8 +20,8 @@ import pyarrow as pa
 from sheafdb.engine.finite_vectors import check_floats
 from sheafdb.engine.load.loaded_segment import RowSource
 from sheafdb.engine.models import EmbeddingListQueries, QueryVectors
-from sheafdb.engine.struct_index import MAX_SIM_COSINE, MAX_SIM_L2
 from sheafdb.errors import UnexpectedError, invalid
+from sheafdb.index.metrics import MAX_SIM_COSINE, MAX_SIM_L2
 from sheafdb.schema import FieldSchema, struct_path
 from sheafdb.storage.records import IndexRecord
 
@@ -48,12 +48,12 @@ def embedding_list_metric(
     return metric
 
 
-def query_lists(sub: FieldSchema, vectors: QueryVectors) -> list[np.ndarray]:
+def query_lists(struct: FieldSchema, sub: FieldSchema, vectors: QueryVectors) -> list[np.ndarray]:
     """Each query embedding list as a (m, dim) float32 matrix."""
     if not isinstance(vectors, EmbeddingListQueries):
         raise invalid(
-            f"a search on the embedding list field {sub.name} takes EmbeddingList queries "
-            "(placeholder type EmbListFloatVector)"
+            f"a search on the embedding list field {struct_path(struct.name, sub.name)} takes "
+            "EmbeddingList queries (placeholder type EmbListFloatVector)"
         )
     dim = sub.dim or 0
     out = []
