@@ -75,6 +75,7 @@ def _sub_from_proto(struct_name: str, proto: schema_pb2.FieldSchema) -> tuple[Fi
     field = FieldSchema(
         name=name,
         dtype=element,
+        field_id=proto.fieldID,
         description=proto.description,
         is_primary=proto.is_primary_key,
         auto_id=proto.autoID,
