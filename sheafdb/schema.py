@@ -45,10 +45,12 @@ class DataType(enum.IntEnum):
     BFLOAT16_VECTOR = 103
     SPARSE_FLOAT_VECTOR = 104
     INT8_VECTOR = 105
+    # An ARRAY of STRUCT (a "struct array" field): its sub-fields are in ``struct_fields``.
+    ARRAY_OF_STRUCT = 200
 
     @property
     def is_vector(self) -> bool:
-        return self.value >= 100
+        return 100 <= self.value < 200
 
     @property
     def is_dense_vector(self) -> bool:
@@ -117,6 +119,9 @@ class FieldSchema:
     is_clustering_key: bool = False
     # Any other type params Milvus passes through (``mmap.enabled``, analyzers ...), as strings.
     type_params: Mapping[str, str] = field(default_factory=dict)
+    # ARRAY_OF_STRUCT only: the struct's sub-fields, each with its element type (a scalar or
+    # FLOAT_VECTOR) as ``dtype``; the field's ``max_capacity`` bounds the elements per row.
+    struct_fields: tuple[FieldSchema, ...] = ()
 
     @property
     def is_vector(self) -> bool:
@@ -130,6 +135,9 @@ class FieldSchema:
         if dtype is DataType.ARRAY:
             assert self.element_type is not None
             return pa.list_(_SCALAR_ARROW[self.element_type])
+        if dtype is DataType.ARRAY_OF_STRUCT:
+            # One list of struct elements per row: every sub-field is a child of the struct.
+            return pa.list_(pa.struct([pa.field(s.name, s.arrow_type()) for s in self.struct_fields]))
         if dtype is DataType.FLOAT_VECTOR:
             return pa.list_(pa.float32(), self._require_dim())
         if dtype is DataType.INT8_VECTOR:
@@ -165,6 +173,7 @@ class FieldSchema:
             "is_partition_key": self.is_partition_key,
             "is_clustering_key": self.is_clustering_key,
             "type_params": dict(self.type_params),
+            **({"struct_fields": [s.to_dict() for s in self.struct_fields]} if self.struct_fields else {}),
         }
 
     @classmethod
@@ -186,7 +195,21 @@ class FieldSchema:
             is_partition_key=d.get("is_partition_key", False),
             is_clustering_key=d.get("is_clustering_key", False),
             type_params=dict(d.get("type_params", {})),
+            struct_fields=tuple(cls.from_dict(s) for s in d.get("struct_fields", ())),
         )
+
+
+def struct_path(struct_name: str, sub_name: str) -> str:
+    """A struct array sub-field as Milvus names it in indexes, searches and outputs."""
+    return f"{struct_name}[{sub_name}]"
+
+
+def split_struct_path(name: str) -> tuple[str, str] | None:
+    """``("chunks", "emb")`` for ``"chunks[emb]"``; None for any other name."""
+    if not name.endswith("]") or "[" not in name:
+        return None
+    struct_name, _, sub = name[:-1].partition("[")
+    return (struct_name, sub) if struct_name and sub and "[" not in sub else None
 
 
 @dataclass(frozen=True)
@@ -224,6 +247,11 @@ class CollectionSchema:
 
     def field(self, name: str) -> FieldSchema | None:
         return next((f for f in self.fields if f.name == name), None)
+
+    @property
+    def struct_vector_paths(self) -> tuple[str, ...]:
+        """The vector sub-fields of struct array fields, as Milvus names them: ``struct[sub]``."""
+        return tuple(struct_path(f.name, s.name) for f in self.fields for s in f.struct_fields if s.is_vector)
 
     def field_by_id(self, field_id: int) -> FieldSchema | None:
         return next((f for f in self.fields if f.field_id == field_id), None)

@@ -11,6 +11,7 @@ import math
 from dataclasses import replace
 
 from sheafdb.engine.name_rules import check_field_name
+from sheafdb.engine.struct_rules import check_struct_field, count_struct_sub_fields, count_struct_vectors
 from sheafdb.engine.text_rules import check_text_field, check_text_schema
 from sheafdb.errors import ParameterInvalid, ParameterMissing, invalid
 from sheafdb.schema import ARRAY_ELEMENT_TYPES, DYNAMIC_FIELD, CollectionSchema, DataType, FieldSchema
@@ -32,7 +33,7 @@ def prepare_schema(schema: CollectionSchema, collection_name: str = "") -> Colle
     """Validate ``schema`` and return it with field ids 100, 101, ... assigned."""
     if not schema.fields:
         raise invalid("schema does not contain any field")
-    if len(schema.fields) > MAX_FIELDS:
+    if len(schema.fields) + count_struct_sub_fields(schema.fields) > MAX_FIELDS:
         raise invalid(f"maximum field's number should be limited to {MAX_FIELDS}")
     seen: set[str] = set()
     for f in schema.fields:
@@ -56,7 +57,7 @@ def prepare_schema(schema: CollectionSchema, collection_name: str = "") -> Colle
     if any(f.auto_id for f in schema.fields if not f.is_primary):
         raise invalid("only primary field can speficy AutoID with True")
     vectors = schema.vector_fields
-    if len(vectors) > MAX_VECTOR_FIELDS:
+    if len(vectors) + count_struct_vectors(schema.fields) > MAX_VECTOR_FIELDS:
         raise invalid(f"maximum vector field's number should be limited to {MAX_VECTOR_FIELDS}")
     keys = [f for f in schema.fields if f.is_partition_key]
     if len(keys) > 1:
@@ -72,10 +73,22 @@ def prepare_schema(schema: CollectionSchema, collection_name: str = "") -> Colle
     if len([f for f in schema.fields if f.is_clustering_key]) > 1:
         raise invalid("there are more than one clustering key field")
     check_text_schema(schema)
-    return replace(
-        schema,
-        fields=tuple(replace(f, field_id=FIRST_FIELD_ID + i) for i, f in enumerate(schema.fields)),
-    )
+    return replace(schema, fields=_with_ids(schema.fields, FIRST_FIELD_ID))
+
+
+def _with_ids(fields: tuple[FieldSchema, ...], first: int) -> tuple[FieldSchema, ...]:
+    """Ids in declaration order; a struct array field's sub-fields take the ids after its own."""
+    out: list[FieldSchema] = []
+    next_id = first
+    for f in fields:
+        subs = tuple(replace(s, field_id=next_id + 1 + i) for i, s in enumerate(f.struct_fields))
+        out.append(replace(f, field_id=next_id, struct_fields=subs))
+        next_id += 1 + len(subs)
+    return tuple(out)
+
+
+def last_field_id(schema: CollectionSchema) -> int:
+    return max(max((s.field_id for s in f.struct_fields), default=f.field_id) for f in schema.fields)
 
 
 def check_added_field(schema: CollectionSchema, new_field: FieldSchema) -> FieldSchema:
@@ -85,14 +98,20 @@ def check_added_field(schema: CollectionSchema, new_field: FieldSchema) -> Field
         raise invalid(f"duplicated field name {new_field.name} found")
     if new_field.is_primary or new_field.is_partition_key:
         raise invalid("not support to add primary or partition key field")
+    if new_field.dtype is DataType.ARRAY_OF_STRUCT:
+        if not new_field.nullable:
+            raise invalid(
+                f"added struct field must be nullable, please check it, struct field name = {new_field.name}"
+            )
+        # An added field must be nullable, and struct array fields are not (Milvus 2.6).
+        check_struct_field(new_field, "", _check_field)
     if not new_field.nullable:
         raise invalid("added field must be nullable, please check it")
     _check_field(new_field, "")
     check_text_field(new_field)
     if new_field.is_vector and len(schema.vector_fields) >= MAX_VECTOR_FIELDS:
         raise invalid(f"maximum vector field's number should be limited to {MAX_VECTOR_FIELDS}")
-    next_id = max(f.field_id for f in schema.fields) + 1
-    return replace(new_field, field_id=next_id)
+    return _with_ids((new_field,), last_field_id(schema) + 1)[0]
 
 
 def partition_names(schema: CollectionSchema, num_partitions: int) -> tuple[str, ...]:
@@ -108,6 +127,9 @@ def partition_names(schema: CollectionSchema, num_partitions: int) -> tuple[str,
 def _check_field(f: FieldSchema, collection_name: str) -> None:
     # Milvus's rootcoord checks nulls and defaults first (checkFieldSchema), then the proxy
     # checks types and type params.
+    if f.dtype is DataType.ARRAY_OF_STRUCT:
+        check_struct_field(f, collection_name, _check_field)
+        return
     type_label = milvus_type_name(f.dtype)
     if f.is_primary and f.nullable:
         raise invalid(f"primary field not support null, type:{type_label}, name:{f.name}")

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from sheafdb.engine.collection import Collection
 from sheafdb.engine.models import IndexInfo, IndexState
 from sheafdb.engine.scalar_index_rules import check_scalar_index, scalar_structure
+from sheafdb.engine.struct_index import struct_index_params, struct_sub_of
 from sheafdb.engine.text_rules import with_bm25_metric
 from sheafdb.engine.write.data_removal import DataRemoval
 from sheafdb.engine.write.index_builds import IndexBuilder
@@ -29,7 +30,7 @@ from sheafdb.errors import (
     invalid,
 )
 from sheafdb.index import describe_index_params, parse_index_params
-from sheafdb.schema import FieldSchema
+from sheafdb.schema import DataType, FieldSchema
 from sheafdb.storage.catalog import Catalog
 from sheafdb.storage.records import IndexRecord
 from sheafdb.storage.timestamps import TimestampOracle
@@ -120,14 +121,26 @@ class IndexDefinitions:
         """Record the index; True when it is a new index whose segment builds must start (the
         facade starts them once its DDL lock is released)."""
         field = coll.schema.field(field_name)
-        if field is None:
+        struct_sub = struct_sub_of(coll.schema, field_name)
+        if field is None and struct_sub is None:
             raise FieldNotFound(f"cannot create index on non-exist field: {field_name}")
         name = index_name or field_name
-        normalized = _normalized_params(field, with_bm25_metric(coll.schema, field, params))
+        if struct_sub is not None:
+            normalized = struct_index_params(*struct_sub, params)
+            field = struct_sub[1]
+        else:
+            assert field is not None
+            if field.dtype is DataType.ARRAY_OF_STRUCT:
+                raise invalid(
+                    f"create index on struct array field {field_name} is not supported, index a sub-field"
+                )
+            normalized = _normalized_params(field, with_bm25_metric(coll.schema, field, params))
         if _find_conflict(coll.indexes, field_name, name, normalized) is not None:
             return False
         self._catalog.create_index(coll.collection_id, field_name, name, normalized, self._oracle.next())
         coll.set_indexes(tuple(self._catalog.list_indexes(coll.collection_id)))
+        if struct_sub is not None:
+            return False  # embedding-list indexes build nothing per segment (struct_index.py)
         return field.is_vector or scalar_structure(field, normalized) is not None
 
     def describe(self, coll: Collection, index_name: str, field_name: str) -> list[IndexInfo]:

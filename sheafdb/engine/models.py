@@ -126,9 +126,17 @@ class TextQueries:
     texts: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class EmbeddingListQueries:
+    """nq query embedding lists (pymilvus ``EmbeddingList``): query i is the float32 values
+    ``lists[i]``, its vectors end to end (the engine cuts them by the sub-field's dim)."""
+
+    lists: tuple[np.ndarray, ...]
+
+
 # Dense queries: (nq, dim) float32 for float vectors; (nq, dim) float16 / uint16 (bf16) for the
 # half types; int8 for INT8_VECTOR; (nq, dim/8) uint8 for binary vectors.
-QueryVectors = np.ndarray | SparseQueries | TextQueries
+QueryVectors = np.ndarray | SparseQueries | TextQueries | EmbeddingListQueries
 
 
 @dataclass(frozen=True)

@@ -420,6 +420,9 @@ class _Planner:
             return _Typed(Kind.JSON, "JSON", json=(DYNAMIC_FIELD, (name, *path)))
         if schema_field.is_vector:
             raise self.error(f"vector field {name} cannot be used in a filter", pos)
+        if schema_field.dtype is DataType.ARRAY_OF_STRUCT:
+            # Milvus 2.6: no Array of Structs, nor any field inside it, in a filter expression.
+            raise self.error(f"struct array field {name} cannot be used in a filter expression", pos)
         self.fields.add(name)
         kind = _KIND_OF_DTYPE[schema_field.dtype]
         type_name = _MILVUS_TYPE_NAME[schema_field.dtype]

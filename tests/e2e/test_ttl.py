@@ -76,21 +76,42 @@ def test_entity_ttl_field_hides_rows_from_every_read(client: MilvusClient) -> No
         client.drop_collection(name)
 
 
+def _refusal(call: object) -> str:
+    with pytest.raises(MilvusException) as caught:
+        call()  # type: ignore[operator]
+    assert caught.value.code == 1100
+    return str(caught.value.message)
+
+
 def test_ttl_property_rules(client: MilvusClient) -> None:
+    """Milvus's own texts (proxy validateCollectionTTL / validateTTLField)."""
     name = "ttl_rules"
     _create(client, name)
+    alter = client.alter_collection_properties
     try:
-        with pytest.raises(MilvusException) as wrong_type:
-            client.alter_collection_properties(name, properties={"ttl_field": "id"})
-        assert wrong_type.value.code == 1100
-        client.alter_collection_properties(name, properties={"collection.ttl.seconds": "60"})
-        with pytest.raises(MilvusException) as both:
-            client.alter_collection_properties(name, properties={"ttl_field": "expire_at"})
-        assert both.value.code == 1100
-        with pytest.raises(MilvusException):
-            client.alter_collection_properties(name, properties={"collection.ttl.seconds": "soon"})
+        assert "ttl field must be timestamptz, field name = id" in _refusal(
+            lambda: alter(name, properties={"ttl_field": "id"})
+        )
+        assert "ttl field name nope not found in schema" in _refusal(
+            lambda: alter(name, properties={"ttl_field": "nope"})
+        )
+        assert "collection TTL is not a valid positive integer" in _refusal(
+            lambda: alter(name, properties={"collection.ttl.seconds": "soon"})
+        )
+        assert "collection TTL is out of range, expect [-1, 3155760000], got -2" in _refusal(
+            lambda: alter(name, properties={"collection.ttl.seconds": "-2"})
+        )
+        alter(name, properties={"collection.ttl.seconds": "-1"})  # Milvus's "no TTL"
+        alter(name, properties={"collection.ttl.seconds": "60"})
+        assert "collection TTL and ttl field cannot be set at the same time" in _refusal(
+            lambda: alter(name, properties={"ttl_field": "expire_at"})
+        )
     finally:
         client.drop_collection(name)
+    assert "collection TTL and ttl field cannot be set at the same time" in _refusal(
+        lambda: _create(client, name, ttl_field="expire_at", **{"collection.ttl.seconds": "5"})
+    )
+    assert not client.has_collection(name)
 
 
 @pytest.mark.slow

@@ -14,6 +14,7 @@ from sheafdb.api.auth import current_user
 from sheafdb.api.grpc.context import RpcBase, database_of
 from sheafdb.api.grpc.requests import key_values
 from sheafdb.api.grpc.schema_codec import field_from_proto, schema_from_proto, schema_to_proto
+from sheafdb.api.grpc.struct_schema_codec import struct_from_proto
 from sheafdb.api.status import success
 from sheafdb.engine.models import ConsistencyLevel, IndexInfo
 from sheafdb.errors import LEGACY_UNEXPECTED, CollectionNotFound, Unsupported, invalid
@@ -221,6 +222,16 @@ class CatalogRpcs(RpcBase):
         except DecodeError:
             raise invalid("the field schema could not be decoded") from None
         field = field_from_proto(proto)
+        self.engine.add_collection_field(
+            database_of(context, request.db_name), request.collection_name, field
+        )
+        return success()
+
+    def AddCollectionStructField(
+        self, request: milvus_pb2.AddCollectionStructFieldRequest, context: grpc.ServicerContext
+    ) -> common_pb2.Status:
+        # The engine's rules answer it as Milvus 2.6 does (no struct array field is added later).
+        field = struct_from_proto(request.struct_array_field_schema)
         self.engine.add_collection_field(
             database_of(context, request.db_name), request.collection_name, field
         )

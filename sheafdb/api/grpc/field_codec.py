@@ -106,10 +106,12 @@ def fields_to_table(
 def field_data_to_arrow(fd: schema_pb2.FieldData, field: FieldSchema | None = None) -> pa.Array:
     """One FieldData as an Arrow array of the field type's layout (``FieldSchema.arrow_type``)."""
     dtype = _data_type(fd.type, fd.field_name)
+    if dtype is DataType.ARRAY_OF_STRUCT:
+        return decode_struct_column(fd, field)
     if dtype.is_vector:
         values = _decode_vectors(fd, dtype)
     elif dtype is DataType.ARRAY:
-        values = _decode_array_column(fd, _array_element(fd, field))
+        values = decode_array_column(fd, _array_element(fd, field))
     else:
         values = _decode_scalars(fd, dtype)
     if len(fd.valid_data) == 0:
@@ -170,7 +172,7 @@ def _array_element(fd: schema_pb2.FieldData, field: FieldSchema | None) -> DataT
     return DataType.INT64
 
 
-def _decode_array_column(fd: schema_pb2.FieldData, element: DataType) -> pa.Array:
+def decode_array_column(fd: schema_pb2.FieldData, element: DataType) -> pa.Array:
     member = _SCALAR_MEMBER.get(element)
     if member is None or element is DataType.JSON:
         raise invalid(f"unsupported element type {element.name} of array field {fd.field_name}")
@@ -273,6 +275,9 @@ def fill_field_data(
     fd.field_name = field.name
     fd.field_id = field.field_id
     fd.is_dynamic = is_dynamic
+    if dtype is DataType.ARRAY_OF_STRUCT:
+        encode_struct_column(fd, field, array)
+        return
     if dtype.is_vector:
         # Vectors list only the valid rows (pymilvus maps rows to them through valid_data).
         if field.nullable:
@@ -283,7 +288,7 @@ def fill_field_data(
     if field.nullable:
         fd.valid_data.extend(array.is_valid().to_numpy(zero_copy_only=False).tolist())
     if dtype is DataType.ARRAY:
-        _encode_array_column(fd, field, array)
+        encode_array_column(fd, field, array)
     elif dtype is DataType.TIMESTAMPTZ:
         _encode_scalars(fd, dtype, times_to_text(array, out_zone))
     else:
@@ -315,7 +320,7 @@ def _encode_scalars(fd: schema_pb2.FieldData, dtype: DataType, array: pa.Array) 
         target.data.extend(array.to_numpy(zero_copy_only=False).tolist())
 
 
-def _encode_array_column(fd: schema_pb2.FieldData, field: FieldSchema, array: pa.Array) -> None:
+def encode_array_column(fd: schema_pb2.FieldData, field: FieldSchema, array: pa.Array) -> None:
     element = field.element_type or DataType.NONE
     fd.scalars.array_data.SetInParent()
     fd.scalars.array_data.element_type = int(element)
@@ -405,3 +410,7 @@ def _varint(value: int) -> bytes:
         else:
             out.append(low)
             return bytes(out)
+
+
+# Struct array columns build on the ARRAY codec above (imported last: it imports this module).
+from sheafdb.api.grpc.struct_field_codec import decode_struct_column, encode_struct_column  # noqa: E402

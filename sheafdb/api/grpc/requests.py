@@ -20,6 +20,7 @@ from sheafdb.api.function_rankers import function_ranker
 from sheafdb.api.grpc.field_codec import sparse_rows_to_arrow
 from sheafdb.engine.models import (
     DecayRanker,
+    EmbeddingListQueries,
     HybridSearchRequest,
     QueryRequest,
     QueryVectors,
@@ -47,6 +48,7 @@ _DENSE_QUERY_DTYPE: dict[int, type[np.generic]] = {
 # Looked up once: attribute access on a generated enum wrapper is a slow Python __getattr__.
 _SPARSE_PLACEHOLDER = common_pb2.PlaceholderType.SparseFloatVector
 _TEXT_PLACEHOLDER = common_pb2.PlaceholderType.VarChar
+_EMB_LIST_FLOAT_PLACEHOLDER = common_pb2.PlaceholderType.EmbListFloatVector
 
 
 def key_values(pairs: Iterable[common_pb2.KeyValuePair]) -> dict[str, str]:
@@ -98,6 +100,10 @@ def decode_placeholders(blob: bytes, nq: int) -> QueryVectors:
     if not rows:
         raise invalid("no query vectors in the search request")
     kind = holder.type
+    if kind == _EMB_LIST_FLOAT_PLACEHOLDER:
+        if any(len(row) == 0 or len(row) % 4 for row in rows):
+            raise invalid("an embedding list query is not a whole number of float32 values")
+        return EmbeddingListQueries(tuple(np.frombuffer(row, dtype=np.float32) for row in rows))
     if kind == _TEXT_PLACEHOLDER:
         # Bytes that are not UTF-8 read as U+FFFD, as Go's strings do (never a decode error).
         return TextQueries(tuple(row.decode(errors="replace") for row in rows))

@@ -14,17 +14,17 @@ from typing import Any
 from pymilvus.grpc_gen import common_pb2, schema_pb2
 
 from sheafdb.api.grpc.function_codec import function_from_proto, function_to_proto
+from sheafdb.api.grpc.struct_schema_codec import struct_from_proto, struct_to_proto
 from sheafdb.engine.ddl_rules import check_default_wire_type
-from sheafdb.errors import ParameterInvalid, Unsupported, invalid
+from sheafdb.errors import ParameterInvalid, invalid
 from sheafdb.schema import DYNAMIC_FIELD, CollectionSchema, DataType, FieldSchema
 
 _TYPED_PARAMS = ("dim", "max_length", "max_capacity")
 
 
 def schema_from_proto(proto: schema_pb2.CollectionSchema) -> CollectionSchema:
-    if len(proto.struct_array_fields):
-        raise Unsupported.feature("struct array fields")
     fields = tuple(field_from_proto(f) for f in proto.fields if not (f.is_dynamic or f.name == DYNAMIC_FIELD))
+    fields += tuple(struct_from_proto(s) for s in proto.struct_array_fields)
     return CollectionSchema(
         fields=fields,
         description=proto.description,
@@ -114,7 +114,10 @@ def schema_to_proto(name: str, schema: CollectionSchema) -> schema_pb2.Collectio
         autoID=schema.auto_id,
         enable_dynamic_field=schema.enable_dynamic_field,
     )
-    proto.fields.extend(field_to_proto(f) for f in schema.fields)
+    proto.fields.extend(field_to_proto(f) for f in schema.fields if not f.struct_fields)
+    proto.struct_array_fields.extend(
+        struct_to_proto(f, field_to_proto) for f in schema.fields if f.struct_fields
+    )
     for f in proto.fields:
         f.is_function_output = schema.is_function_output(f.name)
     proto.functions.extend(function_to_proto(f, schema) for f in schema.functions)

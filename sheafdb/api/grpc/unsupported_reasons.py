@@ -62,6 +62,5 @@ NOT_YET: dict[str, str] = {
     "AddCollectionFunction": _FUNCTION,
     "AlterCollectionFunction": _FUNCTION,
     "DropCollectionFunction": _FUNCTION,
-    "AddCollectionStructField": "struct (array of struct) fields: not built yet",
     "ComputePhraseMatchSlop": "phrase match of full-text search: not built yet",
 }

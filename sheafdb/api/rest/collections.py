@@ -22,6 +22,7 @@ from sheafdb.api.rest.schema_json import (
     schema_from_json,
 )
 from sheafdb.engine.models import LoadState
+from sheafdb.engine.struct_index import struct_sub_of
 from sheafdb.errors import CollectionNotFound, IndexNotFound, RestParameterMissing, SheafError
 
 # Bounds the wait of load / refresh_load / create (the client's Request-Timeout bounds it further).
@@ -42,7 +43,8 @@ def create(call: Call) -> dict[str, Any]:
             {"fieldName": schema.vector_fields[0].name, "metricType": metric, "indexType": "AUTOINDEX"}
         ]
     for spec_index in indexes:
-        if schema.field(str(spec_index.get("fieldName"))) is None:
+        target = str(spec_index.get("fieldName"))
+        if schema.field(target) is None and struct_sub_of(schema, target) is None:
             raise RestParameterMissing(
                 "missing required parameters, error: "
                 f"`{spec_index.get('fieldName')}` hasn't defined in schema"
@@ -67,7 +69,7 @@ def create(call: Call) -> dict[str, Any]:
                 call.db,
                 name,
                 field_name,
-                str(spec_index.get("indexName") or field_name),
+                str(spec_index.get("indexName") or ""),
                 index_params(spec_index),
             )
         if indexes:

@@ -18,7 +18,7 @@ def create(call: Call) -> dict[str, Any]:
             raise RestParameterMissing(
                 "missing required parameters, error: indexParams[].fieldName is required"
             )
-        index_name = str(spec.get("indexName") or field_name)
+        index_name = str(spec.get("indexName") or "")
         call.engine.create_index(call.db, name, str(field_name), index_name, index_params(spec))
     return {}
 

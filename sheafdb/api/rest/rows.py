@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from sheafdb.engine.models import QueryVectors, SearchResult, SparseQueries, TextQueries
+from sheafdb.engine.models import EmbeddingListQueries, QueryVectors, SearchResult, SparseQueries, TextQueries
 from sheafdb.engine.read.aggregation import aggregate_field
+from sheafdb.engine.struct_index import struct_sub_of
 from sheafdb.errors import RestInsertDataInvalid, RestRequestNotJson, invalid
-from sheafdb.schema import DYNAMIC_FIELD, CollectionSchema, DataType, FieldSchema
+from sheafdb.schema import DYNAMIC_FIELD, CollectionSchema, DataType, FieldSchema, split_struct_path
 from sheafdb.timestamptz import times_to_text
 
 
@@ -55,6 +57,8 @@ def rows_to_table(schema: CollectionSchema, data: Any) -> pa.Table:
 
 def _column(f: FieldSchema, values: list[Any]) -> pa.Array:
     dtype = f.dtype
+    if dtype is DataType.ARRAY_OF_STRUCT:
+        return pa.array(values)  # inferred; the engine checks and casts each sub-field
     if dtype.is_dense_vector and any(v is None for v in values):
         return pa.array(values, type=f.arrow_type())  # nullable vectors: rare, keep simple
     if dtype is DataType.FLOAT_VECTOR:
@@ -121,6 +125,8 @@ def query_vectors(f: FieldSchema, data: Any) -> QueryVectors:
         return TextQueries(tuple(data))  # a full-text search: the engine analyzes them
     if any(isinstance(v, str) for v in data):
         raise invalid("data mixes texts and vectors")
+    if split_struct_path(f.name) is not None:
+        return _embedding_lists(data)
     if f.dtype is DataType.SPARSE_FLOAT_VECTOR:
         rows = [_sparse_row(v) or [] for v in data]
         offsets = np.cumsum([0, *(len(r) for r in rows)], dtype=np.int64)
@@ -139,6 +145,20 @@ def query_vectors(f: FieldSchema, data: Any) -> QueryVectors:
     if matrix.ndim != 2:
         raise invalid("query vectors must all have the same dimension")
     return matrix
+
+
+def _embedding_lists(data: list[Any]) -> EmbeddingListQueries:
+    """Each query an embedding list: a list of vectors (one vector alone is a list of one)."""
+    lists = []
+    for query in data:
+        try:
+            matrix = np.asarray(query, dtype=np.float32)
+        except (ValueError, TypeError) as err:
+            raise invalid(f"cannot read the query embedding list: {err}") from None
+        if matrix.ndim not in (1, 2) or matrix.size == 0:
+            raise invalid("each query of an embedding list search is a non-empty list of vectors")
+        lists.append(matrix.ravel())
+    return EmbeddingListQueries(tuple(lists))
 
 
 # -- Arrow -> JSON rows ---------------------------------------------------------------------------
@@ -226,8 +246,12 @@ def search_hits(
 
 
 def vector_field(schema: CollectionSchema, name: str | None) -> FieldSchema:
-    """The searched field: by name, or the only vector field."""
+    """The searched field: by name, or the only vector field. A struct array's vector sub-field
+    (``chunks[emb]``) comes back under that path name."""
     if name:
+        struct_sub = struct_sub_of(schema, name)
+        if struct_sub is not None and struct_sub[1].is_vector:
+            return replace(struct_sub[1], name=name)
         f = schema.field(name)
         if f is None or not f.is_vector:
             raise invalid(f"failed to get field schema by name: fieldName({name}) not found")

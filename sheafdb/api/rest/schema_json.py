@@ -84,6 +84,10 @@ def field_from_json(spec: Mapping[str, Any], auto_id: bool) -> FieldSchema:
     if not name or spec.get("dataType") is None:
         raise RestParameterMissing("missing required parameters, error: fieldName and dataType are required")
     params = dict(spec.get("elementTypeParams") or {})
+    if spec["dataType"] == STRUCT_ARRAY_TYPE or (
+        spec["dataType"] == "Array" and spec.get("elementDataType") == STRUCT_ELEMENT_TYPE
+    ):
+        return _struct_from_json(str(name), spec, params)
     is_primary = bool(spec.get("isPrimary", False))
     element = spec.get("elementDataType")
     return FieldSchema(
@@ -101,6 +105,28 @@ def field_from_json(spec: Mapping[str, Any], auto_id: bool) -> FieldSchema:
         is_partition_key=bool(spec.get("isPartitionKey", False)),
         is_clustering_key=bool(spec.get("isClusteringKey", False)),
         type_params={k: _text(v) for k, v in params.items() if k not in _TYPED_PARAMS},
+    )
+
+
+# A struct array field: ``Array`` of ``Struct`` (or ``ArrayOfStruct``) with its sub-fields
+# under ``fields``, ``max_capacity`` in ``elementTypeParams`` (or ``typeParams``).
+STRUCT_ARRAY_TYPE = "ArrayOfStruct"
+STRUCT_ELEMENT_TYPE = "Struct"
+
+
+def _struct_from_json(name: str, spec: Mapping[str, Any], params: Mapping[str, Any]) -> FieldSchema:
+    subs = spec.get("fields", spec.get("structFields"))
+    if not isinstance(subs, list):
+        raise RestParameterMissing(f"missing required parameters, error: fields of struct array field {name}")
+    merged = {**dict(spec.get("typeParams") or {}), **params}
+    return FieldSchema(
+        name=name,
+        dtype=DataType.ARRAY_OF_STRUCT,
+        description=str(spec.get("description", "")),
+        max_capacity=_int_param(merged, "max_capacity"),
+        nullable=bool(spec.get("nullable", False)),
+        default_value=spec.get("defaultValue"),
+        struct_fields=tuple(field_from_json(sub, False) for sub in subs if isinstance(sub, Mapping)),
     )
 
 
@@ -191,6 +217,17 @@ def _field_json(f: FieldSchema, is_function_output: bool) -> dict[str, Any]:
     typed = (("dim", f.dim), ("max_length", f.max_length), ("max_capacity", f.max_capacity))
     params = [{"key": k, "value": str(v)} for k, v in typed if v is not None]
     params += [{"key": k, "value": v} for k, v in f.type_params.items()]
+    if f.dtype is DataType.ARRAY_OF_STRUCT:
+        return {
+            "name": f.name,
+            "id": f.field_id,
+            "type": "Array",
+            "elementType": STRUCT_ELEMENT_TYPE,
+            "nullable": f.nullable,
+            "description": f.description,
+            "params": params,
+            "fields": [_field_json(sub, False) for sub in f.struct_fields],
+        }
     out: dict[str, Any] = {
         "name": f.name,
         "id": f.field_id,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from sheafdb.engine.snapshot import SealedSegment
 from sheafdb.errors import FieldNotFound, IndexNotFound, UnexpectedError, invalid
-from sheafdb.schema import DYNAMIC_FIELD, TIMESTAMP_COLUMN, CollectionSchema
+from sheafdb.schema import DYNAMIC_FIELD, TIMESTAMP_COLUMN, CollectionSchema, struct_path
 from sheafdb.storage.records import IndexRecord
 
 # A type param that excludes a field from a default (empty load_fields) load, as in Milvus.
@@ -77,7 +77,7 @@ def check_indexes(
 ) -> None:
     """Milvus refuses to load vectors it cannot search through an index (a collection without
     vector fields needs none)."""
-    if not schema.vector_fields:
+    if not schema.vector_fields and not schema.struct_vector_paths:
         return
     indexed = {ix.field_name for ix in indexes}
     vector_indexed = indexed & {f.name for f in schema.vector_fields}
@@ -89,6 +89,14 @@ def check_indexes(
             f"there is no vector index on collection: {collection_name}, please create index firstly"
         )
     loaded_vectors = [f.name for f in schema.vector_fields if f.name in fields]
+    # A loaded struct array field's vector sub-fields (``chunks[emb]``) need theirs too.
+    loaded_vectors += [
+        struct_path(f.name, s.name)
+        for f in schema.fields
+        if f.name in fields
+        for s in f.struct_fields
+        if s.is_vector
+    ]
     unindexed = [name for name in loaded_vectors if name not in indexed]
     if unindexed:
         raise UnexpectedError(

@@ -72,7 +72,7 @@ def check_aggregation(
         field = schema.field(name)
         if field is None:
             raise invalid(f"group by field {name} not found in schema")
-        if field.is_vector or field.dtype in (DataType.JSON, DataType.ARRAY):
+        if field.is_vector or field.dtype in (DataType.JSON, DataType.ARRAY, DataType.ARRAY_OF_STRUCT):
             raise invalid(f"group by field {name} of type {field.dtype.name} is not supported")
         needed.append(name)
     for name in output_fields:
@@ -91,7 +91,7 @@ def check_aggregation(
         if agg.function in ("avg", "sum") and field.dtype not in _NUMERIC:
             raise invalid(f"{agg.function} is not supported on field {agg.field} of type {field.dtype.name}")
         if agg.function in ("min", "max") and (
-            field.is_vector or field.dtype in (DataType.JSON, DataType.ARRAY)
+            field.is_vector or field.dtype in (DataType.JSON, DataType.ARRAY, DataType.ARRAY_OF_STRUCT)
         ):
             raise invalid(f"{agg.function} is not supported on field {agg.field} of type {field.dtype.name}")
         needed.append(agg.field)

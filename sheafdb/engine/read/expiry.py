@@ -23,6 +23,8 @@ from sheafdb.storage.timestamps import LOGICAL_BITS
 
 COLLECTION_TTL_PROPERTY = "collection.ttl.seconds"
 TTL_FIELD_PROPERTY = "ttl_field"
+# Milvus's common.MaxTTLSeconds: a hundred years.
+MAX_TTL_SECONDS = 3155760000
 
 
 @dataclass(frozen=True)
@@ -67,20 +69,22 @@ def expiry_of(properties: Mapping[str, str], now_ms: int | None = None) -> Expir
 
 
 def check_ttl_properties(schema: CollectionSchema, properties: Mapping[str, str]) -> None:
-    """Milvus's rules for the two TTL properties a collection is about to have."""
+    """Milvus's rules (and texts: proxy ``validateCollectionTTL`` / ``validateTTLField``) for the
+    two TTL properties a collection is about to have; -1 (like 0) means no TTL."""
     seconds = properties.get(COLLECTION_TTL_PROPERTY)
     field = properties.get(TTL_FIELD_PROPERTY)
-    if seconds:
+    if seconds is not None:
         try:
-            if int(seconds) < 0:
-                raise ValueError
+            value = int(str(seconds).strip())
         except ValueError:
-            raise invalid(f"collection TTL is not a valid positive integer: {seconds}") from None
-    if field:
-        if seconds:
-            raise invalid(f"collection TTL and ttl field cannot be set at the same time: ttl_field={field}")
+            raise invalid("collection TTL is not a valid positive integer") from None
+        if not -1 <= value <= MAX_TTL_SECONDS:
+            raise invalid(f"collection TTL is out of range, expect [-1, {MAX_TTL_SECONDS}], got {value}")
+    if field is not None:
         target = schema.field(field)
         if target is None:
-            raise invalid(f"ttl field {field} not found in collection schema")
+            raise invalid(f"ttl field name {field} not found in schema")
         if target.dtype is not DataType.TIMESTAMPTZ:
-            raise invalid(f"ttl field {field} must be of type Timestamptz")
+            raise invalid(f"ttl field must be timestamptz, field name = {field}")
+    if seconds is not None and field is not None:
+        raise invalid("collection TTL and ttl field cannot be set at the same time")

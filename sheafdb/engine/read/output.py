@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from sheafdb.engine.load.loaded_segment import RowSource
 from sheafdb.errors import UnexpectedError, invalid
-from sheafdb.schema import DYNAMIC_FIELD, CollectionSchema
+from sheafdb.schema import DYNAMIC_FIELD, CollectionSchema, split_struct_path
 from sheafdb.schema_functions import bm25_output_names
 
 COUNT_STAR = "count(*)"
@@ -35,6 +35,8 @@ class OutputPlan:
     dynamic_keys: tuple[str, ...] | None  # keys to keep in "$meta"; None: the whole object
     types: tuple[pa.DataType, ...]  # the schema's Arrow type of each column: empty and
     # missing columns (no row, or a field added after a segment was sealed) keep their type
+    # Struct array fields asked for by sub-field only (``chunks[text]``): the subs to keep.
+    struct_subs: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 def build_output_plan(
@@ -46,6 +48,7 @@ def build_output_plan(
     fields: list[str] = []
     keys: list[str] = []
     whole_meta = False
+    subs: dict[str, list[str]] = {}
     for name in requested:
         if name == "*":
             # Milvus leaves out what it cannot return raw: a BM25 function's output.
@@ -55,6 +58,12 @@ def build_output_plan(
             if not dynamic_loaded:
                 raise UnexpectedError(f"field {name} is not loaded")
             whole_meta = True
+        elif (sub_path := struct_sub_field(schema, name)) is not None:
+            struct_name, sub = sub_path
+            if struct_name not in loaded_set:
+                raise UnexpectedError(f"field {name} is not loaded")
+            fields.append(struct_name)
+            subs.setdefault(struct_name, []).append(sub)
         elif schema.field(name) is not None:
             if name in hidden:
                 raise UnexpectedError(f"not allowed to retrieve raw data of field {name}")
@@ -82,12 +91,27 @@ def build_output_plan(
     if whole_meta and DYNAMIC_FIELD not in listed:
         listed.append(DYNAMIC_FIELD)
     stored = schema.arrow_schema()
+    whole = {n for n in requested if schema.field(n) is not None} | (
+        set(ordered) if "*" in requested else set()
+    )
     return OutputPlan(
         tuple(columns),
         tuple(listed),
         None if whole_meta else tuple(dict.fromkeys(keys)),
         tuple(stored.field(c).type for c in columns),
+        tuple((s, tuple(dict.fromkeys(names))) for s, names in subs.items() if s not in whole),
     )
+
+
+def struct_sub_field(schema: CollectionSchema, name: str) -> tuple[str, str] | None:
+    """``(struct, sub)`` when ``name`` is ``struct[sub]`` of a struct array field of the schema."""
+    split = split_struct_path(name)
+    if split is None:
+        return None
+    struct = schema.field(split[0])
+    if struct is None or not any(s.name == split[1] for s in struct.struct_fields):
+        return None
+    return split
 
 
 def gather(
@@ -157,7 +181,11 @@ def _take_column(
 
 
 def _cut_meta(table: pa.Table, plan: OutputPlan) -> pa.Table:
-    """``$meta`` reduced to the dynamic keys the plan names (unchanged when it wants it whole)."""
+    """``$meta`` reduced to the dynamic keys the plan names (unchanged when it wants it whole),
+    struct array fields to the sub-fields named."""
+    for struct_name, subs in plan.struct_subs:
+        at = table.column_names.index(struct_name)
+        table = table.set_column(at, struct_name, cut_struct(table.column(at), subs))
     if plan.dynamic_keys is None or DYNAMIC_FIELD not in plan.columns:
         return table
     return table.set_column(
@@ -175,3 +203,14 @@ def cut_dynamic(meta: pa.ChunkedArray | pa.Array, keys: Sequence[str]) -> pa.Arr
         obj = json.loads(text) if text else {}
         out.append(json.dumps({k: v for k, v in obj.items() if k in wanted}))
     return pa.array(out, type=pa.string())
+
+
+def cut_struct(column: pa.ChunkedArray | pa.Array, subs: Sequence[str]) -> pa.Array:
+    """A ``list<struct>`` column keeping only the struct children ``subs``."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    array = pa.concat_arrays([array]) if array.offset else array
+    elements = array.values
+    kept = pa.StructArray.from_arrays(
+        [elements.field(name) for name in subs], fields=[elements.type.field(name) for name in subs]
+    )
+    return pa.ListArray.from_arrays(array.offsets, kept, mask=array.is_null() if array.null_count else None)

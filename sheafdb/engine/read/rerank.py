@@ -20,6 +20,8 @@ import pyarrow as pa
 from sheafdb.engine.models import HybridSearchRequest, SearchResult
 from sheafdb.engine.read.decay import rerank
 from sheafdb.engine.read.search import MAX_TOPK, ReadContext, execute_search, index_spec, resolve_anns_field
+from sheafdb.engine.read.struct_search import embedding_list_metric
+from sheafdb.engine.struct_index import struct_sub_of
 from sheafdb.errors import invalid
 
 DEFAULT_RRF_K = 60
@@ -29,7 +31,7 @@ def normalise(metric: str, scores: np.ndarray) -> np.ndarray:
     metric = metric.upper()
     if metric == "COSINE":
         normalised: np.ndarray = (1.0 + scores) * 0.5
-    elif metric == "IP":
+    elif metric in ("IP", "MAX_SIM_IP", "MAX_SIM_COSINE"):
         normalised = 0.5 + np.arctan(scores) / np.pi
     elif metric == "BM25":
         normalised = 2.0 * np.arctan(scores) / np.pi
@@ -74,8 +76,13 @@ def execute_hybrid_search(ctx: ReadContext, req: HybridSearchRequest) -> SearchR
     subs: list[SearchResult] = []
     metrics: list[str] = []
     for sub_request in req.requests:
-        field = resolve_anns_field(ctx, sub_request.anns_field)
-        metrics.append(index_spec(ctx, field, sub_request.metric_type).metric_type)
+        struct_sub = struct_sub_of(ctx.schema, sub_request.anns_field or "")
+        if struct_sub is not None:
+            loaded, indexes = ctx.loaded_fields, ctx.indexes
+            metrics.append(embedding_list_metric(*struct_sub, loaded, indexes, sub_request.metric_type))
+        else:
+            field = resolve_anns_field(ctx, sub_request.anns_field)
+            metrics.append(index_spec(ctx, field, sub_request.metric_type).metric_type)
         subs.append(
             execute_search(ctx, replace(sub_request, output_fields=outputs, offset=0, round_decimal=-1))
         )

@@ -24,19 +24,21 @@ import pyarrow as pa
 
 from sheafdb.engine.finite_vectors import check_floats, check_query_vectors
 from sheafdb.engine.load.loaded_segment import RowSource
-from sheafdb.engine.models import SearchRequest, SearchResult, TextQueries
+from sheafdb.engine.models import EmbeddingListQueries, SearchRequest, SearchResult, TextQueries
 from sheafdb.engine.read.decay import search_with_decay
 from sheafdb.engine.read.expiry import Expiry
 from sheafdb.engine.read.live_deletes import LiveDeletes
 from sheafdb.engine.read.output import OutputPlan, gather
 from sheafdb.engine.read.read_plans import ReadPlans
 from sheafdb.engine.read.segment_pool import run_all
+from sheafdb.engine.read.struct_search import embedding_list_hits, embedding_list_metric, query_lists
 from sheafdb.engine.read.text_search import bm25_queries, check_query_kind
+from sheafdb.engine.struct_index import struct_sub_of
 from sheafdb.errors import FieldNotFound, UnexpectedError, invalid
 from sheafdb.expr import Filter
 from sheafdb.index import IndexSpec, exact_range_search, exact_search, parse_search_params
 from sheafdb.index.metrics import sort_key, worst_score
-from sheafdb.schema import DYNAMIC_FIELD, CollectionSchema, FieldSchema
+from sheafdb.schema import DYNAMIC_FIELD, CollectionSchema, DataType, FieldSchema
 from sheafdb.storage.records import IndexRecord
 
 MAX_TOPK = 16384
@@ -343,7 +345,18 @@ def execute_search(ctx: ReadContext, req: SearchRequest) -> SearchResult:
         return search_with_decay(partial(execute_search, ctx), metric, req)
     if req.limit < 1 or req.limit + req.offset > MAX_TOPK:
         raise invalid(f"topk [{req.limit + req.offset}] is invalid, it should be in range [1, {MAX_TOPK}]")
+    if (struct_sub := struct_sub_of(ctx.schema, req.anns_field or "")) is not None:
+        if req.group_by_field or req.params.get("radius") is not None:
+            raise invalid("group by and range search are not supported in an embedding list search")
+        metric = embedding_list_metric(*struct_sub, ctx.loaded_fields, ctx.indexes, req.metric_type)
+        lists = query_lists(*struct_sub, req.vectors)
+        output = ctx.plans.output(ctx.loaded_fields, req.output_fields, dynamic_loaded=ctx.dynamic_loaded)
+        masks = row_masks(ctx, compile_checked(ctx, req.filter, req.filter_params))
+        hits = embedding_list_hits(ctx.sources, *struct_sub, metric, lists, req.offset + req.limit, masks)
+        return build_result(ctx, Candidates(*hits).after(req.offset), output, req.round_decimal)
     field = resolve_anns_field(ctx, req.anns_field)
+    if isinstance(req.vectors, EmbeddingListQueries):
+        raise invalid(f"EmbeddingList queries search an embedding list field (struct[sub]), not {field.name}")
     _check_queries(field, req.vectors)
     parse_search_params(req.params)  # checked even when only growing rows (searched exactly) answer
     spec = index_spec(ctx, field, req.metric_type)
@@ -427,8 +440,11 @@ def _grouped_search(
 ) -> SearchResult:
     """Best hits with at most ``group_size`` per value of the group field, ``limit`` groups."""
     group_field = req.group_by_field or ""
-    if ctx.schema.field(group_field) is None:
+    group_schema = ctx.schema.field(group_field)
+    if group_schema is None:
         raise FieldNotFound(f"groupBy field not found in schema: field not found[field={group_field}]")
+    if group_schema.dtype is DataType.ARRAY_OF_STRUCT:
+        raise invalid(f"group by field {group_field} of type ArrayOfStruct is not supported")
     if group_field not in ctx.loaded_fields:
         raise UnexpectedError(f"field {group_field} is not loaded")
     groups_wanted = req.offset + req.limit

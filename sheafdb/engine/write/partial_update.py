@@ -24,6 +24,13 @@ def merge_partial_rows(schema: CollectionSchema, given: pa.Table, current: pa.Ta
     pk = schema.primary_field.name
     if pk not in given.column_names:
         raise invalid(f"must assign pk when upsert, primary field: {pk}")
+    for f in schema.fields:
+        # Milvus 2.6: "Structs do not support upsert in merge mode" (replace mode is fine).
+        if f.struct_fields and f.name in given.column_names:
+            raise invalid(
+                f"partial update is not supported for struct array field {f.name}, "
+                "upsert the whole row with partial_update=False instead"
+            )
     keys = given.column(pk).combine_chunks()
     positions = pc.index_in(keys, value_set=current.column(pk).combine_chunks())
     columns: dict[str, pa.Array] = {}

@@ -20,6 +20,7 @@ import pyarrow.json as pa_json
 
 from sheafdb import strict_json
 from sheafdb.engine.finite_vectors import check_vector_column
+from sheafdb.engine.write.struct_columns import check_struct_column
 from sheafdb.errors import invalid
 from sheafdb.schema import DYNAMIC_FIELD, TIMESTAMP_COLUMN, CollectionSchema, DataType, FieldSchema
 from sheafdb.strict_json import MAX_JSON_DEPTH
@@ -122,7 +123,9 @@ def default_column(f: FieldSchema, num_rows: int, default_zone: tzinfo = UTC) ->
 
 def _checked_column(f: FieldSchema, column: pa.ChunkedArray, default_zone: tzinfo) -> pa.Array:
     col = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    if f.is_vector:
+    if f.dtype is DataType.ARRAY_OF_STRUCT:
+        col = check_struct_column(f, col)
+    elif f.is_vector:
         col = _vector_column(f, col)
         check_vector_column(f.dtype, col)
     elif f.dtype is DataType.TIMESTAMPTZ:
