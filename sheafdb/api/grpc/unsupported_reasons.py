@@ -12,8 +12,11 @@ _REPLICATION = "cross-cluster replication (CDC) streams: SheafDB is one node wit
 _EXTERNAL = "external collections read data SheafDB does not store (lake tables); not a goal"
 _SNAPSHOT = "collection snapshots on object storage: SheafDB's restore unit is the data directory"
 _NAMESPACE = "namespaces (multi-tenancy inside a collection) are a Milvus 2.6 preview; partitions serve"
+# File resources (analyzer dictionaries kept in Milvus's object store, named from analyzer
+# params as stop_words_file, synonyms_file, ...) arrive with Milvus 3.0; 2.6 analyzers take
+# their word lists inline, as SheafDB's do.
+_FILE_RESOURCE = "file resources (analyzer dictionaries) arrive with Milvus 3.0; 2.6 takes word lists inline"
 # Milvus 2.6's proxy does not implement these either (proto placeholders, answered UNIMPLEMENTED).
-_FILE_RESOURCE = "file resources: a proto placeholder Milvus 2.6 does not implement either"
 _PREWARM = "namespace prewarm tasks belong to namespaces (above); load_collection loads at once"
 _ROW_SECURITY = "row policies and user tags: proto placeholders Milvus 2.6 does not implement either"
 
@@ -63,15 +66,10 @@ OUT_OF_SCOPE: dict[str, str] = {
 }
 
 _IMPORT = "bulk import from object-storage files: not built yet (insert in batches instead)"
-_FUNCTION = "changing a collection's functions after create: not built yet (declare them in the schema)"
 
 NOT_YET: dict[str, str] = {
     "Import": _IMPORT,
     "GetImportState": _IMPORT,
     "ListImportTasks": _IMPORT,
-    "AddCollectionFunction": _FUNCTION,
-    "AlterCollectionFunction": _FUNCTION,
-    "DropCollectionFunction": _FUNCTION,
     "AddCollectionStructField": "struct (array of struct) fields: not built yet",
-    "ComputePhraseMatchSlop": "phrase match of full-text search: not built yet",
 }
