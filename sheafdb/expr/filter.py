@@ -15,6 +15,7 @@ from sheafdb.expr.json_column import JsonColumn, JsonProjections
 from sheafdb.expr.planner import PlannedFilter, plan_filter
 from sheafdb.expr.syntax import parse
 from sheafdb.schema import CollectionSchema
+from sheafdb.text.match_index import MatchIndexes
 
 
 def compile_filter(text: str, schema: CollectionSchema, params: Mapping[str, Any] | None = None) -> Filter:
@@ -47,13 +48,17 @@ class Filter:
         return self.predicate == plan.Constant(True)
 
     def evaluate(
-        self, table: pa.Table, json_columns: Mapping[str, JsonProjections] | None = None
+        self,
+        table: pa.Table,
+        json_columns: Mapping[str, JsonProjections] | None = None,
+        match_indexes: MatchIndexes | None = None,
     ) -> np.ndarray:
         """The rows the filter keeps, as a numpy bool mask of ``table.num_rows``.
 
         ``table`` holds the fields the filter reads and ``"$meta"`` when it reads dynamic
         keys. ``json_columns`` are prepared ``JsonColumn``s of those JSON columns (same rows
         as ``table``); a JSON column not given is parsed here, once for this call.
+        ``match_indexes`` keeps the text match indexes of a loaded segment's ``table``.
         """
         views: dict[tuple[str, plan.JsonPath, plan.JsonView], pa.Array] = {}
         for column, wanted in self.json_views.items():
@@ -66,7 +71,7 @@ class Filter:
                 )
             for (path, view), array in prepared.views(wanted).items():
                 views[(column, path, view)] = array
-        return evaluate_plan(self.predicate, table, views)
+        return evaluate_plan(self.predicate, table, views, match_indexes)
 
     def primary_keys(self) -> list[int] | list[str] | None:
         """The keys when the filter is exactly ``pk in [...]`` or ``pk == v``; else None."""

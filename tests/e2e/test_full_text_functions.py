@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Iterator
 
 import grpc
+import httpx
 import numpy as np
 import pytest
 from pymilvus import DataType, Function, FunctionType, MilvusClient, MilvusException
@@ -212,3 +213,42 @@ def test_bm25_statistics_leave_out_deleted_rows(client: MilvusClient, bm25_colle
         assert len(hits) == min(20, len(expected))
         for hit in hits:
             assert hit["distance"] == pytest.approx(expected[hit["id"]], rel=1e-4)
+
+
+def _match_bytes(server_uri: str, collection: str) -> int:
+    response = httpx.post(
+        f"{server_uri}/v2/sheafdb/memory", json={}, headers={"Authorization": f"Bearer {ROOT_TOKEN}"}
+    )
+    assert response.status_code == 200 and response.json()["code"] == 0, response.text
+    for entry in response.json()["data"]["collections"]:
+        if entry["collectionName"] == collection:
+            return sum(f["bytes"] for f in entry["fields"] if f["kind"] == "match")
+    return -1  # not loaded
+
+
+def test_match_indexes_are_accounted_and_released(client: MilvusClient, server_uri: str) -> None:
+    name = "fts_match_memory"
+    if client.has_collection(name):
+        client.drop_collection(name)
+    schema = client.create_schema()
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("text", DataType.VARCHAR, max_length=200, enable_analyzer=True, enable_match=True)
+    schema.add_field("v", DataType.FLOAT_VECTOR, dim=2)
+    index = client.prepare_index_params()
+    index.add_index("v", index_type="FLAT", metric_type="L2")
+    client.create_collection(name, schema=schema, index_params=index)
+    client.insert(
+        name, [{"id": i, "text": f"w{i % 37} w{i % 11} common", "v": [0.0, 1.0]} for i in range(2000)]
+    )
+    client.flush(name)
+    client.load_collection(name)
+    assert _match_bytes(server_uri, name) == 0  # built on first use only
+    found = client.query(name, filter="TEXT_MATCH(text, 'w3')", output_fields=["id"], limit=5000)
+    assert sorted(r["id"] for r in found) == [i for i in range(2000) if i % 37 == 3 or i % 11 == 3]
+    held = _match_bytes(server_uri, name)
+    assert held > 0
+    client.query(name, filter="PHRASE_MATCH(text, 'w3 common', 1)", output_fields=["id"], limit=10)
+    assert _match_bytes(server_uri, name) == held  # the same index serves the next reads
+    client.release_collection(name)
+    assert _match_bytes(server_uri, name) == -1
+    client.drop_collection(name)

@@ -27,6 +27,7 @@ from sheafdb.index import SparseMatrix, VectorIndex, load_index, parse_index_par
 from sheafdb.schema import DYNAMIC_FIELD, TIMESTAMP_COLUMN, CollectionSchema, DataType
 from sheafdb.storage.object_store import ObjectStore
 from sheafdb.storage.segment_files import read_column
+from sheafdb.text.match_index import MatchIndexes
 
 # Vector types whose numpy view shares the loaded Arrow buffer (caching it costs no memory).
 _ZERO_COPY_VECTORS = frozenset({DataType.FLOAT_VECTOR, DataType.BINARY_VECTOR})
@@ -128,6 +129,7 @@ class RowSource(Protocol):
     def rows_of(self, primary_key: str, keys: Sequence[int] | Sequence[str]) -> np.ndarray: ...
     def json_columns(self) -> Mapping[str, JsonProjections]: ...
     def numeric_column(self, name: str) -> np.ndarray | None: ...
+    def match_indexes(self) -> MatchIndexes | None: ...  # kept text match indexes, if any
 
 
 def json_column_names(schema: CollectionSchema, table: pa.Table) -> list[str]:
@@ -163,6 +165,8 @@ class LoadedSegment:
     # Prepared once per JSON column at load (nothing parsed until a filter asks for a path);
     # each JsonColumn locks itself, so this dict is only written before the segment is shared.
     prepared_json: dict[str, JsonColumn] = field(default_factory=dict)
+    # TEXT_MATCH / PHRASE_MATCH indexes of the text columns, built by the first read that needs one.
+    text_indexes: MatchIndexes = field(default_factory=MatchIndexes)
 
     @property
     def segment_id(self) -> int:
@@ -230,6 +234,9 @@ class LoadedSegment:
     def json_columns(self) -> Mapping[str, JsonProjections]:
         return self.prepared_json
 
+    def match_indexes(self) -> MatchIndexes | None:
+        return self.text_indexes
+
     def numeric_column(self, name: str) -> np.ndarray | None:
         """A zero-copy numpy view of an integer or float column without nulls, else None.
 
@@ -249,7 +256,11 @@ class LoadedSegment:
         return self._cache_state() != self._reported
 
     def _cache_state(self) -> tuple[int, ...]:
-        return (self._mask_generation, *(c.projections_built for c in self.prepared_json.values()))
+        return (
+            self._mask_generation,
+            self.text_indexes.generation,
+            *(c.projections_built for c in self.prepared_json.values()),
+        )
 
     def cache_growth(self) -> dict[tuple[str, str], int]:
         """Footprint entries of read caches whose bytes changed since last asked (updated).
@@ -264,6 +275,8 @@ class LoadedSegment:
             if self._hidden is not None and self._hidden[1] is not None:
                 masks[id(self._hidden[1])] = self._hidden[1].nbytes
             sizes[MASKS_FOOTPRINT] = sum(masks.values())
+            for name, nbytes in self.text_indexes.nbytes_by_column().items():
+                sizes[("match", name)] = nbytes
             changed = {key: n for key, n in sizes.items() if self.footprint.get(key, 0) != n}
             self.footprint.update(changed)
         return changed
@@ -309,6 +322,9 @@ class GrowingRows:
     def numeric_column(self, name: str) -> np.ndarray | None:
         return None  # a growing table is new on every read: a view would not be reused
 
+    def match_indexes(self) -> MatchIndexes | None:
+        return None  # likewise: a match index of growing rows is built per read
+
     def json_columns(self) -> Mapping[str, JsonProjections]:
         if self.json_cache is None or self.schema is None:
             return {}
@@ -334,7 +350,9 @@ def _numeric_view(table: pa.Table, name: str) -> np.ndarray | None:
 def _allowed(
     source: RowSource, flt: Filter | None, primary_key: str, latest_deletes: pa.Table
 ) -> np.ndarray | None:
-    mask = flt.evaluate(source.table, source.json_columns()) if flt is not None else None
+    mask = (
+        flt.evaluate(source.table, source.json_columns(), source.match_indexes()) if flt is not None else None
+    )
     hidden = source.hidden(primary_key, latest_deletes)
     if hidden is not None:
         mask = ~hidden if mask is None else mask & ~hidden

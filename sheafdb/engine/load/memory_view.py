@@ -21,7 +21,8 @@ class ResidentBlock:
     """Bytes one kind of structure of one field holds in one partition.
 
     ``kind``: ``field`` (a raw column), ``index`` (a vector index), ``pk_lookup`` (the primary
-    key -> row lookup), ``json`` (a parsed JSON path cache) or ``masks`` (filter mask cache).
+    key -> row lookup), ``json`` (a parsed JSON path cache), ``masks`` (filter mask cache) or
+    ``match`` (a text column's TEXT_MATCH / PHRASE_MATCH index).
     """
 
     db: str
