@@ -35,6 +35,7 @@ import numpy as np
 import psutil
 import pymilvus
 from harness.dataset import make_dataset
+from harness.doc_sections import carry_sections
 from harness.faiss_floor import FaissRepeat
 from harness.milvus_workload import QUICK_SIZES, ServerRepeat, WorkloadSizes
 from harness.peers import PEER_SPECS, PEER_VENV_DIR, PeerRepeat, ensure_peer
@@ -184,7 +185,8 @@ def write_report(results: dict[str, Any], results_path: Path, args: argparse.Nam
     if args.notes is not None:
         results["profile_notes"] = args.notes.read_text()
     args.doc.parent.mkdir(parents=True, exist_ok=True)
-    args.doc.write_text(markdown(results, names_written))
+    old = args.doc.read_text() if args.doc.exists() else ""  # other scripts' sections are kept
+    args.doc.write_text(carry_sections(old, markdown(results, names_written)))
     for check in target_checks(results["summary"], results["config"]):
         in_run = "n/a" if check.met is None else ("MET" if check.met else "MISSED")
         against = "n/a" if check.met_reference is None else ("MET" if check.met_reference else "MISSED")
