@@ -4,10 +4,11 @@ The rules and error texts follow Milvus's analyzer builder: an empty object is t
 ``standard`` analyzer; ``type`` names a built-in one (``standard``, ``english``, ``chinese``,
 each taking ``stop_words``); otherwise ``tokenizer`` (a name, or an object with ``type``) and an
 optional ``filter`` list, nothing else. Tokenizers: ``standard`` (tantivy's simple tokenizer:
-runs of alphanumeric characters), ``whitespace``, and ``jieba`` (jieba-rs, search mode with
-HMM by default, as Milvus). Positions count the tokenizer's tokens, so a filter that drops a
-token leaves a gap (phrase match relies on it); jieba reports each word's start character as
-its position, as Milvus does.
+runs of alphanumeric characters), ``whitespace``, ``jieba`` (jieba-rs, search mode with HMM by
+default, as Milvus), and ``lindera``, ``icu``, ``language_identifier`` (``tokenizers.py``; the
+last one runs whole sub-analyzers built here). Positions count the tokenizer's tokens, so a
+filter that drops a token leaves a gap (phrase match relies on it); jieba reports each word's
+start character as its position, as Milvus does.
 """
 
 from __future__ import annotations
