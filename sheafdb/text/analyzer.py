@@ -20,7 +20,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import rjieba
 import tantivy
 
 from sheafdb.errors import ParameterInvalid, Unsupported
@@ -94,6 +93,8 @@ class _NativeTokenizer(Tokenizer):
 
 class _JiebaTokenizer(Tokenizer):
     def __init__(self, words: Sequence[str], use_default: bool, mode: str, hmm: bool) -> None:
+        import rjieba  # its import loads jieba's dictionary (~0.6 s): only jieba analyzers pay it
+
         self._jieba = rjieba.Jieba() if use_default else rjieba.Jieba.empty()
         for word in words:
             self._jieba.add_word(word, None, None)

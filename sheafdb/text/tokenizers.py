@@ -12,6 +12,8 @@
   ("English", "Mandarin", ...) and lingua's ("English", "Chinese", ...).
 
 Split tokens are ``(text, start, end, position, position_length)`` with character offsets.
+Each library is imported when an analyzer first needs it (ICU's alone takes ~0.2 s), so a
+server that never builds one starts without them.
 Lindera's and whatlang's objects may be used from any thread; an ICU break iterator is
 stateful, so each split makes its own.
 """
@@ -21,10 +23,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
-
-import icu
-import lindera
-import whatlang
 
 SplitToken = tuple[str, int, int, int, int]
 
@@ -46,6 +44,8 @@ LINDERA_EMBEDDED = frozenset({"ipadic", "ko-dic", "cc-cedict"})
 
 @functools.cache
 def _lindera(kind: str) -> Any:
+    import lindera
+
     return lindera.Tokenizer(lindera.load_dictionary(f"embedded://{kind}"), mode="normal")
 
 
@@ -62,7 +62,13 @@ class LinderaTokenizer(Tokenizer):
 
 
 class IcuTokenizer(Tokenizer):
+    def __init__(self) -> None:
+        import icu
+
+        self._icu = icu
+
     def split(self, text: str) -> list[SplitToken]:
+        icu = self._icu
         breaks = icu.BreakIterator.createWordInstance(icu.Locale.getRoot())
         breaks.setText(text)
         chars = _char_offsets(text, text.encode("utf-16-le"), unit=2)
@@ -102,11 +108,14 @@ class Identifier(Protocol):
 
 class WhatlangIdentifier:
     def __init__(self, confidence: float) -> None:
+        import whatlang
+
+        self._detect = whatlang.detect
         self._confidence = confidence
 
     def language(self, text: str) -> str:
         try:
-            info = whatlang.detect(text)
+            info = self._detect(text)
         except ValueError:  # nothing to detect from (empty text, digits, ...)
             return "default"
         if info.confidence <= self._confidence:
