@@ -6,7 +6,7 @@ parameters everywhere (k1 1.2, b 0.75). Per system: indexing rows/s (insert in b
 the latency of single text queries (nq=1, top 10), p50 / p99; for SheafDB also how many of
 bm25s's top 10 it returns (same formula, so the ranking should agree). Milvus Lite runs from
 .bench-venv (see harness/servers.py); when it cannot create a BM25 collection the report says
-so. Writes docs/full-text-benchmarks.md.
+so. Writes its section ("full-text") of docs/benchmarks.md.
 
     .venv/bin/python bench/full_text.py [--docs 100000] [--queries 200] [--no-install]
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import platform
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -27,6 +28,7 @@ from pymilvus import DataType, Function, FunctionType, MilvusClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from harness.doc_sections import put_section  # noqa: E402
 from harness.servers import (  # noqa: E402
     REPO_ROOT,
     RunningServer,
@@ -153,12 +155,16 @@ def agreement(tops: list[set[int]], reference: list[set[int]]) -> float:
 
 
 def report(args: argparse.Namespace, results: dict[str, dict[str, Any]], notes: dict[str, str]) -> str:
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO_ROOT, check=False
+    ).stdout.strip()
     lines = [
-        "# Full-text search benchmark: SheafDB, bm25s (in-process floor) and Milvus Lite",
+        "## Full-text search: SheafDB, bm25s (in-process floor) and Milvus Lite",
         "",
         "Written by `bench/full_text.py` — do not edit by hand; rerun the command below.",
         "",
-        f"Command: `.venv/bin/python bench/full_text.py --docs {args.docs} --queries {args.queries}`",
+        f"Command: `.venv/bin/python bench/full_text.py --docs {args.docs} --queries {args.queries}` "
+        f"(run at `{commit or 'unknown'}`, {time.strftime('%Y-%m-%d')})",
         "",
         f"Machine: {platform.processor() or platform.machine()}, Python {platform.python_version()}. "
         "Shared with other work while it ran: read the ratios, not the absolute numbers.",
@@ -195,7 +201,7 @@ def main() -> int:
     parser.add_argument("--docs", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--no-install", action="store_true", help="do not create .bench-venv for Milvus Lite")
-    parser.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "full-text-benchmarks.md")
+    parser.add_argument("--doc", type=Path, default=REPO_ROOT / "docs" / "benchmarks.md")
     args = parser.parse_args()
     texts = corpus(args.docs)
     asked = queries(texts, args.queries)
@@ -217,8 +223,9 @@ def main() -> int:
             notes["milvus-lite"] = (
                 "milvus-lite from .bench-venv, `python -m milvus_lite server`, its own process"
             )
-    args.out.write_text(report(args, results, notes))
-    print(args.out.read_text())
+    text = report(args, results, notes)
+    put_section(args.doc, "full-text", text)
+    print(text)
     return 0
 
 

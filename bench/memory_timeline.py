@@ -20,7 +20,7 @@ so, and what a Lite user does instead (release + load) is measured in its place.
 
 Memory is the server's RSS, its child processes included, read from outside (psutil) every
 0.25 s and after each step (after a 1 s settle). The results go to ``--out`` as JSON, the plot
-to docs/benchmarks/memory_timeline.png, and the section between the ``memory-timeline`` markers
+to docs/benchmarks/memory_timeline.png, and the ``memory-timeline`` section (bench/harness/doc_sections.py)
 of ``--doc`` is replaced (bench/run.py keeps such sections when it rewrites the file).
 """
 
@@ -68,8 +68,8 @@ SHEAFDB = "sheafdb"
 LITE = "milvus-lite"
 ALL_FIELDS = ["pk", "vector", "tag", "num", "text"]
 PARTIAL_FIELDS = ["pk", "vector"]
-SECTION_START = "<!-- memory-timeline:start -->"
-SECTION_END = "<!-- memory-timeline:end -->"
+SECTION_START = "<!-- section: memory-timeline -->"
+SECTION_END = "<!-- end section: memory-timeline -->"
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,6 @@ import argparse
 import json
 import logging
 import platform
-import re
 import shutil
 import subprocess
 import sys
@@ -36,6 +35,7 @@ import numpy as np
 import psutil
 import pymilvus
 from harness.dataset import make_dataset
+from harness.doc_sections import carry_sections
 from harness.faiss_floor import FaissRepeat
 from harness.milvus_workload import QUICK_SIZES, ServerRepeat, WorkloadSizes
 from harness.peers import PEER_SPECS, PEER_VENV_DIR, PeerRepeat, ensure_peer
@@ -176,16 +176,6 @@ def pictures(results_path: Path, picture_dir: Path) -> tuple[list[str], str]:
     return [], "matplotlib is not installed (pip install -e '.[bench]')"
 
 
-# Sections other bench scripts write into the report (bench/memory_timeline.py), between
-# ``<!-- NAME:start -->`` and ``<!-- NAME:end -->``: kept when the report is rewritten.
-KEPT_SECTION = re.compile(r"^<!-- ([\w-]+):start -->$.*?^<!-- \1:end -->$\n?", re.S | re.M)
-
-
-def kept_sections(doc: Path) -> str:
-    text = doc.read_text() if doc.exists() else ""
-    return "".join("\n" + m.group(0).rstrip("\n") + "\n" for m in KEPT_SECTION.finditer(text))
-
-
 def write_report(results: dict[str, Any], results_path: Path, args: argparse.Namespace) -> None:
     """Pictures, the markdown report and the target verdicts, from the results gathered."""
     names_written, why_not = pictures(results_path, args.doc.parent / "benchmarks")
@@ -195,7 +185,8 @@ def write_report(results: dict[str, Any], results_path: Path, args: argparse.Nam
     if args.notes is not None:
         results["profile_notes"] = args.notes.read_text()
     args.doc.parent.mkdir(parents=True, exist_ok=True)
-    args.doc.write_text(markdown(results, names_written) + kept_sections(args.doc))
+    old = args.doc.read_text() if args.doc.exists() else ""  # other scripts' sections are kept
+    args.doc.write_text(carry_sections(old, markdown(results, names_written)))
     for check in target_checks(results["summary"], results["config"]):
         in_run = "n/a" if check.met is None else ("MET" if check.met else "MISSED")
         against = "n/a" if check.met_reference is None else ("MET" if check.met_reference else "MISSED")

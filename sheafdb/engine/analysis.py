@@ -1,4 +1,5 @@
-"""RunAnalyzer: texts -> tokens, with given analyzer params or a collection field's analyzer."""
+"""RunAnalyzer (texts -> tokens, with given analyzer params or a collection field's analyzer) and
+ComputePhraseMatchSlop."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from sheafdb.errors import FieldNotFound, invalid
 from sheafdb.schema import CollectionSchema
 from sheafdb.text.analyzer import Token, analyzer_enabled, analyzer_for_field, build_analyzer
 from sheafdb.text.bm25 import term_id
+from sheafdb.text.phrase_slop import minimum_slop
 
 
 @dataclass(frozen=True)
@@ -32,3 +34,22 @@ def run_analyzer(
     else:
         analyzer = build_analyzer(params)
     return [[AnalyzedToken(t, term_id(t.text)) for t in analyzer.analyze(text)] for text in texts]
+
+
+@dataclass(frozen=True)
+class PhraseSlop:
+    is_match: bool
+    slop: int  # -1 when the text lacks a query term
+
+
+def phrase_match_slops(params: str, query: str, texts: Sequence[str]) -> list[PhraseSlop]:
+    """Milvus's ComputePhraseMatchSlop: per text, the smallest slop PHRASE_MATCH needs.
+
+    An empty query or no texts answer nothing (as Milvus); bad params are Milvus's analyzer
+    error, where Milvus would mark every text unmatched.
+    """
+    if not query or not texts:
+        return []
+    analyzer = build_analyzer(params)
+    found = [minimum_slop(analyzer, query, text) for text in texts]
+    return [PhraseSlop(False, -1) if slop is None else PhraseSlop(True, slop) for slop in found]

@@ -30,7 +30,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from sheafdb.engine.analysis import AnalyzedToken, run_analyzer
+from sheafdb.engine import function_ddl
+from sheafdb.engine.analysis import AnalyzedToken, PhraseSlop, phrase_match_slops, run_analyzer
 from sheafdb.engine.collection import Collection
 from sheafdb.engine.collection_alterations import CollectionAlterations
 from sheafdb.engine.ddl_rules import MAX_PARTITIONS, partition_names, prepare_schema
@@ -91,6 +92,7 @@ from sheafdb.errors import (
     invalid,
 )
 from sheafdb.schema import CollectionSchema, FieldSchema
+from sheafdb.schema_functions import FunctionSchema
 from sheafdb.storage.catalog import open_catalog
 from sheafdb.storage.import_files import open_import_files
 from sheafdb.storage.object_store import open_object_store
@@ -467,6 +469,21 @@ class Engine:
     ) -> list[list[AnalyzedToken]]:
         schema = self._resolve(db, collection).schema if collection else None
         return run_analyzer(texts, params, schema, field_name)
+
+    def compute_phrase_match_slop(self, params: str, query: str, texts: Sequence[str]) -> list[PhraseSlop]:
+        return phrase_match_slops(params, query, texts)
+
+    # Functions after create: Milvus 2.6's refusals (function_ddl.py); none changes the schema.
+    def add_collection_function(self, db: str, name: str, function: FunctionSchema | None) -> None:
+        function_ddl.check_add(lambda: self._resolve(db, name), function)
+
+    def alter_collection_function(
+        self, db: str, name: str, function_name: str, function: FunctionSchema | None
+    ) -> None:
+        function_ddl.check_alter(lambda: self._resolve(db, name), function_name, function)
+
+    def drop_collection_function(self, db: str, name: str, function_name: str) -> None:
+        function_ddl.check_drop(lambda: self._resolve(db, name), function_name)
 
     def collection_row_count(self, db: str, name: str) -> int:
         return visible_row_count(self._store, self._resolve(db, name))

@@ -18,6 +18,7 @@ from sheafdb.expr import plan
 from sheafdb.expr.arithmetic import apply_arithmetic
 from sheafdb.expr.indexed import ScalarLookup, indexed_ranges, indexed_result
 from sheafdb.expr.text_match import text_match
+from sheafdb.text.match_index import MatchIndexes
 
 JsonViews = Mapping[tuple[str, plan.JsonPath, plan.JsonView], pa.Array]
 
@@ -32,20 +33,33 @@ _COMPARE_FUNCTIONS = {
 
 
 def evaluate_plan(
-    predicate: plan.Predicate, table: pa.Table, json_views: JsonViews, indexes: ScalarLookup | None = None
+    predicate: plan.Predicate,
+    table: pa.Table,
+    json_views: JsonViews,
+    indexes: ScalarLookup | None = None,
+    match_indexes: MatchIndexes | None = None,
 ) -> np.ndarray:
     """The rows of ``table`` the predicate keeps, as a numpy bool mask. ``indexes`` (a sealed
-    segment's scalar indexes) answer the leaves they can (indexed.py); the rest scan."""
-    result = _Evaluator(table, json_views, indexes).predicate(predicate)
+    segment's scalar indexes) answer the leaves they can (indexed.py); the rest scan.
+    ``match_indexes``: the segment's kept text match indexes, when ``table`` is a loaded
+    segment's."""
+    result = _Evaluator(table, json_views, indexes, match_indexes).predicate(predicate)
     return np.asarray(pc.fill_null(result, False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
 class _Evaluator:
-    def __init__(self, table: pa.Table, json_views: JsonViews, indexes: ScalarLookup | None) -> None:
+    def __init__(
+        self,
+        table: pa.Table,
+        json_views: JsonViews,
+        indexes: ScalarLookup | None,
+        match_indexes: MatchIndexes | None,
+    ) -> None:
         self._table = table
         self._indexes = indexes
         self._rows = table.num_rows
         self._json_views = json_views
+        self._match_indexes = match_indexes
         self._columns: dict[str, pa.Array] = {}
 
     def column(self, name: str) -> pa.Array:
@@ -76,7 +90,8 @@ class _Evaluator:
             case plan.Contains(source, values, arrow_type, mode):
                 return self._contains(source, values, arrow_type, mode)
             case plan.TextMatch(column, query, params, slop, minimum):
-                return pa.array(text_match(self.column(column), query, params, slop, minimum))
+                kept = None if self._match_indexes is None else (self._match_indexes, column)
+                return pa.array(text_match(self.column(column), query, params, slop, minimum, kept))
             case plan.Truth(operand, reads_json):
                 result = self.value(operand)
                 return _settle_json(result, False) if reads_json else result

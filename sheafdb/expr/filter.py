@@ -16,6 +16,7 @@ from sheafdb.expr.json_column import JsonColumn, JsonProjections
 from sheafdb.expr.planner import PlannedFilter, plan_filter
 from sheafdb.expr.syntax import parse
 from sheafdb.schema import CollectionSchema
+from sheafdb.text.match_index import MatchIndexes
 
 
 def compile_filter(text: str, schema: CollectionSchema, params: Mapping[str, Any] | None = None) -> Filter:
@@ -52,6 +53,7 @@ class Filter:
         table: pa.Table,
         json_columns: Mapping[str, JsonProjections] | None = None,
         indexes: ScalarLookup | None = None,
+        match_indexes: MatchIndexes | None = None,
     ) -> np.ndarray:
         """The rows the filter keeps, as a numpy bool mask of ``table.num_rows``.
 
@@ -59,7 +61,8 @@ class Filter:
         keys. ``json_columns`` are prepared ``JsonColumn``s of those JSON columns (same rows
         as ``table``); a JSON column not given is parsed here, once for this call. ``indexes``
         (a sealed segment's loaded scalar indexes) answer what they can; the result is the
-        same as without them.
+        same as without them. ``match_indexes`` keeps the text match indexes of a loaded
+        segment's ``table``.
         """
         prepared: dict[str, JsonProjections] = {}
         for column in self.json_views:
@@ -72,7 +75,8 @@ class Filter:
                 )
             prepared[column] = given
         # Projections are taken when a leaf reads them: one an index answers is never parsed.
-        return evaluate_plan(self.predicate, table, _LazyViews(prepared, self.json_views), indexes)
+        views = _LazyViews(prepared, self.json_views)
+        return evaluate_plan(self.predicate, table, views, indexes, match_indexes)
 
     def primary_keys(self) -> list[int] | list[str] | None:
         """The keys when the filter is exactly ``pk in [...]`` or ``pk == v``; else None."""

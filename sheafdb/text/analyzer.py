@@ -4,26 +4,47 @@ The rules and error texts follow Milvus's analyzer builder: an empty object is t
 ``standard`` analyzer; ``type`` names a built-in one (``standard``, ``english``, ``chinese``,
 each taking ``stop_words``); otherwise ``tokenizer`` (a name, or an object with ``type``) and an
 optional ``filter`` list, nothing else. Tokenizers: ``standard`` (tantivy's simple tokenizer:
-runs of alphanumeric characters), ``whitespace``, and ``jieba`` (jieba-rs, search mode with
-HMM by default, as Milvus). Positions count the tokenizer's tokens, so a filter that drops a
-token leaves a gap (phrase match relies on it); jieba reports each word's start character as
-its position, as Milvus does.
+runs of alphanumeric characters), ``whitespace``, ``jieba`` (jieba-rs, search mode with HMM by
+default, as Milvus), and ``lindera``, ``icu``, ``language_identifier`` (``tokenizers.py``; the
+last one runs whole sub-analyzers built here). Positions count the tokenizer's tokens, so a
+filter that drops a token leaves a gap (phrase match relies on it); jieba reports each word's
+start character as its position, as Milvus does.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import rjieba
 import tantivy
 
 from sheafdb.errors import ParameterInvalid, Unsupported
 from sheafdb.schema import DataType, FieldSchema
 from sheafdb.text import filters as F
+from sheafdb.text.synonyms import SynonymTable
+from sheafdb.text.tokenizers import (
+    LINDERA_EMBEDDED,
+    LINDERA_KINDS,
+    IcuTokenizer,
+    Identifier,
+    LanguageIdentifierTokenizer,
+    LinderaTokenizer,
+    LinguaIdentifier,
+    SplitToken,
+    Tokenizer,
+    WhatlangIdentifier,
+)
+
+# Filter params naming Milvus 3.0 file resources (dictionaries kept on object storage).
+_FILE_KEYS = {
+    "stop": ("stop_words_file",),
+    "synonym": ("synonyms_file",),
+    "decompounder": ("word_list_file",),
+}
 
 # The type params Milvus reads on a VARCHAR field.
 ENABLE_ANALYZER = "enable_analyzer"
@@ -47,18 +68,7 @@ class AnalyzerError(ParameterInvalid):
         super().__init__(f"create tokenizer failed with error: {kind}: {reason} param: {raw}")
 
 
-class _Tokenizer:
-    """Splits text into (text, start, end, position) before any filter runs."""
-
-    def split(self, text: str) -> list[tuple[str, int, int, int, int]]:
-        """(text, start, end, position, position_length) per token."""
-        raise NotImplementedError
-
-    def words(self, text: str) -> list[str]:
-        return [token[0] for token in self.split(text)]
-
-
-class _NativeTokenizer(_Tokenizer):
+class _NativeTokenizer(Tokenizer):
     """tantivy's ``simple`` (Milvus's standard) or ``whitespace`` tokenizer."""
 
     def __init__(self, kind: str) -> None:
@@ -71,8 +81,8 @@ class _NativeTokenizer(_Tokenizer):
     def words(self, text: str) -> list[str]:
         return self._bare.analyze(text)
 
-    def split(self, text: str) -> list[tuple[str, int, int, int, int]]:
-        found: list[tuple[str, int, int, int, int]] = []
+    def split(self, text: str) -> list[SplitToken]:
+        found: list[SplitToken] = []
         cursor = 0
         for position, word in enumerate(self._bare.analyze(text)):
             start = text.find(word, cursor)
@@ -81,15 +91,17 @@ class _NativeTokenizer(_Tokenizer):
         return found
 
 
-class _JiebaTokenizer(_Tokenizer):
+class _JiebaTokenizer(Tokenizer):
     def __init__(self, words: Sequence[str], use_default: bool, mode: str, hmm: bool) -> None:
+        import rjieba  # its import loads jieba's dictionary (~0.6 s): only jieba analyzers pay it
+
         self._jieba = rjieba.Jieba() if use_default else rjieba.Jieba.empty()
         for word in words:
             self._jieba.add_word(word, None, None)
         self._mode = "search" if mode == "search" else "default"
         self._hmm = hmm
 
-    def split(self, text: str) -> list[tuple[str, int, int, int, int]]:
+    def split(self, text: str) -> list[SplitToken]:
         return [
             (word, start, end, start, end - start)
             for word, start, end in self._jieba.tokenize(text, self._mode, self._hmm)
@@ -99,7 +111,7 @@ class _JiebaTokenizer(_Tokenizer):
 class Analyzer:
     """A built analyzer. Thread-safe (read-only but for the filter cache)."""
 
-    def __init__(self, tokenizer: _Tokenizer, filters: Sequence[F.Filter]) -> None:
+    def __init__(self, tokenizer: Tokenizer, filters: Sequence[F.Filter]) -> None:
         self._tokenizer = tokenizer
         self._chain = F.FilterChain(filters)
         self._native: tantivy.TextAnalyzer | None = None
@@ -121,10 +133,13 @@ class Analyzer:
 
     def analyze(self, text: str) -> list[Token]:
         """Tokens with their offsets and positions (RunAnalyzer's detail, phrase match)."""
-        found: list[Token] = []
+        return [Token(*token) for token in self.analyze_split(text)]
+
+    def analyze_split(self, text: str) -> list[SplitToken]:
+        found: list[SplitToken] = []
         for word, start, end, position, length in self._tokenizer.split(text):
             outs = (word,) if self._chain.empty else self._chain.apply(word)
-            found.extend(Token(out, start, end, position, length) for out in outs)
+            found.extend((out, start, end, position, length) for out in outs)
         return found
 
 
@@ -216,7 +231,7 @@ class _Builder:
             return Analyzer(jieba, [F.han_alphanum_only(), *(F.stop_words(stop) if stop else [])])
         raise self.fail(f"unknown build-in analyzer type: {kind}")
 
-    def _tokenizer(self) -> _Tokenizer:
+    def _tokenizer(self) -> Tokenizer:
         if "tokenizer" not in self.params:
             raise self.fail("tokenizer name or type must be set")
         value = self.params["tokenizer"]
@@ -236,11 +251,76 @@ class _Builder:
             return _NativeTokenizer(name)
         if name == "jieba":
             return self._jieba(options)
-        if name in ("lindera", "icu", "language_identifier", "char_group", "grpc"):
-            raise Unsupported.feature(f"the {name} tokenizer")
+        if name == "icu":
+            return IcuTokenizer()
+        if name == "lindera":
+            return self._lindera(value)
+        if name == "language_identifier":
+            return self._language_identifier(value)
         raise self.fail(f"unsupported tokenizer: {name}", "InvalidArgument")
 
-    def _jieba(self, options: Mapping[str, Any]) -> _Tokenizer:
+    def _lindera(self, value: Any) -> Tokenizer:
+        if not isinstance(value, dict):
+            raise self.fail("lindera tokenizer must be costum", "InvalidArgument")
+        if "dict_kind" not in value:
+            raise self.fail("lindera tokenizer dict_kind must be set", "InvalidArgument")
+        kind = value["dict_kind"]
+        if not isinstance(kind, str):
+            raise self.fail("lindera tokenizer dict kind should be string", "InvalidArgument")
+        if kind not in LINDERA_KINDS:
+            raise self.fail(f"unsupported lindera dict type: {kind}", "InvalidArgument")
+        if kind not in LINDERA_EMBEDDED:  # a dictionary this build does not hold, as in Milvus
+            raise self.fail("lindera tokenizer with invalid dict_kind", "InvalidArgument")
+        return LinderaTokenizer(kind)
+
+    def _language_identifier(self, value: Any) -> Tokenizer:
+        if not isinstance(value, dict):
+            raise self.fail("lang ident tokenizer must be costum", "InvalidArgument")
+        identifier = self._identifier(value.get("identifier", "whatlang"))
+        if "analyzers" not in value:
+            raise self.fail("analyzers must be set", "InvalidArgument")
+        if not isinstance(value["analyzers"], dict):
+            raise self.fail("analyzers must be dict", "InvalidArgument")
+        analyzers: dict[str, Analyzer] = {}
+        for name, params in value["analyzers"].items():
+            if not isinstance(params, dict):
+                raise self.fail(f'sub analyzer "{name}" params must be dict', "InvalidArgument")
+            analyzers[name] = _Builder(params, self.raw).build()
+        if "default" not in analyzers:
+            raise self.fail(
+                "default sub analyzer for language identifier analyzer must be set", "InvalidArgument"
+            )
+        mapping = value.get("mapping", {})
+        if not isinstance(mapping, dict):
+            raise self.fail("mapping must be dict", "InvalidArgument")
+        if not all(isinstance(target, str) for target in mapping.values()):
+            raise self.fail("mapping value must be string", "InvalidArgument")
+        return LanguageIdentifierTokenizer(identifier, analyzers, mapping)
+
+    def _identifier(self, value: Any) -> Identifier:
+        if isinstance(value, str):
+            if value == "whatlang":
+                return WhatlangIdentifier(0.0)
+            if value == "lingua":
+                return LinguaIdentifier()
+            raise self.fail(f"unknown identifier name: {value}", "InvalidArgument")
+        if not isinstance(value, dict):
+            raise self.fail("identifier params must be string or dict", "InvalidArgument")
+        if "type" not in value:
+            raise self.fail("identifier type must be set", "InvalidArgument")
+        kind = value["type"]
+        if not isinstance(kind, str):
+            raise self.fail("identifier type must be string", "InvalidArgument")
+        if kind == "whatlang":
+            confidence = value.get("confidence", 0.0)
+            if not isinstance(confidence, int | float) or isinstance(confidence, bool):
+                raise self.fail("confidence must be float")
+            return WhatlangIdentifier(float(confidence))
+        if kind == "lingua":
+            return LinguaIdentifier()
+        raise self.fail(f"unknown identifier type: {kind}", "InvalidArgument")
+
+    def _jieba(self, options: Mapping[str, Any]) -> Tokenizer:
         words: list[str] = []
         use_default = True
         if "dict" in options:
@@ -278,6 +358,9 @@ class _Builder:
             if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
                 raise self.fail("lenth max param was none or not uint")
             return [F.max_length(limit)]
+        for key in _FILE_KEYS.get(kind, ()):
+            if key in item:
+                raise Unsupported.feature(f"{key} (a Milvus 3.0 file resource; give the words inline)")
         if kind == "stop":
             return F.stop_words(self._strings(item.get("stop_words", []), "stop_words"))
         if kind == "stemmer":
@@ -294,6 +377,32 @@ class _Builder:
             if not all(isinstance(w, str) for w in words):
                 raise self.fail("decompounder word list item should be string")
             return [F.decompounder(words)]
-        if kind in ("regex", "synonym"):
-            raise Unsupported.feature(f"the {kind} filter")
+        if kind == "regex":
+            return [F.regex(self._regex(item))]
+        if kind == "synonym":
+            return [F.mapped(self._synonyms(item).expand)]
         raise self.fail(f"unsupport filter type: {kind}")
+
+    def _regex(self, item: Mapping[str, Any]) -> re.Pattern[str]:
+        if "expr" not in item:
+            raise self.fail("must set expr for regex filter")
+        expr = item["expr"]
+        if not isinstance(expr, str):
+            raise self.fail("expr must be string")
+        try:
+            return re.compile(expr)
+        except re.error as e:
+            raise self.fail(f"regex expression invalid, expr:{expr}, err: {e}", "InvalidArgument") from None
+
+    def _synonyms(self, item: Mapping[str, Any]) -> SynonymTable:
+        expand = item.get("expand", True)
+        if not isinstance(expand, bool):
+            raise self.fail("create synonym filter failed, `expand` must be bool", "InvalidArgument")
+        rows = item.get("synonyms", [])
+        if not isinstance(rows, list):
+            raise self.fail("create synonym filter failed, `synonyms` must be array", "InvalidArgument")
+        if not all(isinstance(row, str) for row in rows):
+            raise self.fail(
+                "create synonym filter failed, item in `synonyms` must be string", "InvalidArgument"
+            )
+        return SynonymTable(rows, expand, lambda reason: self.fail(reason, "InvalidArgument"))

@@ -1,8 +1,9 @@
 """BM25 term vectors: text -> sparse vector of term frequencies (a BM25 function's output).
 
-A term's dimension is the CRC-32 of its UTF-8 bytes (stable across processes and restarts;
-Milvus also hashes tokens to 32-bit dimensions). A document's vector holds each term's count,
-so its length (number of tokens) is the sum of its values. The weights that score them are
+A term's dimension is Milvus's (``typeutil.HashString2LessUint32``): the CRC-32 (IEEE) of the
+term's first 100 UTF-8 bytes, modulo 2**32 - 1, so sparse ids and RunAnalyzer's ``hash`` equal
+Milvus's for the same tokens (stable across processes and restarts). A document's vector holds
+each term's count, so its length (number of tokens) is the sum of its values. The weights that score them are
 in ``sheafdb.index.bm25_weights``.
 """
 
@@ -21,12 +22,14 @@ from sheafdb.text.analyzer import Analyzer
 # Term -> dimension, shared by every analyzer (a pure function of the term). Bounded.
 _TERM_IDS: dict[str, int] = {}
 _TERM_IDS_KEPT = 1 << 21
+# Milvus hashes at most this many leading bytes of a term.
+_HASHED_BYTES = 100
 
 
 def term_id(term: str) -> int:
     found = _TERM_IDS.get(term)
     if found is None:
-        found = zlib.crc32(term.encode())
+        found = zlib.crc32(term.encode()[:_HASHED_BYTES]) % 0xFFFFFFFF
         if len(_TERM_IDS) >= _TERM_IDS_KEPT:
             _TERM_IDS.clear()
         _TERM_IDS[term] = found

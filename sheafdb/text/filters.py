@@ -7,15 +7,17 @@ so a corpus pays the chain once per vocabulary word, not once per occurrence.
 
 Milvus builds the same filters on tantivy's (lowercase, asciifolding, alphanumonly, length,
 stop, stemmer, decompounder); the few it writes itself (cncharonly, cnalphanumonly,
-removepunct) are Python predicates here.
+removepunct, regex) are Python predicates here, and ``synonym`` a Python token -> synonyms map.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from importlib import resources
 
 import tantivy
 
@@ -91,7 +93,14 @@ class KeepFilter:
     keep: TokenStep
 
 
-Filter = NativeFilter | KeepFilter
+@dataclass(frozen=True)
+class MapFilter:
+    """A Python filter that replaces a token by zero or more tokens (same offsets, position)."""
+
+    map: Callable[[str], tuple[str, ...]]
+
+
+Filter = NativeFilter | KeepFilter | MapFilter
 
 
 def lowercase() -> Filter:
@@ -120,6 +129,13 @@ def decompounder(words: Sequence[str]) -> Filter:
     return NativeFilter(lambda: tantivy.Filter.split_compound(listed))
 
 
+@functools.cache
+def chinese_stop_words() -> tuple[str, ...]:
+    """Milvus's ``_chinese_`` list (the package's ``stop_words/chinese.txt``, one word a line)."""
+    text = resources.files("sheafdb.text").joinpath("stop_words/chinese.txt").read_text("utf-8")
+    return tuple(line.strip() for line in text.splitlines() if line.strip())
+
+
 def stop_words(words: Sequence[str]) -> list[Filter]:
     """Milvus's stop filter: ``_<language>_`` entries name built-in lists, others are words."""
     literal: list[str] = []
@@ -128,6 +144,8 @@ def stop_words(words: Sequence[str]) -> list[Filter]:
         name = word[1:-1] if len(word) > 2 and word.startswith("_") and word.endswith("_") else ""
         if name == "english":
             literal.extend(ENGLISH_STOP_WORDS)
+        elif name == "chinese":
+            literal.extend(chinese_stop_words())
         elif name in SNOWBALL_STOP_LANGUAGES:
             languages.append(name)
         else:
@@ -145,6 +163,15 @@ def han_only() -> Filter:
 
 def han_alphanum_only() -> Filter:
     return KeepFilter(lambda token: _HAN_ALNUM_RE.search(token) is not None)
+
+
+def regex(pattern: re.Pattern[str]) -> Filter:
+    """Keeps a token the pattern is found in (anywhere: Milvus's ``is_match``)."""
+    return KeepFilter(lambda token: pattern.search(token) is not None)
+
+
+def mapped(step: Callable[[str], tuple[str, ...]]) -> Filter:
+    return MapFilter(step)
 
 
 def remove_punctuation() -> Filter:
@@ -181,6 +208,9 @@ class FilterChain:
             if isinstance(step, KeepFilter):
                 keep = step.keep
                 self._steps.append(lambda token, keep=keep: [token] if keep(token) else [])
+            elif isinstance(step, MapFilter):
+                replace = step.map
+                self._steps.append(lambda token, replace=replace: list(replace(token)))
         self._cache: dict[str, tuple[str, ...]] = {}
 
     @property

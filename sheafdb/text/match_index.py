@@ -1,9 +1,10 @@
 """The inverted index behind TEXT_MATCH and PHRASE_MATCH: term -> (row, position) postings.
 
-Built once per text column (a loaded segment's column is the same Arrow data for as long as
-the segment is loaded) with the field's analyzer, kept in a small LRU keyed by the column's
-buffers, so a match reads postings instead of analyzing every row again. Growing rows change
-with every write: their column is indexed per read.
+Built once per text column of a loaded segment (the same Arrow data for as long as the
+segment is loaded) with the field's analyzer and kept in that segment's ``MatchIndexes``, so a
+match reads postings instead of analyzing every row again; the segment's owner registers their
+bytes with the memory accountant and they go with the segment. Growing rows change with every
+write: their column is indexed per read.
 
 TEXT_MATCH keeps rows holding at least ``minimum_should_match`` (default 1) of the query's
 distinct terms. PHRASE_MATCH keeps rows where the phrase's terms appear in order, each term
@@ -15,7 +16,6 @@ step may move forward by 0..slop.
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
@@ -23,8 +23,8 @@ import pyarrow as pa
 
 from sheafdb.text.analyzer import Analyzer
 
-# Indexed columns kept (each holds its column alive); the least recently used goes first.
-_KEPT = 64
+# Estimated bytes of one vocabulary entry beyond its UTF-8 text: the str object and dict slot.
+_ENTRY_OVERHEAD = 100
 
 
 class MatchIndex:
@@ -48,7 +48,9 @@ class MatchIndex:
         self._rows = np.asarray(rows, dtype=np.int64)[order]
         self._positions = np.asarray(positions, dtype=np.int64)[order]
         self._starts = np.searchsorted(term_array[order], np.arange(len(vocabulary) + 1))
-        self.nbytes = int(self._rows.nbytes + self._positions.nbytes + self._starts.nbytes)
+        arrays = self._rows.nbytes + self._positions.nbytes + self._starts.nbytes
+        words = sum(len(word.encode()) for word in vocabulary) + _ENTRY_OVERHEAD * len(vocabulary)
+        self.nbytes = int(arrays + words)
 
     def _postings(self, term: str) -> tuple[np.ndarray, np.ndarray]:
         """(rows, positions) of a term, sorted by row then position."""
@@ -95,34 +97,34 @@ class MatchIndex:
         return found
 
 
-class _Cache:
+class MatchIndexes:
+    """One loaded segment's match indexes, by (column, analyzer params), built on first use.
+
+    Thread-safe: ``_lock`` guards the dict; an index is built outside it, so a slow build does
+    not stall other columns' reads (two first reads of one column may both build: one is kept).
+    """
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._entries: OrderedDict[tuple[object, ...], tuple[pa.Array, Analyzer, MatchIndex]] = OrderedDict()
+        self._built: dict[tuple[str, str], MatchIndex] = {}
+        self.generation = 0  # bumped per index kept: tells the owner to account the bytes
 
-    def index(self, column: pa.Array, analyzer: Analyzer) -> MatchIndex:
-        key = _identity(column, analyzer)
+    def index(self, name: str, params: str, column: pa.Array, analyzer: Analyzer) -> MatchIndex:
+        key = (name, params)
         with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None:
-                self._entries.move_to_end(key)
-                return entry[2]
+            found = self._built.get(key)
+        if found is not None:
+            return found
         built = MatchIndex(analyzer, column.to_pylist())
         with self._lock:
-            # Column and analyzer are held, so neither the buffers nor the id are reused.
-            self._entries[key] = (column, analyzer, built)
-            while len(self._entries) > _KEPT:
-                self._entries.popitem(last=False)
-        return built
+            kept = self._built.setdefault(key, built)
+            if kept is built:
+                self.generation += 1
+        return kept
 
-
-def _identity(column: pa.Array, analyzer: Analyzer) -> tuple[object, ...]:
-    buffers = tuple(b.address if b is not None else 0 for b in column.buffers())
-    return (id(analyzer), column.offset, len(column), buffers)
-
-
-_CACHE = _Cache()
-
-
-def match_index(column: pa.Array, analyzer: Analyzer) -> MatchIndex:
-    return _CACHE.index(column, analyzer)
+    def nbytes_by_column(self) -> dict[str, int]:
+        with self._lock:
+            sizes: dict[str, int] = {}
+            for (name, _), built in self._built.items():
+                sizes[name] = sizes.get(name, 0) + built.nbytes
+            return sizes

@@ -16,8 +16,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "bench"))
 
+from harness.doc_sections import carry_sections  # noqa: E402
 from memory_timeline import write_section  # noqa: E402 - bench/ is not a package on the path
-from run import kept_sections  # noqa: E402
 
 
 def timeline(root: Path) -> subprocess.CompletedProcess[str]:
@@ -72,14 +72,19 @@ def test_the_section_is_replaced_and_kept_by_the_main_report(tiny: Path) -> None
     doc = tiny / "docs" / "benchmarks.md"
     text = doc.read_text()
     assert text.startswith("# Benchmarks\n\nwritten by bench/run.py\n")
-    assert text.count("<!-- memory-timeline:start -->") == 1 == text.count("<!-- memory-timeline:end -->")
+    assert (
+        text.count("<!-- section: memory-timeline -->")
+        == 1
+        == text.count("<!-- end section: memory-timeline -->")
+    )
     if importlib.util.find_spec("matplotlib") is not None:
         assert "![memory over time](benchmarks/memory_timeline.png)" in text
     assert "bench/memory_timeline.py --n 3000 --dim 16" in text
     write_section(doc, (tiny / "out" / "section.md").read_text())  # what a second run does
     again = doc.read_text()
     assert again == text
-    assert again.count("<!-- memory-timeline:start -->") == 1
-    kept = kept_sections(doc)
-    assert kept.strip().startswith("<!-- memory-timeline:start -->")
-    assert kept.strip().endswith("<!-- memory-timeline:end -->")
+    assert again.count("<!-- section: memory-timeline -->") == 1
+    kept = carry_sections(again, "# Benchmarks\n\nrewritten by bench/run.py\n")
+    assert kept.count("<!-- section: memory-timeline -->") == 1
+    assert kept.strip().endswith("<!-- section: memory-timeline -->")
+    assert kept.strip().endswith("<!-- end section: memory-timeline -->")

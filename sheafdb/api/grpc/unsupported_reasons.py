@@ -12,8 +12,11 @@ _REPLICATION = "cross-cluster replication (CDC) streams: SheafDB is one node wit
 _EXTERNAL = "external collections read data SheafDB does not store (lake tables); not a goal"
 _EXPORT = "exporting a snapshot to an outside S3 path: no pymilvus 3.0 call; snapshots restore in place"
 _NAMESPACE = "namespaces (multi-tenancy inside a collection) are a Milvus 2.6 preview; partitions serve"
-# Milvus 2.6's proxy does not implement these (proto placeholders, answered UNIMPLEMENTED).
-_FILE_RESOURCE = "file resources: a proto placeholder Milvus 2.6 does not implement either"
+# File resources (analyzer dictionaries kept in Milvus's object store, named from analyzer
+# params as stop_words_file, synonyms_file, ...) arrive with Milvus 3.0; 2.6 analyzers take
+# their word lists inline, as SheafDB's do.
+_FILE_RESOURCE = "file resources (analyzer dictionaries) arrive with Milvus 3.0; 2.6 takes word lists inline"
+# Milvus 2.6's proxy does not implement these either (proto placeholders, answered UNIMPLEMENTED).
 _PREWARM = "namespace prewarm tasks belong to namespaces (above); load_collection loads at once"
 # Row-level security is Milvus 3.0's (its proxy and the 3.0 SDK references), not 2.6's, and
 # pymilvus 3.0 has no call for it: enforcing policies in every read and write is not built.
@@ -56,11 +59,6 @@ OUT_OF_SCOPE: dict[str, str] = {
     "DescribeSegmentIndexData": "federation: raw Knowhere index files for another engine; these are faiss",
 }
 
-_FUNCTION = "changing a collection's functions after create: not built yet (declare them in the schema)"
-
-NOT_YET: dict[str, str] = {
-    "AddCollectionFunction": _FUNCTION,
-    "AlterCollectionFunction": _FUNCTION,
-    "DropCollectionFunction": _FUNCTION,
-    "ComputePhraseMatchSlop": "phrase match of full-text search: not built yet",
-}
+# Methods meant to be built and not built yet (none today: every unsupported method above is
+# out of scope on purpose).
+NOT_YET: dict[str, str] = {}

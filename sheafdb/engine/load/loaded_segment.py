@@ -30,6 +30,7 @@ from sheafdb.index.scalar import ScalarIndex
 from sheafdb.schema import DYNAMIC_FIELD, TIMESTAMP_COLUMN, CollectionSchema, DataType
 from sheafdb.storage.object_store import ObjectStore
 from sheafdb.storage.segment_files import read_column
+from sheafdb.text.match_index import MatchIndexes
 
 # Vector types whose numpy view shares the loaded Arrow buffer (caching it costs no memory).
 _ZERO_COPY_VECTORS = frozenset({DataType.FLOAT_VECTOR, DataType.BINARY_VECTOR})
@@ -132,6 +133,7 @@ class RowSource(Protocol):
     def json_columns(self) -> Mapping[str, JsonProjections]: ...
     def numeric_column(self, name: str) -> np.ndarray | None: ...
     def scalar_lookup(self) -> ScalarLookup | None: ...
+    def match_indexes(self) -> MatchIndexes | None: ...  # kept text match indexes, if any
 
 
 def json_column_names(schema: CollectionSchema, table: pa.Table) -> list[str]:
@@ -169,6 +171,8 @@ class LoadedSegment:
     prepared_json: dict[str, JsonColumn] = field(default_factory=dict)
     # The loaded scalar / JSON path indexes; replaced whole (never changed) when one is added.
     scalar: SegmentScalarIndexes = field(default_factory=SegmentScalarIndexes)
+    # TEXT_MATCH / PHRASE_MATCH indexes of the text columns, built by the first read that needs one.
+    text_indexes: MatchIndexes = field(default_factory=MatchIndexes)
 
     @property
     def segment_id(self) -> int:
@@ -246,6 +250,9 @@ class LoadedSegment:
         self.scalar = self.scalar.with_indexes(schema, added)
         self.footprint.update(self.scalar.footprint())
 
+    def match_indexes(self) -> MatchIndexes | None:
+        return self.text_indexes
+
     def numeric_column(self, name: str) -> np.ndarray | None:
         """A zero-copy numpy view of an integer or float column without nulls, else None.
 
@@ -265,7 +272,11 @@ class LoadedSegment:
         return self._cache_state() != self._reported
 
     def _cache_state(self) -> tuple[int, ...]:
-        return (self._mask_generation, *(c.projections_built for c in self.prepared_json.values()))
+        return (
+            self._mask_generation,
+            self.text_indexes.generation,
+            *(c.projections_built for c in self.prepared_json.values()),
+        )
 
     def cache_growth(self) -> dict[tuple[str, str], int]:
         """Footprint entries of read caches whose bytes changed since last asked (updated).
@@ -280,6 +291,8 @@ class LoadedSegment:
             if self._hidden is not None and self._hidden[1] is not None:
                 masks[id(self._hidden[1])] = self._hidden[1].nbytes
             sizes[MASKS_FOOTPRINT] = sum(masks.values())
+            for name, nbytes in self.text_indexes.nbytes_by_column().items():
+                sizes[("match", name)] = nbytes
             changed = {key: n for key, n in sizes.items() if self.footprint.get(key, 0) != n}
             self.footprint.update(changed)
         return changed
@@ -328,6 +341,9 @@ class GrowingRows:
     def scalar_lookup(self) -> ScalarLookup | None:
         return None  # growing rows are scanned
 
+    def match_indexes(self) -> MatchIndexes | None:
+        return None  # likewise: a match index of growing rows is built per read
+
     def json_columns(self) -> Mapping[str, JsonProjections]:
         if self.json_cache is None or self.schema is None:
             return {}
@@ -354,7 +370,9 @@ def _allowed(
     source: RowSource, flt: Filter | None, primary_key: str, latest_deletes: pa.Table
 ) -> np.ndarray | None:
     mask = (
-        flt.evaluate(source.table, source.json_columns(), source.scalar_lookup()) if flt is not None else None
+        flt.evaluate(source.table, source.json_columns(), source.scalar_lookup(), source.match_indexes())
+        if flt is not None
+        else None
     )
     hidden = source.hidden(primary_key, latest_deletes)
     if hidden is not None:

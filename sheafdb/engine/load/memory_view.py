@@ -23,7 +23,8 @@ class ResidentBlock:
     ``kind``: ``field`` (a raw column), ``mapped`` (a memory-mapped column: not resident, not
     in the budget), ``index`` (a vector index), ``scalar_index`` (a scalar or JSON path index,
     named by the index), ``pk_lookup`` (the primary key -> row lookup), ``json`` (a parsed JSON
-    path cache) or ``masks`` (filter mask cache).
+    path cache), ``masks`` (filter mask cache) or ``match`` (a text column's TEXT_MATCH /
+    PHRASE_MATCH index).
     """
 
     db: str

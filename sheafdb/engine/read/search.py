@@ -139,6 +139,14 @@ def row_masks(ctx: ReadContext, flt: Filter | None) -> list[np.ndarray | None]:
     return out
 
 
+def _hidden_rows(ctx: ReadContext) -> list[np.ndarray | None]:
+    """Per source: the rows deletes (and upserts) hide, None when none (BM25 statistics)."""
+    if ctx.deletes.num_rows == 0:
+        return [None] * len(ctx.sources)
+    primary = ctx.schema.primary_field.name
+    return [source.hidden(primary, ctx.deletes.of_partition(source.partition_id)) for source in ctx.sources]
+
+
 def resolve_anns_field(ctx: ReadContext, name: str | None) -> FieldSchema:
     schema, loaded = ctx.schema, ctx.loaded_fields
     if not name:
@@ -362,7 +370,10 @@ def execute_search(ctx: ReadContext, req: SearchRequest) -> SearchResult:
     spec = index_spec(ctx, field, req.metric_type)
     function = check_query_kind(ctx.schema, field, req.vectors)
     if function is not None and isinstance(req.vectors, TextQueries):
-        queries, params = bm25_queries(ctx.schema, function, field, ctx.sources, req.vectors, req.params)
+        hidden = _hidden_rows(ctx)
+        queries, params = bm25_queries(
+            ctx.schema, function, field, ctx.sources, hidden, req.vectors, req.params
+        )
         req = replace(req, vectors=queries, params=params)
     output = ctx.plans.output(ctx.loaded_fields, req.output_fields, dynamic_loaded=ctx.dynamic_loaded)
     flt = compile_checked(ctx, req.filter, req.filter_params)

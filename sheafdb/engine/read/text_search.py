@@ -2,11 +2,13 @@
 
 A search of a BM25 function's output field sends texts. Each is analyzed with the input
 field's analyzer into its distinct terms and their counts; each term is weighted by its idf
-over every source the read sees (loaded sealed segments and growing rows, deleted rows
-included, as Milvus's statistics are), and the sources' total length gives ``bm25_avgdl``.
-So a hit scores the same however the rows fall into segments. Per source, the document
-frequencies come from its index (posting list lengths) or, for rows without one, from a scan
-of the query's terms in the sparse column.
+over every source the read sees (loaded sealed segments and growing rows, without the rows a
+delete or an upsert hid), and the sources' total length gives ``bm25_avgdl``. So a hit scores
+the same however the rows fall into segments and whether or not compaction has yet dropped the
+deleted rows (Milvus keeps counting those until it compacts; its timing is not SheafDB's).
+Per source, the document frequencies come from its index (posting list lengths) or, for rows
+without one, from a scan of the query's terms in the sparse column; the hidden rows' share
+comes from their sparse vectors.
 """
 
 from __future__ import annotations
@@ -53,10 +55,14 @@ def bm25_queries(
     function: FunctionSchema,
     field: FieldSchema,
     sources: Sequence[RowSource],
+    hidden: Sequence[np.ndarray | None],
     texts: TextQueries,
     params: Mapping[str, Any],
 ) -> tuple[SparseQueries, dict[str, Any]]:
-    """The texts as sparse queries (values: count x idf) and the params with ``bm25_avgdl``."""
+    """The texts as sparse queries (values: count x idf) and the params with ``bm25_avgdl``.
+
+    ``hidden``: per source, the rows deletes hide (None: none), left out of the statistics.
+    """
     source_field = schema.field(function.input_field_names[0])
     assert source_field is not None
     analyzer = analyzer_for_field(source_field)
@@ -66,11 +72,17 @@ def bm25_queries(
     )
     num_docs, total_length = 0, 0.0
     doc_freq = np.zeros(len(every_dim), np.int64)
-    for source in sources:
+    for source, gone in zip(sources, hidden, strict=True):
         rows, length, freqs = _source_stats(schema, source, field.name, every_dim)
         num_docs += rows
         total_length += length
         doc_freq += freqs
+        if gone is not None:
+            deleted = as_sparse(source.vectors(schema, field.name)).take(np.flatnonzero(gone))
+            rows, length, freqs = _matrix_stats(deleted, every_dim)
+            num_docs -= rows
+            total_length -= length
+            doc_freq -= freqs
     offsets = np.zeros(len(analyzed) + 1, np.int64)
     indices: list[np.ndarray] = []
     values: list[np.ndarray] = []
@@ -95,7 +107,10 @@ def _source_stats(
     index = source.index(field_name)
     if isinstance(index, SparseInvertedIndex) and index.row_lengths is not None:
         return index.num_rows, float(index.row_lengths.sum(dtype=np.float64)), index.doc_freqs(dims)
-    matrix: SparseMatrix = as_sparse(source.vectors(schema, field_name))
+    return _matrix_stats(as_sparse(source.vectors(schema, field_name)), dims)
+
+
+def _matrix_stats(matrix: SparseMatrix, dims: np.ndarray) -> tuple[int, float, np.ndarray]:
     if len(dims) == 0 or len(matrix.indices) == 0:
         return matrix.num_rows, float(matrix.values.sum(dtype=np.float64)), np.zeros(len(dims), np.int64)
     # A row holds a dimension at most once, so a dimension's count is its document frequency.
