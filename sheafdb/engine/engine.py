@@ -4,10 +4,12 @@ Every method is synchronous and thread-safe; the gRPC and REST layers call it fr
 worker threads. ``db`` is always a resolved database name (``"default"`` when the client gave
 none). Collection names may be aliases. Errors are ``sheafdb.errors`` exceptions.
 
-This module reads top-down as the facade: it resolves names, takes the locks and keeps the
-rules that need the engine's own state; the bodies of longer operations live in their own
-modules (collection_alterations.py, index_ddl.py, data_removal.py, writes.py,
-load_requests.py, load_manager.py), which never take ``_ddl_lock`` themselves.
+This module reads top-down as the facade: it builds the parts, resolves names, takes the
+locks and keeps the rules that need the engine's own state. The calls on databases,
+partitions, aliases and loads are its mixins in calls/ (one module each); the bodies of
+longer operations live in their own modules (collection_alterations.py, index_ddl.py,
+data_removal.py, writes.py, load_requests.py, load_manager.py), which never take
+``_ddl_lock`` themselves.
 
 Locks: ``_ddl_lock`` serialises every metadata change (collections, partitions, indexes,
 aliases, databases) and guards ``_collections`` and every change to ``_names``; writes and
@@ -20,7 +22,6 @@ restores after a start (load_requests.py).
 
 from __future__ import annotations
 
-import logging
 import shutil
 import threading
 from collections.abc import Mapping, Sequence
@@ -32,37 +33,33 @@ import pyarrow as pa
 
 from sheafdb.engine import function_ddl
 from sheafdb.engine.analysis import AnalyzedToken, PhraseSlop, phrase_match_slops, run_analyzer
+from sheafdb.engine.calls.aliases import AliasCalls
+from sheafdb.engine.calls.databases import DatabaseCalls
+from sheafdb.engine.calls.loading import LoadCalls
+from sheafdb.engine.calls.partitions import PartitionCalls
 from sheafdb.engine.collection import Collection
 from sheafdb.engine.collection_alterations import CollectionAlterations
-from sheafdb.engine.ddl_rules import MAX_PARTITIONS, partition_names, prepare_schema
+from sheafdb.engine.ddl_rules import partition_names, prepare_schema
 from sheafdb.engine.imports.jobs import ImportCollaborators, ImportJobs
 from sheafdb.engine.index_ddl import IndexDefinitions
 from sheafdb.engine.load.load_manager import LoadManager
-from sheafdb.engine.load.load_preview import LoadPreview, preview_load
-from sheafdb.engine.load.load_requests import LoadRequests, partition_id
+from sheafdb.engine.load.load_requests import LoadRequests
 from sheafdb.engine.load.memory import MemoryAccountant
 from sheafdb.engine.load.memory_view import MemoryView, memory_view
 from sheafdb.engine.load.residency import ResidencyKeeper, residency_policy
-from sheafdb.engine.load.target import LoadRequest
 from sheafdb.engine.maintenance import Maintenance
 from sheafdb.engine.models import (
-    AliasInfo,
     CollectionInfo,
     ConsistencyLevel,
-    DatabaseInfo,
     HybridSearchRequest,
     IndexInfo,
-    LoadProgress,
-    LoadState,
     MutationResult,
-    PartitionInfo,
     QueryRequest,
     QueryResult,
     SearchRequest,
     SearchResult,
 )
 from sheafdb.engine.name_rules import (
-    check_alias,
     check_collection_name,
     check_database_name,
     check_index_name,
@@ -86,9 +83,7 @@ from sheafdb.engine.write.sealing import Sealer
 from sheafdb.engine.write.store_binding import bind_store_to_catalog
 from sheafdb.engine.write.writes import Writer
 from sheafdb.errors import (
-    AliasNotFound,
     CollectionNotFound,
-    UnexpectedError,
     invalid,
 )
 from sheafdb.schema import CollectionSchema, FieldSchema
@@ -96,12 +91,9 @@ from sheafdb.schema_functions import FunctionSchema
 from sheafdb.storage.catalog import open_catalog
 from sheafdb.storage.import_files import open_import_files
 from sheafdb.storage.object_store import open_object_store
-from sheafdb.storage.records import DEFAULT_PARTITION
 from sheafdb.storage.timestamps import TimestampOracle
 from sheafdb.storage.wal import WriteAheadLog
 from sheafdb.timestamptz import TIMEZONE_PROPERTY, zone
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -141,7 +133,7 @@ class EngineConfig:
     import_root: Path | None = None
 
 
-class Engine:
+class Engine(DatabaseCalls, PartitionCalls, AliasCalls, LoadCalls):
     def __init__(self, config: EngineConfig) -> None:
         self.config = config
         self._data_dir = Path(config.data_dir)
@@ -278,41 +270,6 @@ class Engine:
     ) -> Collection:
         """Milvus's name checks, then a dict lookup (names.py): no catalog read on the request path."""
         return self._names.resolve_checked(db, name, partitions, reading=reading)
-
-    # -- databases --------------------------------------------------------------------------
-    def create_database(self, name: str, properties: Mapping[str, str] | None = None) -> None:
-        check_database_name(name)
-        with self._ddl_lock:
-            self._catalog.create_database(name, dict(properties or {}), self._oracle.next())
-            self._names.add_database(name)
-
-    def drop_database(self, name: str) -> None:
-        check_database_name(name)
-        with self._ddl_lock:
-            self._catalog.drop_database(name)
-            self._names.drop_database(name)
-
-    def list_databases(self) -> list[DatabaseInfo]:
-        return [
-            DatabaseInfo(d.name, d.database_id, d.created_ts, dict(d.properties))
-            for d in self._catalog.list_databases()
-        ]
-
-    def describe_database(self, name: str) -> DatabaseInfo:
-        check_database_name(name)
-        d = self._catalog.get_database(name)
-        return DatabaseInfo(d.name, d.database_id, d.created_ts, dict(d.properties))
-
-    def alter_database(
-        self, name: str, properties: Mapping[str, str], delete_keys: Sequence[str] = ()
-    ) -> None:
-        check_database_name(name)
-        with self._ddl_lock:
-            current = dict(self._catalog.get_database(name).properties)
-            current.update(properties)
-            for key in delete_keys:
-                current.pop(key, None)
-            self._catalog.set_database_properties(name, current)
 
     # -- collections ------------------------------------------------------------------------
     def create_collection(
@@ -488,52 +445,6 @@ class Engine:
     def collection_row_count(self, db: str, name: str) -> int:
         return visible_row_count(self._store, self._resolve(db, name))
 
-    # -- partitions -------------------------------------------------------------------------
-    def create_partition(self, db: str, collection: str, partition: str) -> None:
-        with self._ddl_lock:
-            coll = self._resolve(db, collection, (partition,))
-            if coll.schema.partition_key_field is not None:
-                raise invalid("disable create partition if partition key mode is used")
-            if partition in coll.partitions:
-                return
-            if len(coll.partitions) >= MAX_PARTITIONS:
-                raise invalid(
-                    f"partition number ({len(coll.partitions) + 1}) exceeds max configuration "
-                    f"({MAX_PARTITIONS})"
-                )
-            record = self._catalog.create_partition(coll.collection_id, partition, self._oracle.next())
-            coll.add_partition(partition, record.partition_id)
-
-    def drop_partition(self, db: str, collection: str, partition: str) -> None:
-        with self._ddl_lock:
-            coll = self._resolve(db, collection, (partition,))
-            if coll.schema.partition_key_field is not None:
-                raise invalid("disable drop partition if partition key mode is used")
-            if partition == DEFAULT_PARTITION:
-                raise invalid("default partition cannot be deleted")
-            pid = coll.partitions.get(partition)
-            if pid is None:
-                return
-            if self._loads.state(coll, (partition,)) in (LoadState.LOADED, LoadState.LOADING):
-                raise UnexpectedError(
-                    "partition cannot be dropped, partition is loaded, please release it first"
-                )
-            self._removal.drop_partition(coll, pid)
-
-    def has_partition(self, db: str, collection: str, partition: str) -> bool:
-        return partition in self._resolve(db, collection, (partition,)).partitions
-
-    def list_partitions(self, db: str, collection: str) -> list[PartitionInfo]:
-        coll = self._resolve(db, collection)
-        return [
-            PartitionInfo(p.name, p.partition_id, p.created_ts)
-            for p in self._catalog.list_partitions(coll.collection_id)
-        ]
-
-    def partition_row_count(self, db: str, collection: str, partition: str) -> int:
-        coll = self._resolve(db, collection, (partition,))
-        return visible_row_count(self._store, coll, partition_id(coll, partition))
-
     # -- indexes (index_ddl.py) -------------------------------------------------------------
     def create_index(
         self, db: str, collection: str, field_name: str, index_name: str, params: Mapping[str, str]
@@ -567,48 +478,6 @@ class Engine:
     ) -> None:
         with self._ddl_lock:
             self._indexes.alter(self._resolve(db, collection), index_name, params, delete_keys)
-
-    # -- aliases ----------------------------------------------------------------------------
-    def create_alias(self, db: str, collection: str, alias: str) -> None:
-        check_alias(alias)
-        check_collection_name(collection)
-        with self._ddl_lock:
-            coll = self._names.get(db, collection)
-            self._catalog.create_alias(db, alias, coll.collection_id)
-            self._names.set_alias(db, alias, coll)
-
-    def drop_alias(self, db: str, alias: str) -> None:
-        """Dropping an alias that does not exist succeeds (Milvus)."""
-        check_alias(alias)
-        with self._ddl_lock:
-            try:
-                self._catalog.drop_alias(db, alias)
-            except AliasNotFound:
-                return
-            self._names.drop_alias(db, alias)
-
-    def alter_alias(self, db: str, collection: str, alias: str) -> None:
-        check_alias(alias)
-        check_collection_name(collection)
-        with self._ddl_lock:
-            coll = self._names.get(db, collection)
-            self._catalog.alter_alias(db, alias, coll.collection_id)
-            self._names.set_alias(db, alias, coll)
-
-    def describe_alias(self, db: str, alias: str) -> AliasInfo:
-        check_alias(alias)
-        coll = self._names.alias_target(db, alias)
-        if coll is None:
-            raise AliasNotFound(f"alias not found[database={db}][alias={alias}]")
-        return AliasInfo(alias, db, coll.name)
-
-    def list_aliases(self, db: str, collection: str = "") -> list[AliasInfo]:
-        cid = self._resolve(db, collection).collection_id if collection else None
-        names = {r.collection_id: r.name for r in self._catalog.list_collections(db)}
-        return [
-            AliasInfo(a.alias, a.db_name, names.get(a.collection_id, ""))
-            for a in self._catalog.list_aliases(db, cid)
-        ]
 
     # -- writes -----------------------------------------------------------------------------
     def insert(self, db: str, collection: str, data: pa.Table, partition: str = "") -> MutationResult:
@@ -672,100 +541,6 @@ class Engine:
     def wait_for_loads(self, timeout: float | None = None) -> bool:
         """Block until the loader has nothing queued or running (tests, benchmarks)."""
         return self._loads.loader.wait_idle(timeout)
-
-    # -- load / release (load_requests.py) -------------------------------------------------
-    def load_collection(
-        self,
-        db: str,
-        collection: str,
-        *,
-        load_fields: Sequence[str] = (),
-        skip_load_dynamic_field: bool = False,
-        replica_number: int = 1,
-        refresh: bool = False,
-        resource_groups: Sequence[str] = (),
-    ) -> None:
-        """Validate and start a background load; returns once it is accepted (after a short wait
-        for the job, so that a small load is already Loaded when the client first asks)."""
-        coll = self._resolve(db, collection)
-        group = self.replicas.admit_load(coll, replica_number, resource_groups, refresh=refresh)
-        request = LoadRequest(None, tuple(load_fields), skip_load_dynamic_field, replica_number, refresh)
-        self._load_requests.load_collection(coll, request)
-        self.replicas.place(coll, group)
-
-    def load_partitions(
-        self,
-        db: str,
-        collection: str,
-        partitions: Sequence[str],
-        *,
-        load_fields: Sequence[str] = (),
-        skip_load_dynamic_field: bool = False,
-        replica_number: int = 1,
-        refresh: bool = False,
-        resource_groups: Sequence[str] = (),
-    ) -> None:
-        coll = self._resolve(db, collection, partitions)
-        group = self.replicas.admit_load(coll, replica_number, resource_groups, refresh=refresh)
-        request = LoadRequest(
-            tuple(partitions), tuple(load_fields), skip_load_dynamic_field, replica_number, refresh
-        )
-        self._load_requests.load_partitions(coll, request)
-        self.replicas.place(coll, group)
-
-    def release_collection(self, db: str, collection: str) -> int:
-        """Returns the bytes given back."""
-        coll = self._resolve(db, collection)
-        freed = self._load_requests.release_collection(coll)
-        log.info("released collection %s.%s: freed %d bytes", coll.db_name, coll.name, freed)
-        return freed
-
-    def release_partitions(self, db: str, collection: str, partitions: Sequence[str]) -> int:
-        coll = self._resolve(db, collection, partitions)
-        return self._load_requests.release_partitions(coll, partitions)
-
-    def preview_load(
-        self,
-        db: str,
-        collection: str,
-        *,
-        partitions: Sequence[str] = (),
-        load_fields: Sequence[str] = (),
-        skip_load_dynamic_field: bool = False,
-    ) -> LoadPreview:
-        """What loading would add, per field and index, and whether it fits: nothing is loaded."""
-        return preview_load(
-            self._resolve(db, collection),
-            self._loads,
-            partitions=partitions,
-            load_fields=load_fields,
-            skip_load_dynamic_field=skip_load_dynamic_field,
-        )
-
-    def get_load_state(self, db: str, collection: str, partitions: Sequence[str] = ()) -> LoadState:
-        try:
-            coll = self._resolve(db, collection)
-        except CollectionNotFound:
-            return LoadState.NOT_EXIST
-        return self._load_requests.state(coll, partitions)
-
-    def loaded_fields(self, db: str, collection: str) -> tuple[str, ...]:
-        """The fields loaded (or loading) now; () when nothing is."""
-        return self._loads.loaded_fields(self._resolve(db, collection))
-
-    def wait_for_load(
-        self, db: str, collection: str, partitions: Sequence[str] = (), timeout: float = 0.0
-    ) -> LoadState:
-        """The load state once it is no longer Loading (a load finished or failed), or at the
-        timeout: REST's wait after a load and gRPC's short one share it."""
-        try:
-            coll = self._resolve(db, collection)
-        except CollectionNotFound:
-            return LoadState.NOT_EXIST
-        return self._load_requests.wait(coll, partitions, timeout)
-
-    def get_loading_progress(self, db: str, collection: str, partitions: Sequence[str] = ()) -> LoadProgress:
-        return self._load_requests.progress(self._resolve(db, collection), partitions)
 
     # -- reads ------------------------------------------------------------------------------
     def search(self, db: str, request: SearchRequest) -> SearchResult:

@@ -76,7 +76,7 @@ def test_memory_matches_the_accountant_and_returns_to_baseline(served, engine, c
     assert ("$meta", "field") not in fields  # a partial load holds only what it was asked for
     assert sum(p["bytes"] for p in books["partitions"]) == books["bytes"]
 
-    with caplog.at_level("INFO", logger="sheafdb.engine.engine"):
+    with caplog.at_level("INFO", logger="sheafdb.engine"):
         released = sheafdb(rest, "release", {"collectionName": "books"})
     assert released == {"code": 0, "data": {"freedBytes": books["bytes"]}}
     assert f"released collection default.books: freed {books['bytes']} bytes" in caplog.messages

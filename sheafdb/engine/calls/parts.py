@@ -1,0 +1,39 @@
+"""What the facade's call mixins use of the Engine (built in Engine.__init__)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sheafdb.engine.collection import Collection
+    from sheafdb.engine.load.load_manager import LoadManager
+    from sheafdb.engine.load.load_requests import LoadRequests
+    from sheafdb.engine.names import CollectionNames
+    from sheafdb.engine.replicas import Replicas
+    from sheafdb.engine.write.data_removal import DataRemoval
+    from sheafdb.storage.catalog import Catalog
+    from sheafdb.storage.object_store import ObjectStore
+    from sheafdb.storage.timestamps import TimestampOracle
+
+
+class EngineParts:
+    """Declarations only: the Engine assigns every one of these before any call."""
+
+    _data_dir: Path
+    _catalog: Catalog
+    _store: ObjectStore
+    _ddl_lock: threading.RLock
+    _names: CollectionNames
+    _oracle: TimestampOracle
+    _loads: LoadManager
+    _load_requests: LoadRequests
+    _removal: DataRemoval
+    replicas: Replicas
+
+    def _resolve(
+        self, db: str, name: str, partitions: Sequence[str] = (), *, reading: bool = False
+    ) -> Collection:
+        raise NotImplementedError  # Engine._resolve
