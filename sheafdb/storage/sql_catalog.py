@@ -28,7 +28,6 @@ from sheafdb.errors import (
     CollectionNotFound,
     DatabaseNotFound,
     IndexNotFound,
-    ParameterInvalid,
     PartitionNotFound,
     UnexpectedError,
     invalid,
@@ -58,6 +57,7 @@ from sheafdb.storage.records import (
     SegmentRecord,
 )
 from sheafdb.storage.resource_group_rows import ResourceGroupRows
+from sheafdb.storage.segment_rows import SegmentRows
 from sheafdb.storage.snapshot_rows import SnapshotRows
 from sheafdb.storage.timestamps import compose
 
@@ -77,7 +77,7 @@ class SqlCursor(Protocol):
 DEFAULT_DATABASE_ID = 1
 
 
-class SqlCatalog(ResourceGroupRows, SnapshotRows):
+class SqlCatalog(SegmentRows, ResourceGroupRows, SnapshotRows):
     """A Catalog in SQL tables, through one connection a backend opens.
 
     Lock: ``_lock`` serialises every use of the single connection. One connection (rather
@@ -545,7 +545,7 @@ class SqlCatalog(ResourceGroupRows, SnapshotRows):
             ).fetchone()
         return None if row is None else int(row[0])
 
-    # -- segments ---------------------------------------------------------------------------
+    # -- segments (the rest in segment_rows.py) -------------------------------------------
     def _insert_segment(self, cur: SqlCursor, segment: SegmentRecord) -> None:
         partition = cur.execute(
             "SELECT collection_id FROM partitions WHERE partition_id = ?", (segment.partition_id,)
@@ -568,81 +568,6 @@ class SqlCatalog(ResourceGroupRows, SnapshotRows):
             ),
         )
         self._note_ts(cur, segment.max_ts)
-
-    def add_segment(self, segment: SegmentRecord) -> None:
-        """Register a sealed segment whose files are already written (id from allocate_id)."""
-        with self._tx() as cur:
-            self._insert_segment(cur, segment)
-
-    def replace_segments(self, old_ids: Sequence[int], new: SegmentRecord | None) -> DroppedData:
-        """Compaction: remove ``old_ids`` and add ``new`` atomically; returns what was removed."""
-        with self._tx() as cur:
-            removed = []
-            if old_ids:  # PostgreSQL has no empty IN list
-                placeholders = ", ".join("?" * len(old_ids))
-                found = cur.execute(
-                    f"SELECT COUNT(*) FROM segments WHERE segment_id IN ({placeholders})", tuple(old_ids)
-                ).fetchone()[0]
-                if found != len(set(old_ids)):
-                    raise ParameterInvalid(f"segments to replace are not all in the catalog: {list(old_ids)}")
-                removed = [self._dropped(cur, "s.segment_id = ?", sid) for sid in old_ids]
-                cur.execute(f"DELETE FROM segments WHERE segment_id IN ({placeholders})", tuple(old_ids))
-            if new is not None:
-                self._insert_segment(cur, new)
-            return DroppedData(
-                segments=tuple(s for d in removed for s in d.segments),
-                segment_indexes=tuple(i for d in removed for i in d.segment_indexes),
-            )
-
-    def set_segment_deletes(self, segment_id: int, deletes_path: str | None) -> SegmentRecord:
-        with self._tx() as cur:
-            updated = cur.execute(
-                "UPDATE segments SET deletes_path = ? WHERE segment_id = ?", (deletes_path, segment_id)
-            ).rowcount
-            if updated == 0:
-                raise ParameterInvalid(f"segment {segment_id} is not in the catalog")
-            row = cur.execute(f"SELECT {SEGMENT_COLUMNS} FROM segments WHERE segment_id = ?", (segment_id,))
-            return segment_from_row(row.fetchone())
-
-    def list_segments(self, collection_id: int, partition_id: int | None = None) -> list[SegmentRecord]:
-        with self._read() as cur:
-            if partition_id is None:
-                rows = cur.execute(
-                    f"SELECT {SEGMENT_COLUMNS} FROM segments WHERE collection_id = ? ORDER BY segment_id",
-                    (collection_id,),
-                )
-            else:
-                rows = cur.execute(
-                    f"SELECT {SEGMENT_COLUMNS} FROM segments WHERE collection_id = ? AND partition_id = ? "
-                    "ORDER BY segment_id",
-                    (collection_id, partition_id),
-                )
-            return [segment_from_row(r) for r in rows]
-
-    def add_segment_index(self, record: SegmentIndexRecord) -> None:
-        """Record a built index file; fails (nothing written) if its segment or index is gone."""
-        with self._tx() as cur:
-            try:
-                cur.execute(
-                    "INSERT INTO segment_indexes VALUES (?, ?, ?, ?, ?) "
-                    "ON CONFLICT (segment_id, index_id) DO UPDATE SET field_name = excluded.field_name, "
-                    "path = excluded.path, nbytes = excluded.nbytes",
-                    (record.segment_id, record.index_id, record.field_name, record.path, record.nbytes),
-                )
-            except self.integrity_error as exc:
-                raise IndexNotFound(
-                    f"segment {record.segment_id} or index {record.index_id} no longer exists"
-                ) from exc
-
-    def list_segment_indexes(self, collection_id: int) -> list[SegmentIndexRecord]:
-        with self._read() as cur:
-            rows = cur.execute(
-                "SELECT i.segment_id, i.index_id, i.field_name, i.path, i.nbytes FROM segment_indexes i "
-                "JOIN segments s ON s.segment_id = i.segment_id WHERE s.collection_id = ? "
-                "ORDER BY i.segment_id, i.index_id",
-                (collection_id,),
-            )
-            return [SegmentIndexRecord(*r) for r in rows]
 
     # -- load configs -----------------------------------------------------------------------
     def set_load_config(self, config: LoadConfigRecord) -> None:
