@@ -30,10 +30,11 @@ ROWS = 120
 
 
 class Rpc:
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, token: str = ROOT_TOKEN) -> None:
+        self.port = port
         self._channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         self.stub = milvus_pb2_grpc.MilvusServiceStub(self._channel)
-        self.metadata = [("authorization", base64.b64encode(ROOT_TOKEN.encode()).decode())]
+        self.metadata = [("authorization", base64.b64encode(token.encode()).decode())]
 
     def export(
         self, target: str, name: str = "s", collection: str = "src"
@@ -165,6 +166,31 @@ def test_an_unknown_export_job_is_1100(embedded: tuple[MilvusClient, Rpc, Path])
     response = rpc.state(424242)
     assert response.status.code == 1100
     assert "export snapshot job not found[jobID=424242]" in response.status.reason
+
+
+def test_export_privileges_are_milvus_names(embedded: tuple[MilvusClient, Rpc, Path]) -> None:
+    client, rpc, _ = embedded
+    _fill(client)
+    client.create_user("exporter", "secret-1")
+    client.create_role("export_role")
+    client.grant_role("exporter", "export_role")
+    user = Rpc(rpc.port, "exporter:secret-1")
+    try:
+        with pytest.raises(grpc.RpcError) as denied:  # as every refused privilege (test_access.py)
+            user.export("by-user")
+        assert denied.value.code() is grpc.StatusCode.PERMISSION_DENIED
+        assert "ExportSnapshot: permission deny to exporter" in str(denied.value.details())
+        client.grant_privilege("export_role", "Collection", "ExportSnapshot", "src")
+        response = user.export("by-user")
+        assert response.status.code == common_pb2.Success, response.status.reason
+        with pytest.raises(grpc.RpcError) as denied:  # the state is a global object's
+            user.state(response.job_id)
+        assert denied.value.code() is grpc.StatusCode.PERMISSION_DENIED
+        assert "ExportSnapshot: permission deny to exporter" in str(denied.value.details())
+        client.grant_privilege("export_role", "Global", "ExportSnapshot", "*")
+        assert user.wait(response.job_id).state == milvus_pb2.ExportSnapshotCompleted
+    finally:
+        user.close()
 
 
 @pytest.mark.cluster

@@ -100,6 +100,26 @@ def test_an_export_whose_snapshot_was_dropped_fails_at_the_next_start(
     assert not (root / "one" / MANIFEST_FILE).exists()
 
 
+def test_an_export_that_cannot_write_fails_with_the_reason_and_no_manifest(
+    open_engine: Callable[..., Engine], kit, tmp_path: Path
+) -> None:
+    root = tmp_path / "exports"
+    engine = open_engine(import_root=root)
+    _source(engine, kit)
+    snapshot = engine.snapshots.find(DB, "src", "s")
+    first_segment = snapshot.manifest["segments"][0]["segment_id"]
+    (root / "one").mkdir(parents=True)
+    (root / "one" / str(first_segment)).write_bytes(b"a file where a directory must go")
+    job_id, uri = engine.exports.start(snapshot, "one")
+    assert uri == str((root / "one" / MANIFEST_FILE).resolve())
+    failed = _wait(engine, job_id)
+    assert failed.state is ExportState.FAILED
+    assert str(first_segment) in failed.reason
+    assert failed.copied_files == 0 and failed.progress < 100
+    assert not (root / "one" / MANIFEST_FILE).exists()
+    engine.snapshots.drop(DB, "src", "s")  # the failed job holds it no more
+
+
 def test_a_snapshot_being_exported_cannot_be_dropped(engine: Engine, kit, tmp_path: Path) -> None:
     _source(engine, kit)
     engine.snapshots.hold(engine.snapshots.find(DB, "src", "s").snapshot_id, 1)
