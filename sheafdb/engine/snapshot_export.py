@@ -203,9 +203,14 @@ class SnapshotExports:
             total_files=len(files) + 1,  # and the manifest
             total_bytes=sum(f.nbytes for f in files),
         )
-        self._catalog.save_export_job(job)
         with self._lock:
+            if any(
+                r.target_uri == target.uri and r.state in (ExportState.PENDING, ExportState.EXECUTING)
+                for r in self._jobs.values()
+            ):
+                raise invalid(f"export path {target.uri} is being written by another export job")
             self._jobs[job.job_id] = job
+        self._catalog.save_export_job(job)
         self._hold(snapshot.snapshot_id, 1)
         self._worker.submit(self._run, job.job_id, snapshot, target)
         return job.job_id, target.uri_of(MANIFEST_FILE)

@@ -120,7 +120,17 @@ def test_an_export_that_cannot_write_fails_with_the_reason_and_no_manifest(
     engine.snapshots.drop(DB, "src", "s")  # the failed job holds it no more
 
 
-def test_a_snapshot_being_exported_cannot_be_dropped(engine: Engine, kit, tmp_path: Path) -> None:
+def test_two_exports_to_one_target_at_once_are_refused(engine: Engine, kit) -> None:
+    _source(engine, kit)
+    snapshot = engine.snapshots.find(DB, "src", "s")
+    engine.exports._worker.submit(time.sleep, 0.5)  # the worker busy: the first job stays pending
+    first, _ = engine.exports.start(snapshot, "exports/one")
+    with pytest.raises(ParameterInvalid, match="being written by another export job"):
+        engine.exports.start(snapshot, "exports/one")
+    assert _wait(engine, first).state is ExportState.COMPLETED
+
+
+def test_a_snapshot_being_exported_cannot_be_dropped(engine: Engine, kit) -> None:
     _source(engine, kit)
     engine.snapshots.hold(engine.snapshots.find(DB, "src", "s").snapshot_id, 1)
     with pytest.raises(ParameterInvalid, match="being restored or exported"):
