@@ -29,7 +29,7 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
-from sheafdb.engine.snapshots import snapshot_directory
+from sheafdb.engine.snapshots import snapshot_directory, snapshot_not_found
 from sheafdb.errors import SheafError, invalid
 from sheafdb.storage.catalog import Catalog
 from sheafdb.storage.export_target import ExportTarget, ExportTargetError, open_export_target
@@ -188,6 +188,19 @@ class SnapshotExports:
             raise invalid(str(exc)) from exc
         if target.exists(MANIFEST_FILE):
             raise invalid(f"export path {target.uri} already holds an exported snapshot, choose another")
+        # Held from here, the snapshot cannot be dropped; one dropped just before is gone.
+        self._hold(snapshot.snapshot_id, 1)
+        try:
+            if all(r.snapshot_id != snapshot.snapshot_id for r in self._catalog.list_snapshots()):
+                raise snapshot_not_found(snapshot.name)
+            job = self._register(snapshot, target)
+        except BaseException:
+            self._hold(snapshot.snapshot_id, -1)
+            raise
+        self._worker.submit(self._run, job.job_id, snapshot, target)
+        return job.job_id, target.uri_of(MANIFEST_FILE)
+
+    def _register(self, snapshot: SnapshotRecord, target: ExportTarget) -> ExportJobRecord:
         files = _files(snapshot, self._store)
         job = ExportJobRecord(
             job_id=self._catalog.allocate_id(),
@@ -211,9 +224,7 @@ class SnapshotExports:
                 raise invalid(f"export path {target.uri} is being written by another export job")
             self._jobs[job.job_id] = job
         self._catalog.save_export_job(job)
-        self._hold(snapshot.snapshot_id, 1)
-        self._worker.submit(self._run, job.job_id, snapshot, target)
-        return job.job_id, target.uri_of(MANIFEST_FILE)
+        return job
 
     def job(self, job_id: int) -> ExportJob:
         with self._lock:
