@@ -88,6 +88,8 @@ OPERATIONS: Mapping[str, Privilege] = {
     "UnpinSnapshotData": _p(GLOBAL, "UnpinSnapshotData"),
     "GetRestoreSnapshotState": _p(GLOBAL, "RestoreSnapshot"),
     "ListRestoreSnapshotJobs": _p(GLOBAL, "RestoreSnapshot"),
+    "ExportSnapshot": _p(COLLECTION, "ExportSnapshot"),
+    "GetExportSnapshotState": _p(GLOBAL, "ExportSnapshot"),
     "Import": _p(COLLECTION, "Import"),
     "ListImportTasks": _p(COLLECTION, "Import"),
     "CreatePartition": _p(COLLECTION, "CreatePartition"),

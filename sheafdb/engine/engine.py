@@ -70,6 +70,7 @@ from sheafdb.engine.read.row_counts import expired_keys, visible_row_count
 from sheafdb.engine.read.search_by_keys import with_key_vectors
 from sheafdb.engine.replicas import Replicas
 from sheafdb.engine.snapshot import SealedSegment
+from sheafdb.engine.snapshot_export import SnapshotExports
 from sheafdb.engine.snapshot_restore import SnapshotRestores
 from sheafdb.engine.snapshots import Snapshots, remove_orphan_snapshots
 from sheafdb.engine.write.auto_compaction import BackgroundCompactor
@@ -207,6 +208,15 @@ class Engine(DatabaseCalls, PartitionCalls, AliasCalls, LoadCalls):
             on_restored=lambda coll, segments: self._builder.submit(coll, segments, coll.indexes),
             hold=self.snapshots.hold,
         )
+        # Exports of snapshots to a directory or key prefix (snapshot_export.py).
+        self.exports = SnapshotExports(
+            self._catalog,
+            self._store,
+            SnapshotExports.target_opener(
+                config.objects_url, Path(config.import_root or self._data_dir), self._data_dir
+            ),
+            hold=self.snapshots.hold,
+        )
         # Bulk import jobs (the Engine.imports sub-facade): files -> checked rows -> segments.
         self.imports = ImportJobs(
             ImportCollaborators(
@@ -233,6 +243,7 @@ class Engine(DatabaseCalls, PartitionCalls, AliasCalls, LoadCalls):
             )
         # Last: a resumed restore job may call back into the facade, which must be whole.
         self.restores.resume()
+        self.exports.resume()
 
     def close(self) -> None:
         """Finish in-flight writes, close the write-ahead logs, stop background work."""
@@ -242,6 +253,7 @@ class Engine(DatabaseCalls, PartitionCalls, AliasCalls, LoadCalls):
         self.imports.close()
         self._compactor.stop()
         self.restores.close()
+        self.exports.close()
         self._residency.close()
         self._loads.close()
         self._builder.close()

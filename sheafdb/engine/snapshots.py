@@ -139,7 +139,7 @@ class Snapshots:
         self._resolve = resolve
         self._next_timestamp = next_timestamp
         self._lock = threading.Lock()
-        # Snapshot id -> restores running from it (they read its files: no drop meanwhile).
+        # Snapshot id -> restores and exports running from it (they read its files: no drop meanwhile).
         self._restoring: dict[int, int] = {}
 
     def hold(self, snapshot_id: int, delta: int) -> None:
@@ -259,7 +259,9 @@ class Snapshots:
         with self._lock:
             record = self.find(db, collection, name)
             if record.snapshot_id in self._restoring:
-                raise invalid(f"snapshot is being restored, drop it once the restore ends[snapshot={name}]")
+                raise invalid(
+                    f"snapshot is being restored or exported, drop it once the job ends[snapshot={name}]"
+                )
             now_ms = int(time.time() * 1000)
             if any(
                 p.snapshot_id == record.snapshot_id and p.expires_ms > now_ms

@@ -33,7 +33,12 @@ from sheafdb.storage.records import (
     SegmentRecord,
 )
 from sheafdb.storage.resource_group_rows import ResourceGroupRecord
-from sheafdb.storage.snapshot_rows import RestoreJobRecord, SnapshotPinRecord, SnapshotRecord
+from sheafdb.storage.snapshot_rows import (
+    ExportJobRecord,
+    RestoreJobRecord,
+    SnapshotPinRecord,
+    SnapshotRecord,
+)
 from sheafdb.storage.sqlite_catalog import SqliteCatalog
 
 __all__ = [
@@ -148,6 +153,8 @@ class Catalog(Protocol):
     def list_snapshot_pins(self) -> list[SnapshotPinRecord]: ...
     def save_restore_job(self, job: RestoreJobRecord) -> None: ...
     def list_restore_jobs(self) -> list[RestoreJobRecord]: ...
+    def save_export_job(self, job: ExportJobRecord) -> None: ...
+    def list_export_jobs(self) -> list[ExportJobRecord]: ...
     def add_segments(
         self,
         segments: Sequence[SegmentRecord],

@@ -5,7 +5,8 @@ PostgreSQL share), kept apart because snapshots are a concept of their own. A sn
 names its collection by database and name (a snapshot outlives a dropped collection: it is
 what a restore starts from) and carries its manifest as JSON: schema, partitions, indexes,
 and the files of every captured segment (under ``snapshots/<snapshot_id>/``, the snapshot's
-own names for them). Pins go with their snapshot (ON DELETE CASCADE).
+own names for them). Export jobs (snapshot_export.py) are rows too. Pins go with their
+snapshot (ON DELETE CASCADE).
 
 ``add_segments`` registers a restored collection's segments and index files in one
 transaction: a restore lands whole or not at all.
@@ -37,6 +38,11 @@ CREATE TABLE IF NOT EXISTS snapshot_pins (
     pin_id INTEGER PRIMARY KEY,
     snapshot_id INTEGER NOT NULL REFERENCES snapshots ON DELETE CASCADE,
     expires_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS snapshot_exports (
+    job_id INTEGER PRIMARY KEY, snapshot_id INTEGER NOT NULL, snapshot_name TEXT NOT NULL,
+    db_name TEXT NOT NULL, collection_name TEXT NOT NULL, target_uri TEXT NOT NULL,
+    state INTEGER NOT NULL, reason TEXT NOT NULL, start_ms INTEGER NOT NULL,
+    end_ms INTEGER NOT NULL, total_files INTEGER NOT NULL, total_bytes INTEGER NOT NULL);
 """
 
 
@@ -69,6 +75,25 @@ class RestoreJobRecord:
     reason: str
     start_ms: int
     end_ms: int
+
+
+@dataclass(frozen=True)
+class ExportJobRecord:
+    """An export job (states are ``milvus.ExportSnapshotState`` numbers); ``target_uri`` is
+    where its manifest goes; ``end_ms`` 0 while it runs. Kept after its snapshot is dropped."""
+
+    job_id: int
+    snapshot_id: int
+    snapshot_name: str
+    db_name: str
+    collection_name: str
+    target_uri: str
+    state: int
+    reason: str
+    start_ms: int
+    end_ms: int
+    total_files: int
+    total_bytes: int
 
 
 @dataclass(frozen=True)
@@ -109,6 +134,12 @@ def _upsert_job(cur: Any, job: RestoreJobRecord) -> None:
             job.end_ms,
         ),
     )
+
+
+_EXPORT_COLUMNS = (
+    "job_id, snapshot_id, snapshot_name, db_name, collection_name, target_uri, state, reason, "
+    "start_ms, end_ms, total_files, total_bytes"
+)
 
 
 class SnapshotRows:
@@ -173,6 +204,35 @@ class SnapshotRows:
         with self._read() as cur:
             rows = list(cur.execute(f"SELECT {_JOB_COLUMNS} FROM snapshot_restores ORDER BY job_id"))
         return [RestoreJobRecord(*r) for r in rows]
+
+    def save_export_job(self: _Transactions, job: ExportJobRecord) -> None:
+        with self._tx() as cur:
+            cur.execute(
+                f"INSERT INTO snapshot_exports ({_EXPORT_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (job_id) DO UPDATE SET state = excluded.state, reason = excluded.reason, "
+                "end_ms = excluded.end_ms, total_files = excluded.total_files, "
+                "total_bytes = excluded.total_bytes",
+                (
+                    job.job_id,
+                    job.snapshot_id,
+                    job.snapshot_name,
+                    job.db_name,
+                    job.collection_name,
+                    job.target_uri,
+                    job.state,
+                    job.reason,
+                    job.start_ms,
+                    job.end_ms,
+                    job.total_files,
+                    job.total_bytes,
+                ),
+            )
+
+    def list_export_jobs(self: _Transactions) -> list[ExportJobRecord]:
+        with self._read() as cur:
+            rows = list(cur.execute(f"SELECT {_EXPORT_COLUMNS} FROM snapshot_exports ORDER BY job_id"))
+        return [ExportJobRecord(*r) for r in rows]
 
     def add_segments(
         self: _Transactions,

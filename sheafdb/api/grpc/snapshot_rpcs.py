@@ -1,5 +1,5 @@
-"""Handlers for collection snapshots: create, describe, list, drop, pin, and restore jobs
-(the engine's ``snapshots`` and ``restores`` sub-facades)."""
+"""Handlers for collection snapshots: create, describe, list, drop, pin, restore and export jobs
+(the engine's ``snapshots``, ``restores`` and ``exports`` sub-facades)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2
 
 from sheafdb.api.grpc.context import RpcBase, database_of
 from sheafdb.api.status import success
+from sheafdb.engine.snapshot_export import ExportJob
 from sheafdb.engine.snapshot_restore import RestoreJob
 
 
@@ -22,6 +23,24 @@ def _restore_info(job: RestoreJob) -> milvus_pb2.RestoreSnapshotInfo:
         reason=job.reason,
         start_time=job.start_ms,
         time_cost=job.time_cost_ms,
+    )
+
+
+def _export_info(job: ExportJob) -> milvus_pb2.ExportSnapshotInfo:
+    return milvus_pb2.ExportSnapshotInfo(
+        job_id=job.job_id,
+        snapshot_name=job.snapshot_name,
+        db_name=job.db_name,
+        collection_name=job.collection_name,
+        state=int(job.state),
+        progress=job.progress,
+        reason=job.reason,
+        start_time=job.start_ms,
+        time_cost=job.time_cost_ms,
+        total_files=job.total_files,
+        copied_files=job.copied_files,
+        snapshot_metadata_uri=job.manifest_uri,
+        total_bytes=job.total_bytes,
     )
 
 
@@ -105,3 +124,20 @@ class SnapshotRpcs(RpcBase):
         return milvus_pb2.ListRestoreSnapshotJobsResponse(
             status=success(), jobs=[_restore_info(j) for j in jobs]
         )
+
+    def ExportSnapshot(
+        self, request: milvus_pb2.ExportSnapshotRequest, context: grpc.ServicerContext
+    ) -> milvus_pb2.ExportSnapshotResponse:
+        snapshot = self.engine.snapshots.find(
+            database_of(context, request.db_name), request.collection_name, request.name
+        )
+        job_id, manifest_uri = self.engine.exports.start(snapshot, request.target_s3_path)
+        return milvus_pb2.ExportSnapshotResponse(
+            status=success(), job_id=job_id, snapshot_metadata_uri=manifest_uri
+        )
+
+    def GetExportSnapshotState(
+        self, request: milvus_pb2.GetExportSnapshotStateRequest, context: grpc.ServicerContext
+    ) -> milvus_pb2.GetExportSnapshotStateResponse:
+        job = self.engine.exports.job(request.job_id)
+        return milvus_pb2.GetExportSnapshotStateResponse(status=success(), info=_export_info(job))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 _REPLICATION = "cross-cluster replication (CDC) streams: SheafDB is one node with one write-ahead log"
 _EXTERNAL = "external collections read data SheafDB does not store (lake tables); not a goal"
-_EXPORT = "exporting a snapshot to an outside S3 path: no pymilvus 3.0 call; snapshots restore in place"
 _NAMESPACE = "namespaces (multi-tenancy inside a collection) are a Milvus 2.6 preview; partitions serve"
 # File resources (analyzer dictionaries kept in Milvus's object store, named from analyzer
 # params as stop_words_file, synonyms_file, ...) arrive with Milvus 3.0; 2.6 analyzers take
@@ -36,8 +35,6 @@ OUT_OF_SCOPE: dict[str, str] = {
     "ListRefreshExternalCollectionJobs": _EXTERNAL,
     "RestoreExternalSnapshot": _EXTERNAL,
     "BatchUpdateManifest": "storage-v2 manifests of external and snapshot data; not SheafDB's file layout",
-    "ExportSnapshot": _EXPORT,
-    "GetExportSnapshotState": _EXPORT,
     "CreateNamespace": _NAMESPACE,
     "DescribeNamespace": _NAMESPACE,
     "ListNamespaces": _NAMESPACE,

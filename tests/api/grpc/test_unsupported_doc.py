@@ -43,8 +43,8 @@ def test_unsupported_rpc_answers_a_status_naming_itself() -> None:
     response = servicer.DropRowPolicy(milvus_pb2.DropRowPolicyRequest(), None)
     assert response.code == Unsupported.code
     assert response.reason == "DropRowPolicy is not supported by SheafDB"
-    exported = servicer.ExportSnapshot(milvus_pb2.ExportSnapshotRequest(), None)
-    assert exported.status.reason == "ExportSnapshot is not supported by SheafDB"
+    prewarm = servicer.DescribePrewarmTask(milvus_pb2.DescribePrewarmTaskRequest(), None)
+    assert prewarm.status.reason == "DescribePrewarmTask is not supported by SheafDB"
 
 
 def test_a_crashing_handler_answers_65535_instead_of_raising() -> None:
