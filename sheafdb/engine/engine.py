@@ -35,6 +35,7 @@ from sheafdb.engine.analysis import AnalyzedToken, PhraseSlop, phrase_match_slop
 from sheafdb.engine.collection import Collection
 from sheafdb.engine.collection_alterations import CollectionAlterations
 from sheafdb.engine.ddl_rules import MAX_PARTITIONS, partition_names, prepare_schema
+from sheafdb.engine.file_resources import FileResources
 from sheafdb.engine.imports.jobs import ImportCollaborators, ImportJobs
 from sheafdb.engine.index_ddl import IndexDefinitions
 from sheafdb.engine.load.load_manager import LoadManager
@@ -99,6 +100,7 @@ from sheafdb.storage.object_store import open_object_store
 from sheafdb.storage.records import DEFAULT_PARTITION
 from sheafdb.storage.timestamps import TimestampOracle
 from sheafdb.storage.wal import WriteAheadLog
+from sheafdb.text.file_resources import install as install_file_resolver
 from sheafdb.timestamptz import TIMEZONE_PROPERTY, zone
 
 log = logging.getLogger(__name__)
@@ -216,9 +218,10 @@ class Engine:
             hold=self.snapshots.hold,
         )
         # Bulk import jobs (the Engine.imports sub-facade): files -> checked rows -> segments.
+        server_files = open_import_files(config.objects_url, Path(config.import_root or self._data_dir))
         self.imports = ImportJobs(
             ImportCollaborators(
-                files=open_import_files(config.objects_url, Path(config.import_root or self._data_dir)),
+                files=server_files,
                 resolve=self._resolve,
                 allocate_id=self._catalog.allocate_id,
                 write=self._writer.import_rows,
@@ -226,6 +229,13 @@ class Engine:
                 is_dropped=lambda coll: coll.collection_id not in self._collections,
             )
         )
+        # File resources (Milvus 3.0): named files analyzers read, from where imports read.
+        self.file_resources = FileResources(
+            self._catalog,
+            server_files,
+            lambda: [(coll.name, coll.schema) for coll in list(self._collections.values())],
+        )
+        install_file_resolver(self.file_resources)
         # Segments sealed before a crash whose index builds never finished.
         for coll in self._collections.values():
             self._builder.submit(coll, coll.snapshot().sealed, coll.indexes)

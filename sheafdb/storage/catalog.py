@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Protocol
 
 from sheafdb.schema import CollectionSchema
+from sheafdb.storage.file_resource_rows import FileResourceRecord
 from sheafdb.storage.records import (
     DEFAULT_DATABASE,
     DEFAULT_PARTITION,
@@ -148,6 +149,11 @@ class Catalog(Protocol):
     def list_snapshot_pins(self) -> list[SnapshotPinRecord]: ...
     def save_restore_job(self, job: RestoreJobRecord) -> None: ...
     def list_restore_jobs(self) -> list[RestoreJobRecord]: ...
+
+    # file resources, the named files analyzers read (file_resource_rows.py)
+    def add_file_resource(self, record: FileResourceRecord) -> None: ...
+    def drop_file_resource(self, name: str) -> None: ...
+    def list_file_resources(self) -> list[FileResourceRecord]: ...
     def add_segments(
         self,
         segments: Sequence[SegmentRecord],
