@@ -353,6 +353,7 @@ class Engine:
                 if existing.schema.to_dict() == prepared.to_dict():
                     return
                 raise invalid(f"create duplicate collection with different parameters, collection: {name}")
+            self.file_resources.require_named(prepared.fields)
             record = self._catalog.create_collection(
                 db,
                 name,
@@ -472,7 +473,12 @@ class Engine:
 
     def add_collection_field(self, db: str, name: str, field: FieldSchema) -> None:
         with self._ddl_lock:
+            self.file_resources.require_named([field])
             self._alterations.add_field(self._resolve(db, name), field)
+
+    def remove_file_resource(self, name: str) -> None:
+        with self._ddl_lock:  # ordered against collection creation (FileResources.require_named)
+            self.file_resources.remove(name)
 
     def run_analyzer(
         self, db: str, texts: Sequence[str], params: str, collection: str = "", field_name: str = ""

@@ -4,7 +4,8 @@ AddFileResource registers ``name -> path`` in the catalog after checking the fil
 read where the server reads import files (``storage/import_files.py``: inside the import root,
 or a key of the ``--objects`` bucket); ListFileResources lists them; RemoveFileResource drops
 one, unless a collection's analyzer still names it (Milvus keeps a reference count per
-resource and refuses), and is a no-op for a name not registered (as Milvus's). Analyzers
+resource and refuses; here the engine's DDL lock orders a removal against collection
+creation), and is a no-op for a name not registered (as Milvus's). Analyzers
 reach the registry through ``text.file_resources`` (this object is installed as its resolver).
 
 Lock: ``_lock`` guards the name -> record map and the generation (a counter bumped by every
@@ -20,7 +21,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from sheafdb.errors import ParameterInvalid
-from sheafdb.schema import CollectionSchema
+from sheafdb.schema import CollectionSchema, FieldSchema
 from sheafdb.storage.catalog import Catalog
 from sheafdb.storage.file_resource_rows import FileResourceRecord
 from sheafdb.storage.import_files import ImportFileError, ImportFiles
@@ -69,7 +70,7 @@ class FileResources:
         with self._lock:
             if name not in self._by_name:
                 return
-            users = [coll for coll, schema in self._schemas() if name in _resources_named(schema)]
+            users = [coll for coll, schema in self._schemas() if name in _resources_named(schema.fields)]
             if users:
                 raise ParameterInvalid(
                     f"remove file resource failed: file resource {name} is in use by collection {users[0]}"
@@ -77,6 +78,15 @@ class FileResources:
             self._catalog.drop_file_resource(name)
             del self._by_name[name]
             self._generation += 1
+
+    def require_named(self, fields: Iterable[FieldSchema]) -> None:
+        """Refuses fields naming a resource not registered now. Called under the engine's
+        DDL lock, which ``Engine.remove_file_resource`` takes too: a collection can never be
+        created on a resource removed after its analyzers were checked (Milvus's TOCTOU fix)."""
+        with self._lock:
+            missing = sorted(_resources_named(fields) - self._by_name.keys())
+        if missing:
+            raise ParameterInvalid(f"file resource {missing[0]} not found")
 
     def records(self) -> list[FileResourceRecord]:
         with self._lock:
@@ -107,10 +117,10 @@ class FileResources:
             raise ParameterInvalid(f"add file resource failed: file {path} is not UTF-8 text") from None
 
 
-def _resources_named(schema: CollectionSchema) -> set[str]:
-    """The file resources a collection's analyzers name."""
+def _resources_named(fields: Iterable[FieldSchema]) -> set[str]:
+    """The file resources the fields' analyzers name."""
     found: set[str] = set()
-    for field in schema.fields:
+    for field in fields:
         raw = field.type_params.get(ANALYZER_PARAMS)
         if raw:
             try:

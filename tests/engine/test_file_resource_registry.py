@@ -3,6 +3,7 @@ analyzer reading a resource follows the file the name points to now."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from sheafdb.engine.file_resources import FileResources
 from sheafdb.errors import ParameterInvalid
+from sheafdb.schema import DataType, FieldSchema
 from sheafdb.storage.catalog import open_catalog
 from sheafdb.storage.import_files import LocalImportFiles
 from sheafdb.text import build_analyzer, file_resources
@@ -70,3 +72,15 @@ def test_refusals(root: Path) -> None:
     with pytest.raises(ParameterInvalid, match="not exist"):
         found.add("x", "../outside.txt")
     assert found.records() == []
+
+
+def test_fields_naming_a_removed_resource_are_refused(root: Path) -> None:
+    found = registry(root)
+    found.add("stops", "a/s.txt")
+    field = FieldSchema(
+        "text", DataType.VARCHAR, type_params={"max_length": "9", "analyzer_params": json.dumps(PARAMS)}
+    )
+    found.require_named([field])
+    found.remove("stops")
+    with pytest.raises(ParameterInvalid, match="file resource stops not found"):
+        found.require_named([field])

@@ -20,7 +20,7 @@ class FileResourceRpcs(RpcBase):
     def RemoveFileResource(
         self, request: milvus_pb2.RemoveFileResourceRequest, context: grpc.ServicerContext
     ) -> common_pb2.Status:
-        self.engine.file_resources.remove(request.name)
+        self.engine.remove_file_resource(request.name)
         return success()
 
     def ListFileResources(
