@@ -19,6 +19,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "dicts" / "stop.txt").write_text("the\nof\n\nand\n")
     (root / "dicts" / "synonyms.txt").write_text("quick, fast\n")
     (root / "dicts" / "compound.txt").write_text("dampf\nschiff\n")
+    (root / "dicts" / "jieba.txt").write_text("向量数据库 10 n\n")
     (root / "latin1.txt").write_bytes("caf\xe9\n".encode("latin-1"))
     (root / "dicts" / "folder").mkdir()
     return root
@@ -72,6 +73,15 @@ def test_synonym_and_decompounder_files(fr_client: MilvusClient) -> None:
     parts = {"type": "remote", "resource_name": "parts", "file_name": "compound.txt"}
     params = {"tokenizer": "standard", "filter": [{"type": "decompounder", "word_list_file": parts}]}
     assert words(fr_client, "dampfschiff", params) == ["dampf", "schiff"]
+
+
+def test_jieba_extra_dict_file(fr_client: MilvusClient) -> None:
+    fr_client.add_file_resource("jieba_words", "dicts/jieba.txt")
+    extra = {"type": "remote", "resource_name": "jieba_words", "file_name": "jieba.txt"}
+    plain = {"tokenizer": {"type": "jieba", "mode": "exact"}}
+    with_dict = {"tokenizer": {"type": "jieba", "mode": "exact", "extra_dict_file": extra}}
+    assert "向量数据库" not in words(fr_client, "向量数据库", plain)
+    assert words(fr_client, "向量数据库", with_dict) == ["向量数据库"]
 
 
 def test_add_checks_the_file(fr_client: MilvusClient) -> None:
