@@ -40,6 +40,7 @@ from sheafdb.engine.calls.partitions import PartitionCalls
 from sheafdb.engine.collection import Collection
 from sheafdb.engine.collection_alterations import CollectionAlterations
 from sheafdb.engine.ddl_rules import partition_names, prepare_schema
+from sheafdb.engine.file_resources import FileResources
 from sheafdb.engine.imports.jobs import ImportCollaborators, ImportJobs
 from sheafdb.engine.index_ddl import IndexDefinitions
 from sheafdb.engine.load.load_manager import LoadManager
@@ -94,6 +95,7 @@ from sheafdb.storage.import_files import open_import_files
 from sheafdb.storage.object_store import open_object_store
 from sheafdb.storage.timestamps import TimestampOracle
 from sheafdb.storage.wal import WriteAheadLog
+from sheafdb.text.file_resources import install as install_file_resolver
 from sheafdb.timestamptz import TIMEZONE_PROPERTY, zone
 
 
@@ -218,9 +220,10 @@ class Engine(DatabaseCalls, PartitionCalls, AliasCalls, LoadCalls):
             hold=self.snapshots.hold,
         )
         # Bulk import jobs (the Engine.imports sub-facade): files -> checked rows -> segments.
+        server_files = open_import_files(config.objects_url, Path(config.import_root or self._data_dir))
         self.imports = ImportJobs(
             ImportCollaborators(
-                files=open_import_files(config.objects_url, Path(config.import_root or self._data_dir)),
+                files=server_files,
                 resolve=self._resolve,
                 allocate_id=self._catalog.allocate_id,
                 write=self._writer.import_rows,
@@ -228,6 +231,13 @@ class Engine(DatabaseCalls, PartitionCalls, AliasCalls, LoadCalls):
                 is_dropped=lambda coll: coll.collection_id not in self._collections,
             )
         )
+        # File resources (Milvus 3.0): named files analyzers read, from where imports read.
+        self.file_resources = FileResources(
+            self._catalog,
+            server_files,
+            lambda: [(coll.name, coll.schema) for coll in list(self._collections.values())],
+        )
+        install_file_resolver(self.file_resources)
         # Segments sealed before a crash whose index builds never finished.
         for coll in self._collections.values():
             self._builder.submit(coll, coll.snapshot().sealed, coll.indexes)
@@ -312,6 +322,7 @@ class Engine(DatabaseCalls, PartitionCalls, AliasCalls, LoadCalls):
                 if existing.schema.to_dict() == prepared.to_dict():
                     return
                 raise invalid(f"create duplicate collection with different parameters, collection: {name}")
+            self.file_resources.require_named(prepared.fields)
             record = self._catalog.create_collection(
                 db,
                 name,
@@ -431,7 +442,12 @@ class Engine(DatabaseCalls, PartitionCalls, AliasCalls, LoadCalls):
 
     def add_collection_field(self, db: str, name: str, field: FieldSchema) -> None:
         with self._ddl_lock:
+            self.file_resources.require_named([field])
             self._alterations.add_field(self._resolve(db, name), field)
+
+    def remove_file_resource(self, name: str) -> None:
+        with self._ddl_lock:  # ordered against collection creation (FileResources.require_named)
+            self.file_resources.remove(name)
 
     def run_analyzer(
         self, db: str, texts: Sequence[str], params: str, collection: str = "", field_name: str = ""

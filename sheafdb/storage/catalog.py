@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Protocol
 
 from sheafdb.schema import CollectionSchema
+from sheafdb.storage.file_resource_rows import FileResourceRecord
 from sheafdb.storage.records import (
     DEFAULT_DATABASE,
     DEFAULT_PARTITION,
@@ -155,6 +156,11 @@ class Catalog(Protocol):
     def list_restore_jobs(self) -> list[RestoreJobRecord]: ...
     def save_export_job(self, job: ExportJobRecord) -> None: ...
     def list_export_jobs(self) -> list[ExportJobRecord]: ...
+
+    # file resources, the named files analyzers read (file_resource_rows.py)
+    def add_file_resource(self, record: FileResourceRecord) -> None: ...
+    def drop_file_resource(self, name: str) -> None: ...
+    def list_file_resources(self) -> list[FileResourceRecord]: ...
     def add_segments(
         self,
         segments: Sequence[SegmentRecord],

@@ -44,6 +44,7 @@ from sheafdb.storage.catalog_tables import (
     load_config_from_row,
     segment_from_row,
 )
+from sheafdb.storage.file_resource_rows import FileResourceRows
 from sheafdb.storage.records import (
     DEFAULT_DATABASE,
     AliasRecord,
@@ -77,7 +78,7 @@ class SqlCursor(Protocol):
 DEFAULT_DATABASE_ID = 1
 
 
-class SqlCatalog(SegmentRows, ResourceGroupRows, SnapshotRows):
+class SqlCatalog(SegmentRows, ResourceGroupRows, SnapshotRows, FileResourceRows):
     """A Catalog in SQL tables, through one connection a backend opens.
 
     Lock: ``_lock`` serialises every use of the single connection. One connection (rather

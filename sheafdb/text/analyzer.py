@@ -22,8 +22,9 @@ from typing import Any
 
 import tantivy
 
-from sheafdb.errors import ParameterInvalid, Unsupported
+from sheafdb.errors import ParameterInvalid
 from sheafdb.schema import DataType, FieldSchema
+from sheafdb.text import file_resources
 from sheafdb.text import filters as F
 from sheafdb.text.synonyms import SynonymTable
 from sheafdb.text.tokenizers import (
@@ -38,13 +39,6 @@ from sheafdb.text.tokenizers import (
     Tokenizer,
     WhatlangIdentifier,
 )
-
-# Filter params naming Milvus 3.0 file resources (dictionaries kept on object storage).
-_FILE_KEYS = {
-    "stop": ("stop_words_file",),
-    "synonym": ("synonyms_file",),
-    "decompounder": ("word_list_file",),
-}
 
 # The type params Milvus reads on a VARCHAR field.
 ENABLE_ANALYZER = "enable_analyzer"
@@ -144,13 +138,14 @@ class Analyzer:
 
 
 def build_analyzer(raw: str | Mapping[str, Any] | None) -> Analyzer:
-    """The analyzer ``analyzer_params`` (JSON text or object) describe; cached per text."""
+    """The analyzer ``analyzer_params`` (JSON text or object) describe; cached per text and
+    file-resource generation (a replaced resource rebuilds the analyzers reading it)."""
     text = raw if isinstance(raw, str) else json.dumps(raw or {}, sort_keys=True)
-    return _cached(text)
+    return _cached(text, file_resources.generation())
 
 
 @functools.lru_cache(maxsize=64)
-def _cached(text: str) -> Analyzer:
+def _cached(text: str, generation: int) -> Analyzer:
     if not text.strip():
         return _standard([])
     try:
@@ -330,6 +325,14 @@ class _Builder:
                 raise self.fail("jieba tokenizer dict item must be string", "InvalidArgument")
             use_default = "_default_" in options["dict"]
             words = [w for w in options["dict"] if w != "_default_"]
+        if file_resources.JIEBA_FILE_KEY in options:
+            # jieba's dictionary format: "word [frequency] [tag]" a line; the word is what counts.
+            lines = file_resources.file_lines(
+                file_resources.JIEBA_FILE_KEY,
+                options[file_resources.JIEBA_FILE_KEY],
+                lambda reason: self.fail(reason, "InvalidArgument"),
+            )
+            words.extend(line.split()[0] for line in lines)
         mode = options.get("mode", "search")
         if not isinstance(mode, str):
             raise self.fail("jieba tokenizer mode must be string", "InvalidArgument")
@@ -358,11 +361,9 @@ class _Builder:
             if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
                 raise self.fail("lenth max param was none or not uint")
             return [F.max_length(limit)]
-        for key in _FILE_KEYS.get(kind, ()):
-            if key in item:
-                raise Unsupported.feature(f"{key} (a Milvus 3.0 file resource; give the words inline)")
         if kind == "stop":
-            return F.stop_words(self._strings(item.get("stop_words", []), "stop_words"))
+            words = self._strings(item.get("stop_words", []), "stop_words")
+            return F.stop_words([*words, *self._file(item, kind)])
         if kind == "stemmer":
             language = item.get("language")
             if not isinstance(language, str):
@@ -371,12 +372,12 @@ class _Builder:
                 raise self.fail(f"create stemmer failed : unsupport language: {language.lower()}")
             return [F.stemmer(language.lower())]
         if kind == "decompounder":
-            words = item.get("word_list")
+            words = item.get("word_list", [] if "word_list_file" in item else None)
             if not isinstance(words, list):
                 raise self.fail("decompounder word list should be array")
             if not all(isinstance(w, str) for w in words):
                 raise self.fail("decompounder word list item should be string")
-            return [F.decompounder(words)]
+            return [F.decompounder([*words, *self._file(item, kind)])]
         if kind == "regex":
             return [F.regex(self._regex(item))]
         if kind == "synonym":
@@ -405,4 +406,12 @@ class _Builder:
             raise self.fail(
                 "create synonym filter failed, item in `synonyms` must be string", "InvalidArgument"
             )
+        rows = [*rows, *self._file(item, "synonym")]
         return SynonymTable(rows, expand, lambda reason: self.fail(reason, "InvalidArgument"))
+
+    def _file(self, item: Mapping[str, Any], kind: str) -> list[str]:
+        """The lines of the file resource the filter's ``*_file`` param names (none if unset)."""
+        key = file_resources.FILE_KEYS[kind]
+        if key not in item:
+            return []
+        return file_resources.file_lines(key, item[key], lambda reason: self.fail(reason, "InvalidArgument"))

@@ -214,13 +214,6 @@ def test_bad_params_answer_milvus_errors(client: MilvusClient, params: dict[str,
     assert reason in caught.value.message
 
 
-def test_file_resources_are_refused_clearly(client: MilvusClient) -> None:
-    params = {"tokenizer": "standard", "filter": [{"type": "stop", "stop_words_file": {"type": "remote"}}]}
-    with pytest.raises(MilvusException) as caught:
-        client.run_analyzer("text", analyzer_params=params)
-    assert caught.value.code == 1100 and "stop_words_file" in caught.value.message
-
-
 def test_text_match_through_lindera_and_synonyms(client: MilvusClient) -> None:
     name = "analyzers_more_match"
     if client.has_collection(name):

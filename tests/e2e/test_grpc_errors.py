@@ -63,7 +63,7 @@ def test_wrong_type_and_unknown_field_on_insert(client: MilvusClient, coll: str)
 
 
 def test_unsupported_rpc_is_a_clear_error_not_a_hang(client: MilvusClient) -> None:
-    error = code_of(lambda: client.list_file_resources())
+    error = code_of(lambda: client.get_replicate_configuration())
     assert "is not supported by SheafDB" in error.message
 
 

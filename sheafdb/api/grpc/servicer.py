@@ -12,6 +12,7 @@ from sheafdb.api.grpc.access_rpcs import AccessRpcs
 from sheafdb.api.grpc.batch_rpcs import BatchRpcs
 from sheafdb.api.grpc.catalog_rpcs import CatalogRpcs
 from sheafdb.api.grpc.data_rpcs import DataRpcs
+from sheafdb.api.grpc.file_resource_rpcs import FileResourceRpcs
 from sheafdb.api.grpc.guard import complete_service
 from sheafdb.api.grpc.import_rpcs import ImportRpcs
 from sheafdb.api.grpc.load_rpcs import LoadRpcs
@@ -39,6 +40,7 @@ class MilvusServicer(
     SnapshotRpcs,
     SystemRpcs,
     TextRpcs,
+    FileResourceRpcs,
     milvus_pb2_grpc.MilvusServiceServicer,
 ):
     """Holds the engine and the access control (both thread-safe); handlers run on the gRPC

@@ -14,7 +14,6 @@ _NAMESPACE = "namespaces (multi-tenancy inside a collection) are a Milvus 2.6 pr
 # File resources (analyzer dictionaries kept in Milvus's object store, named from analyzer
 # params as stop_words_file, synonyms_file, ...) arrive with Milvus 3.0; 2.6 analyzers take
 # their word lists inline, as SheafDB's do.
-_FILE_RESOURCE = "file resources (analyzer dictionaries) arrive with Milvus 3.0; 2.6 takes word lists inline"
 # Milvus 2.6's proxy does not implement these either (proto placeholders, answered UNIMPLEMENTED).
 _PREWARM = "namespace prewarm tasks belong to namespaces (above); load_collection loads at once"
 # Row-level security is Milvus 3.0's (its proxy and the 3.0 SDK references), not 2.6's, and
@@ -41,9 +40,6 @@ OUT_OF_SCOPE: dict[str, str] = {
     "DropNamespace": _NAMESPACE,
     "HasNamespace": _NAMESPACE,
     "GetNamespaceStats": _NAMESPACE,
-    "AddFileResource": _FILE_RESOURCE,
-    "RemoveFileResource": _FILE_RESOURCE,
-    "ListFileResources": _FILE_RESOURCE,
     "CreateRowPolicy": _ROW_SECURITY,
     "DropRowPolicy": _ROW_SECURITY,
     "ListRowPolicies": _ROW_SECURITY,
