@@ -4,8 +4,13 @@
 proxy does (its checkers' texts, wrapped as Milvus wraps a failed param check, code 1100) and
 returns the params as DescribeIndex shows them. ``scalar_structure`` says which structure an
 index builds (sheafdb.index.scalar), or None for one that is recorded but not built (filters
-on it scan): indexes on ARRAY fields, JSON indexes cast to JSON or ARRAY_*, and JSON indexes
-with a ``json_cast_function`` (their converted values would answer differently from a scan).
+on it scan): JSON indexes cast to JSON or ARRAY_*, and JSON indexes with a
+``json_cast_function`` (their converted values would answer differently from a scan).
+INVERTED, BITMAP and AUTOINDEX on an ARRAY field of bool, integers, float, double or varchar
+build the elements' postings, which answer ``array_contains`` / ``_any`` / ``_all``
+(``arr[i] == v`` scans). An INVERTED or AUTOINDEX index on a JSON field needs a
+``json_cast_type`` (Milvus's "json index must specify cast type"); ``json_path`` defaults to
+the field.
 
 Per field type (Milvus's index checkers):
 INVERTED  bool, integers, float, double, varchar, array, JSON (with a cast type)
@@ -41,6 +46,8 @@ _CARDINALITY_LIMIT = (1, 1000)
 _INTEGERS = frozenset({DataType.INT8, DataType.INT16, DataType.INT32, DataType.INT64})
 _NUMBERS = _INTEGERS | {DataType.FLOAT, DataType.DOUBLE}
 _TEXT = frozenset({DataType.VARCHAR, DataType.STRING})
+# ARRAY element types whose elements an index posts (the filter language compares them).
+_ELEMENTS = _NUMBERS | _TEXT | {DataType.BOOL}
 # schemapb.DataType names, as Milvus's messages print them.
 _TYPE_NAMES = {
     DataType.BOOL: "Bool",
@@ -72,6 +79,13 @@ def check_scalar_index(field: FieldSchema, params: Mapping[str, str]) -> dict[st
         raise invalid(f"invalid index type: {index_type} for scalar field {field.name}")
     _check_data_type(index_type, field)
     described = {**{k: str(v) for k, v in params.items()}, "index_type": index_type}
+    if (
+        field.dtype is DataType.JSON
+        and index_type in ("INVERTED", "AUTOINDEX")
+        and "json_cast_type" not in params
+    ):
+        # Milvus's INVERTEDChecker (AUTOINDEX on JSON resolves to INVERTED), a missing parameter.
+        raise _refused("json index must specify cast type: missing parameter[missing_param=json_cast_type]")
     if field.dtype is DataType.JSON and ("json_cast_type" in params or index_type == "NGRAM"):
         described.update(_check_json(field, index_type, params))
     if index_type == "NGRAM":
@@ -170,7 +184,7 @@ def scalar_structure(field: FieldSchema, params: Mapping[str, str]) -> ScalarInd
     index_type = str(params.get("index_type", "AUTOINDEX")).upper()
     dtype = field.dtype
     if dtype is DataType.ARRAY:
-        return None
+        return ScalarIndexSpec("elements") if field.element_type in _ELEMENTS else None
     if dtype is DataType.JSON:
         if json_view(field, params) is None or "json_cast_function" in params:
             return None

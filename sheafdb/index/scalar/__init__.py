@@ -16,6 +16,7 @@ from sheafdb.index.scalar.postings import Postings
 from sheafdb.index.scalar.structures import (
     HYBRID_BITMAP_CARDINALITY,
     BitmapIndex,
+    ElementIndex,
     NgramIndex,
     SortedIndex,
     non_null,
@@ -24,8 +25,9 @@ from sheafdb.index.scalar.structures import (
 
 @dataclass(frozen=True)
 class ScalarIndexSpec:
-    """``structure``: "sorted", "bitmap", "ngram", or "hybrid" (a bitmap when the segment
-    holds few distinct values, else sorted postings, as Milvus's HYBRID / scalar AUTOINDEX)."""
+    """``structure``: "sorted", "bitmap", "ngram", "elements" (an ARRAY field's element
+    postings), or "hybrid" (a bitmap when the segment holds few distinct values, else sorted
+    postings, as Milvus's HYBRID / scalar AUTOINDEX)."""
 
     structure: str
     min_gram: int = 0
@@ -39,6 +41,8 @@ def build_scalar_index(spec: ScalarIndexSpec, column: pa.Array | pa.ChunkedArray
         return NgramIndex.build(column, spec.min_gram, spec.max_gram)
     if spec.structure == "bitmap":
         return BitmapIndex.build(column)
+    if spec.structure == "elements":
+        return ElementIndex.build(column)
     if spec.structure == "hybrid":
         values, rows, valid = non_null(column)
         postings = Postings.build(values, rows, len(column))
@@ -50,6 +54,7 @@ def build_scalar_index(spec: ScalarIndexSpec, column: pa.Array | pa.ChunkedArray
 
 __all__ = [
     "BitmapIndex",
+    "ElementIndex",
     "NgramIndex",
     "ScalarIndex",
     "ScalarIndexSpec",
