@@ -4,8 +4,10 @@
 proxy does (its checkers' texts, wrapped as Milvus wraps a failed param check, code 1100) and
 returns the params as DescribeIndex shows them. ``scalar_structure`` says which structure an
 index builds (sheafdb.index.scalar), or None for one that is recorded but not built (filters
-on it scan): JSON indexes cast to JSON or ARRAY_*, and JSON indexes with a
-``json_cast_function`` (their converted values would answer differently from a scan).
+on it scan): JSON indexes cast to JSON, and JSON indexes with a ``json_cast_function`` (their
+converted values would answer differently from a scan). A JSON path cast to ARRAY_DOUBLE,
+ARRAY_VARCHAR or ARRAY_BOOL posts the path's list elements of that kind, which answer
+``json_contains`` / ``_any`` / ``_all`` on the path with values of that kind.
 INVERTED, BITMAP and AUTOINDEX on an ARRAY field of bool, integers, float, double or varchar
 build the elements' postings, which answer ``array_contains`` / ``_any`` / ``_all``
 (``arr[i] == v`` scans). An INVERTED or AUTOINDEX index on a JSON field needs a
@@ -39,7 +41,16 @@ JSON_CAST_TYPES = frozenset(
 )
 JSON_CAST_FUNCTIONS = frozenset({"STRING_TO_DOUBLE"})
 # The projection of a JSON path a cast type reads (the filter language's typed views).
-CAST_VIEWS = {"DOUBLE": JsonView.NUMBER, "VARCHAR": JsonView.STRING, "BOOL": JsonView.BOOL}
+CAST_VIEWS = {
+    "DOUBLE": JsonView.NUMBER,
+    "VARCHAR": JsonView.STRING,
+    "BOOL": JsonView.BOOL,
+    "ARRAY_DOUBLE": JsonView.LIST,
+    "ARRAY_VARCHAR": JsonView.LIST,
+    "ARRAY_BOOL": JsonView.LIST,
+}
+# An ARRAY_* cast posts the list view's elements of one kind (expr.json_column's token tags).
+_ELEMENT_TOKENS = {"ARRAY_DOUBLE": "n:", "ARRAY_VARCHAR": "s:", "ARRAY_BOOL": "b:"}
 # Milvus's bitmap_cardinality_limit bounds.
 _CARDINALITY_LIMIT = (1, 1000)
 
@@ -188,6 +199,9 @@ def scalar_structure(field: FieldSchema, params: Mapping[str, str]) -> ScalarInd
     if dtype is DataType.JSON:
         if json_view(field, params) is None or "json_cast_function" in params:
             return None
+        cast = str(params.get("json_cast_type", "")).strip().upper()
+        if cast in _ELEMENT_TOKENS:
+            return ScalarIndexSpec("elements", token_prefix=_ELEMENT_TOKENS[cast])
     if index_type == "NGRAM":
         return ScalarIndexSpec("ngram", int(params["min_gram"]), int(params["max_gram"]))
     if index_type == "BITMAP":

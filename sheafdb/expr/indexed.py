@@ -11,8 +11,9 @@ constants:
 - ``like`` with a literal of at least ``min_gram`` characters: the NGRAM index's candidates,
   verified with Arrow's ``match_like`` on those rows only.
 
-- ``array_contains`` / ``array_contains_any`` / ``array_contains_all`` on an ARRAY field:
-  the element postings (a union of rows, or an intersection for ``_all``).
+- ``array_contains`` / ``array_contains_any`` / ``array_contains_all`` on an ARRAY field, and
+  ``json_contains`` / ``_any`` / ``_all`` on a JSON path indexed as ARRAY_*: the element
+  postings (a union of rows, or an intersection for ``_all``).
 
 Ranges on one operand joined by ``and`` (``a >= 1 and a < 5``, ``1 < a <= 5``) are asked as
 one interval (``indexed_ranges``): each bound alone may hold most rows, the interval few.
@@ -79,11 +80,15 @@ def indexed_result(
             return _answer(operand, reads_json, lookup, lambda ix, limit: ix.rows_equal(values, limit))
         case plan.Like((plan.FieldColumn() | plan.JsonValue()) as operand, pattern, reads_json):
             return _like(operand, pattern, reads_json, lookup, values_of)
-        case plan.Contains(plan.FieldColumn() as operand, values, _, mode) if values:
-            # An ARRAY field: null where the array is null, as the scan's three-valued result.
+        case plan.Contains((plan.FieldColumn() | plan.JsonValue()) as operand, values, _, mode) if values:
+            # An ARRAY field: null where the array is null, as the scan's three-valued result;
+            # a JSON path's list view (type-tagged tokens): two-valued.
             every = mode == "all"
             return _answer(
-                operand, False, lookup, lambda ix, limit: ix.rows_with_elements(values, every, limit)
+                operand,
+                isinstance(operand, plan.JsonValue),
+                lookup,
+                lambda ix, limit: ix.rows_with_elements(values, every, limit),
             )
     return None
 

@@ -67,6 +67,12 @@ FILTERS = (
     "array_contains(ratios, 0.1)",
     "array_contains_any(ratios, [0.25, 0.3])",
     "array_length(tags) == 0",
+    'json_contains(meta["labels"], "l3")',
+    'json_contains(meta["labels"], 12)',
+    'json_contains_any(meta["labels"], [2, 5.0])',
+    'json_contains_all(meta["labels"], ["l1", "l1"])',
+    'json_contains_all(meta["labels"], ["l1", 1])',
+    'not json_contains(meta["labels"], "l3")',
     'tags[0] == "t1"',
 )
 
@@ -84,7 +90,11 @@ def _rows(start: int, count: int) -> list[dict[str, Any]]:
                 "name": f"{word}-{i % 50}",
                 "note": f"{word} note {i}",
                 "flag": i % 3 == 0,
-                "meta": {"price": i if i % 7 else str(i), "tag": f"t{i % 20}"},
+                "meta": {
+                    "price": i if i % 7 else str(i),
+                    "tag": f"t{i % 20}",
+                    "labels": [f"l{i % 10}", i % 13, i % 2 == 0] if i % 4 else "none",
+                },
                 # Null, empty and repeated elements: the index must answer as the scan does.
                 "tags": None if i % 17 == 0 else [f"t{(i + k) % 6}" for k in range(i % 5)],
                 "nums": [i % 9, (i * 7) % 11, i % 9],
@@ -133,6 +143,13 @@ def _scalar_indexes(client: MilvusClient) -> Any:
             index_type="INVERTED",
             index_name=index_name,
             params={"json_path": 'meta["price"]', "json_cast_type": cast},
+        )
+    for index_name, cast in (("labels_text", "ARRAY_VARCHAR"), ("labels_num", "ARRAY_DOUBLE")):
+        params.add_index(
+            "meta",
+            index_type="INVERTED",
+            index_name=index_name,
+            params={"json_path": 'meta["labels"]', "json_cast_type": cast},
         )
     params.add_index(
         "meta",
@@ -210,6 +227,8 @@ def test_indexes_are_built_per_sealed_segment(client: MilvusClient, twins: Any) 
         "ratios_auto",
         "price_num",
         "price_text",
+        "labels_text",
+        "labels_num",
         "tag_ngram",
     ):
         described = _wait_built(client, indexed, index_name)
@@ -243,8 +262,19 @@ def test_indexes_are_accounted_and_released(client: MilvusClient, server_uri: st
     client.release_collection(indexed)
     client.load_collection(indexed)
     indexes = _scalar_index_bytes(server_uri, indexed)
-    assert {"age_inv", "color_bitmap", "price_num", "tag_ngram", "tags_inv", "nums_bitmap"} <= set(indexes)
-    assert all(indexes[n] > 0 for n in ("age_inv", "color_bitmap", "price_num", "tags_inv", "nums_bitmap"))
+    assert {
+        "age_inv",
+        "color_bitmap",
+        "price_num",
+        "tag_ngram",
+        "tags_inv",
+        "nums_bitmap",
+        "labels_text",
+    } <= set(indexes)
+    assert all(
+        indexes[n] > 0
+        for n in ("age_inv", "color_bitmap", "price_num", "tags_inv", "nums_bitmap", "labels_num")
+    )
     client.release_collection(indexed)
     assert _scalar_index_bytes(server_uri, indexed) == {}
     # A partial load without a field leaves its index on disk.
@@ -384,7 +414,7 @@ def test_built_indexes_survive_a_restart(tmp_path: Path) -> None:
         client.flush("c")
         _wait_built(client, "c", "tag_ngram")
         files = sorted(p.name for p in (tmp_path / "data").rglob("index_*.arrow"))
-        assert len(files) == 12  # one file per scalar index of the one sealed segment
+        assert len(files) == 14  # one file per scalar index of the one sealed segment
         before = {expr: _ids(client, "c", expr) for expr in FILTERS}
         client.close()
     finally:

@@ -32,6 +32,7 @@ class ScalarIndexSpec:
     structure: str
     min_gram: int = 0
     max_gram: int = 0
+    token_prefix: str = ""  # "elements" of a JSON list view: the posted tokens' kind
 
 
 def build_scalar_index(spec: ScalarIndexSpec, column: pa.Array | pa.ChunkedArray) -> ScalarIndex:
@@ -42,7 +43,7 @@ def build_scalar_index(spec: ScalarIndexSpec, column: pa.Array | pa.ChunkedArray
     if spec.structure == "bitmap":
         return BitmapIndex.build(column)
     if spec.structure == "elements":
-        return ElementIndex.build(column)
+        return ElementIndex.build(column, spec.token_prefix)
     if spec.structure == "hybrid":
         values, rows, valid = non_null(column)
         postings = Postings.build(values, rows, len(column))

@@ -38,6 +38,8 @@ def save_scalar_index(index: ScalarIndex, store: IndexStore, path: str) -> int:
     cells: dict[str, pa.Array] = {}
     if isinstance(index, (SortedIndex, ElementIndex)):
         cells.update(_postings_cells(index.postings))
+        if isinstance(index, ElementIndex) and index.token_prefix:
+            meta["token_prefix"] = index.token_prefix
     elif isinstance(index, NgramIndex):
         cells.update(_postings_cells(index.grams))
         meta.update(min_gram=str(index.min_gram), max_gram=str(index.max_gram))
@@ -70,7 +72,7 @@ def load_scalar_index(store: IndexStore, path: str) -> ScalarIndex:
     if structure == "ngram":
         return NgramIndex(postings, int(meta["min_gram"]), int(meta["max_gram"]), valid)
     if structure == "elements":
-        return ElementIndex(postings, valid)
+        return ElementIndex(postings, valid, meta.get("token_prefix", ""))
     return SortedIndex(postings, valid)
 
 

@@ -129,15 +129,20 @@ class SortedIndex:
 
 
 class ElementIndex:
+    """``token_prefix`` (JSON path indexes cast to ARRAY_*): the elements are the JSON list
+    view's type-tagged tokens, only those of the cast's kind are posted, and only questions
+    about values of that kind are answered (the others would need the elements left out)."""
+
     kind = "elements"
 
-    def __init__(self, postings: Postings, valid: np.ndarray | None) -> None:
+    def __init__(self, postings: Postings, valid: np.ndarray | None, token_prefix: str = "") -> None:
         self.postings = postings
         self.valid = valid
         self.num_rows = postings.num_rows
+        self.token_prefix = token_prefix
 
     @classmethod
-    def build(cls, column: pa.Array) -> ElementIndex:
+    def build(cls, column: pa.Array, token_prefix: str = "") -> ElementIndex:
         """Postings from each element value to the rows whose array holds it (null arrays and
         null or NaN elements hold nothing; ``valid`` keeps the null arrays)."""
         valid = (
@@ -146,8 +151,16 @@ class ElementIndex:
         flat = pc.list_flatten(column)
         owners = np.asarray(pc.list_parent_indices(column).to_numpy(zero_copy_only=False), dtype=np.int64)
         values, kept, _ = non_null(flat)
-        postings = Postings.build(values, owners[kept], len(column))
-        return cls(_deduplicated(postings), valid)
+        owners = owners[kept]
+        if token_prefix:
+            of_kind = pc.starts_with(values, token_prefix)
+            values, owners = (
+                values.filter(of_kind),
+                owners[np.asarray(of_kind.to_numpy(zero_copy_only=False))],
+            )
+            valid = None  # a JSON list view's answer is two-valued
+        postings = Postings.build(values, owners, len(column))
+        return cls(_deduplicated(postings), valid, token_prefix)
 
     @property
     def nbytes(self) -> int:
@@ -160,7 +173,7 @@ class ElementIndex:
         wanted = []
         for value in values:
             key = key_value(value, self.postings.is_text, key_dtype)
-            if key is None:
+            if key is None or not str(key).startswith(self.token_prefix):
                 return None
             wanted.append(key)
         unique = list(dict.fromkeys(wanted))
