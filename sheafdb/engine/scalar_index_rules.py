@@ -21,7 +21,8 @@ TRIE      varchar
 BITMAP    bool, integers, varchar, arrays of those; never the primary key
 NGRAM     varchar, JSON (cast VARCHAR); ``min_gram`` <= ``max_gram``, both positive
 AUTOINDEX bool -> BITMAP; integers, varchar -> HYBRID (bitmap for few values per segment,
-          else sorted); float, double, timestamptz, JSON paths -> INVERTED
+          else sorted); float, double, timestamptz, JSON paths -> INVERTED; arrays -> element
+          postings (as INVERTED and BITMAP on arrays)
 """
 
 from __future__ import annotations
