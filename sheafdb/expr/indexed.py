@@ -9,8 +9,7 @@ constants:
   STL_SORT, TRIE, JSON paths) and, for ``==`` / ``!=`` / ``in``, bitmaps;
 - ``like 'abc%'``: the sorted keys' prefix run;
 - ``like`` with a literal of at least ``min_gram`` characters: the NGRAM index's candidates,
-  verified with Arrow's ``match_like`` on those rows only.
-
+  verified with Arrow's ``match_like`` on those rows only;
 - ``array_contains`` / ``array_contains_any`` / ``array_contains_all`` on an ARRAY field, and
   ``json_contains`` / ``_any`` / ``_all`` on a JSON path indexed as ARRAY_*: the element
   postings (a union of rows, or an intersection for ``_all``).

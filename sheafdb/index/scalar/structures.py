@@ -1,12 +1,13 @@
-"""The three scalar index structures of a sealed segment, and what each answers.
+"""The four scalar index structures of a sealed segment, and what each answers.
 
 - ``SortedIndex`` (INVERTED, STL_SORT, TRIE; JSON path indexes): ``Postings`` of the values;
   equality, ``in``, ranges, and prefixes of text.
 - ``BitmapIndex`` (BITMAP; AUTOINDEX / HYBRID on a low-cardinality field): one roaring bitmap
   (pyroaring) per distinct value; equality and ``in`` are a union of bitmaps.
-- ``ElementIndex`` (INVERTED, BITMAP or AUTOINDEX on an ARRAY field): ``Postings`` of the
-  arrays' elements, each row listed once per distinct element it holds; ``array_contains``,
-  ``array_contains_any`` (a union of rows) and ``array_contains_all`` (an intersection).
+- ``ElementIndex`` (INVERTED, BITMAP or AUTOINDEX on an ARRAY field; a JSON path cast to
+  ARRAY_*): ``Postings`` of the arrays' elements, each row listed once per distinct element it
+  holds; ``array_contains`` / ``json_contains``, their ``_any`` (a union of rows) and ``_all``
+  (an intersection).
 - ``NgramIndex`` (NGRAM): ``Postings`` of every ``min_gram``..``max_gram`` character gram of
   the text; a ``like`` literal's grams intersect to candidate rows, which the caller verifies
   against the text (a candidate holds every gram of the literal, not always the literal).
