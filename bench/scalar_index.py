@@ -4,7 +4,8 @@ filtered search, on two collections holding the same rows, one with the indexes,
 Rows (seeded): INT64 ``n_sort`` and ``n_inv`` (uniform over the row count: STL_SORT and
 INVERTED), VARCHAR ``color`` (100 values: BITMAP), VARCHAR ``name`` (random hex words: TRIE),
 VARCHAR ``note`` (random letters: NGRAM, min_gram = max_gram = 3), JSON ``meta`` with an
-integer ``price`` (a JSON path index cast to DOUBLE), an 8-d FLOAT_VECTOR (FLAT). Everything is
+integer ``price`` (a JSON path index cast to DOUBLE), an ARRAY of 4 INT64 ``tags`` (uniform
+over the row count: INVERTED, element postings), an 8-d FLOAT_VECTOR (FLAT). Everything is
 sealed; both collections are loaded in one in-process Engine. Every request uses another
 literal, so neither the compiled-filter cache nor a segment's mask cache answers it: each
 request evaluates its filter (the index, or the scan). Prints a markdown table of per-request
@@ -44,7 +45,9 @@ SCALAR_INDEXES = (
     ("name", "TRIE", {}),
     ("note", "NGRAM", {"min_gram": "3", "max_gram": "3"}),
     ("meta", "INVERTED", {"json_path": 'meta["price"]', "json_cast_type": "DOUBLE"}),
+    ("tags", "INVERTED", {}),
 )
+TAGS = 4
 
 
 def schema() -> CollectionSchema:
@@ -57,6 +60,7 @@ def schema() -> CollectionSchema:
             FieldSchema("name", DataType.VARCHAR, max_length=16),
             FieldSchema("note", DataType.VARCHAR, max_length=32),
             FieldSchema("meta", DataType.JSON),
+            FieldSchema("tags", DataType.ARRAY, element_type=DataType.INT64, max_capacity=TAGS),
             FieldSchema("vec", DataType.FLOAT_VECTOR, dim=DIM),
         )
     )
@@ -77,6 +81,10 @@ def batch(rng: np.random.Generator, lo: int, hi: int, rows: int) -> pa.Table:
             "name": pa.array(names),
             "note": pa.array(notes),
             "meta": pa.array([json.dumps({"price": int(p)}) for p in prices]),
+            "tags": pa.ListArray.from_arrays(
+                pa.array(np.arange(0, (count + 1) * TAGS, TAGS, dtype=np.int32)),
+                pa.array(rng.integers(0, rows, count * TAGS)),
+            ),
             "vec": pa.FixedSizeListArray.from_arrays(
                 pa.array(rng.random(count * DIM, dtype=np.float32)), DIM
             ),
@@ -99,7 +107,8 @@ def build(engine: Engine, rows: int) -> dict[str, float]:
         start = time.perf_counter()
         engine.create_index(DB, "indexed", field, f"{field}_idx", {"index_type": index_type, **params})
         engine.wait_for_index_builds(3600)
-        timings[index_type if field != "meta" else "JSON path"] = time.perf_counter() - start
+        label = {"meta": "JSON path", "tags": "ARRAY INVERTED"}.get(field, index_type)
+        timings[label] = time.perf_counter() - start
     for name in ("scan", "indexed"):
         engine.load_collection(DB, name)
         engine.wait_for_load(DB, name, timeout=3600)
@@ -122,6 +131,12 @@ def filters(rng: np.random.Generator, rows: int) -> dict[str, Callable[[], str]]
         "NGRAM: note like '%abc%'": lambda: f'note like "%{"".join(rng.choice(list(letters), 3))}%"',
         'JSON path: meta["price"] 0.1% range': lambda: (
             f'meta["price"] >= {(s := lo())} and meta["price"] < {s + width}'
+        ),
+        "ARRAY INVERTED: array_contains(tags, v)": lambda: (
+            f"array_contains(tags, {int(rng.integers(0, rows))})"
+        ),
+        "ARRAY INVERTED: array_contains_any(tags, [5 values])": lambda: (
+            f"array_contains_any(tags, {[int(v) for v in rng.integers(0, rows, 5)]})"
         ),
     }
 

@@ -4,8 +4,15 @@
 proxy does (its checkers' texts, wrapped as Milvus wraps a failed param check, code 1100) and
 returns the params as DescribeIndex shows them. ``scalar_structure`` says which structure an
 index builds (sheafdb.index.scalar), or None for one that is recorded but not built (filters
-on it scan): indexes on ARRAY fields, JSON indexes cast to JSON or ARRAY_*, and JSON indexes
-with a ``json_cast_function`` (their converted values would answer differently from a scan).
+on it scan): JSON indexes cast to JSON, and JSON indexes with a ``json_cast_function`` (their
+converted values would answer differently from a scan). A JSON path cast to ARRAY_DOUBLE,
+ARRAY_VARCHAR or ARRAY_BOOL posts the path's list elements of that kind, which answer
+``json_contains`` / ``_any`` / ``_all`` on the path with values of that kind.
+INVERTED, BITMAP and AUTOINDEX on an ARRAY field of bool, integers, float, double or varchar
+build the elements' postings, which answer ``array_contains`` / ``_any`` / ``_all``
+(``arr[i] == v`` scans). An INVERTED or AUTOINDEX index on a JSON field needs a
+``json_cast_type`` (Milvus's "json index must specify cast type"); ``json_path`` defaults to
+the field.
 
 Per field type (Milvus's index checkers):
 INVERTED  bool, integers, float, double, varchar, array, JSON (with a cast type)
@@ -14,7 +21,8 @@ TRIE      varchar
 BITMAP    bool, integers, varchar, arrays of those; never the primary key
 NGRAM     varchar, JSON (cast VARCHAR); ``min_gram`` <= ``max_gram``, both positive
 AUTOINDEX bool -> BITMAP; integers, varchar -> HYBRID (bitmap for few values per segment,
-          else sorted); float, double, timestamptz, JSON paths -> INVERTED
+          else sorted); float, double, timestamptz, JSON paths -> INVERTED; arrays -> element
+          postings (as INVERTED and BITMAP on arrays)
 """
 
 from __future__ import annotations
@@ -34,13 +42,24 @@ JSON_CAST_TYPES = frozenset(
 )
 JSON_CAST_FUNCTIONS = frozenset({"STRING_TO_DOUBLE"})
 # The projection of a JSON path a cast type reads (the filter language's typed views).
-CAST_VIEWS = {"DOUBLE": JsonView.NUMBER, "VARCHAR": JsonView.STRING, "BOOL": JsonView.BOOL}
+CAST_VIEWS = {
+    "DOUBLE": JsonView.NUMBER,
+    "VARCHAR": JsonView.STRING,
+    "BOOL": JsonView.BOOL,
+    "ARRAY_DOUBLE": JsonView.LIST,
+    "ARRAY_VARCHAR": JsonView.LIST,
+    "ARRAY_BOOL": JsonView.LIST,
+}
+# An ARRAY_* cast posts the list view's elements of one kind (expr.json_column's token tags).
+_ELEMENT_TOKENS = {"ARRAY_DOUBLE": "n:", "ARRAY_VARCHAR": "s:", "ARRAY_BOOL": "b:"}
 # Milvus's bitmap_cardinality_limit bounds.
 _CARDINALITY_LIMIT = (1, 1000)
 
 _INTEGERS = frozenset({DataType.INT8, DataType.INT16, DataType.INT32, DataType.INT64})
 _NUMBERS = _INTEGERS | {DataType.FLOAT, DataType.DOUBLE}
 _TEXT = frozenset({DataType.VARCHAR, DataType.STRING})
+# ARRAY element types whose elements an index posts (the filter language compares them).
+_ELEMENTS = _NUMBERS | _TEXT | {DataType.BOOL}
 # schemapb.DataType names, as Milvus's messages print them.
 _TYPE_NAMES = {
     DataType.BOOL: "Bool",
@@ -72,6 +91,13 @@ def check_scalar_index(field: FieldSchema, params: Mapping[str, str]) -> dict[st
         raise invalid(f"invalid index type: {index_type} for scalar field {field.name}")
     _check_data_type(index_type, field)
     described = {**{k: str(v) for k, v in params.items()}, "index_type": index_type}
+    if (
+        field.dtype is DataType.JSON
+        and index_type in ("INVERTED", "AUTOINDEX")
+        and "json_cast_type" not in params
+    ):
+        # Milvus's INVERTEDChecker (AUTOINDEX on JSON resolves to INVERTED), a missing parameter.
+        raise _refused("json index must specify cast type: missing parameter[missing_param=json_cast_type]")
     if field.dtype is DataType.JSON and ("json_cast_type" in params or index_type == "NGRAM"):
         described.update(_check_json(field, index_type, params))
     if index_type == "NGRAM":
@@ -170,10 +196,13 @@ def scalar_structure(field: FieldSchema, params: Mapping[str, str]) -> ScalarInd
     index_type = str(params.get("index_type", "AUTOINDEX")).upper()
     dtype = field.dtype
     if dtype is DataType.ARRAY:
-        return None
+        return ScalarIndexSpec("elements") if field.element_type in _ELEMENTS else None
     if dtype is DataType.JSON:
         if json_view(field, params) is None or "json_cast_function" in params:
             return None
+        cast = str(params.get("json_cast_type", "")).strip().upper()
+        if cast in _ELEMENT_TOKENS:
+            return ScalarIndexSpec("elements", token_prefix=_ELEMENT_TOKENS[cast])
     if index_type == "NGRAM":
         return ScalarIndexSpec("ngram", int(params["min_gram"]), int(params["max_gram"]))
     if index_type == "BITMAP":

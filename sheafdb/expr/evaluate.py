@@ -72,7 +72,9 @@ class _Evaluator:
 
     # -- predicates -------------------------------------------------------------------------
     def predicate(self, node: plan.Predicate) -> pa.Array:
-        if self._indexes is not None and isinstance(node, (plan.Compare, plan.IsIn, plan.Like)):
+        if self._indexes is not None and isinstance(
+            node, (plan.Compare, plan.IsIn, plan.Like, plan.Contains)
+        ):
             answered = indexed_result(node, self._indexes, self.value)
             if answered is not None:
                 return answered

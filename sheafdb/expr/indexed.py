@@ -9,7 +9,10 @@ constants:
   STL_SORT, TRIE, JSON paths) and, for ``==`` / ``!=`` / ``in``, bitmaps;
 - ``like 'abc%'``: the sorted keys' prefix run;
 - ``like`` with a literal of at least ``min_gram`` characters: the NGRAM index's candidates,
-  verified with Arrow's ``match_like`` on those rows only.
+  verified with Arrow's ``match_like`` on those rows only;
+- ``array_contains`` / ``array_contains_any`` / ``array_contains_all`` on an ARRAY field, and
+  ``json_contains`` / ``_any`` / ``_all`` on a JSON path indexed as ARRAY_*: the element
+  postings (a union of rows, or an intersection for ``_all``).
 
 Ranges on one operand joined by ``and`` (``a >= 1 and a < 5``, ``1 < a <= 5``) are asked as
 one interval (``indexed_ranges``): each bound alone may hold most rows, the interval few.
@@ -49,6 +52,7 @@ class IndexedColumn(Protocol):
     ) -> np.ndarray | None: ...
     def rows_prefix(self, prefix: str, limit: int) -> np.ndarray | None: ...
     def rows_containing(self, literals: Sequence[str], limit: int) -> np.ndarray | None: ...
+    def rows_with_elements(self, values: Sequence[object], every: bool, limit: int) -> np.ndarray | None: ...
 
 
 class ScalarLookup(Protocol):
@@ -75,6 +79,16 @@ def indexed_result(
             return _answer(operand, reads_json, lookup, lambda ix, limit: ix.rows_equal(values, limit))
         case plan.Like((plan.FieldColumn() | plan.JsonValue()) as operand, pattern, reads_json):
             return _like(operand, pattern, reads_json, lookup, values_of)
+        case plan.Contains((plan.FieldColumn() | plan.JsonValue()) as operand, values, _, mode) if values:
+            # An ARRAY field: null where the array is null, as the scan's three-valued result;
+            # a JSON path's list view (type-tagged tokens): two-valued.
+            every = mode == "all"
+            return _answer(
+                operand,
+                isinstance(operand, plan.JsonValue),
+                lookup,
+                lambda ix, limit: ix.rows_with_elements(values, every, limit),
+            )
     return None
 
 

@@ -53,6 +53,27 @@ FILTERS = (
     "not (age > 50)",
     "age is null",
     "color is null or age < 2",
+    'array_contains(tags, "t3")',
+    'array_contains(tags, "nope")',
+    'array_contains_any(tags, ["t1", "t4", "nope"])',
+    'array_contains_all(tags, ["t1", "t2"])',
+    'array_contains_all(tags, ["t1", "t2", "t3", "t4", "t5"])',
+    'not array_contains(tags, "t3")',
+    'tags is null or array_contains(tags, "t0")',
+    "array_contains(nums, 5)",
+    "array_contains_any(nums, [1, 2, 70])",
+    "array_contains_all(nums, [2, 4])",
+    "array_contains(nums, 2) and not array_contains(nums, 3)",
+    "array_contains(ratios, 0.1)",
+    "array_contains_any(ratios, [0.25, 0.3])",
+    "array_length(tags) == 0",
+    'json_contains(meta["labels"], "l3")',
+    'json_contains(meta["labels"], 12)',
+    'json_contains_any(meta["labels"], [2, 5.0])',
+    'json_contains_all(meta["labels"], ["l1", "l1"])',
+    'json_contains_all(meta["labels"], ["l1", 1])',
+    'not json_contains(meta["labels"], "l3")',
+    'tags[0] == "t1"',
 )
 
 
@@ -69,7 +90,15 @@ def _rows(start: int, count: int) -> list[dict[str, Any]]:
                 "name": f"{word}-{i % 50}",
                 "note": f"{word} note {i}",
                 "flag": i % 3 == 0,
-                "meta": {"price": i if i % 7 else str(i), "tag": f"t{i % 20}"},
+                "meta": {
+                    "price": i if i % 7 else str(i),
+                    "tag": f"t{i % 20}",
+                    "labels": [f"l{i % 10}", i % 13, i % 2 == 0] if i % 4 else "none",
+                },
+                # Null, empty and repeated elements: the index must answer as the scan does.
+                "tags": None if i % 17 == 0 else [f"t{(i + k) % 6}" for k in range(i % 5)],
+                "nums": [i % 9, (i * 7) % 11, i % 9],
+                "ratios": [(i % 10) / 10, 0.25] if i % 3 else [],
                 "vec": [float(i % 10), float(i % 7), 1.0, 0.5],
             }
         )
@@ -86,6 +115,11 @@ def _schema() -> Any:
     schema.add_field("note", DataType.VARCHAR, max_length=64)
     schema.add_field("flag", DataType.BOOL)
     schema.add_field("meta", DataType.JSON)
+    schema.add_field(
+        "tags", DataType.ARRAY, element_type=DataType.VARCHAR, max_capacity=8, max_length=8, nullable=True
+    )
+    schema.add_field("nums", DataType.ARRAY, element_type=DataType.INT64, max_capacity=4)
+    schema.add_field("ratios", DataType.ARRAY, element_type=DataType.FLOAT, max_capacity=4)
     schema.add_field("vec", DataType.FLOAT_VECTOR, dim=4)
     return schema
 
@@ -100,12 +134,22 @@ def _scalar_indexes(client: MilvusClient) -> Any:
         "note", index_type="NGRAM", index_name="note_ngram", params={"min_gram": 2, "max_gram": 3}
     )
     params.add_index("flag", index_type="AUTOINDEX", index_name="flag_auto")
+    params.add_index("tags", index_type="INVERTED", index_name="tags_inv")
+    params.add_index("nums", index_type="BITMAP", index_name="nums_bitmap")
+    params.add_index("ratios", index_type="AUTOINDEX", index_name="ratios_auto")
     for index_name, cast in (("price_num", "DOUBLE"), ("price_text", "VARCHAR")):
         params.add_index(
             "meta",
             index_type="INVERTED",
             index_name=index_name,
             params={"json_path": 'meta["price"]', "json_cast_type": cast},
+        )
+    for index_name, cast in (("labels_text", "ARRAY_VARCHAR"), ("labels_num", "ARRAY_DOUBLE")):
+        params.add_index(
+            "meta",
+            index_type="INVERTED",
+            index_name=index_name,
+            params={"json_path": 'meta["labels"]', "json_cast_type": cast},
         )
     params.add_index(
         "meta",
@@ -178,8 +222,13 @@ def test_indexes_are_built_per_sealed_segment(client: MilvusClient, twins: Any) 
         "name_trie",
         "note_ngram",
         "flag_auto",
+        "tags_inv",
+        "nums_bitmap",
+        "ratios_auto",
         "price_num",
         "price_text",
+        "labels_text",
+        "labels_num",
         "tag_ngram",
     ):
         described = _wait_built(client, indexed, index_name)
@@ -195,7 +244,13 @@ def test_filters_with_and_without_indexes_agree(client: MilvusClient, twins: Any
     for expr in FILTERS:
         want = _ids(client, plain, expr)
         assert _ids(client, indexed, expr) == want, expr
-    for expr in ('color == "red"', "age in [3, 4]", 'name like "apr%"', 'meta["price"] > 3000'):
+    for expr in (
+        'color == "red"',
+        "age in [3, 4]",
+        'array_contains_any(tags, ["t1", "t2"])',
+        'name like "apr%"',
+        'meta["price"] > 3000',
+    ):
         got = client.search(indexed, [[1.0, 2.0, 1.0, 0.5]], filter=expr, limit=50, output_fields=["id"])
         want = client.search(plain, [[1.0, 2.0, 1.0, 0.5]], filter=expr, limit=50, output_fields=["id"])
         assert [h["id"] for h in got[0]] == [h["id"] for h in want[0]], expr
@@ -207,8 +262,19 @@ def test_indexes_are_accounted_and_released(client: MilvusClient, server_uri: st
     client.release_collection(indexed)
     client.load_collection(indexed)
     indexes = _scalar_index_bytes(server_uri, indexed)
-    assert {"age_inv", "color_bitmap", "price_num", "tag_ngram"} <= set(indexes)
-    assert all(indexes[n] > 0 for n in ("age_inv", "color_bitmap", "price_num"))
+    assert {
+        "age_inv",
+        "color_bitmap",
+        "price_num",
+        "tag_ngram",
+        "tags_inv",
+        "nums_bitmap",
+        "labels_text",
+    } <= set(indexes)
+    assert all(
+        indexes[n] > 0
+        for n in ("age_inv", "color_bitmap", "price_num", "tags_inv", "nums_bitmap", "labels_num")
+    )
     client.release_collection(indexed)
     assert _scalar_index_bytes(server_uri, indexed) == {}
     # A partial load without a field leaves its index on disk.
@@ -284,6 +350,14 @@ REFUSALS = (
         {"json_path": 'meta["a"]', "json_cast_type": "VARCHAR", "json_cast_function": "STRING_TO_DOUBLE"},
         "json_cast_function STRING_TO_DOUBLE is not supported for json_cast_type VARCHAR",
     ),
+    (
+        "meta",
+        "INVERTED",
+        {"json_path": 'meta["a"]'},
+        "json index must specify cast type: missing parameter[missing_param=json_cast_type]: "
+        "invalid parameter[expected=valid index params][actual=invalid index params]",
+    ),
+    ("meta", "AUTOINDEX", {}, "json index must specify cast type"),
 )
 
 
@@ -340,7 +414,7 @@ def test_built_indexes_survive_a_restart(tmp_path: Path) -> None:
         client.flush("c")
         _wait_built(client, "c", "tag_ngram")
         files = sorted(p.name for p in (tmp_path / "data").rglob("index_*.arrow"))
-        assert len(files) == 9  # one file per scalar index of the one sealed segment
+        assert len(files) == 14  # one file per scalar index of the one sealed segment
         before = {expr: _ids(client, "c", expr) for expr in FILTERS}
         client.close()
     finally:
@@ -352,7 +426,9 @@ def test_built_indexes_survive_a_restart(tmp_path: Path) -> None:
         client.load_collection("c")
         assert client.describe_index("c", "note_ngram")["indexed_rows"] == 800
         assert sorted(p.name for p in (tmp_path / "data").rglob("index_*.arrow")) == files
-        assert {"age_inv", "note_ngram", "price_num"} <= set(_scalar_index_bytes(uri, "c", token=None))
+        assert {"age_inv", "note_ngram", "price_num", "tags_inv"} <= set(
+            _scalar_index_bytes(uri, "c", token=None)
+        )
         assert {expr: _ids(client, "c", expr) for expr in FILTERS} == before
         client.close()
     finally:

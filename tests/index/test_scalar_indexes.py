@@ -25,9 +25,23 @@ SCHEMA = CollectionSchema(
         FieldSchema("name", DataType.VARCHAR, max_length=32),
         FieldSchema("flag", DataType.BOOL),
         FieldSchema("meta", DataType.JSON),
+        FieldSchema("doc", DataType.JSON),
+        FieldSchema("tags", DataType.ARRAY, element_type=DataType.VARCHAR, max_capacity=8, nullable=True),
+        FieldSchema("nums", DataType.ARRAY, element_type=DataType.INT32, max_capacity=8),
+        FieldSchema("ratios", DataType.ARRAY, element_type=DataType.FLOAT, max_capacity=8),
         FieldSchema("vec", DataType.FLOAT_VECTOR, dim=2),
     )
 )
+
+
+def _doc(i: int) -> str:
+    """A JSON list of mixed kinds at "l", or a string, or nothing there."""
+    if i % 5 == 0:
+        return '{"l": "not a list"}'
+    if i % 5 == 1:
+        return "{}"
+    flag = "true" if i % 2 else "false"
+    return f'{{"l": [{i % 7}, "x{i % 9}", {flag}, {1.5 if i % 3 else 2.0}, [1], {{"a": 1}}]}}'
 
 
 def _table() -> pa.Table:
@@ -49,6 +63,16 @@ def _table() -> pa.Table:
             "name": pa.array(names, pa.string()),
             "flag": pa.array([i % 3 == 0 for i in range(N)]),
             "meta": pa.array(metas, pa.string()),
+            "doc": pa.array([_doc(i) for i in range(N)], pa.string()),
+            # Null arrays, empty arrays and repeated elements.
+            "tags": pa.array(
+                [None if i % 13 == 0 else [f"t{(i * k) % 40}" for k in range(i % 4)] for i in range(N)],
+                pa.list_(pa.string()),
+            ),
+            "nums": pa.array([[i % 7, i % 11, i % 7] for i in range(N)], pa.list_(pa.int32())),
+            "ratios": pa.array(
+                [[(i % 20) / 10, float("nan")] if i % 3 else [] for i in range(N)], pa.list_(pa.float32())
+            ),
         }
     )
 
@@ -80,6 +104,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[pa.Table, Lookup]:
     tmp = tmp_path_factory.mktemp("scalar")
     meta = JsonColumn(table.column("meta"))
     views = meta.views([(("p",), JsonView.NUMBER), (("s",), JsonView.STRING)])
+    lists = JsonColumn(table.column("doc")).views([(("l",), JsonView.LIST)])[(("l",), JsonView.LIST)]
     lookup = Lookup(
         {
             "age": [_saved(build_scalar_index(ScalarIndexSpec("sorted"), table.column("age")), tmp)],
@@ -90,6 +115,10 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[pa.Table, Lookup]:
                 _saved(build_scalar_index(ScalarIndexSpec("ngram", 2, 3), table.column("name")), tmp),
             ],
             "flag": [_saved(build_scalar_index(ScalarIndexSpec("hybrid"), table.column("flag")), tmp)],
+            **{
+                name: [_saved(build_scalar_index(ScalarIndexSpec("elements"), table.column(name)), tmp)]
+                for name in ("tags", "nums", "ratios")
+            },
         },
         {
             ("meta", ("p",), JsonView.NUMBER): [
@@ -97,6 +126,11 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[pa.Table, Lookup]:
             ],
             ("meta", ("s",), JsonView.STRING): [
                 build_scalar_index(ScalarIndexSpec("ngram", 1, 2), views[(("s",), JsonView.STRING)])
+            ],
+            # A path indexed as ARRAY_DOUBLE, ARRAY_VARCHAR and ARRAY_BOOL.
+            ("doc", ("l",), JsonView.LIST): [
+                _saved(build_scalar_index(ScalarIndexSpec("elements", token_prefix=kind), lists), tmp)
+                for kind in ("n:", "s:", "b:")
             ],
         },
     )
@@ -127,6 +161,23 @@ ANSWERED = (
     'meta["p"] != 3',
     'meta["p"] in [1, 2]',
     'meta["s"] like "%k2%"',
+    'array_contains(tags, "t3")',
+    'array_contains(tags, "nope")',
+    'array_contains_any(tags, ["t1", "t9", "nope"])',
+    'array_contains_all(tags, ["t2", "t4"])',
+    'array_contains_all(tags, ["t2", "nope"])',
+    "array_contains(nums, 3)",
+    "array_contains_any(nums, [10, 12])",
+    "array_contains_all(nums, [3, 4])",
+    "array_contains(ratios, 0.3)",
+    "array_contains_any(ratios, [0.1, 1.9])",
+    'json_contains(doc["l"], 3)',
+    'json_contains(doc["l"], 3.0)',
+    'json_contains(doc["l"], "x4")',
+    'json_contains(doc["l"], true)',
+    'json_contains_any(doc["l"], [1, 2, 99])',
+    'json_contains_all(doc["l"], [2, 1.5])',
+    'json_contains_all(doc["l"], ["x1", "x1"])',
 )
 # Ranges joined by ``and`` are one interval of the index, with the other operands scanned.
 INTERVALS = (
@@ -138,7 +189,19 @@ INTERVALS = (
     'meta["p"] > 10 and meta["p"] <= 11',
     "age > 50 and age < 40",
 )
-SCANNED = ("age + 1 == 8", "score > 0.1", 'name like "%b%"', "flag", 'color like "r_d"')
+SCANNED = (
+    'json_contains_any(doc["l"], [3, "x4"])',
+    'json_contains(doc["l"], [1])',
+    "json_contains(doc, 1)",
+    'tags[0] == "t1"',
+    "array_length(tags) == 0",
+    "array_contains_any(nums, [0, 1, 2, 3, 4])",
+    "age + 1 == 8",
+    "score > 0.1",
+    'name like "%b%"',
+    "flag",
+    'color like "r_d"',
+)
 
 
 @pytest.mark.parametrize("expr", ANSWERED + INTERVALS + SCANNED)

@@ -16,6 +16,7 @@ from sheafdb.index.scalar.postings import Postings
 from sheafdb.index.scalar.structures import (
     HYBRID_BITMAP_CARDINALITY,
     BitmapIndex,
+    ElementIndex,
     NgramIndex,
     SortedIndex,
     non_null,
@@ -24,12 +25,14 @@ from sheafdb.index.scalar.structures import (
 
 @dataclass(frozen=True)
 class ScalarIndexSpec:
-    """``structure``: "sorted", "bitmap", "ngram", or "hybrid" (a bitmap when the segment
-    holds few distinct values, else sorted postings, as Milvus's HYBRID / scalar AUTOINDEX)."""
+    """``structure``: "sorted", "bitmap", "ngram", "elements" (an ARRAY field's element
+    postings), or "hybrid" (a bitmap when the segment holds few distinct values, else sorted
+    postings, as Milvus's HYBRID / scalar AUTOINDEX)."""
 
     structure: str
     min_gram: int = 0
     max_gram: int = 0
+    token_prefix: str = ""  # "elements" of a JSON list view: the posted tokens' kind
 
 
 def build_scalar_index(spec: ScalarIndexSpec, column: pa.Array | pa.ChunkedArray) -> ScalarIndex:
@@ -39,6 +42,8 @@ def build_scalar_index(spec: ScalarIndexSpec, column: pa.Array | pa.ChunkedArray
         return NgramIndex.build(column, spec.min_gram, spec.max_gram)
     if spec.structure == "bitmap":
         return BitmapIndex.build(column)
+    if spec.structure == "elements":
+        return ElementIndex.build(column, spec.token_prefix)
     if spec.structure == "hybrid":
         values, rows, valid = non_null(column)
         postings = Postings.build(values, rows, len(column))
@@ -50,6 +55,7 @@ def build_scalar_index(spec: ScalarIndexSpec, column: pa.Array | pa.ChunkedArray
 
 __all__ = [
     "BitmapIndex",
+    "ElementIndex",
     "NgramIndex",
     "ScalarIndex",
     "ScalarIndexSpec",

@@ -14,9 +14,9 @@ from pyroaring import BitMap
 
 from sheafdb.index.protocols import IndexStore, write_index_bytes
 from sheafdb.index.scalar.postings import Postings
-from sheafdb.index.scalar.structures import BitmapIndex, NgramIndex, SortedIndex
+from sheafdb.index.scalar.structures import BitmapIndex, ElementIndex, NgramIndex, SortedIndex
 
-ScalarIndex = SortedIndex | BitmapIndex | NgramIndex
+ScalarIndex = SortedIndex | BitmapIndex | NgramIndex | ElementIndex
 
 
 def _cell(values: pa.Array | np.ndarray) -> pa.Array:
@@ -36,8 +36,10 @@ def save_scalar_index(index: ScalarIndex, store: IndexStore, path: str) -> int:
     """Write ``index`` at ``path``; returns the file's size."""
     meta = {"structure": index.kind, "num_rows": str(index.num_rows)}
     cells: dict[str, pa.Array] = {}
-    if isinstance(index, SortedIndex):
+    if isinstance(index, (SortedIndex, ElementIndex)):
         cells.update(_postings_cells(index.postings))
+        if isinstance(index, ElementIndex) and index.token_prefix:
+            meta["token_prefix"] = index.token_prefix
     elif isinstance(index, NgramIndex):
         cells.update(_postings_cells(index.grams))
         meta.update(min_gram=str(index.min_gram), max_gram=str(index.max_gram))
@@ -69,6 +71,8 @@ def load_scalar_index(store: IndexStore, path: str) -> ScalarIndex:
     postings = Postings(key_array, _numpy(cells["offsets"]), _numpy(cells["rows"]), num_rows)
     if structure == "ngram":
         return NgramIndex(postings, int(meta["min_gram"]), int(meta["max_gram"]), valid)
+    if structure == "elements":
+        return ElementIndex(postings, valid, meta.get("token_prefix", ""))
     return SortedIndex(postings, valid)
 
 

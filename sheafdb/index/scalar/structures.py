@@ -1,9 +1,13 @@
-"""The three scalar index structures of a sealed segment, and what each answers.
+"""The four scalar index structures of a sealed segment, and what each answers.
 
 - ``SortedIndex`` (INVERTED, STL_SORT, TRIE; JSON path indexes): ``Postings`` of the values;
   equality, ``in``, ranges, and prefixes of text.
 - ``BitmapIndex`` (BITMAP; AUTOINDEX / HYBRID on a low-cardinality field): one roaring bitmap
   (pyroaring) per distinct value; equality and ``in`` are a union of bitmaps.
+- ``ElementIndex`` (INVERTED, BITMAP or AUTOINDEX on an ARRAY field; a JSON path cast to
+  ARRAY_*): ``Postings`` of the arrays' elements, each row listed once per distinct element it
+  holds; ``array_contains`` / ``json_contains``, their ``_any`` (a union of rows) and ``_all``
+  (an intersection).
 - ``NgramIndex`` (NGRAM): ``Postings`` of every ``min_gram``..``max_gram`` character gram of
   the text; a ``like`` literal's grams intersect to candidate rows, which the caller verifies
   against the text (a candidate holds every gram of the literal, not always the literal).
@@ -121,6 +125,89 @@ class SortedIndex:
     def rows_containing(self, literals: Sequence[str], limit: int) -> np.ndarray | None:
         return None
 
+    def rows_with_elements(self, values: Sequence[object], every: bool, limit: int) -> np.ndarray | None:
+        return None
+
+
+class ElementIndex:
+    """``token_prefix`` (JSON path indexes cast to ARRAY_*): the elements are the JSON list
+    view's type-tagged tokens, only those of the cast's kind are posted, and only questions
+    about values of that kind are answered (the others would need the elements left out)."""
+
+    kind = "elements"
+
+    def __init__(self, postings: Postings, valid: np.ndarray | None, token_prefix: str = "") -> None:
+        self.postings = postings
+        self.valid = valid
+        self.num_rows = postings.num_rows
+        self.token_prefix = token_prefix
+
+    @classmethod
+    def build(cls, column: pa.Array, token_prefix: str = "") -> ElementIndex:
+        """Postings from each element value to the rows whose array holds it (null arrays and
+        null or NaN elements hold nothing; ``valid`` keeps the null arrays)."""
+        valid = (
+            None if column.null_count == 0 else np.asarray(column.is_valid().to_numpy(zero_copy_only=False))
+        )
+        flat = pc.list_flatten(column)
+        owners = np.asarray(pc.list_parent_indices(column).to_numpy(zero_copy_only=False), dtype=np.int64)
+        values, kept, _ = non_null(flat)
+        owners = owners[kept]
+        if token_prefix:
+            of_kind = pc.starts_with(values, token_prefix)
+            values, owners = (
+                values.filter(of_kind),
+                owners[np.asarray(of_kind.to_numpy(zero_copy_only=False))],
+            )
+            valid = None  # a JSON list view's answer is two-valued
+        postings = Postings.build(values, owners, len(column))
+        return cls(_deduplicated(postings), valid, token_prefix)
+
+    @property
+    def nbytes(self) -> int:
+        return self.postings.nbytes + (0 if self.valid is None else int(self.valid.nbytes))
+
+    def rows_with_elements(self, values: Sequence[object], every: bool, limit: int) -> np.ndarray | None:
+        """Rows whose array holds any (``every``: all) of ``values``; None to scan."""
+        keys = self.postings.keys
+        key_dtype = None if isinstance(keys, pa.Array) else keys.dtype
+        wanted = []
+        for value in values:
+            key = key_value(value, self.postings.is_text, key_dtype)
+            if key is None or not str(key).startswith(self.token_prefix):
+                return None
+            wanted.append(key)
+        unique = list(dict.fromkeys(wanted))
+        positions = self.postings.equal_keys(unique)
+        if every:
+            if len(positions) < len(unique):
+                return np.empty(0, dtype=np.int64)
+            runs = sorted((self.postings.keys_rows([p]) for p in positions), key=len)
+            if not runs or len(runs[0]) > limit:
+                return None
+            found = runs[0]
+            for run in runs[1:]:
+                found = np.intersect1d(found, run, assume_unique=True)
+            return found
+        if self.postings.keys_count(positions) > self.num_rows:
+            return None  # more postings than rows: the scan is cheaper
+        found = np.unique(self.postings.keys_rows(positions))
+        return None if len(found) > limit else found
+
+    def rows_equal(self, values: Sequence[object], limit: int) -> np.ndarray | None:
+        return None
+
+    def rows_range(
+        self, low: object | None, low_inclusive: bool, high: object | None, high_inclusive: bool, limit: int
+    ) -> np.ndarray | None:
+        return None
+
+    def rows_prefix(self, prefix: str, limit: int) -> np.ndarray | None:
+        return None
+
+    def rows_containing(self, literals: Sequence[str], limit: int) -> np.ndarray | None:
+        return None
+
 
 class BitmapIndex:
     kind = "bitmap"
@@ -182,6 +269,9 @@ class BitmapIndex:
         return None
 
     def rows_containing(self, literals: Sequence[str], limit: int) -> np.ndarray | None:
+        return None
+
+    def rows_with_elements(self, values: Sequence[object], every: bool, limit: int) -> np.ndarray | None:
         return None
 
 
@@ -250,6 +340,9 @@ class NgramIndex:
         if candidates is None or len(candidates) > limit:
             return None
         return candidates
+
+    def rows_with_elements(self, values: Sequence[object], every: bool, limit: int) -> np.ndarray | None:
+        return None
 
 
 def _bitmap_bytes(bitmap: BitMap) -> int:
