@@ -6,6 +6,7 @@ release`` answers the bytes it freed, and after it every figure is back to the b
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -65,6 +66,27 @@ def system_info(client: MilvusClient) -> dict[str, Any]:
 
 
 def agree(uri: str, client: MilvusClient) -> dict[tuple[str, str], int]:
+    """The three surfaces' figures, once they are settled: read until two rounds in a row agree
+    with each other and give the same figures (a load's last structures, or a read cache filled
+    by a background pass, may land between the three reads of one round), for at most 30 s."""
+    deadline = time.monotonic() + 30
+    previous: dict[tuple[str, str], int] | None = None
+    while True:
+        try:
+            figures = _agree_once(uri, client)
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            figures = None
+        if figures is not None and figures == previous:
+            return figures
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the figures did not settle: {previous} then {figures}")
+        previous = figures
+        time.sleep(0.2)
+
+
+def _agree_once(uri: str, client: MilvusClient) -> dict[tuple[str, str], int]:
     """The three surfaces' figures for the collection, checked equal; REST's by (field, kind)."""
     rest = rest_memory(uri)
     gauges, resident = scraped(uri)
