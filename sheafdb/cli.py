@@ -72,6 +72,13 @@ def add_serve_flags(serve: argparse.ArgumentParser) -> None:
         " instead of the data dir; credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY",
     )
     serve.add_argument(
+        "--object-cache-size",
+        default=None,
+        metavar="SIZE",
+        help="with --objects: bound the local cache of S3 objects (sizes as --memory-budget; default"
+        " unbounded); the least recently used files no loaded segment maps are evicted",
+    )
+    serve.add_argument(
         "--import-root",
         type=Path,
         default=None,
@@ -118,6 +125,7 @@ def serve(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
     try:
         args = with_config_file(args, argv)
         budget = parse_size(args.memory_budget)
+        object_cache = None if args.object_cache_size is None else parse_size(str(args.object_cache_size))
         workers = parse_workers(str(args.workers))
         check_bind_safety(args.host, auth_enabled=args.auth, insecure=args.insecure)
     except SettingsError as exc:
@@ -137,6 +145,7 @@ def serve(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
             evict_under_pressure=args.evict_under_pressure,
             catalog_url=args.catalog,
             objects_url=args.objects,
+            object_cache_bytes=object_cache,
             workers=workers,
             import_root=args.import_root,
         )

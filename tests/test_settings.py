@@ -76,3 +76,16 @@ def test_workers_is_a_number_or_auto_on_the_command_line_and_in_the_file(tmp_pat
     config.write_text('workers = "auto"\n')
     assert with_config_file(build_parser().parse_args(argv), argv).workers == "auto"
     assert build_parser().parse_args(["serve"]).workers == "1"  # the default: one process, as before
+
+
+def test_object_cache_size_is_a_size_on_the_command_line_and_in_the_file(tmp_path: Path) -> None:
+    from sheafdb.cli import serve
+
+    assert build_parser().parse_args(["serve"]).object_cache_size is None  # unbounded
+    config = tmp_path / "sheafdb.toml"
+    config.write_text('object-cache-size = "20GiB"\n')
+    argv = ["serve", "--config", str(config)]
+    args = with_config_file(build_parser().parse_args(argv), argv)
+    assert parse_size(args.object_cache_size) == 20 * 1024**3
+    argv = ["serve", "--data-dir", str(tmp_path / "d"), "--object-cache-size", "lots"]
+    assert serve(build_parser().parse_args(argv), argv) == 2  # refused before starting

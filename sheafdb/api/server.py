@@ -77,6 +77,8 @@ class ServerConfig:
     # The catalog in PostgreSQL and the segment files in S3 (None: both in data_dir).
     catalog_url: str | None = None
     objects_url: str | None = None
+    # ``--object-cache-size``: the bound of the local cache of S3 objects (None: unbounded).
+    object_cache_bytes: int | None = None
     # ``--workers N``: N query worker processes serve search / query (query_workers.py);
     # 1 is the single process, exactly as before.
     workers: int = 1
@@ -209,6 +211,7 @@ class Server:
                     evict_under_pressure=self.config.evict_under_pressure,
                     catalog_url=self.config.catalog_url,
                     objects_url=self.config.objects_url,
+                    object_cache_bytes=self.config.object_cache_bytes,
                     # Workers map the same files: the primary maps them too (one copy in all).
                     share_pages=self.config.workers > 1,
                     import_root=self.config.import_root,

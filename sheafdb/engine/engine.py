@@ -129,6 +129,9 @@ class EngineConfig:
     # Where segment and index files live: None is data_dir; an s3:// URL S3-compatible
     # storage, read through a cache in data_dir (storage/object_store.py's open_object_store).
     objects_url: str | None = None
+    # Bytes of S3 objects the local cache keeps at most (least recently used unmapped files
+    # go first); None: unbounded.
+    object_cache_bytes: int | None = None
     # Map every loaded column file and faiss index instead of reading it (``serve --workers
     # N``: the query worker processes then share the same pages).
     share_pages: bool = False
@@ -142,7 +145,7 @@ class Engine(DatabaseCalls, PartitionCalls, AliasCalls, LoadCalls):
         self._data_dir = Path(config.data_dir)
         self._data_dir.mkdir(parents=True, exist_ok=True)
         self._catalog = open_catalog(config.catalog_url, self._data_dir)
-        self._store = open_object_store(config.objects_url, self._data_dir)
+        self._store = open_object_store(config.objects_url, self._data_dir, config.object_cache_bytes)
         self._accountant = MemoryAccountant(config.memory_budget_bytes)
         self._loads = LoadManager(self._accountant, self._store, share_pages=config.share_pages)
         self._ddl_lock = threading.RLock()

@@ -135,11 +135,12 @@ class LocalStore:
         return self._resolve(path)
 
 
-def open_object_store(url: str | None, data_dir: Path) -> ObjectStore:
+def open_object_store(url: str | None, data_dir: Path, cache_limit_bytes: int | None = None) -> ObjectStore:
     """The store ``url`` names: None is the data dir itself (embedded);
-    ``s3://bucket/prefix?endpoint_override=...`` S3-compatible storage cached in the data dir."""
+    ``s3://bucket/prefix?endpoint_override=...`` S3-compatible storage cached in the data dir
+    (at most ``cache_limit_bytes`` of it; None: unbounded)."""
     if url is None:
         return LocalStore(data_dir)
     if not url.startswith("s3://"):
         raise ValueError(f"unknown object store URL {url!r}: expected s3://bucket/prefix")
-    return S3Store.from_url(url, data_dir / OBJECT_CACHE_DIR)
+    return S3Store.from_url(url, data_dir / OBJECT_CACHE_DIR, cache_limit_bytes)

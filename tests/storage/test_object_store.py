@@ -137,3 +137,48 @@ def test_a_local_link_copies_no_bytes(tmp_path: Path) -> None:
     store.link("a/data.arrow", "b/data.arrow")
     first, second = (tmp_path / "a" / "data.arrow").stat(), (tmp_path / "b" / "data.arrow").stat()
     assert first.st_ino == second.st_ino and first.st_nlink == 2
+
+
+@pytest.mark.cluster
+def test_s3_cache_bound_evicts_unmapped_files_and_refetches_them(
+    s3_server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in s3_server.credentials_env().items():
+        monkeypatch.setenv(name, value)
+    bucket = f"sheafdb-bound-{uuid.uuid4().hex[:8]}"
+    url = s3_server.url(bucket, "data") + "&allow_bucket_creation=true"
+    writer = S3Store.from_url(url, tmp_path / "writer")
+    # Two "collections" of four column files each, 8000 rows of int64 per file.
+    table = pa.table({name: pa.array(range(8000), pa.int64()) for name in ("a", "b", "c", "d")})
+    first, second = write_segment(writer, "c1/seg", table), write_segment(writer, "c2/seg", table)
+    file_bytes = first["a"].nbytes
+    bound = 3 * file_bytes
+    reader = S3Store.from_url(url, tmp_path / "reader", cache_limit_bytes=bound)
+    # Load "collection 1" column a (held: mapped), then read every other file once.
+    held = read_column(reader, first["a"].path)
+    before = s3_server.get_requests(bucket)
+    for columns in (first, second):
+        for column in columns.values():
+            if column.path != first["a"].path:
+                assert read_column(reader, column.path).to_pylist() == list(range(8000))
+                assert reader.cached_bytes() <= bound
+    on_disk = sum(p.stat().st_size for p in (tmp_path / "reader").rglob("*") if p.is_file())
+    assert on_disk == reader.cached_bytes() <= bound
+    per_fetch = (s3_server.get_requests(bucket) - before) // 7
+    assert per_fetch >= 1
+    # The mapped file stayed: reading it again costs no GET, and the held array is intact.
+    before = s3_server.get_requests(bucket)
+    assert read_column(reader, first["a"].path).to_pylist() == list(range(8000))
+    assert s3_server.get_requests(bucket) == before
+    assert held.to_pylist() == list(range(8000))
+    assert (tmp_path / "reader" / first["a"].path).is_file()
+    # An evicted file comes back with one more fetch.
+    assert not (tmp_path / "reader" / first["b"].path).is_file()
+    assert read_column(reader, first["b"].path).to_pylist() == list(range(8000))
+    assert s3_server.get_requests(bucket) - before == per_fetch
+    # Once the last array of a mapped file goes, the file may be evicted like any other.
+    del held
+    for column in second.values():
+        read_column(reader, column.path)
+    assert not (tmp_path / "reader" / first["a"].path).is_file()
+    assert reader.cached_bytes() <= bound
