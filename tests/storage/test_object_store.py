@@ -145,8 +145,8 @@ def test_s3_cache_bound_evicts_unmapped_files_and_refetches_them(
 ) -> None:
     for name, value in s3_server.credentials_env().items():
         monkeypatch.setenv(name, value)
-    bucket = f"sheafdb-bound-{uuid.uuid4().hex[:8]}"
-    url = s3_server.url(bucket, "data") + "&allow_bucket_creation=true"
+    # The shared bucket (each new bucket costs the server volumes), under a prefix of its own.
+    url = s3_server.url(BUCKET, f"bound-{uuid.uuid4().hex}") + "&allow_bucket_creation=true"
     writer = S3Store.from_url(url, tmp_path / "writer")
     # Two "collections" of four column files each, 8000 rows of int64 per file.
     table = pa.table({name: pa.array(range(8000), pa.int64()) for name in ("a", "b", "c", "d")})
