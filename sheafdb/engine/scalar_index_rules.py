@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from sheafdb.engine.ddl_rules import milvus_type_name
 from sheafdb.errors import ParameterInvalid, invalid
 from sheafdb.expr import JsonPath, JsonView, syntax
 from sheafdb.index.scalar import ScalarIndexSpec
@@ -60,21 +61,6 @@ _NUMBERS = _INTEGERS | {DataType.FLOAT, DataType.DOUBLE}
 _TEXT = frozenset({DataType.VARCHAR, DataType.STRING})
 # ARRAY element types whose elements an index posts (the filter language compares them).
 _ELEMENTS = _NUMBERS | _TEXT | {DataType.BOOL}
-# schemapb.DataType names, as Milvus's messages print them.
-_TYPE_NAMES = {
-    DataType.BOOL: "Bool",
-    DataType.INT8: "Int8",
-    DataType.INT16: "Int16",
-    DataType.INT32: "Int32",
-    DataType.INT64: "Int64",
-    DataType.FLOAT: "Float",
-    DataType.DOUBLE: "Double",
-    DataType.VARCHAR: "VarChar",
-    DataType.STRING: "String",
-    DataType.JSON: "JSON",
-    DataType.ARRAY: "Array",
-    DataType.TIMESTAMPTZ: "Timestamptz",
-}
 
 
 def _refused(detail: str) -> ParameterInvalid:
@@ -113,7 +99,7 @@ def check_scalar_index(field: FieldSchema, params: Mapping[str, str]) -> dict[st
 
 
 def _check_data_type(index_type: str, field: FieldSchema) -> None:
-    dtype, name = field.dtype, _TYPE_NAMES.get(field.dtype, field.dtype.name)
+    dtype, name = field.dtype, milvus_type_name(field.dtype)
     if index_type == "INVERTED":
         if dtype not in (*_NUMBERS, *_TEXT, DataType.BOOL, DataType.ARRAY, DataType.JSON):
             raise _refused(f"INVERTED are not supported on {name} field")
