@@ -45,6 +45,7 @@ from sheafdb.storage.catalog_tables import (
     segment_from_row,
 )
 from sheafdb.storage.file_resource_rows import FileResourceRows
+from sheafdb.storage.placement_rows import PlacementRows
 from sheafdb.storage.records import (
     DEFAULT_DATABASE,
     AliasRecord,
@@ -78,7 +79,7 @@ class SqlCursor(Protocol):
 DEFAULT_DATABASE_ID = 1
 
 
-class SqlCatalog(SegmentRows, ResourceGroupRows, SnapshotRows, FileResourceRows):
+class SqlCatalog(SegmentRows, ResourceGroupRows, SnapshotRows, FileResourceRows, PlacementRows):
     """A Catalog in SQL tables, through one connection a backend opens.
 
     Lock: ``_lock`` serialises every use of the single connection. One connection (rather
