@@ -272,6 +272,18 @@ class LoadManager:
     def is_loaded(self, coll: Collection) -> bool:
         return self._runtime(coll).state.state() is LoadState.LOADED
 
+    def scope_coverage(self, coll: Collection) -> tuple[frozenset[int], frozenset[int]]:
+        """Of the sealed segments in this process's scope, the ids installed and those not yet
+        (a cluster worker acks the first and is not fully loaded while the second is not empty)."""
+        runtime = self._runtime(coll)
+        wanted = {
+            s.segment_id
+            for s in runtime.snapshot().sealed
+            if s.partition_id in runtime.state.active_partitions()
+        }
+        installed = frozenset(runtime.view.segments) & wanted
+        return frozenset(installed), frozenset(wanted - installed)
+
     def loaded_fields(self, coll: Collection) -> tuple[str, ...]:
         """What is loaded now (users asked for a way to read it back)."""
         return self._runtime(coll).state.fields
