@@ -55,7 +55,7 @@ from sheafdb.engine.write.recovery import LogReplay, wal_directory
 from sheafdb.errors import UnexpectedError, invalid
 from sheafdb.schema import CollectionSchema
 from sheafdb.storage.catalog import CATALOG_FILE
-from sheafdb.storage.object_store import open_object_store
+from sheafdb.storage.object_store import ObjectStore, open_object_store
 from sheafdb.storage.records import CollectionRecord
 from sheafdb.storage.sqlite_catalog import SqliteCatalog
 from sheafdb.storage.timestamps import TimestampOracle
@@ -101,10 +101,11 @@ class Follower:
     # How long a read waits for this process's own load of the collection.
     load_wait_s = LOAD_WAIT_S
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *, store: ObjectStore | None = None) -> None:
         self._data_dir = Path(data_dir)
         self._catalog = SqliteCatalog(self._data_dir / CATALOG_FILE)
-        self._store = open_object_store(None, self._data_dir)
+        # A cluster worker reads the objects through its own store (its own S3 cache).
+        self._store = store if store is not None else open_object_store(None, self._data_dir)
         self._accountant = MemoryAccountant(None)
         self._loads = LoadManager(self._accountant, self._store, share_pages=True)
         self._oracle = TimestampOracle(self._catalog.max_timestamp())
