@@ -164,7 +164,10 @@ def test_each_worker_loads_and_serves_exactly_its_segments(
         )
         for view in views:
             _settle(view, placement)
-        version = placement.placement_version()
+        stale, version = version, placement.placement_version()
+        # A caller still on the old placement would miss or double rows: refused by both.
+        for view in views:
+            assert view.read(_call("query", everything, 1, stale)).error_code == ReplicaNotAvailable.code
         got = [_ids(v.read(_call("query", everything, 1, version))) for v in views]
         assert got[1] == list(range(60, 90))
         assert set(range(30, 60)) - {40} <= set(got[0])
