@@ -310,3 +310,14 @@ class SegmentNotFound(SheafError):
 class NodeNotFound(SheafError):
     code = 901
     default_text = "node not found"
+
+
+class ReplicaNotAvailable(SheafError):
+    """A query worker asked for a replica it does not hold (fully) or that it is leaving.
+
+    The proxy retries the call on another replica (cluster mode, CLUSTER.md Contract C).
+    """
+
+    code = 401
+    default_text = "replica not available"
+    retriable = True

@@ -45,6 +45,8 @@ from sheafdb.storage.catalog_tables import (
     segment_from_row,
 )
 from sheafdb.storage.file_resource_rows import FileResourceRows
+from sheafdb.storage.lease_rows import LeaseRows
+from sheafdb.storage.placement_rows import PlacementRows
 from sheafdb.storage.records import (
     DEFAULT_DATABASE,
     AliasRecord,
@@ -78,7 +80,7 @@ class SqlCursor(Protocol):
 DEFAULT_DATABASE_ID = 1
 
 
-class SqlCatalog(SegmentRows, ResourceGroupRows, SnapshotRows, FileResourceRows):
+class SqlCatalog(SegmentRows, ResourceGroupRows, SnapshotRows, FileResourceRows, LeaseRows, PlacementRows):
     """A Catalog in SQL tables, through one connection a backend opens.
 
     Lock: ``_lock`` serialises every use of the single connection. One connection (rather
@@ -94,8 +96,11 @@ class SqlCatalog(SegmentRows, ResourceGroupRows, SnapshotRows, FileResourceRows)
     # The driver's error for a violated constraint (a foreign key, a unique key).
     integrity_error: type[Exception]
 
-    def __init__(self, tables: str) -> None:
+    def __init__(self, tables: str | None) -> None:
+        """``tables``: the schema to create if missing; None for a reader that only reads."""
         self._lock = threading.Lock()
+        if tables is None:
+            return
         with self._tx() as cur:
             # Statement by statement: executescript would commit in the middle of our transaction.
             for statement in tables.split(";"):
