@@ -64,7 +64,7 @@ from sheafdb.errors import (
 from sheafdb.schema import CollectionSchema
 from sheafdb.storage.catalog import Catalog
 from sheafdb.storage.placement_rows import ReplicaRecord, SegmentAssignment, WorkerRecord
-from sheafdb.storage.records import CollectionRecord
+from sheafdb.storage.records import CollectionRecord, IndexRecord
 from sheafdb.storage.timestamps import TimestampOracle
 from sheafdb.timestamptz import TIMEZONE_PROPERTY, zone
 
@@ -145,6 +145,8 @@ class ClusterReads:
         self._routes: _Routes | None = None
         self._polled_at = 0.0
         self._turns: dict[int, itertools.count[int]] = {}
+        # Collections by (db, name or alias) with their indexes, forgotten with the routes.
+        self._records: dict[tuple[str, str], tuple[CollectionRecord, tuple[IndexRecord, ...]]] = {}
         self._pool = ThreadPoolExecutor(MAX_FAN_OUT_THREADS, thread_name_prefix="fan-out")
         self._oracle = TimestampOracle(catalog.max_timestamp())
 
@@ -200,11 +202,23 @@ class ClusterReads:
 
     # -- routing ---------------------------------------------------------------------------
     def _resolve(self, db: str, name: str) -> CollectionRecord:
+        return self._described(db, name)[0]
+
+    def _described(self, db: str, name: str) -> tuple[CollectionRecord, tuple[IndexRecord, ...]]:
+        self._current_routes(force=False)  # a moved placement forgets the collections too
+        with self._lock:
+            known = self._records.get((db, name))
+        if known is not None:
+            return known
         check_collection_name(name)
-        return self._catalog.resolve_collection(db, name)
+        record = self._catalog.resolve_collection(db, name)
+        described = (record, tuple(self._catalog.list_indexes(record.collection_id)))
+        with self._lock:
+            self._records[(db, name)] = described
+        return described
 
     def _metric(self, record: CollectionRecord, request: SearchRequest) -> str:
-        indexes = self._catalog.list_indexes(record.collection_id)
+        indexes = self._described(record.db_name, record.name)[1]
         return metric_for(record.schema, indexes, request.anns_field, request.metric_type)
 
     def _current_routes(self, *, force: bool) -> _Routes:
@@ -226,6 +240,7 @@ class ClusterReads:
         routes = self._read_routes()
         with self._lock:
             self._routes, self._polled_at = routes, now
+            self._records = {}
         return routes
 
     def _read_routes(self) -> _Routes:
