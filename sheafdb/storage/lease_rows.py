@@ -38,7 +38,7 @@ class Lease:
 
 
 class _Transactions(Protocol):
-    def _tx(self) -> AbstractContextManager[Any]: ...
+    def _tx(self, *, bookkeeping: bool = ...) -> AbstractContextManager[Any]: ...
     def _read(self) -> AbstractContextManager[Any]: ...
 
 
@@ -60,7 +60,7 @@ class LeaseRows:
         decided by the primary key."""
         now = time.time()
         expires_at = now + ttl_s
-        with self._tx() as cur:
+        with self._tx(bookkeeping=True) as cur:
             cur.execute(
                 "UPDATE leases SET holder = ?, token = token + 1, expires_at = ? "
                 "WHERE name = ? AND expires_at <= ?",
@@ -81,7 +81,7 @@ class LeaseRows:
         another token: someone took over). A lease that expired but was not taken is
         renewed: its token still fences every write, so nothing was at risk."""
         expires_at = time.time() + ttl_s
-        with self._tx() as cur:
+        with self._tx(bookkeeping=True) as cur:
             cur.execute(
                 "UPDATE leases SET expires_at = ? WHERE name = ? AND token = ? AND holder = ?",
                 (expires_at, lease.name, lease.token, lease.holder),
@@ -93,7 +93,7 @@ class LeaseRows:
     def release_lease(self: _Transactions, lease: Lease) -> None:
         """Give the lease up at once (a clean stop): a standby need not wait out the ttl.
         Nothing happens if it was already lost."""
-        with self._tx() as cur:
+        with self._tx(bookkeeping=True) as cur:
             cur.execute(
                 "UPDATE leases SET expires_at = 0 WHERE name = ? AND token = ? AND holder = ?",
                 (lease.name, lease.token, lease.holder),

@@ -21,7 +21,12 @@ import psycopg
 
 from sheafdb.errors import UnexpectedError
 from sheafdb.storage.catalog_tables import POSTGRES_TABLES
+from sheafdb.storage.pg_log import PG_LOG_TABLES
 from sheafdb.storage.sql_catalog import SqlCatalog, SqlCursor
+
+# Processes starting together would race on CREATE TABLE IF NOT EXISTS (it is not atomic in
+# PostgreSQL): the schema's transaction first takes this lock (any fixed bigint).
+SCHEMA_LOCK = "SELECT pg_advisory_xact_lock(1592770316);"
 
 
 class _QmarkCursor:
@@ -52,6 +57,7 @@ class PostgresCatalog(SqlCatalog):
     """A Catalog in the PostgreSQL database ``url`` names (``postgresql://user@host:port/db``)."""
 
     integrity_error = psycopg.IntegrityError
+    fence_lock_clause = " FOR SHARE"
 
     def __init__(self, url: str, *, read_only: bool = False) -> None:
         try:
@@ -64,7 +70,7 @@ class PostgresCatalog(SqlCatalog):
         self.url = url
         self.read_only = read_only
         # A reader finds the tables the first writer made (it may not create them).
-        super().__init__(None if read_only else POSTGRES_TABLES)
+        super().__init__(None if read_only else SCHEMA_LOCK + POSTGRES_TABLES + PG_LOG_TABLES)
 
     def _cursor(self) -> SqlCursor:
         return _QmarkCursor(self._conn.cursor())

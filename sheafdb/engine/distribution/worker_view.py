@@ -34,7 +34,7 @@ from pathlib import Path
 
 from sheafdb.engine.collection import Collection
 from sheafdb.engine.distribution.read_calls import ReadAnswer, ReadCall
-from sheafdb.engine.follower import Follower
+from sheafdb.engine.follower import Follower, FollowerConfig
 from sheafdb.engine.load.target import LoadRequest, SegmentScope
 from sheafdb.engine.models import HybridSearchRequest, LoadState, QueryRequest, SearchRequest
 from sheafdb.errors import CollectionNotLoaded, ReplicaNotAvailable, SheafError, UnexpectedError
@@ -89,7 +89,7 @@ class WorkerView(Follower):
         self._placement_lock = threading.Lock()
         self._applied_version = placement.placement_version()
         self._placed = placement_of(placement, worker_id)
-        super().__init__(data_dir)
+        super().__init__(FollowerConfig(data_dir))
 
     # -- what to load ------------------------------------------------------------------------
     def _scope(self, collection_id: int) -> SegmentScope | None:
