@@ -60,7 +60,7 @@ from sheafdb.errors import UnexpectedError, invalid
 from sheafdb.schema import CollectionSchema
 from sheafdb.storage.catalog import open_catalog
 from sheafdb.storage.log import LogGap, LogTail, open_log_store
-from sheafdb.storage.object_store import ObjectStore, open_object_store
+from sheafdb.storage.object_store import open_object_store
 from sheafdb.storage.records import CollectionRecord
 from sheafdb.storage.timestamps import TimestampOracle
 from sheafdb.timestamptz import TIMEZONE_PROPERTY, zone
@@ -118,17 +118,12 @@ class Follower:
     # How long a read waits for this process's own load of the collection.
     load_wait_s = LOAD_WAIT_S
 
-    def __init__(self, config: FollowerConfig, *, store: ObjectStore | None = None) -> None:
+    def __init__(self, config: FollowerConfig) -> None:
         self.config = config
         data_dir = Path(config.data_dir)
         self._catalog = open_catalog(config.catalog_url, data_dir, read_only=True)
         self._logs = open_log_store(config.catalog_url, data_dir, read_only=True)
-        # A cluster worker reads the objects through its own store (its own S3 cache).
-        self._store = (
-            store
-            if store is not None
-            else open_object_store(config.objects_url, data_dir, config.object_cache_bytes)
-        )
+        self._store = open_object_store(config.objects_url, data_dir, config.object_cache_bytes)
         self._accountant = MemoryAccountant(None)
         self._loads = LoadManager(self._accountant, self._store, share_pages=True)
         self._oracle = TimestampOracle(self._catalog.max_timestamp())

@@ -87,9 +87,9 @@ class SqlCatalog(
     ResourceGroupRows,
     SnapshotRows,
     FileResourceRows,
-    LeaseRows,
     PlacementRows,
     ClusterSecretRows,
+    LeaseRows,
 ):
     """A Catalog in SQL tables, through one connection a backend opens.
 

@@ -1,5 +1,6 @@
-"""Query workers as Ray actors (api/cluster/ray_pool.py) on a real 2-node Ray cluster, over
-segments in a real S3 server: each worker registers, loads exactly the segments placed on it
+"""Query workers as Ray actors (api/cluster/ray_pool.py) on a real 2-node Ray cluster, following
+a writer whose catalog and log are in a real PostgreSQL and whose segments are in a real S3
+server: each worker registers, loads exactly the segments placed on it
 and only the loaded fields (the server's GETs and the worker's cache counted per object), acks
 them, answers Contract C read calls over gRPC (the same hits as the embedded engine), refuses
 a replica it does not hold and callers without the cluster secret; SIGKILLed, Ray restarts it
@@ -28,9 +29,8 @@ from sheafdb.engine.engine import Engine, EngineConfig
 from sheafdb.engine.models import LoadState, QueryRequest, SearchRequest
 from sheafdb.errors import ReplicaNotAvailable
 from sheafdb.schema import CollectionSchema, DataType, FieldSchema
-from sheafdb.storage.catalog import CATALOG_FILE
+from sheafdb.storage.catalog import Catalog, open_catalog
 from sheafdb.storage.placement_rows import ReplicaRecord, SegmentAssignment
-from sheafdb.storage.sqlite_catalog import SqliteCatalog
 from tests.cluster.conftest import RayCluster
 from tests.services import S3Server
 
@@ -75,7 +75,7 @@ def wait_for(what: str, check: Callable[[], bool]) -> None:
 @dataclass
 class World:
     engine: Engine
-    catalog: SqliteCatalog
+    catalog: Catalog
     pool: RayWorkerPool
     workers: list[WorkerHandle]
     worker_ids: dict[str, int]  # actor name -> worker id
@@ -87,19 +87,41 @@ class World:
 
 
 @pytest.fixture(scope="module")
+def database(postgres_url: str) -> Iterator[str]:
+    """A fresh PostgreSQL database for this module's catalog and log."""
+    import psycopg
+
+    name = f"workers_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    yield postgres_url.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+@pytest.fixture(scope="module")
 def world(
-    ray_cluster: RayCluster, s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory
+    ray_cluster: RayCluster, s3_server: S3Server, database: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[World]:
-    saved = {k: os.environ.get(k) for k in s3_server.credentials_env()}
-    os.environ.update(s3_server.credentials_env())  # the writer's; the actors get them through Ray
+    """A writer engine on PostgreSQL + S3 with 4 sealed segments loaded (id and vec only), and
+    one query-worker actor on each Ray node."""
+    credentials = s3_server.credentials_env()
+    saved = {k: os.environ.get(k) for k in credentials}
+    os.environ.update(credentials)  # the writer's; the actors get them through Ray's runtime_env
     base = tmp_path_factory.mktemp("workers")
     bucket = f"sheafdb-workers-{uuid.uuid4().hex[:8]}"
     url = s3_server.url(bucket, "db") + "&allow_bucket_creation=true"
-    config = EngineConfig(
-        base / "data", fsync=False, restore_loads=False, objects_url=url, compaction_min_segments=None
+    engine = Engine(
+        EngineConfig(
+            base / "writer",
+            catalog_url=database,
+            objects_url=url,
+            fsync=False,
+            restore_loads=False,
+            compaction_min_segments=None,
+        )
     )
-    engine = Engine(config)
-    catalog = SqliteCatalog(base / "data" / CATALOG_FILE)
+    catalog = open_catalog(database, base / "probe")
     pool: RayWorkerPool | None = None
     try:
         engine.create_collection(DB, "c", SCHEMA)
@@ -112,11 +134,9 @@ def world(
         assert engine.wait_for_load(DB, "c", timeout=60) is LoadState.LOADED
         secret = catalog.ensure_cluster_secret()
         worker = WorkerConfig(
-            data_dir=base / "data", state_dir=base / "state", objects_url=url, budget_bytes=256 * 1024**2
+            state_dir=base / "state", catalog_url=database, objects_url=url, budget_bytes=256 * 1024**2
         )
-        pool = RayWorkerPool(
-            ray_cluster.address, worker, runtime_env={"env_vars": s3_server.credentials_env()}
-        )
+        pool = RayWorkerPool(ray_cluster.address, worker, runtime_env={"env_vars": credentials})
         workers = pool.start()
         assert len(workers) == 2 and len({w.node_id for w in workers}) == 2
         by_address = {w.address: w.worker_id for w in catalog.list_workers()}

@@ -33,9 +33,9 @@ from sheafdb.api.cluster.worker_service import WorkerService
 from sheafdb.engine.access import AccessControl
 from sheafdb.engine.distribution.read_calls import ReadAnswer, ReadCall
 from sheafdb.engine.distribution.worker_view import WorkerView
+from sheafdb.engine.follower import FollowerConfig
 from sheafdb.errors import ReplicaNotAvailable
 from sheafdb.storage.catalog import Catalog, open_catalog
-from sheafdb.storage.object_store import open_object_store
 from sheafdb.storage.placement_rows import DEFAULT_WORKER_GROUP, WorkerRecord
 
 log = logging.getLogger("sheafdb.cluster.worker")
@@ -50,15 +50,17 @@ DEFAULT_BUDGET_BYTES = 2 * 1024**3
 
 @dataclass(frozen=True)
 class WorkerConfig:
-    # The writer's data dir: the catalog and the log the worker follows (one machine, or a
-    # shared file system, until the log moves to PostgreSQL).
-    data_dir: Path
-    # This worker's own dir: its object cache and its remembered worker id.
+    # This worker's own dir: its remembered worker id and, with a PostgreSQL catalog, its
+    # follower's data dir (the object cache).
     state_dir: Path
-    # The catalog holding workers and placement (None: the SQLite catalog in ``data_dir``).
+    # The catalog (and with it the log), workers and placement: a postgresql:// URL, or None
+    # for the SQLite catalog and file logs in ``data_dir`` (one machine only).
     catalog_url: str | None = None
-    # Where segments are (None: the data dir; ``s3://...``: fetched into ``state_dir``'s cache).
+    # The writer's data dir, when the catalog is its SQLite file.
+    data_dir: Path | None = None
+    # Where segments are (None: the data dir; ``s3://...``: fetched into this worker's cache).
     objects_url: str | None = None
+    object_cache_bytes: int | None = None
     host: str = "127.0.0.1"
     port: int = 0
     resource_group: str = DEFAULT_WORKER_GROUP
@@ -66,6 +68,12 @@ class WorkerConfig:
     ray_node_id: str = ""
     auth_enabled: bool = False
     max_workers: int = 16
+
+    @property
+    def follower(self) -> FollowerConfig:
+        return FollowerConfig(
+            self.data_dir or self.state_dir, self.catalog_url, self.objects_url, self.object_cache_bytes
+        )
 
 
 class WorkerRuntime:
@@ -93,9 +101,10 @@ class WorkerRuntime:
         """Register, load what is placed here, serve; the read service's address."""
         config = self.config
         config.state_dir.mkdir(parents=True, exist_ok=True)
-        catalog = self._catalog = open_catalog(config.catalog_url, config.data_dir)
+        followed = config.follower
+        catalog = self._catalog = open_catalog(config.catalog_url, followed.data_dir)
         if config.auth_enabled:
-            self._access = AccessControl(config.data_dir / "credentials.db", enabled=True)
+            self._access = AccessControl(followed.data_dir / "credentials.db", enabled=True)
         service = self._service = WorkerService(
             self._answer,
             catalog.cluster_secret,
@@ -105,8 +114,7 @@ class WorkerRuntime:
             max_workers=config.max_workers,
         )
         self._register()
-        store = open_object_store(config.objects_url, config.state_dir)
-        self._view = WorkerView(config.data_dir, catalog, self.worker_id, store=store)
+        self._view = WorkerView(followed, catalog, self.worker_id)
         service.start()
         self._thread = threading.Thread(target=self._heartbeat, name="sheafdb-worker-heartbeat", daemon=True)
         self._thread.start()
