@@ -77,8 +77,12 @@ def check_cluster_flags(
         if role != "proxy":
             raise SettingsError(f"--role {role} needs --cluster ray://HOST:PORT")
         return
-    if not cluster.startswith("ray://") or not cluster.removeprefix("ray://").strip("/"):
-        raise SettingsError(f"--cluster must be a Ray client address ray://HOST:PORT, not {cluster!r}")
+    host, _, port = cluster.removeprefix("ray://").rstrip("/").rpartition(":")
+    if not host or not port.isdigit():
+        raise SettingsError(
+            "--cluster must be a Ray address, ray://HOST:PORT (Ray Client) or HOST:PORT (the GCS),"
+            f" not {cluster!r}"
+        )
     if not (catalog or "").startswith(("postgresql://", "postgres://")):
         raise SettingsError("--cluster needs --catalog postgresql://... (the catalog every process shares)")
     if not (objects or "").startswith("s3://"):
