@@ -33,7 +33,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import tzinfo
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, cast
 
 from sheafdb.engine.distribution.read_calls import ReadAnswer, ReadCall
 from sheafdb.engine.distribution.reduce import (
@@ -333,6 +333,8 @@ class ClusterReads:
             raise WorkerFailed(worker_id, ReplicaNotAvailable(answer.error_message or None))
         if answer.error_code:
             raise error_for_code(answer.error_code, answer.error_message)
+        if answer.result is None:
+            raise WorkerFailed(worker_id, ReplicaNotAvailable(f"query worker {address} answered no result"))
         return answer
 
 
@@ -371,9 +373,4 @@ class _Fan:
         if errors:
             failed = [e for e in errors if isinstance(e, WorkerFailed)]
             raise failed[0] if failed else errors[0]
-        out: list[WorkerAnswer] = []
-        for answer in answers:
-            if answer.result is None:
-                raise WorkerFailed(targets[0][0], ReplicaNotAvailable("a worker answered no result"))
-            out.append(WorkerAnswer(answer.result, answer.larger_is_better))
-        return out
+        return [WorkerAnswer(cast(SearchResult | QueryResult, a.result), a.larger_is_better) for a in answers]
