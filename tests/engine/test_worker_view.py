@@ -82,6 +82,8 @@ def _settle(view: WorkerView, placement: SqliteCatalog) -> None:
             placement.ack_segment(cid, rid, sid, view.worker_id)
         view.apply_placement()
         if not view.unacked() and all(all(p.assigned.values()) for p in view._placed.values()):
+            # Installed and acked; the same loader pass then retires what moved away.
+            assert view._loads.loader.wait_idle(60)
             return
         time.sleep(0.01)
     raise AssertionError("the worker never installed its segments")

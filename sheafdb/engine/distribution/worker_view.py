@@ -101,12 +101,20 @@ class WorkerView(Follower):
         self._placement = placement
         self.worker_id = worker_id
         self._placement_lock = threading.Lock()
-        self._applied_version = placement.placement_version()
-        self._placed = placement_of(placement, worker_id)
+        self._applied_version, self._placed = self._read_placement()
         # Collection id -> the placement version at which what this worker serves of it last
         # changed: a caller that chose the workers from an older version is refused.
         self._changed_at = dict.fromkeys(self._placed, self._applied_version)
         super().__init__(config)
+
+    def _read_placement(self) -> tuple[int, dict[int, Placed]]:
+        """This worker's placement and the version it is exactly (read again when a change
+        committed between the rows and the version: every change bumps the version)."""
+        while True:
+            version = self._placement.placement_version()
+            placed = placement_of(self._placement, self.worker_id)
+            if self._placement.placement_version() == version:
+                return version, placed
 
     # -- what to load ------------------------------------------------------------------------
     def _scope(self, collection_id: int) -> SegmentScope | None:
@@ -133,10 +141,9 @@ class WorkerView(Follower):
     def apply_placement(self) -> bool:
         """Take the placement again if its version moved; True when it did."""
         with self._placement_lock:
-            version = self._placement.placement_version()
-            if version == self._applied_version:
+            if self._placement.placement_version() == self._applied_version:
                 return False
-            placed = placement_of(self._placement, self.worker_id)
+            version, placed = self._read_placement()
             with self._refresh_lock, self._gate.exclusive():
                 old = self._placed
                 self._changed_at = {
