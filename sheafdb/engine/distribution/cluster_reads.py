@@ -12,7 +12,9 @@ Milvus's not-available error. A collection with no load config fails at once as 
 
 Routes are cached: the placement version is polled at most every ``ROUTE_POLL_S`` and the rows
 re-read when it moved (a save, drop, ack or registration bumps it) or when the worker leases
-are older than ``LEASE_REFRESH_S``; a failed read re-reads them at once.
+are older than ``LEASE_REFRESH_S``; a failed read re-reads them at once. Collections (name or
+alias -> record, with their indexes for the metric) are cached with the routes and forgotten
+with them, so a rename or a drop is seen within ``LEASE_REFRESH_S``.
 
 It answers the read API of engine/follower.py's Follower (search, hybrid_search, query,
 collection_schema, output_zone, allocate_timestamp, load_state), so the serving code takes
