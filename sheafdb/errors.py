@@ -332,3 +332,15 @@ class ReplicaNotAvailable(SheafError):
     code = 401
     default_text = "replica not available"
     retriable = True
+
+
+def error_for_code(code: int, message: str) -> SheafError:
+    """The error a remote part answered with its code and message (cluster reads): the first
+    error class of that code, carrying the message as the remote side wrote it."""
+    pending: list[type[SheafError]] = [SheafError]
+    while pending:
+        cls = pending.pop(0)
+        if cls.code == code and cls is not SheafError:
+            return cls(message or None)
+        pending.extend(cls.__subclasses__())
+    return UnexpectedError(message or None)
