@@ -53,8 +53,9 @@ class Node:
 def backends(postgres_database: str, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
     for key, value in s3_server.credentials_env().items():
         monkeypatch.setenv(key, value)  # the servers inherit them
-    bucket = f"sheafdb-failover-{uuid.uuid4().hex[:8]}"
-    return postgres_database, s3_server.url(bucket, "cluster") + "&allow_bucket_creation=true"
+    # The session's shared bucket (each new bucket costs the server volumes), a prefix of its own.
+    prefix = f"failover-{uuid.uuid4().hex}"
+    return postgres_database, s3_server.url("sheafdb-store-tests", prefix) + "&allow_bucket_creation=true"
 
 
 @pytest.fixture
