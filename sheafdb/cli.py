@@ -135,6 +135,8 @@ def serve(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
         budget = parse_size(args.memory_budget)
         object_cache = None if args.object_cache_size is None else parse_size(str(args.object_cache_size))
         workers = parse_workers(str(args.workers))
+        if not args.lease_ttl > 0:
+            raise SettingsError(f"--lease-ttl must be a positive number of seconds, not {args.lease_ttl}")
         check_bind_safety(args.host, auth_enabled=args.auth, insecure=args.insecure)
     except SettingsError as exc:
         log.error("SheafDB will not start: %s", exc)

@@ -89,3 +89,18 @@ def test_object_cache_size_is_a_size_on_the_command_line_and_in_the_file(tmp_pat
     assert parse_size(args.object_cache_size) == 20 * 1024**3
     argv = ["serve", "--data-dir", str(tmp_path / "d"), "--object-cache-size", "lots"]
     assert serve(build_parser().parse_args(argv), argv) == 2  # refused before starting
+
+
+def test_lease_ttl_is_seconds_on_the_command_line_and_in_the_file(tmp_path: Path) -> None:
+    from sheafdb.cli import serve
+
+    assert build_parser().parse_args(["serve"]).lease_ttl == 5.0
+    config = tmp_path / "sheafdb.toml"
+    config.write_text("lease-ttl = 2\n")  # a TOML integer is a number of seconds too
+    argv = ["serve", "--config", str(config)]
+    assert with_config_file(build_parser().parse_args(argv), argv).lease_ttl == 2.0
+    config.write_text('lease-ttl = "soon"\n')
+    with pytest.raises(SettingsError, match="'lease-ttl' .* must be a number"):
+        with_config_file(build_parser().parse_args(argv), argv)
+    argv = ["serve", "--data-dir", str(tmp_path / "d"), "--lease-ttl", "0"]
+    assert serve(build_parser().parse_args(argv), argv) == 2  # refused before starting
