@@ -72,6 +72,14 @@ def add_serve_flags(serve: argparse.ArgumentParser) -> None:
         " instead of the data dir; credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY",
     )
     serve.add_argument(
+        "--lease-ttl",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="with --catalog: servers on one catalog elect one writer by a lease of this ttl; the"
+        " others wait as standbys and take over this long after the writer stops renewing",
+    )
+    serve.add_argument(
         "--object-cache-size",
         default=None,
         metavar="SIZE",
@@ -148,6 +156,7 @@ def serve(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
             object_cache_bytes=object_cache,
             workers=workers,
             import_root=args.import_root,
+            lease_ttl_s=args.lease_ttl,
         )
     )
     log.info("memory budget: %d bytes (%s)", budget, args.memory_budget)
@@ -155,6 +164,7 @@ def serve(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
         stop_requested.set()
+        server.cancel_standby()
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
@@ -165,7 +175,9 @@ def serve(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
         return 2
     # The main thread only waits for a signal; stopping happens here, not in the handler.
     while not stop_requested.wait(0.2):
-        pass
+        if server.stepped_down.is_set():
+            log.error("SheafDB lost the writer lease to another server: stepping down")
+            break
     server.stop()
     # Everything acknowledged is durable and every store is closed. An index build may still
     # be running inside faiss on its daemon thread (closing does not wait for builds of
@@ -173,7 +185,8 @@ def serve(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(0)
+    # 3: this writer was deposed (its supervisor restarts it, as a standby).
+    os._exit(3 if server.stepped_down.is_set() else 0)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

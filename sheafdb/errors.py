@@ -60,6 +60,17 @@ class ServiceUnavailable(SheafError):
     retriable = True
 
 
+class WriterFenced(ServiceUnavailable):
+    """This process lost the cluster's writer lease (another writer took over): its writes
+    are refused, and a client retries against the writer that holds the lease now."""
+
+    default_text = "this writer lost its lease and is fenced; retry on the current writer"
+
+    @classmethod
+    def lost(cls, name: str, token: int) -> WriterFenced:
+        return cls(f"{cls.default_text} (lease {name}, token {token} is no longer current)")
+
+
 class MemoryLimitExceeded(SheafError):
     code = 3
     legacy_code = LEGACY_INSUFFICIENT_MEMORY

@@ -89,6 +89,10 @@ def read_config_file(path: Path, known: Mapping[str, object]) -> dict[str, objec
         if isinstance(default, bool):
             if not isinstance(value, bool):
                 raise SettingsError(f"setting {key!r} in {path} must be true or false")
+        elif isinstance(default, float):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise SettingsError(f"setting {key!r} in {path} must be a number")
+            value = float(value)
         elif isinstance(default, int):
             if isinstance(value, bool) or not isinstance(value, int):
                 raise SettingsError(f"setting {key!r} in {path} must be an integer")

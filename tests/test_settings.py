@@ -31,7 +31,7 @@ def _defaults() -> dict[str, object]:
 
 
 def test_every_serve_flag_is_a_setting_of_the_config_file(tmp_path: Path) -> None:
-    samples = {bool: "true", int: "19531", str: '"x"'}
+    samples = {bool: "true", int: "19531", float: "2.5", str: '"x"'}
     lines = []
     for dest, default in _defaults().items():
         if dest == "config":

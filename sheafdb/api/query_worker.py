@@ -43,7 +43,7 @@ from sheafdb.api.grpc.guard import SERVICE, error_response
 from sheafdb.api.relay import Relays
 from sheafdb.engine.access import AccessControl
 from sheafdb.engine.engine import Engine
-from sheafdb.engine.follower import Follower
+from sheafdb.engine.follower import Follower, FollowerConfig
 
 log = logging.getLogger("sheafdb.worker")
 
@@ -150,7 +150,7 @@ def _guarded(method: Any, handler: Callable[[Any, grpc.ServicerContext], Any]) -
 class QueryWorker:
     def __init__(
         self,
-        data_dir: Path,
+        backends: FollowerConfig,
         socket_path: Path,
         handoff: socket.socket,
         primary_target: str,
@@ -161,9 +161,11 @@ class QueryWorker:
     ) -> None:
         self._socket_path = socket_path
         self._handoff = handoff
-        self.follower = Follower(data_dir)
+        self.follower = Follower(backends)
         self._access = (
-            AccessControl(data_dir / "credentials.db", enabled=auth_enabled) if auth_enabled else None
+            AccessControl(backends.data_dir / "credentials.db", enabled=auth_enabled)
+            if auth_enabled
+            else None
         )
         self._forwarder = _Forwarder(primary_target, max_message_bytes)
         options = [
@@ -213,6 +215,9 @@ class QueryWorker:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sheafdb-query-worker")
     parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--catalog", default=None, help="the primary's --catalog (PostgreSQL)")
+    parser.add_argument("--objects", default=None, help="the primary's --objects (S3)")
+    parser.add_argument("--object-cache-bytes", type=int, default=None)
     parser.add_argument("--socket", type=Path, required=True, help="this worker's gRPC unix socket")
     parser.add_argument("--handoff-fd", type=int, required=True)
     parser.add_argument("--primary", required=True, help="the primary's internal gRPC target")
@@ -225,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # SIGTERM: end the handoff loop like the primary closing it would.
     signal.signal(signal.SIGTERM, lambda signum, frame: handoff.shutdown(socket.SHUT_RDWR))
     worker = QueryWorker(
-        args.data_dir,
+        FollowerConfig(args.data_dir, args.catalog, args.objects, args.object_cache_bytes),
         args.socket,
         handoff,
         args.primary,

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sheafdb.api.query_worker import READY
+from sheafdb.engine.follower import FollowerConfig
 
 log = logging.getLogger("sheafdb.workers")
 
@@ -54,7 +55,7 @@ class _Slot:
 class QueryWorkers:
     def __init__(
         self,
-        data_dir: Path,
+        backends: FollowerConfig,
         socket_dir: Path,
         count: int,
         primary_target: str,
@@ -63,7 +64,7 @@ class QueryWorkers:
         max_workers: int,
         max_message_bytes: int,
     ) -> None:
-        self._data_dir = data_dir
+        self._backends = backends
         self._primary_target = primary_target
         self._auth = auth_enabled
         self._max_workers = max_workers
@@ -109,7 +110,14 @@ class QueryWorkers:
             "-m",
             "sheafdb.api.query_worker_entry",
             "--data-dir",
-            str(self._data_dir),
+            str(self._backends.data_dir),
+            *(["--catalog", self._backends.catalog_url] if self._backends.catalog_url else []),
+            *(["--objects", self._backends.objects_url] if self._backends.objects_url else []),
+            *(
+                ["--object-cache-bytes", str(self._backends.object_cache_bytes)]
+                if self._backends.object_cache_bytes is not None
+                else []
+            ),
             "--socket",
             str(slot.socket_path),
             "--handoff-fd",

@@ -39,6 +39,10 @@ from sheafdb.api.request_metrics import MetricsInterceptor
 from sheafdb.api.rest.app import build_app
 from sheafdb.engine.access import AccessControl
 from sheafdb.engine.engine import Engine, EngineConfig
+from sheafdb.engine.follower import FollowerConfig
+from sheafdb.engine.write.writer_lease import DEFAULT_LEASE_TTL_S, WriterElection, advertised_address
+from sheafdb.storage.catalog import open_catalog
+from sheafdb.storage.lease_rows import Lease
 
 log = logging.getLogger("sheafdb.server")
 
@@ -84,6 +88,9 @@ class ServerConfig:
     workers: int = 1
     # Where bulk import reads local files (None: data_dir).
     import_root: Path | None = None
+    # With a PostgreSQL catalog: the writer lease's ttl (``--lease-ttl``); a standby takes
+    # over this long after the writer stopped renewing (engine/write/writer_lease.py).
+    lease_ttl_s: float = DEFAULT_LEASE_TTL_S
 
 
 def build_grpc_server(
@@ -190,6 +197,10 @@ class Server:
         self._front: FrontThread | None = None
         self._workers: QueryWorkers | None = None
         self._lock_fd: int | None = None
+        self._election: WriterElection | None = None
+        self._standby_cancel = threading.Event()
+        # Set when this writer lost its lease: it stops serving (the caller then exits).
+        self.stepped_down = threading.Event()
         self._stopped = threading.Event()
         self._lock = threading.Lock()
 
@@ -199,10 +210,14 @@ class Server:
 
     def start(self) -> None:
         data_dir = check_data_dir(self.config.data_dir)
-        if self.config.workers > 1 and (self.config.catalog_url or self.config.objects_url):
-            raise StartupError("--workers above 1 needs the catalog and the segment files in the data dir")
         check_port_free(self.config.host, self.config.port)
         self._lock_fd = lock_data_dir(data_dir)
+        lease = None
+        if self.config.catalog_url is not None:
+            lease = self._become_writer(data_dir)
+            if lease is None:  # asked to stop while a standby
+                self._release()
+                return
         try:
             self._engine = Engine(
                 EngineConfig(
@@ -215,6 +230,7 @@ class Server:
                     # Workers map the same files: the primary maps them too (one copy in all).
                     share_pages=self.config.workers > 1,
                     import_root=self.config.import_root,
+                    writer_lease=lease,
                 )
             )
             self._access = AccessControl(data_dir / CREDENTIALS_FILE, enabled=self.config.auth_enabled)
@@ -233,6 +249,25 @@ class Server:
             self._release()
             raise
         log.info("SheafDB ready on %s (gRPC + REST)", self.address)
+
+    def _become_writer(self, data_dir: Path) -> Lease | None:
+        """With a PostgreSQL catalog, servers on it contend for the writer lease: wait as a
+        standby (listening on nothing) until this one holds it."""
+        assert self.config.catalog_url is not None
+        try:
+            catalog = open_catalog(self.config.catalog_url, data_dir)
+        except Exception as exc:
+            self._release()
+            raise StartupError(f"cannot open the catalog: {exc}") from exc
+        holder = advertised_address(self.config.host, self.config.port)
+        self._election = WriterElection(
+            catalog, holder, ttl_s=self.config.lease_ttl_s, on_lost=self.stepped_down.set
+        )
+        return self._election.wait_until_leader(self._standby_cancel)
+
+    def cancel_standby(self) -> None:
+        """A stop asked while ``start`` waits as a standby: ``start`` returns, serving nothing."""
+        self._standby_cancel.set()
 
     def _start_grpc(self, data_dir: Path) -> None:
         assert self._engine is not None and self._access is not None and self._metrics is not None
@@ -258,7 +293,9 @@ class Server:
             return
         assert self._socket is not None
         self._workers = QueryWorkers(
-            data_dir,
+            FollowerConfig(
+                data_dir, self.config.catalog_url, self.config.objects_url, self.config.object_cache_bytes
+            ),
             self._socket.path.parent,
             self.config.workers,
             self._socket.target,
@@ -317,8 +354,16 @@ class Server:
             self._socket.remove()
             self._socket = None
         if self._engine is not None:
-            self._engine.close()
+            try:
+                self._engine.close()
+            except Exception:
+                if not self.stepped_down.is_set():
+                    raise
+                log.exception("closing the engine of a fenced writer")  # it could not write anyway
             self._engine = None
+        if self._election is not None:
+            self._election.close()
+            self._election = None
         if self._access is not None:
             self._access.close()
             self._access = None

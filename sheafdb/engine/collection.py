@@ -34,8 +34,8 @@ from sheafdb.engine.write import crash_points
 from sheafdb.engine.write.growing import GrowingCapture, GrowingData
 from sheafdb.errors import UnexpectedError
 from sheafdb.schema import CollectionSchema, FieldSchema
+from sheafdb.storage.log import CollectionLog
 from sheafdb.storage.records import CollectionRecord, IndexRecord
-from sheafdb.storage.wal import WriteAheadLog
 
 Listener = Callable[[DataEvent], None]
 
@@ -120,7 +120,7 @@ class Collection:
         record: CollectionRecord,
         partitions: Mapping[str, int],
         indexes: tuple[IndexRecord, ...],
-        wal: WriteAheadLog | None,
+        wal: CollectionLog | None,
         sealed: tuple[SealedSegment, ...] = (),
         sealed_deletes: tuple[pa.Table, ...] = (),
         delete_files: tuple[DeleteFile, ...] = (),
@@ -160,7 +160,7 @@ class Collection:
         self.dropped = False
 
     @property
-    def wal(self) -> WriteAheadLog:
+    def wal(self) -> CollectionLog:
         """The log writes go to (a query worker's copy has none: it follows the primary's)."""
         if self._wal is None:
             raise UnexpectedError(f"collection {self.name} is read-only in a query worker")

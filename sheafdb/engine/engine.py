@@ -22,7 +22,6 @@ restores after a start (load_requests.py).
 
 from __future__ import annotations
 
-import shutil
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -80,7 +79,7 @@ from sheafdb.engine.write.compaction_jobs import CompactionJobs
 from sheafdb.engine.write.data_removal import DataRemoval
 from sheafdb.engine.write.index_builds import IndexBuilder
 from sheafdb.engine.write.orphans import remove_orphans
-from sheafdb.engine.write.recovery import open_collection, require_local_logs, wal_directory
+from sheafdb.engine.write.recovery import open_collection
 from sheafdb.engine.write.sealing import Sealer
 from sheafdb.engine.write.store_binding import bind_store_to_catalog
 from sheafdb.engine.write.writes import Writer
@@ -92,9 +91,10 @@ from sheafdb.schema import CollectionSchema, FieldSchema
 from sheafdb.schema_functions import FunctionSchema
 from sheafdb.storage.catalog import open_catalog
 from sheafdb.storage.import_files import open_import_files
+from sheafdb.storage.lease_rows import Lease
+from sheafdb.storage.log import open_log_store
 from sheafdb.storage.object_store import open_object_store
 from sheafdb.storage.timestamps import TimestampOracle
-from sheafdb.storage.wal import WriteAheadLog
 from sheafdb.text.file_resources import install as install_file_resolver
 from sheafdb.timestamptz import TIMEZONE_PROPERTY, zone
 
@@ -137,6 +137,10 @@ class EngineConfig:
     share_pages: bool = False
     # Where bulk-import files are read (without objects_url): None is data_dir.
     import_root: Path | None = None
+    # The cluster writer's lease (engine/write/writer_lease.py): every catalog write and log
+    # append checks its fencing token. None: unfenced (embedded, or a PostgreSQL catalog
+    # nobody else writes).
+    writer_lease: Lease | None = None
 
 
 class Engine(DatabaseCalls, PartitionCalls, AliasCalls, LoadCalls):
@@ -145,6 +149,8 @@ class Engine(DatabaseCalls, PartitionCalls, AliasCalls, LoadCalls):
         self._data_dir = Path(config.data_dir)
         self._data_dir.mkdir(parents=True, exist_ok=True)
         self._catalog = open_catalog(config.catalog_url, self._data_dir)
+        if config.writer_lease is not None:
+            self._catalog.set_fence(config.writer_lease)
         self._store = open_object_store(config.objects_url, self._data_dir, config.object_cache_bytes)
         self._accountant = MemoryAccountant(config.memory_budget_bytes)
         self._loads = LoadManager(self._accountant, self._store, share_pages=config.share_pages)
@@ -153,20 +159,20 @@ class Engine(DatabaseCalls, PartitionCalls, AliasCalls, LoadCalls):
         # Remote backends may be shared or moved: make sure they are this deployment's before
         # deleting what the catalog does not name (the embedded data dir is one by itself).
         try:
-            if config.catalog_url is not None:
-                require_local_logs(self._catalog, self._data_dir)
+            # The logs go with the catalog: the data dir's files, or the PostgreSQL database.
+            self._logs = open_log_store(
+                config.catalog_url, self._data_dir, fsync=config.fsync, fence=config.writer_lease
+            )
             if config.objects_url is not None:
                 bind_store_to_catalog(self._store, self._catalog)
         except BaseException:
-            self._catalog.close()  # a PostgreSQL catalog's lock goes with it
+            self._catalog.close()
             raise
-        remove_orphans(self._store, self._catalog, self._data_dir / "wal")
+        remove_orphans(self._store, self._catalog, self._logs)
         remove_orphan_snapshots(self._store, self._catalog)
         floor = self._catalog.max_timestamp()
         for record in self._catalog.list_collections():
-            recovered = open_collection(
-                record, self._catalog, self._store, self._data_dir, fsync=config.fsync
-            )
+            recovered = open_collection(record, self._catalog, self._store, self._logs)
             self._collections[record.collection_id] = recovered.collection
             floor = max(floor, recovered.max_timestamp)
         self._oracle = TimestampOracle(floor)
@@ -275,6 +281,7 @@ class Engine(DatabaseCalls, PartitionCalls, AliasCalls, LoadCalls):
         with self._ddl_lock:
             for coll in self._collections.values():
                 coll.wal.close()
+        self._logs.close()
         self._catalog.close()
 
     # -- helpers ----------------------------------------------------------------------------
@@ -337,9 +344,8 @@ class Engine(DatabaseCalls, PartitionCalls, AliasCalls, LoadCalls):
                 created_ts=self._oracle.next(),
             )
             cid = record.collection_id
-            shutil.rmtree(wal_directory(self._data_dir, cid), ignore_errors=True)
             parts = {p.name: p.partition_id for p in self._catalog.list_partitions(cid)}
-            wal = WriteAheadLog(wal_directory(self._data_dir, cid), fsync=self.config.fsync)
+            wal = self._logs.create(cid)
             coll = Collection(record, parts, (), wal)
             self._collections[cid] = coll
             self._names.add_collection(coll)
@@ -358,7 +364,7 @@ class Engine(DatabaseCalls, PartitionCalls, AliasCalls, LoadCalls):
             # if the removal fails part way, the map is rebuilt from what the catalog kept.
             self._names.drop_collection(coll)
             try:
-                self._removal.drop_collection(coll, wal_directory(self._data_dir, coll.collection_id))
+                self._removal.drop_collection(coll, self._logs)
             except BaseException:
                 self._names = CollectionNames.from_catalog(self._catalog, self._collections)
                 raise

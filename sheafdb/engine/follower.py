@@ -1,20 +1,24 @@
 """The read path of a query worker (``serve --workers N``): the primary's data, followed.
 
-A worker process serves search, hybrid search and query over the same data directory as the
-primary process, which keeps every write, the logs, the catalog, seals, compaction, index
-builds and the load state. The worker writes nothing; it follows:
+A worker process serves search, hybrid search and query over the same backends as the
+primary process (the writer), which keeps every write, the logs, the catalog, seals,
+compaction, index builds and the load state: the data dir's SQLite catalog, file logs and
+segment files (embedded), or the PostgreSQL catalog and log and the S3 objects (cached in
+this worker's data dir). ``FollowerConfig`` names them. The worker writes nothing; it follows:
 
-- **The catalog.** Before every read it asks SQLite whether another connection committed
-  since it last looked (``PRAGMA data_version``). If so it takes the catalog again: names,
+- **The catalog.** Before every read it asks the catalog whether anyone committed since it
+  last looked (``change_counter``: SQLite's ``PRAGMA data_version``, a counter every write
+  transaction bumps in PostgreSQL). If so it takes the catalog again: names,
   and per collection a fingerprint (record, partitions, indexes, segments and their built
   indexes, the persisted load config). A collection whose fingerprint changed (a seal, a
   compaction swap, an index build, a DDL, a load or release) is opened afresh from the
   catalog and its log, its old runtime released and the new one loaded as the load config
   says; a dropped one is released and forgotten.
 - **The log.** A read then reads the collection's log past what it has applied
-  (storage/wal_tail.py) and applies the new records to its growing rows with recovery's
-  rules (write/recovery.LogReplay). The primary acknowledges a write only after its record
-  is in the file, so a read that starts after an acknowledgement sees the write (Strong).
+  (a LogTail, storage/log.py: wal_tail.py or pg_log.py) and applies the new records to its
+  growing rows with recovery's rules (write/recovery.LogReplay). The primary acknowledges a
+  write only after its record is in the file (committed, in PostgreSQL), so a read that
+  starts after an acknowledgement sees the write (Strong).
   Records trimmed before the tail read them (a seal in between) show as a gap: the worker
   takes the catalog again, which holds them as a segment.
 - **Memory.** Loads map every column file and faiss index (``share_pages``), as the primary
@@ -51,15 +55,14 @@ from sheafdb.engine.models import (
 )
 from sheafdb.engine.names import CollectionNames
 from sheafdb.engine.read.search_by_keys import with_key_vectors
-from sheafdb.engine.write.recovery import LogReplay, wal_directory
+from sheafdb.engine.write.recovery import LogReplay
 from sheafdb.errors import UnexpectedError, invalid
 from sheafdb.schema import CollectionSchema
-from sheafdb.storage.catalog import CATALOG_FILE
+from sheafdb.storage.catalog import open_catalog
+from sheafdb.storage.log import LogGap, LogTail, open_log_store
 from sheafdb.storage.object_store import open_object_store
 from sheafdb.storage.records import CollectionRecord
-from sheafdb.storage.sqlite_catalog import SqliteCatalog
 from sheafdb.storage.timestamps import TimestampOracle
-from sheafdb.storage.wal_tail import LogGap, WalTail
 from sheafdb.timestamptz import TIMEZONE_PROPERTY, zone
 
 log = logging.getLogger(__name__)
@@ -68,6 +71,20 @@ log = logging.getLogger(__name__)
 CATCH_UP_ATTEMPTS = 20
 # How long a read waits for this worker's own load of a collection the primary loaded.
 LOAD_WAIT_S = 600.0
+
+
+@dataclass(frozen=True)
+class FollowerConfig:
+    """Where the followed deployment keeps its state (the writer's EngineConfig's backends)."""
+
+    # The writer's data dir (embedded), or this process's own cache dir (remote backends).
+    data_dir: Path
+    # The catalog and with it the logs: None is the SQLite file and the logs in data_dir; a
+    # postgresql:// URL the catalog and the log tables in PostgreSQL (opened read-only).
+    catalog_url: str | None = None
+    # Segment files: None is data_dir; an s3:// URL, fetched into a cache in data_dir.
+    objects_url: str | None = None
+    object_cache_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -82,7 +99,7 @@ class _Fingerprint:
 class _Followed:
     fingerprint: _Fingerprint
     replay: LogReplay
-    tail: WalTail
+    tail: LogTail
     request: LoadRequest | None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -98,10 +115,12 @@ class _Followed:
 
 
 class Follower:
-    def __init__(self, data_dir: Path) -> None:
-        self._data_dir = Path(data_dir)
-        self._catalog = SqliteCatalog(self._data_dir / CATALOG_FILE)
-        self._store = open_object_store(None, self._data_dir)
+    def __init__(self, config: FollowerConfig) -> None:
+        self.config = config
+        data_dir = Path(config.data_dir)
+        self._catalog = open_catalog(config.catalog_url, data_dir, read_only=True)
+        self._logs = open_log_store(config.catalog_url, data_dir, read_only=True)
+        self._store = open_object_store(config.objects_url, data_dir, config.object_cache_bytes)
         self._accountant = MemoryAccountant(None)
         self._loads = LoadManager(self._accountant, self._store, share_pages=True)
         self._oracle = TimestampOracle(self._catalog.max_timestamp())
@@ -115,6 +134,7 @@ class Follower:
     def close(self) -> None:
         with self._gate.exclusive():
             self._loads.close()
+            self._logs.close()
             self._catalog.close()
 
     # -- following the catalog -------------------------------------------------------------
@@ -171,7 +191,7 @@ class Follower:
         for _ in range(CATCH_UP_ATTEMPTS):
             segments = self._catalog.list_segments(record.collection_id)
             replay = LogReplay(record, self._catalog, self._store, None)
-            tail = WalTail(wal_directory(self._data_dir, record.collection_id))
+            tail = self._logs.tail(record.collection_id)
             try:
                 for rec in tail.read_new():
                     replay.apply(rec)

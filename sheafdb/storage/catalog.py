@@ -20,6 +20,7 @@ from typing import Protocol
 
 from sheafdb.schema import CollectionSchema
 from sheafdb.storage.file_resource_rows import FileResourceRecord
+from sheafdb.storage.lease_rows import Lease
 from sheafdb.storage.records import (
     DEFAULT_DATABASE,
     DEFAULT_PARTITION,
@@ -168,10 +169,22 @@ class Catalog(Protocol):
         finished: RestoreJobRecord,
     ) -> None: ...
 
+    # Differs after any committed change (followers poll it); writes fenced by a lease.
+    def change_counter(self) -> int: ...
+    def set_fence(self, lease: Lease) -> None: ...
 
-def open_catalog(url: str | None, data_dir: Path) -> Catalog:
+    # leases with fencing tokens: the cluster's writer (lease_rows.py)
+    def current_lease(self, name: str) -> Lease | None: ...
+    def try_acquire_lease(self, name: str, holder: str, ttl_s: float) -> Lease | None: ...
+    def renew_lease(self, lease: Lease, ttl_s: float) -> Lease | None: ...
+    def release_lease(self, lease: Lease) -> None: ...
+
+
+def open_catalog(url: str | None, data_dir: Path, *, read_only: bool = False) -> Catalog:
     """The catalog ``url`` names: None is the embedded SQLite file in ``data_dir``;
-    ``postgresql://user@host:port/dbname`` a PostgreSQL database (needs psycopg)."""
+    ``postgresql://user@host:port/dbname`` a PostgreSQL database (needs psycopg).
+    ``read_only``: a PostgreSQL reader (follower, proxy, query worker) whose transactions
+    PostgreSQL refuses to let write; the SQLite file is opened as always."""
     if url is None:
         return SqliteCatalog(data_dir / CATALOG_FILE)
     if not url.startswith(POSTGRES_SCHEMES):
@@ -183,4 +196,4 @@ def open_catalog(url: str | None, data_dir: Path) -> Catalog:
         raise ValueError(
             f"a PostgreSQL catalog needs psycopg: pip install 'sheafdb[cluster]' ({exc})"
         ) from exc
-    return PostgresCatalog(url)
+    return PostgresCatalog(url, read_only=read_only)

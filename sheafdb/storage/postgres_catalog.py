@@ -3,18 +3,17 @@
 The same tables and the same logic as the embedded catalog (``SqlCatalog``): PostgreSQL is
 only another connection. Every change is one transaction, committed before the call returns.
 
-One server owns a catalog at a time, as one server owns a data dir: the catalog holds a
-session-level advisory lock on its connection for as long as it is open, and a second server
-is refused at start. The lock lives and dies with the connection, so a server whose connection
-was lost can no longer commit anything through it (no reconnect: the server must restart,
-and then takes the lock again only if no other server has it).
+Many processes share one catalog: the cluster's writer (and its standbys) open it writable,
+followers, proxies and query workers ``read_only`` (every transaction of theirs is READ ONLY,
+so PostgreSQL itself refuses a write from them). Which writable process may write is decided
+by the writer lease (lease_rows.py, engine/write/writer_lease.py), not by the connection: a
+writer that lost its lease is fenced by its token and stops.
 
 Needs psycopg 3 (``pip install sheafdb[cluster]``); only this module imports it.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -22,10 +21,12 @@ import psycopg
 
 from sheafdb.errors import UnexpectedError
 from sheafdb.storage.catalog_tables import POSTGRES_TABLES
+from sheafdb.storage.pg_log import PG_LOG_TABLES
 from sheafdb.storage.sql_catalog import SqlCatalog, SqlCursor
 
-# pg_try_advisory_lock's key for "this database's SheafDB catalog" (any fixed bigint).
-CATALOG_LOCK_KEY = 0x5EAFDB0C
+# Processes starting together would race on CREATE TABLE IF NOT EXISTS (it is not atomic in
+# PostgreSQL): the schema's transaction first takes this lock (any fixed bigint).
+SCHEMA_LOCK = "SELECT pg_advisory_xact_lock(1592770316);"
 
 
 class _QmarkCursor:
@@ -56,38 +57,23 @@ class PostgresCatalog(SqlCatalog):
     """A Catalog in the PostgreSQL database ``url`` names (``postgresql://user@host:port/db``)."""
 
     integrity_error = psycopg.IntegrityError
+    fence_lock_clause = " FOR SHARE"
 
-    def __init__(self, url: str, *, lock_wait_s: float = 5.0) -> None:
+    def __init__(self, url: str, *, read_only: bool = False) -> None:
         try:
             # autocommit: we issue BEGIN/COMMIT ourselves, one transaction per method.
             self._conn = psycopg.connect(url, autocommit=True)
+            if read_only:
+                self._conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
         except psycopg.Error as exc:
             raise UnexpectedError(f"cannot connect to the catalog database: {exc}") from exc
         self.url = url
-        self._take_lock(lock_wait_s)
-        super().__init__(POSTGRES_TABLES)
-
-    def _take_lock(self, wait_s: float) -> None:
-        # A while: the session of a server killed a moment ago ends when its backend notices.
-        deadline = time.monotonic() + wait_s
-        while True:
-            row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (CATALOG_LOCK_KEY,)).fetchone()
-            assert row is not None  # a SELECT of one value always has its row
-            (locked,) = row
-            if locked:
-                return
-            if time.monotonic() >= deadline:
-                self._conn.close()
-                raise UnexpectedError("the catalog database is in use by another SheafDB server")
-            time.sleep(0.1)
+        self.read_only = read_only
+        # A reader finds the tables the first writer made (it may not create them).
+        super().__init__(None if read_only else SCHEMA_LOCK + POSTGRES_TABLES + PG_LOG_TABLES)
 
     def _cursor(self) -> SqlCursor:
         return _QmarkCursor(self._conn.cursor())
 
     def _close_connection(self) -> None:
-        # Unlocked before the connection goes: the next server need not wait for this session to end.
-        try:
-            self._conn.execute("SELECT pg_advisory_unlock(%s)", (CATALOG_LOCK_KEY,))
-        except psycopg.Error:
-            pass  # the connection is gone, and its lock with it
         self._conn.close()

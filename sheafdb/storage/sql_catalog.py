@@ -30,6 +30,7 @@ from sheafdb.errors import (
     IndexNotFound,
     PartitionNotFound,
     UnexpectedError,
+    WriterFenced,
     invalid,
 )
 from sheafdb.schema import CollectionSchema
@@ -45,6 +46,7 @@ from sheafdb.storage.catalog_tables import (
     segment_from_row,
 )
 from sheafdb.storage.file_resource_rows import FileResourceRows
+from sheafdb.storage.lease_rows import Lease, LeaseRows
 from sheafdb.storage.records import (
     DEFAULT_DATABASE,
     AliasRecord,
@@ -78,7 +80,7 @@ class SqlCursor(Protocol):
 DEFAULT_DATABASE_ID = 1
 
 
-class SqlCatalog(SegmentRows, ResourceGroupRows, SnapshotRows, FileResourceRows):
+class SqlCatalog(SegmentRows, ResourceGroupRows, SnapshotRows, FileResourceRows, LeaseRows):
     """A Catalog in SQL tables, through one connection a backend opens.
 
     Lock: ``_lock`` serialises every use of the single connection. One connection (rather
@@ -91,18 +93,27 @@ class SqlCatalog(SegmentRows, ResourceGroupRows, SnapshotRows, FileResourceRows)
 
     # How a write transaction begins.
     begin_statement = "BEGIN"
+    # How the fence check keeps the lease row as it read it until commit (PostgreSQL: FOR
+    # SHARE, so a takeover waits for this transaction; SQLite's BEGIN IMMEDIATE already does).
+    fence_lock_clause = ""
+    # The writer lease every write transaction checks (``set_fence``); None: unfenced.
+    _fence: Lease | None = None
     # The driver's error for a violated constraint (a foreign key, a unique key).
     integrity_error: type[Exception]
 
-    def __init__(self, tables: str) -> None:
+    def __init__(self, tables: str | None) -> None:
+        """``tables``: the schema to create if missing; None for a reader that only reads."""
         self._lock = threading.Lock()
-        with self._tx() as cur:
+        if tables is None:
+            return
+        # Bookkeeping: the tables (and the counter it would bump) may not exist yet.
+        with self._tx(bookkeeping=True) as cur:
             # Statement by statement: executescript would commit in the middle of our transaction.
             for statement in tables.split(";"):
                 if statement.strip():
                     cur.execute(statement)
             cur.execute(
-                "INSERT INTO meta VALUES ('next_id', 0), ('max_ts', 0), ('identity', ?) "
+                "INSERT INTO meta VALUES ('next_id', 0), ('max_ts', 0), ('identity', ?), ('version', 0) "
                 "ON CONFLICT DO NOTHING",
                 (secrets.randbits(62),),
             )
@@ -118,17 +129,45 @@ class SqlCatalog(SegmentRows, ResourceGroupRows, SnapshotRows, FileResourceRows)
         raise NotImplementedError
 
     @contextmanager
-    def _tx(self) -> Iterator[SqlCursor]:
-        """One write transaction under the lock; any exception rolls everything back."""
+    def _tx(self, *, bookkeeping: bool = False) -> Iterator[SqlCursor]:
+        """One write transaction under the lock; any exception rolls everything back.
+
+        It first bumps the change counter followers poll (``change_counter``) and checks the
+        writer's fence (``set_fence``). ``bookkeeping``: a lease's renewal (or a heartbeat),
+        which neither changes what followers read nor is the writer's to fence."""
         with self._lock:
             cur = self._cursor()
             cur.execute(self.begin_statement)
             try:
+                if not bookkeeping:
+                    self._fence_and_count(cur)
                 yield cur
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
             cur.execute("COMMIT")
+
+    def _fence_and_count(self, cur: SqlCursor) -> None:
+        fence = self._fence
+        if fence is not None:
+            row = cur.execute(
+                "SELECT token FROM leases WHERE name = ?" + self.fence_lock_clause, (fence.name,)
+            ).fetchone()
+            if row is None or int(row[0]) != fence.token:
+                raise WriterFenced.lost(fence.name, fence.token)
+        cur.execute("UPDATE meta SET value = value + 1 WHERE key = 'version'")
+
+    def set_fence(self, lease: Lease) -> None:
+        """Fence every later write by ``lease``: once another writer took the lease over
+        (token + 1), each write transaction raises WriterFenced and commits nothing."""
+        with self._lock:
+            self._fence = lease
+
+    def change_counter(self) -> int:
+        """A number that differs after anyone committed a change to the catalog (followers
+        read it before each read to know when to take the catalog again)."""
+        with self._read() as cur:
+            return int(cur.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()[0])
 
     @contextmanager
     def _read(self) -> Iterator[SqlCursor]:

@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from sheafdb.errors import UnexpectedError
+from sheafdb.storage.log import LogRecord
 from sheafdb.storage.object_store import fsync_dir
 
 MAGIC = b"SWAL"
@@ -44,13 +45,8 @@ DEFAULT_MAX_FILE_BYTES = 64 * 1024 * 1024
 _FILE_NAME = re.compile(r"^wal-(\d{20})\.log$")
 
 
-@dataclass(frozen=True)
-class WalRecord:
-    lsn: int
-    kind: str
-    partition_id: int
-    timestamp: int
-    batch: pa.Table
+# The file log's records are the engine's log records (storage/log.py).
+WalRecord = LogRecord
 
 
 def _file_name(first_lsn: int) -> str:
@@ -70,7 +66,7 @@ def decode_batch(payload: memoryview) -> pa.Table:
     return ipc.open_stream(pa.py_buffer(payload)).read_all()
 
 
-def _serialize(batch: pa.Table) -> pa.Buffer:
+def serialize_batch(batch: pa.Table) -> pa.Buffer:
     sink = pa.BufferOutputStream()
     with ipc.new_stream(sink, batch.schema) as writer:
         writer.write_table(batch)
@@ -112,7 +108,7 @@ def scan_records(f: BinaryIO, expected_lsn: int) -> Iterator[ScannedRecord]:
 
 
 class WriteAheadLog:
-    """Append-only, crash-safe log of write batches for one collection.
+    """Append-only, crash-safe log of write batches for one collection (a CollectionLog).
 
     Locks: ``_cond`` (a Condition on one mutex) guards the active file descriptor, its size,
     the lsn counters and the list of files; records are written under it so they land in lsn
@@ -181,7 +177,7 @@ class WriteAheadLog:
     # -- writing ----------------------------------------------------------------------------
     def append(self, kind: str, partition_id: int, timestamp: int, batch: pa.Table) -> int:
         """Append one record; returns its lsn once it is durable (fsync'd, when fsync is on)."""
-        payload = _serialize(batch)
+        payload = serialize_batch(batch)
         kind_bytes = kind.encode("utf-8")
         # The costly part of the crc (the body) is computed before taking the lock.
         body_crc = zlib.crc32(payload, zlib.crc32(kind_bytes))

@@ -19,15 +19,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from sheafdb.storage.log import LogGap
 from sheafdb.storage.wal import WalRecord, decode_batch, log_file, log_file_firsts, scan_records
 
-
-class LogGap(Exception):
-    """Records the tail has not read were trimmed away."""
+__all__ = ["LogGap", "WalTail"]
 
 
 class WalTail:
-    """Reads from the oldest record the log holds (its reader skips what is sealed), then on."""
+    """A LogTail of the file log. Reads from the oldest record the log holds (its reader
+    skips what is sealed), then on."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory

@@ -2,7 +2,7 @@
 PostgreSQL and a real S3 server (SeaweedFS), driven by pymilvus.
 
 What is written before a restart is found after it with nothing of it in the data dir but the
-write-ahead log and the read cache: the catalog is in PostgreSQL, the segments in the bucket.
+read cache: the catalog and the log are in PostgreSQL, the segments in the bucket.
 """
 
 from __future__ import annotations
@@ -74,8 +74,9 @@ def test_a_server_on_postgres_and_s3_keeps_its_data_there(
     finally:
         assert stop_server(process) == 0
 
-    # Nothing of the catalog or the segments is in the data dir; the segments are in the bucket.
+    # Nothing of the catalog, the log or the segments is in the data dir; segments are in the bucket.
     assert not (data_dir / "catalog.db").exists() and not (data_dir / "collections").exists()
+    assert not (data_dir / "wal").exists()
     s3 = pafs.S3FileSystem(
         endpoint_override=s3_server.endpoint,
         scheme="http",
@@ -108,11 +109,17 @@ def test_a_server_on_postgres_and_s3_keeps_its_data_there(
     finally:
         assert stop_server(process) == 0
 
-    # Another data dir on this catalog: its logs are not there, so it does not start.
-    log = _refused(
-        tmp_path / "elsewhere", ("--catalog", postgres_database, "--objects", objects), tmp_path / "x.log"
-    )
-    assert "write-ahead log of collection docs is not in the data dir" in log
+    # Another data dir (another machine) on this catalog and bucket serves the same data: the
+    # log is in PostgreSQL too, the data dir is only a cache.
+    process, uri = _serve(tmp_path / "elsewhere", postgres_database, objects, tmp_path / "third.log")
+    try:
+        client = MilvusClient(uri=uri, token=ROOT_TOKEN)
+        client.insert("docs", [{"id": ROWS + 1, "vector": vectors[1].tolist(), "title": "newer"}])
+        _wait_loaded(client, "docs")
+        got = client.query("docs", filter="", output_fields=["count(*)"], consistency_level="Strong")
+        assert got[0]["count(*)"] == ROWS + 2
+    finally:
+        assert stop_server(process) == 0
     # Another catalog (here the embedded one) on this prefix: it would delete the data as orphans.
     log = _refused(tmp_path / "other", ("--objects", objects), tmp_path / "y.log")
     assert "the object store holds the data of another catalog" in log

@@ -1,15 +1,18 @@
 """A query worker's read path (engine/follower.py) following a real primary engine on the
-same data directory: every acknowledged write is read (Strong), seals, compactions, index
-builds, drops and releases are followed, and loads map the primary's files."""
+same backends (the data directory; or PostgreSQL and S3, marked ``cluster``): every
+acknowledged write is read (Strong), seals, compactions, index builds, drops and releases
+are followed, and loads map the primary's files (or the worker's cached copies)."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from sheafdb.engine.engine import Engine
-from sheafdb.engine.follower import Follower
+from sheafdb.engine.follower import Follower, FollowerConfig
 from sheafdb.engine.models import LoadState, QueryRequest, SearchRequest
 from sheafdb.errors import CollectionNotFound, CollectionNotLoaded
 
@@ -17,14 +20,34 @@ DB = "default"
 HNSW = {"index_type": "HNSW", "metric_type": "L2", "M": "8", "efConstruction": "32"}
 
 
-@pytest.fixture
-def primary(open_engine: Callable[..., Engine]) -> Engine:
-    return open_engine(share_pages=True, compaction_min_segments=None)
+@pytest.fixture(params=["embedded", pytest.param("postgres+s3", marks=pytest.mark.cluster)])
+def backends(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    """The primary's remote backends: none (the data dir), or PostgreSQL and S3."""
+    if request.param == "embedded":
+        return {}
+    s3 = request.getfixturevalue("s3_server")
+    monkeypatch = request.getfixturevalue("monkeypatch")
+    for key, value in s3.credentials_env().items():
+        monkeypatch.setenv(key, value)
+    bucket = f"sheafdb-follow-{uuid.uuid4().hex[:8]}"
+    return {
+        "catalog_url": request.getfixturevalue("postgres_database"),
+        "objects_url": s3.url(bucket, "db") + "&allow_bucket_creation=true",
+    }
 
 
 @pytest.fixture
-def follower(primary: Engine) -> Iterator[Follower]:
-    worker = Follower(primary.config.data_dir)
+def primary(backends: dict[str, str], open_engine: Callable[..., Engine]) -> Engine:
+    return open_engine(share_pages=True, compaction_min_segments=None, **backends)
+
+
+@pytest.fixture
+def follower(primary: Engine, backends: dict[str, str], tmp_path: Path) -> Iterator[Follower]:
+    if backends:  # its own cache dir, as on another machine
+        config = FollowerConfig(tmp_path / "worker", backends["catalog_url"], backends["objects_url"])
+    else:
+        config = FollowerConfig(primary.config.data_dir)
+    worker = Follower(config)
     yield worker
     worker.close()
 

@@ -367,21 +367,20 @@ def test_every_schema_round_trips_through_the_catalog(reopen: OpenCatalog, data:
 
 
 @pytest.mark.cluster
-def test_one_server_owns_a_postgres_catalog(tmp_path: Path, postgres_database: str) -> None:
-    from sheafdb.storage.postgres_catalog import PostgresCatalog
-
-    first = open_catalog(postgres_database, tmp_path)
+def test_postgres_catalog_is_shared_and_readers_cannot_write(tmp_path: Path, postgres_database: str) -> None:
+    writer = open_catalog(postgres_database, tmp_path)
+    second = open_catalog(postgres_database, tmp_path)  # a standby: who writes is the lease's matter
+    reader = open_catalog(postgres_database, tmp_path, read_only=True)
     try:
-        with pytest.raises(SheafError, match="in use by another SheafDB server"):
-            PostgresCatalog(postgres_database, lock_wait_s=0)
+        coll = make_collection(writer)
+        assert reader.get_collection(DEFAULT_DATABASE, "c") == coll
+        assert second.get_collection_by_id(coll.collection_id) == coll
+        with pytest.raises(Exception, match="read-only transaction"):
+            make_collection(reader, "d")
+        assert [c.name for c in writer.list_collections()] == ["c"]
     finally:
-        first.close()
-    # Closed (or its connection gone): the next server takes it.
-    second = open_catalog(postgres_database, tmp_path)
-    try:
-        assert [d.name for d in second.list_databases()] == [DEFAULT_DATABASE]
-    finally:
-        second.close()
+        for cat in (writer, second, reader):
+            cat.close()
 
 
 def test_unknown_catalog_url_is_refused(tmp_path: Path) -> None:

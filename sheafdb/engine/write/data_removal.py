@@ -10,14 +10,12 @@ lives in memory). Stateless apart from its collaborators: no lock of its own.
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 from sheafdb.engine.collection import Collection
 from sheafdb.engine.snapshot import DeleteFile, SealedSegment
 from sheafdb.engine.write import crash_points
 from sheafdb.engine.write.sealing import delete_files_when_unused
 from sheafdb.storage.catalog import Catalog
+from sheafdb.storage.log import LogStore
 from sheafdb.storage.object_store import ObjectStore
 from sheafdb.storage.records import DroppedData
 from sheafdb.storage.timestamps import TimestampOracle
@@ -29,12 +27,12 @@ class DataRemoval:
         self._catalog = catalog
         self._oracle = oracle
 
-    def drop_collection(self, coll: Collection, wal_dir: Path) -> None:
+    def drop_collection(self, coll: Collection, logs: LogStore) -> None:
         with coll.seal_lock:
             coll.dropped = True
             self._catalog.drop_collection(coll.collection_id)
             coll.wal.close()
-        shutil.rmtree(wal_dir, ignore_errors=True)
+        logs.remove(coll.collection_id)
         self._forget_files(coll.snapshot().sealed, coll.delete_files)
 
     def truncate(self, coll: Collection) -> None:

@@ -7,22 +7,20 @@ segments are deleted only after their catalog entry is gone, so a crash can leav
 - inside a registered segment directory: an index file whose catalog record never landed,
   or an object store temp file;
 - the directories and logs of a collection dropped just before the crash.
-Everything under ``collections/`` and ``wal/`` that the catalog does not name is removed. Runs
+Everything under ``collections/`` and every log (storage/log.py) the catalog does not name is removed. Runs
 before any collection opens, so nothing else touches these files meanwhile.
 """
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 from sheafdb.storage.catalog import Catalog
+from sheafdb.storage.log import LogStore
 from sheafdb.storage.object_store import ObjectStore
 
 COLLECTIONS_ROOT = "collections"
 
 
-def remove_orphans(store: ObjectStore, catalog: Catalog, wal_root: Path) -> list[str]:
+def remove_orphans(store: ObjectStore, catalog: Catalog, logs: LogStore) -> list[str]:
     """Delete unregistered segment files and dropped collections' logs; returns what went."""
     known = {r.collection_id for r in catalog.list_collections()}
     wanted: set[str] = set()
@@ -51,11 +49,7 @@ def remove_orphans(store: ObjectStore, catalog: Catalog, wal_root: Path) -> list
     for directory in sorted(doomed_dirs):
         store.delete_prefix(directory)
         removed.append(directory)
-    if wal_root.is_dir():
-        for wal_dir in wal_root.iterdir():
-            if not (wal_dir.name.isdigit() and int(wal_dir.name) in known):
-                shutil.rmtree(wal_dir, ignore_errors=True)
-                removed.append(str(wal_dir))
+    removed.extend(logs.remove_orphans(known))
     return removed
 
 

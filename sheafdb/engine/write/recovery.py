@@ -1,7 +1,8 @@
 """Opening a collection after a start or a crash: catalog state plus the log's unsealed tail.
 
 Sealed segments come from the catalog (with their built indexes and delete files). The
-write-ahead log is then replayed into the growing data, record by record:
+collection's log (storage/log.py: the file write-ahead log, or PostgreSQL's) is then
+replayed into the growing data, record by record:
 - rows of a partition only past the largest ``wal_lsn`` among that partition's *row* segments
   (smaller lsns are already in a sealed segment; a deletes segment says nothing about rows);
 - deletes only past the largest ``wal_lsn`` among segments that carry a deletes file
@@ -19,7 +20,6 @@ So a crash anywhere in a seal (see sealing.py) neither loses nor doubles a row.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import pyarrow as pa
 
@@ -31,11 +31,10 @@ from sheafdb.engine.write.sealing import (
     read_delete_records,
     segment_from_record,
 )
-from sheafdb.errors import UnexpectedError
 from sheafdb.storage.catalog import Catalog
+from sheafdb.storage.log import CollectionLog, LogRecord, LogStore
 from sheafdb.storage.object_store import ObjectStore
 from sheafdb.storage.records import CollectionRecord
-from sheafdb.storage.wal import WalRecord, WriteAheadLog
 
 
 @dataclass(frozen=True)
@@ -44,32 +43,10 @@ class Recovered:
     max_timestamp: int  # newest timestamp seen: the oracle's floor must be above it
 
 
-def wal_directory(data_dir: Path, collection_id: int) -> Path:
-    return data_dir / "wal" / str(collection_id)
-
-
-def require_local_logs(catalog: Catalog, data_dir: Path) -> None:
-    """Refuse a data dir that is not the one whose logs wrote the catalog's segments.
-
-    With the catalog outside the data dir (PostgreSQL), a server could start on a fresh data
-    dir: its logs would start again at lsn 1, below the sealed segments' ``wal_lsn``, and a
-    later restart would skip those rows as sealed. A collection with a sealed segment always
-    has its log directory (only a drop removes it), so a missing one means the wrong data dir.
-    """
-    for record in catalog.list_collections():
-        if not wal_directory(data_dir, record.collection_id).is_dir() and any(
-            segment.wal_lsn > 0 for segment in catalog.list_segments(record.collection_id)
-        ):
-            raise UnexpectedError(
-                f"the write-ahead log of collection {record.name} is not in the data dir {data_dir}: "
-                "a server on a shared catalog restarts on the data dir it wrote"
-            )
-
-
 def open_collection(
-    record: CollectionRecord, catalog: Catalog, store: ObjectStore, data_dir: Path, *, fsync: bool
+    record: CollectionRecord, catalog: Catalog, store: ObjectStore, logs: LogStore
 ) -> Recovered:
-    wal = WriteAheadLog(wal_directory(data_dir, record.collection_id), fsync=fsync)
+    wal = logs.open(record.collection_id)
     replay = LogReplay(record, catalog, store, wal)
     for rec in wal.replay():
         if rec.kind == TRUNCATE_KIND:
@@ -85,7 +62,7 @@ class LogReplay:
     applying the records the primary appends. ``wal`` is None in a worker (it only reads)."""
 
     def __init__(
-        self, record: CollectionRecord, catalog: Catalog, store: ObjectStore, wal: WriteAheadLog | None
+        self, record: CollectionRecord, catalog: Catalog, store: ObjectStore, wal: CollectionLog | None
     ) -> None:
         cid = record.collection_id
         partitions = {p.name: p.partition_id for p in catalog.list_partitions(cid)}
@@ -124,7 +101,7 @@ class LogReplay:
         )
         self._known = set(partitions.values())
 
-    def apply(self, rec: WalRecord) -> None:
+    def apply(self, rec: LogRecord) -> None:
         """One record of the log, applied as far as no sealed segment holds it already (a
         truncate drops everything before it; recovery also makes the catalog forget it)."""
         coll = self.collection

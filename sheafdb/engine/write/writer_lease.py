@@ -1,0 +1,136 @@
+"""Who is the cluster's writer: an election on the catalog's lease row, with fencing.
+
+Why: with the catalog and the log in PostgreSQL and the segments in S3, any machine can run
+the writer, and a second ``sheafdb serve`` on the same backends must neither write beside
+the first (two writers would hand out the same lsns and ids) nor sit idle when the first
+dies. So every writer process contends for one lease (lease_rows.py, name ``"writer"``):
+the holder writes, the others wait as standbys and take over once the holder stops renewing
+(killed, paused, cut off) and its lease expires. A takeover bumps the fencing token, and the
+new writer recovers from the catalog and the log only after that, so it sees every append
+the old one committed; the old one's next append or catalog write carries the old token and
+is refused (pg_log.py, sql_catalog.py), so a paused writer that wakes up cannot write what
+the new one would not see. A holder that fails to renew its lease before it expires, or
+finds it taken, sets ``lost``: the server stops serving and exits (a supervisor restarts it
+as a standby).
+
+One lease for all collections in this build; the name is a parameter so per-shard writers
+can each hold their own later.
+
+Threads: ``sheafdb-writer-lease`` renews the lease every ``ttl_s / 4`` while it is held.
+``lease`` is replaced (never mutated) by that thread; readers see the old or the new one.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable
+
+from sheafdb.storage.catalog import Catalog
+from sheafdb.storage.lease_rows import WRITER_LEASE, Lease
+
+log = logging.getLogger("sheafdb.writer")
+
+DEFAULT_LEASE_TTL_S = 5.0
+
+
+def advertised_address(host: str, port: int) -> str:
+    """The "host:port" others reach this server at: a wildcard bind names this machine."""
+    if host in ("", "0.0.0.0", "::"):
+        host = socket.gethostname()
+    return f"{host}:{port}"
+
+
+class WriterElection:
+    """Contends for the lease ``name`` as ``holder`` ("host:port", where proxies relay writes).
+
+    ``catalog`` is the election's own (not the engine's): renewals never queue behind the
+    engine's catalog transactions. It is closed by ``close``.
+    """
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        holder: str,
+        *,
+        name: str = WRITER_LEASE,
+        ttl_s: float = DEFAULT_LEASE_TTL_S,
+        on_lost: Callable[[], None] | None = None,
+    ) -> None:
+        self._catalog = catalog
+        self.holder = holder
+        self.name = name
+        self.ttl_s = ttl_s
+        self.lease: Lease | None = None
+        self.lost = threading.Event()
+        self._on_lost = on_lost
+        self._closing = threading.Event()
+        self._renewer: threading.Thread | None = None
+
+    def wait_until_leader(self, cancel: threading.Event | None = None) -> Lease | None:
+        """Block until this process holds the lease and return it (renewed from then on);
+        None when ``cancel`` was set first (the process is stopping as a standby)."""
+        announced: tuple[str, int] | None = None
+        while not (cancel is not None and cancel.is_set()) and not self._closing.is_set():
+            lease = self._catalog.try_acquire_lease(self.name, self.holder, self.ttl_s)
+            if lease is not None:
+                self.lease = lease
+                log.info("holding the %s lease (token %d): serving as the writer", self.name, lease.token)
+                self._renewer = threading.Thread(target=self._renew, name="sheafdb-writer-lease", daemon=True)
+                self._renewer.start()
+                return lease
+            current = self._catalog.current_lease(self.name)
+            if current is not None and (current.holder, current.token) != announced:
+                announced = (current.holder, current.token)
+                log.info(
+                    "standby: %s holds the %s lease (token %d); waiting to take over",
+                    current.holder,
+                    self.name,
+                    current.token,
+                )
+            wait_s = self.ttl_s / 4
+            if current is not None:
+                wait_s = min(wait_s, max(0.05, current.expires_at - time.time()))
+            (cancel or self._closing).wait(wait_s)
+        return None
+
+    def _renew(self) -> None:
+        while not self._closing.wait(self.ttl_s / 4):
+            held = self.lease
+            assert held is not None
+            try:
+                renewed = self._catalog.renew_lease(held, self.ttl_s)
+            except Exception:  # noqa: BLE001 - the database may be back before the lease ends
+                log.exception("could not renew the %s lease", self.name)
+                if time.time() < held.expires_at:
+                    continue
+                renewed = None
+            if renewed is None:
+                self._lose(held)
+                return
+            self.lease = renewed
+
+    def _lose(self, held: Lease) -> None:
+        log.error(
+            "lost the %s lease (token %d): another writer may hold it; this one stops writing",
+            self.name,
+            held.token,
+        )
+        self.lost.set()
+        if self._on_lost is not None:
+            self._on_lost()
+
+    def close(self) -> None:
+        """Stop renewing; a lease still held is given up at once (a standby takes over
+        without waiting out the ttl). Call after the engine closed: nothing writes any more."""
+        self._closing.set()
+        if self._renewer is not None and self._renewer is not threading.current_thread():
+            self._renewer.join()
+        if self.lease is not None and not self.lost.is_set():
+            try:
+                self._catalog.release_lease(self.lease)
+            except Exception:  # noqa: BLE001 - it then expires by itself
+                log.exception("could not give up the %s lease", self.name)
+        self._catalog.close()

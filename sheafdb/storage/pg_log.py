@@ -1,0 +1,351 @@
+"""The collections' logs in PostgreSQL: an append-only table, acknowledged after commit.
+
+``log_records(collection_id, lsn, kind, partition_id, ts, payload)``: one row per record, the
+batch as Arrow IPC stream bytes (as in the file log). ``log_heads(collection_id, trimmed_to)``
+remembers how far a collection's log was trimmed, so lsns never restart after the log was
+emptied, and so a follower that needed a trimmed record can tell (``LogGap``).
+
+Appends are fenced: the INSERT reads the writer lease's row ``FOR SHARE`` in the same
+statement and inserts nothing unless it still carries the writer's token. A takeover's UPDATE
+of that row therefore waits for an append in flight to commit (and the new writer, which
+recovers after its takeover committed, sees it), and an append after the takeover finds
+another token: ``WriterFenced``, and this log takes no more appends.
+
+Group commit: appenders queue their record under ``_cond``; the first one to find no commit
+running becomes the leader and inserts every queued record (of every collection) in one
+statement, outside the lock, then wakes everyone it covered. One commit at a time, so
+records commit in lsn order and a follower reading ``lsn > last`` never skips one.
+
+Locks: ``_cond`` guards the queue, the failure and every collection log's next lsn;
+``_write_lock`` the write connection (the commit leader, trims, removals); ``_read_lock`` the
+read connection (replays, tails). Needs psycopg 3; imported only with a PostgreSQL catalog.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+import pyarrow as pa
+
+from sheafdb.errors import UnexpectedError, WriterFenced
+from sheafdb.storage.lease_rows import Lease
+from sheafdb.storage.log import LogGap, LogRecord
+from sheafdb.storage.wal import decode_batch, serialize_batch
+
+PG_LOG_TABLES = """
+CREATE TABLE IF NOT EXISTS log_records (
+    collection_id BIGINT NOT NULL, lsn BIGINT NOT NULL, kind TEXT NOT NULL,
+    partition_id BIGINT NOT NULL, ts BIGINT NOT NULL, payload BYTEA NOT NULL,
+    PRIMARY KEY (collection_id, lsn));
+CREATE TABLE IF NOT EXISTS log_heads (
+    collection_id BIGINT PRIMARY KEY, trimmed_to BIGINT NOT NULL);
+"""
+
+# Records a replay fetches per round trip (a record is up to a whole insert batch).
+_REPLAY_PAGE = 64
+_FENCE = "SELECT 1 FROM leases WHERE name = %s AND token = %s FOR SHARE"
+_INSERT = (
+    "INSERT INTO log_records (collection_id, lsn, kind, partition_id, ts, payload) "
+    "SELECT r.* FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::bigint[], %s::bigint[], "
+    "%b::bytea[]) AS r"
+)
+_RECORD_COLUMNS = "lsn, kind, partition_id, ts, payload"
+
+
+@dataclass(eq=False)
+class _Pending:
+    collection_id: int
+    lsn: int
+    kind: str
+    partition_id: int
+    timestamp: int
+    payload: bytes
+    done: bool = False
+    error: BaseException | None = None
+
+
+def _record(row: Any) -> LogRecord:
+    return LogRecord(int(row[0]), row[1], int(row[2]), int(row[3]), decode_batch(memoryview(row[4])))
+
+
+class PgLogs:
+    """A LogStore in the PostgreSQL database ``url`` names (the catalog's, whose schema made
+    the tables). ``fence``: the writer lease every write checks (None: unfenced, tests and
+    tools); ``read_only``: a follower's, which only tails."""
+
+    def __init__(self, url: str, *, fence: Lease | None = None, read_only: bool = False) -> None:
+        try:
+            self._read_conn = psycopg.connect(url, autocommit=True)
+            if read_only:
+                self._read_conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+                self._write_conn: psycopg.Connection[Any] | None = None
+            else:
+                self._write_conn = psycopg.connect(url, autocommit=True)
+        except psycopg.Error as exc:
+            raise UnexpectedError(f"cannot connect to the log database: {exc}") from exc
+        self._fence = fence
+        self._cond = threading.Condition(threading.Lock())
+        self._queue: list[_Pending] = []
+        self._committing = False
+        self._failure: BaseException | None = None
+        self._write_lock = threading.Lock()
+        self._read_lock = threading.Lock()
+
+    # -- the LogStore ------------------------------------------------------------------------
+    def open(self, collection_id: int) -> PgCollectionLog:
+        with self._writing() as conn:
+            conn.execute(
+                "INSERT INTO log_heads VALUES (%s, 0) ON CONFLICT (collection_id) DO NOTHING",
+                (collection_id,),
+            )
+            row = conn.execute(
+                "SELECT GREATEST((SELECT max(lsn) FROM log_records WHERE collection_id = %s), "
+                "(SELECT trimmed_to FROM log_heads WHERE collection_id = %s))",
+                (collection_id, collection_id),
+            ).fetchone()
+        last = int(row[0]) if row is not None and row[0] is not None else 0
+        return PgCollectionLog(self, collection_id, last)
+
+    def create(self, collection_id: int) -> PgCollectionLog:
+        self.remove(collection_id)
+        return self.open(collection_id)
+
+    def remove(self, collection_id: int) -> None:
+        with self._writing() as conn, conn.transaction():
+            self._check_fence(conn)
+            conn.execute("DELETE FROM log_records WHERE collection_id = %s", (collection_id,))
+            conn.execute("DELETE FROM log_heads WHERE collection_id = %s", (collection_id,))
+
+    def remove_orphans(self, known: set[int]) -> list[str]:
+        ids = sorted(known)
+        with self._writing() as conn, conn.transaction():
+            self._check_fence(conn)
+            rows = conn.execute(
+                "SELECT collection_id FROM log_heads WHERE collection_id <> ALL(%s) UNION "
+                "SELECT DISTINCT collection_id FROM log_records WHERE collection_id <> ALL(%s)",
+                (ids, ids),
+            ).fetchall()
+            gone = sorted(int(r[0]) for r in rows)
+            conn.execute("DELETE FROM log_records WHERE collection_id = ANY(%s)", (gone,))
+            conn.execute("DELETE FROM log_heads WHERE collection_id = ANY(%s)", (gone,))
+        return [f"log of collection {cid}" for cid in gone]
+
+    def tail(self, collection_id: int) -> PgLogTail:
+        return PgLogTail(self, collection_id)
+
+    def close(self) -> None:
+        with self._cond:
+            self._failure = self._failure or UnexpectedError("the log is closed")
+        with self._write_lock:
+            if self._write_conn is not None:
+                self._write_conn.close()
+        with self._read_lock:
+            self._read_conn.close()
+
+    # -- connections -------------------------------------------------------------------------
+    def _writing(self) -> _Using:
+        if self._write_conn is None:
+            raise UnexpectedError("the log is read-only here (a follower)")
+        return _Using(self._write_lock, self._write_conn)
+
+    def _reading(self) -> _Using:
+        return _Using(self._read_lock, self._read_conn)
+
+    def _check_fence(self, conn: psycopg.Connection[Any]) -> None:
+        """Inside a transaction: the lease still carries our token, and keeps it until commit."""
+        if self._fence is not None:
+            row = conn.execute(_FENCE, (self._fence.name, self._fence.token)).fetchone()
+            if row is None:
+                raise WriterFenced.lost(self._fence.name, self._fence.token)
+
+    # -- appends: group commit ---------------------------------------------------------------
+    def append(
+        self, log: PgCollectionLog, kind: str, partition_id: int, timestamp: int, batch: pa.Table
+    ) -> int:
+        payload = serialize_batch(batch).to_pybytes()
+        with self._cond:
+            self._check_usable(log)
+            lsn = log.next_lsn
+            log.next_lsn = lsn + 1
+            entry = _Pending(log.collection_id, lsn, kind, partition_id, timestamp, payload)
+            self._queue.append(entry)
+            while not entry.done:
+                if self._committing:
+                    self._cond.wait()
+                    continue
+                self._lead()
+            if entry.error is not None:
+                raise self._append_error(entry.error)
+            return lsn
+
+    def _check_usable(self, log: PgCollectionLog) -> None:
+        if log.closed:
+            raise UnexpectedError(f"the log of collection {log.collection_id} is closed")
+        if self._failure is not None:
+            raise self._append_error(self._failure)
+
+    @staticmethod
+    def _append_error(error: BaseException) -> Exception:
+        if isinstance(error, (WriterFenced, UnexpectedError)):
+            return error
+        return UnexpectedError(f"log append failed: {error}")
+
+    def _lead(self) -> None:
+        """Under ``_cond``: commit everything queued in one statement, outside the lock."""
+        group, self._queue = self._queue, []
+        error = self._failure  # after a failure nothing more is written (lsns would skip)
+        if error is None:
+            self._committing = True
+            self._cond.release()
+            try:
+                self._insert(group)
+            except BaseException as exc:  # noqa: BLE001 - handed to every appender of the group
+                error = exc
+            finally:
+                self._cond.acquire()
+                self._committing = False
+            if error is not None:
+                self._failure = error
+        for entry in group:
+            entry.done = True
+            entry.error = error
+        self._cond.notify_all()
+
+    def _insert(self, group: list[_Pending]) -> None:
+        columns = (
+            [e.collection_id for e in group],
+            [e.lsn for e in group],
+            [e.kind for e in group],
+            [e.partition_id for e in group],
+            [e.timestamp for e in group],
+            [e.payload for e in group],
+        )
+        with self._writing() as conn:
+            if self._fence is None:
+                conn.execute(_INSERT, columns)
+                return
+            # One statement (one round trip, its own transaction): the fence and the rows.
+            cur = conn.execute(
+                f"WITH fence AS ({_FENCE}) {_INSERT} CROSS JOIN fence",
+                (self._fence.name, self._fence.token, *columns),
+            )
+            if cur.rowcount != len(group):
+                raise WriterFenced.lost(self._fence.name, self._fence.token)
+
+    # -- reads and trims ---------------------------------------------------------------------
+    def replay(self, collection_id: int, after_lsn: int, last_lsn: int) -> Iterator[LogRecord]:
+        while after_lsn < last_lsn:
+            with self._reading() as conn:
+                rows = (
+                    conn.cursor(binary=True)
+                    .execute(
+                        f"SELECT {_RECORD_COLUMNS} FROM log_records WHERE collection_id = %s "
+                        "AND lsn > %s AND lsn <= %s ORDER BY lsn LIMIT %s",
+                        (collection_id, after_lsn, last_lsn, _REPLAY_PAGE),
+                    )
+                    .fetchall()
+                )
+            if not rows:
+                return
+            for row in rows:
+                yield _record(row)
+            after_lsn = int(rows[-1][0])
+
+    def trim(self, collection_id: int, up_to_lsn: int) -> None:
+        with self._writing() as conn, conn.transaction():
+            self._check_fence(conn)
+            conn.execute(
+                "DELETE FROM log_records WHERE collection_id = %s AND lsn <= %s", (collection_id, up_to_lsn)
+            )
+            conn.execute(
+                "INSERT INTO log_heads VALUES (%s, %s) ON CONFLICT (collection_id) DO UPDATE SET "
+                "trimmed_to = GREATEST(log_heads.trimmed_to, excluded.trimmed_to)",
+                (collection_id, up_to_lsn),
+            )
+
+    def read_after(self, collection_id: int, after_lsn: int) -> tuple[int, list[LogRecord]]:
+        """(how far the log was trimmed, the records past ``after_lsn``), in one snapshot."""
+        with self._reading() as conn:
+            rows = (
+                conn.cursor(binary=True)
+                .execute(
+                    "SELECT 0, '', 0, trimmed_to, NULL FROM log_heads WHERE collection_id = %s "
+                    f"UNION ALL SELECT {_RECORD_COLUMNS} FROM log_records "
+                    "WHERE collection_id = %s AND lsn > %s ORDER BY 1",
+                    (collection_id, collection_id, after_lsn),
+                )
+                .fetchall()
+            )
+        trimmed_to = 0
+        if rows and rows[0][0] == 0:
+            trimmed_to = int(rows[0][3])
+            rows = rows[1:]
+        return trimmed_to, [_record(row) for row in rows]
+
+
+class _Using:
+    """Holds a connection's lock for a ``with`` block and gives the connection."""
+
+    def __init__(self, lock: threading.Lock, conn: psycopg.Connection[Any]) -> None:
+        self._lock = lock
+        self._conn = conn
+
+    def __enter__(self) -> psycopg.Connection[Any]:
+        self._lock.acquire()
+        return self._conn
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+
+class PgCollectionLog:
+    """A CollectionLog: one collection's records in the store's table (``PgLogs``)."""
+
+    def __init__(self, store: PgLogs, collection_id: int, last_lsn: int) -> None:
+        self._store = store
+        self.collection_id = collection_id
+        self.next_lsn = last_lsn + 1  # guarded by the store's _cond
+        self.closed = False
+
+    def append(self, kind: str, partition_id: int, timestamp: int, batch: pa.Table) -> int:
+        return self._store.append(self, kind, partition_id, timestamp, batch)
+
+    def replay(self, after_lsn: int = 0) -> Iterator[LogRecord]:
+        return self._store.replay(self.collection_id, after_lsn, self.last_lsn)
+
+    def trim(self, up_to_lsn: int) -> None:
+        self._store.trim(self.collection_id, up_to_lsn)
+
+    @property
+    def last_lsn(self) -> int:
+        with self._store._cond:
+            return self.next_lsn - 1
+
+    def close(self) -> None:
+        """Appends return only once committed: nothing is left to make durable."""
+        self.closed = True
+
+
+class PgLogTail:
+    """A LogTail of one collection's records in PostgreSQL: one query per read."""
+
+    def __init__(self, store: PgLogs, collection_id: int) -> None:
+        self._store = store
+        self.collection_id = collection_id
+        self.last_lsn: int | None = None  # None: nothing read yet
+
+    def read_new(self) -> list[LogRecord]:
+        trimmed_to, records = self._store.read_after(self.collection_id, self.last_lsn or 0)
+        if self.last_lsn is not None and trimmed_to > self.last_lsn:
+            raise LogGap(
+                f"log of collection {self.collection_id} trimmed to {trimmed_to}, past {self.last_lsn}"
+            )
+        if records:
+            self.last_lsn = records[-1].lsn
+        elif self.last_lsn is None:
+            self.last_lsn = trimmed_to
+        return records
