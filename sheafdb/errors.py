@@ -321,3 +321,26 @@ class SegmentNotFound(SheafError):
 class NodeNotFound(SheafError):
     code = 901
     default_text = "node not found"
+
+
+class ReplicaNotAvailable(SheafError):
+    """A query worker asked for a replica it does not hold (fully) or that it is leaving.
+
+    The proxy retries the call on another replica (cluster mode, CLUSTER.md Contract C).
+    """
+
+    code = 401
+    default_text = "replica not available"
+    retriable = True
+
+
+def error_for_code(code: int, message: str) -> SheafError:
+    """The error a remote part answered with its code and message (cluster reads): the first
+    error class of that code, carrying the message as the remote side wrote it."""
+    pending: list[type[SheafError]] = [SheafError]
+    while pending:
+        cls = pending.pop(0)
+        if cls.code == code and cls is not SheafError:
+            return cls(message or None)
+        pending.extend(cls.__subclasses__())
+    return UnexpectedError(message or None)

@@ -42,6 +42,7 @@ from sheafdb.api.grpc.data_rpcs import DataRpcs
 from sheafdb.api.grpc.guard import SERVICE, error_response
 from sheafdb.api.relay import Relays
 from sheafdb.engine.access import AccessControl
+from sheafdb.engine.distribution.cluster_reads import ClusterReads
 from sheafdb.engine.engine import Engine
 from sheafdb.engine.follower import Follower, FollowerConfig
 
@@ -59,8 +60,29 @@ _NO_DEADLINE_S = 10**9
 _RELAY_STOP_S = 0.5
 
 
-def _method_path(name: str) -> str:
+def method_path(name: str) -> str:
     return f"/{SERVICE.full_name}/{name}"
+
+
+def forwarded_metadata(context: grpc.ServicerContext) -> list[tuple[str, str | bytes]]:
+    """The call's metadata as it came, less what gRPC itself sets on the next hop."""
+    return [
+        (key, value)
+        for key, value in context.invocation_metadata() or ()
+        if key not in _TRANSPORT_KEYS and not key.startswith(("grpc-", ":"))
+    ]
+
+
+def remaining_timeout(context: grpc.ServicerContext) -> float | None:
+    """The call's deadline for the next hop (None: it has none)."""
+    remaining = context.time_remaining()
+    # A call without a deadline reports ~2**63 ns left: pass no deadline on.
+    return remaining if remaining is not None and remaining < _NO_DEADLINE_S else None
+
+
+def unary_methods() -> set[str]:
+    """Every unary method path of the MilvusService."""
+    return {method_path(m.name) for m in SERVICE.methods if not m.client_streaming and not m.server_streaming}
 
 
 class _Forwarder(grpc.GenericRpcHandler):
@@ -72,9 +94,7 @@ class _Forwarder(grpc.GenericRpcHandler):
             ("grpc.max_receive_message_length", max_message_bytes),
         ]
         self._channel = grpc.insecure_channel(primary_target, options=options)
-        self._unary = {
-            _method_path(m.name) for m in SERVICE.methods if not m.client_streaming and not m.server_streaming
-        }
+        self._unary = unary_methods()
 
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
         method = handler_call_details.method
@@ -83,16 +103,11 @@ class _Forwarder(grpc.GenericRpcHandler):
         call = self._channel.unary_unary(method)
 
         def forward(request: bytes, context: grpc.ServicerContext) -> bytes:
-            metadata = [
-                (key, value)
-                for key, value in context.invocation_metadata() or ()
-                if key not in _TRANSPORT_KEYS and not key.startswith(("grpc-", ":"))
-            ]
-            remaining = context.time_remaining()
-            # A call without a deadline reports ~2**63 ns left: pass no deadline on.
-            timeout = remaining if remaining is not None and remaining < _NO_DEADLINE_S else None
             try:
-                return cast(bytes, call(request, metadata=metadata, timeout=timeout))
+                return cast(
+                    bytes,
+                    call(request, metadata=forwarded_metadata(context), timeout=remaining_timeout(context)),
+                )
             except grpc.RpcError as exc:
                 rpc = cast(grpc.Call, exc)
                 context.abort(rpc.code(), rpc.details() or "")
@@ -110,7 +125,7 @@ class _ServedAuth(grpc.ServerInterceptor):
     def __init__(self, access: AccessControl) -> None:
         self._access = access
         self._inner = AuthInterceptor(access)
-        self._served = {_method_path(name) for name in SERVED}
+        self._served = {method_path(name) for name in SERVED}
 
     def intercept_service(
         self,
@@ -123,14 +138,17 @@ class _ServedAuth(grpc.ServerInterceptor):
         return self._inner.intercept_service(continuation, handler_call_details)
 
 
-def _served_handlers(follower: Follower) -> grpc.GenericRpcHandler:
+def served_handlers(
+    follower: Follower | ClusterReads, wrap: Callable[[Callable[..., Any]], Callable[..., Any]] = lambda h: h
+) -> grpc.GenericRpcHandler:
+    """Search, HybridSearch and Query answered from ``follower`` (``wrap``: around each)."""
     # The data handlers read ``engine`` only for the calls the follower answers.
     rpcs = DataRpcs(cast(Engine, follower))
     handlers: dict[str, grpc.RpcMethodHandler] = {}
     for name in SERVED:
         method = SERVICE.methods_by_name[name]
         handlers[name] = grpc.unary_unary_rpc_method_handler(
-            _guarded(method, getattr(rpcs, name)),
+            wrap(_guarded(method, getattr(rpcs, name))),
             request_deserializer=message_factory.GetMessageClass(method.input_type).FromString,
             response_serializer=lambda response: response.SerializeToString(),
         )
@@ -177,7 +195,7 @@ class QueryWorker:
         interceptors = [_ServedAuth(self._access)] if self._access is not None else []
         self._grpc = grpc.server(
             pool,
-            handlers=[_served_handlers(self.follower), self._forwarder],
+            handlers=[served_handlers(self.follower), self._forwarder],
             options=options,
             interceptors=interceptors,
         )

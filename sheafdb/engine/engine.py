@@ -39,6 +39,8 @@ from sheafdb.engine.calls.partitions import PartitionCalls
 from sheafdb.engine.collection import Collection
 from sheafdb.engine.collection_alterations import CollectionAlterations
 from sheafdb.engine.ddl_rules import partition_names, prepare_schema
+from sheafdb.engine.distribution.cluster_loads import load_answers
+from sheafdb.engine.distribution.cluster_replicas import replicas_for
 from sheafdb.engine.file_resources import FileResources
 from sheafdb.engine.imports.jobs import ImportCollaborators, ImportJobs
 from sheafdb.engine.index_ddl import IndexDefinitions
@@ -68,7 +70,6 @@ from sheafdb.engine.names import CollectionNames
 from sheafdb.engine.read.expiry import TTL_FIELD_PROPERTY, check_ttl_properties
 from sheafdb.engine.read.row_counts import expired_keys, visible_row_count
 from sheafdb.engine.read.search_by_keys import with_key_vectors
-from sheafdb.engine.replicas import Replicas
 from sheafdb.engine.snapshot import SealedSegment
 from sheafdb.engine.snapshot_export import SnapshotExports
 from sheafdb.engine.snapshot_restore import SnapshotRestores
@@ -137,6 +138,8 @@ class EngineConfig:
     share_pages: bool = False
     # Where bulk-import files are read (without objects_url): None is data_dir.
     import_root: Path | None = None
+    # The cluster's writer: loads are placed on query workers (engine/distribution/), not here.
+    cluster: bool = False
     # The cluster writer's lease (engine/write/writer_lease.py): every catalog write and log
     # append checks its fencing token. None: unfenced (embedded, or a PostgreSQL catalog
     # nobody else writes).
@@ -156,6 +159,7 @@ class Engine(DatabaseCalls, PartitionCalls, AliasCalls, LoadCalls):
         self._loads = LoadManager(self._accountant, self._store, share_pages=config.share_pages)
         self._ddl_lock = threading.RLock()
         self._collections: dict[int, Collection] = {}
+        self._cluster, load_state, is_loaded = load_answers(config.cluster, self._catalog, self._loads)
         # Remote backends may be shared or moved: make sure they are this deployment's before
         # deleting what the catalog does not name (the embedded data dir is one by itself).
         try:
@@ -182,16 +186,14 @@ class Engine(DatabaseCalls, PartitionCalls, AliasCalls, LoadCalls):
         self._sealer = Sealer(self._store, self._catalog, on_sealed=self._after_seal)
         self._compactor = Compactor(self._store, self._catalog, self._builder)
         self._removal = DataRemoval(self._store, self._catalog, self._oracle)
-        self._alterations = CollectionAlterations(self._catalog, self._loads.is_loaded, self._oracle.next)
-        self._indexes = IndexDefinitions(
-            self._catalog, self._oracle, self._builder, self._removal, self._loads.is_loaded
-        )
+        self._alterations = CollectionAlterations(self._catalog, is_loaded, self._oracle.next)
+        self._indexes = IndexDefinitions(self._catalog, self._oracle, self._builder, self._removal, is_loaded)
         self._writer = Writer(
             self._oracle,
             self._catalog.allocate_ids,
             config.seal_bytes,
             seal=self._sealer.seal,
-            is_loaded=self._loads.is_loaded,
+            is_loaded=is_loaded,
             query=lambda coll, req: self._loads.query(coll, req).table,
         )
         self._load_requests = LoadRequests(
@@ -199,12 +201,14 @@ class Engine(DatabaseCalls, PartitionCalls, AliasCalls, LoadCalls):
         )
         self._residency = ResidencyKeeper(self._loads.residents, self._load_requests.release_idle)
         # Sub-facades: replicas and resource groups; segments, compaction jobs, flush-all, memory.
-        self.replicas = Replicas(self._catalog, self._resolve, self._open_collections, self._loads.state)
+        self.replicas = replicas_for(
+            self._cluster, self._catalog, self._resolve, self._open_collections, load_state
+        )
         self.maintenance = Maintenance(
             accountant=self._accountant,
             resolve=self._resolve,
             collections=self._open_collections,
-            load_state=self._loads.state,
+            load_state=load_state,
             seal=self._sealer.seal,
             next_timestamp=self._oracle.next,
             compactions=CompactionJobs(self._catalog.allocate_id, self._compact_now),
@@ -250,7 +254,7 @@ class Engine(DatabaseCalls, PartitionCalls, AliasCalls, LoadCalls):
         # Segments sealed before a crash whose index builds never finished.
         for coll in self._collections.values():
             self._builder.submit(coll, coll.snapshot().sealed, coll.indexes)
-        if config.restore_loads:
+        if config.restore_loads and self._cluster is None:
             self._load_requests.restore(self._collections)
         if config.compaction_min_segments is not None:
             self._background = BackgroundCompactor(
@@ -274,6 +278,8 @@ class Engine(DatabaseCalls, PartitionCalls, AliasCalls, LoadCalls):
         self.restores.close()
         self.exports.close()
         self._residency.close()
+        if self._cluster is not None:
+            self._cluster.coordinator.close()
         self._loads.close()
         self._builder.close()
         if self._background is not None:

@@ -115,6 +115,9 @@ class _Followed:
 
 
 class Follower:
+    # How long a read waits for this process's own load of the collection.
+    load_wait_s = LOAD_WAIT_S
+
     def __init__(self, config: FollowerConfig) -> None:
         self.config = config
         data_dir = Path(config.data_dir)
@@ -199,10 +202,14 @@ class Follower:
                 continue
             if self._catalog.list_segments(record.collection_id) != segments:
                 continue
-            config = self._catalog.get_load_config(record.collection_id)
-            request = None if config is None else LoadRequest.from_record(config)
-            return _Followed(fingerprint, replay, tail, request)
+            return _Followed(fingerprint, replay, tail, self._load_request(record))
         raise UnexpectedError(f"collection {record.name} changed too often to be followed")
+
+    def _load_request(self, record: CollectionRecord) -> LoadRequest | None:
+        """What this process loads of a collection: the primary's load, as persisted (a
+        cluster worker narrows it to the segments placed on it, distribution/worker_view.py)."""
+        config = self._catalog.get_load_config(record.collection_id)
+        return None if config is None else LoadRequest.from_record(config)
 
     # -- reads -------------------------------------------------------------------------------
     @contextmanager
@@ -221,7 +228,7 @@ class Follower:
                 else:
                     gap = False
                     if followed.request is not None:
-                        self._loads.wait(coll, (), LOAD_WAIT_S)
+                        self._loads.wait(coll, (), self.load_wait_s)
                     yield coll
                     return
             if gap:

@@ -84,8 +84,11 @@ class Replicas:
         resolve: Callable[[str, str], Collection],
         collections: Callable[[], list[Collection]],
         load_state: Callable[[Collection, tuple[str, ...]], LoadState],
+        *,
+        groups: ResourceGroups | None = None,
     ) -> None:
-        self.groups = ResourceGroups(store)
+        # ``groups``: the cluster's (engine/distribution/cluster_groups.py), whose nodes are workers.
+        self.groups = groups if groups is not None else ResourceGroups(store)
         self._store = store
         self._resolve = resolve
         self._collections = collections

@@ -14,6 +14,7 @@ from typing import Any
 from sheafdb.schema import CollectionSchema
 from sheafdb.storage.file_resource_rows import FILE_RESOURCE_TABLES
 from sheafdb.storage.lease_rows import LEASE_TABLES
+from sheafdb.storage.placement_rows import PLACEMENT_TABLES
 from sheafdb.storage.records import (
     CollectionRecord,
     DatabaseRecord,
@@ -72,6 +73,7 @@ CREATE INDEX IF NOT EXISTS segment_indexes_by_index ON segment_indexes (index_id
     + RESOURCE_GROUP_TABLES
     + SNAPSHOT_TABLES
     + FILE_RESOURCE_TABLES
+    + PLACEMENT_TABLES
     + LEASE_TABLES
 )
 

@@ -47,6 +47,7 @@ from sheafdb.storage.catalog_tables import (
 )
 from sheafdb.storage.file_resource_rows import FileResourceRows
 from sheafdb.storage.lease_rows import Lease, LeaseRows
+from sheafdb.storage.placement_rows import PlacementRows
 from sheafdb.storage.records import (
     DEFAULT_DATABASE,
     AliasRecord,
@@ -80,7 +81,7 @@ class SqlCursor(Protocol):
 DEFAULT_DATABASE_ID = 1
 
 
-class SqlCatalog(SegmentRows, ResourceGroupRows, SnapshotRows, FileResourceRows, LeaseRows):
+class SqlCatalog(SegmentRows, ResourceGroupRows, SnapshotRows, FileResourceRows, LeaseRows, PlacementRows):
     """A Catalog in SQL tables, through one connection a backend opens.
 
     Lock: ``_lock`` serialises every use of the single connection. One connection (rather

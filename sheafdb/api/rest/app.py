@@ -191,14 +191,16 @@ def build_app(
     *,
     metrics: ServerMetrics | None = None,
     extra_routes: Sequence[BaseRoute] = (),
+    endpoints: Sequence[Endpoint] = ENDPOINTS,
 ) -> Starlette:
     """The REST v2 ASGI app over ``engine``; ``access`` None or disabled means no auth.
 
     ``metrics`` counts the calls and serves ``GET /metrics`` (behind the same login);
-    ``extra_routes`` (the console) are served by the same app, after the API's routes."""
+    ``extra_routes`` (the console) are served by the same app, after the API's routes;
+    ``endpoints``: the API's routes served (a cluster proxy serves its reads only)."""
     routes: list[BaseRoute] = [
         Route(spec.prefix + spec.path, _make_endpoint(spec, engine, access, metrics), methods=["POST"])
-        for spec in ENDPOINTS
+        for spec in endpoints
     ]
     document = openapi_document(ENDPOINTS)
 

@@ -1,5 +1,8 @@
 """Engine calls that load and release (load_requests.py does the work): load a collection or
-partitions, release, preview a load, the load state, progress and the shared wait."""
+partitions, release, preview a load, the load state, progress and the shared wait.
+
+In cluster mode (``_cluster``) the writer places loads on query workers instead
+(engine/distribution/cluster_loads.py) and answers their state from the workers' acks."""
 
 from __future__ import annotations
 
@@ -32,6 +35,9 @@ class LoadCalls(EngineParts):
         coll = self._resolve(db, collection)
         group = self.replicas.admit_load(coll, replica_number, resource_groups, refresh=refresh)
         request = LoadRequest(None, tuple(load_fields), skip_load_dynamic_field, replica_number, refresh)
+        if self._cluster is not None:
+            self._cluster.load(coll, request, resource_groups)
+            return
         self._load_requests.load_collection(coll, request)
         self.replicas.place(coll, group)
 
@@ -52,18 +58,25 @@ class LoadCalls(EngineParts):
         request = LoadRequest(
             tuple(partitions), tuple(load_fields), skip_load_dynamic_field, replica_number, refresh
         )
+        if self._cluster is not None:
+            self._cluster.load(coll, request, resource_groups)
+            return
         self._load_requests.load_partitions(coll, request)
         self.replicas.place(coll, group)
 
     def release_collection(self, db: str, collection: str) -> int:
         """Returns the bytes given back."""
         coll = self._resolve(db, collection)
+        if self._cluster is not None:
+            return self._cluster.release(coll)
         freed = self._load_requests.release_collection(coll)
         log.info("released collection %s.%s: freed %d bytes", coll.db_name, coll.name, freed)
         return freed
 
     def release_partitions(self, db: str, collection: str, partitions: Sequence[str]) -> int:
         coll = self._resolve(db, collection, partitions)
+        if self._cluster is not None:
+            return self._cluster.release_partitions(coll, partitions)
         return self._load_requests.release_partitions(coll, partitions)
 
     def preview_load(
@@ -89,10 +102,14 @@ class LoadCalls(EngineParts):
             coll = self._resolve(db, collection)
         except CollectionNotFound:
             return LoadState.NOT_EXIST
+        if self._cluster is not None:
+            return self._cluster.state(coll, partitions)
         return self._load_requests.state(coll, partitions)
 
     def loaded_fields(self, db: str, collection: str) -> tuple[str, ...]:
         """The fields loaded (or loading) now; () when nothing is."""
+        if self._cluster is not None:
+            return self._cluster.loaded_fields(self._resolve(db, collection))
         return self._loads.loaded_fields(self._resolve(db, collection))
 
     def wait_for_load(
@@ -104,7 +121,11 @@ class LoadCalls(EngineParts):
             coll = self._resolve(db, collection)
         except CollectionNotFound:
             return LoadState.NOT_EXIST
+        if self._cluster is not None:
+            return self._cluster.wait(coll, partitions, timeout)
         return self._load_requests.wait(coll, partitions, timeout)
 
     def get_loading_progress(self, db: str, collection: str, partitions: Sequence[str] = ()) -> LoadProgress:
+        if self._cluster is not None:
+            return self._cluster.progress(self._resolve(db, collection), partitions)
         return self._load_requests.progress(self._resolve(db, collection), partitions)

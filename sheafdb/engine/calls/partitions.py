@@ -37,7 +37,8 @@ class PartitionCalls(EngineParts):
             pid = coll.partitions.get(partition)
             if pid is None:
                 return
-            if self._loads.state(coll, (partition,)) in (LoadState.LOADED, LoadState.LOADING):
+            state = (self._cluster.state if self._cluster else self._loads.state)(coll, (partition,))
+            if state in (LoadState.LOADED, LoadState.LOADING):
                 raise UnexpectedError(
                     "partition cannot be dropped, partition is loaded, please release it first"
                 )

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from sheafdb.engine.collection import Collection
+    from sheafdb.engine.distribution.cluster_loads import ClusterLoads
     from sheafdb.engine.load.load_manager import LoadManager
     from sheafdb.engine.load.load_requests import LoadRequests
     from sheafdb.engine.names import CollectionNames
@@ -31,6 +32,8 @@ class EngineParts:
     _loads: LoadManager
     _load_requests: LoadRequests
     _removal: DataRemoval
+    # The cluster writer's loads (placements on query workers); None when embedded.
+    _cluster: ClusterLoads | None
     replicas: Replicas
 
     def _resolve(

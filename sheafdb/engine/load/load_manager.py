@@ -123,10 +123,14 @@ class LoadManager:
         runtime.request = request
         runtime.released_by_policy = False
         runtime.last_read = time.monotonic()
+        rescoped = runtime.scope != request.scope
+        runtime.scope = request.scope
         if not missing:
+            if rescoped:  # a worker's placement changed: install and retire segments in passes
+                self.loader.poke(runtime)
             return missing  # already loaded or loading with the same fields: Milvus answers success
         mapped = self.loader.mapped(coll)
-        plan = plan_load(coll.snapshot().sealed, missing, fields, schema.primary_field.name, mapped)
+        plan = plan_load(runtime.snapshot().sealed, missing, fields, schema.primary_field.name, mapped)
         reservation = self.accountant.reserve(plan.total_bytes, f"loading collection {coll.name}")
         job = state.start(
             missing,
@@ -152,7 +156,7 @@ class LoadManager:
         view = runtime.view
         if view.fields == fields and view.mapped == mapped and state.fields == fields:
             return False  # nothing changes: the ordinary path answers success
-        current = {s.segment_id: s for s in coll.snapshot().sealed}
+        current = {s.segment_id: s for s in runtime.snapshot().sealed}
         added = sum(
             added_bytes(old, current.get(sid, old.source), fields, mapped)
             for sid, old in view.segments.items()
@@ -268,6 +272,18 @@ class LoadManager:
     def is_loaded(self, coll: Collection) -> bool:
         return self._runtime(coll).state.state() is LoadState.LOADED
 
+    def scope_coverage(self, coll: Collection) -> tuple[frozenset[int], frozenset[int]]:
+        """Of the sealed segments in this process's scope, the ids installed and those not yet
+        (a cluster worker acks the first and is not fully loaded while the second is not empty)."""
+        runtime = self._runtime(coll)
+        wanted = {
+            s.segment_id
+            for s in runtime.snapshot().sealed
+            if s.partition_id in runtime.state.active_partitions()
+        }
+        installed = frozenset(runtime.view.segments) & wanted
+        return frozenset(installed), frozenset(wanted - installed)
+
     def loaded_fields(self, coll: Collection) -> tuple[str, ...]:
         """What is loaded now (users asked for a way to read it back)."""
         return self._runtime(coll).state.fields
@@ -290,7 +306,7 @@ class LoadManager:
                     raise
                 usable = state.require_searchable(operation, named)
             plans = coll.read_plans  # one schema for the whole read
-            snapshot = coll.snapshot()
+            snapshot = runtime.snapshot()
             # Before the check below: an index dropped after a release that follows the check
             # must not vanish from under this read (its view still holds that index).
             indexes = coll.indexes

@@ -47,7 +47,7 @@ from sheafdb.engine.load.loaded_segment import (
 )
 from sheafdb.engine.load.memory import MemoryAccountant, MemoryKey, Reservation, give_back_memory
 from sheafdb.engine.load.scalar_indexes import wanted_files
-from sheafdb.engine.load.target import LoadRequest
+from sheafdb.engine.load.target import EVERYTHING, LoadRequest, SegmentScope
 from sheafdb.engine.load.view import NOTHING_LOADED, LoadedView
 from sheafdb.engine.read.growing_json import GrowingJsonCache
 from sheafdb.engine.snapshot import DataSnapshot, SealedSegment, SegmentIndexFile
@@ -95,6 +95,13 @@ class CollectionRuntime:
     queued: bool = False
     # Parsed JSON of growing batches (its own lock); pruned on reads.
     growing_json: GrowingJsonCache = field(default_factory=GrowingJsonCache)
+    # Which of the collection's rows are served here (a cluster worker's placed segments);
+    # replaced whole by a load (under ``transition``), read by passes and reads without a lock.
+    scope: SegmentScope = EVERYTHING
+
+    def snapshot(self) -> DataSnapshot:
+        """The collection's snapshot, narrowed to what this process serves."""
+        return self.scope.restrict(self.collection.snapshot())
 
 
 class Loader:
@@ -169,7 +176,7 @@ class Loader:
             if view.fields is None or not view.segments:
                 runtime.view = LoadedView(fields, mapped=mapped)  # a fresh load
             runs = runtime.jobs
-        snapshot = coll.snapshot()
+        snapshot = runtime.snapshot()
         if view.segments and (view.fields != fields or view.mapped != mapped):
             self._reshape(runtime, snapshot, fields, mapped)  # an online load change
         waiting: set[int] = set()  # partitions with a segment not installed
@@ -181,8 +188,15 @@ class Loader:
                 waiting.add(segment.partition_id)
         self._add_indexes(runtime, snapshot, fields)
         # Afresh: the installs above ended handoffs, freeing the segments they stood in for.
-        self._retire(runtime, coll.snapshot(), target)
-        coll.end_handoff([sid for sid in snapshot.handoff if _partition(snapshot, sid) not in target])
+        self._retire(runtime, runtime.snapshot(), target)
+        everything = coll.snapshot()
+        coll.end_handoff(
+            [
+                sid
+                for sid in everything.handoff
+                if _partition(everything, sid) not in target or not runtime.scope.holds(sid)
+            ]
+        )
         for run in runs:
             # Loaded only when every segment of the job's partitions (planned or sealed since) is in.
             if not waiting & run.job.partition_ids and state.finish(run.job):

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from sheafdb.engine.models import HybridSearchRequest, SearchResult
+from sheafdb.engine.models import HybridSearchRequest, SearchRequest, SearchResult
 from sheafdb.engine.read.decay import rerank
 from sheafdb.engine.read.search import MAX_TOPK, ReadContext, execute_search, index_spec, resolve_anns_field
 from sheafdb.engine.read.struct_search import embedding_list_metric
@@ -57,11 +57,42 @@ def _ranker_scores(ranker: str, params: Mapping[str, Any], count: int) -> tuple[
     raise invalid(f"unsupported rank type {ranker}")
 
 
-def execute_hybrid_search(ctx: ReadContext, req: HybridSearchRequest) -> SearchResult:
+def check_hybrid(req: HybridSearchRequest) -> None:
+    """Milvus's refusals of a hybrid search, before any sub-search runs."""
     if not req.requests:
         raise invalid("no ann search requests")
     if req.limit < 1 or req.limit + req.offset > MAX_TOPK:
         raise invalid(f"topk [{req.limit + req.offset}] is invalid, it should be in range [1, {MAX_TOPK}]")
+    if req.decay is None:
+        _ranker_scores(req.ranker.strategy.lower(), req.ranker.params, len(req.requests))
+
+
+def sub_searches(req: HybridSearchRequest) -> tuple[SearchRequest, ...]:
+    """The sub-searches to run: each with the fields fusion and output need, whole, unrounded."""
+    outputs = req.output_fields
+    if req.decay is not None and req.decay.field not in outputs:
+        outputs = (*outputs, req.decay.field)
+    return tuple(replace(s, output_fields=outputs, offset=0, round_decimal=-1) for s in req.requests)
+
+
+def execute_hybrid_search(ctx: ReadContext, req: HybridSearchRequest) -> SearchResult:
+    check_hybrid(req)
+    subs: list[SearchResult] = []
+    metrics: list[str] = []
+    for sub_request in sub_searches(req):
+        struct_sub = struct_sub_of(ctx.schema, sub_request.anns_field or "")
+        if struct_sub is not None:
+            loaded, indexes = ctx.loaded_fields, ctx.indexes
+            metrics.append(embedding_list_metric(*struct_sub, loaded, indexes, sub_request.metric_type))
+        else:
+            field = resolve_anns_field(ctx, sub_request.anns_field)
+            metrics.append(index_spec(ctx, field, sub_request.metric_type).metric_type)
+        subs.append(execute_search(ctx, sub_request))
+    return fuse(req, subs, metrics)
+
+
+def fuse(req: HybridSearchRequest, subs: Sequence[SearchResult], metrics: Sequence[str]) -> SearchResult:
+    """The sub-searches' results (of ``sub_searches(req)``, searched with ``metrics``) fused."""
     decay = req.decay
     if decay is None:
         strategy, rrf_k, weights = _ranker_scores(
@@ -70,22 +101,6 @@ def execute_hybrid_search(ctx: ReadContext, req: HybridSearchRequest) -> SearchR
     else:
         strategy, rrf_k, weights = "max", 0.0, []
     norm = bool(req.ranker.params.get("norm_score", True))
-    outputs = req.output_fields
-    if decay is not None and decay.field not in outputs:
-        outputs = (*outputs, decay.field)
-    subs: list[SearchResult] = []
-    metrics: list[str] = []
-    for sub_request in req.requests:
-        struct_sub = struct_sub_of(ctx.schema, sub_request.anns_field or "")
-        if struct_sub is not None:
-            loaded, indexes = ctx.loaded_fields, ctx.indexes
-            metrics.append(embedding_list_metric(*struct_sub, loaded, indexes, sub_request.metric_type))
-        else:
-            field = resolve_anns_field(ctx, sub_request.anns_field)
-            metrics.append(index_spec(ctx, field, sub_request.metric_type).metric_type)
-        subs.append(
-            execute_search(ctx, replace(sub_request, output_fields=outputs, offset=0, round_decimal=-1))
-        )
     nq = subs[0].nq
     if any(s.nq != nq for s in subs):
         raise invalid("nq of the ann search requests differ")
@@ -126,7 +141,7 @@ def execute_hybrid_search(ctx: ReadContext, req: HybridSearchRequest) -> SearchR
     scores = np.asarray(fused_scores, dtype=np.float32)
     fields = _take_rows([s.fields for s in subs], picks)
     fused = SearchResult(
-        primary_field=ctx.schema.primary_field,
+        primary_field=subs[0].primary_field,
         topks=topks,
         ids=pa.array(fused_ids, type=subs[0].ids.type),
         scores=scores,

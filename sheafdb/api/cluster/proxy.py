@@ -1,0 +1,221 @@
+"""The cluster proxy process (``sheafdb serve --cluster ... --role proxy``): Milvus's gRPC and
+REST on one port, no state of its own.
+
+- **Reads** (gRPC Search, HybridSearch, Query; REST entities/search, query, get,
+  hybrid_search, advanced_search) go through engine/distribution/cluster_reads.py: one complete
+  replica's query workers, fanned out and reduced, retried on another replica when a worker
+  fails. The client's ``authorization`` goes with them: the workers check privileges.
+- **Everything else** goes to the current writer, found in the writer lease (proxy_relay.py):
+  gRPC calls as bytes, REST calls over HTTP, retried while a standby takes over.
+
+The proxy reads the catalog (read only: the writer lease, the workers, the placement, the
+collections) and nothing else, so a restarted proxy serves exactly as before.
+
+Threads: gRPC's handler pool; the fan-out pool (cluster_reads.py); the front's event loop and
+two relay threads per gRPC connection (front.py, relay.py); the REST relay runs on the front's
+loop. The server's ``_lock`` makes ``stop()`` idempotent, as server.py's.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable
+from concurrent import futures
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, cast
+
+import grpc
+from starlette.routing import Route
+
+from sheafdb.api.auth import token_from_http_header
+from sheafdb.api.cluster.proxy_relay import DEFAULT_WRITER_WAIT_S, HttpWriterRelay, WriterRelay, WriterTarget
+from sheafdb.api.cluster.worker_client import GrpcWorkerClient
+from sheafdb.api.front import FrontThread, ProtocolFront
+from sheafdb.api.query_worker import served_handlers
+from sheafdb.api.rest import entities
+from sheafdb.api.rest.app import build_app
+from sheafdb.api.rest.envelope import Call, Endpoint
+from sheafdb.api.server import MAX_MESSAGE_BYTES, StartupError, check_port_free
+from sheafdb.engine.distribution.cluster_reads import CALL_METADATA, DEFAULT_WAIT_S, ClusterReads
+from sheafdb.engine.engine import Engine
+from sheafdb.storage.catalog import Catalog
+
+log = logging.getLogger("sheafdb.proxy")
+
+# The REST endpoints answered by the proxy itself (the rest go to the writer).
+SERVED_REST = frozenset(
+    {
+        "entities/search",
+        "entities/query",
+        "entities/get",
+        "entities/hybrid_search",
+        "entities/advanced_search",
+    }
+)
+_HTTP_METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"]
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    catalog_url: str
+    host: str = "127.0.0.1"
+    port: int = 19530
+    max_workers: int = 16
+    max_message_bytes: int = MAX_MESSAGE_BYTES
+    stop_grace_s: float = 1.0
+    # How long a read waits for a complete replica, a relayed call for a writer.
+    read_wait_s: float = DEFAULT_WAIT_S
+    writer_wait_s: float = DEFAULT_WRITER_WAIT_S
+
+
+def _grpc_credentials(handler: Callable[[Any, grpc.ServicerContext], Any]) -> Callable[..., Any]:
+    """A served gRPC handler that passes the client's authorization on to the workers."""
+
+    def call(request: Any, context: grpc.ServicerContext) -> Any:
+        passed = tuple(
+            (key, str(value)) for key, value in context.invocation_metadata() or () if key == "authorization"
+        )
+        token = CALL_METADATA.set(passed)
+        try:
+            return handler(request, context)
+        finally:
+            CALL_METADATA.reset(token)
+
+    return call
+
+
+def _rest_credentials(handler: Callable[[Call], Any]) -> Callable[[Call], Any]:
+    """A served REST handler passing the caller's token on, as gRPC's ``authorization``."""
+
+    def call(rest_call: Call) -> Any:
+        header = rest_call.headers.get("authorization")
+        passed: tuple[tuple[str, str], ...] = ()
+        if header:
+            token_text = token_from_http_header(header)
+            passed = (("authorization", base64.b64encode(token_text.encode()).decode()),)
+        token = CALL_METADATA.set(passed)
+        try:
+            return handler(rest_call)
+        finally:
+            CALL_METADATA.reset(token)
+
+    return call
+
+
+class ProxyServer:
+    """Same life cycle as server.Server: ``start``, ``wait``, ``stop``, ``address``."""
+
+    def __init__(
+        self, config: ProxyConfig, open_catalog: Callable[[], Catalog], secret: Callable[[], str]
+    ) -> None:
+        self.config = config
+        self.port = config.port
+        self._open_catalog = open_catalog
+        self._secret = secret
+        self._catalog: Catalog | None = None
+        self._reads: ClusterReads | None = None
+        self._relay: WriterRelay | None = None
+        self._http_relay: HttpWriterRelay | None = None
+        self._grpc: grpc.Server | None = None
+        self._socket_dir: Path | None = None
+        self._front: FrontThread | None = None
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()
+
+    @property
+    def address(self) -> str:
+        return f"{self.config.host}:{self.port}"
+
+    def start(self) -> None:
+        check_port_free(self.config.host, self.config.port)
+        try:
+            self._catalog = self._open_catalog()
+        except Exception as exc:
+            # Not the URL itself: it may carry a password.
+            raise StartupError(f"cannot open the cluster's catalog: {exc}") from exc
+        client = GrpcWorkerClient(self._secret, max_message_bytes=self.config.max_message_bytes)
+        self._reads = ClusterReads(self._catalog, client, wait_s=self.config.read_wait_s)
+        target = WriterTarget(self._catalog.current_lease)
+        self._relay = WriterRelay(
+            target, max_message_bytes=self.config.max_message_bytes, wait_s=self.config.writer_wait_s
+        )
+        self._http_relay = HttpWriterRelay(target, wait_s=self.config.writer_wait_s)
+        try:
+            grpc_target = self._start_grpc()
+            self._start_front(grpc_target)
+        except StartupError:
+            self._release()
+            raise
+        log.info("SheafDB proxy ready on %s (gRPC + REST)", self.address)
+
+    def _start_grpc(self) -> str:
+        assert self._reads is not None and self._relay is not None
+        options = [
+            ("grpc.max_send_message_length", self.config.max_message_bytes),
+            ("grpc.max_receive_message_length", self.config.max_message_bytes),
+            ("grpc.so_reuseport", 0),
+        ]
+        pool = futures.ThreadPoolExecutor(max_workers=self.config.max_workers, thread_name_prefix="grpc")
+        self._grpc = grpc.server(
+            pool, handlers=[served_handlers(self._reads, _grpc_credentials), self._relay], options=options
+        )
+        self._socket_dir = Path(tempfile.mkdtemp(prefix="sheafdb-proxy-"))
+        target = f"unix:{self._socket_dir / 'grpc.sock'}"
+        if self._grpc.add_insecure_port(target) == 0:
+            raise StartupError(f"cannot listen on the internal gRPC socket {target}")
+        self._grpc.start()
+        return target
+
+    def _start_front(self, grpc_target: str) -> None:
+        assert self._reads is not None and self._http_relay is not None
+        served: list[Endpoint] = [
+            replace(spec, handler=_rest_credentials(spec.handler))
+            for spec in entities.ENDPOINTS
+            if spec.path in SERVED_REST
+        ]
+        relay = Route("/{path:path}", self._http_relay.forward, methods=_HTTP_METHODS)
+        app = build_app(cast(Engine, self._reads), None, extra_routes=[relay], endpoints=served)
+        front = ProtocolFront(grpc_target, rest_app=app)
+        self._front = FrontThread(front, self.config.host, self.config.port)
+        try:
+            self.port = self._front.start()
+        except OSError as exc:
+            raise StartupError(
+                f"cannot listen on {self.config.host}:{self.config.port}: {exc.strerror or exc}"
+            ) from exc
+
+    def wait(self) -> None:
+        self._stopped.wait()
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._stopped.is_set():
+                return
+            self._release()
+            self._stopped.set()
+            log.info("SheafDB proxy stopped")
+
+    def _release(self) -> None:
+        if self._grpc is not None:
+            self._grpc.stop(self.config.stop_grace_s).wait()
+            self._grpc = None
+        if self._front is not None:
+            self._front.stop()
+            self._front = None
+        if self._relay is not None:
+            self._relay.close()
+            self._relay = None
+        if self._reads is not None:
+            self._reads.close()
+            self._reads = None
+        if self._catalog is not None:
+            self._catalog.close()
+            self._catalog = None
+        if self._socket_dir is not None:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
+            self._socket_dir = None

@@ -1,0 +1,163 @@
+"""The proxy's way to the writer: every call it does not answer itself goes to the current
+writer, found in the writer lease (CLUSTER.md Contract A), as bytes (gRPC) or as HTTP (REST).
+
+A relayed call that finds no writer (no lease, an expired one, or a holder that does not
+answer: a standby is taking over) resolves the lease again and retries, for at most
+``wait_s`` (or the call's own deadline); then it fails with the transport's error, as a
+client of a writer that is down would see it.
+
+Threads: gRPC's handler threads and the REST app's event loop call in. ``_lock`` guards the
+cached lease and the channels per address (held only to read or swap them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import cast
+
+import grpc
+import httpx
+from starlette.requests import Request
+from starlette.responses import Response
+
+from sheafdb.api.query_worker import forwarded_metadata, remaining_timeout, unary_methods
+from sheafdb.storage.lease_rows import Lease
+
+WRITER_LEASE = "writer"
+# How long a relayed call waits for a writer (a standby's takeover takes a lease TTL or two).
+DEFAULT_WRITER_WAIT_S = 30.0
+# How long a resolved lease is used before it is read again (a failed call re-reads it at once).
+LEASE_CACHE_S = 1.0
+RETRY_PAUSE_S = 0.2
+# Headers that belong to one HTTP hop, not to the request or response relayed.
+_HOP_HEADERS = frozenset(
+    {"connection", "keep-alive", "transfer-encoding", "upgrade", "host", "content-length", "content-encoding"}
+)
+
+
+class NoWriter(Exception):
+    """No writer holds a live lease (yet)."""
+
+
+class WriterTarget:
+    """The current writer's address from the lease, cached briefly."""
+
+    def __init__(
+        self, current_lease: Callable[[str], Lease | None], *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._current_lease = current_lease
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._cached: tuple[str, float] | None = None  # (address, read at)
+
+    def address(self, *, fresh: bool = False) -> str:
+        now = self._clock()
+        with self._lock:
+            cached = self._cached
+        if cached is not None and not fresh and now - cached[1] < LEASE_CACHE_S:
+            return cached[0]
+        lease = self._current_lease(WRITER_LEASE)
+        if lease is None or lease.expires_at <= now:
+            with self._lock:
+                self._cached = None
+            raise NoWriter("no writer holds the lease")
+        with self._lock:
+            self._cached = (lease.holder, now)
+        return lease.holder
+
+
+class WriterRelay(grpc.GenericRpcHandler):
+    """Every unary MilvusService call not served here, relayed as bytes to the writer."""
+
+    def __init__(
+        self, target: WriterTarget, *, max_message_bytes: int, wait_s: float = DEFAULT_WRITER_WAIT_S
+    ) -> None:
+        self._target = target
+        self._wait_s = wait_s
+        self._options = [
+            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.max_receive_message_length", max_message_bytes),
+        ]
+        self._unary = unary_methods()
+        self._lock = threading.Lock()
+        self._channels: dict[str, grpc.Channel] = {}
+
+    def _channel(self, address: str) -> grpc.Channel:
+        with self._lock:
+            channel = self._channels.get(address)
+            if channel is None:
+                # One writer at a time: the previous holder's channel is closed.
+                for old in self._channels.values():
+                    old.close()
+                self._channels = {address: (channel := grpc.insecure_channel(address, options=self._options))}
+            return channel
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        method = handler_call_details.method
+        if method not in self._unary:
+            return None
+
+        def relay(request: bytes, context: grpc.ServicerContext) -> bytes:
+            metadata = forwarded_metadata(context)
+            timeout = remaining_timeout(context)
+            started = time.monotonic()
+            deadline = started + (self._wait_s if timeout is None else min(self._wait_s, timeout))
+            fresh = False
+            while True:
+                left = None if timeout is None else max(0.001, timeout - (time.monotonic() - started))
+                try:
+                    address = self._target.address(fresh=fresh)
+                    call = self._channel(address).unary_unary(method)
+                    return cast(bytes, call(request, metadata=metadata, timeout=left))
+                except NoWriter as exc:
+                    code, details = grpc.StatusCode.UNAVAILABLE, str(exc)
+                except grpc.RpcError as exc:
+                    rpc = cast(grpc.Call, exc)
+                    code, details = rpc.code(), rpc.details() or ""
+                    if code is not grpc.StatusCode.UNAVAILABLE:
+                        context.abort(code, details)
+                if time.monotonic() >= deadline:
+                    context.abort(code, details)
+                time.sleep(RETRY_PAUSE_S)
+                fresh = True
+
+        return grpc.unary_unary_rpc_method_handler(relay)
+
+    def close(self) -> None:
+        with self._lock:
+            channels, self._channels = list(self._channels.values()), {}
+        for channel in channels:
+            channel.close()
+
+
+class HttpWriterRelay:
+    """The REST calls not served here, relayed over HTTP to the writer (same port as gRPC)."""
+
+    def __init__(self, target: WriterTarget, *, wait_s: float = DEFAULT_WRITER_WAIT_S) -> None:
+        self._target = target
+        self._wait_s = wait_s
+        self._client = httpx.AsyncClient(timeout=None)
+
+    async def forward(self, request: Request) -> Response:
+        body = await request.body()
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
+        deadline = time.monotonic() + self._wait_s
+        fresh = False
+        while True:
+            try:
+                address = await asyncio.to_thread(self._target.address, fresh=fresh)
+                url = httpx.URL(f"http://{address}{request.url.path}", query=request.url.query.encode())
+                answer = await self._client.request(request.method, url, content=body, headers=headers)
+                return Response(answer.content, answer.status_code, _reply_headers(answer.headers))
+            except (NoWriter, httpx.TransportError) as exc:
+                if time.monotonic() >= deadline:
+                    return Response(f"no writer answered: {exc}", 503, media_type="text/plain")
+            await asyncio.sleep(RETRY_PAUSE_S)
+            fresh = True
+
+
+def _reply_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in headers.items() if k.lower() not in _HOP_HEADERS}
