@@ -346,3 +346,27 @@ def test_load_balance_moves_segments_inside_a_replica(engine: Engine) -> None:
     engine.replicas.balance(DB, "c", source, [other], moving)
     [after] = [x for x in catalog.list_assignments() if x.segment_id == moving[0]]
     assert after == SegmentAssignment(after.collection_id, after.replica_id, moving[0], other, False)
+
+
+def test_a_new_replica_number_changes_the_replicas_in_place(engine: Engine) -> None:
+    make(engine)
+    register(engine, 4)
+    engine.load_collection(DB, "c")
+    ack_all(engine)
+    catalog = catalog_of(engine)
+    [first] = catalog.list_replicas()
+    assert len(first.worker_ids) == 4  # the group's workers all serve its one replica
+    engine.load_collection(DB, "c", replica_number=2)
+    check_disjoint_and_complete(engine)
+    replicas = catalog.list_replicas()
+    assert len(replicas) == 2 and first.replica_id in {r.replica_id for r in replicas}
+    assert sorted(len(r.worker_ids) for r in replicas) == [2, 2]
+    # The old replica's segments on workers it kept are still acked.
+    kept = next(r for r in replicas if r.replica_id == first.replica_id)
+    stayed = [a for a in catalog.list_assignments() if a.replica_id == kept.replica_id and a.loaded]
+    assert stayed
+    ack_all(engine)
+    assert engine.get_load_state(DB, "c") is LoadState.LOADED
+    engine.load_collection(DB, "c", replica_number=1)
+    assert [r.replica_id for r in catalog.list_replicas()] == [first.replica_id]
+    check_disjoint_and_complete(engine)

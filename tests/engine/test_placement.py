@@ -12,6 +12,7 @@ from sheafdb.engine.distribution.placement import (
     check_fits,
     place_segments,
     replicas_per_group,
+    reshape_replicas,
     spread_workers,
 )
 from sheafdb.errors import MemoryLimitExceeded, ResourceGroupNodeNotEnough
@@ -130,3 +131,30 @@ def test_kept_segments_stay_and_new_ones_go_to_the_leader_when_it_has_room() -> 
     # Without the leader preference the new one goes to the least filled worker.
     placed, _ = place_segments(replicas, {1: 300, 2: 10}, spaces, {(50, 1): leader})
     assert placed == {(50, 1): leader, (50, 2): other}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 8), st.integers(1, 4), st.integers(1, 4))
+def test_reshaped_replicas_stay_disjoint_fair_and_keep_the_oldest(
+    n_workers: int, before: int, after: int
+) -> None:
+    workers = [WorkerSpace(i + 2, DEFAULT, 100) for i in range(n_workers)]
+    if before > n_workers:
+        return
+    current = spread_workers(7, {DEFAULT: before}, list(range(10, 10 + before)), workers)
+    try:
+        replicas = reshape_replicas(7, current, {DEFAULT: after}, list(range(50, 50 + after)), workers)
+    except ResourceGroupNodeNotEnough:
+        assert after > n_workers
+        return
+    members = [w for r in replicas for w in r.worker_ids]
+    assert sorted(members) == [w.worker_id for w in workers]  # every worker, each in one replica
+    counts = [len(r.worker_ids) for r in replicas]
+    assert max(counts) - min(counts) <= 1 and min(counts) >= 1
+    assert all(r.leader_id in r.worker_ids for r in replicas)
+    oldest = sorted(r.replica_id for r in current)[: min(before, after)]
+    assert set(oldest) <= {r.replica_id for r in replicas}
+    for r in replicas:
+        old = next((c for c in current if c.replica_id == r.replica_id), None)
+        if old is not None:  # a kept replica keeps its workers up to its share
+            assert len(set(r.worker_ids) & set(old.worker_ids)) == min(len(old.worker_ids), len(r.worker_ids))

@@ -35,6 +35,7 @@ from sheafdb.engine.distribution.placement import (
     check_fits,
     place_segments,
     replicas_per_group,
+    reshape_replicas,
     spread_workers,
 )
 from sheafdb.engine.distribution.workers import WorkerView, worker_view
@@ -102,7 +103,8 @@ class Coordinator:
         """Persist a load and its placement, or refuse it at once (nothing saved): Milvus's
         "resource group node not enough" when a group has too few live workers, "memory limit
         exceeded" when a segment fits on no worker of a replica. No resource groups named: the
-        groups the collection's replicas live in now (else the default group)."""
+        groups the collection's replicas live in now (else the default group). A loaded
+        collection's replicas change in place: what stays on its worker stays loaded."""
         with self._lock:
             catalog = self._catalog
             record = catalog.get_collection_by_id(config.collection_id)
@@ -117,10 +119,12 @@ class Coordinator:
             assignments = catalog.list_assignments(collection_id=record.collection_id)
             if Counter(r.resource_group for r in current) == Counter(wanted):
                 replicas = self._repair(record.collection_id, current, workers)
+            elif current:  # a new replica number or new groups: Milvus updates the load in place
+                ids = list(catalog.allocate_ids(config.replica_number))
+                replicas = reshape_replicas(record.collection_id, current, wanted, ids, list(spaces.values()))
             else:
                 ids = list(catalog.allocate_ids(config.replica_number))
                 replicas = spread_workers(record.collection_id, wanted, ids, list(spaces.values()))
-                assignments = []
             placement, unplaced = self._place(target, replicas, assignments, spaces, fresh=False)
             check_fits(record.name, replicas, target.sizes, spaces, unplaced)
             catalog.set_load_config(config)

@@ -95,6 +95,41 @@ def spread_workers(
     return replicas
 
 
+def reshape_replicas(
+    collection_id: int,
+    current: Sequence[ReplicaRecord],
+    wanted: Mapping[str, int],
+    new_ids: Sequence[int],
+    workers: Sequence[WorkerSpace],
+) -> list[ReplicaRecord]:
+    """A loaded collection's replicas for a new replica number or new groups (Milvus updates the
+    load config in place): per group, its oldest replicas stay, extra ones go, new ones (ids
+    from ``new_ids``) are added; each kept replica keeps up to its fair share of its workers
+    (so their segments stay loaded), and the group's other workers are dealt to the replicas
+    short of their share, the new ones first."""
+    check_enough_workers(wanted, workers)
+    ids = iter(new_ids)
+    replicas: list[ReplicaRecord] = []
+    for group, count in wanted.items():
+        members = sorted(w.worker_id for w in workers if w.resource_group == group)
+        shares = [len(members) // count + (1 if i < len(members) % count else 0) for i in range(count)]
+        kept = sorted((r for r in current if r.resource_group == group), key=lambda r: r.replica_id)[:count]
+        hands: list[tuple[int, list[int], int]] = []
+        taken: set[int] = set()
+        for replica, share in zip(kept, shares, strict=False):
+            mine = [w for w in replica.worker_ids if w in members][:share]
+            taken.update(mine)
+            hands.append((replica.replica_id, mine, share))
+        hands += [(next(ids), [], share) for share in shares[len(kept) :]]
+        free = iter(w for w in members if w not in taken)
+        for replica_id, hand, share in hands:
+            hand.extend(next(free) for _ in range(share - len(hand)))
+            old = next((r for r in kept if r.replica_id == replica_id), None)
+            leader = old.leader_id if old is not None and old.leader_id in hand else hand[0]
+            replicas.append(ReplicaRecord(collection_id, replica_id, group, tuple(hand), leader))
+    return replicas
+
+
 def place_segments(
     replicas: Sequence[ReplicaRecord],
     sizes: Mapping[int, int],
