@@ -14,10 +14,15 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from sheafdb.errors import UnsafeBindRefused
 from sheafdb.remote import COMMANDS, add_client_commands, run_client_command
-from sheafdb.settings import SettingsError, parse_size, parse_workers, read_config_file
+from sheafdb.settings import SettingsError, check_cluster_flags, parse_size, parse_workers, read_config_file
+
+if TYPE_CHECKING:
+    from sheafdb.api.cluster.proxy import ProxyServer
+    from sheafdb.api.server import Server
 
 log = logging.getLogger("sheafdb")
 
@@ -80,6 +85,17 @@ def add_serve_flags(serve: argparse.ArgumentParser) -> None:
         " others wait as standbys and take over this long after the writer stops renewing",
     )
     serve.add_argument(
+        "--cluster",
+        metavar="ray://HOST:PORT",
+        help="cluster mode on this Ray cluster (needs --catalog and --objects): the process is a --role",
+    )
+    serve.add_argument(
+        "--role",
+        choices=("proxy", "writer"),
+        default="proxy",
+        help="with --cluster: proxy (serves clients, keeps no state) or writer (lease holder or standby)",
+    )
+    serve.add_argument(
         "--object-cache-size",
         default=None,
         metavar="SIZE",
@@ -127,14 +143,16 @@ def with_config_file(args: argparse.Namespace, argv: Sequence[str]) -> argparse.
 
 def serve(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
     # Imported here: the client commands start in a tenth of a second without the server's stack.
+    from sheafdb.api.cluster.proxy import ProxyConfig, ProxyServer
     from sheafdb.api.front import check_bind_safety
-    from sheafdb.api.server import Server, ServerConfig, StartupError
+    from sheafdb.api.server import Server, ServerConfig
 
     try:
         args = with_config_file(args, argv)
         budget = parse_size(args.memory_budget)
         object_cache = None if args.object_cache_size is None else parse_size(str(args.object_cache_size))
         workers = parse_workers(str(args.workers))
+        check_cluster_flags(args.cluster, args.role, args.catalog, args.objects, workers)
         check_bind_safety(args.host, auth_enabled=args.auth, insecure=args.insecure)
     except SettingsError as exc:
         log.error("SheafDB will not start: %s", exc)
@@ -142,6 +160,9 @@ def serve(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
     except UnsafeBindRefused as exc:
         log.error("SheafDB will not start: %s", exc.message)
         return 2
+    if args.cluster and args.role == "proxy":
+        proxy = ProxyServer.for_catalog(ProxyConfig(args.catalog, host=args.host, port=args.port))
+        return run_until_signalled(proxy)
     server = Server(
         ServerConfig(
             data_dir=args.data_dir,
@@ -157,9 +178,17 @@ def serve(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
             workers=workers,
             import_root=args.import_root,
             lease_ttl_s=args.lease_ttl,
+            cluster_url=args.cluster,
         )
     )
     log.info("memory budget: %d bytes (%s)", budget, args.memory_budget)
+    return run_until_signalled(server)
+
+
+def run_until_signalled(server: Server | ProxyServer) -> int:
+    """Start ``server``, serve until SIGTERM / SIGINT, stop it, leave."""
+    from sheafdb.api.server import StartupError
+
     stop_requested = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:

@@ -69,6 +69,30 @@ def parse_workers(text: str) -> int:
     raise SettingsError(f"--workers must be a number of processes (1 or more) or auto, not {text!r}")
 
 
+def check_cluster_flags(
+    cluster: str | None, role: str, catalog: str | None, objects: str | None, workers: int
+) -> None:
+    """``--cluster ray://HOST:PORT`` needs the shared stores: PostgreSQL and S3."""
+    if cluster is None:
+        if role != "proxy":
+            raise SettingsError(f"--role {role} needs --cluster ray://HOST:PORT")
+        return
+    host, _, port = cluster.removeprefix("ray://").rstrip("/").rpartition(":")
+    if not host or not port.isdigit():
+        raise SettingsError(
+            "--cluster must be a Ray address, ray://HOST:PORT (Ray Client) or HOST:PORT (the GCS),"
+            f" not {cluster!r}"
+        )
+    if not (catalog or "").startswith(("postgresql://", "postgres://")):
+        raise SettingsError("--cluster needs --catalog postgresql://... (the catalog every process shares)")
+    if not (objects or "").startswith("s3://"):
+        raise SettingsError("--cluster needs --objects s3://... (the segment files every process reads)")
+    if workers > 1:
+        raise SettingsError("--workers is for one machine; in cluster mode query workers run on Ray")
+    if role not in ("proxy", "writer"):
+        raise SettingsError(f"--role must be proxy or writer, not {role!r}")
+
+
 def read_config_file(path: Path, known: Mapping[str, object]) -> dict[str, object]:
     """The file's settings by flag destination (``memory-budget`` -> ``memory_budget``).
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from pathlib import Path
 
 import pytest
 
 from sheafdb.cli import add_serve_flags, build_parser, with_config_file
-from sheafdb.settings import SettingsError, parse_size, parse_workers, read_config_file
+from sheafdb.settings import SettingsError, check_cluster_flags, parse_size, parse_workers, read_config_file
 
 
 def test_sizes_in_binary_and_decimal_units_bytes_and_shares_of_ram() -> None:
@@ -89,3 +90,24 @@ def test_object_cache_size_is_a_size_on_the_command_line_and_in_the_file(tmp_pat
     assert parse_size(args.object_cache_size) == 20 * 1024**3
     argv = ["serve", "--data-dir", str(tmp_path / "d"), "--object-cache-size", "lots"]
     assert serve(build_parser().parse_args(argv), argv) == 2  # refused before starting
+
+
+@pytest.mark.parametrize(
+    ("cluster", "role", "catalog", "objects", "workers", "refusal"),
+    [
+        (None, "writer", None, None, 1, "--role writer needs --cluster"),
+        ("ray://head", "proxy", "postgresql://h/db", "s3://b/p", 1, "ray://HOST:PORT"),
+        ("ray://h:10001", "proxy", None, "s3://b/p", 1, "needs --catalog postgresql"),
+        ("ray://h:10001", "writer", "postgresql://h/db", None, 1, "needs --objects s3"),
+        ("ray://h:10001", "proxy", "postgresql://h/db", "s3://b/p", 2, "--workers is for one machine"),
+    ],
+)
+def test_cluster_flags_are_checked(cluster, role, catalog, objects, workers, refusal) -> None:
+    with pytest.raises(SettingsError, match=re.escape(refusal)):
+        check_cluster_flags(cluster, role, catalog, objects, workers)
+
+
+def test_cluster_flags_accepted() -> None:
+    check_cluster_flags(None, "proxy", None, None, 4)
+    check_cluster_flags("ray://head:10001", "writer", "postgresql://u@h:5432/db", "s3://bucket/prefix", 1)
+    check_cluster_flags("127.0.0.1:6379", "proxy", "postgresql://u@h:5432/db", "s3://bucket/prefix", 1)

@@ -91,6 +91,9 @@ class ServerConfig:
     # With a PostgreSQL catalog: the writer lease's ttl (``--lease-ttl``); a standby takes
     # over this long after the writer stopped renewing (engine/write/writer_lease.py).
     lease_ttl_s: float = DEFAULT_LEASE_TTL_S
+    # ``--cluster ray://HOST:PORT --role writer``: this process is the cluster's writer; loads
+    # are placed on the query workers (engine/distribution/), not served here.
+    cluster_url: str | None = None
 
 
 def build_grpc_server(
@@ -231,6 +234,7 @@ class Server:
                     share_pages=self.config.workers > 1,
                     import_root=self.config.import_root,
                     writer_lease=lease,
+                    cluster=self.config.cluster_url is not None,
                 )
             )
             self._access = AccessControl(data_dir / CREDENTIALS_FILE, enabled=self.config.auth_enabled)
@@ -244,6 +248,7 @@ class Server:
         try:
             self._start_grpc(data_dir)
             self._start_workers(data_dir)
+            self._start_query_workers(data_dir)
             self._start_front()
         except StartupError:
             self._release()
@@ -287,6 +292,25 @@ class Server:
         if bound == 0:
             raise StartupError(f"cannot listen on the internal gRPC socket {self._socket.path}")
         self._grpc.start()
+
+    def _start_query_workers(self, data_dir: Path) -> None:
+        """The cluster writer's query workers on Ray (api/cluster/writer_role.py)."""
+        if self.config.cluster_url is None:
+            return
+        assert self.config.catalog_url is not None  # --cluster needs it (settings.py)
+        from sheafdb.api.cluster.writer_role import start_query_workers  # Ray: the cluster extra
+
+        try:
+            start_query_workers(
+                self.config.cluster_url,
+                data_dir,
+                catalog_url=self.config.catalog_url,
+                objects_url=self.config.objects_url,
+                budget_bytes=self.config.memory_budget_bytes,
+                auth_enabled=self.config.auth_enabled,
+            )
+        except Exception as exc:
+            raise StartupError(f"cannot start the query workers on {self.config.cluster_url}: {exc}") from exc
 
     def _start_workers(self, data_dir: Path) -> None:
         if self.config.workers <= 1:

@@ -82,7 +82,7 @@ from sheafdb.engine.write.index_builds import IndexBuilder
 from sheafdb.engine.write.orphans import remove_orphans
 from sheafdb.engine.write.recovery import open_collection
 from sheafdb.engine.write.sealing import Sealer
-from sheafdb.engine.write.store_binding import bind_store_to_catalog
+from sheafdb.engine.write.store_binding import bind_store_to_catalog, require_segment_files
 from sheafdb.engine.write.writes import Writer
 from sheafdb.errors import (
     CollectionNotFound,
@@ -169,6 +169,8 @@ class Engine(DatabaseCalls, PartitionCalls, AliasCalls, LoadCalls):
             )
             if config.objects_url is not None:
                 bind_store_to_catalog(self._store, self._catalog)
+            elif config.catalog_url is not None:
+                require_segment_files(self._store, self._catalog)
         except BaseException:
             self._catalog.close()
             raise

@@ -1,7 +1,8 @@
 """The collections' logs in PostgreSQL: an append-only table, acknowledged after commit.
 
 ``log_records(collection_id, lsn, kind, partition_id, ts, payload)``: one row per record, the
-batch as Arrow IPC stream bytes (as in the file log). ``log_heads(collection_id, trimmed_to)``
+batch as Arrow IPC stream bytes (as in the file log), stored uncompressed (EXTERNAL: vectors
+do not compress, and trying cost most of a large append). ``log_heads(collection_id, trimmed_to)``
 remembers how far a collection's log was trimmed, so lsns never restart after the log was
 emptied, and so a follower that needed a trimmed record can tell (``LogGap``).
 
@@ -41,6 +42,7 @@ CREATE TABLE IF NOT EXISTS log_records (
     collection_id BIGINT NOT NULL, lsn BIGINT NOT NULL, kind TEXT NOT NULL,
     partition_id BIGINT NOT NULL, ts BIGINT NOT NULL, payload BYTEA NOT NULL,
     PRIMARY KEY (collection_id, lsn));
+ALTER TABLE log_records ALTER COLUMN payload SET STORAGE EXTERNAL;
 CREATE TABLE IF NOT EXISTS log_heads (
     collection_id BIGINT PRIMARY KEY, trimmed_to BIGINT NOT NULL);
 """

@@ -45,6 +45,7 @@ from sheafdb.storage.catalog_tables import (
     load_config_from_row,
     segment_from_row,
 )
+from sheafdb.storage.cluster_secret_rows import ClusterSecretRows
 from sheafdb.storage.file_resource_rows import FileResourceRows
 from sheafdb.storage.lease_rows import Lease, LeaseRows
 from sheafdb.storage.placement_rows import PlacementRows
@@ -81,7 +82,15 @@ class SqlCursor(Protocol):
 DEFAULT_DATABASE_ID = 1
 
 
-class SqlCatalog(SegmentRows, ResourceGroupRows, SnapshotRows, FileResourceRows, LeaseRows, PlacementRows):
+class SqlCatalog(
+    SegmentRows,
+    ResourceGroupRows,
+    SnapshotRows,
+    FileResourceRows,
+    PlacementRows,
+    ClusterSecretRows,
+    LeaseRows,
+):
     """A Catalog in SQL tables, through one connection a backend opens.
 
     Lock: ``_lock`` serialises every use of the single connection. One connection (rather

@@ -35,7 +35,6 @@ from sheafdb.storage.catalog import CATALOG_FILE
 from sheafdb.storage.placement_rows import ReplicaRecord, SegmentAssignment, WorkerRecord
 from sheafdb.storage.sqlite_catalog import SqliteCatalog
 
-SECRET = "s3cret"
 TOKEN = "root:Milvus"
 DIM = 8
 
@@ -45,6 +44,7 @@ class ReadService:
     """A gRPC read service (Contract C) answering from an engine; it records who called."""
 
     engine: Engine
+    secret: str
     server: grpc.Server = field(init=False)
     address: str = field(init=False)
     calls: list[tuple[ReadCall, dict[str, str]]] = field(default_factory=list)
@@ -62,7 +62,7 @@ class ReadService:
 
     def _read(self, raw: bytes, context: grpc.ServicerContext) -> bytes:
         metadata = {k: str(v) for k, v in context.invocation_metadata() or ()}
-        if metadata.get(SECRET_METADATA_KEY) != SECRET:
+        if metadata.get(SECRET_METADATA_KEY) != self.secret:
             context.abort(grpc.StatusCode.PERMISSION_DENIED, "no cluster secret")
         call = pickle.loads(raw)
         self.calls.append((call, metadata))
@@ -89,8 +89,9 @@ def cluster(tmp_path: Path) -> Iterator[tuple[Server, SqliteCatalog, list[ReadSe
     writer.start()
     catalog = SqliteCatalog(tmp_path / "writer" / CATALOG_FILE)
     assert catalog.try_acquire_lease("writer", writer.address, 3600) is not None
+    secret = str(catalog.ensure_cluster_secret())
     assert writer._engine is not None
-    services = [ReadService(writer._engine), ReadService(writer._engine)]
+    services = [ReadService(writer._engine, secret), ReadService(writer._engine, secret)]
     yield writer, catalog, services, tmp_path / "writer" / CATALOG_FILE
     for service in services:
         service.server.stop(0)
@@ -102,7 +103,6 @@ def start_proxy(catalog_file: Path) -> ProxyServer:
     proxy = ProxyServer(
         ProxyConfig(catalog_url="", port=0, read_wait_s=5.0, writer_wait_s=5.0),
         lambda: SqliteCatalog(catalog_file),
-        lambda: SECRET,
     )
     proxy.start()
     return proxy

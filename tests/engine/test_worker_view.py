@@ -14,6 +14,7 @@ import pytest
 from sheafdb.engine.distribution.read_calls import ReadAnswer, ReadCall
 from sheafdb.engine.distribution.worker_view import WorkerView
 from sheafdb.engine.engine import Engine
+from sheafdb.engine.follower import FollowerConfig
 from sheafdb.engine.models import LoadState, QueryRequest, SearchRequest
 from sheafdb.errors import ReplicaNotAvailable
 from sheafdb.storage.catalog import CATALOG_FILE
@@ -106,7 +107,7 @@ def test_each_worker_loads_and_serves_exactly_its_segments(
     version = _place(
         placement, cid, {1: ((leader, other), {segments[0]: leader, segments[1]: other, segments[2]: other})}
     )
-    views = [WorkerView(primary.config.data_dir, placement, w) for w in (leader, other)]
+    views = [WorkerView(FollowerConfig(primary.config.data_dir), placement, w) for w in (leader, other)]
     try:
         for view in views:
             _settle(view, placement)
@@ -175,7 +176,7 @@ def test_the_leader_serves_segments_sealed_before_they_are_placed(
     cid = primary._resolve(DB, "c").collection_id
     (leader,) = _workers(placement, 1)
     _place(placement, cid, {1: ((leader,), {sid: leader for sid in segments})})
-    view = WorkerView(primary.config.data_dir, placement, leader)
+    view = WorkerView(FollowerConfig(primary.config.data_dir), placement, leader)
     try:
         _settle(view, placement)
         primary.flush(DB, ["c"])  # the growing rows become a segment nobody was assigned

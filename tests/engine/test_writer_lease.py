@@ -13,7 +13,7 @@ import pytest
 from sheafdb.engine.engine import Engine, EngineConfig
 from sheafdb.engine.models import LoadState, QueryRequest
 from sheafdb.engine.write.writer_lease import WriterElection, advertised_address
-from sheafdb.errors import WriterFenced
+from sheafdb.errors import UnexpectedError, WriterFenced
 from sheafdb.storage.catalog import CATALOG_FILE, open_catalog
 from sheafdb.storage.lease_rows import WRITER_LEASE
 
@@ -110,3 +110,23 @@ def test_a_deposed_engine_is_fenced_and_the_new_one_has_every_acknowledged_row(
     finally:
         successor.close()
         leases.close()
+
+
+@pytest.mark.cluster
+def test_without_shared_objects_a_writer_on_another_data_dir_is_refused(
+    tmp_path: Path, postgres_database: str, kit
+) -> None:  # type: ignore[no-untyped-def]
+    """The log is in PostgreSQL, but without --objects the segment files are in the data dir
+    that sealed them: another data dir would serve a collection without its sealed rows."""
+    engine = Engine(EngineConfig(tmp_path / "a", catalog_url=postgres_database, restore_loads=False))
+    try:
+        engine.create_collection(DB, "c", kit.basic_schema())
+        engine.insert(DB, "c", kit.make_rows(range(10)))
+        engine.flush(DB, ["c"])
+    finally:
+        engine.close()
+    with pytest.raises(UnexpectedError, match="segment files of collection c are not in this data dir"):
+        Engine(EngineConfig(tmp_path / "b", catalog_url=postgres_database, restore_loads=False))
+    # Its own data dir still opens, with the log's rows and the sealed ones.
+    again = Engine(EngineConfig(tmp_path / "a", catalog_url=postgres_database, restore_loads=False))
+    again.close()

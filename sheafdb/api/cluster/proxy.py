@@ -43,6 +43,7 @@ from sheafdb.api.rest.envelope import Call, Endpoint
 from sheafdb.api.server import MAX_MESSAGE_BYTES, StartupError, check_port_free
 from sheafdb.engine.distribution.cluster_reads import CALL_METADATA, DEFAULT_WAIT_S, ClusterReads
 from sheafdb.engine.engine import Engine
+from sheafdb.errors import ServiceUnavailable
 from sheafdb.storage.catalog import Catalog
 
 log = logging.getLogger("sheafdb.proxy")
@@ -110,13 +111,11 @@ def _rest_credentials(handler: Callable[[Call], Any]) -> Callable[[Call], Any]:
 class ProxyServer:
     """Same life cycle as server.Server: ``start``, ``wait``, ``stop``, ``address``."""
 
-    def __init__(
-        self, config: ProxyConfig, open_catalog: Callable[[], Catalog], secret: Callable[[], str]
-    ) -> None:
+    def __init__(self, config: ProxyConfig, open_catalog: Callable[[], Catalog]) -> None:
         self.config = config
         self.port = config.port
         self._open_catalog = open_catalog
-        self._secret = secret
+        self._secret: str | None = None
         self._catalog: Catalog | None = None
         self._reads: ClusterReads | None = None
         self._relay: WriterRelay | None = None
@@ -126,6 +125,13 @@ class ProxyServer:
         self._front: FrontThread | None = None
         self._stopped = threading.Event()
         self._lock = threading.Lock()
+
+    @classmethod
+    def for_catalog(cls, config: ProxyConfig) -> ProxyServer:
+        """The proxy of the cluster whose catalog is the PostgreSQL database ``config`` names."""
+        from sheafdb.storage.postgres_catalog import PostgresCatalog  # psycopg: the cluster extra
+
+        return cls(config, lambda: PostgresCatalog(config.catalog_url, read_only=True))
 
     @property
     def address(self) -> str:
@@ -138,7 +144,7 @@ class ProxyServer:
         except Exception as exc:
             # Not the URL itself: it may carry a password.
             raise StartupError(f"cannot open the cluster's catalog: {exc}") from exc
-        client = GrpcWorkerClient(self._secret, max_message_bytes=self.config.max_message_bytes)
+        client = GrpcWorkerClient(self._cluster_secret, max_message_bytes=self.config.max_message_bytes)
         self._reads = ClusterReads(self._catalog, client, wait_s=self.config.read_wait_s)
         target = WriterTarget(self._catalog.current_lease)
         self._relay = WriterRelay(
@@ -152,6 +158,16 @@ class ProxyServer:
             self._release()
             raise
         log.info("SheafDB proxy ready on %s (gRPC + REST)", self.address)
+
+    def _cluster_secret(self) -> str:
+        """The secret workers ask of callers: the writer makes it once, so it is read until seen."""
+        if self._secret is None:
+            assert self._catalog is not None
+            secret = self._catalog.cluster_secret()
+            if secret is None:
+                raise ServiceUnavailable("no writer has started the cluster yet")
+            self._secret = str(secret)
+        return self._secret
 
     def _start_grpc(self) -> str:
         assert self._reads is not None and self._relay is not None

@@ -30,7 +30,6 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from sheafdb.engine.collection import Collection
 from sheafdb.engine.distribution.read_calls import ReadAnswer, ReadCall
@@ -82,14 +81,14 @@ class WorkerView(Follower):
     # A worker answers "not available" rather than keep a proxy waiting for its load.
     load_wait_s = WORKER_LOAD_WAIT_S
 
-    def __init__(self, data_dir: Path, placement: Catalog, worker_id: int) -> None:
+    def __init__(self, config: FollowerConfig, placement: Catalog, worker_id: int) -> None:
         # Set before the follower's first catalog take, which asks _load_request.
         self._placement = placement
         self.worker_id = worker_id
         self._placement_lock = threading.Lock()
         self._applied_version = placement.placement_version()
         self._placed = placement_of(placement, worker_id)
-        super().__init__(FollowerConfig(data_dir))
+        super().__init__(config)
 
     # -- what to load ------------------------------------------------------------------------
     def _scope(self, collection_id: int) -> SegmentScope | None:

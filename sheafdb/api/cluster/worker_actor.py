@@ -1,0 +1,40 @@
+"""The Ray actor that hosts one query worker (worker_runtime.py) in a process Ray supervises.
+
+Ray places the actor (node affinity, chosen by ray_pool.py) and restarts its process when it
+dies (``max_restarts=-1``); it carries no search or query: those arrive over the worker's own
+gRPC service ("Ray places, gRPC carries", scale-out.md §2). A restart runs ``__init__`` again,
+which starts the runtime again: the worker registers anew (same worker id, a new incarnation,
+remembered in its state dir) and reloads what is placed on it, with no call from anyone.
+
+The class is plain Python; ray_pool.py makes it an actor with ``ray.remote`` so that importing
+this module needs no Ray.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from sheafdb.api.cluster.worker_runtime import WorkerConfig, WorkerRuntime
+
+
+class WorkerActor:
+    def __init__(self, config: WorkerConfig) -> None:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        self._runtime = WorkerRuntime(config)
+        self._address = self._runtime.start()
+
+    def start(self) -> str:
+        """The worker's read service address (started with the actor; idempotent)."""
+        return self._address
+
+    def status(self) -> tuple[int, int, int, str]:
+        """(worker id, incarnation, pid, address): the pool's watch sees restarts in it."""
+        return self._runtime.worker_id, self._runtime.incarnation, os.getpid(), self._address
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def stop(self) -> None:
+        """Stop serving and unregister nothing: the lease lapses (the pool then kills the actor)."""
+        self._runtime.stop()

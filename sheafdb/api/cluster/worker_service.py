@@ -1,0 +1,116 @@
+"""A query worker's internal read service: Contract C's ``/sheafdb.cluster.Worker/Read``.
+
+One generic unary gRPC method whose request and answer are pickled ``ReadCall`` /
+``ReadAnswer`` (engine/distribution/read_calls.py). A pickle can run code when loaded, so the
+bytes are unpickled only after the call proved it comes from a holder of the catalog: its
+``sheafdb-cluster-secret`` metadata must equal the secret in the catalog's meta (compared in
+constant time); anything else is refused with PERMISSION_DENIED before a byte is read.
+
+With authentication on, the client's own ``authorization`` (relayed by the proxy) is checked
+as the embedded server checks it (api/auth.AuthInterceptor: UNAUTHENTICATED when missing or
+wrong), then its privilege for the collection (Search / Query, PERMISSION_DENIED).
+
+Threads: gRPC's handler pool (``max_workers``); the handler is stateless apart from the view
+and the access control, both thread-safe.
+"""
+
+from __future__ import annotations
+
+import hmac
+import pickle
+from collections.abc import Callable
+from concurrent import futures
+from typing import Any
+
+import grpc
+
+from sheafdb.api.auth import AuthInterceptor, current_user
+from sheafdb.engine.access import AccessControl
+from sheafdb.engine.distribution.read_calls import READ_METHOD, SECRET_METADATA_KEY, ReadAnswer, ReadCall
+from sheafdb.errors import PermissionDenied
+
+SERVICE_NAME, METHOD_NAME = READ_METHOD.strip("/").split("/")
+# The privilege each read call needs, as the embedded server's Search / HybridSearch / Query.
+OPERATIONS = {"search": "Search", "hybrid_search": "HybridSearch", "query": "Query"}
+NOT_A_CLUSTER_CALLER = "not a caller of this cluster"
+
+
+class WorkerService:
+    """The gRPC server of one query worker, on ``host:port`` (port 0: any free one)."""
+
+    def __init__(
+        self,
+        answer: Callable[[ReadCall], ReadAnswer],
+        secret: Callable[[], int | None],
+        *,
+        access: AccessControl | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        max_workers: int = 16,
+        max_message_bytes: int = 512 * 1024 * 1024,
+    ) -> None:
+        self._answer = answer
+        self._secret = secret
+        self._access = access
+        options = [
+            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.so_reuseport", 0),
+        ]
+        handler = grpc.method_handlers_generic_handler(
+            SERVICE_NAME, {METHOD_NAME: grpc.unary_unary_rpc_method_handler(self._read)}
+        )
+        interceptors = [AuthInterceptor(access)] if access is not None and access.enabled else []
+        self._server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="sheafdb-worker-grpc"),
+            handlers=[handler],
+            options=options,
+            interceptors=interceptors,
+        )
+        self.port = self._server.add_insecure_port(f"{host}:{port}")
+        if self.port == 0:
+            raise OSError(f"cannot listen on {host}:{port}")
+        self.address = f"{host}:{self.port}"
+
+    def start(self) -> None:
+        self._server.start()
+
+    def stop(self, grace_s: float = 0.5) -> None:
+        self._server.stop(grace_s).wait()
+
+    def _read(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        if not self._from_cluster(context):
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, NOT_A_CLUSTER_CALLER)
+        call = pickle.loads(request)  # noqa: S301 - the caller proved it holds the catalog
+        if not isinstance(call, ReadCall):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"not a read call: {type(call).__name__}")
+        self._authorize(call, context)
+        return pickle.dumps(self._answer(call), protocol=pickle.HIGHEST_PROTOCOL)
+
+    def _from_cluster(self, context: grpc.ServicerContext) -> bool:
+        secret = self._secret()
+        sent = _metadata(context, SECRET_METADATA_KEY)
+        return secret is not None and sent is not None and hmac.compare_digest(sent, str(secret))
+
+    def _authorize(self, call: ReadCall, context: grpc.ServicerContext) -> None:
+        """The user the interceptor authenticated, checked for the call's privilege."""
+        access = self._access
+        if access is None or not access.enabled:
+            return
+        access.follow_store()
+        user = current_user()
+        if user is None:  # the interceptor let nothing through unauthenticated; never here
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing authorization in header")
+            return
+        try:
+            access.authorize(user, OPERATIONS.get(call.method, "Search"), call.db, call.request.collection)
+        except PermissionDenied as err:
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, err.message)
+
+
+def _metadata(context: grpc.ServicerContext, key: str) -> str | None:
+    found: Any = None
+    for name, value in context.invocation_metadata() or ():
+        if name == key:
+            found = value
+    return None if found is None else str(found)

@@ -1,0 +1,51 @@
+"""A local Ray cluster for the cluster tests: ``ray.cluster_utils.Cluster`` on 127.0.0.1.
+
+Two nodes (the head and one more), one CPU each, no dashboard, no usage telemetry, every
+socket on loopback. Ray rewrites 127.0.0.1 to the host's routable address unless it believes
+it runs a single-machine cluster (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``; scale-out.md §2),
+so that is set before Ray is imported, here, for this process and the ones it starts. Ray's
+files go to a short temporary dir of its own (its unix socket paths must stay short). The
+cluster is stopped node by node by ``Cluster.shutdown`` (the processes it started, by PID).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+
+RAY_NODES = 2
+
+
+@dataclass(frozen=True)
+class RayCluster:
+    address: str  # the GCS address a driver connects to
+    cluster: Any  # ray.cluster_utils.Cluster
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[RayCluster]:
+    ray = pytest.importorskip("ray")
+    from ray.cluster_utils import Cluster
+
+    temp_dir = tempfile.mkdtemp(prefix="sheafdb-ray-", dir="/tmp")
+    node = {"num_cpus": 1, "node_ip_address": "127.0.0.1", "include_dashboard": False}
+    cluster = Cluster(initialize_head=True, head_node_args={**node, "temp_dir": temp_dir})
+    try:
+        for _ in range(RAY_NODES - 1):
+            cluster.add_node(**node)
+        cluster.wait_for_nodes()
+        yield RayCluster(cluster.address, cluster)
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        cluster.shutdown()
+        shutil.rmtree(temp_dir, ignore_errors=True)
