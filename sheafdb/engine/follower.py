@@ -117,6 +117,9 @@ class _Followed:
 class Follower:
     # How long a read waits for this process's own load of the collection.
     load_wait_s = LOAD_WAIT_S
+    # This process's memory budget (None: the accountant's default share of the machine); a
+    # cluster worker sets the budget it registered with before the first load.
+    budget_bytes: int | None = None
 
     def __init__(self, config: FollowerConfig) -> None:
         self.config = config
@@ -124,7 +127,7 @@ class Follower:
         self._catalog = open_catalog(config.catalog_url, data_dir, read_only=True)
         self._logs = open_log_store(config.catalog_url, data_dir, read_only=True)
         self._store = open_object_store(config.objects_url, data_dir, config.object_cache_bytes)
-        self._accountant = MemoryAccountant(None)
+        self._accountant = MemoryAccountant(self.budget_bytes)
         self._loads = LoadManager(self._accountant, self._store, share_pages=True)
         self._oracle = TimestampOracle(self._catalog.max_timestamp())
         self._gate = WriteGate()

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from sheafdb.engine.collection import Collection
 from sheafdb.engine.models import LoadState
 from sheafdb.engine.resource_groups import (
     DEFAULT_RESOURCE_GROUP,
+    NODE_HOSTNAME,
     NODE_ID,
     ResourceGroupConfig,
     ResourceGroups,
@@ -64,6 +65,11 @@ class ResourceGroupInfo:
     num_loaded_replica: Mapping[str, int]
     config: ResourceGroupConfig
     nodes: tuple[int, ...]
+    # node id -> (address, hostname) of the cluster's workers; the one embedded node is absent
+    hosts: Mapping[int, tuple[str, str]] = field(default_factory=dict)
+
+    def host_of(self, node_id: int) -> tuple[str, str]:
+        return self.hosts.get(node_id, ("", NODE_HOSTNAME))
 
 
 class PlacementStore(ResourceGroupStore, Protocol):

@@ -11,6 +11,10 @@ share). Three tables and one counter:
 - ``meta['placement_version']``: bumped by every change of placement, registration and ack,
   so workers and proxies poll one number rather than the tables.
 
+Workers' own writes (registration, lease renewals, acks) are the catalog's bookkeeping: not
+fenced by the writer lease and not counted as catalog changes (followers would take the whole
+catalog again for each); the writer's placement changes are both.
+
 The writer's coordinator saves a placement while workers ack into it (other processes, the
 same PostgreSQL tables), so ``save_placement`` changes rows in place rather than rewriting
 them: an assignment that keeps its worker keeps its ack, whatever order the two commit in.
@@ -84,7 +88,7 @@ class SegmentAssignment:
 
 
 class _Catalog(Protocol):
-    def _tx(self) -> AbstractContextManager[Any]: ...
+    def _tx(self, *, bookkeeping: bool = False) -> AbstractContextManager[Any]: ...
     def _read(self) -> AbstractContextManager[Any]: ...
 
 
@@ -127,7 +131,7 @@ class PlacementRows:
         group (TransferNode's move outlives restarts) and holds nothing yet, so its acks are
         cleared and the segments placed on it load again.
         """
-        with self._tx() as cur:
+        with self._tx(bookkeeping=True) as cur:
             old = None
             if record.worker_id:
                 row = cur.execute(
@@ -181,7 +185,7 @@ class PlacementRows:
 
     def renew_worker(self: _Catalog, worker_id: int, used_bytes: int, expires_at: float) -> bool:
         """Extend a worker's lease; False when the worker is unknown (removed: it must re-register)."""
-        with self._tx() as cur:
+        with self._tx(bookkeeping=True) as cur:
             return bool(
                 cur.execute(
                     "UPDATE workers SET used_bytes = ?, expires_at = ? WHERE worker_id = ?",
@@ -310,7 +314,7 @@ class PlacementRows:
         self: _Catalog, collection_id: int, replica_id: int, segment_id: int, worker_id: int
     ) -> None:
         """The worker has loaded the segment. An ack for a segment no longer placed on it is dropped."""
-        with self._tx() as cur:
+        with self._tx(bookkeeping=True) as cur:
             if cur.execute(
                 "UPDATE segment_assignments SET loaded = 1 WHERE collection_id = ? AND replica_id = ? "
                 "AND segment_id = ? AND worker_id = ? AND loaded = 0",

@@ -8,6 +8,7 @@ and it registers again (same id, new incarnation) and reloads its segments by it
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import signal
@@ -249,8 +250,12 @@ def test_workers_load_their_segments_only_and_answer(world: World, s3_server: S3
     assert wrong.value.code() is grpc.StatusCode.PERMISSION_DENIED  # type: ignore[attr-defined]
 
 
-def test_a_killed_worker_is_restarted_registers_again_and_reloads(world: World) -> None:
+def test_a_killed_worker_is_restarted_registers_again_and_reloads(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
     import ray
+
+    caplog.set_level(logging.INFO, logger="sheafdb.cluster.pool")
 
     wait_for("every segment acked", lambda: all_acked(world))
     victim = world.workers[1]
@@ -267,6 +272,11 @@ def test_a_killed_worker_is_restarted_registers_again_and_reloads(world: World) 
     wait_for("its segments reloaded and acked", lambda: all_acked(world))
     new_pid = ray.get(victim.actor.pid.remote())
     assert new_pid != pid
+    # The writer's pool saw it go and come back.
+    wait_for(
+        "the pool logged the restart",
+        lambda: any(f"{victim.name} restarted" in r.getMessage() for r in caplog.records),
+    )
     record = next(w for w in world.catalog.list_workers() if w.worker_id == worker_id)
     assert record.incarnation == incarnation + 1
     address = ray.get(victim.actor.start.remote())

@@ -370,3 +370,23 @@ def test_a_new_replica_number_changes_the_replicas_in_place(engine: Engine) -> N
     engine.load_collection(DB, "c", replica_number=1)
     assert [r.replica_id for r in catalog.list_replicas()] == [first.replica_id]
     check_disjoint_and_complete(engine)
+
+
+def test_loading_again_while_a_dead_workers_segments_wait_for_room_succeeds(engine: Engine) -> None:
+    make(engine, segments=4)
+    record = engine._resolve(DB, "c").record
+    total = load_target(catalog_of(engine), record, LoadConfigRecord(record.collection_id)).total_bytes
+    a, b = register(engine, 2, budget=total * 2 // 3)
+    engine.load_collection(DB, "c")
+    ack_all(engine)
+    catalog = catalog_of(engine)
+    catalog.renew_worker(a, 0, expires_at=time.time() - 1)
+    coordinator_of(engine).reconcile()
+    # What worker a held does not all fit on b: it waits for a worker with room.
+    assert {x.worker_id for x in catalog.list_assignments()} == {b}
+    assert len(catalog.list_assignments()) < len(segment_ids(engine))
+    engine.load_collection(DB, "c")  # Milvus: loading a loaded collection again succeeds
+    assert engine.get_load_state(DB, "c") is LoadState.LOADING
+    register(engine, 1, budget=total)
+    coordinator_of(engine).reconcile()
+    check_disjoint_and_complete(engine)

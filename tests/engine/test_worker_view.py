@@ -107,10 +107,15 @@ def test_each_worker_loads_and_serves_exactly_its_segments(
     version = _place(
         placement, cid, {1: ((leader, other), {segments[0]: leader, segments[1]: other, segments[2]: other})}
     )
-    views = [WorkerView(FollowerConfig(primary.config.data_dir), placement, w) for w in (leader, other)]
+    budget = 64 * 1024**2
+    views = [
+        WorkerView(FollowerConfig(primary.config.data_dir), placement, w, budget_bytes=budget)
+        for w in (leader, other)
+    ]
     try:
         for view in views:
             _settle(view, placement)
+            assert view._loads.accountant.budget_bytes == budget  # the budget it registers with
         assert all(a.loaded for a in placement.list_assignments(collection_id=cid))
         version = placement.placement_version()
         everything = QueryRequest("c", filter="id >= 0", output_fields=("id",))

@@ -170,8 +170,10 @@ class RayWorkerPool:
                     )
                 self._seen[handle.name] = status
 
-    def stop(self) -> None:
-        """Stop every worker and kill its actor (no restart)."""
+    def stop(self, *, kill_workers: bool = True) -> None:
+        """Stop watching; with ``kill_workers``, stop every worker and kill its actor (no
+        restart). Without, the workers keep serving (a writer stepping down for a standby,
+        whose pool adopts them)."""
         import ray
 
         self._stopping.set()
@@ -179,7 +181,7 @@ class RayWorkerPool:
             self._watch.join()
         with self._lock:
             handles, self._handles = self._handles, []
-        if not handles:
+        if not handles or not kill_workers:
             return
         try:
             ray.get([h.actor.stop.remote() for h in handles], timeout=_STOP_TIMEOUT_S)

@@ -114,7 +114,7 @@ class WorkerRuntime:
             max_workers=config.max_workers,
         )
         self._register()
-        self._view = WorkerView(followed, catalog, self.worker_id)
+        self._view = WorkerView(followed, catalog, self.worker_id, budget_bytes=config.budget_bytes)
         service.start()
         self._thread = threading.Thread(target=self._heartbeat, name="sheafdb-worker-heartbeat", daemon=True)
         self._thread.start()

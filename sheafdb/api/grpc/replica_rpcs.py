@@ -8,7 +8,7 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2, rg_pb2
 from sheafdb.api.grpc.context import RpcBase, database_of
 from sheafdb.api.status import success
 from sheafdb.engine.replicas import ReplicaInfo
-from sheafdb.engine.resource_groups import NODE_HOSTNAME, ResourceGroupConfig
+from sheafdb.engine.resource_groups import ResourceGroupConfig
 
 
 def config_from_proto(config: rg_pb2.ResourceGroupConfig) -> ResourceGroupConfig:
@@ -101,7 +101,10 @@ class ReplicaRpcs(RpcBase):
                 num_available_node=info.num_available_node,
                 num_loaded_replica=dict(info.num_loaded_replica),
                 config=config_to_proto(info.config),
-                nodes=[common_pb2.NodeInfo(node_id=n, hostname=NODE_HOSTNAME) for n in info.nodes],
+                nodes=[
+                    common_pb2.NodeInfo(node_id=n, address=info.host_of(n)[0], hostname=info.host_of(n)[1])
+                    for n in info.nodes
+                ],
             ),
         )
 

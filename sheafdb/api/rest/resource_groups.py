@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from sheafdb.api.rest.envelope import Call, Endpoint, Reply
-from sheafdb.engine.resource_groups import NODE_HOSTNAME, ResourceGroupConfig
+from sheafdb.engine.resource_groups import ResourceGroupConfig
 from sheafdb.errors import RestParameterMissing, RestRequestNotJson
 
 INT32_MAX = 2**31 - 1
@@ -106,7 +106,7 @@ def describe(call: Call) -> Reply:
         group["num_loaded_replica"] = dict(info.num_loaded_replica)
     group["config"] = config_to_json(info.config)
     if info.nodes:
-        group["nodes"] = [{"node_id": n, "hostname": NODE_HOSTNAME} for n in info.nodes]
+        group["nodes"] = [{"node_id": n, "hostname": info.host_of(n)[1]} for n in info.nodes]
     return Reply({"resource_group": group}, {"resource_group": group})
 
 

@@ -214,7 +214,10 @@ class ClusterReplicas(Replicas):
         group = self.groups.get(name)
         names = {c.collection_id: c.name for c in self._collections()}
         loaded = {names[cid]: n for cid, n in self._replica_counts(name).items() if cid in names}
-        return ResourceGroupInfo(name, group.capacity, len(group.nodes), loaded, group.config, group.nodes)
+        hosts = {w.worker_id: (w.address, w.hostname) for w in self._placement.list_workers()}
+        return ResourceGroupInfo(
+            name, group.capacity, len(group.nodes), loaded, group.config, group.nodes, hosts
+        )
 
     def drop_group(self, name: str) -> None:
         counts = self._replica_counts(name)

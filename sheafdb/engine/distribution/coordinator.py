@@ -126,7 +126,13 @@ class Coordinator:
                 ids = list(catalog.allocate_ids(config.replica_number))
                 replicas = spread_workers(record.collection_id, wanted, ids, list(spaces.values()))
             placement, unplaced = self._place(target, replicas, assignments, spaces, fresh=False)
-            check_fits(record.name, replicas, target.sizes, spaces, unplaced)
+            # Refused for what this load adds; a loaded segment waiting for a worker (its own
+            # died) is the passes' to place, and a repeated load of it succeeds as in Milvus.
+            previous = catalog.get_load_config(record.collection_id)
+            before = load_target(catalog, record, previous).sizes if previous is not None else {}
+            kept = {r.replica_id for r in current}
+            added = {r: [s for s in segs if r not in kept or s not in before] for r, segs in unplaced.items()}
+            check_fits(record.name, replicas, target.sizes, spaces, added)
             catalog.set_load_config(config)
             catalog.save_placement(record.collection_id, placement.replicas, placement.assignments)
 

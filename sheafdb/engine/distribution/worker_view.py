@@ -81,8 +81,11 @@ class WorkerView(Follower):
     # A worker answers "not available" rather than keep a proxy waiting for its load.
     load_wait_s = WORKER_LOAD_WAIT_S
 
-    def __init__(self, config: FollowerConfig, placement: Catalog, worker_id: int) -> None:
-        # Set before the follower's first catalog take, which asks _load_request.
+    def __init__(
+        self, config: FollowerConfig, placement: Catalog, worker_id: int, *, budget_bytes: int | None = None
+    ) -> None:
+        # Set before the follower's first catalog take, which asks _load_request and loads.
+        self.budget_bytes = budget_bytes
         self._placement = placement
         self.worker_id = worker_id
         self._placement_lock = threading.Lock()
