@@ -61,8 +61,11 @@ class Results:
     throughput: dict[tuple[str, int], list[tuple[float, float, float]]] = field(default_factory=dict)
     latency: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     cluster_note: str = ""  # why the cluster was not measured, or how far it got
+    cluster_cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds by role while measured
 
     def drop(self, server: str) -> None:
+        if server == CLUSTER:
+            self.cluster_cpu.clear()
         self.latency.pop(server, None)
         for key in [key for key in self.throughput if key[0] == server]:
             del self.throughput[key]
@@ -140,28 +143,46 @@ def running_service(name: str) -> Iterator[Path]:
 
 @contextmanager
 def ray_cluster(nodes: int) -> Iterator[str]:
-    """A local Ray cluster of ``nodes`` nodes of one CPU each, every socket on 127.0.0.1; yields
-    its client address (ray://127.0.0.1:PORT)."""
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # keeps cluster_utils on loopback
+    """A local Ray cluster of ``nodes`` nodes of one CPU each (``ray.cluster_utils.Cluster``, as
+    tests/cluster/conftest.py builds it: every socket on 127.0.0.1, no dashboard, its files in a
+    short temporary dir); yields its GCS address, which ``--cluster`` takes as well as a
+    ``ray://`` client address."""
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # keeps Ray on loopback (scale-out.md §2)
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    os.environ.setdefault("RAY_gcs_server_port_wait_time_s", "180")  # 30 s is short on a busy machine
     from ray.cluster_utils import Cluster
 
-    client_port = free_port()
-    cluster = Cluster(
-        initialize_head=True,
-        head_node_args={
-            "num_cpus": 1,
-            "node_ip_address": "127.0.0.1",
-            "ray_client_server_port": client_port,
-            "include_dashboard": False,
-        },
-    )
+    node = {"num_cpus": 1, "node_ip_address": "127.0.0.1", "include_dashboard": False}
+    for attempt in range(3):  # a raylet has 30 s to register (fixed in Ray): too short on a busy machine
+        temp_dir = tempfile.mkdtemp(prefix="sheafdb-ray-", dir="/tmp")
+        cluster = Cluster()
+        try:
+            cluster.add_node(**node, temp_dir=temp_dir)
+            for _ in range(nodes - 1):
+                cluster.add_node(**node)
+            cluster.wait_for_nodes()
+            break
+        except Exception:
+            cluster.shutdown()
+            _stop_started_from(temp_dir)  # a node that failed to start is not in the cluster's list
+            shutil.rmtree(temp_dir, ignore_errors=True)
+            if attempt == 2:
+                raise
     try:
-        for _ in range(nodes - 1):
-            cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
-        cluster.wait_for_nodes()
-        yield f"ray://127.0.0.1:{client_port}"
+        yield str(cluster.address)
     finally:
         cluster.shutdown()
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _stop_started_from(temp_dir: str) -> None:
+    """Kill, by PID, the processes this process started whose command line names ``temp_dir``."""
+    for process in psutil.Process().children(recursive=True):
+        if any(temp_dir in part for part in _cmdline(process)):
+            try:
+                process.kill()
+            except psutil.NoSuchProcess:
+                pass
 
 
 def launch(command: list[str], port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -184,16 +205,38 @@ def launch(command: list[str], port: int, env: dict[str, str], log: Path) -> sub
 
 class ServingProcesses(psutil.Process):
     """The proxy, whose "children" for workers.run_clients's CPU sum are the cluster's other
-    SheafDB processes: the writer and the query workers (Ray actor processes). Ray's own
-    daemons (GCS, raylets) are not counted."""
+    processes on the read path: the writer, the query workers (Ray actor processes) and
+    PostgreSQL (the workers check the log there before each read). Ray's own daemons (GCS,
+    raylets) and the S3 server are not counted."""
 
-    def __init__(self, proxy: int, writer: int) -> None:
+    def __init__(self, proxy: int, writer: int, postgres: int) -> None:
         super().__init__(proxy)
         self._writer = psutil.Process(writer)
+        self._postgres = psutil.Process(postgres)
 
     def children(self, recursive: bool = False) -> list[psutil.Process]:
+        return [p for role, processes in self.by_role().items() if role != "proxy" for p in processes]
+
+    def by_role(self) -> dict[str, list[psutil.Process]]:
         actors = [p for p in psutil.Process().children(recursive=True) if _is_actor(_cmdline(p))]
-        return [self._writer, *actors]
+        return {
+            "proxy": [self],
+            "writer": [self._writer],
+            "query workers": actors,
+            "PostgreSQL": [self._postgres, *self._postgres.children()],
+        }
+
+    def cpu_by_role(self) -> dict[str, float]:
+        """CPU seconds (user + system) so far of each role's processes alive now."""
+        return {role: sum(_cpu(p) for p in processes) for role, processes in self.by_role().items()}
+
+
+def _cpu(process: psutil.Process) -> float:
+    try:
+        times = process.cpu_times()
+    except psutil.NoSuchProcess:
+        return 0.0
+    return float(times.user + times.system)
 
 
 def _is_actor(cmdline: list[str]) -> bool:
@@ -251,7 +294,8 @@ def cluster_under_test(args: argparse.Namespace, work: Path) -> Iterator[tuple[i
                 client.load_collection(COLLECTION, replica_number=args.replicas)
         finally:
             client.close()
-        yield ports["proxy"], ServingProcesses(processes["proxy"].pid, processes["writer"].pid)
+        postgres = int((pg / "pid").read_text())
+        yield ports["proxy"], ServingProcesses(processes["proxy"].pid, processes["writer"].pid, postgres)
 
 
 # --- the report -------------------------------------------------------------------------------
@@ -288,7 +332,8 @@ def render(results: Results, args: argparse.Namespace, command: str, machine_lin
         ),
         "",
         "CPU per search is user + system of the serving processes: the server and its workers; "
-        "for the cluster the proxy, the writer and the query-worker actors (not Ray's own daemons).",
+        "for the cluster the proxy, the writer, the query-worker actors and PostgreSQL (not Ray's own "
+        "daemons, not the S3 server).",
     ]
     if results.cluster_note:
         lines += ["", f"Cluster: {results.cluster_note}"]
@@ -321,10 +366,23 @@ def render(results: Results, args: argparse.Namespace, command: str, machine_lin
             f"| `{server}` | {p50 / 1000:.2f} | {p99 / 1000:.2f} | "
             f"{(p50 - base50) / 1000:+.2f} | {(p99 - base99) / 1000:+.2f} |"
         )
+    total = sum(results.cluster_cpu.values())
+    if total > 0:
+        shares = ", ".join(f"{role} {seconds / total:.0%}" for role, seconds in results.cluster_cpu.items())
+        lines += ["", f"Where the cluster's CPU went while it was measured: {shares}."]
     return "\n".join(lines) + "\n"
 
 
 # --- the run ----------------------------------------------------------------------------------
+
+
+def print_logs(work: Path) -> None:
+    """The end of the writer's and the proxy's output, to say why the cluster failed."""
+    for log in sorted(work.glob("*.log")):
+        print(
+            f"--- {log.name} (last 3000 characters)\n{log.read_text(errors='replace')[-3000:]}",
+            file=sys.stderr,
+        )
 
 
 def serve_rounds(data_dir: str, payload: bytes, args: argparse.Namespace, results: Results) -> None:
@@ -366,6 +424,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                     wait_loaded(cluster[0], payload)
                 except (Exception, SystemExit) as exc:  # the two others' figures still count
                     traceback.print_exc()
+                    print_logs(work)
                     results.cluster_note = f"not measured: it did not start ({_reason(exc)})."
                     stack.close()
                     cluster = None
@@ -374,9 +433,15 @@ def main(argv: Sequence[str] | None = None) -> None:
                 if cluster is None:
                     continue
                 try:
+                    before = cluster[1].cpu_by_role()
                     results.add(CLUSTER, cluster[0], payload, cluster[1], args)
+                    for role, seconds in cluster[1].cpu_by_role().items():
+                        results.cluster_cpu[role] = (
+                            results.cluster_cpu.get(role, 0.0) + seconds - before[role]
+                        )
                 except (Exception, SystemExit) as exc:
                     traceback.print_exc()
+                    print_logs(work)
                     results.drop(CLUSTER)
                     results.cluster_note = f"not measured: round {round_number} failed ({_reason(exc)})."
                     stack.close()

@@ -44,6 +44,7 @@ def figures(servers: list[str], clients: list[int]) -> Results:
 def test_the_section_holds_every_server_and_replaces_itself(tmp_path: Path) -> None:
     args = parse_args(["--clients", "1,16", "--rounds", "2"])
     results = figures([SINGLE, TWO_WORKERS, CLUSTER], args.clients)
+    results.cluster_cpu = {"proxy": 1.0, "writer": 1.0, "query workers": 2.0}
     doc = tmp_path / "benchmarks.md"
     doc.write_text("# Report\n\nbody\n")
     section = render(results, args, ".venv/bin/python bench/scale_out.py", "a machine, 2 cores", "today")
@@ -56,6 +57,7 @@ def test_the_section_holds_every_server_and_replaces_itself(tmp_path: Path) -> N
     assert "| 16 | `--workers 1` | 3,200 | 3.00 | 800 | 1.00x |" in text
     assert "| 16 | `cluster` | 9,600 | 3.00 | 800 | 3.00x |" in text
     assert "| `cluster` | 3.30 | 7.50 | +2.20 | +5.00 |" in text
+    assert "the cluster's CPU went while it was measured: proxy 25%, writer 25%, query workers 50%." in text
 
 
 def test_a_run_without_the_cluster_says_why(tmp_path: Path) -> None:
@@ -64,4 +66,8 @@ def test_a_run_without_the_cluster_says_why(tmp_path: Path) -> None:
     results.cluster_note = "not measured in this run (--no-cluster)."
     section = render(results, args, "cmd", "m", "today")
     assert "Cluster: not measured in this run (--no-cluster)." in section
-    assert "| `cluster`" not in section and "| 4 | `--workers 2` | 1,600 |" in section
+    assert (
+        "| `cluster`" not in section
+        and "cluster's CPU" not in section
+        and "| 4 | `--workers 2` | 1,600 |" in section
+    )
