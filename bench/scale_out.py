@@ -322,8 +322,9 @@ def render(results: Results, args: argparse.Namespace, command: str, machine_lin
         f"- `{TWO_WORKERS}`: `sheafdb serve --workers 2`, the primary and two query worker processes "
         "over one data dir.",
         f"- `{CLUSTER}`: a local Ray cluster of 2 nodes (one CPU each) on 127.0.0.1, PostgreSQL and "
-        "SeaweedFS (scripts/services/), a writer (`serve --cluster ray://... --role writer`) whose query "
-        "workers are Ray actors on the 2 nodes, and a proxy (`--role proxy`) the clients talk to; "
+        "SeaweedFS (scripts/services/), a writer (`serve --cluster HOST:PORT --role writer`, the Ray "
+        "GCS address) whose query workers are Ray actors on the 2 nodes, and a proxy (`--role proxy`) "
+        "the clients talk to; "
         f"loaded with replica_number={args.replicas} "
         + (
             "(each search goes to one replica: one worker)."
