@@ -60,7 +60,7 @@ _NO_DEADLINE_S = 10**9
 _RELAY_STOP_S = 0.5
 
 
-def method_path(name: str) -> str:
+def _method_path(name: str) -> str:
     return f"/{SERVICE.full_name}/{name}"
 
 
@@ -82,7 +82,8 @@ def remaining_timeout(context: grpc.ServicerContext) -> float | None:
 
 def unary_methods() -> set[str]:
     """Every unary method path of the MilvusService."""
-    return {method_path(m.name) for m in SERVICE.methods if not m.client_streaming and not m.server_streaming}
+    methods = SERVICE.methods
+    return {_method_path(m.name) for m in methods if not m.client_streaming and not m.server_streaming}
 
 
 class _Forwarder(grpc.GenericRpcHandler):
@@ -125,7 +126,7 @@ class _ServedAuth(grpc.ServerInterceptor):
     def __init__(self, access: AccessControl) -> None:
         self._access = access
         self._inner = AuthInterceptor(access)
-        self._served = {method_path(name) for name in SERVED}
+        self._served = {_method_path(name) for name in SERVED}
 
     def intercept_service(
         self,

@@ -31,7 +31,7 @@ def _token(user: str, password: str) -> str:
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[WorkerRuntime, int]]:
+def served(tmp_path: Path) -> Iterator[tuple[WorkerRuntime, int, SqliteCatalog]]:
     """A writer engine with one loaded collection of 20 rows, and one worker holding all of it."""
     data = tmp_path / "data"
     engine = Engine(EngineConfig(data, fsync=False, restore_loads=False, share_pages=True))
@@ -65,7 +65,7 @@ def served(tmp_path: Path) -> Iterator[tuple[WorkerRuntime, int]]:
             time.sleep(0.01)
         else:
             raise AssertionError("the worker never acked its segments")
-        yield runtime, secret
+        yield runtime, secret, catalog
     finally:
         runtime.stop()
         access.close()
@@ -76,7 +76,7 @@ def served(tmp_path: Path) -> Iterator[tuple[WorkerRuntime, int]]:
 def _call(
     runtime: WorkerRuntime, method: str, request: object, metadata: list[tuple[str, str]]
 ) -> ReadAnswer:
-    call = ReadCall(method, DB, request, 1, 0)  # type: ignore[arg-type]
+    call = ReadCall(method, DB, request, 1, runtime.view.applied_version)  # type: ignore[arg-type]
     with grpc.insecure_channel(runtime.address) as channel:
         raw = channel.unary_unary(READ_METHOD)(pickle.dumps(call), metadata=metadata, timeout=30)
     answer = pickle.loads(raw)
@@ -90,8 +90,13 @@ def _refused(call: Callable[[], object]) -> grpc.StatusCode:
     return caught.value.code()  # type: ignore[attr-defined, no-any-return]
 
 
-def test_the_secret_then_the_user_then_the_privilege(served: tuple[WorkerRuntime, int]) -> None:
-    runtime, secret = served
+def test_the_secret_then_the_user_then_the_privilege(
+    served: tuple[WorkerRuntime, int, SqliteCatalog],
+) -> None:
+    runtime, secret, catalog = served
+    # The worker has applied the placement with every ack in it.
+    runtime.view.apply_placement()
+    assert runtime.view.applied_version == catalog.placement_version()
     count = QueryRequest("c", output_fields=("count(*)",))
     vector = make_rows(range(20)).column("vec").to_numpy(zero_copy_only=False)[3].reshape(1, -1)
     search = SearchRequest("c", vector, 1)

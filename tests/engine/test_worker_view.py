@@ -82,6 +82,8 @@ def _settle(view: WorkerView, placement: SqliteCatalog) -> None:
             placement.ack_segment(cid, rid, sid, view.worker_id)
         view.apply_placement()
         if not view.unacked() and all(all(p.assigned.values()) for p in view._placed.values()):
+            # Installed and acked; the same loader pass then retires what moved away.
+            assert view._loads.loader.wait_idle(60)
             return
         time.sleep(0.01)
     raise AssertionError("the worker never installed its segments")
@@ -164,7 +166,10 @@ def test_each_worker_loads_and_serves_exactly_its_segments(
         )
         for view in views:
             _settle(view, placement)
-        version = placement.placement_version()
+        stale, version = version, placement.placement_version()
+        # A caller still on the old placement would miss or double rows: refused by both.
+        for view in views:
+            assert view.read(_call("query", everything, 1, stale)).error_code == ReplicaNotAvailable.code
         got = [_ids(v.read(_call("query", everything, 1, version))) for v in views]
         assert got[1] == list(range(60, 90))
         assert set(range(30, 60)) - {40} <= set(got[0])

@@ -125,6 +125,8 @@ class ProxyServer:
         self._front: FrontThread | None = None
         self._stopped = threading.Event()
         self._lock = threading.Lock()
+        # As server.Server's, for the serve loop (cli.py): a proxy never loses a lease.
+        self.stepped_down = threading.Event()
 
     @classmethod
     def for_catalog(cls, config: ProxyConfig) -> ProxyServer:
@@ -204,6 +206,9 @@ class ProxyServer:
             raise StartupError(
                 f"cannot listen on {self.config.host}:{self.config.port}: {exc.strerror or exc}"
             ) from exc
+
+    def cancel_standby(self) -> None:
+        """Nothing to cancel: a proxy never waits for the writer lease (server.Server's does)."""
 
     def wait(self) -> None:
         self._stopped.wait()

@@ -12,7 +12,9 @@ Milvus's not-available error. A collection with no load config fails at once as 
 
 Routes are cached: the placement version is polled at most every ``ROUTE_POLL_S`` and the rows
 re-read when it moved (a save, drop, ack or registration bumps it) or when the worker leases
-are older than ``LEASE_REFRESH_S``; a failed read re-reads them at once.
+are older than ``LEASE_REFRESH_S``; a failed read re-reads them at once. Collections (name or
+alias -> record, with their indexes for the metric) are cached with the routes and forgotten
+with them, so a rename or a drop is seen within ``LEASE_REFRESH_S``.
 
 It answers the read API of engine/follower.py's Follower (search, hybrid_search, query,
 collection_schema, output_zone, allocate_timestamp, load_state), so the serving code takes
@@ -33,7 +35,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import tzinfo
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, cast
 
 from sheafdb.engine.distribution.read_calls import ReadAnswer, ReadCall
 from sheafdb.engine.distribution.reduce import (
@@ -333,6 +335,8 @@ class ClusterReads:
             raise WorkerFailed(worker_id, ReplicaNotAvailable(answer.error_message or None))
         if answer.error_code:
             raise error_for_code(answer.error_code, answer.error_message)
+        if answer.result is None:
+            raise WorkerFailed(worker_id, ReplicaNotAvailable(f"query worker {address} answered no result"))
         return answer
 
 
@@ -371,9 +375,4 @@ class _Fan:
         if errors:
             failed = [e for e in errors if isinstance(e, WorkerFailed)]
             raise failed[0] if failed else errors[0]
-        out: list[WorkerAnswer] = []
-        for answer in answers:
-            if answer.result is None:
-                raise WorkerFailed(targets[0][0], ReplicaNotAvailable("a worker answered no result"))
-            out.append(WorkerAnswer(answer.result, answer.larger_is_better))
-        return out
+        return [WorkerAnswer(cast(SearchResult | QueryResult, a.result), a.larger_is_better) for a in answers]

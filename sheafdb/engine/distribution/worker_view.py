@@ -16,12 +16,16 @@ loader's passes. ``unacked`` lists the assigned segments installed but not yet a
 
 A ``ReadCall`` is answered over this worker's segments of the named replica, or refused with
 ``ReplicaNotAvailable`` when this worker does not hold that replica, has not installed all of
-its segments of it, or has not yet applied the placement version the caller chose the
-replica's workers from (after a short catch-up): the proxy then tries another replica.
+its segments of it (after a short wait), or serves it as a placement version other than the
+caller's says: it has not applied the caller's version yet (after a short catch-up), or what
+it serves of the collection changed after the caller's version. So every worker of a replica
+answers from one placement: no row twice, none missed. The proxy then tries another replica
+(or reads the placement again).
 
 Locks: the follower's (``_refresh_lock`` then ``_gate`` exclusive while a placement is
 applied, as when the catalog is taken); ``_placement_lock`` makes one thread read the
-placement rows at a time. ``_placed`` and ``_applied_version`` are replaced whole.
+placement rows at a time. ``_placed``, ``_changed_at`` and ``_applied_version`` are replaced
+whole.
 """
 
 from __future__ import annotations
@@ -48,6 +52,9 @@ PLACEMENT_CATCH_UP_S = 1.0
 _CATCH_UP_POLL_S = 0.02
 # A read waits this long for this worker's own (re)load before answering "not available".
 WORKER_LOAD_WAIT_S = 0.5
+# A read call waits this long for this worker's part of the replica to be installed (a seal
+# reopens a followed collection; a segment moved here is being installed).
+READ_LOAD_WAIT_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,11 @@ class Placed:
     assigned: dict[int, bool]
     # Every segment assigned to any worker of the replica (the leader serves the others).
     replica_segments: frozenset[int]
+
+    @property
+    def served(self) -> tuple[int, bool, frozenset[int], frozenset[int]]:
+        """What decides the rows served here (the acks do not)."""
+        return self.replica_id, self.leader, frozenset(self.assigned), self.replica_segments
 
 
 def placement_of(catalog: Catalog, worker_id: int) -> dict[int, Placed]:
@@ -89,9 +101,20 @@ class WorkerView(Follower):
         self._placement = placement
         self.worker_id = worker_id
         self._placement_lock = threading.Lock()
-        self._applied_version = placement.placement_version()
-        self._placed = placement_of(placement, worker_id)
+        self._applied_version, self._placed = self._read_placement()
+        # Collection id -> the placement version at which what this worker serves of it last
+        # changed: a caller that chose the workers from an older version is refused.
+        self._changed_at = dict.fromkeys(self._placed, self._applied_version)
         super().__init__(config)
+
+    def _read_placement(self) -> tuple[int, dict[int, Placed]]:
+        """This worker's placement and the version it is exactly (read again when a change
+        committed between the rows and the version: every change bumps the version)."""
+        while True:
+            version = self._placement.placement_version()
+            placed = placement_of(self._placement, self.worker_id)
+            if self._placement.placement_version() == version:
+                return version, placed
 
     # -- what to load ------------------------------------------------------------------------
     def _scope(self, collection_id: int) -> SegmentScope | None:
@@ -118,11 +141,17 @@ class WorkerView(Follower):
     def apply_placement(self) -> bool:
         """Take the placement again if its version moved; True when it did."""
         with self._placement_lock:
-            version = self._placement.placement_version()
-            if version == self._applied_version:
+            if self._placement.placement_version() == self._applied_version:
                 return False
-            placed = placement_of(self._placement, self.worker_id)
+            version, placed = self._read_placement()
             with self._refresh_lock, self._gate.exclusive():
+                old = self._placed
+                self._changed_at = {
+                    cid: self._changed_at.get(cid, version)
+                    if cid in old and old[cid].served == now.served
+                    else version
+                    for cid, now in placed.items()
+                }
                 self._placed = placed
                 for followed in self._followed.values():
                     request = self._load_request(followed.fingerprint.record)
@@ -199,19 +228,38 @@ class WorkerView(Follower):
             time.sleep(_CATCH_UP_POLL_S)
 
     def check_replica(self, call: ReadCall, name: str) -> Collection:
-        """The collection, if this worker serves all of its part of ``call.replica_id``."""
-        self._sync_catalog()
-        coll = self._names.resolve_checked(call.db, name)
-        placed = self._placed.get(coll.collection_id)
+        """The collection, if this worker serves all of its part of ``call.replica_id`` as the
+        placement of ``call.placement_version`` has it; a (re)load in progress (a seal reopens
+        the collection, a moved segment is installed) is waited for a moment."""
         unavailable = f"replica not available[replica={call.replica_id}][worker={self.worker_id}]"
-        if placed is None or placed.replica_id != call.replica_id:
-            raise ReplicaNotAvailable(f"{unavailable}: not held here")
-        if self._loads.state(coll) is not LoadState.LOADED:
-            raise ReplicaNotAvailable(f"{unavailable}: still loading")
-        _installed, missing = self._loads.scope_coverage(coll)
-        if missing:
-            raise ReplicaNotAvailable(f"{unavailable}: {len(missing)} segments not loaded yet")
-        return coll
+        deadline = time.monotonic() + READ_LOAD_WAIT_S
+        while True:
+            self._sync_catalog()
+            coll = self._names.resolve_checked(call.db, name)
+            placed = self._placed.get(coll.collection_id)
+            if placed is None or placed.replica_id != call.replica_id:
+                raise ReplicaNotAvailable(f"{unavailable}: not held here")
+            changed_at = self._changed_at.get(coll.collection_id, 0)
+            if call.placement_version < changed_at:
+                # Served as a newer placement says: with the caller's older one, rows could be
+                # answered twice or not at all across the replica's workers.
+                raise ReplicaNotAvailable(
+                    f"{unavailable}: placement changed at version {changed_at}, "
+                    f"the call has {call.placement_version}"
+                )
+            left = deadline - time.monotonic()
+            state = self._loads.wait(coll, (), max(left, 0))
+            _installed, missing = self._loads.scope_coverage(coll)
+            if state is LoadState.LOADED and not missing:
+                return coll
+            if left <= 0:
+                reason = (
+                    "still loading"
+                    if state is not LoadState.LOADED
+                    else f"{len(missing)} segments not loaded yet"
+                )
+                raise ReplicaNotAvailable(f"{unavailable}: {reason}")
+            time.sleep(_CATCH_UP_POLL_S)
 
     @staticmethod
     def _larger_is_better(coll: Collection, request: SearchRequest) -> bool:
