@@ -133,8 +133,11 @@ class Coordinator:
             kept = {r.replica_id for r in current}
             added = {r: [s for s in segs if r not in kept or s not in before] for r, segs in unplaced.items()}
             check_fits(record.name, replicas, target.sizes, spaces, added)
-            catalog.set_load_config(config)
+            # The placement first: a crash between the two leaves a placement with no load
+            # config, which the next pass drops (a load config with no placement would stay
+            # Loading for ever).
             catalog.save_placement(record.collection_id, placement.replicas, placement.assignments)
+            catalog.set_load_config(config)
 
     def release(self, collection_id: int) -> None:
         with self._lock:
