@@ -153,6 +153,8 @@ def serve(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
         object_cache = None if args.object_cache_size is None else parse_size(str(args.object_cache_size))
         workers = parse_workers(str(args.workers))
         check_cluster_flags(args.cluster, args.role, args.catalog, args.objects, workers)
+        if not args.lease_ttl > 0:
+            raise SettingsError(f"--lease-ttl must be a positive number of seconds, not {args.lease_ttl}")
         check_bind_safety(args.host, auth_enabled=args.auth, insecure=args.insecure)
     except SettingsError as exc:
         log.error("SheafDB will not start: %s", exc)

@@ -111,3 +111,18 @@ def test_cluster_flags_accepted() -> None:
     check_cluster_flags(None, "proxy", None, None, 4)
     check_cluster_flags("ray://head:10001", "writer", "postgresql://u@h:5432/db", "s3://bucket/prefix", 1)
     check_cluster_flags("127.0.0.1:6379", "proxy", "postgresql://u@h:5432/db", "s3://bucket/prefix", 1)
+
+
+def test_lease_ttl_is_seconds_on_the_command_line_and_in_the_file(tmp_path: Path) -> None:
+    from sheafdb.cli import serve
+
+    assert build_parser().parse_args(["serve"]).lease_ttl == 5.0
+    config = tmp_path / "sheafdb.toml"
+    config.write_text("lease-ttl = 2\n")  # a TOML integer is a number of seconds too
+    argv = ["serve", "--config", str(config)]
+    assert with_config_file(build_parser().parse_args(argv), argv).lease_ttl == 2.0
+    config.write_text('lease-ttl = "soon"\n')
+    with pytest.raises(SettingsError, match="'lease-ttl' .* must be a number"):
+        with_config_file(build_parser().parse_args(argv), argv)
+    argv = ["serve", "--data-dir", str(tmp_path / "d"), "--lease-ttl", "0"]
+    assert serve(build_parser().parse_args(argv), argv) == 2  # refused before starting

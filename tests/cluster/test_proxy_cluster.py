@@ -167,7 +167,9 @@ def cluster(
     with psycopg.connect(postgres_url, autocommit=True) as admin:
         admin.execute(f"CREATE DATABASE {database}")
     catalog = postgres_url.rsplit("/", 1)[0] + "/" + database
-    objects = s3_server.url(f"sheafdb-proxy-{uuid.uuid4().hex[:8]}", "db") + "&allow_bucket_creation=true"
+    # The session's shared bucket (each new bucket costs the server volumes), a prefix of its own.
+    prefix = f"proxy-{uuid.uuid4().hex}"
+    objects = s3_server.url("sheafdb-store-tests", prefix) + "&allow_bucket_creation=true"
     env = {**os.environ, **s3_server.credentials_env(), "PYTHONUNBUFFERED": "1"}
     segment_bytes = segment_cost(root / "probe")
     flags = ["--cluster", ray_cluster.address, "--catalog", catalog, "--objects", objects]

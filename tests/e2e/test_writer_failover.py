@@ -53,8 +53,9 @@ class Node:
 def backends(postgres_database: str, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
     for key, value in s3_server.credentials_env().items():
         monkeypatch.setenv(key, value)  # the servers inherit them
-    bucket = f"sheafdb-failover-{uuid.uuid4().hex[:8]}"
-    return postgres_database, s3_server.url(bucket, "cluster") + "&allow_bucket_creation=true"
+    # The session's shared bucket (each new bucket costs the server volumes), a prefix of its own.
+    prefix = f"failover-{uuid.uuid4().hex}"
+    return postgres_database, s3_server.url("sheafdb-store-tests", prefix) + "&allow_bucket_creation=true"
 
 
 @pytest.fixture
@@ -146,6 +147,10 @@ def test_a_standby_takes_over_a_killed_writer_with_every_acknowledged_row(nodes)
     assert _ids(client, "c") == [*acked, *range(300, 310)]
     hit = client.search("c", data=[_rows(range(30, 60))[12]["v"]], limit=1)[0][0]
     assert hit["id"] == 42
+    # A standby asked to stop while it waits stops at once, having served nothing.
+    third = _standby(nodes, "third")
+    assert stop_server(third.process) == 0
+    assert "SheafDB ready on" not in third.log()
 
 
 def test_a_paused_writer_is_deposed_and_cannot_write_when_it_wakes(nodes) -> None:  # type: ignore[no-untyped-def]

@@ -29,10 +29,11 @@ def backends(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
     monkeypatch = request.getfixturevalue("monkeypatch")
     for key, value in s3.credentials_env().items():
         monkeypatch.setenv(key, value)
-    bucket = f"sheafdb-follow-{uuid.uuid4().hex[:8]}"
+    # The session's shared bucket (each new bucket costs the server volumes), a prefix of its own.
+    prefix = f"follow-{uuid.uuid4().hex}"
     return {
         "catalog_url": request.getfixturevalue("postgres_database"),
-        "objects_url": s3.url(bucket, "db") + "&allow_bucket_creation=true",
+        "objects_url": s3.url("sheafdb-store-tests", prefix) + "&allow_bucket_creation=true",
     }
 
 
