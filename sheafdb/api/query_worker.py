@@ -3,8 +3,8 @@
 The primary's front accepts every connection on the public port; a gRPC connection it hands
 to a worker arrives here as a file descriptor over the worker's handoff socket (SCM_RIGHTS),
 with the bytes the front already read from it. grpcio cannot adopt a connected socket, so
-the worker relays it (relay.py, two threads per connection, as the primary does) to its own
-gRPC server on a unix socket: the hop's cost is paid by this process, under its own
+the worker relays it (relay.py, one epoll thread for all its connections, as the primary
+does) to its own gRPC server on a unix socket: the hop's cost is paid by this process, under its own
 interpreter lock, and the primary does nothing more for the connection.
 
 The worker's gRPC server answers Search, HybridSearch and Query from the follower
@@ -16,8 +16,9 @@ forwarded calls are checked by the primary.
 
 The handoff socket also tells the worker when to stop: the primary closes it (or dies).
 
-Threads: gRPC's handler pool; the main thread receiving descriptors; two relay threads per
-connection (relay.py); the follower's loader and search pools (as in the primary's engine).
+Threads: gRPC's handler pool (4 threads); the main thread receiving descriptors; one relay
+thread for every connection (relay.py); the follower's loader and search pools (as in the
+primary's engine).
 The follower, the access control and the relays are thread-safe.
 """
 
@@ -55,6 +56,7 @@ READY = b"ready"
 # Request metadata the forwarder leaves to gRPC itself.
 _TRANSPORT_KEYS = ("user-agent",)
 _STOP_GRACE_S = 0.5
+_HANDLER_THREADS = 4
 _NO_DEADLINE_S = 10**9
 _RELAY_STOP_S = 0.5
 
@@ -171,7 +173,13 @@ class QueryWorker:
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.so_reuseport", 0),
         ]
-        pool = futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc")
+        # Few handler threads: the reads served here are CPU under one interpreter lock, so
+        # more threads only take turns at it (16 against 4: ~25% more CPU per search at 16
+        # clients, bench/cpu_per_search.py). A call forwarded to the primary holds one while
+        # the primary answers; those are short (the SDKs poll for long operations).
+        pool = futures.ThreadPoolExecutor(
+            max_workers=min(max_workers, _HANDLER_THREADS), thread_name_prefix="grpc"
+        )
         interceptors = [_ServedAuth(self._access)] if self._access is not None else []
         self._grpc = grpc.server(
             pool,
