@@ -17,8 +17,9 @@ forwarded calls are checked by the primary.
 The handoff socket also tells the worker when to stop: the primary closes it (or dies).
 
 Threads: gRPC's handler pool (4 threads); the main thread receiving descriptors; one relay
-thread for every connection (relay.py); the follower's loader and search pools (as in the
-primary's engine).
+thread for every connection (relay.py); the reporter (worker_reports.py: the served calls and
+the ledger's bytes to the primary every ~0.5 s); the follower's loader and search pools (as
+in the primary's engine).
 The follower, the access control and the relays are thread-safe.
 """
 
@@ -42,6 +43,8 @@ from sheafdb.api.auth import AuthInterceptor
 from sheafdb.api.grpc.data_rpcs import DataRpcs
 from sheafdb.api.grpc.guard import SERVICE, error_response
 from sheafdb.api.relay import Relays
+from sheafdb.api.request_metrics import MetricsInterceptor
+from sheafdb.api.worker_reports import CallTally, WorkerReporter
 from sheafdb.engine.access import AccessControl
 from sheafdb.engine.engine import Engine
 from sheafdb.engine.follower import Follower
@@ -125,6 +128,24 @@ class _ServedAuth(grpc.ServerInterceptor):
         return self._inner.intercept_service(continuation, handler_call_details)
 
 
+class _ServedMetrics(grpc.ServerInterceptor):
+    """Counts and times the calls served here for the server's ``/metrics`` (the primary's
+    own interceptor counts the forwarded ones); outside the authentication, as there."""
+
+    def __init__(self, tally: CallTally) -> None:
+        self._inner = MetricsInterceptor(tally)
+        self._served = {_method_path(name) for name in SERVED}
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        if handler_call_details.method not in self._served:
+            return continuation(handler_call_details)
+        return self._inner.intercept_service(continuation, handler_call_details)
+
+
 def _served_handlers(follower: Follower) -> grpc.GenericRpcHandler:
     # The data handlers read ``engine`` only for the calls the follower answers.
     rpcs = DataRpcs(cast(Engine, follower))
@@ -160,10 +181,13 @@ class QueryWorker:
         auth_enabled: bool,
         max_workers: int,
         max_message_bytes: int,
+        memory_budget_bytes: int | None = None,
     ) -> None:
         self._socket_path = socket_path
         self._handoff = handoff
-        self.follower = Follower(data_dir)
+        self.follower = Follower(data_dir, memory_budget_bytes=memory_budget_bytes)
+        tally = CallTally()
+        self._reporter = WorkerReporter(handoff, tally, self.follower.memory_used_bytes)
         self._access = (
             AccessControl(data_dir / "credentials.db", enabled=auth_enabled) if auth_enabled else None
         )
@@ -180,7 +204,9 @@ class QueryWorker:
         pool = futures.ThreadPoolExecutor(
             max_workers=min(max_workers, _HANDLER_THREADS), thread_name_prefix="grpc"
         )
-        interceptors = [_ServedAuth(self._access)] if self._access is not None else []
+        interceptors: list[grpc.ServerInterceptor] = [_ServedMetrics(tally)]
+        if self._access is not None:
+            interceptors.append(_ServedAuth(self._access))
         self._grpc = grpc.server(
             pool,
             handlers=[_served_handlers(self.follower), self._forwarder],
@@ -196,6 +222,7 @@ class QueryWorker:
         """Serve until the primary closes the handoff socket (or SIGTERM)."""
         self._grpc.start()
         self._handoff.sendall(READY)
+        self._reporter.start()
         target = f"unix:{self._socket_path}"
         while True:
             try:
@@ -210,6 +237,7 @@ class QueryWorker:
 
     def stop(self) -> None:
         self._grpc.stop(_STOP_GRACE_S).wait()
+        self._reporter.stop()
         self._relays.close(timeout_s=_RELAY_STOP_S)
         self._forwarder.close()
         self.follower.close()
@@ -227,6 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--auth", action="store_true")
     parser.add_argument("--max-workers", type=int, default=16)
     parser.add_argument("--max-message-bytes", type=int, default=512 * 1024 * 1024)
+    parser.add_argument("--memory-budget", type=int, help="the whole server's memory budget (bytes)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     handoff = socket.socket(fileno=args.handoff_fd)
@@ -240,6 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         auth_enabled=args.auth,
         max_workers=args.max_workers,
         max_message_bytes=args.max_message_bytes,
+        memory_budget_bytes=args.memory_budget,
     )
     log.info("query worker %d ready on %s", os.getpid(), args.socket)
     worker.serve()

@@ -98,11 +98,12 @@ class _Followed:
 
 
 class Follower:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *, memory_budget_bytes: int | None = None) -> None:
+        """``memory_budget_bytes``: the whole server's (None: the default share of the RAM)."""
         self._data_dir = Path(data_dir)
         self._catalog = SqliteCatalog(self._data_dir / CATALOG_FILE)
         self._store = open_object_store(None, self._data_dir)
-        self._accountant = MemoryAccountant(None)
+        self._accountant = MemoryAccountant(memory_budget_bytes)
         self._loads = LoadManager(self._accountant, self._store, share_pages=True)
         self._oracle = TimestampOracle(self._catalog.max_timestamp())
         self._gate = WriteGate()
@@ -233,6 +234,13 @@ class Follower:
             return zone(asked or properties.get(TIMEZONE_PROPERTY))
         except ValueError as e:
             raise invalid(str(e)) from None
+
+    def memory_used_bytes(self) -> int:
+        """The bytes this process's ledger holds (reported to the primary, which charges them
+        against the server's budget), the catalog followed first: loads and releases made
+        since the last read are taken here too, not only at this worker's next read."""
+        self._sync_catalog()
+        return self._accountant.used_bytes
 
     def allocate_timestamp(self) -> int:
         """A reply's session timestamp (this process's clock; writes are stamped by the primary)."""
