@@ -196,6 +196,8 @@ class Relays:
 
     def _ready(self, connection: _Connection, side: _Side, events: int) -> None:
         if not connection.connected:
+            if not events & (_OUT | select.EPOLLERR | select.EPOLLHUP):
+                return  # not the connect's outcome (an event of an earlier socket on this fd)
             # The backend's connect finished (or failed).
             if side.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) != 0:
                 self._end(connection)
