@@ -12,8 +12,8 @@ port and looks at the first bytes of every connection:
 
 Threads: the front runs one event loop in its own thread (``FrontThread``) that accepts, reads
 the first bytes and serves REST; every REST connection's state lives on that loop, so nothing
-here needs a lock. A relayed connection leaves the loop: two blocking threads per connection
-pump its bytes (``relay.py``: relaying on the loop cost three times as much per call).
+here needs a lock. A relayed connection leaves the loop: the relay's own epoll thread pumps
+its bytes (``relay.py``: relaying on this loop cost three times as much per call).
 The REST app's blocking work goes to anyio's worker threads (see ``rest/app.py``).
 """
 
@@ -33,7 +33,7 @@ from sheafdb.api.relay import Relays
 from sheafdb.errors import UnsafeBindRefused
 
 HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-# How long stopping waits for the relay threads (the server's whole stop must fit in 2 s).
+# How long stopping waits for the relay thread (the server's whole stop must fit in 2 s).
 _RELAY_STOP_S = 0.5
 
 
@@ -176,7 +176,7 @@ class ProtocolFront:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        # Blocks the loop while the relay threads wake and exit (milliseconds): it is stopping.
+        # Blocks the loop while the relay thread wakes and exits (milliseconds): it is stopping.
         self._relays.close(timeout_s=_RELAY_STOP_S)
 
 

@@ -14,8 +14,14 @@ Milvus has no per-field memory figure; SheafDB's own are ``sheafdb_resident_byte
 collection_name,partition_name,field_name,kind}`` (the accountant's ledger by name),
 ``sheafdb_memory_budget_bytes``, ``..._used_bytes``, ``..._reserved_bytes``, ``..._free_bytes``,
 ``..._mapped_bytes`` (memory-mapped field files, kind ``mapped`` in the resident bytes, outside
-the budget's used bytes) and ``sheafdb_load_progress{db_name,collection_name}`` (0..100).
+the budget's used bytes), ``sheafdb_process_used_bytes{process}`` (with ``serve --workers N``:
+the used bytes of the primary and of each query worker, whose sum is ``..._used_bytes``) and
+``sheafdb_load_progress{db_name,collection_name}`` (0..100).
 Those are read from the engine at scrape time, never kept twice.
+
+With ``serve --workers N`` the request counters and latencies include the calls the query
+workers served: each worker tallies its own and reports them to the primary every ~0.5 s
+(worker_reports.py), so a scrape sees a worker's calls at most that much later.
 
 Milvus's Go client writes counters without the ``_total`` suffix that prometheus_client adds,
 so the counters here are plain numbers this module keeps and exposes under Milvus's exact names
@@ -29,7 +35,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram, disable_created_metrics, generate_latest
@@ -173,6 +179,23 @@ class ServerMetrics:
         if function in LOAD_OPERATIONS or function in RELEASE_OPERATIONS:
             self._lifecycle(function, db, collection, failed=failed, started_at=started_at, now=now)
 
+    def worker_calls(
+        self, counts: Mapping[tuple[str, str, str, str], int], latencies_ms: Mapping[str, list[float]]
+    ) -> None:
+        """Calls a query worker served (``serve --workers N``), as it reported them: counted
+        and timed here like the calls this process served (worker_reports.py)."""
+        for function, observed in latencies_ms.items():
+            latency = self._grpc_children.get(function)
+            if latency is None:
+                latency = self._grpc_children.setdefault(
+                    function, self._grpc_latency.labels(NODE_ID, function)
+                )
+            for value in observed:
+                latency.observe(value)
+        with self._lock:
+            for key, count in counts.items():
+                self._grpc_counts[key] = self._grpc_counts.get(key, 0.0) + count
+
     def rest_call(
         self, path: str, operation: str, db: str, collection: str, *, failed: bool, started_at: float
     ) -> None:
@@ -240,6 +263,15 @@ class ServerMetrics:
             ("sheafdb_memory_mapped_bytes", view.mapped_bytes, "bytes of memory-mapped field files"),
         ):
             yield GaugeMetricFamily(name, text, value=value)
+        if view.processes:
+            processes = GaugeMetricFamily(
+                "sheafdb_process_used_bytes",
+                "bytes loaded structures hold, by process of the server (serve --workers N)",
+                labels=["process"],
+            )
+            for process, nbytes in view.processes.items():
+                processes.add_metric([process], nbytes)
+            yield processes
         resident = GaugeMetricFamily(
             "sheafdb_resident_bytes",
             "bytes held by loaded structures, by field and kind (field, index, pk_lookup, json, masks)",

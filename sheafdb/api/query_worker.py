@@ -3,8 +3,8 @@
 The primary's front accepts every connection on the public port; a gRPC connection it hands
 to a worker arrives here as a file descriptor over the worker's handoff socket (SCM_RIGHTS),
 with the bytes the front already read from it. grpcio cannot adopt a connected socket, so
-the worker relays it (relay.py, two threads per connection, as the primary does) to its own
-gRPC server on a unix socket: the hop's cost is paid by this process, under its own
+the worker relays it (relay.py, one epoll thread for all its connections, as the primary
+does) to its own gRPC server on a unix socket: the hop's cost is paid by this process, under its own
 interpreter lock, and the primary does nothing more for the connection.
 
 The worker's gRPC server answers Search, HybridSearch and Query from the follower
@@ -16,8 +16,10 @@ forwarded calls are checked by the primary.
 
 The handoff socket also tells the worker when to stop: the primary closes it (or dies).
 
-Threads: gRPC's handler pool; the main thread receiving descriptors; two relay threads per
-connection (relay.py); the follower's loader and search pools (as in the primary's engine).
+Threads: gRPC's handler pool (4 threads); the main thread receiving descriptors; one relay
+thread for every connection (relay.py); the reporter (worker_reports.py: the served calls and
+the ledger's bytes to the primary every ~0.5 s); the follower's loader and search pools (as
+in the primary's engine).
 The follower, the access control and the relays are thread-safe.
 """
 
@@ -41,6 +43,8 @@ from sheafdb.api.auth import AuthInterceptor
 from sheafdb.api.grpc.data_rpcs import DataRpcs
 from sheafdb.api.grpc.guard import SERVICE, error_response
 from sheafdb.api.relay import Relays
+from sheafdb.api.request_metrics import MetricsInterceptor
+from sheafdb.api.worker_reports import CallTally, WorkerReporter
 from sheafdb.engine.access import AccessControl
 from sheafdb.engine.distribution.cluster_reads import ClusterReads
 from sheafdb.engine.engine import Engine
@@ -56,6 +60,7 @@ READY = b"ready"
 # Request metadata the forwarder leaves to gRPC itself.
 _TRANSPORT_KEYS = ("user-agent",)
 _STOP_GRACE_S = 0.5
+_HANDLER_THREADS = 4
 _NO_DEADLINE_S = 10**9
 _RELAY_STOP_S = 0.5
 
@@ -139,6 +144,24 @@ class _ServedAuth(grpc.ServerInterceptor):
         return self._inner.intercept_service(continuation, handler_call_details)
 
 
+class _ServedMetrics(grpc.ServerInterceptor):
+    """Counts and times the calls served here for the server's ``/metrics`` (the primary's
+    own interceptor counts the forwarded ones); outside the authentication, as there."""
+
+    def __init__(self, tally: CallTally) -> None:
+        self._inner = MetricsInterceptor(tally)
+        self._served = {_method_path(name) for name in SERVED}
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        if handler_call_details.method not in self._served:
+            return continuation(handler_call_details)
+        return self._inner.intercept_service(continuation, handler_call_details)
+
+
 def served_handlers(
     follower: Follower | ClusterReads, wrap: Callable[[Callable[..., Any]], Callable[..., Any]] = lambda h: h
 ) -> grpc.GenericRpcHandler:
@@ -177,10 +200,13 @@ class QueryWorker:
         auth_enabled: bool,
         max_workers: int,
         max_message_bytes: int,
+        memory_budget_bytes: int | None = None,
     ) -> None:
         self._socket_path = socket_path
         self._handoff = handoff
-        self.follower = Follower(backends)
+        self.follower = Follower(backends, memory_budget_bytes=memory_budget_bytes)
+        tally = CallTally()
+        self._reporter = WorkerReporter(handoff, tally, self.follower.memory_used_bytes)
         self._access = (
             AccessControl(backends.data_dir / "credentials.db", enabled=auth_enabled)
             if auth_enabled
@@ -192,8 +218,16 @@ class QueryWorker:
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.so_reuseport", 0),
         ]
-        pool = futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc")
-        interceptors = [_ServedAuth(self._access)] if self._access is not None else []
+        # Few handler threads: the reads served here are CPU under one interpreter lock, so
+        # more threads only take turns at it (16 against 4: ~25% more CPU per search at 16
+        # clients, bench/cpu_per_search.py). A call forwarded to the primary holds one while
+        # the primary answers; those are short (the SDKs poll for long operations).
+        pool = futures.ThreadPoolExecutor(
+            max_workers=min(max_workers, _HANDLER_THREADS), thread_name_prefix="grpc"
+        )
+        interceptors: list[grpc.ServerInterceptor] = [_ServedMetrics(tally)]
+        if self._access is not None:
+            interceptors.append(_ServedAuth(self._access))
         self._grpc = grpc.server(
             pool,
             handlers=[served_handlers(self.follower), self._forwarder],
@@ -209,6 +243,7 @@ class QueryWorker:
         """Serve until the primary closes the handoff socket (or SIGTERM)."""
         self._grpc.start()
         self._handoff.sendall(READY)
+        self._reporter.start()
         target = f"unix:{self._socket_path}"
         while True:
             try:
@@ -223,6 +258,7 @@ class QueryWorker:
 
     def stop(self) -> None:
         self._grpc.stop(_STOP_GRACE_S).wait()
+        self._reporter.stop()
         self._relays.close(timeout_s=_RELAY_STOP_S)
         self._forwarder.close()
         self.follower.close()
@@ -243,6 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--auth", action="store_true")
     parser.add_argument("--max-workers", type=int, default=16)
     parser.add_argument("--max-message-bytes", type=int, default=512 * 1024 * 1024)
+    parser.add_argument("--memory-budget", type=int, help="the whole server's memory budget (bytes)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     handoff = socket.socket(fileno=args.handoff_fd)
@@ -256,6 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         auth_enabled=args.auth,
         max_workers=args.max_workers,
         max_message_bytes=args.max_message_bytes,
+        memory_budget_bytes=args.memory_budget,
     )
     log.info("query worker %d ready on %s", os.getpid(), args.socket)
     worker.serve()

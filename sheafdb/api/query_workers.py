@@ -10,11 +10,15 @@ which serves every call: nothing is refused while a worker is down.
 
 A supervisor thread (``sheafdb-workers``) notices a worker's death within ~0.1 s (its
 process ended) and starts a new one; a worker is ready once it says so over its handoff
-socket. ``stop`` closes the handoff sockets (each worker then stops serving, letting its
-in-flight calls finish) and waits for the processes, killing any that outlive the wait.
+socket. Each worker also reports there every ~0.5 s the calls it served and the bytes its
+memory ledger holds (worker_reports.py); the supervisor hands each report to ``on_report``
+(and None when that worker is gone: its bytes leave the server's sum). ``stop`` closes the
+handoff sockets (each worker then stops serving, letting its in-flight calls finish) and
+waits for the processes, killing any that outlive the wait.
 
-Locks: ``_lock`` guards the slots (process, socket, ready flag) between the front's loop
-thread (``hand_off``), the supervisor and ``stop``.
+Locks: ``_lock`` guards the slots (process, socket, ready and ended flags) between the
+front's loop thread (``hand_off``), the supervisor and ``stop``. ``on_report`` runs on the
+supervisor thread (for a worker's end, under ``_lock``: it must not call back here).
 """
 
 from __future__ import annotations
@@ -26,11 +30,13 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from sheafdb.api.query_worker import READY
 from sheafdb.engine.follower import FollowerConfig
+from sheafdb.api.worker_reports import REPORT, WorkerReport
 
 log = logging.getLogger("sheafdb.workers")
 
@@ -40,6 +46,8 @@ _POLL_S = 0.1
 _START_TIMEOUT_S = 120.0
 # Workers hold nothing to save: past this they are killed (the whole stop must fit in 2 s).
 _STOP_WAIT_S = 1.0
+# The largest message a worker sends (a report; SOCK_SEQPACKET delivers whole messages).
+_MAX_MESSAGE = 1 << 20
 
 
 @dataclass(eq=False)
@@ -50,6 +58,7 @@ class _Slot:
     handoff: socket.socket | None = None
     started_at: float = 0.0
     ready: bool = False
+    ended: bool = False  # its handoff socket reached EOF (the worker is exiting)
 
 
 class QueryWorkers:
@@ -63,8 +72,15 @@ class QueryWorkers:
         auth_enabled: bool,
         max_workers: int,
         max_message_bytes: int,
+        memory_budget_bytes: int | None = None,
+        on_report: Callable[[int, WorkerReport | None], None] | None = None,
     ) -> None:
         self._backends = backends
+        """``memory_budget_bytes``: the whole server's (each worker's ledger is charged
+        against it through the reports); ``on_report(index, report)`` gets each worker's
+        reports on the supervisor thread, and None when that worker is gone."""
+        self._memory_budget = memory_budget_bytes
+        self._on_report = on_report
         self._primary_target = primary_target
         self._auth = auth_enabled
         self._max_workers = max_workers
@@ -129,6 +145,7 @@ class QueryWorkers:
             "--max-message-bytes",
             str(self._max_message_bytes),
             *(["--auth"] if self._auth else []),
+            *(["--memory-budget", str(self._memory_budget)] if self._memory_budget is not None else []),
         ]
         try:
             slot.process = subprocess.Popen(command, pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
@@ -138,15 +155,16 @@ class QueryWorkers:
         slot.handoff = ours
         slot.started_at = time.monotonic()
         slot.ready = False
+        slot.ended = False
 
     def _supervise(self) -> None:
         while not self._stopping.is_set():
             with self._lock:
-                waiting = {s.handoff: s for s in self._slots if not s.ready and s.handoff is not None}
-            if waiting:
-                readable, _, _ = select.select(list(waiting), [], [], _POLL_S)
+                watched = {s.handoff: s for s in self._slots if s.handoff is not None and not s.ended}
+            if watched:
+                readable, _, _ = select.select(list(watched), [], [], _POLL_S)
                 for sock in readable:
-                    self._note_ready(waiting[sock])
+                    self._receive(watched[sock], sock)
             else:
                 self._stopping.wait(_POLL_S)
             with self._lock:
@@ -155,17 +173,33 @@ class QueryWorkers:
                 for slot in self._slots:
                     self._check(slot)
 
-    def _note_ready(self, slot: _Slot) -> None:
-        try:
-            said = slot.handoff.recv(16) if slot.handoff is not None else b""
-        except OSError:
-            said = b""
-        with self._lock:
+    def _receive(self, slot: _Slot, sock: socket.socket) -> None:
+        """Every message waiting on a worker's handoff socket: ``ready``, or a report."""
+        while True:
+            try:
+                said = sock.recv(_MAX_MESSAGE)
+            except BlockingIOError:
+                return
+            except OSError:
+                said = b""
+            if not said:
+                with self._lock:
+                    slot.ended = slot.handoff is sock or slot.ended
+                return
             if said == READY:
-                slot.ready = True
+                with self._lock:
+                    if slot.handoff is sock:
+                        slot.ready = True
                 log.info(
                     "query worker %d (pid %d) ready", slot.index, slot.process.pid if slot.process else 0
                 )
+            elif said.startswith(REPORT) and self._on_report is not None:
+                try:
+                    report = WorkerReport.decode(said)
+                except (ValueError, KeyError, TypeError):
+                    log.warning("query worker %d sent an unreadable report", slot.index)
+                    continue
+                self._on_report(slot.index, report)
 
     def _check(self, slot: _Slot) -> None:
         """Under ``_lock``: start a worker again when it died or never became ready."""
@@ -186,6 +220,8 @@ class QueryWorkers:
             "did not start in time" if late else f"ended with code {process.returncode}",
         )
         self._close_handoff(slot)
+        if self._on_report is not None:
+            self._on_report(slot.index, None)
         self._spawn(slot)
 
     def _close_handoff(self, slot: _Slot) -> None:

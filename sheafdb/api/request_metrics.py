@@ -10,18 +10,27 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 
-from sheafdb.api.metrics import ServerMetrics, reply_failed
+from sheafdb.api.metrics import reply_failed
 
 # Wrappers kept; past it, start over (as the authentication interceptor does).
 MAX_WRAPPED_HANDLERS = 4096
 
 
+class CallSink(Protocol):
+    """Where the interceptor reports each call: the server's metrics, or a query worker's
+    tally of the calls it served (worker_reports.py)."""
+
+    def grpc_call(
+        self, function: str, db: str, collection: str, *, failed: bool, started_at: float
+    ) -> None: ...
+
+
 class MetricsInterceptor(grpc.ServerInterceptor):
-    def __init__(self, metrics: ServerMetrics) -> None:
+    def __init__(self, metrics: CallSink) -> None:
         self._metrics = metrics
         # inner handler -> its wrapper; no lock: a race only builds a wrapper twice.
         self._wrapped: dict[grpc.RpcMethodHandler, grpc.RpcMethodHandler] = {}

@@ -37,6 +37,7 @@ from sheafdb.api.metrics import ServerMetrics
 from sheafdb.api.query_workers import QueryWorkers
 from sheafdb.api.request_metrics import MetricsInterceptor
 from sheafdb.api.rest.app import build_app
+from sheafdb.api.worker_reports import WorkerReport
 from sheafdb.engine.access import AccessControl
 from sheafdb.engine.engine import Engine, EngineConfig
 from sheafdb.engine.follower import FollowerConfig
@@ -326,8 +327,17 @@ class Server:
             auth_enabled=self.config.auth_enabled,
             max_workers=self.config.max_workers,
             max_message_bytes=self.config.max_message_bytes,
+            memory_budget_bytes=self.config.memory_budget_bytes,
+            on_report=self._worker_report,
         )
         self._workers.start()
+
+    def _worker_report(self, index: int, report: WorkerReport | None) -> None:
+        """A query worker's calls join /metrics; its bytes, the server's memory budget."""
+        assert self._engine is not None and self._metrics is not None
+        self._engine.set_process_bytes(f"query worker {index}", None if report is None else report.used_bytes)
+        if report is not None:
+            self._metrics.worker_calls(report.counts, report.latencies_ms)
 
     def _start_front(self) -> None:
         assert self._engine is not None and self._socket is not None

@@ -607,6 +607,10 @@ class Engine(DatabaseCalls, PartitionCalls, AliasCalls, LoadCalls):
         """The memory accountant's view: bytes per collection, partition, field, index."""
         return self._loads.memory_report()
 
+    def set_process_bytes(self, name: str, nbytes: int | None) -> None:
+        """Another process of this server (a query worker) holds ``nbytes`` of the budget."""
+        self._accountant.set_process_bytes(name, nbytes)
+
     def memory_view(self) -> MemoryView:
         """The accountant's blocks by database, collection, partition, kind and field name."""
         return memory_view(self._accountant, {c.collection_id: c for c in self._open_collections()})

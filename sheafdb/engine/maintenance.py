@@ -14,7 +14,7 @@ Stateless apart from its collaborators (each thread-safe); no lock of its own.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pyarrow.compute as pc
 
@@ -81,6 +81,8 @@ class MemoryFigures:
     free_bytes: int
     collections: tuple[CollectionMemory, ...]
     mapped_bytes: int = 0
+    # ``serve --workers N``: used bytes by process ("primary", "query worker I"); {} otherwise.
+    processes: Mapping[str, int] = field(default_factory=dict)
 
 
 class Maintenance:
@@ -217,5 +219,11 @@ class Maintenance:
         reserved = int(report["reserved_bytes"])  # type: ignore[call-overload]
         mapped = int(report["mapped_bytes"])  # type: ignore[call-overload]
         return MemoryFigures(
-            budget, used, reserved, max(budget - used - reserved, 0), tuple(collections), mapped
+            budget,
+            used,
+            reserved,
+            max(budget - used - reserved, 0),
+            tuple(collections),
+            mapped,
+            self._accountant.process_bytes(),
         )

@@ -147,3 +147,36 @@ def test_closing_ends_open_connections_and_their_threads(tmp_path: Path) -> None
         late.settimeout(10)
         assert late.recv(10) == b""
     backend.close()
+
+
+def test_a_tcp_backend_connects_in_the_background(relays: Relays) -> None:
+    """A host:port backend: its connect completes in the relay's loop, then bytes flow."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def answer() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.sendall(receive_all(connection)[::-1])
+
+    server = threading.Thread(target=answer, daemon=True)
+    server.start()
+    client, front_side = socket.socketpair()
+    with client:
+        relays.start(front_side, f"127.0.0.1:{port}", b"abc")
+        client.sendall(b"def")
+        client.shutdown(socket.SHUT_WR)
+        assert receive_all(client) == b"fedcba"
+    server.join(10)
+    listener.close()
+
+
+def test_a_refused_tcp_backend_closes_the_client(relays: Relays) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client, front_side = socket.socketpair()
+    with client:
+        relays.start(front_side, f"127.0.0.1:{port}", b"PRI")
+        client.settimeout(10)
+        assert client.recv(10) == b""

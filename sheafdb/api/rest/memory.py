@@ -67,6 +67,12 @@ def memory_json(view: MemoryView, blocks: list[ResidentBlock]) -> dict[str, Any]
         "reservedBytes": view.reserved_bytes,
         "freeBytes": view.free_bytes,
         "mappedBytes": view.mapped_bytes,
+        # ``serve --workers N``: the used bytes of each process (the primary, each worker).
+        **(
+            {"processes": [{"name": n, "usedBytes": b} for n, b in view.processes.items()]}
+            if view.processes
+            else {}
+        ),
         "collections": [
             {
                 "dbName": db,

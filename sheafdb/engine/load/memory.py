@@ -7,6 +7,11 @@ to the write path and are not counted as loaded.
 
 Bytes are counted from the structures themselves (Arrow buffer sizes, numpy ``nbytes``, an
 index's serialized size), never from RSS: RSS is only what the tests check against.
+
+With ``serve --workers N`` the budget is the whole server's: each query worker reports the
+bytes its own ledger holds (what it built for itself: columns it read, masks, pk lookups;
+the shared mapped files are counted in no one's used bytes), the primary keeps them here as
+other processes' bytes (``set_process_bytes``), and a load must fit what all of them leave.
 """
 
 from __future__ import annotations
@@ -73,8 +78,9 @@ class Reservation:
 
 
 class MemoryAccountant:
-    # _lock guards _blocks and _reserved: registration happens on load threads while searches
-    # and reports read totals from request threads.
+    # _lock guards _blocks, _reserved and _others: registration happens on load threads while
+    # searches and reports read totals from request threads; workers' reports arrive on the
+    # primary's supervisor thread.
     def __init__(self, budget_bytes: int | None = None) -> None:
         if budget_bytes is None:
             budget_bytes = int(psutil.virtual_memory().total * DEFAULT_BUDGET_SHARE)
@@ -85,22 +91,43 @@ class MemoryAccountant:
         self._lock = threading.Lock()
         self._blocks: dict[MemoryKey, int] = {}
         self._reserved = 0
+        # Other processes of the same server (query workers): name -> their used bytes.
+        self._others: dict[str, int] = {}
 
     # -- the ledger ------------------------------------------------------------------------
     @property
     def used_bytes(self) -> int:
+        """This process's resident bytes and the other processes' of the server."""
         with self._lock:
-            return _resident(self._blocks)
+            return _resident(self._blocks) + sum(self._others.values())
 
     @property
     def available_bytes(self) -> int:
         with self._lock:
-            return self.budget_bytes - _resident(self._blocks) - self._reserved
+            return self.budget_bytes - _resident(self._blocks) - sum(self._others.values()) - self._reserved
+
+    def set_process_bytes(self, name: str, nbytes: int | None) -> None:
+        """Another process of this server (a query worker) holds ``nbytes`` (None: it is gone)."""
+        with self._lock:
+            if nbytes is None:
+                self._others.pop(name, None)
+            else:
+                self._others[name] = nbytes
+
+    def process_bytes(self) -> dict[str, int]:
+        """Used bytes by process: this one (``primary``) and each reporting worker, or {} when
+        this process is the whole server."""
+        with self._lock:
+            if not self._others:
+                return {}
+            return {"primary": _resident(self._blocks), **dict(sorted(self._others.items()))}
 
     def reserve(self, nbytes: int, what: str = "this load") -> Reservation:
         """Promise ``nbytes`` to a load, or refuse at once (code 3) if they do not fit."""
         with self._lock:
-            available = self.budget_bytes - _resident(self._blocks) - self._reserved
+            available = (
+                self.budget_bytes - _resident(self._blocks) - sum(self._others.values()) - self._reserved
+            )
             if nbytes > available:
                 free = max(available, 0)
                 raise MemoryLimitExceeded(
@@ -161,6 +188,7 @@ class MemoryAccountant:
         with self._lock:
             blocks = dict(self._blocks)
             reserved = self._reserved
+            others = sum(self._others.values())
         collections: dict[int, dict[str, Any]] = {}
         for key, nbytes in blocks.items():
             entry = collections.setdefault(
@@ -180,7 +208,7 @@ class MemoryAccountant:
                 _add(entry["fields"], name, nbytes)
         return {
             "budget_bytes": self.budget_bytes,
-            "used_bytes": _resident(blocks),
+            "used_bytes": _resident(blocks) + others,
             "mapped_bytes": sum(n for k, n in blocks.items() if k.kind == MAPPED),
             "reserved_bytes": reserved,
             "collections": collections,

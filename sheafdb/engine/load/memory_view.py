@@ -10,7 +10,7 @@ collection was dropped meanwhile is left out (its bytes leave the ledger with th
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sheafdb.engine.collection import Collection
 from sheafdb.engine.load.memory import MAPPED, MemoryAccountant
@@ -42,6 +42,8 @@ class MemoryView:
     reserved_bytes: int
     blocks: tuple[ResidentBlock, ...]  # mapped files too, as kind "mapped"
     mapped_bytes: int = 0
+    # ``serve --workers N``: used bytes by process ("primary", "query worker I"); {} otherwise.
+    processes: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def free_bytes(self) -> int:
@@ -57,6 +59,7 @@ class MemoryView:
 def memory_view(accountant: MemoryAccountant, collections: Mapping[int, Collection]) -> MemoryView:
     ledger = accountant.blocks()
     reserved = accountant.reserved_bytes
+    processes = accountant.process_bytes()
     totals: dict[tuple[str, str, str, str, str], int] = {}
     for key, nbytes in ledger.items():
         coll = collections.get(key.collection_id)
@@ -68,10 +71,12 @@ def memory_view(accountant: MemoryAccountant, collections: Mapping[int, Collecti
     blocks = tuple(ResidentBlock(*named, nbytes) for named, nbytes in sorted(totals.items()))
     return MemoryView(
         budget_bytes=accountant.budget_bytes,
-        used_bytes=sum(n for key, n in ledger.items() if key.kind != MAPPED),
+        # The whole server's: this process's ledger and the other processes' reports.
+        used_bytes=sum(processes.values()) or sum(n for key, n in ledger.items() if key.kind != MAPPED),
         reserved_bytes=reserved,
         blocks=blocks,
         mapped_bytes=sum(n for key, n in ledger.items() if key.kind == MAPPED),
+        processes=processes,
     )
 
 

@@ -1,0 +1,111 @@
+"""The server's CPU per nq=1 search (all its processes), against faiss's own time, in one run.
+
+Builds a 20k x 128-d HNSW collection (M=16, efConstruction 100; one sealed segment) with a
+server on a fresh data dir, then, in one run:
+
+- faiss alone: the segment's own index file read with faiss in this process, one thread,
+  nq=1 searches with the same parameters the requests carry (k=10, efSearch=64): thread CPU
+  per search;
+- the real server on that data dir (its load restored at start), ``serve --workers 1`` and
+  ``serve --workers 2`` in turn, each round: C concurrent clients (threads here, each on its
+  own gRPC connection, each sending the same pre-serialized SearchRequest, replies left as
+  bytes) for S seconds; the CPU (user + system) of every process of the server (psutil: the
+  primary and its children) over the run, divided by the searches answered.
+
+The ratio server CPU / faiss CPU is the figure the issue sets (at most 5x). ``--doc`` writes
+the table into docs/benchmarks.md's ``cpu-per-search`` section.
+
+Usage: .venv/bin/python bench/cpu_per_search.py [--rows N] [--seconds S] [--clients 16] [--rounds N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from grpc_latency import raw_requests  # noqa: E402
+from harness.doc_sections import put_section  # noqa: E402
+from pymilvus import MilvusClient  # noqa: E402
+from search_cpu import faiss_cpu_us  # noqa: E402
+from workers import build, free_port, run_clients, start, stop, wait_loaded  # noqa: E402
+
+
+def commit() -> str:
+    here = Path(__file__).resolve().parent
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True)
+    return done.stdout.strip() or "unknown"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=20_000)
+    parser.add_argument("--seconds", type=float, default=5.0, help="per measurement")
+    parser.add_argument("--clients", type=int, default=16, help="concurrent clients")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--workers", default="1,2", help="the --workers values served, comma-separated")
+    parser.add_argument("--doc", type=Path, help="write the table into this report's cpu-per-search section")
+    args = parser.parse_args()
+    served = [int(w) for w in args.workers.split(",")]
+    data_dir = tempfile.mkdtemp(prefix="sheafdb-cpu-bench-")
+    try:
+        port = free_port()
+        builder = start(data_dir, port, 1)
+        try:
+            client = MilvusClient(uri=f"http://127.0.0.1:{port}")
+            vectors = build(client, args.rows)
+            client.close()
+        finally:
+            stop(builder)
+        queries = (vectors[:2000] + np.float32(0.01)).astype(np.float32)
+        payload = raw_requests(queries[123:124], [])["search"][1]
+        faiss_runs: list[float] = []
+        results: dict[int, list[tuple[float, float, float]]] = {}
+        for _ in range(args.rounds):
+            faiss_runs.append(faiss_cpu_us(data_dir, queries))
+            for workers in served:
+                port = free_port()
+                server = start(data_dir, port, workers)
+                try:
+                    wait_loaded(port, payload)
+                    process = psutil.Process(server.pid)
+                    results.setdefault(workers, []).append(
+                        run_clients(port, payload, args.clients, args.seconds, process)
+                    )
+                finally:
+                    stop(server)
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+    faiss_us = statistics.median(faiss_runs)
+    lines = [
+        f"{args.rows:,} x 128-d HNSW (M=16, efConstruction 100, one sealed segment), nq=1, k=10, "
+        f"ef=64; {args.clients} clients; {os.cpu_count()} cores; {args.rounds} round(s) of "
+        f"{args.seconds:g} s per row, medians; commit `{commit()}`.",
+        "",
+        f"faiss alone (the segment's index file, one thread, same parameters): {faiss_us:.0f} us CPU "
+        "per search.",
+        "",
+        "| workers | searches/s | p99 (ms) | server CPU per search (us) | vs faiss |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for workers in served:
+        qps, cpu, p99 = (statistics.median(r[i] for r in results[workers]) for i in range(3))
+        lines.append(f"| {workers} | {qps:,.0f} | {p99:.2f} | {cpu:,.0f} | {cpu / faiss_us:.1f}x |")
+    text = "\n".join(lines)
+    print(text)
+    if args.doc is not None:
+        put_section(args.doc, "cpu-per-search", text)
+
+
+if __name__ == "__main__":
+    main()
