@@ -35,8 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sheafdb.api.query_worker import READY
-from sheafdb.engine.follower import FollowerConfig
 from sheafdb.api.worker_reports import REPORT, WorkerReport
+from sheafdb.engine.follower import FollowerConfig
 
 log = logging.getLogger("sheafdb.workers")
 

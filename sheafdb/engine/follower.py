@@ -128,7 +128,9 @@ class Follower:
         self._catalog = open_catalog(config.catalog_url, data_dir, read_only=True)
         self._logs = open_log_store(config.catalog_url, data_dir, read_only=True)
         self._store = open_object_store(config.objects_url, data_dir, config.object_cache_bytes)
-        self._accountant = MemoryAccountant(self.budget_bytes if memory_budget_bytes is None else memory_budget_bytes)
+        self._accountant = MemoryAccountant(
+            self.budget_bytes if memory_budget_bytes is None else memory_budget_bytes
+        )
         self._loads = LoadManager(self._accountant, self._store, share_pages=True)
         self._oracle = TimestampOracle(self._catalog.max_timestamp())
         self._gate = WriteGate()
