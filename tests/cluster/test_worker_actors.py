@@ -185,6 +185,19 @@ def cached_objects(world: World, name: str) -> list[str]:
     return sorted(str(p.relative_to(cache)) for p in cache.rglob("*") if p.is_file())
 
 
+def test_workers_serve_on_their_ray_nodes_address(world: World) -> None:
+    import ray
+
+    # Each worker binds and registers the address its Ray node is reached by (on this loopback
+    # cluster 127.0.0.1; on a real one the node's IP), so proxies on other machines can call it.
+    node_addresses = {n["NodeID"]: n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"]}
+    registered = {w.address for w in world.catalog.list_workers()}
+    for handle in world.workers:
+        host, port = handle.address.rsplit(":", 1)
+        assert host == node_addresses[handle.node_id] and int(port) > 0
+        assert handle.address in registered
+
+
 def test_workers_load_their_segments_only_and_answer(world: World, s3_server: S3Server) -> None:
     leader, other = world.workers
     ids = world.worker_ids

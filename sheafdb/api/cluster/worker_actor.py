@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import replace
 
 from sheafdb.api.cluster.worker_runtime import WorkerConfig, WorkerRuntime
 
@@ -21,6 +22,12 @@ from sheafdb.api.cluster.worker_runtime import WorkerConfig, WorkerRuntime
 class WorkerActor:
     def __init__(self, config: WorkerConfig) -> None:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        if config.host is None:
+            # The node's address as Ray knows it (the one other nodes reach it by): the read
+            # service binds it and the worker registers it, so proxies anywhere can call in.
+            import ray
+
+            config = replace(config, host=ray.util.get_node_ip_address())
         self._runtime = WorkerRuntime(config)
         self._address = self._runtime.start()
 

@@ -1,6 +1,7 @@
 """One cluster query worker: its read service, its registration, its lease and its loads.
 
-``WorkerRuntime.start`` binds the read service (worker_service.py) on a free port, registers
+``WorkerRuntime.start`` binds the read service (worker_service.py) on a free port of the
+configured host (in a Ray actor: its node's address, reachable from other nodes), registers
 the worker in the catalog with that address and its memory budget (``register_worker``:
 a new worker id, or, when this worker's state dir remembers one, the same id again: a
 restarted worker is a new incarnation of the same node, its acks cleared, and it reloads what
@@ -46,6 +47,7 @@ LEASE_TTL_S = 3.0
 # Where a worker remembers its id across restarts, in its state dir.
 WORKER_ID_FILE = "worker_id"
 DEFAULT_BUDGET_BYTES = 2 * 1024**3
+LOOPBACK = "127.0.0.1"
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,9 @@ class WorkerConfig:
     # Where segments are (None: the data dir; ``s3://...``: fetched into this worker's cache).
     objects_url: str | None = None
     object_cache_bytes: int | None = None
-    host: str = "127.0.0.1"
+    # The address the read service binds and registers: proxies on other machines call it.
+    # None: the Ray node's address inside a worker actor (worker_actor.py), else loopback.
+    host: str | None = None
     port: int = 0
     resource_group: str = DEFAULT_WORKER_GROUP
     budget_bytes: int = DEFAULT_BUDGET_BYTES
@@ -109,7 +113,7 @@ class WorkerRuntime:
             self._answer,
             catalog.cluster_secret,
             access=self._access,
-            host=config.host,
+            host=config.host or LOOPBACK,
             port=config.port,
             max_workers=config.max_workers,
         )
