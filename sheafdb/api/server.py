@@ -301,14 +301,18 @@ class Server:
         assert self.config.catalog_url is not None  # --cluster needs it (settings.py)
         from sheafdb.api.cluster.writer_role import start_query_workers  # Ray: the cluster extra
 
+        assert self._engine is not None
+
         try:
             start_query_workers(
                 self.config.cluster_url,
                 data_dir,
+                self._engine,
                 catalog_url=self.config.catalog_url,
                 objects_url=self.config.objects_url,
                 budget_bytes=self.config.memory_budget_bytes,
                 auth_enabled=self.config.auth_enabled,
+                max_message_bytes=self.config.max_message_bytes,
             )
         except Exception as exc:
             raise StartupError(f"cannot start the query workers on {self.config.cluster_url}: {exc}") from exc

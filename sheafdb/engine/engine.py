@@ -40,7 +40,9 @@ from sheafdb.engine.collection import Collection
 from sheafdb.engine.collection_alterations import CollectionAlterations
 from sheafdb.engine.ddl_rules import partition_names, prepare_schema
 from sheafdb.engine.distribution.cluster_loads import load_answers
+from sheafdb.engine.distribution.cluster_reads import ClusterReads, WorkerClient
 from sheafdb.engine.distribution.cluster_replicas import replicas_for
+from sheafdb.engine.distribution.writer_reads import WriterReads
 from sheafdb.engine.file_resources import FileResources
 from sheafdb.engine.imports.jobs import ImportCollaborators, ImportJobs
 from sheafdb.engine.index_ddl import IndexDefinitions
@@ -190,13 +192,15 @@ class Engine(DatabaseCalls, PartitionCalls, AliasCalls, LoadCalls):
         self._removal = DataRemoval(self._store, self._catalog, self._oracle)
         self._alterations = CollectionAlterations(self._catalog, is_loaded, self._oracle.next)
         self._indexes = IndexDefinitions(self._catalog, self._oracle, self._builder, self._removal, is_loaded)
+        # Delete by filter and partial upsert read rows: here, or through the query workers.
+        self._own_reads = WriterReads(self._loads)
         self._writer = Writer(
             self._oracle,
             self._catalog.allocate_ids,
             config.seal_bytes,
             seal=self._sealer.seal,
             is_loaded=is_loaded,
-            query=lambda coll, req: self._loads.query(coll, req).table,
+            query=self._own_reads.query,
         )
         self._load_requests = LoadRequests(
             self._catalog, self._loads, evict_under_pressure=config.evict_under_pressure
@@ -282,6 +286,7 @@ class Engine(DatabaseCalls, PartitionCalls, AliasCalls, LoadCalls):
         self._residency.close()
         if self._cluster is not None:
             self._cluster.coordinator.close()
+        self._own_reads.close()
         self._loads.close()
         self._builder.close()
         if self._background is not None:
@@ -291,6 +296,10 @@ class Engine(DatabaseCalls, PartitionCalls, AliasCalls, LoadCalls):
                 coll.wal.close()
         self._logs.close()
         self._catalog.close()
+
+    def read_through_workers(self, client: WorkerClient) -> None:
+        """Cluster mode: the write path's own reads go to the query workers (writer_reads.py)."""
+        self._own_reads.attach(ClusterReads(self._catalog, client))
 
     # -- helpers ----------------------------------------------------------------------------
     def _after_seal(self, coll: Collection, segments: tuple[SealedSegment, ...]) -> None:

@@ -340,3 +340,38 @@ def test_a_load_that_fits_nowhere_is_refused_at_once(cluster: Cluster) -> None:
         client.load_collection("huge", replica_number=1, timeout=60)
     assert refused.value.code == 3 and "memory" in refused.value.message
     assert client.get_load_state("huge")["state"].name == "NotLoad"
+
+
+def test_a_delete_by_filter_and_a_partial_upsert_read_through_the_workers(cluster: Cluster) -> None:
+    # The writer loads nothing in cluster mode: the rows a general delete filter matches and
+    # the rows a partial upsert merges into are read from the query workers.
+    client = cluster.client()
+    for name in client.list_collections():
+        client.release_collection(name)
+    name = "edits"
+    make_collection(client, name, 1)
+    growing = client.insert(name, rows(SEGMENT_ROWS, 50))  # not flushed: the leader's growing rows
+    assert growing["insert_count"] == 50
+    client.load_collection(name, replica_number=2)
+    wait_loaded(client, name)
+    total = SEGMENT_ROWS + 50
+
+    doomed = [i for i in range(total) if i % 7 == 3]
+    deleted = client.delete(name, filter='tag == "tag-3"')
+    assert deleted["delete_count"] == len(doomed)
+    strong = {"consistency_level": "Strong"}
+    assert client.query(name, filter='tag == "tag-3"', output_fields=["id"], **strong) == []
+    counted = client.query(name, filter="", output_fields=["count(*)"], **strong)
+    assert counted[0]["count(*)"] == total - len(doomed)
+
+    # A partial upsert of a sealed row and a growing row: the new tag, the stored vector kept.
+    changed = [{"id": 5, "tag": "edited-5"}, {"id": SEGMENT_ROWS + 1, "tag": "edited-401"}]
+    assert client.upsert(name, changed, partial_update=True)["upsert_count"] == 2
+    got = client.get(name, ids=[5, SEGMENT_ROWS + 1], output_fields=["tag", "vec"], **strong)
+    by_id = {row["id"]: row for row in got}
+    assert {i: by_id[i]["tag"] for i in by_id} == {5: "edited-5", SEGMENT_ROWS + 1: "edited-401"}
+    assert np.allclose(by_id[5]["vec"], vectors_of(0, SEGMENT_ROWS)[5])
+    assert np.allclose(by_id[SEGMENT_ROWS + 1]["vec"], vectors_of(SEGMENT_ROWS, 50)[1])
+    counted = client.query(name, filter="", output_fields=["count(*)"], **strong)
+    assert counted[0]["count(*)"] == total - len(doomed)
+    client.release_collection(name)

@@ -4,6 +4,10 @@ accept reads only from holders of the catalog) and the query workers on Ray (ray
 per node, each with ``--memory-budget`` as its budget (in cluster mode the writer loads nothing
 itself; its budget is each worker's).
 
+The writer's own write path reads rows (a delete by a general filter, a partial upsert): once
+the workers are started those reads go to them, through the proxy's gRPC client
+(``Engine.read_through_workers``, engine/distribution/writer_reads.py).
+
 The workers are detached actors: they outlive this writer, and a standby that takes over finds
 them. So stopping the writer leaves them serving; they stop with the Ray cluster.
 """
@@ -14,7 +18,9 @@ import os
 from pathlib import Path
 
 from sheafdb.api.cluster.ray_pool import RayWorkerPool
+from sheafdb.api.cluster.worker_client import GrpcWorkerClient
 from sheafdb.api.cluster.worker_runtime import DEFAULT_BUDGET_BYTES, WorkerConfig
+from sheafdb.engine.engine import Engine
 from sheafdb.storage.catalog import open_catalog
 
 # The object store's credentials, passed to the worker processes (the Ray nodes' own
@@ -26,15 +32,17 @@ WORKER_STATE_DIR = "query-workers"
 def start_query_workers(
     ray_address: str,
     data_dir: Path,
+    engine: Engine,
     *,
     catalog_url: str,
     objects_url: str | None,
     budget_bytes: int | None,
     auth_enabled: bool,
+    max_message_bytes: int,
 ) -> None:
     catalog = open_catalog(catalog_url, data_dir)
     try:
-        catalog.ensure_cluster_secret()
+        secret = str(catalog.ensure_cluster_secret())
     finally:
         catalog.close()
     credentials = {name: os.environ[name] for name in _CREDENTIAL_VARIABLES if name in os.environ}
@@ -51,3 +59,4 @@ def start_query_workers(
         runtime_env={"env_vars": credentials} if credentials else None,
     )
     pool.start()
+    engine.read_through_workers(GrpcWorkerClient(lambda: secret, max_message_bytes=max_message_bytes))
