@@ -300,3 +300,30 @@ def test_a_killed_worker_is_restarted_registers_again_and_reloads(
     )
     assert answer.error_code == 0, answer.error_message
     assert answer.result.table.column(0)[0].as_py() == 200  # type: ignore[union-attr]
+
+
+def test_a_node_that_joins_gets_a_worker(
+    world: World, ray_cluster: RayCluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="sheafdb.cluster.pool")
+    before = {w.worker_id for w in world.catalog.list_workers()}
+    node = ray_cluster.cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1", include_dashboard=False)
+    try:
+        ray_cluster.cluster.wait_for_nodes()
+        joined = node.node_id
+        wait_for(
+            "the pool started a worker on the new node",
+            lambda: joined in {w.node_id for w in world.pool.workers},
+        )
+        (handle,) = [w for w in world.pool.workers if w.node_id == joined]
+        wait_for(
+            "the new worker registered",
+            lambda: any(
+                w.address == handle.address and w.worker_id not in before
+                for w in world.catalog.list_workers()
+            ),
+        )
+        assert any(f"node {joined[:12]} joined" in r.getMessage() for r in caplog.records)
+    finally:
+        # The session's other modules expect the fixture's two nodes.
+        ray_cluster.cluster.remove_node(node)

@@ -13,8 +13,10 @@ A node names its workers' initial resource group with the label ``sheafdb-resour
 or a custom resource ``sheafdb_rg_<name>`` (TransferNode moves workers later, in the
 catalog); otherwise they join ``__default_resource_group``.
 
-A watch thread (``sheafdb-ray-pool``) asks each actor its status every ``WATCH_S`` and logs
-deaths (a call that fails) and restarts (a new pid or incarnation). ``stop`` stops the
+A watch thread (``sheafdb-ray-pool``) every ``WATCH_S`` starts a worker on each alive node
+that has none (a node that joined the Ray cluster: "node ... joined" in the log; not when
+``count`` fixes the number of workers), then asks each actor its status and logs deaths (a
+call that fails) and restarts (a new pid or incarnation). ``stop`` stops the
 workers and kills their actors (``no_restart``).
 
 Ray is imported here only (``pip install 'sheafdb[cluster]'``). Locks: ``_lock`` guards the
@@ -101,7 +103,6 @@ class RayWorkerPool:
 
     def start(self, timeout_s: float = START_TIMEOUT_S) -> list[WorkerHandle]:
         import ray
-        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         if not ray.is_initialized():
             ray.init(address=self._address, namespace=self._namespace, logging_level=logging.WARNING)
@@ -110,30 +111,11 @@ class RayWorkerPool:
         if not nodes:
             raise RuntimeError(f"the Ray cluster at {self._address} has no alive node")
         count = len(nodes) if self._count is None else self._count
-        remote: Any = ray.remote(WorkerActor)
         pending = []
         for i in range(count):
             node = nodes[i % len(nodes)]
-            node_id = str(node["NodeID"])
-            name = f"sheafdb-worker-{node_id[:12]}-{i // len(nodes)}"
-            config = replace(
-                self._worker,
-                state_dir=self._state_root / name,
-                ray_node_id=node_id,
-                resource_group=node_resource_group(node),
-            )
-            actor = remote.options(
-                name=name,
-                namespace=self._namespace,
-                get_if_exists=True,
-                lifetime="detached",
-                max_restarts=-1,
-                max_task_retries=0,
-                num_cpus=0,
-                scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
-                runtime_env=self._runtime_env,
-            ).remote(config)
-            pending.append((name, node_id, actor))
+            name, actor = self._spawn(node, i // len(nodes))
+            pending.append((name, str(node["NodeID"]), actor))
         addresses = ray.get([actor.start.remote() for _, _, actor in pending], timeout=timeout_s)
         handles = [
             WorkerHandle(name, node_id, actor, address)
@@ -148,11 +130,63 @@ class RayWorkerPool:
         self._watch.start()
         return handles
 
+    def _spawn(self, node: dict[str, Any], index: int) -> tuple[str, Any]:
+        """The actor of the node's ``index``-th worker (the existing one when it runs)."""
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        node_id = str(node["NodeID"])
+        name = f"sheafdb-worker-{node_id[:12]}-{index}"
+        config = replace(
+            self._worker,
+            state_dir=self._state_root / name,
+            ray_node_id=node_id,
+            resource_group=node_resource_group(node),
+        )
+        remote: Any = ray.remote(WorkerActor)
+        actor = remote.options(
+            name=name,
+            namespace=self._namespace,
+            get_if_exists=True,
+            lifetime="detached",
+            max_restarts=-1,
+            max_task_retries=0,
+            num_cpus=0,
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
+            runtime_env=self._runtime_env,
+        ).remote(config)
+        return name, actor
+
+    def _start_on_new_nodes(self) -> None:
+        """One worker on each alive node that has none (a node that joined after ``start``)."""
+        import ray
+
+        if self._count is not None:  # a fixed number of workers: joining nodes get none
+            return
+        served = {handle.node_id for handle in self.workers}
+        alive = [n for n in ray.nodes() if n.get("Alive")]  # type: ignore[no-untyped-call]
+        for node in alive:
+            node_id = str(node["NodeID"])
+            if node_id in served or self._stopping.is_set():
+                continue
+            name, actor = self._spawn(node, 0)
+            address = ray.get(actor.start.remote(), timeout=START_TIMEOUT_S)
+            with self._lock:
+                if self._stopping.is_set():  # stop() has taken the list: it must not miss this one
+                    ray.kill(actor, no_restart=True)
+                    return
+                self._handles.append(WorkerHandle(name, node_id, actor, address))
+            log.info("node %s joined: query worker %s serves on %s", node_id[:12], name, address)
+
     def _watch_loop(self) -> None:
         import ray
         from ray.exceptions import GetTimeoutError, RayActorError
 
         while not self._stopping.wait(WATCH_S):
+            try:
+                self._start_on_new_nodes()
+            except Exception:  # noqa: BLE001 - the watch goes on; the next pass tries again
+                log.exception("cannot start a query worker on a node that joined")
             for handle in self.workers:
                 seen = self._seen.get(handle.name)
                 try:
