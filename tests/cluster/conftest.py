@@ -6,6 +6,10 @@ it runs a single-machine cluster (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``; scale
 so that is set before Ray is imported, here, for this process and the ones it starts. Ray's
 files go to a short temporary dir of its own (its unix socket paths must stay short). The
 cluster is stopped node by node by ``Cluster.shutdown`` (the processes it started, by PID).
+
+A raylet has a fixed 30 s to register with the GCS (not configurable in Ray), which a loaded CI
+machine can miss: a start that fails is stopped (with any process it left behind, found by
+its temporary dir) and tried again, up to ``START_ATTEMPTS`` times, as bench/scale_out.py does.
 """
 
 from __future__ import annotations
@@ -17,12 +21,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import psutil
 import pytest
 
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 
+os.environ.setdefault("RAY_gcs_server_port_wait_time_s", "180")  # its 30 s default is short too
+
 RAY_NODES = 2
+START_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -36,16 +44,36 @@ def ray_cluster() -> Iterator[RayCluster]:
     ray = pytest.importorskip("ray")
     from ray.cluster_utils import Cluster
 
-    temp_dir = tempfile.mkdtemp(prefix="sheafdb-ray-", dir="/tmp")
     node = {"num_cpus": 1, "node_ip_address": "127.0.0.1", "include_dashboard": False}
-    cluster = Cluster(initialize_head=True, head_node_args={**node, "temp_dir": temp_dir})
+    for attempt in range(1, START_ATTEMPTS + 1):
+        temp_dir = tempfile.mkdtemp(prefix="sheafdb-ray-", dir="/tmp")
+        cluster = Cluster()
+        try:
+            cluster.add_node(**node, temp_dir=temp_dir)
+            for _ in range(RAY_NODES - 1):
+                cluster.add_node(**node)
+            cluster.wait_for_nodes()
+            break
+        except Exception:
+            cluster.shutdown()
+            stop_started_from(temp_dir)  # a node that failed to start is not in the cluster's list
+            shutil.rmtree(temp_dir, ignore_errors=True)
+            if attempt == START_ATTEMPTS:
+                raise
     try:
-        for _ in range(RAY_NODES - 1):
-            cluster.add_node(**node)
-        cluster.wait_for_nodes()
         yield RayCluster(cluster.address, cluster)
     finally:
         if ray.is_initialized():
             ray.shutdown()
         cluster.shutdown()
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def stop_started_from(temp_dir: str) -> None:
+    """Kill, by PID, this process's children whose command line names ``temp_dir``."""
+    for process in psutil.Process().children(recursive=True):
+        try:
+            if any(temp_dir in part for part in process.cmdline()):
+                process.kill()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
