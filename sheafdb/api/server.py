@@ -30,13 +30,14 @@ import grpc
 from pymilvus.grpc_gen import milvus_pb2_grpc
 
 from sheafdb.api.auth import AuthInterceptor
+from sheafdb.api.cluster.caller_credentials import PassCredentials, endpoints_passing_credentials
 from sheafdb.api.console.app import console_routes
 from sheafdb.api.front import FrontThread, ProtocolFront
 from sheafdb.api.grpc.servicer import MilvusServicer
 from sheafdb.api.metrics import ServerMetrics
 from sheafdb.api.query_workers import QueryWorkers
 from sheafdb.api.request_metrics import MetricsInterceptor
-from sheafdb.api.rest.app import build_app
+from sheafdb.api.rest.app import ENDPOINTS, build_app
 from sheafdb.api.worker_reports import WorkerReport
 from sheafdb.engine.access import AccessControl
 from sheafdb.engine.engine import Engine, EngineConfig
@@ -283,7 +284,12 @@ class Server:
             max_workers=self.config.max_workers,
             max_message_bytes=self.config.max_message_bytes,
             # Metrics outermost: calls that authentication refuses are counted too.
-            interceptors=(MetricsInterceptor(self._metrics), AuthInterceptor(self._access)),
+            interceptors=(
+                MetricsInterceptor(self._metrics),
+                AuthInterceptor(self._access),
+                # Cluster: the caller's token goes with the reads a write makes through the workers.
+                *([PassCredentials()] if self.config.cluster_url is not None else []),
+            ),
             access=self._access,
         )
         try:
@@ -346,7 +352,12 @@ class Server:
     def _start_front(self) -> None:
         assert self._engine is not None and self._socket is not None
         console = console_routes(self._engine, self._access, self._metrics) if self.config.console else []
-        app = build_app(self._engine, self._access, metrics=self._metrics, extra_routes=console)
+        endpoints = ENDPOINTS
+        if self.config.cluster_url is not None:  # as gRPC's PassCredentials
+            endpoints = endpoints_passing_credentials(ENDPOINTS)
+        app = build_app(
+            self._engine, self._access, metrics=self._metrics, extra_routes=console, endpoints=endpoints
+        )
         hand_off = self._workers.hand_off if self._workers is not None else None
         front = ProtocolFront(self._socket.target, rest_app=app, hand_off=hand_off)
         self._front = FrontThread(front, self.config.host, self.config.port)

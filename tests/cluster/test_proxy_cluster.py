@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -174,7 +175,9 @@ def cluster(
     segment_bytes = segment_cost(root / "probe")
     flags = ["--cluster", ray_cluster.address, "--catalog", catalog, "--objects", objects]
     budget = str(SEGMENTS_PER_WORKER * segment_bytes)
-    writer = serve(flags, "writer", root, env, "--memory-budget", budget)
+    # --auth: the workers check every read's caller, the writer's own reads (delete by filter,
+    # partial upsert) included.
+    writer = serve(flags, "writer", root, env, "--memory-budget", budget, "--auth")
     proxy = serve(flags, "proxy", root, env)
     made = Cluster(ray_cluster.address, catalog, objects, env, root, segment_bytes, writer, proxy)
     try:
@@ -361,6 +364,18 @@ def test_a_delete_by_filter_and_a_partial_upsert_read_through_the_workers(cluste
     assert deleted["delete_count"] == len(doomed)
     strong = {"consistency_level": "Strong"}
     assert client.query(name, filter='tag == "tag-3"', output_fields=["id"], **strong) == []
+    counted = client.query(name, filter="", output_fields=["count(*)"], **strong)
+    assert counted[0]["count(*)"] == total - len(doomed)
+    # The same over REST (relayed to the writer, the caller's token passed on to the workers).
+    answer = httpx.post(
+        f"http://{cluster.proxy.address}/v2/vectordb/entities/delete",
+        json={"collectionName": name, "filter": 'tag == "tag-4"'},
+        headers={"Authorization": f"Bearer {ROOT_TOKEN}"},
+        timeout=120,
+    ).json()
+    assert answer["code"] == 0, answer
+    doomed += [i for i in range(total) if i % 7 == 4]
+    assert client.query(name, filter='tag == "tag-4"', output_fields=["id"], **strong) == []
     counted = client.query(name, filter="", output_fields=["count(*)"], **strong)
     assert counted[0]["count(*)"] == total - len(doomed)
 

@@ -18,7 +18,6 @@ loop. The server's ``_lock`` makes ``stop()`` idempotent, as server.py's.
 
 from __future__ import annotations
 
-import base64
 import logging
 import shutil
 import tempfile
@@ -27,21 +26,21 @@ from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import grpc
 from starlette.routing import Route
 
-from sheafdb.api.auth import token_from_http_header
+from sheafdb.api.cluster.caller_credentials import grpc_credentials, rest_credentials
 from sheafdb.api.cluster.proxy_relay import DEFAULT_WRITER_WAIT_S, HttpWriterRelay, WriterRelay, WriterTarget
 from sheafdb.api.cluster.worker_client import GrpcWorkerClient
 from sheafdb.api.front import FrontThread, ProtocolFront
 from sheafdb.api.query_worker import served_handlers
 from sheafdb.api.rest import entities
 from sheafdb.api.rest.app import build_app
-from sheafdb.api.rest.envelope import Call, Endpoint
+from sheafdb.api.rest.envelope import Endpoint
 from sheafdb.api.server import MAX_MESSAGE_BYTES, StartupError, check_port_free
-from sheafdb.engine.distribution.cluster_reads import CALL_METADATA, DEFAULT_WAIT_S, ClusterReads
+from sheafdb.engine.distribution.cluster_reads import DEFAULT_WAIT_S, ClusterReads
 from sheafdb.engine.engine import Engine
 from sheafdb.errors import ServiceUnavailable
 from sheafdb.storage.catalog import Catalog
@@ -72,40 +71,6 @@ class ProxyConfig:
     # How long a read waits for a complete replica, a relayed call for a writer.
     read_wait_s: float = DEFAULT_WAIT_S
     writer_wait_s: float = DEFAULT_WRITER_WAIT_S
-
-
-def _grpc_credentials(handler: Callable[[Any, grpc.ServicerContext], Any]) -> Callable[..., Any]:
-    """A served gRPC handler that passes the client's authorization on to the workers."""
-
-    def call(request: Any, context: grpc.ServicerContext) -> Any:
-        passed = tuple(
-            (key, str(value)) for key, value in context.invocation_metadata() or () if key == "authorization"
-        )
-        token = CALL_METADATA.set(passed)
-        try:
-            return handler(request, context)
-        finally:
-            CALL_METADATA.reset(token)
-
-    return call
-
-
-def _rest_credentials(handler: Callable[[Call], Any]) -> Callable[[Call], Any]:
-    """A served REST handler passing the caller's token on, as gRPC's ``authorization``."""
-
-    def call(rest_call: Call) -> Any:
-        header = rest_call.headers.get("authorization")
-        passed: tuple[tuple[str, str], ...] = ()
-        if header:
-            token_text = token_from_http_header(header)
-            passed = (("authorization", base64.b64encode(token_text.encode()).decode()),)
-        token = CALL_METADATA.set(passed)
-        try:
-            return handler(rest_call)
-        finally:
-            CALL_METADATA.reset(token)
-
-    return call
 
 
 class ProxyServer:
@@ -180,7 +145,7 @@ class ProxyServer:
         ]
         pool = futures.ThreadPoolExecutor(max_workers=self.config.max_workers, thread_name_prefix="grpc")
         self._grpc = grpc.server(
-            pool, handlers=[served_handlers(self._reads, _grpc_credentials), self._relay], options=options
+            pool, handlers=[served_handlers(self._reads, grpc_credentials), self._relay], options=options
         )
         self._socket_dir = Path(tempfile.mkdtemp(prefix="sheafdb-proxy-"))
         target = f"unix:{self._socket_dir / 'grpc.sock'}"
@@ -192,7 +157,7 @@ class ProxyServer:
     def _start_front(self, grpc_target: str) -> None:
         assert self._reads is not None and self._http_relay is not None
         served: list[Endpoint] = [
-            replace(spec, handler=_rest_credentials(spec.handler))
+            replace(spec, handler=rest_credentials(spec.handler))
             for spec in entities.ENDPOINTS
             if spec.path in SERVED_REST
         ]
