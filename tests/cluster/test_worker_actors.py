@@ -137,7 +137,12 @@ def world(
         worker = WorkerConfig(
             state_dir=base / "state", catalog_url=database, objects_url=url, budget_bytes=256 * 1024**2
         )
-        pool = RayWorkerPool(ray_cluster.address, worker, runtime_env={"env_vars": credentials})
+        pool = RayWorkerPool(
+            ray_cluster.address,
+            worker,
+            namespace=f"workers-{uuid.uuid4().hex[:6]}",  # not another module's detached workers
+            runtime_env={"env_vars": credentials},
+        )
         workers = pool.start()
         assert len(workers) == 2 and len({w.node_id for w in workers}) == 2
         by_address = {w.address: w.worker_id for w in catalog.list_workers()}
