@@ -23,8 +23,9 @@ import os
 import sqlite3
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -78,11 +79,10 @@ class Cursor(Protocol):
     @property
     def rowcount(self) -> int: ...
     def execute(self, sql: str, params: Sequence[Any] = ...) -> Any: ...
-    def executemany(self, sql: str, params: Iterable[Sequence[Any]]) -> Any: ...
     def fetchall(self) -> list[Any]: ...
 
 
-class CredentialStore:
+class CredentialStore(ABC):
     """Persistent access-control records. Methods return plain values; rules live in
     ``engine/access.py``. A backend gives a connection (``_changing``, ``_query``) and a
     ``change_counter`` that moves when another process commits a change."""
@@ -93,19 +93,19 @@ class CredentialStore:
     def __init__(self) -> None:
         self._lock = threading.Lock()
 
-    def close(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def close(self) -> None: ...
 
+    @abstractmethod
     def change_counter(self) -> int:
         """Differs after another process committed a change."""
-        raise NotImplementedError
 
-    def _changing(self) -> Any:
+    @abstractmethod
+    def _changing(self) -> AbstractContextManager[Cursor]:
         """A context manager: a cursor inside one writing transaction."""
-        raise NotImplementedError
 
-    def _query(self, sql: str, args: tuple[object, ...]) -> list[tuple[object, ...]]:
-        raise NotImplementedError
+    @abstractmethod
+    def _query(self, sql: str, args: tuple[object, ...]) -> list[tuple[object, ...]]: ...
 
     def _write(self, sql: str, args: tuple[object, ...] = ()) -> int:
         with self._lock, self._changing() as cursor:

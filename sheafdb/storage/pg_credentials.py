@@ -12,7 +12,7 @@ has no PostgreSQL counterpart).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -67,8 +67,9 @@ class PostgresCredentialStore(CredentialStore):
             self._conn.close()
 
     def change_counter(self) -> int:
-        rows = self._rows("SELECT version FROM credential_version")
-        return int(str(rows[0][0])) if rows else 0
+        (version,) = self._rows("SELECT version FROM credential_version")[0]
+        assert isinstance(version, int)
+        return version
 
     @contextmanager
     def _changing(self) -> Iterator[Cursor]:
@@ -96,9 +97,6 @@ class _Cursor:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> _Cursor:
         self._cursor.execute(sql.replace("?", "%s"), params)
         return self
-
-    def executemany(self, sql: str, params: Iterable[Sequence[Any]]) -> None:
-        self._cursor.executemany(sql.replace("?", "%s"), params)
 
     def fetchall(self) -> list[Any]:
         return self._cursor.fetchall()
