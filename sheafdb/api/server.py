@@ -239,7 +239,8 @@ class Server:
                 )
             )
             self._access = AccessControl(
-                open_credentials(self.config.catalog_url, data_dir), enabled=self.config.auth_enabled
+                open_credentials(self.config.catalog_url, data_dir, fence=lease),
+                enabled=self.config.auth_enabled,
             )
             self._metrics = ServerMetrics(self._engine)
         except Exception as exc:

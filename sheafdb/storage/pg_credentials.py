@@ -3,7 +3,9 @@
 The same tables as the embedded file (credentials.py) beside the catalog's, so every process of
 a cluster (the writer, a standby that takes over, followers, query workers, on any machine)
 authenticates against one set of users. The writer opens it writable; the others ``read_only``
-(their transactions are READ ONLY: PostgreSQL refuses a write from them).
+(their transactions are READ ONLY: PostgreSQL refuses a write from them). The writer's changes
+are fenced by its lease, as its catalog writes are: a writer that lost the lease to a standby
+cannot change a user behind the new writer's back.
 
 Other processes learn of a change by polling ``change_counter``: the one row of
 ``credential_version``, bumped in the transaction of every change (SQLite's ``data_version``
@@ -18,8 +20,9 @@ from typing import Any
 
 import psycopg
 
-from sheafdb.errors import UnexpectedError
+from sheafdb.errors import UnexpectedError, WriterFenced
 from sheafdb.storage.credentials import CredentialStore, Cursor
+from sheafdb.storage.lease_rows import Lease
 from sheafdb.storage.postgres_catalog import SCHEMA_LOCK
 
 _TABLES = """
@@ -47,8 +50,9 @@ INSERT INTO credential_version VALUES (1, 0) ON CONFLICT DO NOTHING;
 class PostgresCredentialStore(CredentialStore):
     """A CredentialStore in the PostgreSQL database ``url`` names."""
 
-    def __init__(self, url: str, *, read_only: bool = False) -> None:
+    def __init__(self, url: str, *, read_only: bool = False, fence: Lease | None = None) -> None:
         super().__init__()
+        self._fence = fence
         try:
             # autocommit: a read is its own transaction; a change opens one (``_changing``).
             self._conn = psycopg.connect(url, autocommit=True)
@@ -75,6 +79,12 @@ class PostgresCredentialStore(CredentialStore):
     def _changing(self) -> Iterator[Cursor]:
         with self._conn.transaction():
             cursor = _Cursor(self._conn.cursor())
+            fence = self._fence
+            if fence is not None:  # as the catalog's: the lease row, kept as read until commit
+                held = cursor.execute("SELECT token FROM leases WHERE name = ? FOR SHARE", (fence.name,))
+                row = held.fetchall()
+                if not row or int(row[0][0]) != fence.token:
+                    raise WriterFenced.lost(fence.name, fence.token)
             yield cursor
             cursor.execute("UPDATE credential_version SET version = version + 1")
 

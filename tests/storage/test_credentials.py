@@ -1,7 +1,7 @@
 """The credential store on both backends (credentials.py, pg_credentials.py): users with salted
 hashes, roles, grants and privilege groups with the same semantics, and change-following
 between processes' connections: a reader sees the writer's changes and learns of them by its
-change counter. PostgreSQL readers are read-only."""
+change counter. PostgreSQL readers are read-only; a deposed writer's changes are fenced."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from sheafdb.engine.access import AccessControl
-from sheafdb.errors import CredentialInvalid
+from sheafdb.errors import CredentialInvalid, WriterFenced
+from sheafdb.storage.catalog import open_catalog
 from sheafdb.storage.credentials import CredentialStore, Grant, SqliteCredentialStore, open_credentials
+from sheafdb.storage.lease_rows import WRITER_LEASE
 
 Opener = Callable[..., CredentialStore]
 
@@ -153,3 +155,27 @@ def test_access_control_on_a_reader_follows_the_writers_users(opener: Opener) ->
     with pytest.raises(CredentialInvalid):
         reader.authenticate("alice", "secret-1")  # the cached login was forgotten
     reader.authenticate("alice", "secret-2")
+
+
+@pytest.mark.cluster
+def test_a_deposed_writers_changes_are_fenced(postgres_database: str, tmp_path: Path) -> None:
+    """The writer's store checks its lease in every change, as its catalog does: once a standby
+    took the lease, the old writer can change no user."""
+    catalog = open_catalog(postgres_database, tmp_path)
+    try:
+        old = catalog.try_acquire_lease(WRITER_LEASE, "old:1", ttl_s=0)  # expires at once
+        assert old is not None
+        store = open_credentials(postgres_database, tmp_path, fence=old)
+        try:
+            assert store.add_user("alice", "secret-1")  # the lease is still its
+            new = catalog.try_acquire_lease(WRITER_LEASE, "new:1", ttl_s=60)
+            assert new is not None and new.token > old.token
+            with pytest.raises(WriterFenced, match="lost its lease"):
+                store.add_user("mallory", "secret-1")
+            with pytest.raises(WriterFenced):
+                store.set_password("alice", "secret-2")
+            assert store.users() == ["alice"] and store.check_password("alice", "secret-1")
+        finally:
+            store.close()
+    finally:
+        catalog.close()
