@@ -5,7 +5,6 @@ workers that answer its searches, and a changed password or a revoked privilege 
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 import pytest
 from pymilvus import MilvusClient, MilvusException
 
+from tests.cluster.conftest import kill_worker_actors
 from tests.cluster.test_proxy_cluster import (
     SEGMENT_ROWS,
     Process,
@@ -45,30 +45,7 @@ def proxy(tmp_path: Path, postgres_database: str, s3_server: S3Server, ray_clust
             front.stop()
     finally:
         writer.stop()
-        _kill_workers(ray_cluster.address)
-
-
-def _kill_workers(ray_address: str) -> None:
-    """The query workers are detached actors a later writer on the session's Ray cluster would
-    adopt (by name) while they follow this test's catalog: killed, and their names gone."""
-    import ray
-
-    if not ray.is_initialized():
-        ray.init(address=ray_address, namespace="sheafdb", logging_level="WARNING")
-
-    def named() -> list[str]:
-        return [
-            entry["name"]
-            for entry in ray.util.list_named_actors(all_namespaces=True)
-            if entry["namespace"] == "sheafdb" and entry["name"].startswith("sheafdb-worker-")
-        ]
-
-    for name in named():
-        ray.kill(ray.get_actor(name, namespace="sheafdb"), no_restart=True)
-    deadline = time.monotonic() + 60
-    while named():
-        assert time.monotonic() < deadline, f"worker actors still alive: {named()}"
-        time.sleep(0.2)
+        kill_worker_actors(ray_cluster.address)
 
 
 def _client(proxy: Process, token: str) -> MilvusClient:

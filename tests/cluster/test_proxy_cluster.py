@@ -34,6 +34,7 @@ from sheafdb.engine.engine import Engine, EngineConfig
 from sheafdb.engine.models import LoadState
 from sheafdb.schema import CollectionSchema, FieldSchema
 from sheafdb.schema import DataType as SheafType
+from tests.cluster.conftest import kill_worker_actors
 from tests.e2e.conftest import ROOT_TOKEN, free_port
 from tests.services import S3Server
 
@@ -182,6 +183,7 @@ def cluster(
     finally:
         made.proxy.stop()
         made.writer.stop()
+        kill_worker_actors(ray_cluster.address)
         with psycopg.connect(postgres_url, autocommit=True) as admin:
             admin.execute(f"DROP DATABASE {database} WITH (FORCE)")
 
