@@ -49,6 +49,7 @@ from sheafdb.engine.access import AccessControl
 from sheafdb.engine.distribution.cluster_reads import ClusterReads
 from sheafdb.engine.engine import Engine
 from sheafdb.engine.follower import Follower, FollowerConfig
+from sheafdb.storage.credentials import open_credentials
 
 log = logging.getLogger("sheafdb.worker")
 
@@ -208,7 +209,10 @@ class QueryWorker:
         tally = CallTally()
         self._reporter = WorkerReporter(handoff, tally, self.follower.memory_used_bytes)
         self._access = (
-            AccessControl(backends.data_dir / "credentials.db", enabled=auth_enabled)
+            AccessControl(
+                open_credentials(backends.catalog_url, backends.data_dir, read_only=True),
+                enabled=auth_enabled,
+            )
             if auth_enabled
             else None
         )

@@ -44,6 +44,7 @@ from sheafdb.engine.engine import Engine, EngineConfig
 from sheafdb.engine.follower import FollowerConfig
 from sheafdb.engine.write.writer_lease import DEFAULT_LEASE_TTL_S, WriterElection, advertised_address
 from sheafdb.storage.catalog import open_catalog
+from sheafdb.storage.credentials import open_credentials
 from sheafdb.storage.lease_rows import Lease
 
 log = logging.getLogger("sheafdb.server")
@@ -54,7 +55,6 @@ MAX_MESSAGE_BYTES = 512 * 1024 * 1024
 KEEPALIVE_MIN_PING_INTERVAL_MS = 5000
 # sockaddr_un.sun_path holds 108 bytes including the terminating NUL.
 MAX_UNIX_SOCKET_PATH = 107
-CREDENTIALS_FILE = "credentials.db"
 GRPC_SOCKET_FILE = "grpc.sock"
 LOCK_FILE = "sheafdb.lock"
 
@@ -239,7 +239,10 @@ class Server:
                     cluster=self.config.cluster_url is not None,
                 )
             )
-            self._access = AccessControl(data_dir / CREDENTIALS_FILE, enabled=self.config.auth_enabled)
+            self._access = AccessControl(
+                open_credentials(self.config.catalog_url, data_dir, fence=lease),
+                enabled=self.config.auth_enabled,
+            )
             self._metrics = ServerMetrics(self._engine)
         except Exception as exc:
             self._release()

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from sheafdb.engine.access_backup import RbacBackup, backup_rbac, restore_rbac
 from sheafdb.errors import CredentialInvalid, ParameterInvalid, PermissionDenied, UnexpectedError, invalid
-from sheafdb.storage.credentials import CredentialStore, Grant
+from sheafdb.storage.credentials import CredentialStore, Grant, SqliteCredentialStore
 
 ROOT_USER = "root"
 DEFAULT_ROOT_PASSWORD = "Milvus"
@@ -224,9 +224,11 @@ _LISTS_EVERY_COLLECTION = frozenset(
 class AccessControl:
     """Authentication and authorization over a ``CredentialStore``."""
 
-    def __init__(self, store_path: Path | str, *, enabled: bool) -> None:
+    def __init__(self, store: CredentialStore | Path | str, *, enabled: bool) -> None:
+        """``store``: an opened store (storage.credentials.open_credentials), or the path of
+        an embedded SQLite one. This object closes it."""
         self.enabled = enabled
-        self._store = CredentialStore(store_path)
+        self._store = store if isinstance(store, CredentialStore) else SqliteCredentialStore(store)
         self._cache_lock = threading.Lock()
         # user -> HMAC of the last verified password under a per-process key: a cache hit
         # costs one HMAC instead of one scrypt, and the cache never holds a password.
@@ -234,6 +236,8 @@ class AccessControl:
         self._verified: dict[str, bytes] = {}
         self._grants: dict[str, tuple[Grant, ...]] = {}
         self._store_version: int | None = None
+        if self._store.read_only:
+            return  # a reader: the writer made the built-in roles and root
         for role in (ADMIN_ROLE, PUBLIC_ROLE):
             self._store.add_role(role)
         if not self._store.has_user(ROOT_USER):
@@ -243,8 +247,8 @@ class AccessControl:
         self._store.close()
 
     def follow_store(self) -> None:
-        """A query worker's copy (``serve --workers N``): the primary changes users, roles and
-        grants; forget what was cached once the store changed under this process."""
+        """A reader's copy (a ``--workers`` follower, a query worker): the writer changes users,
+        roles and grants; forget what was cached once the store changed under this process."""
         version = self._store.change_counter()
         if version != self._store_version:
             self._store_version = version

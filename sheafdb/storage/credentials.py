@@ -1,12 +1,18 @@
-"""Users, roles, grants and privilege groups, in their own SQLite file.
+"""Users, roles, grants and privilege groups: an embedded SQLite file, or the cluster's PostgreSQL.
 
 Kept apart from the catalog so that access control can be turned on for an existing data
 directory (and its file copied or reset) without touching collection metadata. Passwords are
 stored only as a random salt and a scrypt hash.
 
-Concurrency: one connection shared by every thread (``check_same_thread=False``), guarded by
-``_lock``: SQLite connections are not safe for concurrent use and every method is a single
-short transaction, so a plain mutex costs nothing measurable.
+Two backends, one SQL (``CredentialStore``): ``SqliteCredentialStore``, the file
+``credentials.db`` in the data dir (a single server, and the ``--workers`` followers that share
+its dir), and ``PostgresCredentialStore`` (pg_credentials.py), the same tables in the catalog's
+PostgreSQL database, so the writer, its standbys, followers and query workers on other machines
+all see one set of users. ``open_credentials`` picks one from the catalog url.
+
+Concurrency: one connection shared by every thread, guarded by ``_lock``: a connection is not
+safe for concurrent use and every method is a single short transaction, so a plain mutex costs
+nothing measurable.
 """
 
 from __future__ import annotations
@@ -17,8 +23,14 @@ import os
 import sqlite3
 import threading
 import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
+
+from sheafdb.storage.lease_rows import Lease
 
 # scrypt cost: ~16 MiB and a few tens of ms per hash; verified logins are cached above us.
 _SCRYPT_N = 2**14
@@ -26,14 +38,18 @@ _SCRYPT_R = 8
 _SCRYPT_P = 1
 _SALT_BYTES = 16
 
+CREDENTIALS_FILE = "credentials.db"
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+# ``user`` is quoted: a reserved word in PostgreSQL (SQLite takes the quotes too).
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
     name TEXT PRIMARY KEY, salt BLOB NOT NULL, hash BLOB NOT NULL, created_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS roles (name TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS user_roles (
-    user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+    "user" TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
     role TEXT NOT NULL REFERENCES roles(name) ON DELETE CASCADE,
-    PRIMARY KEY (user, role));
+    PRIMARY KEY ("user", role));
 CREATE TABLE IF NOT EXISTS grants (
     role TEXT NOT NULL REFERENCES roles(name) ON DELETE CASCADE,
     object_type TEXT NOT NULL, object_name TEXT NOT NULL, db_name TEXT NOT NULL,
@@ -59,37 +75,57 @@ def hash_password(password: str, salt: bytes) -> bytes:
     return hashlib.scrypt(password.encode(), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P)
 
 
-class CredentialStore:
+class Cursor(Protocol):
+    """The DB-API calls the store makes, with ``?`` placeholders."""
+
+    @property
+    def rowcount(self) -> int: ...
+    def execute(self, sql: str, params: Sequence[Any] = ...) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+
+
+class CredentialStore(ABC):
     """Persistent access-control records. Methods return plain values; rules live in
-    ``engine/access.py``."""
+    ``engine/access.py``. A backend gives a connection (``_changing``, ``_query``) and a
+    ``change_counter`` that moves when another process commits a change."""
 
-    def __init__(self, path: Path | str) -> None:
+    # A reader (follower, query worker) whose backend refuses writes: it seeds nothing.
+    read_only = False
+
+    def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA foreign_keys = ON")
-        self._db.executescript(_SCHEMA)
-        # Role descriptions came later (AlterRole): stores made before get the column.
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(roles)")}
-        if "description" not in columns:
-            self._db.execute("ALTER TABLE roles ADD COLUMN description TEXT NOT NULL DEFAULT ''")
 
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
+    @abstractmethod
+    def close(self) -> None: ...
 
+    @abstractmethod
     def change_counter(self) -> int:
-        """Differs after another process committed a change (SQLite's ``data_version``)."""
-        with self._lock:
-            row = self._db.execute("PRAGMA data_version").fetchone()
-        return int(row[0])
+        """Differs after another process committed a change."""
+
+    @abstractmethod
+    def _changing(self) -> AbstractContextManager[Cursor]:
+        """A context manager: a cursor inside one writing transaction."""
+
+    @abstractmethod
+    def _query(self, sql: str, args: tuple[object, ...]) -> list[tuple[object, ...]]: ...
 
     def _write(self, sql: str, args: tuple[object, ...] = ()) -> int:
-        with self._lock:
-            return self._db.execute(sql, args).rowcount
+        with self._lock, self._changing() as cursor:
+            return int(cursor.execute(sql, args).rowcount)
+
+    def _write_many(self, statements: Iterable[tuple[str, Iterable[Sequence[object]]]]) -> int:
+        """Several statements in one transaction; the last one's row count."""
+        count = 0
+        with self._lock, self._changing() as cursor:
+            for sql, rows in statements:
+                count = 0
+                for args in rows:
+                    count += int(cursor.execute(sql, args).rowcount)
+        return count
 
     def _rows(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
         with self._lock:
-            return self._db.execute(sql, args).fetchall()
+            return self._query(sql, args)
 
     # -- users --------------------------------------------------------------------------------
     def add_user(self, name: str, password: str) -> bool:
@@ -98,7 +134,7 @@ class CredentialStore:
         digest = hash_password(password, salt)
         return (
             self._write(
-                "INSERT OR IGNORE INTO users VALUES (?, ?, ?, ?)",
+                "INSERT INTO users VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (name, salt, digest, int(time.time() * 1000)),
             )
             == 1
@@ -134,7 +170,7 @@ class CredentialStore:
             raise ValueError(f"unknown password record kind {kind!r}")
         return (
             self._write(
-                "INSERT OR IGNORE INTO users VALUES (?, ?, ?, ?)",
+                "INSERT INTO users VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (name, bytes.fromhex(salt), bytes.fromhex(digest), int(time.time() * 1000)),
             )
             == 1
@@ -151,7 +187,7 @@ class CredentialStore:
 
     # -- roles --------------------------------------------------------------------------------
     def add_role(self, name: str, description: str = "") -> bool:
-        return self._write("INSERT OR IGNORE INTO roles VALUES (?, ?)", (name, description)) == 1
+        return self._write("INSERT INTO roles VALUES (?, ?) ON CONFLICT DO NOTHING", (name, description)) == 1
 
     def set_role_description(self, name: str, description: str) -> bool:
         return self._write("UPDATE roles SET description = ? WHERE name = ?", (description, name)) == 1
@@ -170,25 +206,27 @@ class CredentialStore:
         return bool(self._rows("SELECT 1 FROM roles WHERE name = ?", (name,)))
 
     def add_user_role(self, user: str, role: str) -> None:
-        self._write("INSERT OR IGNORE INTO user_roles VALUES (?, ?)", (user, role))
+        self._write("INSERT INTO user_roles VALUES (?, ?) ON CONFLICT DO NOTHING", (user, role))
 
     def remove_user_role(self, user: str, role: str) -> None:
-        self._write("DELETE FROM user_roles WHERE user = ? AND role = ?", (user, role))
+        self._write('DELETE FROM user_roles WHERE "user" = ? AND role = ?', (user, role))
 
     def roles_of(self, user: str) -> list[str]:
         return [
-            str(r[0]) for r in self._rows("SELECT role FROM user_roles WHERE user = ? ORDER BY role", (user,))
+            str(r[0])
+            for r in self._rows('SELECT role FROM user_roles WHERE "user" = ? ORDER BY role', (user,))
         ]
 
     def users_in(self, role: str) -> list[str]:
         return [
-            str(r[0]) for r in self._rows("SELECT user FROM user_roles WHERE role = ? ORDER BY user", (role,))
+            str(r[0])
+            for r in self._rows('SELECT "user" FROM user_roles WHERE role = ? ORDER BY "user"', (role,))
         ]
 
     # -- grants -------------------------------------------------------------------------------
     def add_grant(self, grant: Grant) -> None:
         self._write(
-            "INSERT OR IGNORE INTO grants VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO grants VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (grant.role, grant.object_type, grant.object_name, grant.db_name, grant.privilege, grant.grantor),
         )
 
@@ -201,18 +239,28 @@ class CredentialStore:
 
     def grants_of(self, role: str) -> list[Grant]:
         rows = self._rows(
-            "SELECT * FROM grants WHERE role = ? ORDER BY db_name, object_type, object_name", (role,)
+            "SELECT role, object_type, object_name, db_name, privilege, grantor FROM grants WHERE role = ?"
+            " ORDER BY db_name, object_type, object_name, privilege",
+            (role,),
         )
         return [Grant(*(str(v) for v in row)) for row in rows]
 
     # -- privilege groups (custom ones; built-in groups are code) ------------------------------
     def add_group(self, name: str) -> bool:
-        return self._write("INSERT OR IGNORE INTO privilege_group_names VALUES (?)", (name,)) == 1
+        return (
+            self._write("INSERT INTO privilege_group_names VALUES (?) ON CONFLICT DO NOTHING", (name,)) == 1
+        )
 
     def remove_group(self, name: str) -> bool:
-        with self._lock:
-            self._db.execute("DELETE FROM privilege_groups WHERE name = ?", (name,))
-            return self._db.execute("DELETE FROM privilege_group_names WHERE name = ?", (name,)).rowcount == 1
+        return (
+            self._write_many(
+                [
+                    ("DELETE FROM privilege_groups WHERE name = ?", [(name,)]),
+                    ("DELETE FROM privilege_group_names WHERE name = ?", [(name,)]),
+                ]
+            )
+            == 1
+        )
 
     def groups(self) -> dict[str, list[str]]:
         groups: dict[str, list[str]] = {
@@ -223,14 +271,75 @@ class CredentialStore:
         return groups
 
     def add_group_privileges(self, name: str, privileges: list[str]) -> None:
-        with self._lock:
-            self._db.executemany(
-                "INSERT OR IGNORE INTO privilege_groups VALUES (?, ?)", [(name, p) for p in privileges]
-            )
+        self._write_many(
+            [
+                (
+                    "INSERT INTO privilege_groups VALUES (?, ?) ON CONFLICT DO NOTHING",
+                    [(name, p) for p in privileges],
+                )
+            ]
+        )
 
     def remove_group_privileges(self, name: str, privileges: list[str]) -> None:
+        self._write_many(
+            [
+                (
+                    "DELETE FROM privilege_groups WHERE name = ? AND privilege = ?",
+                    [(name, p) for p in privileges],
+                )
+            ]
+        )
+
+
+class SqliteCredentialStore(CredentialStore):
+    """The embedded store: a SQLite file. Its change counter is SQLite's ``data_version``,
+    which moves when another connection (another process) commits."""
+
+    def __init__(self, path: Path | str) -> None:
+        super().__init__()
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA foreign_keys = ON")
+        self._db.executescript(_SCHEMA)
+        # Role descriptions came later (AlterRole): stores made before get the column.
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(roles)")}
+        if "description" not in columns:
+            self._db.execute("ALTER TABLE roles ADD COLUMN description TEXT NOT NULL DEFAULT ''")
+
+    def close(self) -> None:
         with self._lock:
-            self._db.executemany(
-                "DELETE FROM privilege_groups WHERE name = ? AND privilege = ?",
-                [(name, p) for p in privileges],
-            )
+            self._db.close()
+
+    def change_counter(self) -> int:
+        with self._lock:
+            row = self._db.execute("PRAGMA data_version").fetchone()
+        return int(row[0])
+
+    @contextmanager
+    def _changing(self) -> Iterator[Cursor]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db.cursor()
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _query(self, sql: str, args: tuple[object, ...]) -> list[tuple[object, ...]]:
+        return self._db.execute(sql, args).fetchall()
+
+
+def open_credentials(
+    catalog_url: str | None, data_dir: Path, *, read_only: bool = False, fence: Lease | None = None
+) -> CredentialStore:
+    """The credential store beside the catalog ``catalog_url`` names: None is the SQLite file in
+    ``data_dir``; a PostgreSQL url the same database as the catalog (needs psycopg), opened
+    ``read_only`` by the processes that never write it (followers, query workers), its changes
+    checked against the writer's lease ``fence``."""
+    if catalog_url is None:
+        return SqliteCredentialStore(data_dir / CREDENTIALS_FILE)
+    if not catalog_url.startswith(POSTGRES_SCHEMES):
+        raise ValueError(f"unknown catalog URL {catalog_url!r}: expected postgresql://...")
+    # Imported here: psycopg is an optional dependency, needed only by this backend.
+    from sheafdb.storage.pg_credentials import PostgresCredentialStore
+
+    return PostgresCredentialStore(catalog_url, read_only=read_only, fence=fence)

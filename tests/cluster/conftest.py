@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -77,3 +78,26 @@ def stop_started_from(temp_dir: str) -> None:
                 process.kill()
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             pass
+
+
+def kill_worker_actors(ray_address: str) -> None:
+    """Kills the query workers: detached actors that a later writer on the session's Ray
+    cluster would adopt (by name) while they follow an earlier test's catalog."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address=ray_address, namespace="sheafdb", logging_level="WARNING")
+
+    def named() -> list[str]:
+        return [
+            entry["name"]
+            for entry in ray.util.list_named_actors(all_namespaces=True)
+            if entry["namespace"] == "sheafdb" and entry["name"].startswith("sheafdb-worker-")
+        ]
+
+    for name in named():
+        ray.kill(ray.get_actor(name, namespace="sheafdb"), no_restart=True)
+    deadline = time.monotonic() + 60
+    while named():
+        assert time.monotonic() < deadline, f"worker actors still alive: {named()}"
+        time.sleep(0.2)

@@ -35,6 +35,7 @@ from sheafdb.engine.engine import Engine, EngineConfig
 from sheafdb.engine.models import LoadState
 from sheafdb.schema import CollectionSchema, FieldSchema
 from sheafdb.schema import DataType as SheafType
+from tests.cluster.conftest import kill_worker_actors
 from tests.e2e.conftest import ROOT_TOKEN, free_port
 from tests.services import S3Server
 
@@ -185,7 +186,7 @@ def cluster(
     finally:
         made.proxy.stop()
         made.writer.stop()
-        kill_workers(ray_cluster.address)  # detached: they outlive the writer
+        kill_worker_actors(ray_cluster.address)
         with psycopg.connect(postgres_url, autocommit=True) as admin:
             admin.execute(f"DROP DATABASE {database} WITH (FORCE)")
 
@@ -249,17 +250,6 @@ def worker_pids(ray_address: str) -> dict[int, int]:
             continue
         found[worker_id] = pid
     return found
-
-
-def kill_workers(ray_address: str) -> None:
-    """Kill the writer's query-worker actors (no restart), so later modules start their own."""
-    import ray
-
-    if not ray.is_initialized():
-        ray.init(address=ray_address, namespace="sheafdb", logging_level="WARNING")
-    for entry in ray.util.list_named_actors(all_namespaces=True):
-        if entry["namespace"] == "sheafdb" and entry["name"].startswith("sheafdb-worker-"):
-            ray.kill(ray.get_actor(entry["name"], namespace="sheafdb"), no_restart=True)
 
 
 def test_writes_are_read_through_the_proxy_from_two_replicas_and_a_killed_worker_is_replaced(

@@ -3,7 +3,8 @@
 The call is the generic unary method ``/sheafdb.cluster.Worker/Read``; request and answer are
 pickles of engine/distribution/read_calls.py's dataclasses, sent with the cluster secret (the
 worker accepts pickles only from holders of the catalog) and the client's own metadata (its
-authorization: the worker checks privileges). A transport failure (the worker gone, a
+authorization: the worker checks it and its privileges; its refusal reaches the client as
+``CredentialInvalid`` / ``PermissionDenied``). A transport failure (the worker gone, a
 deadline) raises ``ReplicaNotAvailable`` so that the read is retried on another replica.
 
 Channels are cached per address, at most ``max_channels`` of them: the least recently used is
@@ -22,7 +23,7 @@ from typing import cast
 import grpc
 
 from sheafdb.engine.distribution.read_calls import READ_METHOD, SECRET_METADATA_KEY, ReadAnswer, ReadCall
-from sheafdb.errors import ReplicaNotAvailable, UnexpectedError
+from sheafdb.errors import CredentialInvalid, PermissionDenied, ReplicaNotAvailable, UnexpectedError
 
 DEFAULT_MAX_CHANNELS = 64
 # gRPC codes that mean "this worker did not answer": the read goes to another replica.
@@ -86,6 +87,11 @@ class GrpcWorkerClient:
             text = f"query worker {address} did not answer: {rpc.code().name} {rpc.details() or ''}".rstrip()
             if rpc.code() in _TRANSPORT_CODES:
                 raise ReplicaNotAvailable(text) from None
+            # The worker checked the client's own authorization: its verdict, as Milvus words it.
+            if rpc.code() is grpc.StatusCode.UNAUTHENTICATED:
+                raise CredentialInvalid(rpc.details() or None) from None
+            if rpc.code() is grpc.StatusCode.PERMISSION_DENIED:
+                raise PermissionDenied(rpc.details() or None) from None
             raise UnexpectedError(text) from None
         answer = pickle.loads(raw)  # noqa: S301 - from a worker of this cluster, over its channel
         if not isinstance(answer, ReadAnswer):

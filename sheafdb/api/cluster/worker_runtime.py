@@ -37,6 +37,7 @@ from sheafdb.engine.distribution.worker_view import WorkerView
 from sheafdb.engine.follower import FollowerConfig
 from sheafdb.errors import ReplicaNotAvailable
 from sheafdb.storage.catalog import Catalog, open_catalog
+from sheafdb.storage.credentials import open_credentials
 from sheafdb.storage.placement_rows import DEFAULT_WORKER_GROUP, WorkerRecord
 
 log = logging.getLogger("sheafdb.cluster.worker")
@@ -108,7 +109,8 @@ class WorkerRuntime:
         followed = config.follower
         catalog = self._catalog = open_catalog(config.catalog_url, followed.data_dir)
         if config.auth_enabled:
-            self._access = AccessControl(followed.data_dir / "credentials.db", enabled=True)
+            store = open_credentials(config.catalog_url, followed.data_dir, read_only=True)
+            self._access = AccessControl(store, enabled=True)
         service = self._service = WorkerService(
             self._answer,
             catalog.cluster_secret,

@@ -60,7 +60,7 @@ class WorkerService:
         handler = grpc.method_handlers_generic_handler(
             SERVICE_NAME, {METHOD_NAME: grpc.unary_unary_rpc_method_handler(self._read)}
         )
-        interceptors = [AuthInterceptor(access)] if access is not None and access.enabled else []
+        interceptors = [_FollowingAuth(access)] if access is not None and access.enabled else []
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="sheafdb-worker-grpc"),
             handlers=[handler],
@@ -97,7 +97,6 @@ class WorkerService:
         access = self._access
         if access is None or not access.enabled:
             return
-        access.follow_store()
         user = current_user()
         if user is None:  # the interceptor let nothing through unauthenticated; never here
             context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing authorization in header")
@@ -114,3 +113,20 @@ def _metadata(context: grpc.ServicerContext, key: str) -> str | None:
         if name == key:
             found = value
     return None if found is None else str(found)
+
+
+class _FollowingAuth(grpc.ServerInterceptor):
+    """AuthInterceptor after catching up with the writer's changes to users, roles and grants
+    (the store's change counter): a changed password is refused from the next call on."""
+
+    def __init__(self, access: AccessControl) -> None:
+        self._access = access
+        self._inner = AuthInterceptor(access)
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        self._access.follow_store()
+        return self._inner.intercept_service(continuation, handler_call_details)
