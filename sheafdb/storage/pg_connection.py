@@ -24,8 +24,18 @@ import psycopg
 
 from sheafdb.errors import MetaStoreUnavailable
 
-# A reconnect to a database that does not answer fails the call rather than hanging it.
-CONNECT_TIMEOUT_S = 10
+# How long a connection may go without an answer from the database's machine before libpq
+# calls it lost, so a silent network (no reset) fails calls instead of hanging them: a connect
+# waits 10 s; TCP keepalives probe an idle or waiting connection after 5 s, 3 times, 2 s apart;
+# data sent and unacknowledged for 15 s ends it. A URL that sets any of these keeps its own.
+_NETWORK_DEFAULTS = {
+    "connect_timeout": "10",
+    "keepalives": "1",
+    "keepalives_idle": "5",
+    "keepalives_interval": "2",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "15000",
+}
 
 
 class PgConnection:
@@ -34,14 +44,17 @@ class PgConnection:
     reach its database at startup fails to open (psycopg's error, the caller words it)."""
 
     def __init__(self, url: str, *, read_only: bool = False) -> None:
-        self._url = url
+        self._conninfo = psycopg.conninfo.make_conninfo(
+            url,
+            **{k: v for k, v in _NETWORK_DEFAULTS.items() if k not in psycopg.conninfo.conninfo_to_dict(url)},
+        )
         self._read_only = read_only
         # (pid, start) of the server process behind the connection: where a lost commit ran.
         self.backend: tuple[int, str] = (0, "")
         self._conn: psycopg.Connection[Any] | None = self._open()
 
     def _open(self) -> psycopg.Connection[Any]:
-        conn = psycopg.connect(self._url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
+        conn = psycopg.connect(self._conninfo, autocommit=True)
         try:
             if self._read_only:
                 conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
