@@ -16,6 +16,7 @@ Not thread-safe: each owner guards its PgConnection with the lock that guarded i
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -23,6 +24,8 @@ from typing import Any
 import psycopg
 
 from sheafdb.errors import MetaStoreUnavailable
+
+log = logging.getLogger("sheafdb.postgres")
 
 # How long a connection may go without an answer from the database's machine before libpq
 # calls it lost, so a silent network (no reset) fails calls instead of hanging them: a connect
@@ -88,7 +91,7 @@ class PgConnection:
         try:
             self._conn = self._open()
         except psycopg.Error as exc:
-            raise MetaStoreUnavailable(f"{MetaStoreUnavailable.default_text} ({_reason(exc)})") from exc
+            raise _unavailable(exc) from exc
 
     def execute(self, sql: str, params: Sequence[Any] = (), *, binary: bool = False) -> psycopg.Cursor[Any]:
         """A later statement of the same use: a lost connection fails it (and the use)."""
@@ -119,7 +122,7 @@ class PgConnection:
         """After ``exc``: if it took the connection with it, drop that and say so."""
         if _lost(conn):
             self.drop()
-            raise MetaStoreUnavailable(f"{MetaStoreUnavailable.default_text} ({_reason(exc)})") from exc
+            raise _unavailable(exc) from exc
 
     @property
     def alive(self) -> bool:
@@ -157,6 +160,7 @@ def _lost(conn: psycopg.Connection[Any]) -> bool:
     return conn.closed or conn.broken
 
 
-def _reason(exc: psycopg.Error) -> str:
-    # psycopg's text only ("server closed the connection unexpectedly"), not its class name.
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else "connection lost"
+def _unavailable(exc: psycopg.Error) -> MetaStoreUnavailable:
+    # psycopg's reason goes to the log only: it names the database's host and port.
+    log.warning("the catalog database is unreachable: %s", str(exc).strip() or type(exc).__name__)
+    return MetaStoreUnavailable()
