@@ -71,6 +71,13 @@ class WriterFenced(ServiceUnavailable):
         return cls(f"{cls.default_text} (lease {name}, token {token} is no longer current)")
 
 
+class MetaStoreUnavailable(ServiceUnavailable):
+    """The catalog's PostgreSQL database cannot be reached (down, restarting, cut off). As
+    Milvus with its meta store away: the call fails, retriable; the next one reconnects."""
+
+    default_text = "the meta store (the catalog's PostgreSQL database) is unreachable; retry once it is back"
+
+
 class MemoryLimitExceeded(SheafError):
     code = 3
     legacy_code = LEGACY_INSUFFICIENT_MEMORY

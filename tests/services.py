@@ -50,6 +50,16 @@ def stop_service(service: str, state_dir: Path) -> None:
     _run(service, "stop", str(state_dir), timeout_s=60)
 
 
+def halt_service(service: str, state_dir: Path) -> None:
+    """Stop the server by its PID but keep its state: an outage, until ``resume_service``."""
+    _run(service, "halt", str(state_dir), timeout_s=60)
+
+
+def resume_service(service: str, state_dir: Path) -> None:
+    """Start a halted server again on its old port and data."""
+    _run(service, "resume", str(state_dir), timeout_s=180)
+
+
 @dataclass(frozen=True)
 class S3Server:
     """A running S3-compatible server: plain HTTP on ``endpoint``, signed requests only."""

@@ -23,6 +23,7 @@ import psycopg
 from sheafdb.errors import UnexpectedError, WriterFenced
 from sheafdb.storage.credentials import CredentialStore, Cursor
 from sheafdb.storage.lease_rows import Lease
+from sheafdb.storage.pg_connection import PgConnection
 from sheafdb.storage.postgres_catalog import SCHEMA_LOCK
 
 _TABLES = """
@@ -55,20 +56,19 @@ class PostgresCredentialStore(CredentialStore):
         self._fence = fence
         try:
             # autocommit: a read is its own transaction; a change opens one (``_changing``).
-            self._conn = psycopg.connect(url, autocommit=True)
-            if read_only:
-                self._conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
-            else:
-                with self._conn.transaction():
-                    self._conn.execute(SCHEMA_LOCK)
-                    self._conn.execute(_TABLES)
+            # A connection lost with PostgreSQL is replaced on the next use (pg_connection.py).
+            self._pg = PgConnection(url, read_only=read_only)
+            if not read_only:
+                with self._pg.transaction():
+                    self._pg.execute(SCHEMA_LOCK)
+                    self._pg.execute(_TABLES)
         except psycopg.Error as exc:
             raise UnexpectedError(f"cannot open the credential store in the catalog database: {exc}") from exc
         self.read_only = read_only
 
     def close(self) -> None:
         with self._lock:
-            self._conn.close()
+            self._pg.close()
 
     def change_counter(self) -> int:
         (version,) = self._rows("SELECT version FROM credential_version")[0]
@@ -77,8 +77,8 @@ class PostgresCredentialStore(CredentialStore):
 
     @contextmanager
     def _changing(self) -> Iterator[Cursor]:
-        with self._conn.transaction():
-            cursor = _Cursor(self._conn.cursor())
+        with self._pg.transaction():
+            cursor = _Cursor(self._pg)
             fence = self._fence
             if fence is not None:  # as the catalog's: the lease row, kept as read until commit
                 held = cursor.execute("SELECT token FROM leases WHERE name = ? FOR SHARE", (fence.name,))
@@ -89,24 +89,26 @@ class PostgresCredentialStore(CredentialStore):
             cursor.execute("UPDATE credential_version SET version = version + 1")
 
     def _query(self, sql: str, args: tuple[object, ...]) -> list[tuple[object, ...]]:
-        with self._conn.cursor() as cursor:
-            cursor.execute(sql.replace("?", "%s"), args)
-            return cursor.fetchall()
+        return self._pg.first(sql.replace("?", "%s"), args).fetchall()
 
 
 class _Cursor:
-    """A psycopg cursor that takes the store's ``?`` placeholders (psycopg's are ``%s``)."""
+    """The statements of a change, inside its transaction, with the store's ``?``
+    placeholders (psycopg's are ``%s``); a lost connection fails the change."""
 
-    def __init__(self, cursor: psycopg.Cursor[Any]) -> None:
-        self._cursor = cursor
+    def __init__(self, pg: PgConnection) -> None:
+        self._pg = pg
+        self._cursor: psycopg.Cursor[Any] | None = None
 
     @property
     def rowcount(self) -> int:
+        assert self._cursor is not None
         return self._cursor.rowcount
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> _Cursor:
-        self._cursor.execute(sql.replace("?", "%s"), params)
+        self._cursor = self._pg.execute(sql.replace("?", "%s"), params)
         return self
 
     def fetchall(self) -> list[Any]:
+        assert self._cursor is not None
         return self._cursor.fetchall()

@@ -17,9 +17,20 @@ running becomes the leader and inserts every queued record (of every collection)
 statement, outside the lock, then wakes everyone it covered. One commit at a time, so
 records commit in lsn order and a follower reading ``lsn > last`` never skips one.
 
+A lost connection is replaced (pg_connection.py). When the server ended it with an error
+(PostgreSQL restarting) the INSERT did not run and goes out again on a new connection; when it
+went silent (the network cut, the server killed), the group's appends fail with
+``MetaStoreUnavailable`` and whether its INSERT committed is unknown, so before the next
+group the leader settles it: it ends the lost connection's server process if that still runs
+(its statement can then commit no more) and looks for the group's first record. Absent:
+appends go on (the lost lsns stay a gap, which no reader minds). Present: records nobody
+acknowledged and this writer's memory lacks are in the log, so this log takes no more appends
+(a restart recovers them). Any other failure stops appends too.
+
 Locks: ``_cond`` guards the queue, the failure and every collection log's next lsn;
-``_write_lock`` the write connection (the commit leader, trims, removals); ``_read_lock`` the
-read connection (replays, tails). Needs psycopg 3; imported only with a PostgreSQL catalog.
+``_write_lock`` the write connection and the group of unknown outcome (the commit leader,
+trims, removals); ``_read_lock`` the read connection (replays, tails). Needs psycopg 3;
+imported only with a PostgreSQL catalog.
 """
 
 from __future__ import annotations
@@ -32,9 +43,10 @@ from typing import Any
 import psycopg
 import pyarrow as pa
 
-from sheafdb.errors import UnexpectedError, WriterFenced
+from sheafdb.errors import MetaStoreUnavailable, ServiceUnavailable, UnexpectedError, WriterFenced
 from sheafdb.storage.lease_rows import Lease
 from sheafdb.storage.log import LogGap, LogRecord
+from sheafdb.storage.pg_connection import PgConnection, refused
 from sheafdb.storage.wal import decode_batch, serialize_batch
 
 PG_LOG_TABLES = """
@@ -56,6 +68,11 @@ _INSERT = (
     "%b::bytea[]) AS r"
 )
 _RECORD_COLUMNS = "lsn, kind, partition_id, ts, payload"
+# Ends the lost connection's server process, if it still runs, and waits (ms) until it is gone.
+_END_BACKEND = (
+    "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity "
+    "WHERE pid = %s AND backend_start::text = %s"
+)
 
 
 @dataclass(eq=False)
@@ -70,6 +87,15 @@ class _Pending:
     error: BaseException | None = None
 
 
+@dataclass(frozen=True)
+class _LostGroup:
+    """A group whose INSERT went out on a connection that was lost before it answered."""
+
+    collection_id: int  # its first record's
+    lsn: int
+    backend: tuple[int, str]  # the lost connection's server process (pid, start)
+
+
 def _record(row: Any) -> LogRecord:
     return LogRecord(int(row[0]), row[1], int(row[2]), int(row[3]), decode_batch(memoryview(row[4])))
 
@@ -81,12 +107,8 @@ class PgLogs:
 
     def __init__(self, url: str, *, fence: Lease | None = None, read_only: bool = False) -> None:
         try:
-            self._read_conn = psycopg.connect(url, autocommit=True)
-            if read_only:
-                self._read_conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
-                self._write_conn: psycopg.Connection[Any] | None = None
-            else:
-                self._write_conn = psycopg.connect(url, autocommit=True)
+            self._read_pg = PgConnection(url, read_only=read_only)
+            self._write_pg = None if read_only else PgConnection(url)
         except psycopg.Error as exc:
             raise UnexpectedError(f"cannot connect to the log database: {exc}") from exc
         self._fence = fence
@@ -94,17 +116,18 @@ class PgLogs:
         self._queue: list[_Pending] = []
         self._committing = False
         self._failure: BaseException | None = None
+        self._lost_group: _LostGroup | None = None
         self._write_lock = threading.Lock()
         self._read_lock = threading.Lock()
 
     # -- the LogStore ------------------------------------------------------------------------
     def open(self, collection_id: int) -> PgCollectionLog:
-        with self._writing() as conn:
-            conn.execute(
+        with self._writing() as pg:
+            pg.first(
                 "INSERT INTO log_heads VALUES (%s, 0) ON CONFLICT (collection_id) DO NOTHING",
                 (collection_id,),
             )
-            row = conn.execute(
+            row = pg.execute(
                 "SELECT GREATEST((SELECT max(lsn) FROM log_records WHERE collection_id = %s), "
                 "(SELECT trimmed_to FROM log_heads WHERE collection_id = %s))",
                 (collection_id, collection_id),
@@ -117,23 +140,23 @@ class PgLogs:
         return self.open(collection_id)
 
     def remove(self, collection_id: int) -> None:
-        with self._writing() as conn, conn.transaction():
-            self._check_fence(conn)
-            conn.execute("DELETE FROM log_records WHERE collection_id = %s", (collection_id,))
-            conn.execute("DELETE FROM log_heads WHERE collection_id = %s", (collection_id,))
+        with self._writing() as pg, pg.transaction():
+            self._check_fence(pg)
+            pg.execute("DELETE FROM log_records WHERE collection_id = %s", (collection_id,))
+            pg.execute("DELETE FROM log_heads WHERE collection_id = %s", (collection_id,))
 
     def remove_orphans(self, known: set[int]) -> list[str]:
         ids = sorted(known)
-        with self._writing() as conn, conn.transaction():
-            self._check_fence(conn)
-            rows = conn.execute(
+        with self._writing() as pg, pg.transaction():
+            self._check_fence(pg)
+            rows = pg.execute(
                 "SELECT collection_id FROM log_heads WHERE collection_id <> ALL(%s) UNION "
                 "SELECT DISTINCT collection_id FROM log_records WHERE collection_id <> ALL(%s)",
                 (ids, ids),
             ).fetchall()
             gone = sorted(int(r[0]) for r in rows)
-            conn.execute("DELETE FROM log_records WHERE collection_id = ANY(%s)", (gone,))
-            conn.execute("DELETE FROM log_heads WHERE collection_id = ANY(%s)", (gone,))
+            pg.execute("DELETE FROM log_records WHERE collection_id = ANY(%s)", (gone,))
+            pg.execute("DELETE FROM log_heads WHERE collection_id = ANY(%s)", (gone,))
         return [f"log of collection {cid}" for cid in gone]
 
     def tail(self, collection_id: int) -> PgLogTail:
@@ -143,24 +166,24 @@ class PgLogs:
         with self._cond:
             self._failure = self._failure or UnexpectedError("the log is closed")
         with self._write_lock:
-            if self._write_conn is not None:
-                self._write_conn.close()
+            if self._write_pg is not None:
+                self._write_pg.close()
         with self._read_lock:
-            self._read_conn.close()
+            self._read_pg.close()
 
     # -- connections -------------------------------------------------------------------------
     def _writing(self) -> _Using:
-        if self._write_conn is None:
+        if self._write_pg is None:
             raise UnexpectedError("the log is read-only here (a follower)")
-        return _Using(self._write_lock, self._write_conn)
+        return _Using(self._write_lock, self._write_pg)
 
     def _reading(self) -> _Using:
-        return _Using(self._read_lock, self._read_conn)
+        return _Using(self._read_lock, self._read_pg)
 
-    def _check_fence(self, conn: psycopg.Connection[Any]) -> None:
+    def _check_fence(self, pg: PgConnection) -> None:
         """Inside a transaction: the lease still carries our token, and keeps it until commit."""
         if self._fence is not None:
-            row = conn.execute(_FENCE, (self._fence.name, self._fence.token)).fetchone()
+            row = pg.execute(_FENCE, (self._fence.name, self._fence.token)).fetchone()
             if row is None:
                 raise WriterFenced.lost(self._fence.name, self._fence.token)
 
@@ -192,7 +215,7 @@ class PgLogs:
 
     @staticmethod
     def _append_error(error: BaseException) -> Exception:
-        if isinstance(error, (WriterFenced, UnexpectedError)):
+        if isinstance(error, (ServiceUnavailable, UnexpectedError)):
             return error
         return UnexpectedError(f"log append failed: {error}")
 
@@ -204,20 +227,57 @@ class PgLogs:
             self._committing = True
             self._cond.release()
             try:
-                self._insert(group)
+                self._commit(group)
             except BaseException as exc:  # noqa: BLE001 - handed to every appender of the group
                 error = exc
             finally:
                 self._cond.acquire()
                 self._committing = False
-            if error is not None:
+            # A lost connection is not the end: the next group settles this one's fate first.
+            if error is not None and not isinstance(error, MetaStoreUnavailable):
                 self._failure = error
         for entry in group:
             entry.done = True
             entry.error = error
         self._cond.notify_all()
 
-    def _insert(self, group: list[_Pending]) -> None:
+    def _commit(self, group: list[_Pending]) -> None:
+        with self._writing() as pg:
+            if self._lost_group is not None:
+                self._settle(pg, self._lost_group)
+                self._lost_group = None
+            for attempt in range(2):
+                pg.reconnect_if_lost()  # nothing of this group went out yet
+                backend = pg.backend
+                try:
+                    self._insert(pg, group)
+                    return
+                except MetaStoreUnavailable as exc:
+                    if not refused(exc):  # silence: the INSERT may or may not have committed
+                        self._lost_group = _LostGroup(group[0].collection_id, group[0].lsn, backend)
+                        raise
+                    if attempt == 1:
+                        raise
+                    # The server said no (it ended the session, as a restart does): nothing
+                    # committed, so once more on a new connection.
+
+    def _settle(self, pg: PgConnection, lost: _LostGroup) -> None:
+        """Learn whether ``lost`` committed; raises unless it surely did not."""
+        ended = pg.first(_END_BACKEND, lost.backend).fetchone()
+        if ended is not None and not ended[0]:
+            raise MetaStoreUnavailable(
+                "the log's lost connection still runs in the database; retry once it ended"
+            )
+        found = pg.execute(
+            "SELECT 1 FROM log_records WHERE collection_id = %s AND lsn = %s", (lost.collection_id, lost.lsn)
+        ).fetchone()
+        if found is not None:
+            raise ServiceUnavailable(
+                "log records committed while the database connection was lost were never "
+                "acknowledged; this writer takes no more writes until it is restarted (and recovers them)"
+            )
+
+    def _insert(self, pg: PgConnection, group: list[_Pending]) -> None:
         columns = (
             [e.collection_id for e in group],
             [e.lsn for e in group],
@@ -226,31 +286,27 @@ class PgLogs:
             [e.timestamp for e in group],
             [e.payload for e in group],
         )
-        with self._writing() as conn:
-            if self._fence is None:
-                conn.execute(_INSERT, columns)
-                return
-            # One statement (one round trip, its own transaction): the fence and the rows.
-            cur = conn.execute(
-                f"WITH fence AS ({_FENCE}) {_INSERT} CROSS JOIN fence",
-                (self._fence.name, self._fence.token, *columns),
-            )
-            if cur.rowcount != len(group):
-                raise WriterFenced.lost(self._fence.name, self._fence.token)
+        if self._fence is None:
+            pg.execute(_INSERT, columns)
+            return
+        # One statement (one round trip, its own transaction): the fence and the rows.
+        cur = pg.execute(
+            f"WITH fence AS ({_FENCE}) {_INSERT} CROSS JOIN fence",
+            (self._fence.name, self._fence.token, *columns),
+        )
+        if cur.rowcount != len(group):
+            raise WriterFenced.lost(self._fence.name, self._fence.token)
 
     # -- reads and trims ---------------------------------------------------------------------
     def replay(self, collection_id: int, after_lsn: int, last_lsn: int) -> Iterator[LogRecord]:
         while after_lsn < last_lsn:
-            with self._reading() as conn:
-                rows = (
-                    conn.cursor(binary=True)
-                    .execute(
-                        f"SELECT {_RECORD_COLUMNS} FROM log_records WHERE collection_id = %s "
-                        "AND lsn > %s AND lsn <= %s ORDER BY lsn LIMIT %s",
-                        (collection_id, after_lsn, last_lsn, _REPLAY_PAGE),
-                    )
-                    .fetchall()
-                )
+            with self._reading() as pg:
+                rows = pg.first(
+                    f"SELECT {_RECORD_COLUMNS} FROM log_records WHERE collection_id = %s "
+                    "AND lsn > %s AND lsn <= %s ORDER BY lsn LIMIT %s",
+                    (collection_id, after_lsn, last_lsn, _REPLAY_PAGE),
+                    binary=True,
+                ).fetchall()
             if not rows:
                 return
             for row in rows:
@@ -258,12 +314,12 @@ class PgLogs:
             after_lsn = int(rows[-1][0])
 
     def trim(self, collection_id: int, up_to_lsn: int) -> None:
-        with self._writing() as conn, conn.transaction():
-            self._check_fence(conn)
-            conn.execute(
+        with self._writing() as pg, pg.transaction():
+            self._check_fence(pg)
+            pg.execute(
                 "DELETE FROM log_records WHERE collection_id = %s AND lsn <= %s", (collection_id, up_to_lsn)
             )
-            conn.execute(
+            pg.execute(
                 "INSERT INTO log_heads VALUES (%s, %s) ON CONFLICT (collection_id) DO UPDATE SET "
                 "trimmed_to = GREATEST(log_heads.trimmed_to, excluded.trimmed_to)",
                 (collection_id, up_to_lsn),
@@ -271,17 +327,14 @@ class PgLogs:
 
     def read_after(self, collection_id: int, after_lsn: int) -> tuple[int, list[LogRecord]]:
         """(how far the log was trimmed, the records past ``after_lsn``), in one snapshot."""
-        with self._reading() as conn:
-            rows = (
-                conn.cursor(binary=True)
-                .execute(
-                    "SELECT 0, '', 0, trimmed_to, NULL FROM log_heads WHERE collection_id = %s "
-                    f"UNION ALL SELECT {_RECORD_COLUMNS} FROM log_records "
-                    "WHERE collection_id = %s AND lsn > %s ORDER BY 1",
-                    (collection_id, collection_id, after_lsn),
-                )
-                .fetchall()
-            )
+        with self._reading() as pg:
+            rows = pg.first(
+                "SELECT 0, '', 0, trimmed_to, NULL FROM log_heads WHERE collection_id = %s "
+                f"UNION ALL SELECT {_RECORD_COLUMNS} FROM log_records "
+                "WHERE collection_id = %s AND lsn > %s ORDER BY 1",
+                (collection_id, collection_id, after_lsn),
+                binary=True,
+            ).fetchall()
         trimmed_to = 0
         if rows and rows[0][0] == 0:
             trimmed_to = int(rows[0][3])
@@ -292,13 +345,13 @@ class PgLogs:
 class _Using:
     """Holds a connection's lock for a ``with`` block and gives the connection."""
 
-    def __init__(self, lock: threading.Lock, conn: psycopg.Connection[Any]) -> None:
+    def __init__(self, lock: threading.Lock, pg: PgConnection) -> None:
         self._lock = lock
-        self._conn = conn
+        self._pg = pg
 
-    def __enter__(self) -> psycopg.Connection[Any]:
+    def __enter__(self) -> PgConnection:
         self._lock.acquire()
-        return self._conn
+        return self._pg
 
     def __exit__(self, *exc: object) -> None:
         self._lock.release()

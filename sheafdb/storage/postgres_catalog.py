@@ -21,6 +21,7 @@ import psycopg
 
 from sheafdb.errors import UnexpectedError
 from sheafdb.storage.catalog_tables import POSTGRES_TABLES
+from sheafdb.storage.pg_connection import PgConnection
 from sheafdb.storage.pg_log import PG_LOG_TABLES
 from sheafdb.storage.sql_catalog import SqlCatalog, SqlCursor
 
@@ -30,26 +31,36 @@ SCHEMA_LOCK = "SELECT pg_advisory_xact_lock(1592770316);"
 
 
 class _QmarkCursor:
-    """A psycopg cursor that takes the catalog's ``?`` placeholders (psycopg's are ``%s``)."""
+    """One use of the catalog's connection (a read, or a transaction from its BEGIN) with the
+    catalog's ``?`` placeholders (psycopg's are ``%s``). Its first statement may go out on a
+    new connection if the old one died (pg_connection.py); a later one never does."""
 
-    def __init__(self, cursor: psycopg.Cursor[Any]) -> None:
-        self._cursor = cursor
+    def __init__(self, pg: PgConnection) -> None:
+        self._pg = pg
+        self._cursor: psycopg.Cursor[Any] | None = None
 
     @property
     def rowcount(self) -> int:
+        assert self._cursor is not None
         return self._cursor.rowcount
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> _QmarkCursor:
-        self._cursor.execute(sql.replace("?", "%s"), params)
+        if sql == "ROLLBACK" and not self._pg.alive:
+            return self  # the server rolled back the lost connection's transaction itself
+        send = self._pg.first if self._cursor is None else self._pg.execute
+        self._cursor = send(sql.replace("?", "%s"), params)
         return self
 
     def executemany(self, sql: str, params: Iterable[Sequence[Any]]) -> None:
-        self._cursor.executemany(sql.replace("?", "%s"), params)
+        assert self._cursor is not None, "executemany only inside a transaction, after its BEGIN"
+        self._cursor = self._pg.executemany(sql.replace("?", "%s"), params)
 
     def fetchone(self) -> Any:
+        assert self._cursor is not None
         return self._cursor.fetchone()
 
     def __iter__(self) -> Iterator[Any]:
+        assert self._cursor is not None
         return iter(self._cursor)
 
 
@@ -62,9 +73,7 @@ class PostgresCatalog(SqlCatalog):
     def __init__(self, url: str, *, read_only: bool = False) -> None:
         try:
             # autocommit: we issue BEGIN/COMMIT ourselves, one transaction per method.
-            self._conn = psycopg.connect(url, autocommit=True)
-            if read_only:
-                self._conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+            self._pg = PgConnection(url, read_only=read_only)
         except psycopg.Error as exc:
             raise UnexpectedError(f"cannot connect to the catalog database: {exc}") from exc
         self.url = url
@@ -73,7 +82,7 @@ class PostgresCatalog(SqlCatalog):
         super().__init__(None if read_only else SCHEMA_LOCK + POSTGRES_TABLES + PG_LOG_TABLES)
 
     def _cursor(self) -> SqlCursor:
-        return _QmarkCursor(self._conn.cursor())
+        return _QmarkCursor(self._pg)
 
     def _close_connection(self) -> None:
-        self._conn.close()
+        self._pg.close()

@@ -8,6 +8,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from sheafdb.engine.engine import Engine, EngineConfig
@@ -16,6 +17,7 @@ from sheafdb.engine.write.writer_lease import WriterElection, advertised_address
 from sheafdb.errors import UnexpectedError, WriterFenced
 from sheafdb.storage.catalog import CATALOG_FILE, open_catalog
 from sheafdb.storage.lease_rows import WRITER_LEASE
+from tests.net_faults import Relay
 
 DB = "default"
 
@@ -130,3 +132,25 @@ def test_without_shared_objects_a_writer_on_another_data_dir_is_refused(
     # Its own data dir still opens, with the log's rows and the sealed ones.
     again = Engine(EngineConfig(tmp_path / "a", catalog_url=postgres_database, restore_loads=False))
     again.close()
+
+
+@pytest.mark.cluster
+def test_a_writer_whose_renewal_hangs_steps_down_when_its_lease_ends(
+    tmp_path: Path, postgres_database: str
+) -> None:
+    """A network that neither answers nor resets holds a renewal for as long as TCP waits: the
+    writer must still stop once its lease ran out, since a standby may take it then."""
+    url = psycopg.conninfo.conninfo_to_dict(postgres_database)
+    link = Relay((str(url["host"]), int(str(url["port"]))))
+    open_catalog(postgres_database, tmp_path).close()  # the tables, made on a direct connection
+    lost = threading.Event()
+    catalog = open_catalog(postgres_database.replace(f":{url['port']}/", f":{link.port}/"), tmp_path)
+    election = WriterElection(catalog, "a:1", ttl_s=1.0, on_lost=lost.set)
+    try:
+        assert election.wait_until_leader() is not None
+        link.freeze()
+        assert lost.wait(60) and election.lost.is_set()
+    finally:
+        link.cut()  # the hung renewal fails now, and gives the catalog back
+        election.close()
+        link.close()

@@ -18,6 +18,9 @@ can each hold their own later.
 
 Threads: ``sheafdb-writer-lease`` renews the lease every ``ttl_s / 4`` while it is held.
 ``lease`` is replaced (never mutated) by that thread; readers see the old or the new one.
+``sheafdb-writer-lease-watch`` steps down once the lease held has expired unrenewed, even
+while a renewal hangs (a network that neither answers nor resets: a renewal then waits on its
+connection for as long as TCP does). ``_lose_lock`` makes the step-down happen once.
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ class WriterElection:
         self._on_lost = on_lost
         self._closing = threading.Event()
         self._renewer: threading.Thread | None = None
+        self._lose_lock = threading.Lock()
 
     def wait_until_leader(self, cancel: threading.Event | None = None) -> Lease | None:
         """Block until this process holds the lease and return it (renewed from then on);
@@ -80,6 +84,7 @@ class WriterElection:
                 log.info("holding the %s lease (token %d): serving as the writer", self.name, lease.token)
                 self._renewer = threading.Thread(target=self._renew, name="sheafdb-writer-lease", daemon=True)
                 self._renewer.start()
+                threading.Thread(target=self._watch, name="sheafdb-writer-lease-watch", daemon=True).start()
                 return lease
             current = self._catalog.current_lease(self.name)
             if current is not None and (current.holder, current.token) != announced:
@@ -97,13 +102,13 @@ class WriterElection:
         return None
 
     def _renew(self) -> None:
-        while not self._closing.wait(self.ttl_s / 4):
+        while not self._closing.wait(self.ttl_s / 4) and not self.lost.is_set():
             held = self.lease
             assert held is not None
             try:
                 renewed = self._catalog.renew_lease(held, self.ttl_s)
-            except Exception:  # noqa: BLE001 - the database may be back before the lease ends
-                log.exception("could not renew the %s lease", self.name)
+            except Exception as exc:  # noqa: BLE001 - the database may be back before the lease ends
+                log.warning("could not renew the %s lease: %s", self.name, exc)
                 if time.time() < held.expires_at:
                     continue
                 renewed = None
@@ -112,13 +117,24 @@ class WriterElection:
                 return
             self.lease = renewed
 
+    def _watch(self) -> None:
+        while not self._closing.wait(self.ttl_s / 4) and not self.lost.is_set():
+            held = self.lease
+            assert held is not None
+            if time.time() >= held.expires_at:
+                self._lose(held)
+                return
+
     def _lose(self, held: Lease) -> None:
+        with self._lose_lock:
+            if self.lost.is_set():
+                return
+            self.lost.set()
         log.error(
             "lost the %s lease (token %d): another writer may hold it; this one stops writing",
             self.name,
             held.token,
         )
-        self.lost.set()
         if self._on_lost is not None:
             self._on_lost()
 
@@ -126,8 +142,14 @@ class WriterElection:
         """Stop renewing; a lease still held is given up at once (a standby takes over
         without waiting out the ttl). Call after the engine closed: nothing writes any more."""
         self._closing.set()
-        if self._renewer is not None and self._renewer is not threading.current_thread():
-            self._renewer.join()
+        renewer = self._renewer
+        if renewer is not None and renewer is not threading.current_thread():
+            renewer.join(self.ttl_s)
+            if renewer.is_alive():
+                # A renewal hangs on a silent network, holding the catalog: the lease expires
+                # by itself, and the connection goes with the process.
+                log.warning("a renewal of the %s lease still hangs; not giving it up", self.name)
+                return
         if self.lease is not None and not self.lost.is_set():
             try:
                 self._catalog.release_lease(self.lease)

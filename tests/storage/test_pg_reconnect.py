@@ -1,0 +1,133 @@
+"""The PostgreSQL stores (catalog, log, credentials) outlive their connections: a session the
+server ended (as a restart does) or a connection the network cut is replaced on the next use,
+and an append whose fate the cut left unknown is settled before the log takes another.
+
+The network faults are real: the stores reach PostgreSQL through a TCP relay that closes its
+sockets (tests/net_faults.py); the server-side ends are PostgreSQL's own ``pg_terminate_backend``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pyarrow as pa
+import pytest
+
+from sheafdb.errors import MetaStoreUnavailable, ServiceUnavailable
+from sheafdb.storage.catalog import open_catalog
+from sheafdb.storage.credentials import open_credentials
+from sheafdb.storage.log import open_log_store
+from tests.net_faults import Relay
+
+pytestmark = pytest.mark.cluster
+
+CID = 7
+
+
+def rows(*values: int) -> pa.Table:
+    return pa.table({"id": pa.array(values, pa.int64())})
+
+
+def replayed(url: str, tmp_path: Path) -> list[tuple[int, list[int]]]:
+    """The log as a fresh store on a direct connection reads it."""
+    store = open_log_store(url, tmp_path)
+    try:
+        log = store.open(CID)
+        return [(r.lsn, r.batch.column("id").to_pylist()) for r in log.replay()]
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def relay(postgres_database: str) -> Iterator[tuple[Relay, str]]:
+    """A relay to the test's database and the URL that goes through it."""
+    url = psycopg.conninfo.conninfo_to_dict(postgres_database)
+    link = Relay((str(url["host"]), int(str(url["port"]))))
+    yield link, postgres_database.replace(f":{url['port']}/", f":{link.port}/")
+    link.close()
+
+
+def test_sessions_the_server_ended_are_replaced_without_failing_a_call(
+    postgres_database: str, tmp_path: Path
+) -> None:
+    catalog = open_catalog(postgres_database, tmp_path)
+    credentials = open_credentials(postgres_database, tmp_path)
+    logs = open_log_store(postgres_database, tmp_path)
+    try:
+        log = logs.open(CID)
+        assert log.append("insert", 0, 1, rows(1)) == 1
+        credentials.add_user("alice", "secret-1")
+        identity = catalog.identity()
+        with psycopg.connect(postgres_database, autocommit=True) as admin:  # what a restart does
+            ended = admin.execute(
+                "SELECT count(pg_terminate_backend(pid, 10000)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchone()
+        assert ended is not None and ended[0] >= 4  # catalog, credentials, the log's two
+        # Each answers at once, on a new connection: the server said its statement never ran.
+        assert log.append("insert", 0, 2, rows(2)) == 2
+        assert catalog.identity() == identity
+        catalog.allocate_id()
+        assert credentials.add_user("bob", "secret-2")
+        assert sorted(credentials.users()) == ["alice", "bob"]
+        assert [r.lsn for r in log.replay()] == [1, 2]
+    finally:
+        logs.close()
+        credentials.close()
+        catalog.close()
+
+
+def test_connections_the_network_cut_are_replaced_and_an_unanswered_append_is_settled(
+    relay: tuple[Relay, str], postgres_database: str, tmp_path: Path
+) -> None:
+    link, url = relay
+    catalog = open_catalog(url, tmp_path)
+    credentials = open_credentials(url, tmp_path)
+    logs = open_log_store(url, tmp_path)
+    try:
+        log = logs.open(CID)
+        assert log.append("insert", 0, 1, rows(1)) == 1
+        identity = catalog.identity()
+        link.cut()
+        # Reads and transactions begin again on a new connection: their first statement is
+        # harmless to send twice.
+        assert catalog.identity() == identity
+        catalog.allocate_id()
+        assert credentials.add_user("alice", "secret-1")
+        assert [r.lsn for r in log.replay()] == [1]
+        # An append into silence may have committed: it fails (code 2, a client retries) ...
+        with pytest.raises(MetaStoreUnavailable) as failed:
+            log.append("insert", 0, 2, rows(2))
+        assert failed.value.code == 2
+        # ... and the next one first learns it did not (its lsn stays a gap) and goes on.
+        assert log.append("insert", 0, 3, rows(3)) == 3
+        assert replayed(postgres_database, tmp_path) == [(1, [1]), (3, [3])]
+    finally:
+        logs.close()
+        credentials.close()
+        catalog.close()
+
+
+def test_an_append_committed_whose_answer_was_lost_stops_the_log(
+    relay: tuple[Relay, str], postgres_database: str, tmp_path: Path
+) -> None:
+    link, url = relay
+    open_catalog(postgres_database, tmp_path).close()  # the catalog makes the log's tables
+    logs = open_log_store(url, tmp_path)
+    try:
+        log = logs.open(CID)
+        assert log.append("insert", 0, 1, rows(1)) == 1
+        link.lose_next_reply()
+        with pytest.raises(MetaStoreUnavailable):
+            log.append("insert", 0, 2, rows(2))
+        # It committed, unacknowledged (the writer's memory lacks it): no append after it, and
+        # no repeat of it; this writer must restart and recover it from the log.
+        for attempt in (3, 4):
+            with pytest.raises(ServiceUnavailable) as stopped:
+                log.append("insert", 0, attempt, rows(attempt))
+            assert not isinstance(stopped.value, MetaStoreUnavailable)
+            assert "until it is restarted" in stopped.value.message
+        assert replayed(postgres_database, tmp_path) == [(1, [1]), (2, [2])]
+    finally:
+        logs.close()
