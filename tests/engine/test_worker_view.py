@@ -201,3 +201,35 @@ def test_the_leader_serves_segments_sealed_before_they_are_placed(
         assert answer.result.table.column(0)[0].as_py() == 95  # type: ignore[union-attr]
     finally:
         view.close()
+
+
+def test_a_read_asks_the_catalog_once_and_sees_what_was_acknowledged_before_it(
+    primary: Engine, placement: SqliteCatalog, kit
+) -> None:  # type: ignore[no-untyped-def]
+    segments = _sealed(primary, kit)
+    cid = primary._resolve(DB, "c").collection_id
+    (leader,) = _workers(placement, 1)
+    _place(placement, cid, {1: ((leader,), {sid: leader for sid in segments})})
+    view = WorkerView(FollowerConfig(primary.config.data_dir), placement, leader)
+    try:
+        _settle(view, placement)
+        version = placement.placement_version()
+        asked: list[int] = []
+        counter = view._catalog.change_counter
+
+        def counted() -> int:
+            asked.append(1)
+            return counter()
+
+        view._catalog.change_counter = counted  # type: ignore[method-assign]
+        everything = QueryRequest("c", filter="id >= 0", output_fields=("id",))
+        assert len(_ids(view.read(_call("query", everything, 1, version)))) == 95
+        assert len(asked) == 1  # the replica check's look, not one more by the read itself
+
+        # A catalog change (an alias) and a logged write, acknowledged just before the call.
+        primary.create_alias(DB, "c", "a")
+        primary.insert(DB, "c", kit.make_rows([3000], seed=3))
+        by_alias = QueryRequest("a", filter="id >= 0", output_fields=("id",))
+        assert 3000 in _ids(view.read(_call("query", by_alias, 1, version)))
+    finally:
+        view.close()

@@ -51,6 +51,9 @@ class WorkerService:
     ) -> None:
         self._answer = answer
         self._secret = secret
+        # The secret as first seen: a writer makes it once and it never changes, so the
+        # catalog is asked again only until it exists (not once per call).
+        self._known_secret: str | None = None
         self._access = access
         options = [
             ("grpc.max_send_message_length", max_message_bytes),
@@ -88,9 +91,14 @@ class WorkerService:
         return pickle.dumps(self._answer(call), protocol=pickle.HIGHEST_PROTOCOL)
 
     def _from_cluster(self, context: grpc.ServicerContext) -> bool:
-        secret = self._secret()
+        secret = self._known_secret
+        if secret is None:
+            made = self._secret()
+            if made is None:
+                return False
+            secret = self._known_secret = str(made)
         sent = _metadata(context, SECRET_METADATA_KEY)
-        return secret is not None and sent is not None and hmac.compare_digest(sent, str(secret))
+        return sent is not None and hmac.compare_digest(sent, secret)
 
     def _authorize(self, call: ReadCall, context: grpc.ServicerContext) -> None:
         """The user the interceptor authenticated, checked for the call's privilege."""

@@ -199,13 +199,14 @@ class WorkerView(Follower):
             request = call.request
             coll = self.check_replica(call, request.collection)
             try:
+                # check_replica followed the catalog after the call came in: the read need not.
                 if call.method == "search" and isinstance(request, SearchRequest):
                     larger = self._larger_is_better(coll, request)
-                    return ReadAnswer(self.search(call.db, request), larger_is_better=larger)
+                    return ReadAnswer(self.search(call.db, request, synced=True), larger_is_better=larger)
                 if call.method == "hybrid_search" and isinstance(request, HybridSearchRequest):
-                    return ReadAnswer(self.hybrid_search(call.db, request))
+                    return ReadAnswer(self.hybrid_search(call.db, request, synced=True))
                 if call.method == "query" and isinstance(request, QueryRequest):
-                    return ReadAnswer(self.query(call.db, request))
+                    return ReadAnswer(self.query(call.db, request, synced=True))
             except CollectionNotLoaded as exc:
                 # Placed here and checked, then reopened under the read (a seal, a DDL): this
                 # worker is reloading, another replica may answer.
