@@ -1,29 +1,17 @@
 """The query worker process's entry point: ``python -m sheafdb.api.query_worker_entry``.
 
-A worker needs only pymilvus's generated gRPC stubs, but importing ``pymilvus.grpc_gen``
-runs ``pymilvus/__init__``, which imports the whole client (pandas among it): ~45 MB more
-in every worker process, measured. So the package is put in place as a bare namespace first
-(its ``__path__`` only), then the stubs import from it as usual.
+pymilvus's client and pandas are kept out before the worker's modules import anything
+(api/client_libraries.py: ~45 MB less per worker).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import sys
-import types
 
-
-def _stubs_without_client() -> None:
-    spec = importlib.util.find_spec("pymilvus")
-    if spec is None or spec.submodule_search_locations is None or "pymilvus" in sys.modules:
-        return
-    package = types.ModuleType("pymilvus")
-    package.__path__ = list(spec.submodule_search_locations)
-    sys.modules["pymilvus"] = package
-
+from sheafdb.api.client_libraries import keep_client_libraries_out
 
 if __name__ == "__main__":
-    _stubs_without_client()
+    keep_client_libraries_out()
     from sheafdb.api.query_worker import main
 
     sys.exit(main())
