@@ -181,14 +181,20 @@ def test_a_paused_writer_is_deposed_and_cannot_write_when_it_wakes(nodes) -> Non
     assert "holding the writer lease (token 2)" in second.log()
 
 
+def _relayed_writer(nodes, catalog: str) -> tuple[Node, Relay]:  # type: ignore[no-untyped-def]
+    """A writer whose catalog connections go through a relay that can lose an answer."""
+    url = psycopg.conninfo.conninfo_to_dict(catalog)
+    link = Relay((str(url["host"]), int(str(url["port"]))))
+    node: Node = nodes("first", via=catalog.replace(f":{url['port']}/", f":{link.port}/"))
+    wait_ready(node.process, node.log_path)
+    return node, link
+
+
 def test_a_writer_that_lost_the_answer_to_a_committed_append_steps_down(  # type: ignore[no-untyped-def]
     nodes, backends: tuple[str, str]
 ) -> None:
-    url = psycopg.conninfo.conninfo_to_dict(backends[0])
-    link = Relay((str(url["host"]), int(str(url["port"]))))
+    first, link = _relayed_writer(nodes, backends[0])
     try:
-        first: Node = nodes("first", via=backends[0].replace(f":{url['port']}/", f":{link.port}/"))
-        wait_ready(first.process, first.log_path)
         writer = first.client()
         _create(writer, "c")
         writer.insert("c", _rows(range(0, 10)))
@@ -225,3 +231,25 @@ def test_workers_on_postgres_and_s3_read_every_acknowledged_write(nodes) -> None
             writer.flush("c")  # sealed into S3 and the log trimmed between reads
     writer.delete("c", ids=[3])
     assert all(_ids(reader, "c") == [i for i in range(60) if i != 3] for reader in readers)
+
+
+def test_a_writer_that_lost_the_answer_to_a_ddl_commit_steps_down(  # type: ignore[no-untyped-def]
+    nodes, backends: tuple[str, str]
+) -> None:
+    first, link = _relayed_writer(nodes, backends[0])
+    try:
+        writer = first.client()
+        _create(writer, "c")
+        writer.insert("c", _rows(range(0, 10)))
+        second = _standby(nodes, "second")
+        link.lose_reply(b"INSERT INTO collections", b"COMMIT\x00")
+        with pytest.raises(Exception):  # noqa: B017 - code 2, or its port already closed on a retry
+            _create(writer, "d")
+        assert first.process.wait(TAKEOVER_WAIT_S) == 3
+        assert "stepping down as the writer" in first.log()
+    finally:
+        link.close()
+    client = _serving(second)
+    # The catalog's truth: the collection whose commit answer was lost exists.
+    assert sorted(client.list_collections()) == ["c", "d"]
+    assert _ids(client, "c") == list(range(10))
