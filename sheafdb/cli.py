@@ -211,7 +211,7 @@ def run_until_signalled(server: Server | ProxyServer) -> int:
     # The main thread only waits for a signal; stopping happens here, not in the handler.
     while not stop_requested.wait(0.2):
         if server.stepped_down.is_set():
-            log.error("SheafDB lost the writer lease to another server: stepping down")
+            log.error("SheafDB is no longer the writer (lease lost or given up, see above): stepping down")
             break
     server.stop()
     # Everything acknowledged is durable and every store is closed. An index build may still
@@ -220,7 +220,7 @@ def run_until_signalled(server: Server | ProxyServer) -> int:
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
-    # 3: this writer was deposed (its supervisor restarts it, as a standby).
+    # 3: this writer was deposed or stepped down (its supervisor restarts it, as a standby).
     os._exit(3 if server.stepped_down.is_set() else 0)
 
 

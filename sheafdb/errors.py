@@ -78,6 +78,17 @@ class MetaStoreUnavailable(ServiceUnavailable):
     default_text = "the meta store (the catalog's PostgreSQL database) is unreachable; retry once it is back"
 
 
+class CommitOutcomeUnknown(MetaStoreUnavailable):
+    """A write of this process went unanswered at its commit, so it may have committed (or it
+    turned out to have committed unacknowledged): the process's memory may no longer match the
+    database. A cluster writer steps down on it (engine/write/writer_lease.py) and its
+    successor recovers the database's truth."""
+
+    default_text = (
+        "the meta store's answer to a commit was lost: it may have happened; this writer steps down, retry"
+    )
+
+
 class MemoryLimitExceeded(SheafError):
     code = 3
     legacy_code = LEGACY_INSUFFICIENT_MEMORY

@@ -11,6 +11,7 @@ class Relay:
     """A TCP relay to ``target`` ("host", port) that can fail like a network: ``cut`` closes
     every connection; ``lose_next_reply`` lets the server's next answer vanish and closes
     that client's side (the server ran the statement; the client never hears of it);
+    ``lose_reply`` does so for one chosen answer (to a chosen request) on one connection;
     ``freeze`` swallows every byte from then on, closing nothing (a silent partition)."""
 
     def __init__(self, target: tuple[str, int]) -> None:
@@ -20,6 +21,8 @@ class Relay:
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
         self._lose_reply = threading.Event()
+        # (request, answer): on the first connection to send ``request``, lose ``answer``.
+        self._chosen: tuple[bytes, bytes] | None = None
         self._frozen = threading.Event()
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -32,15 +35,21 @@ class Relay:
             server = socket.create_connection(self._target)
             with self._lock:
                 self._sockets += [client, server]
-            threading.Thread(target=self._pump, args=(client, server, False), daemon=True).start()
-            threading.Thread(target=self._pump, args=(server, client, True), daemon=True).start()
+            armed: list[bytes] = []  # the answer this connection is to lose, once chosen
+            threading.Thread(target=self._pump, args=(client, server, False, armed), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, True, armed), daemon=True).start()
 
-    def _pump(self, source: socket.socket, sink: socket.socket, replies: bool) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket, replies: bool, armed: list[bytes]) -> None:
         try:
             while data := source.recv(65536):
                 if self._frozen.is_set():
                     continue
-                if replies and self._lose_reply.is_set():
+                if not replies:
+                    with self._lock:
+                        if self._chosen is not None and self._chosen[0] in data:
+                            armed.append(self._chosen[1])
+                            self._chosen = None
+                if replies and (self._lose_reply.is_set() or (armed and armed[0] in data)):
                     self._lose_reply.clear()
                     # The client's side only; the server's stays open, its session idle.
                     sink.shutdown(socket.SHUT_RDWR)
@@ -61,6 +70,12 @@ class Relay:
 
     def lose_next_reply(self) -> None:
         self._lose_reply.set()
+
+    def lose_reply(self, request: bytes, answer: bytes) -> None:
+        """On the next connection to send a request containing ``request``, lose the first
+        answer from then on that contains ``answer`` (as ``lose_next_reply``)."""
+        with self._lock:
+            self._chosen = (request, answer)
 
     def freeze(self) -> None:
         self._frozen.set()

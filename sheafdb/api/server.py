@@ -204,7 +204,7 @@ class Server:
         self._lock_fd: int | None = None
         self._election: WriterElection | None = None
         self._standby_cancel = threading.Event()
-        # Set when this writer lost its lease: it stops serving (the caller then exits).
+        # Set when this writer lost its lease or stepped down: it stops serving (the caller exits).
         self.stepped_down = threading.Event()
         self._stopped = threading.Event()
         self._lock = threading.Lock()
@@ -223,6 +223,8 @@ class Server:
             if lease is None:  # asked to stop while a standby
                 self._release()
                 return
+        # Fail-stop: a commit of ours that went unanswered makes the writer step down.
+        step_down = self._election.step_down if self._election is not None else None
         try:
             self._engine = Engine(
                 EngineConfig(
@@ -236,11 +238,12 @@ class Server:
                     share_pages=self.config.workers > 1,
                     import_root=self.config.import_root,
                     writer_lease=lease,
+                    on_commit_unknown=step_down,
                     cluster=self.config.cluster_url is not None,
                 )
             )
             self._access = AccessControl(
-                open_credentials(self.config.catalog_url, data_dir, fence=lease),
+                open_credentials(self.config.catalog_url, data_dir, fence=lease, on_commit_unknown=step_down),
                 enabled=self.config.auth_enabled,
             )
             self._metrics = ServerMetrics(self._engine)

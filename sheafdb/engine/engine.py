@@ -94,7 +94,7 @@ from sheafdb.schema import CollectionSchema, FieldSchema
 from sheafdb.schema_functions import FunctionSchema
 from sheafdb.storage.catalog import open_catalog
 from sheafdb.storage.import_files import open_import_files
-from sheafdb.storage.lease_rows import Lease
+from sheafdb.storage.lease_rows import CommitListener, Lease
 from sheafdb.storage.log import open_log_store
 from sheafdb.storage.object_store import open_object_store
 from sheafdb.storage.timestamps import TimestampOracle
@@ -146,6 +146,9 @@ class EngineConfig:
     # append checks its fencing token. None: unfenced (embedded, or a PostgreSQL catalog
     # nobody else writes).
     writer_lease: Lease | None = None
+    # The writer's step-down (WriterElection.step_down): told of a catalog write or log append
+    # whose commit went unanswered, after which this process's memory may not match PostgreSQL.
+    on_commit_unknown: CommitListener | None = None
 
 
 class Engine(DatabaseCalls, PartitionCalls, AliasCalls, LoadCalls):
@@ -155,7 +158,7 @@ class Engine(DatabaseCalls, PartitionCalls, AliasCalls, LoadCalls):
         self._data_dir.mkdir(parents=True, exist_ok=True)
         self._catalog = open_catalog(config.catalog_url, self._data_dir)
         if config.writer_lease is not None:
-            self._catalog.set_fence(config.writer_lease)
+            self._catalog.set_fence(config.writer_lease, config.on_commit_unknown)
         self._store = open_object_store(config.objects_url, self._data_dir, config.object_cache_bytes)
         self._accountant = MemoryAccountant(config.memory_budget_bytes)
         self._loads = LoadManager(self._accountant, self._store, share_pages=config.share_pages)
@@ -167,7 +170,11 @@ class Engine(DatabaseCalls, PartitionCalls, AliasCalls, LoadCalls):
         try:
             # The logs go with the catalog: the data dir's files, or the PostgreSQL database.
             self._logs = open_log_store(
-                config.catalog_url, self._data_dir, fsync=config.fsync, fence=config.writer_lease
+                config.catalog_url,
+                self._data_dir,
+                fsync=config.fsync,
+                fence=config.writer_lease,
+                on_commit_unknown=config.on_commit_unknown,
             )
             if config.objects_url is not None:
                 bind_store_to_catalog(self._store, self._catalog)

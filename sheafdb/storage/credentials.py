@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from sheafdb.storage.lease_rows import Lease
+from sheafdb.storage.lease_rows import CommitListener, Lease
 
 # scrypt cost: ~16 MiB and a few tens of ms per hash; verified logins are cached above us.
 _SCRYPT_N = 2**14
@@ -329,12 +329,18 @@ class SqliteCredentialStore(CredentialStore):
 
 
 def open_credentials(
-    catalog_url: str | None, data_dir: Path, *, read_only: bool = False, fence: Lease | None = None
+    catalog_url: str | None,
+    data_dir: Path,
+    *,
+    read_only: bool = False,
+    fence: Lease | None = None,
+    on_commit_unknown: CommitListener | None = None,
 ) -> CredentialStore:
     """The credential store beside the catalog ``catalog_url`` names: None is the SQLite file in
     ``data_dir``; a PostgreSQL url the same database as the catalog (needs psycopg), opened
     ``read_only`` by the processes that never write it (followers, query workers), its changes
-    checked against the writer's lease ``fence``."""
+    checked against the writer's lease ``fence``, a change whose commit went unanswered told to
+    ``on_commit_unknown``."""
     if catalog_url is None:
         return SqliteCredentialStore(data_dir / CREDENTIALS_FILE)
     if not catalog_url.startswith(POSTGRES_SCHEMES):
@@ -342,4 +348,6 @@ def open_credentials(
     # Imported here: psycopg is an optional dependency, needed only by this backend.
     from sheafdb.storage.pg_credentials import PostgresCredentialStore
 
-    return PostgresCredentialStore(catalog_url, read_only=read_only, fence=fence)
+    return PostgresCredentialStore(
+        catalog_url, read_only=read_only, fence=fence, on_commit_unknown=on_commit_unknown
+    )

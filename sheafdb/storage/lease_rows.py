@@ -15,9 +15,12 @@ per-shard writers can each get their own lease later.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from sheafdb.errors import CommitOutcomeUnknown
 
 LEASE_TABLES = """
 CREATE TABLE IF NOT EXISTS leases (
@@ -27,6 +30,10 @@ CREATE TABLE IF NOT EXISTS leases (
 
 # The one lease of this build: the cluster's writer.
 WRITER_LEASE = "writer"
+
+# Told by a fenced store of a write of the holder's whose commit went unanswered (a writer
+# steps down: engine/write/writer_lease.py); the store raises the error after.
+CommitListener = Callable[[CommitOutcomeUnknown], None]
 
 
 @dataclass(frozen=True)
@@ -96,5 +103,17 @@ class LeaseRows:
         with self._tx(bookkeeping=True) as cur:
             cur.execute(
                 "UPDATE leases SET expires_at = 0 WHERE name = ? AND token = ? AND holder = ?",
+                (lease.name, lease.token, lease.holder),
+            )
+
+    def resign_lease(self: _Transactions, lease: Lease) -> None:
+        """Give the lease up and fence its token at once (a writer that steps down): token + 1,
+        expired. Every later write carrying ``lease``'s token is refused, and a standby takes
+        over at once; a write of the holder's still in flight (holding the row FOR SHARE) ends
+        first. Nothing happens if it was already lost."""
+        with self._tx(bookkeeping=True) as cur:
+            cur.execute(
+                "UPDATE leases SET token = token + 1, expires_at = 0 "
+                "WHERE name = ? AND token = ? AND holder = ?",
                 (lease.name, lease.token, lease.holder),
             )

@@ -23,7 +23,7 @@ from typing import Protocol
 
 import pyarrow as pa
 
-from sheafdb.storage.lease_rows import Lease
+from sheafdb.storage.lease_rows import CommitListener, Lease
 
 
 @dataclass(frozen=True)
@@ -102,10 +102,12 @@ def open_log_store(
     fsync: bool = True,
     fence: Lease | None = None,
     read_only: bool = False,
+    on_commit_unknown: CommitListener | None = None,
 ) -> LogStore:
     """The logs that go with the catalog: files in ``data_dir`` for the embedded catalog,
     the catalog's own PostgreSQL database for a PostgreSQL catalog (appends fenced by
-    ``fence``, the writer lease, when given). ``read_only``: a follower's, which only tails."""
+    ``fence``, the writer lease, when given). ``read_only``: a follower's, which only tails;
+    ``on_commit_unknown``: the writer's step-down, told of a write of unknown outcome."""
     if catalog_url is None:
         from sheafdb.storage.file_logs import FileLogs
 
@@ -113,4 +115,4 @@ def open_log_store(
     # Imported here: psycopg is an optional dependency, needed only with a PostgreSQL catalog.
     from sheafdb.storage.pg_log import PgLogs
 
-    return PgLogs(catalog_url, fence=fence, read_only=read_only)
+    return PgLogs(catalog_url, fence=fence, read_only=read_only, on_commit_unknown=on_commit_unknown)

@@ -7,9 +7,11 @@ process serves again as soon as the database is back, without a restart of its o
 
 What is never repeated: a statement whose outcome is unknown. Only the *first* statement of a
 use, one harmless to run twice (a read, the BEGIN of a transaction), is sent once more on a new
-connection when the old one turns out dead. A failure after it (in the middle of a
-transaction, or at its COMMIT) fails the call with ``MetaStoreUnavailable``: the caller learns
-the write may or may not have happened, as with any lost commit.
+connection when the old one turns out dead. A failure after it, in the middle of a
+transaction, fails the call with ``MetaStoreUnavailable`` (the server rolls that back). A
+connection lost at the COMMIT leaves the write's outcome unknown: ``CommitOutcomeUnknown``,
+which is first handed to ``on_commit_unknown`` (a writer steps down on it, whatever thread
+made the write).
 
 Not thread-safe: each owner guards its PgConnection with the lock that guarded its connection.
 """
@@ -23,7 +25,8 @@ from typing import Any
 
 import psycopg
 
-from sheafdb.errors import MetaStoreUnavailable
+from sheafdb.errors import CommitOutcomeUnknown, MetaStoreUnavailable
+from sheafdb.storage.lease_rows import CommitListener
 
 log = logging.getLogger("sheafdb.postgres")
 
@@ -54,6 +57,7 @@ class PgConnection:
         self._read_only = read_only
         # (pid, start) of the server process behind the connection: where a lost commit ran.
         self.backend: tuple[int, str] = (0, "")
+        self.on_commit_unknown: CommitListener | None = None
         self._conn: psycopg.Connection[Any] | None = self._open()
 
     def _open(self) -> psycopg.Connection[Any]:
@@ -128,6 +132,26 @@ class PgConnection:
     def alive(self) -> bool:
         return self._conn is not None
 
+    def commit(self) -> None:
+        """COMMIT the open transaction; a connection lost before its answer fails it with
+        ``CommitOutcomeUnknown`` (told to ``on_commit_unknown`` first)."""
+        conn = self._live()
+        try:
+            conn.execute("COMMIT")
+        except psycopg.Error as exc:
+            if not _lost(conn):
+                raise
+            self.drop()
+            # Even a server that answered with an error (shutting down) may have committed first.
+            _unavailable(exc)
+            raise self.commit_unknown(CommitOutcomeUnknown()) from exc
+
+    def commit_unknown(self, error: CommitOutcomeUnknown) -> CommitOutcomeUnknown:
+        """Tell the listener of ``error`` and give it back, to raise."""
+        if self.on_commit_unknown is not None:
+            self.on_commit_unknown(error)
+        return error
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """BEGIN ... COMMIT around the block; an exception rolls back (a lost connection's
@@ -139,7 +163,7 @@ class PgConnection:
             if self._conn is not None:
                 self.execute("ROLLBACK")
             raise
-        self.execute("COMMIT")
+        self.commit()
 
     def drop(self) -> None:
         conn, self._conn = self._conn, None

@@ -22,7 +22,7 @@ import psycopg
 
 from sheafdb.errors import UnexpectedError, WriterFenced
 from sheafdb.storage.credentials import CredentialStore, Cursor
-from sheafdb.storage.lease_rows import Lease
+from sheafdb.storage.lease_rows import CommitListener, Lease
 from sheafdb.storage.pg_connection import PgConnection
 from sheafdb.storage.postgres_catalog import SCHEMA_LOCK
 
@@ -51,7 +51,14 @@ INSERT INTO credential_version VALUES (1, 0) ON CONFLICT DO NOTHING;
 class PostgresCredentialStore(CredentialStore):
     """A CredentialStore in the PostgreSQL database ``url`` names."""
 
-    def __init__(self, url: str, *, read_only: bool = False, fence: Lease | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        read_only: bool = False,
+        fence: Lease | None = None,
+        on_commit_unknown: CommitListener | None = None,
+    ) -> None:
         super().__init__()
         self._fence = fence
         try:
@@ -62,6 +69,7 @@ class PostgresCredentialStore(CredentialStore):
                 with self._pg.transaction():
                     self._pg.execute(SCHEMA_LOCK)
                     self._pg.execute(_TABLES)
+            self._pg.on_commit_unknown = on_commit_unknown  # after the schema: not a change of ours
         except psycopg.Error as exc:
             raise UnexpectedError(f"cannot open the credential store in the catalog database: {exc}") from exc
         self.read_only = read_only

@@ -24,8 +24,9 @@ went silent (the network cut, the server killed), the group's appends fail with
 group the leader settles it: it ends the lost connection's server process if that still runs
 (its statement can then commit no more) and looks for the group's first record. Absent:
 appends go on (the lost lsns stay a gap, which no reader minds). Present: records nobody
-acknowledged and this writer's memory lacks are in the log, so this log takes no more appends
-(a restart recovers them). Any other failure stops appends too.
+acknowledged and this writer's memory lacks are in the log: ``CommitOutcomeUnknown``, told to
+``on_commit_unknown`` (the writer steps down; its successor recovers them), and this log takes
+no more appends. Any other failure stops appends too.
 
 Locks: ``_cond`` guards the queue, the failure and every collection log's next lsn;
 ``_write_lock`` the write connection and the group of unknown outcome (the commit leader,
@@ -43,8 +44,14 @@ from typing import Any
 import psycopg
 import pyarrow as pa
 
-from sheafdb.errors import MetaStoreUnavailable, ServiceUnavailable, UnexpectedError, WriterFenced
-from sheafdb.storage.lease_rows import Lease
+from sheafdb.errors import (
+    CommitOutcomeUnknown,
+    MetaStoreUnavailable,
+    ServiceUnavailable,
+    UnexpectedError,
+    WriterFenced,
+)
+from sheafdb.storage.lease_rows import CommitListener, Lease
 from sheafdb.storage.log import LogGap, LogRecord
 from sheafdb.storage.pg_connection import PgConnection, refused
 from sheafdb.storage.wal import decode_batch, serialize_batch
@@ -103,14 +110,24 @@ def _record(row: Any) -> LogRecord:
 class PgLogs:
     """A LogStore in the PostgreSQL database ``url`` names (the catalog's, whose schema made
     the tables). ``fence``: the writer lease every write checks (None: unfenced, tests and
-    tools); ``read_only``: a follower's, which only tails."""
+    tools); ``read_only``: a follower's, which only tails; ``on_commit_unknown``: told of a
+    write that may have committed (or did) without its answer reaching this process."""
 
-    def __init__(self, url: str, *, fence: Lease | None = None, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        fence: Lease | None = None,
+        read_only: bool = False,
+        on_commit_unknown: CommitListener | None = None,
+    ) -> None:
         try:
             self._read_pg = PgConnection(url, read_only=read_only)
             self._write_pg = None if read_only else PgConnection(url)
         except psycopg.Error as exc:
             raise UnexpectedError(f"cannot connect to the log database: {exc}") from exc
+        if self._write_pg is not None:
+            self._write_pg.on_commit_unknown = on_commit_unknown
         self._fence = fence
         self._cond = threading.Condition(threading.Lock())
         self._queue: list[_Pending] = []
@@ -234,7 +251,9 @@ class PgLogs:
                 self._cond.acquire()
                 self._committing = False
             # A lost connection is not the end: the next group settles this one's fate first.
-            if error is not None and not isinstance(error, MetaStoreUnavailable):
+            # A group found committed unacknowledged is the end too.
+            unknown = isinstance(error, CommitOutcomeUnknown)
+            if error is not None and (unknown or not isinstance(error, MetaStoreUnavailable)):
                 self._failure = error
         for entry in group:
             entry.done = True
@@ -272,9 +291,12 @@ class PgLogs:
             "SELECT 1 FROM log_records WHERE collection_id = %s AND lsn = %s", (lost.collection_id, lost.lsn)
         ).fetchone()
         if found is not None:
-            raise ServiceUnavailable(
-                "log records committed while the database connection was lost were never "
-                "acknowledged; this writer takes no more writes until it is restarted (and recovers them)"
+            raise pg.commit_unknown(
+                CommitOutcomeUnknown(
+                    "log records committed while the database connection was lost were never "
+                    "acknowledged; this writer takes no more writes and steps down "
+                    "(its successor recovers them)"
+                )
             )
 
     def _insert(self, pg: PgConnection, group: list[_Pending]) -> None:

@@ -21,6 +21,7 @@ import psycopg
 
 from sheafdb.errors import UnexpectedError
 from sheafdb.storage.catalog_tables import POSTGRES_TABLES
+from sheafdb.storage.lease_rows import CommitListener, Lease
 from sheafdb.storage.pg_connection import PgConnection
 from sheafdb.storage.pg_log import PG_LOG_TABLES
 from sheafdb.storage.sql_catalog import SqlCatalog, SqlCursor
@@ -47,6 +48,9 @@ class _QmarkCursor:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> _QmarkCursor:
         if sql == "ROLLBACK" and not self._pg.alive:
             return self  # the server rolled back the lost connection's transaction itself
+        if sql == "COMMIT":
+            self._pg.commit()  # its answer lost: CommitOutcomeUnknown (pg_connection.py)
+            return self
         send = self._pg.first if self._cursor is None else self._pg.execute
         self._cursor = send(sql.replace("?", "%s"), params)
         return self
@@ -80,6 +84,10 @@ class PostgresCatalog(SqlCatalog):
         self.read_only = read_only
         # A reader finds the tables the first writer made (it may not create them).
         super().__init__(None if read_only else SCHEMA_LOCK + POSTGRES_TABLES + PG_LOG_TABLES)
+
+    def set_fence(self, lease: Lease, on_commit_unknown: CommitListener | None = None) -> None:
+        super().set_fence(lease, on_commit_unknown)
+        self._pg.on_commit_unknown = on_commit_unknown
 
     def _cursor(self) -> SqlCursor:
         return _QmarkCursor(self._pg)

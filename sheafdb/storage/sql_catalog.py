@@ -47,7 +47,7 @@ from sheafdb.storage.catalog_tables import (
 )
 from sheafdb.storage.cluster_secret_rows import ClusterSecretRows
 from sheafdb.storage.file_resource_rows import FileResourceRows
-from sheafdb.storage.lease_rows import Lease, LeaseRows
+from sheafdb.storage.lease_rows import CommitListener, Lease, LeaseRows
 from sheafdb.storage.placement_rows import PlacementRows
 from sheafdb.storage.records import (
     DEFAULT_DATABASE,
@@ -167,9 +167,11 @@ class SqlCatalog(
                 raise WriterFenced.lost(fence.name, fence.token)
         cur.execute("UPDATE meta SET value = value + 1 WHERE key = 'version'")
 
-    def set_fence(self, lease: Lease) -> None:
+    def set_fence(self, lease: Lease, on_commit_unknown: CommitListener | None = None) -> None:
         """Fence every later write by ``lease``: once another writer took the lease over
-        (token + 1), each write transaction raises WriterFenced and commits nothing."""
+        (token + 1), each write transaction raises WriterFenced and commits nothing.
+        ``on_commit_unknown``: told of a write whose COMMIT went unanswered (PostgreSQL only:
+        SQLite's commits are local, never of unknown outcome)."""
         with self._lock:
             self._fence = lease
 

@@ -1,7 +1,8 @@
 """Writers on one PostgreSQL catalog and one S3 bucket, as real processes driven by pymilvus:
 one holds the writer lease, a second waits as a standby and takes over when the first is
 SIGKILLed (every acknowledged row is there) or paused past its lease (the old one, resumed,
-cannot write and steps down); and ``--workers 2`` on PostgreSQL + S3 reads every
+cannot write and steps down), or loses the answer to a log append that committed (it steps
+down, exit code 3, and the standby serves that row once); and ``--workers 2`` on PostgreSQL + S3 reads every
 acknowledged write from any connection (Strong)."""
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import psycopg
 import pytest
 from pymilvus import DataType, MilvusClient
+from pymilvus.exceptions import MilvusException
 
 from tests.e2e.conftest import ROOT_TOKEN, free_port, start_server, stop_server, wait_ready
+from tests.net_faults import Relay
 from tests.services import S3Server
 
 pytestmark = pytest.mark.cluster
@@ -64,10 +68,11 @@ def nodes(tmp_path: Path, backends: tuple[str, str]) -> Iterator[list[Node]]:
     started: list[Node] = []
     catalog, objects = backends
 
-    def start(name: str, *extra: str) -> Node:
+    def start(name: str, *extra: str, via: str | None = None) -> Node:
+        """``via``: the catalog's URL through a relay (tests/net_faults.py) for this one."""
         port = free_port()
         log_path = tmp_path / f"{name}.log"
-        flags = ("--catalog", catalog, "--objects", objects, "--lease-ttl", str(LEASE_TTL_S), *extra)
+        flags = ("--catalog", via or catalog, "--objects", objects, "--lease-ttl", str(LEASE_TTL_S), *extra)
         node = Node(start_server(tmp_path / name, port, log_path, extra=flags), port, log_path)
         started.append(node)
         return node
@@ -176,6 +181,42 @@ def test_a_paused_writer_is_deposed_and_cannot_write_when_it_wakes(nodes) -> Non
     assert "holding the writer lease (token 2)" in second.log()
 
 
+def _relayed_writer(nodes, catalog: str) -> tuple[Node, Relay]:  # type: ignore[no-untyped-def]
+    """A writer whose catalog connections go through a relay that can lose an answer."""
+    url = psycopg.conninfo.conninfo_to_dict(catalog)
+    link = Relay((str(url["host"]), int(str(url["port"]))))
+    node: Node = nodes("first", via=catalog.replace(f":{url['port']}/", f":{link.port}/"))
+    wait_ready(node.process, node.log_path)
+    return node, link
+
+
+def test_a_writer_that_lost_the_answer_to_a_committed_append_steps_down(  # type: ignore[no-untyped-def]
+    nodes, backends: tuple[str, str]
+) -> None:
+    first, link = _relayed_writer(nodes, backends[0])
+    try:
+        writer = first.client()
+        _create(writer, "c")
+        writer.insert("c", _rows(range(0, 10)))
+        second = _standby(nodes, "second")
+
+        link.lose_reply(b"INSERT INTO log_records", b"INSERT 0 1")
+        with pytest.raises(MilvusException) as unanswered:
+            writer.insert("c", _rows(range(10, 11)))
+        assert unanswered.value.code == 2
+        # The next append learns the lost one committed: the writer steps down (unless a
+        # client retry of the first already did).
+        with pytest.raises(Exception):  # noqa: B017 - code 2, or its port already closed
+            writer.insert("c", _rows(range(11, 12)), timeout=10)
+        assert first.process.wait(TAKEOVER_WAIT_S) == 3
+        assert "stepping down as the writer" in first.log()
+    finally:
+        link.close()
+    client = _serving(second)
+    assert _ids(client, "c") == list(range(11))  # the unacknowledged row, once
+    assert "holding the writer lease (token 3)" in second.log()  # resigned (2), then taken
+
+
 def test_workers_on_postgres_and_s3_read_every_acknowledged_write(nodes) -> None:  # type: ignore[no-untyped-def]
     served: Node = nodes("primary", "--workers", "2")
     wait_ready(served.process, served.log_path)
@@ -190,3 +231,25 @@ def test_workers_on_postgres_and_s3_read_every_acknowledged_write(nodes) -> None
             writer.flush("c")  # sealed into S3 and the log trimmed between reads
     writer.delete("c", ids=[3])
     assert all(_ids(reader, "c") == [i for i in range(60) if i != 3] for reader in readers)
+
+
+def test_a_writer_that_lost_the_answer_to_a_ddl_commit_steps_down(  # type: ignore[no-untyped-def]
+    nodes, backends: tuple[str, str]
+) -> None:
+    first, link = _relayed_writer(nodes, backends[0])
+    try:
+        writer = first.client()
+        _create(writer, "c")
+        writer.insert("c", _rows(range(0, 10)))
+        second = _standby(nodes, "second")
+        link.lose_reply(b"INSERT INTO collections", b"COMMIT\x00")
+        with pytest.raises(Exception):  # noqa: B017 - code 2, or its port already closed on a retry
+            _create(writer, "d")
+        assert first.process.wait(TAKEOVER_WAIT_S) == 3
+        assert "stepping down as the writer" in first.log()
+    finally:
+        link.close()
+    client = _serving(second)
+    # The catalog's truth: the collection whose commit answer was lost exists.
+    assert sorted(client.list_collections()) == ["c", "d"]
+    assert _ids(client, "c") == list(range(10))

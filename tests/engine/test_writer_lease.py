@@ -1,6 +1,8 @@
 """The writer election (engine/write/writer_lease.py) on a real catalog, and an engine fenced by
 its lease on a real PostgreSQL: once another writer took over, its writes fail with
-WriterFenced and commit nothing, and the new writer recovers every acknowledged row."""
+WriterFenced and commit nothing, and the new writer recovers every acknowledged row. A writer
+whose commit answer was lost (a real relay loses it) steps down, and its successor serves what
+PostgreSQL holds."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import pytest
 from sheafdb.engine.engine import Engine, EngineConfig
 from sheafdb.engine.models import LoadState, QueryRequest
 from sheafdb.engine.write.writer_lease import WriterElection, advertised_address
-from sheafdb.errors import UnexpectedError, WriterFenced
+from sheafdb.errors import CommitOutcomeUnknown, MetaStoreUnavailable, UnexpectedError, WriterFenced
 from sheafdb.storage.catalog import CATALOG_FILE, open_catalog
 from sheafdb.storage.lease_rows import WRITER_LEASE
 from tests.net_faults import Relay
@@ -154,3 +156,72 @@ def test_a_writer_whose_renewal_hangs_steps_down_when_its_lease_ends(
         link.cut()  # the hung renewal fails now, and gives the catalog back
         election.close()
         link.close()
+
+
+@pytest.mark.cluster
+@pytest.mark.parametrize("lost", ["log append", "catalog write"])
+def test_a_writer_whose_commit_answer_was_lost_steps_down_and_its_successor_serves_the_truth(
+    tmp_path: Path, postgres_database: str, kit, lost: str
+) -> None:  # type: ignore[no-untyped-def]
+    url = psycopg.conninfo.conninfo_to_dict(postgres_database)
+    link = Relay((str(url["host"]), int(str(url["port"]))))
+    relayed = postgres_database.replace(f":{url['port']}/", f":{link.port}/")
+    open_catalog(postgres_database, tmp_path).close()  # the tables, made on a direct connection
+    stepped_down = threading.Event()
+    election = WriterElection(
+        open_catalog(postgres_database, tmp_path), "a:1", ttl_s=60, on_lost=stepped_down.set
+    )
+    lease = election.wait_until_leader()
+    assert lease is not None
+    engine = Engine(
+        EngineConfig(
+            tmp_path / "old",
+            catalog_url=relayed,
+            writer_lease=lease,
+            on_commit_unknown=election.step_down,
+            restore_loads=False,
+        )
+    )
+    try:
+        engine.create_collection(DB, "c", kit.basic_schema())
+        engine.create_index(DB, "c", "vec", "", {"index_type": "FLAT", "metric_type": "L2"})
+        engine.insert(DB, "c", kit.make_rows(range(10)))
+        if lost == "log append":
+            link.lose_reply(b"INSERT INTO log_records", b"INSERT 0 1")
+            with pytest.raises(MetaStoreUnavailable) as unanswered:
+                engine.insert(DB, "c", kit.make_rows(range(10, 20)))
+            assert not isinstance(unanswered.value, CommitOutcomeUnknown)
+            assert not election.lost.is_set()  # unknown until settled: it may not have committed
+            # The next append settles it: committed, unacknowledged.
+            with pytest.raises(CommitOutcomeUnknown):
+                engine.insert(DB, "c", kit.make_rows(range(20, 30)))
+            expected = (["c"], 20)
+        else:
+            link.lose_reply(b"INSERT INTO collections", b"COMMIT\x00")
+            with pytest.raises(CommitOutcomeUnknown) as unknown:
+                engine.create_collection(DB, "d", kit.basic_schema())
+            assert unknown.value.code == 2
+            expected = (["c", "d"], 10)
+        assert stepped_down.wait(60) and election.lost.is_set()
+        # The lease was resigned: this writer's token is fenced at once.
+        with pytest.raises(WriterFenced):
+            engine.create_collection(DB, "e", kit.basic_schema())
+    finally:
+        engine.close()
+        election.close()
+        link.close()
+    standby = WriterElection(open_catalog(postgres_database, tmp_path), "b:1", ttl_s=60)
+    new = standby.wait_until_leader()  # at once: the lease was given up, not left to expire
+    assert new is not None and new.token == lease.token + 2
+    successor = Engine(
+        EngineConfig(tmp_path / "new", catalog_url=postgres_database, writer_lease=new, restore_loads=False)
+    )
+    try:
+        assert sorted(c.name for c in successor._catalog.list_collections()) == expected[0]
+        successor.load_collection(DB, "c")
+        assert successor.wait_for_load(DB, "c", timeout=60) is LoadState.LOADED
+        got = successor.query(DB, QueryRequest("c", output_fields=("count(*)",)))
+        assert got.table.column(0)[0].as_py() == expected[1]  # the lost append's rows, once
+    finally:
+        successor.close()
+        standby.close()

@@ -1,6 +1,8 @@
 """The PostgreSQL stores (catalog, log, credentials) outlive their connections: a session the
 server ended (as a restart does) or a connection the network cut is replaced on the next use,
-and an append whose fate the cut left unknown is settled before the log takes another.
+and an append whose fate the cut left unknown is settled before the log takes another. A
+write of a fenced (writer's) store whose commit answer is lost, or an append found committed
+unacknowledged, is told to the store's ``on_commit_unknown`` (the writer then steps down).
 
 The network faults are real: the stores reach PostgreSQL through a TCP relay that closes its
 sockets (tests/net_faults.py); the server-side ends are PostgreSQL's own ``pg_terminate_backend``."""
@@ -14,9 +16,10 @@ import psycopg
 import pyarrow as pa
 import pytest
 
-from sheafdb.errors import MetaStoreUnavailable, ServiceUnavailable
+from sheafdb.errors import CommitOutcomeUnknown, MetaStoreUnavailable
 from sheafdb.storage.catalog import open_catalog
 from sheafdb.storage.credentials import open_credentials
+from sheafdb.storage.lease_rows import WRITER_LEASE, Lease
 from sheafdb.storage.log import open_log_store
 from tests.net_faults import Relay
 
@@ -109,25 +112,91 @@ def test_connections_the_network_cut_are_replaced_and_an_unanswered_append_is_se
         catalog.close()
 
 
-def test_an_append_committed_whose_answer_was_lost_stops_the_log(
+def test_an_append_committed_whose_answer_was_lost_stops_the_log_and_is_told(
     relay: tuple[Relay, str], postgres_database: str, tmp_path: Path
 ) -> None:
     link, url = relay
     open_catalog(postgres_database, tmp_path).close()  # the catalog makes the log's tables
-    logs = open_log_store(url, tmp_path)
+    told: list[CommitOutcomeUnknown] = []
+    logs = open_log_store(url, tmp_path, on_commit_unknown=told.append)
     try:
         log = logs.open(CID)
         assert log.append("insert", 0, 1, rows(1)) == 1
-        link.lose_next_reply()
-        with pytest.raises(MetaStoreUnavailable):
+        link.lose_reply(b"INSERT INTO log_records", b"INSERT 0 1")
+        with pytest.raises(MetaStoreUnavailable) as unanswered:
             log.append("insert", 0, 2, rows(2))
-        # It committed, unacknowledged (the writer's memory lacks it): no append after it, and
-        # no repeat of it; this writer must restart and recover it from the log.
-        for attempt in (3, 4):
-            with pytest.raises(ServiceUnavailable) as stopped:
-                log.append("insert", 0, attempt, rows(attempt))
-            assert not isinstance(stopped.value, MetaStoreUnavailable)
-            assert "until it is restarted" in stopped.value.message
+        assert not isinstance(unanswered.value, CommitOutcomeUnknown) and told == []  # not settled yet
+        # Settled: it committed, unacknowledged (the writer's memory lacks it). Told once, and
+        # no append after it, nor a repeat of it: the writer's successor recovers it.
+        with pytest.raises(CommitOutcomeUnknown) as stepped:
+            log.append("insert", 0, 3, rows(3))
+        assert stepped.value.code == 2 and told == [stepped.value]
+        with pytest.raises(CommitOutcomeUnknown):
+            log.append("insert", 0, 4, rows(4))
+        assert len(told) == 1
         assert replayed(postgres_database, tmp_path) == [(1, [1]), (2, [2])]
     finally:
         logs.close()
+
+
+def _writer_lease(url: str, tmp_path: Path) -> Lease:
+    election = open_catalog(url, tmp_path)
+    try:
+        lease = election.try_acquire_lease(WRITER_LEASE, "w:1", 60.0)
+    finally:
+        election.close()
+    assert lease is not None
+    return lease
+
+
+def _databases(url: str, tmp_path: Path) -> list[str]:
+    """The databases as a fresh catalog on a direct connection reads them."""
+    catalog = open_catalog(url, tmp_path)
+    try:
+        return [db.name for db in catalog.list_databases()]
+    finally:
+        catalog.close()
+
+
+def test_a_catalog_write_whose_commit_answer_was_lost_is_told_and_did_commit(
+    relay: tuple[Relay, str], postgres_database: str, tmp_path: Path
+) -> None:
+    link, url = relay
+    told: list[CommitOutcomeUnknown] = []
+    catalog = open_catalog(url, tmp_path)
+    catalog.set_fence(_writer_lease(postgres_database, tmp_path), told.append)
+    try:
+        link.lose_reply(b"INSERT INTO databases", b"COMMIT\x00")
+        with pytest.raises(CommitOutcomeUnknown) as unknown:
+            catalog.create_database("lost_answer", {}, 1)
+        assert unknown.value.code == 2 and told == [unknown.value]
+        # The truth is the database's: it committed (only a recovery from it knows).
+        assert "lost_answer" in _databases(postgres_database, tmp_path)
+        # A write cut before its COMMIT surely did not commit: an ordinary outage error.
+        link.lose_reply(b"INSERT INTO databases", b"INSERT 0 1")
+        with pytest.raises(MetaStoreUnavailable) as cut:
+            catalog.create_database("never", {}, 2)
+        assert not isinstance(cut.value, CommitOutcomeUnknown) and len(told) == 1
+        # Its server session, idle in its transaction, ends when the network does (the relay
+        # keeps it open: as TCP keepalives would, end it), rolling back.
+        link.cut()
+        assert "never" not in _databases(postgres_database, tmp_path)
+    finally:
+        catalog.close()
+
+
+def test_a_credential_change_whose_commit_answer_was_lost_is_told(
+    relay: tuple[Relay, str], postgres_database: str, tmp_path: Path
+) -> None:
+    link, url = relay
+    told: list[CommitOutcomeUnknown] = []
+    lease = _writer_lease(postgres_database, tmp_path)
+    credentials = open_credentials(url, tmp_path, fence=lease, on_commit_unknown=told.append)
+    try:
+        link.lose_reply(b"INSERT INTO users", b"COMMIT\x00")
+        with pytest.raises(CommitOutcomeUnknown):
+            credentials.add_user("alice", "secret-1")
+        assert len(told) == 1
+        assert "alice" in credentials.users()  # it committed
+    finally:
+        credentials.close()

@@ -13,6 +13,13 @@ the new one would not see. A holder that fails to renew its lease before it expi
 finds it taken, sets ``lost``: the server stops serving and exits (a supervisor restarts it
 as a standby).
 
+Fail-stop (as Milvus's coordinators exit when their etcd session is gone): a store that lost
+the answer to a commit of this writer's (a catalog write, a log append found committed
+unacknowledged) calls ``step_down``. The writer's memory may then differ from PostgreSQL, and
+only a recovery from PostgreSQL knows the truth, so it resigns the lease (token + 1: its own
+later writes are refused; expired: a standby takes over at once) and leaves by the same path
+as a deposed writer (``lost``, exit code 3).
+
 One lease for all collections in this build; the name is a parameter so per-shard writers
 can each hold their own later.
 
@@ -20,7 +27,8 @@ Threads: ``sheafdb-writer-lease`` renews the lease every ``ttl_s / 4`` while it 
 ``lease`` is replaced (never mutated) by that thread; readers see the old or the new one.
 ``sheafdb-writer-lease-watch`` steps down once the lease held has expired unrenewed, even
 while a renewal hangs (a network that neither answers nor resets: a renewal then waits on its
-connection for as long as TCP does). ``_lose_lock`` makes the step-down happen once.
+connection for as long as TCP does). ``sheafdb-writer-step-down`` resigns the lease after a
+fail-stop, off the thread of the write that failed. ``_lose_lock`` makes the step-down happen once.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from sheafdb.errors import CommitOutcomeUnknown
 from sheafdb.storage.catalog import Catalog
 from sheafdb.storage.lease_rows import WRITER_LEASE, Lease
 
@@ -71,6 +80,7 @@ class WriterElection:
         self._on_lost = on_lost
         self._closing = threading.Event()
         self._renewer: threading.Thread | None = None
+        self._resigner: threading.Thread | None = None
         self._lose_lock = threading.Lock()
 
     def wait_until_leader(self, cancel: threading.Event | None = None) -> Lease | None:
@@ -126,10 +136,8 @@ class WriterElection:
                 return
 
     def _lose(self, held: Lease) -> None:
-        with self._lose_lock:
-            if self.lost.is_set():
-                return
-            self.lost.set()
+        if not self._mark_lost():
+            return
         log.error(
             "lost the %s lease (token %d): another writer may hold it; this one stops writing",
             self.name,
@@ -137,6 +145,48 @@ class WriterElection:
         )
         if self._on_lost is not None:
             self._on_lost()
+
+    def _mark_lost(self) -> bool:
+        """Set ``lost``; False if it was set already (the step-down is under way)."""
+        with self._lose_lock:
+            if self.lost.is_set():
+                return False
+            self.lost.set()
+            return True
+
+    def step_down(self, error: CommitOutcomeUnknown) -> None:
+        """Fail-stop: a commit of this writer's went unanswered (``error``); resign the lease
+        and leave as a deposed writer. Returns at once: the caller raises ``error``."""
+        held = self.lease
+        if held is None or not self._mark_lost():
+            return
+        log.error(
+            "stepping down as the writer (%s lease, token %d): %s; a standby or a restart "
+            "recovers the state from the catalog database",
+            self.name,
+            held.token,
+            error.message,
+        )
+        # Not on the write's thread: the database may be as unreachable as it just was.
+        name = "sheafdb-writer-step-down"
+        threading.Thread(target=self._leave, args=(held,), name=name, daemon=True).start()
+
+    def _leave(self, held: Lease) -> None:
+        """Resign ``held`` (waiting at most a ttl: unrenewed, it expires by then), then go."""
+        self._resigner = threading.Thread(target=self._resign, args=(held,), daemon=True)
+        self._resigner.start()
+        self._resigner.join(self.ttl_s)
+        if self._resigner.is_alive():
+            log.warning("giving up the %s lease hangs; it expires unrenewed", self.name)
+        if self._on_lost is not None:
+            self._on_lost()
+
+    def _resign(self, held: Lease) -> None:
+        try:
+            self._catalog.resign_lease(held)
+            log.info("gave up the %s lease (token %d) and fenced that token", self.name, held.token)
+        except Exception as exc:  # noqa: BLE001 - it then expires by itself, unrenewed
+            log.warning("could not give up the %s lease (it expires unrenewed): %s", self.name, exc)
 
     def close(self) -> None:
         """Stop renewing; a lease still held is given up at once (a standby takes over
@@ -150,6 +200,8 @@ class WriterElection:
                 # by itself, and the connection goes with the process.
                 log.warning("a renewal of the %s lease still hangs; not giving it up", self.name)
                 return
+        if self._resigner is not None and self._resigner.is_alive():
+            return  # as a hanging renewal: it holds the catalog, and goes with the process
         if self.lease is not None and not self.lost.is_set():
             try:
                 self._catalog.release_lease(self.lease)
