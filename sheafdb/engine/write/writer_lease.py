@@ -28,7 +28,9 @@ Threads: ``sheafdb-writer-lease`` renews the lease every ``ttl_s / 4`` while it 
 ``sheafdb-writer-lease-watch`` steps down once the lease held has expired unrenewed, even
 while a renewal hangs (a network that neither answers nor resets: a renewal then waits on its
 connection for as long as TCP does). ``sheafdb-writer-step-down`` resigns the lease after a
-fail-stop, off the thread of the write that failed. ``_lose_lock`` makes the step-down happen once.
+fail-stop, off the thread of the write that failed, running the resignation itself on
+``sheafdb-writer-resign`` (so a hanging one is waited for at most a ttl). ``_lose_lock`` makes
+the step-down happen once.
 """
 
 from __future__ import annotations
@@ -173,7 +175,9 @@ class WriterElection:
 
     def _leave(self, held: Lease) -> None:
         """Resign ``held`` (waiting at most a ttl: unrenewed, it expires by then), then go."""
-        self._resigner = threading.Thread(target=self._resign, args=(held,), daemon=True)
+        self._resigner = threading.Thread(
+            target=self._resign, args=(held,), name="sheafdb-writer-resign", daemon=True
+        )
         self._resigner.start()
         self._resigner.join(self.ttl_s)
         if self._resigner.is_alive():
