@@ -188,6 +188,13 @@ class Replicas:
 
     def transfer_replica(self, source: str, target: str, db: str, collection: str, num_replica: int) -> None:
         coll = self._resolve(db, collection)
+        self._check_transfer(source, target, num_replica)
+        in_source = len([r for r in self._replicas_of(coll) if r.resource_group == source])
+        self._check_replicas_in_source(coll, source, in_source, num_replica)
+        self.place(coll, target)
+
+    def _check_transfer(self, source: str, target: str, num_replica: int) -> None:
+        """Milvus's TransferReplica argument checks, in its order and words."""
         for role, name in (("source", source), ("target", target)):
             if not self.groups.exists(name):
                 raise ResourceGroupNotFound(
@@ -202,14 +209,15 @@ class Replicas:
             raise ParameterInvalid(
                 f"invalid parameter[expected=NumReplica > 0][actual=invalid NumReplica {num_replica}]"
             )
-        in_source = len([r for r in self._replicas_of(coll) if r.resource_group == source])
+
+    @staticmethod
+    def _check_replicas_in_source(coll: Collection, source: str, in_source: int, num_replica: int) -> None:
         if in_source < num_replica:
             raise ParameterInvalid(
                 "invalid parameter[expected=NumReplica not greater than the number of replica in source "
                 f"resource group][actual=only found [{in_source}] replicas of collection "
                 f"[{coll.collection_id}] in source resource group [{source}], but {num_replica} require]"
             )
-        self.place(coll, target)
 
     def balance(
         self, db: str, collection: str, source: int, targets: Sequence[int], segments: Sequence[int]

@@ -32,7 +32,6 @@ from sheafdb.errors import (
     NodeNotFound,
     ParameterInvalid,
     ResourceGroupNodeNotEnough,
-    ResourceGroupNotFound,
     SegmentNotFound,
     UnexpectedError,
 )
@@ -123,12 +122,7 @@ class ClusterReplicas(Replicas):
         self._check_transfer(source, target, num_replica)
         replicas = self._placement.list_replicas(coll.collection_id)
         in_source = [r for r in replicas if r.resource_group == source]
-        if len(in_source) < num_replica:
-            raise ParameterInvalid(
-                "invalid parameter[expected=NumReplica not greater than the number of replica in source "
-                f"resource group][actual=only found [{len(in_source)}] replicas of collection "
-                f"[{coll.collection_id}] in source resource group [{source}], but {num_replica} require]"
-            )
+        self._check_replicas_in_source(coll, source, len(in_source), num_replica)
         in_target = len([r for r in replicas if r.resource_group == target]) + num_replica
         nodes = len(self.groups.get(target).nodes)
         if in_target > nodes:
@@ -138,22 +132,6 @@ class ClusterReplicas(Replicas):
             )
         moved = [r.replica_id for r in in_source[:num_replica]]
         self._cluster.coordinator.move_replicas(coll.collection_id, moved, target)
-
-    def _check_transfer(self, source: str, target: str, num_replica: int) -> None:
-        for role, name in (("source", source), ("target", target)):
-            if not self.groups.exists(name):
-                raise ResourceGroupNotFound(
-                    f"the {role} resource group[{name}] doesn't exist: resource group not found[rg={name}]"
-                )
-        if source == target:
-            raise ParameterInvalid(
-                "source resource group and target resource group should not be the same, "
-                f"resource group: {source}: invalid parameter"
-            )
-        if num_replica <= 0:
-            raise ParameterInvalid(
-                f"invalid parameter[expected=NumReplica > 0][actual=invalid NumReplica {num_replica}]"
-            )
 
     def balance(
         self, db: str, collection: str, source: int, targets: Sequence[int], segments: Sequence[int]
