@@ -19,7 +19,8 @@ import numpy as np
 import psutil
 import pyarrow as pa
 
-from sheafdb.engine.engine import Engine, EngineConfig
+from sheafdb.engine.config import EngineConfig
+from sheafdb.engine.engine import Engine
 from sheafdb.engine.load.memory import give_back_memory
 from sheafdb.engine.models import LoadState, SearchRequest
 from sheafdb.schema import CollectionSchema, DataType, FieldSchema

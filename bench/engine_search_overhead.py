@@ -25,7 +25,8 @@ import faiss
 import numpy as np
 import pyarrow as pa
 
-from sheafdb.engine.engine import Engine, EngineConfig
+from sheafdb.engine.config import EngineConfig
+from sheafdb.engine.engine import Engine
 from sheafdb.engine.models import LoadState, SearchRequest
 from sheafdb.schema import CollectionSchema, DataType, FieldSchema
 

@@ -26,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness.dataset import Dataset, make_dataset, recall_at_k  # noqa: E402
 
-from sheafdb.engine.engine import Engine, EngineConfig  # noqa: E402
+from sheafdb.engine.config import EngineConfig  # noqa: E402
+from sheafdb.engine.engine import Engine  # noqa: E402
 from sheafdb.engine.models import LoadState, SearchRequest  # noqa: E402
 from sheafdb.engine.read import search  # noqa: E402
 from sheafdb.index import exact  # noqa: E402

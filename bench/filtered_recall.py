@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness.dataset import clustered_vectors, exact_neighbours, recall_at_k  # noqa: E402
 
-from sheafdb.engine.engine import Engine, EngineConfig  # noqa: E402
+from sheafdb.engine.config import EngineConfig  # noqa: E402
+from sheafdb.engine.engine import Engine  # noqa: E402
 from sheafdb.engine.load import loaded_segment, search  # noqa: E402
 from sheafdb.engine.models import LoadState, QueryRequest, SearchRequest  # noqa: E402
 from sheafdb.expr import json_column  # noqa: E402

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from sheafdb.engine.engine import Engine, EngineConfig
+from sheafdb.engine.config import EngineConfig
+from sheafdb.engine.engine import Engine
 from sheafdb.schema import CollectionSchema, DataType, FieldSchema
 from sheafdb.storage.catalog import open_catalog
 from sheafdb.storage.lease_rows import WRITER_LEASE

@@ -31,7 +31,8 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sheafdb.engine.engine import Engine, EngineConfig  # noqa: E402
+from sheafdb.engine.config import EngineConfig  # noqa: E402
+from sheafdb.engine.engine import Engine  # noqa: E402
 from sheafdb.engine.models import QueryRequest, SearchRequest  # noqa: E402
 from sheafdb.schema import CollectionSchema, DataType, FieldSchema  # noqa: E402
 

@@ -40,7 +40,8 @@ from sheafdb.api.request_metrics import MetricsInterceptor
 from sheafdb.api.rest.app import ENDPOINTS, build_app
 from sheafdb.api.worker_reports import WorkerReport
 from sheafdb.engine.access import AccessControl
-from sheafdb.engine.engine import Engine, EngineConfig
+from sheafdb.engine.config import EngineConfig
+from sheafdb.engine.engine import Engine
 from sheafdb.engine.follower import FollowerConfig
 from sheafdb.engine.write.writer_lease import DEFAULT_LEASE_TTL_S, WriterElection, advertised_address
 from sheafdb.storage.catalog import open_catalog

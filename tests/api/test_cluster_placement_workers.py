@@ -18,9 +18,10 @@ import pyarrow as pa
 import pytest
 
 from sheafdb.api.cluster.worker_runtime import WorkerConfig, WorkerRuntime
+from sheafdb.engine.config import EngineConfig
 from sheafdb.engine.distribution.loaded_bytes import load_target
 from sheafdb.engine.distribution.read_calls import READ_METHOD, SECRET_METADATA_KEY, ReadAnswer, ReadCall
-from sheafdb.engine.engine import Engine, EngineConfig
+from sheafdb.engine.engine import Engine
 from sheafdb.engine.models import LoadState, QueryRequest
 from sheafdb.errors import MemoryLimitExceeded
 from sheafdb.schema import CollectionSchema, DataType, FieldSchema

@@ -15,7 +15,8 @@ from pymilvus import DataType, MilvusClient, MilvusException
 from pymilvus.client.types import LoadState, ResourceGroupConfig
 
 from sheafdb.api.server import build_grpc_server
-from sheafdb.engine.engine import Engine, EngineConfig
+from sheafdb.engine.config import EngineConfig
+from sheafdb.engine.engine import Engine
 from sheafdb.storage.placement_rows import WorkerRecord
 
 DEFAULT_RG = "__default_resource_group"

@@ -15,8 +15,9 @@ import pytest
 
 from sheafdb.api.cluster.worker_runtime import WorkerConfig, WorkerRuntime
 from sheafdb.engine.access import AccessControl
+from sheafdb.engine.config import EngineConfig
 from sheafdb.engine.distribution.read_calls import READ_METHOD, SECRET_METADATA_KEY, ReadAnswer, ReadCall
-from sheafdb.engine.engine import Engine, EngineConfig
+from sheafdb.engine.engine import Engine
 from sheafdb.engine.models import LoadState, QueryRequest, SearchRequest
 from sheafdb.storage.catalog import CATALOG_FILE
 from sheafdb.storage.placement_rows import ReplicaRecord, SegmentAssignment

@@ -31,7 +31,8 @@ import pytest
 from pymilvus import DataType, MilvusClient
 from pymilvus.exceptions import MilvusException
 
-from sheafdb.engine.engine import Engine, EngineConfig
+from sheafdb.engine.config import EngineConfig
+from sheafdb.engine.engine import Engine
 from sheafdb.engine.models import LoadState
 from sheafdb.schema import CollectionSchema, FieldSchema
 from sheafdb.schema import DataType as SheafType

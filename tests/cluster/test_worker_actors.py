@@ -25,8 +25,9 @@ import pytest
 
 from sheafdb.api.cluster.ray_pool import RayWorkerPool, WorkerHandle
 from sheafdb.api.cluster.worker_runtime import WorkerConfig
+from sheafdb.engine.config import EngineConfig
 from sheafdb.engine.distribution.read_calls import READ_METHOD, SECRET_METADATA_KEY, ReadAnswer, ReadCall
-from sheafdb.engine.engine import Engine, EngineConfig
+from sheafdb.engine.engine import Engine
 from sheafdb.engine.models import LoadState, QueryRequest, SearchRequest
 from sheafdb.errors import ReplicaNotAvailable
 from sheafdb.schema import CollectionSchema, DataType, FieldSchema

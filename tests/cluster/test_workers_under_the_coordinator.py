@@ -19,8 +19,9 @@ import pytest
 
 from sheafdb.api.cluster.ray_pool import RayWorkerPool
 from sheafdb.api.cluster.worker_runtime import WorkerConfig
+from sheafdb.engine.config import EngineConfig
 from sheafdb.engine.distribution.read_calls import READ_METHOD, SECRET_METADATA_KEY, ReadAnswer, ReadCall
-from sheafdb.engine.engine import Engine, EngineConfig
+from sheafdb.engine.engine import Engine
 from sheafdb.engine.models import LoadState, QueryRequest
 from sheafdb.storage.catalog import Catalog, open_catalog
 from tests.cluster.conftest import RayCluster

@@ -9,7 +9,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from sheafdb.engine.engine import Engine, EngineConfig
+from sheafdb.engine.config import EngineConfig
+from sheafdb.engine.engine import Engine
 from sheafdb.engine.read.visibility import latest_deletes, visible_rows
 from sheafdb.schema import CollectionSchema, DataType, FieldSchema
 from sheafdb.storage.segment_files import read_column

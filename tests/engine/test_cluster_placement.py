@@ -12,9 +12,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from sheafdb.engine.config import EngineConfig
 from sheafdb.engine.distribution.coordinator import Coordinator
 from sheafdb.engine.distribution.loaded_bytes import load_target
-from sheafdb.engine.engine import Engine, EngineConfig
+from sheafdb.engine.engine import Engine
 from sheafdb.engine.models import LoadState
 from sheafdb.engine.resource_groups import DEFAULT_RESOURCE_GROUP, ResourceGroupConfig
 from sheafdb.errors import MemoryLimitExceeded, ParameterInvalid, ResourceGroupNodeNotEnough

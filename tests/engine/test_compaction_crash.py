@@ -23,7 +23,8 @@ DRIVER = textwrap.dedent(
     import os, sys
     from pathlib import Path
     import numpy as np, pyarrow as pa
-    from sheafdb.engine.engine import Engine, EngineConfig
+    from sheafdb.engine.config import EngineConfig
+    from sheafdb.engine.engine import Engine
     from sheafdb.schema import CollectionSchema, DataType, FieldSchema
 
     data_dir, crash_at = Path(sys.argv[1]), sys.argv[2]

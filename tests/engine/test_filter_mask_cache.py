@@ -11,7 +11,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from sheafdb.engine.engine import Engine, EngineConfig
+from sheafdb.engine.config import EngineConfig
+from sheafdb.engine.engine import Engine
 from sheafdb.engine.load.loaded_segment import ALLOWED_MASKS_KEPT
 from sheafdb.engine.models import LoadState, SearchRequest
 from sheafdb.schema import CollectionSchema, DataType, FieldSchema

@@ -12,7 +12,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from sheafdb.engine.engine import Engine, EngineConfig
+from sheafdb.engine.config import EngineConfig
+from sheafdb.engine.engine import Engine
 from sheafdb.engine.models import LoadState, SearchRequest
 from sheafdb.schema import CollectionSchema, DataType, FieldSchema
 from sheafdb.storage.s3_store import S3Store

@@ -23,7 +23,8 @@ def _measure(data_dir: Path) -> dict[str, float]:
     import psutil
     import pyarrow as pa
 
-    from sheafdb.engine.engine import Engine, EngineConfig
+    from sheafdb.engine.config import EngineConfig
+    from sheafdb.engine.engine import Engine
     from sheafdb.engine.load.memory import give_back_memory
     from sheafdb.engine.models import LoadState
     from sheafdb.schema import CollectionSchema, DataType, FieldSchema

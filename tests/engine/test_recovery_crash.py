@@ -14,14 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from sheafdb.engine.engine import Engine, EngineConfig
+from sheafdb.engine.config import EngineConfig
+from sheafdb.engine.engine import Engine
 
 DRIVER = textwrap.dedent(
     """
     import json, sys
     from pathlib import Path
     import numpy as np, pyarrow as pa
-    from sheafdb.engine.engine import Engine, EngineConfig
+    from sheafdb.engine.config import EngineConfig
+    from sheafdb.engine.engine import Engine
     from sheafdb.schema import CollectionSchema, DataType, FieldSchema
 
     data_dir, run, seed = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])

@@ -11,7 +11,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from sheafdb.engine.engine import Engine, EngineConfig
+from sheafdb.engine.config import EngineConfig
+from sheafdb.engine.engine import Engine
 from sheafdb.engine.models import LoadState, SearchRequest
 from sheafdb.engine.read.search import compile_checked, row_masks
 from sheafdb.errors import CollectionNotLoaded

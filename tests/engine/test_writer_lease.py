@@ -13,7 +13,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from sheafdb.engine.engine import Engine, EngineConfig
+from sheafdb.engine.config import EngineConfig
+from sheafdb.engine.engine import Engine
 from sheafdb.engine.models import LoadState, QueryRequest
 from sheafdb.engine.write.writer_lease import WriterElection, advertised_address
 from sheafdb.errors import CommitOutcomeUnknown, MetaStoreUnavailable, UnexpectedError, WriterFenced

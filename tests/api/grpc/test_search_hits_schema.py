@@ -17,7 +17,8 @@ import pytest
 from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
 
 from sheafdb.api.grpc.servicer import MilvusServicer
-from sheafdb.engine.engine import Engine, EngineConfig
+from sheafdb.engine.config import EngineConfig
+from sheafdb.engine.engine import Engine
 from sheafdb.engine.models import LoadState
 from sheafdb.schema import DYNAMIC_FIELD, CollectionSchema, DataType, FieldSchema
 

@@ -14,7 +14,8 @@ import pytest
 from pymilvus.grpc_gen import milvus_pb2
 
 from sheafdb.api.grpc.servicer import MilvusServicer
-from sheafdb.engine.engine import Engine, EngineConfig
+from sheafdb.engine.config import EngineConfig
+from sheafdb.engine.engine import Engine
 from sheafdb.schema import CollectionSchema, DataType, FieldSchema
 from sheafdb.storage.timestamps import compose, physical_ms
 

@@ -11,7 +11,8 @@ from starlette.testclient import TestClient
 
 from sheafdb.api.rest.app import build_app
 from sheafdb.engine.access import AccessControl
-from sheafdb.engine.engine import Engine, EngineConfig
+from sheafdb.engine.config import EngineConfig
+from sheafdb.engine.engine import Engine
 
 
 @pytest.fixture
