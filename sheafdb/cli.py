@@ -147,7 +147,6 @@ def serve(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
     from sheafdb.api.client_libraries import keep_client_libraries_out
 
     keep_client_libraries_out()
-    from sheafdb.api.cluster.proxy import ProxyConfig, ProxyServer
     from sheafdb.api.front import check_bind_safety
     from sheafdb.api.server import Server, ServerConfig
 
@@ -167,6 +166,9 @@ def serve(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
         log.error("SheafDB will not start: %s", exc.message)
         return 2
     if args.cluster and args.role == "proxy":
+        # Only a proxy needs it, and its dependencies come with the cluster extra (httpx).
+        from sheafdb.api.cluster.proxy import ProxyConfig, ProxyServer
+
         proxy = ProxyServer.for_catalog(ProxyConfig(args.catalog, host=args.host, port=args.port))
         return run_until_signalled(proxy)
     server = Server(
