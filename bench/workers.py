@@ -10,7 +10,9 @@ with ``--workers 1`` and ``--workers 2`` in turn, each round:
   of the server: the primary and its workers);
 - the server's memory once served: the sum over its processes of RSS (shared pages counted
   once per process), PSS (each shared page split among the processes mapping it: the
-  machine's memory the server holds) and USS (pages only one process holds).
+  machine's memory the server holds) and USS (pages only one process holds). Measured after
+  the rounds by bench/server_memory.py, a process of its own that maps none of the server's
+  libraries (this one does, and would take a share of their pages off the server's PSS).
 
 Usage: .venv/bin/python bench/workers.py [--rows N] [--seconds S] [--clients 1,4,16] [--rounds N]
 Compare rows of one run: the machine's load moves the absolute figures between runs.
@@ -19,6 +21,7 @@ Compare rows of one run: the machine's load moves the absolute figures between r
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import socket
@@ -94,7 +97,7 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def processes(server: psutil.Process) -> list[psutil.Process]:
-    return [server, *server.children()]
+    return [server, *server.children(recursive=True)]
 
 
 def cpu_s(server: psutil.Process) -> float:
@@ -106,14 +109,6 @@ def cpu_s(server: psutil.Process) -> float:
             continue
         total += times.user + times.system
     return total
-
-
-def memory(server: psutil.Process) -> tuple[int, int, int]:
-    rss = pss = uss = 0
-    for process in processes(server):
-        info = process.memory_full_info()
-        rss, pss, uss = rss + info.rss, pss + info.pss, uss + info.uss
-    return rss, pss, uss
 
 
 def channel(port: int) -> grpc.Channel:
@@ -168,7 +163,18 @@ def wait_loaded(port: int, payload: bytes) -> None:
         time.sleep(0.5)
 
 
+def warm(port: int, server_pid: int, clients: int, seconds: float) -> None:
+    """``--warm``: until the restored load answers, then ``clients`` clients for ``seconds``."""
+    payload = raw_requests(np.random.default_rng(7).random((1, DIM), dtype=np.float32), [])["search"][1]
+    wait_loaded(port, payload)
+    run_clients(port, payload, clients, seconds, psutil.Process(server_pid))
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--warm"]:  # bench/server_memory.py's client, in a process of its own
+        port, pid, clients, seconds = sys.argv[2:6]
+        warm(int(port), int(pid), int(clients), float(seconds))
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--seconds", type=float, default=5.0, help="per measurement")
@@ -193,7 +199,6 @@ def main() -> None:
         except ValueError:
             faiss_us = None
         results: dict[tuple[int, int], list[tuple[float, float, float]]] = {}
-        memories: dict[int, list[tuple[int, int, int]]] = {}
         for _ in range(args.rounds):
             for workers in (1, 2):
                 port = free_port()
@@ -205,9 +210,13 @@ def main() -> None:
                         results.setdefault((workers, clients), []).append(
                             run_clients(port, payload, clients, args.seconds, process)
                         )
-                    memories.setdefault(workers, []).append(memory(process))
                 finally:
                     stop(server)
+        probe = [sys.executable, os.path.join(os.path.dirname(__file__), "server_memory.py"), data_dir]
+        found = json.loads(
+            subprocess.run([*probe, "--rounds", str(args.rounds)], check=True, capture_output=True).stdout
+        )
+        memories = {int(workers): rows for workers, rows in found.items()}
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
     print(f"{args.rows} x 128 HNSW M=16 efC=100, nq=1 k=10; {os.cpu_count()} cores; "

@@ -26,8 +26,6 @@ from __future__ import annotations
 import logging
 import select
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -36,6 +34,7 @@ from pathlib import Path
 
 from sheafdb.api.query_worker import READY
 from sheafdb.api.worker_reports import REPORT, WorkerReport
+from sheafdb.api.worker_template import WorkerProcess, WorkerTemplate
 from sheafdb.engine.follower import FollowerConfig
 
 log = logging.getLogger("sheafdb.workers")
@@ -46,6 +45,8 @@ _POLL_S = 0.1
 _START_TIMEOUT_S = 120.0
 # Workers hold nothing to save: past this they are killed (the whole stop must fit in 2 s).
 _STOP_WAIT_S = 1.0
+# The template ends as soon as its control socket closes; past this it is killed.
+_TEMPLATE_STOP_S = 0.5
 # The largest message a worker sends (a report; SOCK_SEQPACKET delivers whole messages).
 _MAX_MESSAGE = 1 << 20
 
@@ -54,7 +55,7 @@ _MAX_MESSAGE = 1 << 20
 class _Slot:
     index: int
     socket_path: Path
-    process: subprocess.Popen[bytes] | None = None
+    process: WorkerProcess | None = None
     handoff: socket.socket | None = None
     started_at: float = 0.0
     ready: bool = False
@@ -68,6 +69,7 @@ class QueryWorkers:
         socket_dir: Path,
         count: int,
         primary_target: str,
+        template: WorkerTemplate,
         *,
         auth_enabled: bool,
         max_workers: int,
@@ -82,6 +84,7 @@ class QueryWorkers:
         self._memory_budget = memory_budget_bytes
         self._on_report = on_report
         self._primary_target = primary_target
+        self._template = template  # ours from now on: ``stop`` ends it
         self._auth = auth_enabled
         self._max_workers = max_workers
         self._max_message_bytes = max_message_bytes
@@ -121,10 +124,7 @@ class QueryWorkers:
     # -- processes ---------------------------------------------------------------------------
     def _spawn(self, slot: _Slot) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        command = [
-            sys.executable,
-            "-m",
-            "sheafdb.api.query_worker_entry",
+        arguments = [
             "--data-dir",
             str(self._backends.data_dir),
             *(["--catalog", self._backends.catalog_url] if self._backends.catalog_url else []),
@@ -136,8 +136,6 @@ class QueryWorkers:
             ),
             "--socket",
             str(slot.socket_path),
-            "--handoff-fd",
-            str(theirs.fileno()),
             "--primary",
             self._primary_target,
             "--max-workers",
@@ -148,7 +146,16 @@ class QueryWorkers:
             *(["--memory-budget", str(self._memory_budget)] if self._memory_budget is not None else []),
         ]
         try:
-            slot.process = subprocess.Popen(command, pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
+            try:
+                slot.process = self._template.spawn(arguments, theirs)
+            except OSError:
+                if self._template.alive():
+                    raise
+                # The template died: a new one (a fresh interpreter: this process has threads now).
+                log.warning("the query worker template ended; starting it again")
+                self._template.stop(0)
+                self._template = WorkerTemplate.start()
+                slot.process = self._template.spawn(arguments, theirs)
         finally:
             theirs.close()
         ours.setblocking(False)
@@ -212,7 +219,6 @@ class QueryWorkers:
             return
         if late:
             process.kill()
-            process.wait()
         log.warning(
             "query worker %d (pid %d) %s; starting it again",
             slot.index,
@@ -240,10 +246,8 @@ class QueryWorkers:
                 self._close_handoff(slot)  # the worker's handoff loop ends: it stops
         deadline = time.monotonic() + _STOP_WAIT_S
         for process in processes:
-            try:
-                process.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
+            if process.wait(deadline - time.monotonic()) is None:
                 process.kill()
-                process.wait()
+        self._template.stop(_TEMPLATE_STOP_S)
         for slot in self._slots:
             slot.socket_path.unlink(missing_ok=True)

@@ -39,6 +39,7 @@ from sheafdb.api.query_workers import QueryWorkers
 from sheafdb.api.request_metrics import MetricsInterceptor
 from sheafdb.api.rest.app import ENDPOINTS, build_app
 from sheafdb.api.worker_reports import WorkerReport
+from sheafdb.api.worker_template import WorkerTemplate
 from sheafdb.engine.access import AccessControl
 from sheafdb.engine.config import EngineConfig
 from sheafdb.engine.engine import Engine
@@ -202,6 +203,7 @@ class Server:
         self._socket: InternalSocket | None = None
         self._front: FrontThread | None = None
         self._workers: QueryWorkers | None = None
+        self._template: WorkerTemplate | None = None  # the query workers' until they start
         self._lock_fd: int | None = None
         self._election: WriterElection | None = None
         self._standby_cancel = threading.Event()
@@ -217,6 +219,8 @@ class Server:
     def start(self) -> None:
         data_dir = check_data_dir(self.config.data_dir)
         check_port_free(self.config.host, self.config.port)
+        if self.config.workers > 1:  # before any thread or descriptor: the workers fork from it
+            self._template = WorkerTemplate.start()
         self._lock_fd = lock_data_dir(data_dir)
         lease = None
         if self.config.catalog_url is not None:
@@ -333,7 +337,7 @@ class Server:
     def _start_workers(self, data_dir: Path) -> None:
         if self.config.workers <= 1:
             return
-        assert self._socket is not None
+        assert self._socket is not None and self._template is not None
         self._workers = QueryWorkers(
             FollowerConfig(
                 data_dir, self.config.catalog_url, self.config.objects_url, self.config.object_cache_bytes
@@ -341,12 +345,14 @@ class Server:
             self._socket.path.parent,
             self.config.workers,
             self._socket.target,
+            self._template,
             auth_enabled=self.config.auth_enabled,
             max_workers=self.config.max_workers,
             max_message_bytes=self.config.max_message_bytes,
             memory_budget_bytes=self.config.memory_budget_bytes,
             on_report=self._worker_report,
         )
+        self._template = None  # the workers' now
         self._workers.start()
 
     def _worker_report(self, index: int, report: WorkerReport | None) -> None:
@@ -397,6 +403,9 @@ class Server:
         if self._workers is not None:
             self._workers.stop()
             self._workers = None
+        if self._template is not None:
+            self._template.stop(0)
+            self._template = None
         if self._grpc is not None:
             self._grpc.stop(self.config.stop_grace_s).wait()
             self._grpc = None
