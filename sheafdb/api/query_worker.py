@@ -1,4 +1,4 @@
-"""One query worker process of ``sheafdb serve --workers N`` (started by query_workers.py).
+"""One query worker process of ``sheafdb serve --workers N`` (forked from worker_template.py).
 
 The primary's front accepts every connection on the public port; a gRPC connection it hands
 to a worker arrives here as a file descriptor over the worker's handoff socket (SCM_RIGHTS),

@@ -1,4 +1,7 @@
-"""The query worker process's entry point: ``python -m sheafdb.api.query_worker_entry``.
+"""A query worker as a fresh interpreter: ``python -m sheafdb.api.query_worker_entry``.
+
+The server forks its workers from a template (worker_template.py); this starts the same worker
+by hand, and its command line is what ``ps`` shows for each forked worker.
 
 pymilvus's client and pandas are kept out before the worker's modules import anything
 (api/client_libraries.py: ~45 MB less per worker).

@@ -1,7 +1,9 @@
 """The query worker processes of ``sheafdb serve --workers N``, seen from the primary.
 
-The primary starts N worker processes (query_worker.py), each with a handoff socket (one
-end of a SOCK_SEQPACKET pair; the worker gets the other as an inherited descriptor). The
+The primary starts N worker processes (query_worker.py), forked from the worker template
+(worker_template.py, handed in by the server, which forked it before any thread existed;
+ours to stop), each with a handoff socket (one end of a SOCK_SEQPACKET pair; the worker gets
+the other, its only descriptor from us). Each worker is the primary's child. The
 front hands each accepted gRPC connection to the next ready worker in turn (``hand_off``:
 the connected socket itself, sent with SCM_RIGHTS, plus the bytes the front read from it),
 so no byte of that connection passes through the primary again. When no worker is ready
@@ -9,12 +11,13 @@ so no byte of that connection passes through the primary again. When no worker i
 which serves every call: nothing is refused while a worker is down.
 
 A supervisor thread (``sheafdb-workers``) notices a worker's death within ~0.1 s (its
-process ended) and starts a new one; a worker is ready once it says so over its handoff
+process ended) and starts a new one from the same template (from a new template when that
+one died); a worker is ready once it says so over its handoff
 socket. Each worker also reports there every ~0.5 s the calls it served and the bytes its
 memory ledger holds (worker_reports.py); the supervisor hands each report to ``on_report``
 (and None when that worker is gone: its bytes leave the server's sum). ``stop`` closes the
 handoff sockets (each worker then stops serving, letting its in-flight calls finish) and
-waits for the processes, killing any that outlive the wait.
+waits for the processes, killing any that outlive the wait, then ends the template.
 
 Locks: ``_lock`` guards the slots (process, socket, ready and ended flags) between the
 front's loop thread (``hand_off``), the supervisor and ``stop``. ``on_report`` runs on the
