@@ -1,18 +1,18 @@
 """The memory a ``serve --workers N`` server holds, measured with no other process mapping its
-libraries: bench/workers.py runs this as its own process, which imports only the standard
-library and psutil.
+libraries: this module imports only the standard library and psutil, and so does
+bench/workers.py, which measures with it; the clients run in a process of their own.
 
-Why a process of its own: PSS splits a shared page among every process mapping it, the
+Why: PSS splits a shared page among every process mapping it, the
 server's or not. A benchmark process that imported grpc, numpy and pyarrow from the same
 environment maps the same library files as the server, so it took a share of those pages off
 the server's sum: ~30 MiB off a one-process server (121 instead of 155 MiB at 20k rows), and
 less off a server of four processes, which holds the larger share of those pages.
 
 Each round serves the data dir with ``--workers 1``, then ``--workers 2``; a client process
-(bench/workers.py --warm) waits until the restored load answers, runs 16 clients for 2 s and
+(bench/workers_clients.py --warm) waits until the restored load answers, runs 16 clients for 2 s and
 exits; then the server's memory is read: the sum over its processes of RSS, PSS and USS.
 
-Usage (bench/workers.py runs it): python bench/server_memory.py DATA_DIR [--rounds N]
+Usage (bench/workers.py uses it): python bench/server_memory.py DATA_DIR [--rounds N]
 Prints one JSON object: {"1": [[rss, pss, uss], ...], "2": [...]} in bytes, one per round.
 """
 
@@ -70,7 +70,7 @@ def measure(data_dir: str, workers: int) -> tuple[int, int, int]:
     port = free_port()
     server = serve(data_dir, port, workers)
     try:
-        warm = [sys.executable, str(HERE / "workers.py"), "--warm", str(port), str(server.pid)]
+        warm = [sys.executable, str(HERE / "workers_clients.py"), "--warm", str(port), str(server.pid)]
         subprocess.run([*warm, str(WARM_CLIENTS), str(WARM_SECONDS)], check=True)
         return memory(psutil.Process(server.pid))
     finally:
