@@ -5,10 +5,9 @@ a server on a fresh data dir, then serves that same data dir (its load is restor
 with ``--workers 1`` and ``--workers 2`` in turn, each round:
 
 - C concurrent clients (threads of bench/workers_clients.py, each its own gRPC connection,
-  each sending the same
-  pre-serialized nq=1 SearchRequest, k=10, replies left as bytes) for S seconds:
-  searches/s, p99 latency, and the server's CPU per search (user + system of every process
-  of the server: the primary and its workers);
+  each sending the same pre-serialized nq=1 SearchRequest, k=10, replies left as bytes) for
+  S seconds: searches/s, p99 latency, and the server's CPU per search (user + system of
+  every process of the server: the primary and its workers);
 - the server's memory once served: the sum over its processes of RSS (shared pages counted
   once per process), PSS (each shared page split among the processes mapping it: the
   machine's memory the server holds) and USS (pages only one process holds). Measured after
