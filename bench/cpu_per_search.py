@@ -38,7 +38,8 @@ from grpc_latency import raw_requests  # noqa: E402
 from harness.doc_sections import put_section  # noqa: E402
 from pymilvus import MilvusClient  # noqa: E402
 from search_cpu import faiss_cpu_us  # noqa: E402
-from workers import build, free_port, run_clients, start, stop, wait_loaded  # noqa: E402
+from server_memory import free_port, start  # noqa: E402
+from workers_clients import build, run_clients, stop, wait_loaded  # noqa: E402
 
 
 def commit() -> str:

@@ -45,7 +45,8 @@ from grpc_latency import COLLECTION, SERVICE, percentiles, raw_requests
 from harness.doc_sections import put_section
 from memory_timeline import machine
 from pymilvus import MilvusClient
-from workers import build, channel, free_port, run_clients, start, stop, wait_loaded
+from server_memory import free_port, start
+from workers_clients import build, channel, run_clients, stop, wait_loaded
 
 REPO = Path(__file__).resolve().parents[1]
 SECTION = "scale-out"

@@ -39,7 +39,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def serve(data_dir: str, port: int, workers: int) -> subprocess.Popen[bytes]:
+def start(data_dir: str, port: int, workers: int) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "sheafdb", "serve", "--data-dir", data_dir, "--port", str(port)]
     process = subprocess.Popen(
         [*command, "--workers", str(workers)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -68,7 +68,7 @@ def memory(server: psutil.Process) -> tuple[int, int, int]:
 
 def measure(data_dir: str, workers: int) -> tuple[int, int, int]:
     port = free_port()
-    server = serve(data_dir, port, workers)
+    server = start(data_dir, port, workers)
     try:
         warm = [sys.executable, str(HERE / "workers_clients.py"), "--warm", str(port), str(server.pid)]
         subprocess.run([*warm, str(WARM_CLIENTS), str(WARM_SECONDS)], check=True)

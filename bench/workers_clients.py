@@ -26,7 +26,7 @@ from grpc_latency import COLLECTION, DIM, SERVICE, raw_requests
 from pymilvus import DataType, MilvusClient
 from pymilvus.grpc_gen import milvus_pb2
 from search_cpu import faiss_cpu_us
-from server_memory import free_port, serve
+from server_memory import free_port, start
 
 
 def build(client: MilvusClient, rows: int) -> np.ndarray:
@@ -39,10 +39,10 @@ def build(client: MilvusClient, rows: int) -> np.ndarray:
     index.add_index("vec", index_type="HNSW", metric_type="L2", params={"M": 16, "efConstruction": 100})
     client.create_collection(COLLECTION, schema=schema, index_params=index)
     vectors = np.random.default_rng(7).random((rows, DIM), dtype=np.float32)
-    for start in range(0, rows, 5000):
+    for first in range(0, rows, 5000):
         client.insert(
             COLLECTION,
-            [{"id": i, "vec": vectors[i], "n": i % 1000} for i in range(start, min(start + 5000, rows))],
+            [{"id": i, "vec": vectors[i], "n": i % 1000} for i in range(first, min(first + 5000, rows))],
         )
     client.flush(COLLECTION)
     client.load_collection(COLLECTION)
@@ -135,7 +135,7 @@ def warm(port: int, server_pid: int, clients: int, seconds: float) -> None:
 
 def throughput(data_dir: str, rows: int, seconds: float, concurrency: list[int], rounds: int) -> None:
     port = free_port()
-    builder = serve(data_dir, port, 1)
+    builder = start(data_dir, port, 1)
     try:
         client = MilvusClient(uri=f"http://127.0.0.1:{port}")
         vectors = build(client, rows)
@@ -152,7 +152,7 @@ def throughput(data_dir: str, rows: int, seconds: float, concurrency: list[int],
     for _ in range(rounds):
         for workers in (1, 2):
             port = free_port()
-            server = serve(data_dir, port, workers)
+            server = start(data_dir, port, workers)
             try:
                 wait_loaded(port, payload)
                 process = psutil.Process(server.pid)

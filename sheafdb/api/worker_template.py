@@ -16,9 +16,9 @@ sheafdb.api.worker_template``): workers still share its pages, not the primary's
 
 What each worker still holds of its own (~15 MiB at 20k rows, measured): mostly pages of the
 template's that it touched, differing in a few bytes (reference counts, the allocator's free
-lists: CPython 3.11 writes those on every use of an object); its threads' stacks, malloc
-arenas, Arrow's pool and OpenMP's team ~2.5 MiB (pages the template never had); the loaded segments are the
-mapped files (faiss indexes with IO_FLAG_MMAP_IFC), shared.
+lists: CPython 3.11 writes those on every use of an object); ~2.5 MiB are new mappings (its
+threads' stacks, allocator arenas). The loaded segments are the mapped files (faiss indexes
+with IO_FLAG_MMAP_IFC), shared.
 
 Protocol, over one SOCK_SEQPACKET pair (the control socket): the primary sends a worker's
 arguments (JSON) with its handoff socket attached (SCM_RIGHTS); the template forks twice (the
