@@ -151,14 +151,15 @@ class QueryWorkers:
         try:
             try:
                 slot.process = self._template.spawn(arguments, theirs)
-            except OSError:
-                if self._template.alive():
-                    raise
+            except ConnectionError:
                 # The template died: a new one (a fresh interpreter: this process has threads now).
                 log.warning("the query worker template ended; starting it again")
                 self._template.stop(0)
                 self._template = WorkerTemplate.start()
                 slot.process = self._template.spawn(arguments, theirs)
+        except BaseException:
+            ours.close()
+            raise
         finally:
             theirs.close()
         ours.setblocking(False)
@@ -212,26 +213,30 @@ class QueryWorkers:
                 self._on_report(slot.index, report)
 
     def _check(self, slot: _Slot) -> None:
-        """Under ``_lock``: start a worker again when it died or never became ready."""
+        """Under ``_lock``: start a worker again when it died, never became ready, or could not
+        be started at the last try."""
         process = slot.process
-        if process is None:
-            return
-        code = process.poll()
-        late = not slot.ready and time.monotonic() - slot.started_at > _START_TIMEOUT_S
-        if code is None and not late:
-            return
-        if late:
-            process.kill()
-        log.warning(
-            "query worker %d (pid %d) %s; starting it again",
-            slot.index,
-            process.pid,
-            "did not start in time" if late else f"ended with code {process.returncode}",
-        )
-        self._close_handoff(slot)
-        if self._on_report is not None:
-            self._on_report(slot.index, None)
-        self._spawn(slot)
+        if process is not None:
+            code = process.poll()
+            late = not slot.ready and time.monotonic() - slot.started_at > _START_TIMEOUT_S
+            if code is None and not late:
+                return
+            if late:
+                process.kill()
+            log.warning(
+                "query worker %d (pid %d) %s; starting it again",
+                slot.index,
+                process.pid,
+                "did not start in time" if late else f"ended with code {process.returncode}",
+            )
+            self._close_handoff(slot)
+            slot.process = None
+            if self._on_report is not None:
+                self._on_report(slot.index, None)
+        try:
+            self._spawn(slot)
+        except OSError as exc:  # tried again at the next look
+            log.error("query worker %d could not be started: %s", slot.index, exc)
 
     def _close_handoff(self, slot: _Slot) -> None:
         if slot.handoff is not None:

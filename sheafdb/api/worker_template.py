@@ -131,16 +131,15 @@ class WorkerTemplate:
 
     def spawn(self, arguments: Sequence[str], handoff: socket.socket) -> WorkerProcess:
         """A worker running ``query_worker.main(arguments + ["--handoff-fd", <its fd>])``, our
-        child; OSError when the template is gone."""
+        child. ConnectionError: the template is gone; OSError: it could not fork."""
         with self._lock:
             socket.send_fds(self._control, [json.dumps(list(arguments)).encode()], [handoff.fileno()])
             answer = self._control.recv(_MAX_REQUEST)
+        if not answer:
+            raise ConnectionError("the worker template is gone")
         if not answer.startswith(b"pid "):
             raise OSError(f"the worker template could not start a worker: {answer.decode(errors='replace')}")
         return WorkerProcess(int(answer[4:]))
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
 
     def stop(self, timeout_s: float) -> None:
         """Close the control socket (the template exits); kill it past ``timeout_s``."""
