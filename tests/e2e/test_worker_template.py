@@ -61,7 +61,8 @@ class Served:
 
 
 def _children(process: psutil.Process) -> list[psutil.Process]:
-    return [p for p in process.children() if p.status() != psutil.STATUS_ZOMBIE]
+    """The live children (a killed one not yet reaped, or gone meanwhile, left out)."""
+    return [p for p in process.children() if _running(p)]
 
 
 def _command(process: psutil.Process) -> str:
