@@ -48,8 +48,6 @@ _POLL_S = 0.1
 _START_TIMEOUT_S = 120.0
 # Workers hold nothing to save: past this they are killed (the whole stop must fit in 2 s).
 _STOP_WAIT_S = 1.0
-# The template ends as soon as its control socket closes; past this it is killed.
-_TEMPLATE_STOP_S = 0.5
 # The largest message a worker sends (a report; SOCK_SEQPACKET delivers whole messages).
 _MAX_MESSAGE = 1 << 20
 
@@ -252,10 +250,11 @@ class QueryWorkers:
             processes = [s.process for s in self._slots if s.process is not None]
             for slot in self._slots:
                 self._close_handoff(slot)  # the worker's handoff loop ends: it stops
+        self._template.close()  # and the template ends
         deadline = time.monotonic() + _STOP_WAIT_S
         for process in processes:
             if process.wait(deadline - time.monotonic()) is None:
                 process.kill()
-        self._template.stop(_TEMPLATE_STOP_S)
+        self._template.stop(deadline - time.monotonic())
         for slot in self._slots:
             slot.socket_path.unlink(missing_ok=True)

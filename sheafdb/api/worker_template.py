@@ -141,9 +141,13 @@ class WorkerTemplate:
             raise OSError(f"the worker template could not start a worker: {answer.decode(errors='replace')}")
         return WorkerProcess(int(answer[4:]))
 
-    def stop(self, timeout_s: float) -> None:
-        """Close the control socket (the template exits); kill it past ``timeout_s``."""
+    def close(self) -> None:
+        """Close the control socket: the template exits (its workers live on)."""
         self._control.close()
+
+    def stop(self, timeout_s: float) -> None:
+        """``close``, and wait for the template's end; kill it past ``timeout_s``."""
+        self.close()
         if self.process.wait(timeout_s) is None:
             self.process.kill()
 
