@@ -81,6 +81,12 @@ def _rollup(pid: int) -> dict[str, int]:
     return fields
 
 
+def _descriptors(pid: int) -> list[str]:
+    """What each of the process's descriptors past stdin, stdout and stderr points to."""
+    fds = Path(f"/proc/{pid}/fd")
+    return [os.readlink(fd) for fd in fds.iterdir() if int(fd.name) > 2]
+
+
 def wait_for(what: str, check: Callable[[], bool]) -> None:
     deadline = time.monotonic() + WAIT_S
     while not check():
@@ -106,6 +112,15 @@ def test_workers_share_the_templates_interpreter_pages(served: Served) -> None:
     # The template serves nothing: almost all it holds, it shares.
     template = _rollup(served.template().pid)
     assert template["Private_Dirty"] < template["Shared_Dirty"], template
+
+
+def test_the_template_and_the_workers_keep_no_descriptor_of_the_primarys(served: Served) -> None:
+    # The primary holds its data dir's lock and its own sockets; the template only its control socket.
+    assert any(link.endswith("sheafdb.lock") for link in _descriptors(served.process.pid))
+    (control,) = _descriptors(served.template().pid)
+    assert control.startswith("socket:")
+    for worker in served.workers():
+        assert not any(link.endswith("sheafdb.lock") for link in _descriptors(worker.pid))
 
 
 def test_a_killed_worker_comes_back_from_the_same_template(served: Served) -> None:
