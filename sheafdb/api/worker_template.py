@@ -38,6 +38,7 @@ from __future__ import annotations
 import ctypes
 import gc
 import json
+import logging
 import os
 import select
 import signal
@@ -47,6 +48,8 @@ import threading
 import traceback
 from collections.abc import Sequence
 from typing import NoReturn
+
+log = logging.getLogger("sheafdb.workers")
 
 # A worker's arguments (a few hundred bytes: paths and numbers).
 _MAX_REQUEST = 1 << 16
@@ -103,11 +106,9 @@ class WorkerProcess:
 class WorkerTemplate:
     """The primary's side: start the template, ask it for workers, stop it."""
 
-    def __init__(self, control: socket.socket, process: WorkerProcess, *, forked: bool) -> None:
+    def __init__(self, control: socket.socket, process: WorkerProcess) -> None:
         self._control = control
         self.process = process
-        # True: forked from the primary (shares its pages); False: a fresh interpreter.
-        self.forked = forked
         self._lock = threading.Lock()
 
     @classmethod
@@ -127,7 +128,9 @@ class WorkerTemplate:
             pid = os.posix_spawn(sys.executable, command, os.environ)
         theirs.close()
         ours.settimeout(_SPAWN_TIMEOUT_S)
-        return cls(ours, WorkerProcess(pid), forked=forked)
+        how = "forked from this process" if forked else "a fresh interpreter"
+        log.info("query worker template started (pid %d, %s)", pid, how)
+        return cls(ours, WorkerProcess(pid))
 
     def spawn(self, arguments: Sequence[str], handoff: socket.socket) -> WorkerProcess:
         """A worker running ``query_worker.main(arguments + ["--handoff-fd", <its fd>])``, our
