@@ -347,21 +347,22 @@ class PgLogs:
                 (collection_id, up_to_lsn),
             )
 
-    def read_after(self, collection_id: int, after_lsn: int) -> tuple[int, list[LogRecord]]:
-        """(how far the log was trimmed, the records past ``after_lsn``), in one snapshot."""
+    def read_after(self, collection_id: int, after_lsn: int) -> tuple[int, int, list[LogRecord]]:
+        """(the catalog's change counter, how far the log was trimmed, the records past
+        ``after_lsn``), in one statement: one snapshot and one round trip. The counter is the
+        catalog's (``SqlCatalog.change_counter``, the same database), so a follower learns in the
+        same look whether the catalog it resolved the read with is still current."""
         with self._reading() as pg:
             rows = pg.first(
-                "SELECT 0, '', 0, trimmed_to, NULL FROM log_heads WHERE collection_id = %s "
+                "SELECT 0, '', (SELECT value FROM meta WHERE key = 'version'), "
+                "COALESCE((SELECT trimmed_to FROM log_heads WHERE collection_id = %s), 0), NULL "
                 f"UNION ALL SELECT {_RECORD_COLUMNS} FROM log_records "
                 "WHERE collection_id = %s AND lsn > %s ORDER BY 1",
                 (collection_id, collection_id, after_lsn),
                 binary=True,
             ).fetchall()
-        trimmed_to = 0
-        if rows and rows[0][0] == 0:
-            trimmed_to = int(rows[0][3])
-            rows = rows[1:]
-        return trimmed_to, [_record(row) for row in rows]
+        head = rows[0]  # lsns start at 1: the head row sorts first
+        return int(head[2]), int(head[3]), [_record(row) for row in rows[1:]]
 
 
 class _Using:
@@ -408,15 +409,18 @@ class PgCollectionLog:
 
 
 class PgLogTail:
-    """A LogTail of one collection's records in PostgreSQL: one query per read."""
+    """A LogTail of one collection's records in PostgreSQL: one statement per read, which
+    also reads the catalog's change counter (``catalog_counter``)."""
 
     def __init__(self, store: PgLogs, collection_id: int) -> None:
         self._store = store
         self.collection_id = collection_id
         self.last_lsn: int | None = None  # None: nothing read yet
+        self.catalog_counter: int | None = None
 
     def read_new(self) -> list[LogRecord]:
-        trimmed_to, records = self._store.read_after(self.collection_id, self.last_lsn or 0)
+        counter, trimmed_to, records = self._store.read_after(self.collection_id, self.last_lsn or 0)
+        self.catalog_counter = counter
         if self.last_lsn is not None and trimmed_to > self.last_lsn:
             raise LogGap(
                 f"log of collection {self.collection_id} trimmed to {trimmed_to}, past {self.last_lsn}"
