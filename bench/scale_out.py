@@ -63,6 +63,7 @@ class Results:
     latency: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     cluster_note: str = ""  # why the cluster was not measured, or how far it got
     cluster_cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds by role while measured
+    load: tuple[float, float] = (0.0, 0.0)  # the machine's 1-minute load average, start and end
 
     def drop(self, server: str) -> None:
         if server == CLUSTER:
@@ -312,7 +313,9 @@ def render(results: Results, args: argparse.Namespace, command: str, machine_lin
         "",
         f"Command: `{command}`",
         "",
-        f"Run on {when}, {machine_line}. Shared with other work while it ran: compare the rows of one run.",
+        f"Run on {when}, {machine_line}, at commit {commit()}; load average (1 min) "
+        f"{results.load[0]:.2f} at the start, {results.load[1]:.2f} at the end. Shared with other work "
+        "while it ran: compare the rows of one run.",
         "",
         f"One collection, {args.rows:,} x 128-d float32 (seeded), HNSW M=16 efConstruction 100, L2. "
         "Each client is a thread with its own gRPC connection sending the same pre-serialized nq=1 "
@@ -378,6 +381,18 @@ def render(results: Results, args: argparse.Namespace, command: str, machine_lin
 # --- the run ----------------------------------------------------------------------------------
 
 
+def commit() -> str:
+    """The code measured: HEAD's short hash, marked when sheafdb/ has uncommitted changes."""
+    head = _git("rev-parse", "--short", "HEAD") or "unknown"
+    return f"`{head}`" + (" with uncommitted changes" if _git("status", "--porcelain", "sheafdb") else "")
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=REPO, capture_output=True, text=True, check=False
+    ).stdout.strip()
+
+
 def print_logs(work: Path) -> None:
     """The end of the writer's and the proxy's output, to say why the cluster failed."""
     for log in sorted(work.glob("*.log")):
@@ -404,6 +419,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     command = " ".join([".venv/bin/python bench/scale_out.py", *(sys.argv[1:] if argv is None else argv)])
     work = Path(tempfile.mkdtemp(prefix="sheafdb-scale-out-"))
     results = Results()
+    started_load = os.getloadavg()[0]
     try:
         data_dir = str(work / "embedded")
         port = free_port()
@@ -451,6 +467,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    results.load = (started_load, os.getloadavg()[0])
     section = render(results, args, command, machine(), when)
     print(section)
     if not args.no_doc:

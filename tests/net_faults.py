@@ -24,6 +24,9 @@ class Relay:
         # (request, answer): on the first connection to send ``request``, lose ``answer``.
         self._chosen: tuple[bytes, bytes] | None = None
         self._frozen = threading.Event()
+        # Chunks the clients sent: one per round trip while a client waits for each answer
+        # (a statement, or a pipelined batch, goes out in one write).
+        self.sends = 0
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -46,6 +49,7 @@ class Relay:
                     continue
                 if not replies:
                     with self._lock:
+                        self.sends += 1
                         if self._chosen is not None and self._chosen[0] in data:
                             armed.append(self._chosen[1])
                             self._chosen = None

@@ -6,9 +6,10 @@ compaction, index builds and the load state: the data dir's SQLite catalog, file
 segment files (embedded), or the PostgreSQL catalog and log and the S3 objects (cached in
 this worker's data dir). ``FollowerConfig`` names them. The worker writes nothing; it follows:
 
-- **The catalog.** Before every read it asks the catalog whether anyone committed since it
-  last looked (``change_counter``: SQLite's ``PRAGMA data_version``, a counter every write
-  transaction bumps in PostgreSQL). If so it takes the catalog again: names,
+- **The catalog.** Every read asks the catalog whether anyone committed since it last
+  looked (``change_counter``: SQLite's ``PRAGMA data_version``, a counter every write
+  transaction bumps in PostgreSQL, read there in the log tail's own statement: one round
+  trip per read). If so it takes the catalog again and the read starts over: names,
   and per collection a fingerprint (record, partitions, indexes, segments and their built
   indexes, the persisted load config). A collection whose fingerprint changed (a seal, a
   compaction swap, an index build, a DDL, a load or release) is opened afresh from the
@@ -35,8 +36,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from pathlib import Path
@@ -56,9 +57,9 @@ from sheafdb.engine.models import (
 from sheafdb.engine.names import CollectionNames
 from sheafdb.engine.read.search_by_keys import with_key_vectors
 from sheafdb.engine.write.recovery import LogReplay
-from sheafdb.errors import UnexpectedError, invalid
+from sheafdb.errors import SheafError, UnexpectedError, invalid
 from sheafdb.schema import CollectionSchema
-from sheafdb.storage.catalog import open_catalog
+from sheafdb.storage.catalog import Catalog, open_catalog
 from sheafdb.storage.log import LogGap, LogTail, open_log_store
 from sheafdb.storage.object_store import open_object_store
 from sheafdb.storage.records import CollectionRecord
@@ -107,11 +108,15 @@ class _Followed:
     def collection(self) -> Collection:
         return self.replay.collection
 
-    def catch_up(self) -> None:
-        """Apply what the primary logged since the last read (LogGap: records were trimmed)."""
+    def catch_up(self, catalog: Catalog) -> int:
+        """Apply what the primary logged since the last read (LogGap: records were trimmed);
+        returns the catalog's change counter read after the call came in: with the records
+        when the log lives with the catalog (one PostgreSQL round trip), else just after."""
         with self.lock:
             for record in self.tail.read_new():
                 self.replay.apply(record)
+            counter = self.tail.catalog_counter
+        return catalog.change_counter() if counter is None else counter
 
 
 class Follower:
@@ -220,44 +225,63 @@ class Follower:
     # -- reads -------------------------------------------------------------------------------
     @contextmanager
     def _reading(
-        self, db: str, name: str, partitions: Sequence[str] = (), *, synced: bool = False
+        self, db: str, name: str, partitions: Sequence[str] = (), *, check: Callable[[], object] | None = None
     ) -> Iterator[Collection]:
         """The collection, caught up with every write acknowledged before the call, and held
-        (the catalog is not taken again) while the caller reads it. ``synced``: the caller
-        followed the catalog after the call came in (a cluster worker's replica check), so the
-        first attempt does not ask again: one catalog round trip less per read."""
-        for attempt in range(CATCH_UP_ATTEMPTS):
-            if attempt or not synced:
-                self._sync_catalog()
-            with self._gate.shared():
-                coll = self._names.resolve_checked(db, name, partitions, reading=True)
-                followed = self._followed[coll.collection_id]
+        (the catalog is not taken again) while the caller reads it.
+
+        When nothing changed, one look at the backends: the name resolves in the catalog as
+        last taken, the log's tail is read, and with it (``catch_up``) the catalog's change
+        counter, after the call came in. The counter where it was when the names were taken
+        means they were current: the read goes on. A counter that moved (a DDL, a seal, a
+        load) means they may not be: the catalog is taken again and the read starts over, as
+        it does when the name does not resolve in the catalog as it was. ``check``: run first
+        in each attempt, outside the gate, on the catalog as last taken (a cluster worker's
+        replica check); its refusal, too, is only believed once the catalog is current."""
+        synced = False
+        for _ in range(CATCH_UP_ATTEMPTS):
+            version = self._version
+            current = gap = False
+            with ExitStack() as held:
                 try:
-                    followed.catch_up()
+                    if check is not None:
+                        check()
+                    held.enter_context(self._gate.shared())
+                    coll = self._names.resolve_checked(db, name, partitions, reading=True)
+                    followed = self._followed[coll.collection_id]
+                    current = followed.catch_up(self._catalog) == version
                 except LogGap:
                     gap = True
-                else:
-                    gap = False
+                except SheafError:
+                    if synced:
+                        raise  # the catalog was taken after the call came in: a true refusal
+                if current:
                     if followed.request is not None:
                         self._loads.wait(coll, (), self.load_wait_s)
                     yield coll
                     return
-            if gap:
-                self._sync_catalog(force=True)
+            self._sync_catalog(force=gap)
+            synced = True
         raise UnexpectedError(f"collection {name} changed too often to be read")
 
-    def search(self, db: str, request: SearchRequest, *, synced: bool = False) -> SearchResult:
-        with self._reading(db, request.collection, request.partition_names, synced=synced) as coll:
+    def search(
+        self, db: str, request: SearchRequest, *, check: Callable[[], object] | None = None
+    ) -> SearchResult:
+        with self._reading(db, request.collection, request.partition_names, check=check) as coll:
             if request.ids is not None:
                 request = with_key_vectors(coll.schema, request, lambda get: self._loads.query(coll, get))
             return self._loads.search(coll, request)
 
-    def hybrid_search(self, db: str, request: HybridSearchRequest, *, synced: bool = False) -> SearchResult:
-        with self._reading(db, request.collection, request.partition_names, synced=synced) as coll:
+    def hybrid_search(
+        self, db: str, request: HybridSearchRequest, *, check: Callable[[], object] | None = None
+    ) -> SearchResult:
+        with self._reading(db, request.collection, request.partition_names, check=check) as coll:
             return self._loads.hybrid_search(coll, request)
 
-    def query(self, db: str, request: QueryRequest, *, synced: bool = False) -> QueryResult:
-        with self._reading(db, request.collection, request.partition_names, synced=synced) as coll:
+    def query(
+        self, db: str, request: QueryRequest, *, check: Callable[[], object] | None = None
+    ) -> QueryResult:
+        with self._reading(db, request.collection, request.partition_names, check=check) as coll:
             return self._loads.query(coll, request)
 
     # -- what the handlers ask besides the reads (answered from the followed catalog) ---------

@@ -20,22 +20,25 @@ records commit in lsn order and a follower reading ``lsn > last`` never skips on
 A lost connection is replaced (pg_connection.py). When the server ended it with an error
 (PostgreSQL restarting) the INSERT did not run and goes out again on a new connection; when it
 went silent (the network cut, the server killed), the group's appends fail with
-``MetaStoreUnavailable`` and whether its INSERT committed is unknown, so before the next
-group the leader settles it: it ends the lost connection's server process if that still runs
-(its statement can then commit no more) and looks for the group's first record. Absent:
-appends go on (the lost lsns stay a gap, which no reader minds). Present: records nobody
-acknowledged and this writer's memory lacks are in the log: ``CommitOutcomeUnknown``, told to
-``on_commit_unknown`` (the writer steps down; its successor recovers them), and this log takes
-no more appends. Any other failure stops appends too.
+``MetaStoreUnavailable`` and whether its INSERT committed is unknown, so it is settled at once,
+by a thread of its own (``sheafdb-log-settle``, retrying while the database is away), and by
+the next group's leader first if that comes sooner: it ends the lost connection's server
+process if that still runs (its statement can then commit no more) and looks for the group's
+first record. Absent: appends go on (the lost lsns stay a gap, which no reader minds). Present:
+records nobody acknowledged and this writer's memory lacks (its own reads miss them) are in
+the log: ``CommitOutcomeUnknown``, told to ``on_commit_unknown`` (the writer steps down; its
+successor recovers them), and this log takes no more appends. Any other failure stops appends
+too.
 
 Locks: ``_cond`` guards the queue, the failure and every collection log's next lsn;
-``_write_lock`` the write connection and the group of unknown outcome (the commit leader,
-trims, removals); ``_read_lock`` the read connection (replays, tails). Needs psycopg 3;
-imported only with a PostgreSQL catalog.
+``_write_lock`` the write connection, the group of unknown outcome and ``_closed`` (the commit
+leader, the settling thread, trims, removals); ``_read_lock`` the read connection (replays,
+tails). Needs psycopg 3; imported only with a PostgreSQL catalog.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -66,6 +69,8 @@ CREATE TABLE IF NOT EXISTS log_heads (
     collection_id BIGINT PRIMARY KEY, trimmed_to BIGINT NOT NULL);
 """
 
+log = logging.getLogger(__name__)
+
 # Records a replay fetches per round trip (a record is up to a whole insert batch).
 _REPLAY_PAGE = 64
 _FENCE = "SELECT 1 FROM leases WHERE name = %s AND token = %s FOR SHARE"
@@ -80,6 +85,8 @@ _END_BACKEND = (
     "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity "
     "WHERE pid = %s AND backend_start::text = %s"
 )
+# How long the settling thread waits between tries while the database cannot tell.
+_SETTLE_RETRY_S = 0.5
 
 
 @dataclass(eq=False)
@@ -134,6 +141,8 @@ class PgLogs:
         self._committing = False
         self._failure: BaseException | None = None
         self._lost_group: _LostGroup | None = None
+        self._closed = False
+        self._closing = threading.Event()
         self._write_lock = threading.Lock()
         self._read_lock = threading.Lock()
 
@@ -182,7 +191,9 @@ class PgLogs:
     def close(self) -> None:
         with self._cond:
             self._failure = self._failure or UnexpectedError("the log is closed")
+        self._closing.set()
         with self._write_lock:
+            self._closed = True
             if self._write_pg is not None:
                 self._write_pg.close()
         with self._read_lock:
@@ -262,6 +273,10 @@ class PgLogs:
 
     def _commit(self, group: list[_Pending]) -> None:
         with self._writing() as pg:
+            with self._cond:
+                failure = self._failure  # found while this group waited (the settling thread)
+            if failure is not None:
+                raise failure
             if self._lost_group is not None:
                 self._settle(pg, self._lost_group)
                 self._lost_group = None
@@ -274,11 +289,35 @@ class PgLogs:
                 except MetaStoreUnavailable as exc:
                     if not refused(exc):  # silence: the INSERT may or may not have committed
                         self._lost_group = _LostGroup(group[0].collection_id, group[0].lsn, backend)
+                        threading.Thread(
+                            target=self._settle_soon, name="sheafdb-log-settle", daemon=True
+                        ).start()
                         raise
                     if attempt == 1:
                         raise
                     # The server said no (it ended the session, as a restart does): nothing
                     # committed, so once more on a new connection.
+
+    def _settle_soon(self) -> None:
+        """Settle the lost group now rather than at the next append, which may be long in
+        coming: if it committed, the writer must step down at once (its reads lack its rows)."""
+        while not self._closing.is_set():
+            with self._write_lock:
+                lost, pg = self._lost_group, self._write_pg
+                if lost is None or pg is None or self._closed:
+                    return  # settled by an append meanwhile
+                try:
+                    self._settle(pg, lost)
+                except CommitOutcomeUnknown as exc:
+                    with self._cond:
+                        self._failure = self._failure or exc
+                    return
+                except Exception as exc:  # noqa: BLE001 - the database cannot tell yet: again soon
+                    log.warning("the fate of a lost log append is not known yet: %s", exc)
+                else:
+                    self._lost_group = None
+                    return
+            self._closing.wait(_SETTLE_RETRY_S)
 
     def _settle(self, pg: PgConnection, lost: _LostGroup) -> None:
         """Learn whether ``lost`` committed; raises unless it surely did not."""
@@ -347,21 +386,22 @@ class PgLogs:
                 (collection_id, up_to_lsn),
             )
 
-    def read_after(self, collection_id: int, after_lsn: int) -> tuple[int, list[LogRecord]]:
-        """(how far the log was trimmed, the records past ``after_lsn``), in one snapshot."""
+    def read_after(self, collection_id: int, after_lsn: int) -> tuple[int, int, list[LogRecord]]:
+        """(the catalog's change counter, how far the log was trimmed, the records past
+        ``after_lsn``), in one statement: one snapshot and one round trip. The counter is the
+        catalog's (``SqlCatalog.change_counter``, the same database), so a follower learns in the
+        same look whether the catalog it resolved the read with is still current."""
         with self._reading() as pg:
             rows = pg.first(
-                "SELECT 0, '', 0, trimmed_to, NULL FROM log_heads WHERE collection_id = %s "
+                "SELECT 0, '', (SELECT value FROM meta WHERE key = 'version'), "
+                "COALESCE((SELECT trimmed_to FROM log_heads WHERE collection_id = %s), 0), NULL "
                 f"UNION ALL SELECT {_RECORD_COLUMNS} FROM log_records "
                 "WHERE collection_id = %s AND lsn > %s ORDER BY 1",
                 (collection_id, collection_id, after_lsn),
                 binary=True,
             ).fetchall()
-        trimmed_to = 0
-        if rows and rows[0][0] == 0:
-            trimmed_to = int(rows[0][3])
-            rows = rows[1:]
-        return trimmed_to, [_record(row) for row in rows]
+        head = rows[0]  # lsns start at 1: the head row sorts first
+        return int(head[2]), int(head[3]), [_record(row) for row in rows[1:]]
 
 
 class _Using:
@@ -408,15 +448,18 @@ class PgCollectionLog:
 
 
 class PgLogTail:
-    """A LogTail of one collection's records in PostgreSQL: one query per read."""
+    """A LogTail of one collection's records in PostgreSQL: one statement per read, which
+    also reads the catalog's change counter (``catalog_counter``)."""
 
     def __init__(self, store: PgLogs, collection_id: int) -> None:
         self._store = store
         self.collection_id = collection_id
         self.last_lsn: int | None = None  # None: nothing read yet
+        self.catalog_counter: int | None = None
 
     def read_new(self) -> list[LogRecord]:
-        trimmed_to, records = self._store.read_after(self.collection_id, self.last_lsn or 0)
+        counter, trimmed_to, records = self._store.read_after(self.collection_id, self.last_lsn or 0)
+        self.catalog_counter = counter
         if self.last_lsn is not None and trimmed_to > self.last_lsn:
             raise LogGap(
                 f"log of collection {self.collection_id} trimmed to {trimmed_to}, past {self.last_lsn}"

@@ -29,37 +29,49 @@ class WalTail:
     """A LogTail of the file log. Reads from the oldest record the log holds (its reader
     skips what is sealed), then on."""
 
+    # The file log lives apart from the catalog: its reader asks the catalog itself.
+    catalog_counter: int | None = None
+
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.next_lsn: int | None = None  # None: nothing read yet
         # The file being read (its first lsn) and the offset after the last record read in it.
         self._first: int | None = None
         self._offset = 0
+        # (first, next lsn) -> the paths the fast path stats, as strings made once: building a
+        # Path costs more than its stat.
+        self._paths: tuple[tuple[int, int | None], str, str] | None = None
 
     def read_new(self) -> list[WalRecord]:
-        """Every complete record past the last one read (the fast path: one stat)."""
+        """Every complete record past the last one read (nothing new: two stats)."""
         records: list[WalRecord] = []
         while True:
             if self._first is None and not self._find_file():
                 return records
             assert self._first is not None
-            path = log_file(self.directory, self._first)
+            path, _ = self._current_paths()
             try:
                 size = os.stat(path).st_size
             except FileNotFoundError:  # trimmed: look for the record in the files left
                 self._first = None
                 continue
             if size > self._offset:
-                records.extend(self._read_from(path))
+                records.extend(self._read_from(Path(path)))
             # The primary rotates to a file named by the next lsn once this one is full.
             following = self.next_lsn
-            if (
-                following is None
-                or following == self._first
-                or not log_file(self.directory, following).exists()
-            ):
+            _, following_path = self._current_paths()
+            if following is None or following == self._first or not os.path.exists(following_path):
                 return records
             self._first, self._offset = following, 0
+
+    def _current_paths(self) -> tuple[str, str]:
+        """(the file being read, the file the next lsn would start), as strings."""
+        assert self._first is not None
+        key = (self._first, self.next_lsn)
+        if self._paths is None or self._paths[0] != key:
+            following = "" if self.next_lsn is None else str(log_file(self.directory, self.next_lsn))
+            self._paths = (key, str(log_file(self.directory, self._first)), following)
+        return self._paths[1], self._paths[2]
 
     def _find_file(self) -> bool:
         """Point at the file holding ``next_lsn``; False when it is not written yet."""

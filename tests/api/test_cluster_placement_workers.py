@@ -17,7 +17,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from sheafdb.api.cluster.worker_runtime import WorkerConfig, WorkerRuntime
+from sheafdb.api.cluster.worker_config import WorkerConfig
+from sheafdb.api.cluster.worker_runtime import WorkerRuntime
 from sheafdb.engine.config import EngineConfig
 from sheafdb.engine.distribution.loaded_bytes import load_target
 from sheafdb.engine.distribution.read_calls import READ_METHOD, SECRET_METADATA_KEY, ReadAnswer, ReadCall

@@ -13,7 +13,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from sheafdb.api.cluster.worker_runtime import WorkerConfig, WorkerRuntime
+from sheafdb.api.cluster.worker_config import WorkerConfig
+from sheafdb.api.cluster.worker_runtime import WorkerRuntime
 from sheafdb.engine.access import AccessControl
 from sheafdb.engine.config import EngineConfig
 from sheafdb.engine.distribution.read_calls import READ_METHOD, SECRET_METADATA_KEY, ReadAnswer, ReadCall

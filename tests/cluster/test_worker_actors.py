@@ -24,7 +24,7 @@ import pyarrow as pa
 import pytest
 
 from sheafdb.api.cluster.ray_pool import RayWorkerPool, WorkerHandle
-from sheafdb.api.cluster.worker_runtime import WorkerConfig
+from sheafdb.api.cluster.worker_config import WorkerConfig
 from sheafdb.engine.config import EngineConfig
 from sheafdb.engine.distribution.read_calls import READ_METHOD, SECRET_METADATA_KEY, ReadAnswer, ReadCall
 from sheafdb.engine.engine import Engine
@@ -267,6 +267,25 @@ def test_workers_load_their_segments_only_and_answer(world: World, s3_server: S3
     with pytest.raises(grpc.RpcError) as wrong:
         read(leader.address, ReadCall("query", DB, count, 1, version), str(world.secret + 1))
     assert wrong.value.code() is grpc.StatusCode.PERMISSION_DENIED  # type: ignore[attr-defined]
+
+
+def test_the_actor_processes_keep_pymilvus_client_and_pandas_out(world: World) -> None:
+    """As every server process (api/client_libraries.py): Ray unpickles the actor's config
+    before our code runs in its process, so nothing it imports first may pull them in."""
+    import pandas  # noqa: F401 - this process maps it: the check below can fail
+    import ray
+
+    version = world.catalog.placement_version()
+    count = QueryRequest("c", output_fields=("count(*)",))
+    for handle in world.workers:  # a read builds tables: pyarrow's first look for pandas
+        read(handle.address, ReadCall("query", DB, count, 1, version), str(world.secret))
+    pids = [ray.get(handle.actor.status.remote(), timeout=60)[2] for handle in world.workers]
+    assert _maps_pandas(os.getpid())
+    assert [pid for pid in pids if _maps_pandas(pid)] == []
+
+
+def _maps_pandas(pid: int) -> bool:
+    return "/pandas/" in Path(f"/proc/{pid}/maps").read_text()
 
 
 def test_a_killed_worker_is_restarted_registers_again_and_reloads(

@@ -18,7 +18,7 @@ import grpc
 import pytest
 
 from sheafdb.api.cluster.ray_pool import RayWorkerPool
-from sheafdb.api.cluster.worker_runtime import WorkerConfig
+from sheafdb.api.cluster.worker_config import WorkerConfig
 from sheafdb.engine.config import EngineConfig
 from sheafdb.engine.distribution.read_calls import READ_METHOD, SECRET_METADATA_KEY, ReadAnswer, ReadCall
 from sheafdb.engine.engine import Engine

@@ -116,3 +116,17 @@ def test_worker_maps_what_it_loads(primary: Engine, follower: Follower, kit) -> 
 def _kinds(follower: Follower) -> set[tuple[str, str]]:
     runtime = next(iter(follower._loads._runtimes.values()))
     return {key for segment in runtime.view.segments.values() for key in segment.footprint}
+
+
+def test_a_partition_made_after_the_last_read_is_read_at_once(
+    primary: Engine, follower: Follower, kit
+) -> None:  # type: ignore[no-untyped-def]
+    """The read resolves names in the catalog as last taken; one it does not find there is
+    looked for again in the catalog as it is now (Strong for DDL too)."""
+    _loaded(primary, kit)
+    primary.insert(DB, "c", kit.make_rows([1]))
+    assert _count(follower) == 1
+    primary.create_partition(DB, "c", "p")
+    primary.insert(DB, "c", kit.make_rows([2]), partition="p")
+    got = follower.query(DB, QueryRequest("c", ids=[2], partition_names=("p",), output_fields=("id",)))
+    assert got.table.column("id").to_pylist() == [2]

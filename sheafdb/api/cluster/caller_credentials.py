@@ -59,7 +59,14 @@ def endpoints_passing_credentials(endpoints: Sequence[Endpoint]) -> tuple[Endpoi
 
 
 class PassCredentials(grpc.ServerInterceptor):
-    """Every unary call's handler wrapped by ``grpc_credentials`` (the cluster writer's)."""
+    """Every unary call's handler wrapped by ``grpc_credentials`` (the cluster writer's). Each
+    method's wrapped handler is made once, on its first call, and kept (for as long as the
+    server gives the same handler for it): not rebuilt on every call."""
+
+    def __init__(self) -> None:
+        # Method -> (the server's handler, its wrapped one). Replaced whole, never mutated, so
+        # handler threads read it without a lock (two first calls may both build one: harmless).
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     def intercept_service(
         self,
@@ -69,8 +76,14 @@ class PassCredentials(grpc.ServerInterceptor):
         handler = continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler
-        return grpc.unary_unary_rpc_method_handler(
+        method = handler_call_details.method
+        known = self._wrapped.get(method)
+        if known is not None and known[0] is handler:
+            return known[1]
+        wrapped = grpc.unary_unary_rpc_method_handler(
             grpc_credentials(handler.unary_unary),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+        self._wrapped = {**self._wrapped, method: (handler, wrapped)}
+        return wrapped

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from sheafdb.api.cluster.worker_actor import WorkerActor
-from sheafdb.api.cluster.worker_runtime import WorkerConfig
+from sheafdb.api.cluster.worker_config import WorkerConfig
 from sheafdb.storage.placement_rows import DEFAULT_WORKER_GROUP
 
 log = logging.getLogger("sheafdb.cluster.pool")

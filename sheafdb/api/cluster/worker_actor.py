@@ -8,6 +8,12 @@ remembered in its state dir) and reloads what is placed on it, with no call from
 
 The class is plain Python; ray_pool.py makes it an actor with ``ray.remote`` so that importing
 this module needs no Ray.
+
+The actor's process is a server process like the others: it keeps pymilvus's client and
+pandas out (api/client_libraries.py, ~45 MB). Ray imports this module and unpickles the
+``WorkerConfig`` before ``__init__`` runs, so both import next to nothing
+(worker_config.py); the runtime, and with it the engine and the stubs, is imported in
+``__init__``, after the client libraries were kept out.
 """
 
 from __future__ import annotations
@@ -15,12 +21,20 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from sheafdb.api.cluster.worker_runtime import WorkerConfig, WorkerRuntime
+from sheafdb.api.client_libraries import keep_client_libraries_out
+from sheafdb.api.cluster.worker_config import WorkerConfig
+
+if TYPE_CHECKING:
+    from sheafdb.api.cluster.worker_runtime import WorkerRuntime
 
 
 class WorkerActor:
     def __init__(self, config: WorkerConfig) -> None:
+        keep_client_libraries_out()
+        from sheafdb.api.cluster.worker_runtime import WorkerRuntime  # after the line above
+
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         if config.host is None:
             # The node's address as Ray knows it (the one other nodes reach it by): the read
@@ -28,7 +42,7 @@ class WorkerActor:
             import ray
 
             config = replace(config, host=ray.util.get_node_ip_address())
-        self._runtime = WorkerRuntime(config)
+        self._runtime: WorkerRuntime = WorkerRuntime(config)
         self._address = self._runtime.start()
 
     def start(self) -> str:

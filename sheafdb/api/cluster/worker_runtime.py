@@ -27,9 +27,8 @@ import os
 import socket
 import threading
 import time
-from dataclasses import dataclass
-from pathlib import Path
 
+from sheafdb.api.cluster.worker_config import WorkerConfig
 from sheafdb.api.cluster.worker_service import WorkerService
 from sheafdb.engine.access import AccessControl
 from sheafdb.engine.distribution.read_calls import ReadAnswer, ReadCall
@@ -38,7 +37,7 @@ from sheafdb.engine.follower import FollowerConfig
 from sheafdb.errors import ReplicaNotAvailable
 from sheafdb.storage.catalog import Catalog, open_catalog
 from sheafdb.storage.credentials import open_credentials
-from sheafdb.storage.placement_rows import DEFAULT_WORKER_GROUP, WorkerRecord
+from sheafdb.storage.placement_rows import WorkerRecord
 
 log = logging.getLogger("sheafdb.cluster.worker")
 
@@ -47,38 +46,7 @@ HEARTBEAT_S = 0.5
 LEASE_TTL_S = 3.0
 # Where a worker remembers its id across restarts, in its state dir.
 WORKER_ID_FILE = "worker_id"
-DEFAULT_BUDGET_BYTES = 2 * 1024**3
 LOOPBACK = "127.0.0.1"
-
-
-@dataclass(frozen=True)
-class WorkerConfig:
-    # This worker's own dir: its remembered worker id and, with a PostgreSQL catalog, its
-    # follower's data dir (the object cache).
-    state_dir: Path
-    # The catalog (and with it the log), workers and placement: a postgresql:// URL, or None
-    # for the SQLite catalog and file logs in ``data_dir`` (one machine only).
-    catalog_url: str | None = None
-    # The writer's data dir, when the catalog is its SQLite file.
-    data_dir: Path | None = None
-    # Where segments are (None: the data dir; ``s3://...``: fetched into this worker's cache).
-    objects_url: str | None = None
-    object_cache_bytes: int | None = None
-    # The address the read service binds and registers: proxies on other machines call it.
-    # None: the Ray node's address inside a worker actor (worker_actor.py), else loopback.
-    host: str | None = None
-    port: int = 0
-    resource_group: str = DEFAULT_WORKER_GROUP
-    budget_bytes: int = DEFAULT_BUDGET_BYTES
-    ray_node_id: str = ""
-    auth_enabled: bool = False
-    max_workers: int = 16
-
-    @property
-    def follower(self) -> FollowerConfig:
-        return FollowerConfig(
-            self.data_dir or self.state_dir, self.catalog_url, self.objects_url, self.object_cache_bytes
-        )
 
 
 class WorkerRuntime:
@@ -106,7 +74,12 @@ class WorkerRuntime:
         """Register, load what is placed here, serve; the read service's address."""
         config = self.config
         config.state_dir.mkdir(parents=True, exist_ok=True)
-        followed = config.follower
+        followed = FollowerConfig(
+            config.data_dir or config.state_dir,
+            config.catalog_url,
+            config.objects_url,
+            config.object_cache_bytes,
+        )
         catalog = self._catalog = open_catalog(config.catalog_url, followed.data_dir)
         if config.auth_enabled:
             store = open_credentials(config.catalog_url, followed.data_dir, read_only=True)

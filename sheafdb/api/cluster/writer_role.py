@@ -19,7 +19,7 @@ from pathlib import Path
 
 from sheafdb.api.cluster.ray_pool import RayWorkerPool
 from sheafdb.api.cluster.worker_client import GrpcWorkerClient
-from sheafdb.api.cluster.worker_runtime import DEFAULT_BUDGET_BYTES, WorkerConfig
+from sheafdb.api.cluster.worker_config import DEFAULT_BUDGET_BYTES, WorkerConfig
 from sheafdb.engine.engine import Engine
 from sheafdb.storage.catalog import open_catalog
 

@@ -197,16 +197,19 @@ class WorkerView(Follower):
         try:
             self._catch_up_placement(call.placement_version)
             request = call.request
-            coll = self.check_replica(call, request.collection)
+            checked: list[Collection] = []
+
+            def check() -> None:  # the replica check, in each attempt of the follower's read
+                checked[:] = [self.check_replica(call, request.collection)]
+
             try:
-                # check_replica followed the catalog after the call came in: the read need not.
                 if call.method == "search" and isinstance(request, SearchRequest):
-                    larger = self._larger_is_better(coll, request)
-                    return ReadAnswer(self.search(call.db, request, synced=True), larger_is_better=larger)
+                    result = self.search(call.db, request, check=check)
+                    return ReadAnswer(result, larger_is_better=self._larger_is_better(checked[0], request))
                 if call.method == "hybrid_search" and isinstance(request, HybridSearchRequest):
-                    return ReadAnswer(self.hybrid_search(call.db, request, synced=True))
+                    return ReadAnswer(self.hybrid_search(call.db, request, check=check))
                 if call.method == "query" and isinstance(request, QueryRequest):
-                    return ReadAnswer(self.query(call.db, request, synced=True))
+                    return ReadAnswer(self.query(call.db, request, check=check))
             except CollectionNotLoaded as exc:
                 # Placed here and checked, then reopened under the read (a seal, a DDL): this
                 # worker is reloading, another replica may answer.
@@ -231,11 +234,17 @@ class WorkerView(Follower):
     def check_replica(self, call: ReadCall, name: str) -> Collection:
         """The collection, if this worker serves all of its part of ``call.replica_id`` as the
         placement of ``call.placement_version`` has it; a (re)load in progress (a seal reopens
-        the collection, a moved segment is installed) is waited for a moment."""
+        the collection, a moved segment is installed) is waited for a moment, following the
+        catalog. The first look is on the catalog as last taken: the read it runs in
+        (``Follower._reading``) then checks in the same round trip as the log tail that it
+        was current, and starts over if not."""
         unavailable = f"replica not available[replica={call.replica_id}][worker={self.worker_id}]"
         deadline = time.monotonic() + READ_LOAD_WAIT_S
+        first = True
         while True:
-            self._sync_catalog()
+            if not first:  # the read checks the catalog it first ran on (follower._reading)
+                self._sync_catalog()
+            first = False
             coll = self._names.resolve_checked(call.db, name)
             placed = self._placed.get(coll.collection_id)
             if placed is None or placed.replica_id != call.replica_id:
