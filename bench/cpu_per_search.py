@@ -107,7 +107,10 @@ def main() -> None:
     trees: dict[str, Tree] = {"this tree": None}
     if args.baseline:
         baseline = Path(tempfile.mkdtemp(prefix="sheafdb-cpu-baseline-"))
-        trees = {f"before `{commit(args.baseline)}`": extract(args.baseline, baseline), f"after `{commit()}`": None}
+        trees = {
+            f"before `{commit(args.baseline)}`": extract(args.baseline, baseline),
+            f"after `{commit()}`": None,
+        }
     loads: list[float] = []
     try:
         port = free_port()
