@@ -35,6 +35,8 @@ class WalTail:
         # The file being read (its first lsn) and the offset after the last record read in it.
         self._first: int | None = None
         self._offset = 0
+        # (first lsn, its file's path): built once per file, not per read (pathlib is slow).
+        self._path: tuple[int, Path] | None = None
 
     def read_new(self) -> list[WalRecord]:
         """Every complete record past the last one read (the fast path: one stat)."""
@@ -43,7 +45,7 @@ class WalTail:
             if self._first is None and not self._find_file():
                 return records
             assert self._first is not None
-            path = log_file(self.directory, self._first)
+            path = self._file_path(self._first)
             try:
                 size = os.stat(path).st_size
             except FileNotFoundError:  # trimmed: look for the record in the files left
@@ -60,6 +62,11 @@ class WalTail:
             ):
                 return records
             self._first, self._offset = following, 0
+
+    def _file_path(self, first: int) -> Path:
+        if self._path is None or self._path[0] != first:
+            self._path = (first, log_file(self.directory, first))
+        return self._path[1]
 
     def _find_file(self) -> bool:
         """Point at the file holding ``next_lsn``; False when it is not written yet."""
