@@ -16,6 +16,7 @@ The ratio server CPU / faiss CPU is the figure the issue sets (at most 5x). ``--
 the table into docs/benchmarks.md's ``cpu-per-search`` section.
 
 Usage: .venv/bin/python bench/cpu_per_search.py [--rows N] [--seconds S] [--clients 16] [--rounds N]
+       [--baseline REV]
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -41,11 +44,53 @@ from search_cpu import faiss_cpu_us  # noqa: E402
 from server_memory import free_port, start  # noqa: E402
 from workers_clients import build, run_clients, stop, wait_loaded  # noqa: E402
 
+HERE = Path(__file__).resolve().parent
+# The code served: this tree's (None) or a baseline commit's, extracted into a directory.
+Tree = Path | None
 
-def commit() -> str:
-    here = Path(__file__).resolve().parent
-    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True)
+
+def commit(rev: str = "HEAD") -> str:
+    done = subprocess.run(["git", "rev-parse", "--short", rev], cwd=HERE, capture_output=True, text=True)
     return done.stdout.strip() or "unknown"
+
+
+def extract(rev: str, into: Path) -> Path:
+    """The commit's files (``git archive``) under ``into``."""
+    archive = subprocess.run(["git", "archive", rev], cwd=HERE, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
+def serve(data_dir: str, port: int, workers: int, tree: Tree) -> subprocess.Popen[bytes]:
+    """``serve --workers N`` of this tree, or of ``tree`` (first on the PYTHONPATH of the server
+    and of the worker processes it starts)."""
+    if tree is None:
+        return start(data_dir, port, workers)
+    command = [sys.executable, "-m", "sheafdb", "serve", "--data-dir", data_dir, "--port", str(port)]
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    process = subprocess.Popen(
+        [*command, "--workers", str(workers)],
+        env=env,
+        cwd=tree,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_listening(process, port)
+    return process
+
+
+def wait_listening(process: subprocess.Popen[bytes], port: int) -> None:
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            if process.poll() is not None:
+                raise SystemExit("the server exited during start") from None
+            time.sleep(0.1)
+    process.terminate()
+    raise SystemExit("the server did not start within 180 s")
 
 
 def main() -> None:
@@ -55,10 +100,19 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16, help="concurrent clients")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--workers", default="1,2", help="the --workers values served, comma-separated")
+    parser.add_argument("--baseline", help="a commit served in turn with this tree, every round")
     parser.add_argument("--doc", type=Path, help="write the table into this report's cpu-per-search section")
     args = parser.parse_args()
     served = [int(w) for w in args.workers.split(",")]
     data_dir = tempfile.mkdtemp(prefix="sheafdb-cpu-bench-")
+    trees: dict[str, Tree] = {"this tree": None}
+    if args.baseline:
+        baseline = Path(tempfile.mkdtemp(prefix="sheafdb-cpu-baseline-"))
+        trees = {
+            f"before `{commit(args.baseline)}`": extract(args.baseline, baseline),
+            f"after `{commit()}`": None,
+        }
+    loads: list[float] = []
     try:
         port = free_port()
         builder = start(data_dir, port, 1)
@@ -71,37 +125,48 @@ def main() -> None:
         queries = (vectors[:2000] + np.float32(0.01)).astype(np.float32)
         payload = raw_requests(queries[123:124], [])["search"][1]
         faiss_runs: list[float] = []
-        results: dict[int, list[tuple[float, float, float]]] = {}
+        results: dict[tuple[str, int], list[tuple[float, float, float]]] = {}
         for _ in range(args.rounds):
             faiss_runs.append(faiss_cpu_us(data_dir, queries))
             for workers in served:
-                port = free_port()
-                server = start(data_dir, port, workers)
-                try:
-                    wait_loaded(port, payload)
-                    process = psutil.Process(server.pid)
-                    results.setdefault(workers, []).append(
-                        run_clients(port, payload, args.clients, args.seconds, process)
-                    )
-                finally:
-                    stop(server)
+                for name, tree in trees.items():
+                    port = free_port()
+                    server = serve(data_dir, port, workers, tree)
+                    try:
+                        wait_loaded(port, payload)
+                        process = psutil.Process(server.pid)
+                        results.setdefault((name, workers), []).append(
+                            run_clients(port, payload, args.clients, args.seconds, process)
+                        )
+                        loads.append(os.getloadavg()[0])
+                    finally:
+                        stop(server)
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
+        for tree in trees.values():
+            if tree is not None:
+                shutil.rmtree(tree, ignore_errors=True)
     faiss_us = statistics.median(faiss_runs)
+    code_head, code_rule = (" code |", " --- |") if args.baseline else ("", "")
     lines = [
         f"{args.rows:,} x 128-d HNSW (M=16, efConstruction 100, one sealed segment), nq=1, k=10, "
         f"ef=64; {args.clients} clients; {os.cpu_count()} cores; {args.rounds} round(s) of "
-        f"{args.seconds:g} s per row, medians; commit `{commit()}`.",
+        f"{args.seconds:g} s per row, medians; commit `{commit()}`; load average "
+        f"{min(loads):.1f}-{max(loads):.1f}.",
         "",
         f"faiss alone (the segment's index file, one thread, same parameters): {faiss_us:.0f} us CPU "
         "per search.",
         "",
-        "| workers | searches/s | p99 (ms) | server CPU per search (us) | vs faiss |",
-        "| --- | --- | --- | --- | --- |",
+        # The code column only when two trees were served.
+        f"|{code_head} workers | searches/s | p99 (ms) | server CPU per search (us) | vs faiss |",
+        f"|{code_rule} --- | --- | --- | --- | --- |",
     ]
     for workers in served:
-        qps, cpu, p99 = (statistics.median(r[i] for r in results[workers]) for i in range(3))
-        lines.append(f"| {workers} | {qps:,.0f} | {p99:.2f} | {cpu:,.0f} | {cpu / faiss_us:.1f}x |")
+        for name in trees:
+            rounds = results[(name, workers)]
+            qps, cpu, p99 = (statistics.median(r[i] for r in rounds) for i in range(3))
+            code = f" {name} |" if args.baseline else ""
+            lines.append(f"|{code} {workers} | {qps:,.0f} | {p99:.2f} | {cpu:,.0f} | {cpu / faiss_us:.1f}x |")
     text = "\n".join(lines)
     print(text)
     if args.doc is not None:

@@ -71,6 +71,7 @@ class _Side:
         self.pending = b""  # bytes read from the peer, not yet written here
         self.reading = True  # this side's stream has not ended
         self.shut_after_pending = False  # the peer ended: half-close once pending is out
+        self.registered: int | None = None  # the events epoll watches for it (None: not yet)
         self.peer: _Side
 
     def mask(self) -> int:
@@ -189,10 +190,10 @@ class Relays:
             return
         backend.setblocking(False)
         if connection.connected:
-            self._epoll.register(client.fileno(), connection.client.mask())
-            self._epoll.register(backend.fileno(), connection.backend.mask())
+            self._register(connection.client, connection.client.mask())
+            self._register(connection.backend, connection.backend.mask())
         else:
-            self._epoll.register(backend.fileno(), _OUT)
+            self._register(connection.backend, _OUT)
 
     def _ready(self, connection: _Connection, side: _Side, events: int) -> None:
         if not connection.connected:
@@ -203,7 +204,7 @@ class Relays:
                 self._end(connection)
                 return
             connection.connected = True
-            self._epoll.register(connection.client.fd, connection.client.mask())
+            self._register(connection.client, connection.client.mask())
             self._update(side)
             return
         try:
@@ -264,9 +265,20 @@ class Relays:
             if exc.errno != errno.ENOTCONN:
                 raise
 
+    def _register(self, side: _Side, mask: int) -> None:
+        self._epoll.register(side.fd, mask)
+        side.registered = mask
+
     def _update(self, side: _Side) -> None:
+        """Watch what ``side`` now waits for. Level-triggered: an unchanged mask needs no call
+        (the common case, a message read and passed on whole: no epoll_ctl per message, no
+        release of the interpreter lock for it)."""
+        mask = side.mask()
+        if mask == side.registered:
+            return
         with contextlib.suppress(OSError):
-            self._epoll.modify(side.fd, side.mask())
+            self._epoll.modify(side.fd, mask)
+            side.registered = mask
 
     def _end(self, connection: _Connection) -> None:
         for side in (connection.client, connection.backend):

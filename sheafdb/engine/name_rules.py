@@ -49,9 +49,11 @@ def _collection_or_alias(name: str, kind: str) -> None:
     """``kind``: "name" or "alias" (Milvus words it "collection name" / "collection alias")."""
     if not name.strip():
         raise invalid(f"collection {kind} should not be empty")
+    broken = _first_bad(name)
+    if broken is None:
+        return  # every read checks its collection's name: no message text built for a good one
     label = f"collection {kind}"
     head = f"Invalid {label}: {name}."
-    broken = _first_bad(name)
     if broken == "length":
         raise invalid(f"{head} the length of a {label} must be less than {MAX_NAME_LENGTH} characters")
     if broken == "first":

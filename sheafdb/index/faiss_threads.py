@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 import faiss
 
@@ -37,10 +37,24 @@ WIDE_MIN_QUERIES = 8
 _WIDE_SLOT = threading.Lock()
 
 
+# What a narrow search needs around its call: nothing to undo (the count was set before).
+_NARROW = nullcontext()
+
+
+def search_threads(nq: int) -> AbstractContextManager[None]:
+    """Inside: faiss calls of this thread use the threads a batch of ``nq`` queries is worth.
+
+    A small batch (the common case) only sets this thread's count: no slot to give back, so
+    no generator-based context is built per search."""
+    if CORES > 1 and nq >= WIDE_MIN_QUERIES:
+        return _wide_or_narrow()
+    faiss.omp_set_num_threads(1)
+    return _NARROW
+
+
 @contextmanager
-def search_threads(nq: int) -> Iterator[None]:
-    """Inside: faiss calls of this thread use the threads a batch of ``nq`` queries is worth."""
-    wide = CORES > 1 and nq >= WIDE_MIN_QUERIES and _WIDE_SLOT.acquire(blocking=False)
+def _wide_or_narrow() -> Iterator[None]:
+    wide = _WIDE_SLOT.acquire(blocking=False)
     faiss.omp_set_num_threads(CORES if wide else 1)
     try:
         yield

@@ -180,3 +180,37 @@ def test_a_refused_tcp_backend_closes_the_client(relays: Relays) -> None:
         relays.start(front_side, f"127.0.0.1:{port}", b"PRI")
         client.settimeout(10)
         assert client.recv(10) == b""
+
+
+def test_a_held_back_side_is_read_again_and_round_trips_go_on(tmp_path: Path, relays: Relays) -> None:
+    """The client uploads more than the buffers hold to a backend that reads slowly (the relay
+    stops reading the client while bytes for the backend are pending), then the two exchange
+    many small messages: each side is watched again once its peer drained, every round trip
+    answers (the relay only touches epoll when what it waits for changes)."""
+    upload = 32 * 1024 * 1024
+    rounds = 300
+
+    def slow_then_echo(connection: socket.socket) -> None:
+        received = 0
+        while received < upload:
+            chunk = connection.recv(64 * 1024)
+            assert chunk
+            received += len(chunk)
+            if received < 4 * 1024 * 1024:
+                threading.Event().wait(0.001)  # slow at first: the relay must hold the client back
+        connection.sendall(b"uploaded")
+        for _ in range(rounds):
+            message = connection.recv(64)
+            connection.sendall(message.upper())
+
+    backend = RawBackend(tmp_path / "b.sock", slow_then_echo)
+    client, front_side = socket.socketpair()
+    with client:
+        client.settimeout(60)
+        relays.start(front_side, backend.target, b"")
+        client.sendall(bytes(upload))
+        assert client.recv(8) == b"uploaded"
+        for i in range(rounds):
+            client.sendall(b"ping %d" % i)
+            assert client.recv(64) == b"PING %d" % i
+    backend.close()

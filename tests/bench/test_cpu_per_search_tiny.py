@@ -36,3 +36,27 @@ def test_the_bench_measures_both_servers_and_writes_its_section(tmp_path: Path) 
     for workers in (1, 2):
         row = re.search(rf"^\| {workers} \| [\d,]+ \| [\d.]+ \| [\d,]+ \| [\d.]+x \|$", section, re.M)
         assert row is not None, section
+
+
+@pytest.mark.slow
+def test_the_bench_serves_a_baseline_commit_in_turn(tmp_path: Path) -> None:
+    """``--baseline REV``: that commit's code and this tree's, each with --workers 1 and 2."""
+    doc = tmp_path / "benchmarks.md"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "bench" / "cpu_per_search.py"),
+            *("--rows", "2000", "--seconds", "0.5", "--rounds", "1", "--clients", "2"),
+            *("--baseline", "HEAD", "--doc", str(doc)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    section = doc.read_text()
+    for code in ("before", "after"):
+        for workers in (1, 2):
+            row = rf"^\| {code} `\w+` \| {workers} \| [\d,]+ \| [\d.]+ \| [\d,]+ \| [\d.]+x \|$"
+            assert re.search(row, section, re.M) is not None, section

@@ -103,9 +103,10 @@ class DataRpcs(RpcBase):
         self, request: milvus_pb2.SearchRequest, context: grpc.ServicerContext
     ) -> milvus_pb2.SearchResults:
         db = database_of(context, request.db_name)
-        search = search_request(request)
+        params = key_values(request.search_params)
+        search = search_request(request, params)
         result = self.engine.search(db, search)
-        zone_asked = key_values(request.search_params).get("timezone", "")
+        zone_asked = params.get("timezone", "")
         return self._search_results(db, request.collection_name, result, search.group_by_field, zone_asked)
 
     def HybridSearch(

@@ -210,7 +210,8 @@ def _check_topk(topk: int) -> int:
     return topk
 
 
-def search_request(req: milvus_pb2.SearchRequest) -> SearchRequest:
+def search_request(req: milvus_pb2.SearchRequest, params: Mapping[str, str] | None = None) -> SearchRequest:
+    """The engine's request; ``params``: ``req.search_params`` as a dict, when the caller has it."""
     by_keys = req.HasField("ids") and not req.placeholder_group
     if len(req.function_chains):
         raise Unsupported.feature("search function chains")
@@ -220,7 +221,8 @@ def search_request(req: milvus_pb2.SearchRequest) -> SearchRequest:
         if not isinstance(found, DecayRanker):
             raise invalid("a search (not hybrid) takes only a decay function ranker")
         decay = found
-    params = key_values(req.search_params)
+    if params is None:
+        params = key_values(req.search_params)
     if "topk" not in params:
         raise ParameterInvalid("topk not found in search_params: missing parameter")
     topk = _check_topk(parse_int(params, "topk", 0))

@@ -322,10 +322,13 @@ class CollectionLoadState:
         with self._lock:
             if self._load_type != "collection" or self._fields is None:
                 return
+            added = False
             for pid in partition_ids:
                 if pid not in self._partitions:
                     self._partitions[pid] = _PartitionLoad(Phase.LOADED)
-            self._lock.notify_all()
+                    added = True
+            if added:  # every read gets here: waiters are woken only by a change
+                self._lock.notify_all()
 
     def forget_partition(self, partition_id: int) -> None:
         with self._lock:

@@ -125,9 +125,8 @@ def gather(
     if len(rows) and len(sources) == 1:
         # One source (the common case): column by column, already in order.
         source = sources[0]
-        present = source.table.column_names
         columns = [
-            _take_column(source, name, kind, rows, present)
+            _take_column(source, name, kind, rows)
             for name, kind in zip(plan.columns, plan.types, strict=True)
         ]
         return _cut_meta(pa.Table.from_arrays(columns, names=list(plan.columns)), plan)
@@ -170,14 +169,16 @@ def _gather_column(
 
 
 def _take_column(
-    source: RowSource, name: str, kind: pa.DataType, rows: np.ndarray, present: Sequence[str]
+    source: RowSource, name: str, kind: pa.DataType, rows: np.ndarray
 ) -> pa.Array | pa.ChunkedArray:
-    if name not in present:
-        return pa.nulls(len(rows), kind)  # a field added after the segment was sealed
+    # The kept numeric view first: a column that has one is present (no name list built).
     view = source.numeric_column(name)
     if view is not None:
         return pa.array(view[rows])
-    return source.table.column(name).take(pa.array(rows))
+    table = source.table
+    if name not in table.column_names:
+        return pa.nulls(len(rows), kind)  # a field added after the segment was sealed
+    return table.column(name).take(pa.array(rows))
 
 
 def _cut_meta(table: pa.Table, plan: OutputPlan) -> pa.Table:
