@@ -24,12 +24,10 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +39,7 @@ from grpc_latency import raw_requests  # noqa: E402
 from harness.doc_sections import put_section  # noqa: E402
 from pymilvus import MilvusClient  # noqa: E402
 from search_cpu import faiss_cpu_us  # noqa: E402
-from server_memory import free_port, start  # noqa: E402
+from server_memory import free_port, start, wait_listening  # noqa: E402
 from workers_clients import build, run_clients, stop, wait_loaded  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -77,20 +75,6 @@ def serve(data_dir: str, port: int, workers: int, tree: Tree) -> subprocess.Pope
     )
     wait_listening(process, port)
     return process
-
-
-def wait_listening(process: subprocess.Popen[bytes], port: int) -> None:
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            if process.poll() is not None:
-                raise SystemExit("the server exited during start") from None
-            time.sleep(0.1)
-    process.terminate()
-    raise SystemExit("the server did not start within 180 s")
 
 
 def main() -> None:

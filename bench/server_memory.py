@@ -44,11 +44,17 @@ def start(data_dir: str, port: int, workers: int) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
         [*command, "--workers", str(workers)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
+    wait_listening(process, port)
+    return process
+
+
+def wait_listening(process: subprocess.Popen[bytes], port: int) -> None:
+    """Return once ``port`` accepts a connection; exit the bench if the server ends first."""
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return process
+                return
         except OSError:
             if process.poll() is not None:
                 raise SystemExit("the server exited during start") from None
