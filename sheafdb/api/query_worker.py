@@ -210,7 +210,12 @@ class QueryWorker:
         self._reporter = WorkerReporter(handoff, tally, self.follower.memory_used_bytes)
         self._access = (
             AccessControl(
-                open_credentials(backends.catalog_url, backends.data_dir, read_only=True),
+                open_credentials(
+                    backends.catalog_url,
+                    backends.data_dir,
+                    read_only=True,
+                    shared_changes=backends.shared_changes,
+                ),
                 enabled=auth_enabled,
             )
             if auth_enabled
@@ -290,7 +295,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     # SIGTERM: end the handoff loop like the primary closing it would.
     signal.signal(signal.SIGTERM, lambda signum, frame: handoff.shutdown(socket.SHUT_RDWR))
     worker = QueryWorker(
-        FollowerConfig(args.data_dir, args.catalog, args.objects, args.object_cache_bytes),
+        # Embedded: the primary that started this worker announces its changes (change_counter.py).
+        FollowerConfig(
+            args.data_dir,
+            args.catalog,
+            args.objects,
+            args.object_cache_bytes,
+            shared_changes=args.catalog is None,
+        ),
         args.socket,
         handoff,
         args.primary,

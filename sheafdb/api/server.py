@@ -241,6 +241,7 @@ class Server:
                     object_cache_bytes=self.config.object_cache_bytes,
                     # Workers map the same files: the primary maps them too (one copy in all).
                     share_pages=self.config.workers > 1,
+                    shared_changes=self.config.workers > 1,  # and follow its changes (change_counter.py)
                     import_root=self.config.import_root,
                     writer_lease=lease,
                     on_commit_unknown=step_down,
@@ -248,7 +249,13 @@ class Server:
                 )
             )
             self._access = AccessControl(
-                open_credentials(self.config.catalog_url, data_dir, fence=lease, on_commit_unknown=step_down),
+                open_credentials(
+                    self.config.catalog_url,
+                    data_dir,
+                    fence=lease,
+                    on_commit_unknown=step_down,
+                    shared_changes=self.config.workers > 1,
+                ),
                 enabled=self.config.auth_enabled,
             )
             self._metrics = ServerMetrics(self._engine)

@@ -48,6 +48,10 @@ class EngineConfig:
     # Map every loaded column file and faiss index instead of reading it (``serve --workers
     # N``: the query worker processes then share the same pages).
     share_pages: bool = False
+    # Announce every catalog commit and log append on the shared change counter the query
+    # workers of ``serve --workers N`` read before each read (storage/change_counter.py;
+    # embedded catalog only).
+    shared_changes: bool = False
     # Where bulk-import files are read (without objects_url): None is data_dir.
     import_root: Path | None = None
     # The cluster's writer: loads are placed on query workers (engine/distribution/), not here.

@@ -93,6 +93,7 @@ from sheafdb.errors import (
 from sheafdb.schema import CollectionSchema, FieldSchema
 from sheafdb.schema_functions import FunctionSchema
 from sheafdb.storage.catalog import open_catalog
+from sheafdb.storage.change_counter import ChangeCounter, publish_data_changes
 from sheafdb.storage.import_files import open_import_files
 from sheafdb.storage.log import open_log_store
 from sheafdb.storage.object_store import open_object_store
@@ -113,6 +114,7 @@ class Engine(DatabaseCalls, PartitionCalls, AliasCalls, LoadCalls):
         self._accountant = MemoryAccountant(config.memory_budget_bytes)
         self._loads = LoadManager(self._accountant, self._store, share_pages=config.share_pages)
         self._ddl_lock = threading.RLock()
+        self._changes: ChangeCounter | None = None
         self._collections: dict[int, Collection] = {}
         self._cluster, load_state, is_loaded = load_answers(config.cluster, self._catalog, self._loads)
         # Remote backends may be shared or moved: make sure they are this deployment's before
@@ -126,6 +128,8 @@ class Engine(DatabaseCalls, PartitionCalls, AliasCalls, LoadCalls):
                 fence=config.writer_lease,
                 on_commit_unknown=config.on_commit_unknown,
             )
+            if config.shared_changes:
+                self._changes = publish_data_changes(self._data_dir, self._catalog, self._logs)
             if config.objects_url is not None:
                 bind_store_to_catalog(self._store, self._catalog)
             elif config.catalog_url is not None:
@@ -253,6 +257,8 @@ class Engine(DatabaseCalls, PartitionCalls, AliasCalls, LoadCalls):
                 coll.wal.close()
         self._logs.close()
         self._catalog.close()
+        if self._changes is not None:
+            self._changes.close()
 
     def read_through_workers(self, client: WorkerClient) -> None:
         """Cluster mode: the write path's own reads go to the query workers (writer_reads.py)."""

@@ -60,6 +60,7 @@ from sheafdb.engine.write.recovery import LogReplay
 from sheafdb.errors import SheafError, UnexpectedError, invalid
 from sheafdb.schema import CollectionSchema
 from sheafdb.storage.catalog import Catalog, open_catalog
+from sheafdb.storage.change_counter import ChangeCounter, Slot
 from sheafdb.storage.log import LogGap, LogTail, open_log_store
 from sheafdb.storage.object_store import open_object_store
 from sheafdb.storage.records import CollectionRecord
@@ -86,6 +87,10 @@ class FollowerConfig:
     # Segment files: None is data_dir; an s3:// URL, fetched into a cache in data_dir.
     objects_url: str | None = None
     object_cache_bytes: int | None = None
+    # The primary announces its changes on the data dir's shared change counter
+    # (storage/change_counter.py; ``serve --workers N``, embedded catalog): a read that finds
+    # it where it was at the last look skips the catalog's and the log's own checks.
+    shared_changes: bool = False
 
 
 @dataclass(frozen=True)
@@ -103,6 +108,9 @@ class _Followed:
     tail: LogTail
     request: LoadRequest | None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # (the shared change counter, the catalog version) as read before the last look that
+    # found this collection caught up and the catalog current (None: no look yet).
+    checked: tuple[int, int | None] | None = None
 
     @property
     def collection(self) -> Collection:
@@ -141,6 +149,13 @@ class Follower:
         self._gate = WriteGate()
         self._refresh_lock = threading.Lock()
         self._version: int | None = None
+        self._changes = (
+            ChangeCounter.follow(data_dir, Slot.DATA)
+            if config.shared_changes and config.catalog_url is None
+            else None
+        )
+        # The shared counter as read before the last look that found the catalog current.
+        self._synced_at: int | None = None
         self._followed: dict[int, _Followed] = {}
         self._names = CollectionNames((), (), ())
         self._sync_catalog()
@@ -150,19 +165,36 @@ class Follower:
             self._loads.close()
             self._logs.close()
             self._catalog.close()
+            if self._changes is not None:
+                self._changes.close()
 
     # -- following the catalog -------------------------------------------------------------
+    def _follow_catalog(self) -> None:
+        """``_sync_catalog``, skipped when nothing was announced since a look found the
+        catalog current (a read does not use this: it checks its collection too)."""
+        seen = self._changes_seen()
+        if seen is None or seen != self._synced_at:
+            self._sync_catalog()
+
     def _sync_catalog(self, *, force: bool = False) -> None:
+        seen = self._changes_seen()
         if not force and self._catalog.change_counter() == self._version:
+            self._synced_at = seen
             return
         with self._refresh_lock:
             version = self._catalog.change_counter()
             if not force and version == self._version:
+                self._synced_at = seen
                 return  # another thread took it meanwhile
             with self._gate.exclusive():
                 # Noted first: a commit while we read shows as a change next time.
                 self._version = version
                 self._take_catalog()
+            self._synced_at = seen
+
+    def _changes_seen(self) -> int | None:
+        """The shared change counter, read before the look it vouches for (None: none)."""
+        return None if self._changes is None else self._changes.value()
 
     def _take_catalog(self) -> None:
         records = {r.collection_id: r for r in self._catalog.list_collections()}
@@ -241,6 +273,7 @@ class Follower:
         synced = False
         for _ in range(CATCH_UP_ATTEMPTS):
             version = self._version
+            seen = self._changes_seen()
             current = gap = False
             with ExitStack() as held:
                 try:
@@ -249,7 +282,12 @@ class Follower:
                     held.enter_context(self._gate.shared())
                     coll = self._names.resolve_checked(db, name, partitions, reading=True)
                     followed = self._followed[coll.collection_id]
-                    current = followed.catch_up(self._catalog) == version
+                    if seen is not None and followed.checked == (seen, version):
+                        current = True  # nothing announced since the last look: no syscall
+                    else:
+                        current = followed.catch_up(self._catalog) == version
+                        if current and seen is not None:
+                            followed.checked = (seen, version)
                 except LogGap:
                     gap = True
                 except SheafError:
@@ -301,7 +339,7 @@ class Follower:
         """The bytes this process's ledger holds (reported to the primary, which charges them
         against the server's budget), the catalog followed first: loads and releases made
         since the last read are taken here too, not only at this worker's next read."""
-        self._sync_catalog()
+        self._follow_catalog()
         return self._accountant.used_bytes
 
     def allocate_timestamp(self) -> int:
@@ -310,5 +348,5 @@ class Follower:
 
     def load_state(self, db: str, name: str) -> LoadState:
         """This worker's own load of the collection (tests see it follow the primary)."""
-        self._sync_catalog()
+        self._follow_catalog()
         return self._loads.state(self._names.resolve_checked(db, name))

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from sheafdb.storage.change_counter import ChangeCounter, Slot
 from sheafdb.storage.lease_rows import CommitListener, Lease
 
 # scrypt cost: ~16 MiB and a few tens of ms per hash; verified logins are cached above us.
@@ -295,8 +296,12 @@ class SqliteCredentialStore(CredentialStore):
     """The embedded store: a SQLite file. Its change counter is SQLite's ``data_version``,
     which moves when another connection (another process) commits."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, changes: ChangeCounter | None = None) -> None:
+        """``changes``: the shared counter of ``serve --workers N`` (change_counter.py):
+        bumped after each commit by the primary's store (``publish``), read instead of
+        ``data_version`` by a worker's (``follow``)."""
         super().__init__()
+        self._changes = changes
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA foreign_keys = ON")
         self._db.executescript(_SCHEMA)
@@ -308,8 +313,12 @@ class SqliteCredentialStore(CredentialStore):
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            if self._changes is not None:
+                self._changes.close()
 
     def change_counter(self) -> int:
+        if self._changes is not None and not self._changes.writable:
+            return self._changes.value()  # no syscall: the primary bumps it after each commit
         with self._lock:
             row = self._db.execute("PRAGMA data_version").fetchone()
         return int(row[0])
@@ -323,6 +332,8 @@ class SqliteCredentialStore(CredentialStore):
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
+        if self._changes is not None and self._changes.writable:
+            self._changes.bump()
 
     def _query(self, sql: str, args: tuple[object, ...]) -> list[tuple[object, ...]]:
         return self._db.execute(sql, args).fetchall()
@@ -335,14 +346,19 @@ def open_credentials(
     read_only: bool = False,
     fence: Lease | None = None,
     on_commit_unknown: CommitListener | None = None,
+    shared_changes: bool = False,
 ) -> CredentialStore:
     """The credential store beside the catalog ``catalog_url`` names: None is the SQLite file in
     ``data_dir``; a PostgreSQL url the same database as the catalog (needs psycopg), opened
     ``read_only`` by the processes that never write it (followers, query workers), its changes
     checked against the writer's lease ``fence``, a change whose commit went unanswered told to
-    ``on_commit_unknown``."""
+    ``on_commit_unknown``. ``shared_changes``: the embedded file's changes go through the
+    ``serve --workers N`` change counter (change_counter.py; ignored with PostgreSQL)."""
     if catalog_url is None:
-        return SqliteCredentialStore(data_dir / CREDENTIALS_FILE)
+        if not shared_changes:
+            return SqliteCredentialStore(data_dir / CREDENTIALS_FILE)
+        counter = (ChangeCounter.follow if read_only else ChangeCounter.publish)(data_dir, Slot.CREDENTIALS)
+        return SqliteCredentialStore(data_dir / CREDENTIALS_FILE, counter)
     if not catalog_url.startswith(POSTGRES_SCHEMES):
         raise ValueError(f"unknown catalog URL {catalog_url!r}: expected postgresql://...")
     # Imported here: psycopg is an optional dependency, needed only by this backend.

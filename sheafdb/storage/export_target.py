@@ -24,7 +24,16 @@ import pyarrow.fs as pafs
 
 # What the server keeps in its data dir (and in its bucket prefix): never an export target.
 SERVER_ENTRIES = frozenset(
-    {"collections", "snapshots", "wal", "object-cache", "catalog.db", "credentials.db", "sheafdb.lock"}
+    {
+        "collections",
+        "snapshots",
+        "wal",
+        "object-cache",
+        "catalog.db",
+        "credentials.db",
+        "sheafdb.lock",
+        "change-counters",
+    }
 )
 _CHUNK = 8 << 20
 

@@ -8,6 +8,7 @@ from the data dir: the logs themselves are the collections' (they close them).
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from sheafdb.storage.wal import WriteAheadLog
@@ -26,9 +27,13 @@ class FileLogs:
     def __init__(self, data_dir: Path, *, fsync: bool = True) -> None:
         self._data_dir = Path(data_dir)
         self._fsync = fsync
+        # Told of every record appended to any log opened after it is set (the query
+        # workers' change counter, change_counter.py's publish_data_changes).
+        self.on_append: Callable[[], None] | None = None
 
     def open(self, collection_id: int) -> WriteAheadLog:
-        return WriteAheadLog(wal_directory(self._data_dir, collection_id), fsync=self._fsync)
+        directory = wal_directory(self._data_dir, collection_id)
+        return WriteAheadLog(directory, fsync=self._fsync, on_append=self.on_append)
 
     def create(self, collection_id: int) -> WriteAheadLog:
         self.remove(collection_id)

@@ -7,6 +7,8 @@ WAL journal, ``synchronous=FULL``: a committed change survives a crash. The logi
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sheafdb.storage.catalog_tables import TABLES
@@ -18,6 +20,9 @@ class SqliteCatalog(SqlCatalog):
 
     begin_statement = "BEGIN IMMEDIATE"
     integrity_error = sqlite3.IntegrityError
+    # Told after each committed transaction (the query workers' change counter,
+    # change_counter.py's publish_data_changes); a rolled-back one tells nothing.
+    on_commit: Callable[[], None] | None = None
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -34,6 +39,13 @@ class SqliteCatalog(SqlCatalog):
 
     def _close_connection(self) -> None:
         self._conn.close()
+
+    @contextmanager
+    def _tx(self, *, bookkeeping: bool = False) -> Iterator[SqlCursor]:
+        with super()._tx(bookkeeping=bookkeeping) as cur:
+            yield cur
+        if self.on_commit is not None:  # after COMMIT: other processes see the change
+            self.on_commit()
 
     def change_counter(self) -> int:
         """A number that differs after any other connection (another process) committed a

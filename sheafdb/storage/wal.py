@@ -24,7 +24,7 @@ import re
 import struct
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -117,9 +117,17 @@ class WriteAheadLog:
     """
 
     def __init__(
-        self, directory: Path, *, fsync: bool = True, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+        self,
+        directory: Path,
+        *,
+        fsync: bool = True,
+        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+        on_append: Callable[[], None] | None = None,
     ) -> None:
+        """``on_append``: told of each record once it is in the file (and durable), before
+        ``append`` returns (the query workers' change counter, change_counter.py)."""
         self.directory = Path(directory)
+        self._on_append = on_append
         self.directory.mkdir(parents=True, exist_ok=True)
         self._fsync = fsync
         self._max_file_bytes = max_file_bytes
@@ -194,6 +202,8 @@ class WriteAheadLog:
             self._written_lsn = lsn
             if self._fsync:
                 self._wait_durable_locked(lsn)
+            if self._on_append is not None:
+                self._on_append()
             return lsn
 
     def _check_usable(self) -> None:
