@@ -221,6 +221,12 @@ _LISTS_EVERY_COLLECTION = frozenset(
 )
 
 
+class _SeenVersion(threading.local):
+    """The store's change counter as this thread last saw it in a running call (or None)."""
+
+    version: int | None = None
+
+
 class AccessControl:
     """Authentication and authorization over a ``CredentialStore``."""
 
@@ -235,7 +241,11 @@ class AccessControl:
         self._cache_key = os.urandom(32)
         self._verified: dict[str, bytes] = {}
         self._grants: dict[str, tuple[Grant, ...]] = {}
+        # A reader's cached roles per user and privilege groups (the writer asks its store).
+        self._roles: dict[str, tuple[str, ...]] = {}
+        self._groups: dict[str, list[str]] | None = None
         self._store_version: int | None = None
+        self._seen = _SeenVersion()
         if self._store.read_only:
             return  # a reader: the writer made the built-in roles and root
         for role in (ADMIN_ROLE, PUBLIC_ROLE):
@@ -246,13 +256,26 @@ class AccessControl:
     def close(self) -> None:
         self._store.close()
 
-    def follow_store(self) -> None:
+    def follow_store(self) -> bool:
         """A reader's copy (a ``--workers`` follower, a query worker): the writer changes users,
-        roles and grants; forget what was cached once the store changed under this process."""
-        version = self._store.change_counter()
-        if version != self._store_version:
-            self._store_version = version
-            self._forget()
+        roles and grants; forget what was cached once the store changed under this process
+        (True: it did). The store's counter is the one this thread saw in the running call
+        (``saw_store_version``), else asked of the store."""
+        version = self._seen.version
+        self._seen.version = None
+        if version is None:
+            version = self._store.change_counter()
+        if version == self._store_version:
+            return False
+        self._store_version = version
+        self._forget()
+        return True
+
+    def saw_store_version(self, version: int | None) -> None:
+        """The store's change counter as a statement of this thread read it after the running
+        call came in (a cluster worker's log tail carries it: storage/pg_log.py), for this
+        thread's next ``follow_store``; None at a call's start forgets an earlier call's."""
+        self._seen.version = version
 
     def _forget(self, user: str | None = None) -> None:
         with self._cache_lock:
@@ -261,6 +284,8 @@ class AccessControl:
             else:
                 self._verified.pop(user, None)
             self._grants.clear()
+            self._roles.clear()
+            self._groups = None
 
     # -- authentication ------------------------------------------------------------------------
     def authenticate(self, user: str, password: str) -> None:
@@ -285,7 +310,31 @@ class AccessControl:
 
     # -- authorization -------------------------------------------------------------------------
     def is_superuser(self, user: str) -> bool:
-        return user == ROOT_USER or ADMIN_ROLE in self._store.roles_of(user)
+        return user == ROOT_USER or ADMIN_ROLE in self._roles_of(user)
+
+    def _roles_of(self, user: str) -> tuple[str, ...]:
+        """``user``'s roles; a reader keeps them until the store changes (``follow_store``)."""
+        if not self._store.read_only:
+            return tuple(self._store.roles_of(user))
+        with self._cache_lock:
+            cached = self._roles.get(user)
+        if cached is None:
+            cached = tuple(self._store.roles_of(user))
+            with self._cache_lock:
+                self._roles[user] = cached
+        return cached
+
+    def _custom_groups(self) -> dict[str, list[str]]:
+        """The privilege groups; a reader keeps them until the store changes."""
+        if not self._store.read_only:
+            return self._store.groups()
+        with self._cache_lock:
+            cached = self._groups
+        if cached is None:
+            cached = self._store.groups()
+            with self._cache_lock:
+                self._groups = cached
+        return cached
 
     def authorize(self, user: str, operation: str, db: str, object_name: str = "*") -> None:
         """PermissionDenied unless ``user`` may run ``operation`` on ``object_name`` in ``db``."""
@@ -330,7 +379,7 @@ class AccessControl:
         return names if "*" in granted else [name for name in names if name in granted]
 
     def _granted(self, user: str, privilege: str, db: str, object_name: str) -> bool:
-        custom = self._store.groups()
+        custom = self._custom_groups()
         for grant in self._effective_grants(user):
             if grant.db_name not in ("*", db) or grant.object_name not in ("*", object_name):
                 continue
@@ -346,7 +395,7 @@ class AccessControl:
             cached = self._grants.get(user)
         if cached is not None:
             return cached
-        roles = {PUBLIC_ROLE, *self._store.roles_of(user)}
+        roles = {PUBLIC_ROLE, *self._roles_of(user)}
         grants = tuple(g for role in sorted(roles) for g in self._store.grants_of(role))
         with self._cache_lock:
             self._grants[user] = grants

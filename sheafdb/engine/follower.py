@@ -116,15 +116,16 @@ class _Followed:
     def collection(self) -> Collection:
         return self.replay.collection
 
-    def catch_up(self, catalog: Catalog) -> int:
+    def catch_up(self, catalog: Catalog) -> tuple[int, int | None]:
         """Apply what the primary logged since the last read (LogGap: records were trimmed);
         returns the catalog's change counter read after the call came in: with the records
-        when the log lives with the catalog (one PostgreSQL round trip), else just after."""
+        when the log lives with the catalog (one PostgreSQL round trip), else just after; and
+        the credential store's, when the same statement read it (else None)."""
         with self.lock:
             for record in self.tail.read_new():
                 self.replay.apply(record)
-            counter = self.tail.catalog_counter
-        return catalog.change_counter() if counter is None else counter
+            counter, credentials = self.tail.catalog_counter, self.tail.credential_counter
+        return (catalog.change_counter() if counter is None else counter), credentials
 
 
 class Follower:
@@ -133,6 +134,10 @@ class Follower:
     # This process's memory budget (None: the accountant's default share of the machine); a
     # cluster worker sets the budget it registered with before the first load.
     budget_bytes: int | None = None
+    # Told, in the reading thread, of the credential store's change counter when a read's
+    # own statement carried it (a cluster worker's AccessControl.saw_store_version: its
+    # authorization then asks PostgreSQL nothing more).
+    on_credential_counter: Callable[[int], None] | None = None
 
     def __init__(self, config: FollowerConfig, *, memory_budget_bytes: int | None = None) -> None:
         """``memory_budget_bytes``: the whole server's, with ``--workers`` (None: ``budget_bytes``)."""
@@ -285,9 +290,12 @@ class Follower:
                     if seen is not None and followed.checked == (seen, version):
                         current = True  # nothing announced since the last look: no syscall
                     else:
-                        current = followed.catch_up(self._catalog) == version
+                        catalog_counter, credentials = followed.catch_up(self._catalog)
+                        current = catalog_counter == version
                         if current and seen is not None:
                             followed.checked = (seen, version)
+                        if credentials is not None and self.on_credential_counter is not None:
+                            self.on_credential_counter(credentials)
                 except LogGap:
                     gap = True
                 except SheafError:

@@ -302,6 +302,8 @@ class SqliteCredentialStore(CredentialStore):
         ``data_version`` by a worker's (``follow``)."""
         super().__init__()
         self._changes = changes
+        # A worker's: the primary writes it (and made the built-in roles and root).
+        self.read_only = changes is not None and not changes.writable
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA foreign_keys = ON")
         self._db.executescript(_SCHEMA)

@@ -68,6 +68,9 @@ class LogTail(Protocol):
     # The catalog's change counter as of the last ``read_new`` (PostgreSQL: read in the same
     # statement, one round trip); None when the log cannot tell (files: ask the catalog).
     catalog_counter: int | None
+    # The credential store's change counter as of the last ``read_new``, likewise (None: ask
+    # the store).
+    credential_counter: int | None
 
     def read_new(self) -> list[LogRecord]:
         """Every record appended (and acknowledged) past the last one read; LogGap when some

@@ -145,6 +145,9 @@ class PgLogs:
         self._closing = threading.Event()
         self._write_lock = threading.Lock()
         self._read_lock = threading.Lock()
+        # What ``read_after`` reads of the credential store's counter: set at its first call
+        # (under _read_lock), once it knows whether a writer made the credential tables.
+        self._credentials_column: str | None = None
 
     # -- the LogStore ------------------------------------------------------------------------
     def open(self, collection_id: int) -> PgCollectionLog:
@@ -386,22 +389,32 @@ class PgLogs:
                 (collection_id, up_to_lsn),
             )
 
-    def read_after(self, collection_id: int, after_lsn: int) -> tuple[int, int, list[LogRecord]]:
+    def read_after(self, collection_id: int, after_lsn: int) -> tuple[int, int, list[LogRecord], int | None]:
         """(the catalog's change counter, how far the log was trimmed, the records past
-        ``after_lsn``), in one statement: one snapshot and one round trip. The counter is the
-        catalog's (``SqlCatalog.change_counter``, the same database), so a follower learns in the
-        same look whether the catalog it resolved the read with is still current."""
+        ``after_lsn``, the credential store's change counter), in one statement: one snapshot
+        and one round trip. The counters are the catalog's (``SqlCatalog.change_counter``) and
+        the credentials' (pg_credentials.py; None when no writer made that table), in the
+        same database, so a follower learns in the same look whether the catalog it resolved
+        the read with, and the users and grants it checked the call with, are still current."""
         with self._reading() as pg:
+            if self._credentials_column is None:
+                made = pg.first("SELECT to_regclass('credential_version') IS NOT NULL").fetchone()
+                self._credentials_column = (
+                    "COALESCE((SELECT version::text FROM credential_version), '')"
+                    if made is not None and made[0]
+                    else "''"
+                )
             rows = pg.first(
-                "SELECT 0, '', (SELECT value FROM meta WHERE key = 'version'), "
+                f"SELECT 0, {self._credentials_column}, (SELECT value FROM meta WHERE key = 'version'), "
                 "COALESCE((SELECT trimmed_to FROM log_heads WHERE collection_id = %s), 0), NULL "
                 f"UNION ALL SELECT {_RECORD_COLUMNS} FROM log_records "
                 "WHERE collection_id = %s AND lsn > %s ORDER BY 1",
                 (collection_id, collection_id, after_lsn),
                 binary=True,
             ).fetchall()
-        head = rows[0]  # lsns start at 1: the head row sorts first
-        return int(head[2]), int(head[3]), [_record(row) for row in rows[1:]]
+        head = rows[0]  # lsns start at 1: the head row sorts first; its kind: the credentials'
+        credentials = int(head[1]) if head[1] else None
+        return int(head[2]), int(head[3]), [_record(row) for row in rows[1:]], credentials
 
 
 class _Using:
@@ -449,17 +462,21 @@ class PgCollectionLog:
 
 class PgLogTail:
     """A LogTail of one collection's records in PostgreSQL: one statement per read, which
-    also reads the catalog's change counter (``catalog_counter``)."""
+    also reads the catalog's and the credentials' change counters."""
 
     def __init__(self, store: PgLogs, collection_id: int) -> None:
         self._store = store
         self.collection_id = collection_id
         self.last_lsn: int | None = None  # None: nothing read yet
         self.catalog_counter: int | None = None
+        self.credential_counter: int | None = None
 
     def read_new(self) -> list[LogRecord]:
-        counter, trimmed_to, records = self._store.read_after(self.collection_id, self.last_lsn or 0)
+        counter, trimmed_to, records, credentials = self._store.read_after(
+            self.collection_id, self.last_lsn or 0
+        )
         self.catalog_counter = counter
+        self.credential_counter = credentials
         if self.last_lsn is not None and trimmed_to > self.last_lsn:
             raise LogGap(
                 f"log of collection {self.collection_id} trimmed to {trimmed_to}, past {self.last_lsn}"

@@ -31,6 +31,7 @@ class WalTail:
 
     # The file log lives apart from the catalog: its reader asks the catalog itself.
     catalog_counter: int | None = None
+    credential_counter: int | None = None
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory

@@ -94,6 +94,8 @@ class WorkerRuntime:
         )
         self._register()
         self._view = WorkerView(followed, catalog, self.worker_id, budget_bytes=config.budget_bytes)
+        if self._access is not None:  # the reads' statements carry the credentials' counter
+            self._view.on_credential_counter = self._access.saw_store_version
         service.start()
         self._thread = threading.Thread(target=self._heartbeat, name="sheafdb-worker-heartbeat", daemon=True)
         self._thread.start()

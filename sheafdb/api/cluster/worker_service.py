@@ -16,6 +16,7 @@ and the access control, both thread-safe.
 
 from __future__ import annotations
 
+import base64
 import hmac
 import pickle
 from collections.abc import Callable
@@ -27,7 +28,7 @@ import grpc
 from sheafdb.api.auth import AuthInterceptor, current_user
 from sheafdb.engine.access import AccessControl
 from sheafdb.engine.distribution.read_calls import READ_METHOD, SECRET_METADATA_KEY, ReadAnswer, ReadCall
-from sheafdb.errors import PermissionDenied
+from sheafdb.errors import CredentialInvalid, PermissionDenied
 
 SERVICE_NAME, METHOD_NAME = READ_METHOD.strip("/").split("/")
 # The privilege each read call needs, as the embedded server's Search / HybridSearch / Query.
@@ -87,8 +88,16 @@ class WorkerService:
         call = pickle.loads(request)  # noqa: S301 - the caller proved it holds the catalog
         if not isinstance(call, ReadCall):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"not a read call: {type(call).__name__}")
-        self._authorize(call, context)
-        return pickle.dumps(self._answer(call), protocol=pickle.HIGHEST_PROTOCOL)
+        if self._access is not None:
+            self._access.saw_store_version(None)  # only this call's own look counts
+        try:
+            # The read's one statement also reads the credentials' change counter: the
+            # privilege is checked after it, against users and grants current when the call
+            # came in, and nothing of the answer leaves before the check.
+            answer = self._answer(call)
+        finally:
+            self._authorize(call, context)
+        return pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
 
     def _from_cluster(self, context: grpc.ServicerContext) -> bool:
         secret = self._known_secret
@@ -109,6 +118,14 @@ class WorkerService:
         if user is None:  # the interceptor let nothing through unauthenticated; never here
             context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing authorization in header")
             return
+        if access.follow_store():
+            # The store changed since the interceptor's cached check: the password again.
+            token = _metadata(context, "authorization") or ""
+            try:
+                access.authenticate_token(base64.b64decode(token).decode())
+            except (CredentialInvalid, ValueError) as err:
+                message = err.message if isinstance(err, CredentialInvalid) else "invalid token format"
+                context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
         try:
             access.authorize(user, OPERATIONS.get(call.method, "Search"), call.db, call.request.collection)
         except PermissionDenied as err:
@@ -124,8 +141,10 @@ def _metadata(context: grpc.ServicerContext, key: str) -> str | None:
 
 
 class _FollowingAuth(grpc.ServerInterceptor):
-    """AuthInterceptor after catching up with the writer's changes to users, roles and grants
-    (the store's change counter): a changed password is refused from the next call on."""
+    """AuthInterceptor on the users as last followed; the handler then follows the writer's
+    changes to users, roles and grants (the store's change counter, read in the read's own
+    statement) and checks the password again if they changed: a changed password or a
+    revoked privilege is refused from the next call on."""
 
     def __init__(self, access: AccessControl) -> None:
         self._access = access
@@ -136,5 +155,4 @@ class _FollowingAuth(grpc.ServerInterceptor):
         continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler | None:
-        self._access.follow_store()
         return self._inner.intercept_service(continuation, handler_call_details)
