@@ -22,6 +22,12 @@ this worker's data dir). ``FollowerConfig`` names them. The worker writes nothin
   starts after an acknowledgement sees the write (Strong).
   Records trimmed before the tail read them (a seal in between) show as a gap: the worker
   takes the catalog again, which holds them as a segment.
+- **The change counter** (``FollowerConfig.shared_changes``: embedded, ``serve --workers N``).
+  The primary bumps a shared counter after every catalog commit and log append
+  (storage/change_counter.py). A read loads it first; where it was before this collection's
+  last successful look (with the catalog version unchanged), nothing was announced since
+  and the read skips the catalog's counter and the log's tail: no syscall. Else it looks as
+  above.
 - **Memory.** Loads map every column file and faiss index (``share_pages``), as the primary
   does with workers, so N processes hold one copy in the page cache; what a worker builds
   for itself (growing rows, primary-key lookups, filter masks) is its own, in its accountant.

@@ -8,7 +8,11 @@ constant time); anything else is refused with PERMISSION_DENIED before a byte is
 
 With authentication on, the client's own ``authorization`` (relayed by the proxy) is checked
 as the embedded server checks it (api/auth.AuthInterceptor: UNAUTHENTICATED when missing or
-wrong), then its privilege for the collection (Search / Query, PERMISSION_DENIED).
+wrong), then its privilege for the collection (Search / Query, PERMISSION_DENIED). The
+privilege is checked after the read ran and before its answer leaves: the read's one
+PostgreSQL statement also read the credentials' change counter (storage/pg_log.py), so
+users and grants are followed without a statement of their own (the password is checked
+again when they changed).
 
 Threads: gRPC's handler pool (``max_workers``); the handler is stateless apart from the view
 and the access control, both thread-safe.
