@@ -244,6 +244,8 @@ class AccessControl:
         # A reader's cached roles per user and privilege groups (the writer asks its store).
         self._roles: dict[str, tuple[str, ...]] = {}
         self._groups: dict[str, list[str]] | None = None
+        # Moves at each forget: a fill that read the store before it is not cached after it.
+        self._generation = 0
         self._store_version: int | None = None
         self._seen = _SeenVersion()
         if self._store.read_only:
@@ -267,8 +269,8 @@ class AccessControl:
             version = self._store.change_counter()
         if version == self._store_version:
             return False
+        self._forget()  # first: a thread that finds the new version finds the caches emptied
         self._store_version = version
-        self._forget()
         return True
 
     def saw_store_version(self, version: int | None) -> None:
@@ -286,19 +288,21 @@ class AccessControl:
             self._grants.clear()
             self._roles.clear()
             self._groups = None
+            self._generation += 1
 
     # -- authentication ------------------------------------------------------------------------
     def authenticate(self, user: str, password: str) -> None:
         """CredentialInvalid unless ``password`` is ``user``'s."""
         tag = hmac.new(self._cache_key, password.encode(), hashlib.sha256).digest()
         with self._cache_lock:
-            cached = self._verified.get(user)
+            cached, generation = self._verified.get(user), self._generation
         if cached is not None and hmac.compare_digest(cached, tag):
             return
         if not self._store.check_password(user, password):
             raise CredentialInvalid()
         with self._cache_lock:
-            self._verified[user] = tag
+            if generation == self._generation:
+                self._verified[user] = tag
 
     def authenticate_token(self, token: str) -> str:
         """``user:password`` -> the user; anything else is an API key, which we do not issue."""
@@ -317,11 +321,12 @@ class AccessControl:
         if not self._store.read_only:
             return tuple(self._store.roles_of(user))
         with self._cache_lock:
-            cached = self._roles.get(user)
+            cached, generation = self._roles.get(user), self._generation
         if cached is None:
             cached = tuple(self._store.roles_of(user))
             with self._cache_lock:
-                self._roles[user] = cached
+                if generation == self._generation:
+                    self._roles[user] = cached
         return cached
 
     def _custom_groups(self) -> dict[str, list[str]]:
@@ -329,11 +334,12 @@ class AccessControl:
         if not self._store.read_only:
             return self._store.groups()
         with self._cache_lock:
-            cached = self._groups
+            cached, generation = self._groups, self._generation
         if cached is None:
             cached = self._store.groups()
             with self._cache_lock:
-                self._groups = cached
+                if generation == self._generation:
+                    self._groups = cached
         return cached
 
     def authorize(self, user: str, operation: str, db: str, object_name: str = "*") -> None:
@@ -392,13 +398,14 @@ class AccessControl:
 
     def _effective_grants(self, user: str) -> tuple[Grant, ...]:
         with self._cache_lock:
-            cached = self._grants.get(user)
+            cached, generation = self._grants.get(user), self._generation
         if cached is not None:
             return cached
         roles = {PUBLIC_ROLE, *self._roles_of(user)}
         grants = tuple(g for role in sorted(roles) for g in self._store.grants_of(role))
         with self._cache_lock:
-            self._grants[user] = grants
+            if generation == self._generation:
+                self._grants[user] = grants
         return grants
 
     # -- users ---------------------------------------------------------------------------------
