@@ -85,6 +85,7 @@ from sheafdb.engine.write.orphans import remove_orphans
 from sheafdb.engine.write.recovery import open_collection
 from sheafdb.engine.write.sealing import Sealer
 from sheafdb.engine.write.store_binding import bind_store_to_catalog, require_segment_files
+from sheafdb.engine.write.timestamp_source import writer_oracle
 from sheafdb.engine.write.writes import Writer
 from sheafdb.errors import (
     CollectionNotFound,
@@ -96,7 +97,6 @@ from sheafdb.storage.catalog import open_catalog
 from sheafdb.storage.import_files import open_import_files
 from sheafdb.storage.log import open_log_store
 from sheafdb.storage.object_store import open_object_store
-from sheafdb.storage.timestamps import TimestampOracle
 from sheafdb.text.file_resources import install as install_file_resolver
 from sheafdb.timestamptz import TIMEZONE_PROPERTY, zone
 
@@ -140,7 +140,7 @@ class Engine(DatabaseCalls, PartitionCalls, AliasCalls, LoadCalls):
             recovered = open_collection(record, self._catalog, self._store, self._logs)
             self._collections[record.collection_id] = recovered.collection
             floor = max(floor, recovered.max_timestamp)
-        self._oracle = TimestampOracle(floor)
+        self._oracle = writer_oracle(self._catalog, config.catalog_url, floor)
         self._names = CollectionNames.from_catalog(self._catalog, self._collections)
         self._builder = IndexBuilder(self._store, self._catalog)
         self._background: BackgroundCompactor | None = None  # set last: seals may poke it
