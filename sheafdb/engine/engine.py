@@ -86,6 +86,7 @@ from sheafdb.engine.write.recovery import open_collection
 from sheafdb.engine.write.sealing import Sealer
 from sheafdb.engine.write.store_binding import bind_store_to_catalog, require_segment_files
 from sheafdb.engine.write.timestamp_source import writer_oracle
+from sheafdb.engine.write.write_ids import WriteTag
 from sheafdb.engine.write.writes import Writer
 from sheafdb.errors import (
     CollectionNotFound,
@@ -491,24 +492,35 @@ class Engine(DatabaseCalls, PartitionCalls, AliasCalls, LoadCalls):
             self._indexes.alter(self._resolve(db, collection), index_name, params, delete_keys)
 
     # -- writes -----------------------------------------------------------------------------
-    def insert(self, db: str, collection: str, data: pa.Table, partition: str = "") -> MutationResult:
+    def insert(
+        self, db: str, collection: str, data: pa.Table, partition: str = "", *, tag: WriteTag | None = None
+    ) -> MutationResult:
         """``data`` has one column per given field (by name) and ``$meta`` (JSON text) for
         dynamic keys. Missing nullable / default fields are filled; an auto_id primary key is
-        generated. Validated whole before anything is written; acknowledged once durable."""
+        generated. Validated whole before anything is written; acknowledged once durable.
+        ``tag``: a relayed call's id, so that its retry is applied once (write_ids.py)."""
         return self._writer.insert(
-            self._resolve(db, collection, (partition,) if partition else ()), data, partition
+            self._resolve(db, collection, (partition,) if partition else ()), data, partition, tag
         )
 
     def upsert(
-        self, db: str, collection: str, data: pa.Table, partition: str = "", *, partial_update: bool = False
+        self,
+        db: str,
+        collection: str,
+        data: pa.Table,
+        partition: str = "",
+        *,
+        partial_update: bool = False,
+        tag: WriteTag | None = None,
     ) -> MutationResult:
         """``partial_update``: fields the batch leaves out keep their stored values (the
-        collection must be loaded)."""
+        collection must be loaded). ``tag`` as for ``insert``."""
         return self._writer.upsert(
             self._resolve(db, collection, (partition,) if partition else ()),
             data,
             partition,
             partial_update=partial_update,
+            tag=tag,
         )
 
     def delete(
