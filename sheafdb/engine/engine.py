@@ -554,8 +554,9 @@ class Engine(DatabaseCalls, PartitionCalls, AliasCalls, LoadCalls):
         return self._compactor.compact(coll, policy, frozenset(), manual=True)
 
     def allocate_timestamp(self) -> int:
-        """A fresh timestamp from the oracle (AllocTimestamp): above every one issued before."""
-        return self._oracle.next()
+        """A timestamp from the oracle (AllocTimestamp, a read's reply): at or above every one
+        this process stamped a write with (timestamps.py: ``read_stamp``)."""
+        return self._oracle.read_stamp()
 
     def wait_for_index_builds(self, timeout: float | None = None) -> bool:
         """Block until no index build is queued or running (tests, benchmarks)."""

@@ -52,6 +52,11 @@ class TimestampOracle:
         with self._lock:
             return self._last
 
+    def read_stamp(self) -> int:
+        """A timestamp for a reply (a read's, AllocTimestamp): at or above every write this
+        process stamped. Here a fresh one, as ``next``."""
+        return self.next()
+
 
 # Timestamps a shared oracle reserves per round trip to the catalog: a write costs one
 # timestamp, so a busy writer reserves once per this many writes.
@@ -96,3 +101,10 @@ class SharedTimestampOracle(TimestampOracle):
                 self._block_ms = now_ms
             self._last += 1
             return self._last
+
+    def read_stamp(self) -> int:
+        """From this process's clock, at or above its last timestamp, without a reservation:
+        a reply's timestamp orders nothing (it needs no uniqueness), and reads of loaded
+        data go on while the catalog's database is away."""
+        with self._lock:
+            return max(compose(self._clock_ms(), 0), self._last)

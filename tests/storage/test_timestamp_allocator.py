@@ -120,3 +120,18 @@ def test_writer_processes_on_one_postgresql_never_share_a_timestamp_or_an_id(
     for timestamps, ids in results:
         assert all(x < y for x, y in zip(timestamps, timestamps[1:], strict=False))
         assert all(x < y for x, y in zip(ids, ids[1:], strict=False))
+
+
+def test_a_read_stamp_needs_no_reservation_and_is_not_below_any_write() -> None:
+    reserved: list[range] = []
+
+    def reserve(count: int, floor: int) -> range:
+        block = range(floor + 1, floor + 1 + count)
+        reserved.append(block)
+        return block
+
+    oracle = SharedTimestampOracle(reserve, block=4, clock_ms=lambda: 5)
+    assert oracle.read_stamp() == compose(5, 0) and not reserved  # no write yet: the clock
+    written = [oracle.next() for _ in range(3)]
+    assert len(reserved) == 1
+    assert oracle.read_stamp() >= written[-1] and len(reserved) == 1
