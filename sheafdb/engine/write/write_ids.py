@@ -50,8 +50,9 @@ class TaggedWrites:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._running: dict[str, threading.Event] = {}
-        self._answered: OrderedDict[str, MutationResult] = OrderedDict()
+        # Keyed by (collection id, call id).
+        self._running: dict[tuple[int, str], threading.Event] = {}
+        self._answered: OrderedDict[tuple[int, str], MutationResult] = OrderedDict()
         self._answered_rows = 0
 
     def apply_once(
@@ -59,30 +60,31 @@ class TaggedWrites:
     ) -> MutationResult:
         """``write()``'s answer, unless a try of the same call answered here already or, for a
         retried try, was logged (then that answer, and nothing is written)."""
+        key = (coll.collection_id, tag.id)
         while True:
             with self._lock:
-                answered = self._answered.get(tag.id)
+                answered = self._answered.get(key)
                 if answered is not None:
                     return answered
-                running = self._running.get(tag.id)
+                running = self._running.get(key)
                 if running is None:
-                    self._running[tag.id] = done = threading.Event()
+                    self._running[key] = done = threading.Event()
                     break
             running.wait()  # the same call's other try, running here: its outcome first
         try:
             result = logged_result(coll, tag.id) if tag.retried else None
             if result is None:
                 result = write()
-            self._keep(tag.id, result)
+            self._keep(key, result)
             return result
         finally:
             with self._lock:
-                del self._running[tag.id]
+                del self._running[key]
             done.set()
 
-    def _keep(self, write_id: str, result: MutationResult) -> None:
+    def _keep(self, key: tuple[int, str], result: MutationResult) -> None:
         with self._lock:
-            self._answered[write_id] = result
+            self._answered[key] = result
             self._answered_rows += result.count
             while self._answered_rows > ANSWERS_KEPT_ROWS and len(self._answered) > 1:
                 _, oldest = self._answered.popitem(last=False)
