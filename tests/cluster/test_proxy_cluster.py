@@ -441,8 +441,30 @@ def test_a_relayed_insert_carries_its_call_id_and_a_retry_of_it_writes_nothing(c
         )
     assert retried.status.code == 0
     assert list(retried.IDs.int_id.data) == list(first["ids"])
+    # The same over REST: the proxy tags the relayed call with headers; a retry of it (the same
+    # headers, marked) answers with the first try's ids.
+    auth = {"Authorization": f"Bearer {ROOT_TOKEN}"}
+    body = {"collectionName": name, "data": batch}
+    answer = httpx.post(
+        f"http://{cluster.proxy.address}/v2/vectordb/entities/insert", json=body, headers=auth, timeout=120
+    ).json()
+    assert answer["code"] == 0 and answer["data"]["insertCount"] == 20, answer
+    with psycopg.connect(cluster.catalog) as db:
+        logged = db.execute(
+            "SELECT write_id FROM log_records WHERE collection_id = "
+            "(SELECT collection_id FROM collections WHERE name = %s) ORDER BY lsn",
+            (name,),
+        ).fetchall()
+    assert len(logged) == 2 and logged[1][0] and logged[1][0] != logged[0][0]
+    again = httpx.post(
+        f"http://{cluster.writer.address}/v2/vectordb/entities/insert",
+        json=body,
+        headers={**auth, "sheafdb-write-id": logged[1][0], "sheafdb-write-retry": "1"},
+        timeout=120,
+    ).json()
+    assert again["code"] == 0 and again["data"]["insertIds"] == answer["data"]["insertIds"], again
     client.load_collection(name)
     wait_loaded(client, name)
     counted = client.query(name, output_fields=["count(*)"], consistency_level="Strong")
-    assert counted[0]["count(*)"] == 20
+    assert counted[0]["count(*)"] == 40
     client.drop_collection(name)
