@@ -554,9 +554,14 @@ class Engine(DatabaseCalls, PartitionCalls, AliasCalls, LoadCalls):
         return self._compactor.compact(coll, policy, frozenset(), manual=True)
 
     def allocate_timestamp(self) -> int:
-        """A timestamp from the oracle (AllocTimestamp, a read's reply): at or above every one
-        this process stamped a write with (timestamps.py: ``read_stamp``)."""
+        """A read reply's timestamp: at or above every one this process stamped a write with,
+        never a round trip to the catalog (timestamps.py: ``read_stamp``)."""
         return self._oracle.read_stamp()
+
+    def issue_timestamp(self) -> int:
+        """AllocTimestamp: a fresh timestamp, above every one issued before (and, with a
+        PostgreSQL catalog, by any writer process on it)."""
+        return self._oracle.next()
 
     def wait_for_index_builds(self, timeout: float | None = None) -> bool:
         """Block until no index build is queued or running (tests, benchmarks)."""

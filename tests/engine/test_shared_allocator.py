@@ -72,3 +72,23 @@ def test_two_writers_never_share_an_id_or_a_timestamp(tmp_path: Path, postgres_d
         assert later.timestamp > max(timestamps)
     finally:
         successor.close()
+
+
+@pytest.mark.cluster
+def test_alloc_timestamp_is_issued_by_the_catalog_and_a_reply_stamp_is_not_below_a_write(
+    tmp_path: Path, postgres_database: str, kit
+) -> None:  # type: ignore[no-untyped-def]
+    first = Engine(EngineConfig(tmp_path / "a", catalog_url=postgres_database, restore_loads=False))
+    second = Engine(EngineConfig(tmp_path / "b", catalog_url=postgres_database, restore_loads=False))
+    try:
+        first.create_collection(DB, "c", kit.basic_schema())
+        issued = [first.issue_timestamp(), second.issue_timestamp(), first.issue_timestamp()]
+        # Unique across writers, increasing per writer (each issues from its own reserved block).
+        assert len(set(issued)) == 3 and issued[0] < issued[2]
+        written = first.insert(DB, "c", kit.make_rows(range(3))).timestamp
+        assert written > issued[-1]
+        assert first.allocate_timestamp() >= written  # a read reply's stamp
+        assert first.issue_timestamp() > written
+    finally:
+        second.close()
+        first.close()
