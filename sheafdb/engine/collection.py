@@ -212,11 +212,14 @@ class Collection:
             self.record = record
 
     # -- writes -----------------------------------------------------------------------------
-    def write(self, kind: str, partition_id: int, timestamp: int, batch: pa.Table) -> int:
+    def write(
+        self, kind: str, partition_id: int, timestamp: int, batch: pa.Table, write_id: str | None = None
+    ) -> int:
         """Log ``batch`` durably, then apply it; returns its lsn. ``kind`` as in WalRecord;
-        ``partition_id`` may be ROUTED_PARTITION (rows then carry PARTITION_COLUMN)."""
+        ``partition_id`` may be ROUTED_PARTITION (rows then carry PARTITION_COLUMN);
+        ``write_id``: a relayed call's id, logged with it (storage/log.py)."""
         with self._gate.shared():
-            lsn = self.wal.append(kind, partition_id, timestamp, batch)
+            lsn = self.wal.append(kind, partition_id, timestamp, batch, write_id)
             crash_points.crash_point(crash_points.WRITE_AFTER_LOG)
             self.apply(kind, partition_id, lsn, timestamp, batch)
         return lsn

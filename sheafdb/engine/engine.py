@@ -85,6 +85,8 @@ from sheafdb.engine.write.orphans import remove_orphans
 from sheafdb.engine.write.recovery import open_collection
 from sheafdb.engine.write.sealing import Sealer
 from sheafdb.engine.write.store_binding import bind_store_to_catalog, require_segment_files
+from sheafdb.engine.write.timestamp_source import writer_oracle
+from sheafdb.engine.write.write_ids import WriteTag
 from sheafdb.engine.write.writes import Writer
 from sheafdb.errors import (
     CollectionNotFound,
@@ -97,7 +99,6 @@ from sheafdb.storage.change_counter import ChangeCounter, publish_data_changes
 from sheafdb.storage.import_files import open_import_files
 from sheafdb.storage.log import open_log_store
 from sheafdb.storage.object_store import open_object_store
-from sheafdb.storage.timestamps import TimestampOracle
 from sheafdb.text.file_resources import install as install_file_resolver
 from sheafdb.timestamptz import TIMEZONE_PROPERTY, zone
 
@@ -144,7 +145,7 @@ class Engine(DatabaseCalls, PartitionCalls, AliasCalls, LoadCalls):
             recovered = open_collection(record, self._catalog, self._store, self._logs)
             self._collections[record.collection_id] = recovered.collection
             floor = max(floor, recovered.max_timestamp)
-        self._oracle = TimestampOracle(floor)
+        self._oracle = writer_oracle(self._catalog, config.catalog_url, floor)
         self._names = CollectionNames.from_catalog(self._catalog, self._collections)
         self._builder = IndexBuilder(self._store, self._catalog)
         self._background: BackgroundCompactor | None = None  # set last: seals may poke it
@@ -497,24 +498,35 @@ class Engine(DatabaseCalls, PartitionCalls, AliasCalls, LoadCalls):
             self._indexes.alter(self._resolve(db, collection), index_name, params, delete_keys)
 
     # -- writes -----------------------------------------------------------------------------
-    def insert(self, db: str, collection: str, data: pa.Table, partition: str = "") -> MutationResult:
+    def insert(
+        self, db: str, collection: str, data: pa.Table, partition: str = "", *, tag: WriteTag | None = None
+    ) -> MutationResult:
         """``data`` has one column per given field (by name) and ``$meta`` (JSON text) for
         dynamic keys. Missing nullable / default fields are filled; an auto_id primary key is
-        generated. Validated whole before anything is written; acknowledged once durable."""
+        generated. Validated whole before anything is written; acknowledged once durable.
+        ``tag``: a relayed call's id, so that its retry is applied once (write_ids.py)."""
         return self._writer.insert(
-            self._resolve(db, collection, (partition,) if partition else ()), data, partition
+            self._resolve(db, collection, (partition,) if partition else ()), data, partition, tag
         )
 
     def upsert(
-        self, db: str, collection: str, data: pa.Table, partition: str = "", *, partial_update: bool = False
+        self,
+        db: str,
+        collection: str,
+        data: pa.Table,
+        partition: str = "",
+        *,
+        partial_update: bool = False,
+        tag: WriteTag | None = None,
     ) -> MutationResult:
         """``partial_update``: fields the batch leaves out keep their stored values (the
-        collection must be loaded)."""
+        collection must be loaded). ``tag`` as for ``insert``."""
         return self._writer.upsert(
             self._resolve(db, collection, (partition,) if partition else ()),
             data,
             partition,
             partial_update=partial_update,
+            tag=tag,
         )
 
     def delete(
@@ -548,7 +560,13 @@ class Engine(DatabaseCalls, PartitionCalls, AliasCalls, LoadCalls):
         return self._compactor.compact(coll, policy, frozenset(), manual=True)
 
     def allocate_timestamp(self) -> int:
-        """A fresh timestamp from the oracle (AllocTimestamp): above every one issued before."""
+        """A read reply's timestamp: at or above every one this process stamped a write with,
+        never a round trip to the catalog (timestamps.py: ``read_stamp``)."""
+        return self._oracle.read_stamp()
+
+    def issue_timestamp(self) -> int:
+        """AllocTimestamp: a fresh timestamp, above every one issued before (and, with a
+        PostgreSQL catalog, by any writer process on it)."""
         return self._oracle.next()
 
     def wait_for_index_builds(self, timeout: float | None = None) -> bool:

@@ -41,9 +41,20 @@ class LogGap(Exception):
 
 
 class CollectionLog(Protocol):
-    def append(self, kind: str, partition_id: int, timestamp: int, batch: pa.Table) -> int:
+    def append(
+        self, kind: str, partition_id: int, timestamp: int, batch: pa.Table, write_id: str | None = None
+    ) -> int:
         """Append one record; returns its lsn once it is durable (fsync'd / committed).
-        Raises when it is not (and then the log takes no more appends)."""
+        Raises when it is not (and then the log takes no more appends). ``write_id``: the
+        client call's id a cluster proxy tags a relayed write with, kept with the record
+        where the backend keeps write ids (PostgreSQL: the cluster's log), so that a retry
+        of the call finds it (``find_write``)."""
+        ...
+
+    def find_write(self, write_id: str) -> LogRecord | None:
+        """The record appended with ``write_id`` while it is still in the log (not trimmed by
+        a seal); None otherwise, and always None where the backend keeps no write ids (the
+        data dir's file log: only a cluster proxy tags writes)."""
         ...
 
     def replay(self, after_lsn: int = 0) -> Iterator[LogRecord]:

@@ -65,6 +65,7 @@ CREATE TABLE IF NOT EXISTS log_records (
     partition_id BIGINT NOT NULL, ts BIGINT NOT NULL, payload BYTEA NOT NULL,
     PRIMARY KEY (collection_id, lsn));
 ALTER TABLE log_records ALTER COLUMN payload SET STORAGE EXTERNAL;
+ALTER TABLE log_records ADD COLUMN IF NOT EXISTS write_id TEXT;
 CREATE TABLE IF NOT EXISTS log_heads (
     collection_id BIGINT PRIMARY KEY, trimmed_to BIGINT NOT NULL);
 """
@@ -75,9 +76,9 @@ log = logging.getLogger(__name__)
 _REPLAY_PAGE = 64
 _FENCE = "SELECT 1 FROM leases WHERE name = %s AND token = %s FOR SHARE"
 _INSERT = (
-    "INSERT INTO log_records (collection_id, lsn, kind, partition_id, ts, payload) "
+    "INSERT INTO log_records (collection_id, lsn, kind, partition_id, ts, payload, write_id) "
     "SELECT r.* FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::bigint[], %s::bigint[], "
-    "%b::bytea[]) AS r"
+    "%b::bytea[], %s::text[]) AS r"
 )
 _RECORD_COLUMNS = "lsn, kind, partition_id, ts, payload"
 # Ends the lost connection's server process, if it still runs, and waits (ms) until it is gone.
@@ -97,6 +98,7 @@ class _Pending:
     partition_id: int
     timestamp: int
     payload: bytes
+    write_id: str | None
     done: bool = False
     error: BaseException | None = None
 
@@ -220,14 +222,20 @@ class PgLogs:
 
     # -- appends: group commit ---------------------------------------------------------------
     def append(
-        self, log: PgCollectionLog, kind: str, partition_id: int, timestamp: int, batch: pa.Table
+        self,
+        log: PgCollectionLog,
+        kind: str,
+        partition_id: int,
+        timestamp: int,
+        batch: pa.Table,
+        write_id: str | None = None,
     ) -> int:
         payload = serialize_batch(batch).to_pybytes()
         with self._cond:
             self._check_usable(log)
             lsn = log.next_lsn
             log.next_lsn = lsn + 1
-            entry = _Pending(log.collection_id, lsn, kind, partition_id, timestamp, payload)
+            entry = _Pending(log.collection_id, lsn, kind, partition_id, timestamp, payload, write_id)
             self._queue.append(entry)
             while not entry.done:
                 if self._committing:
@@ -349,6 +357,7 @@ class PgLogs:
             [e.partition_id for e in group],
             [e.timestamp for e in group],
             [e.payload for e in group],
+            [e.write_id for e in group],
         )
         if self._fence is None:
             pg.execute(_INSERT, columns)
@@ -376,6 +385,16 @@ class PgLogs:
             for row in rows:
                 yield _record(row)
             after_lsn = int(rows[-1][0])
+
+    def find_write(self, collection_id: int, write_id: str) -> LogRecord | None:
+        with self._reading() as pg:
+            row = pg.first(
+                f"SELECT {_RECORD_COLUMNS} FROM log_records WHERE collection_id = %s AND write_id = %s "
+                "ORDER BY lsn LIMIT 1",
+                (collection_id, write_id),
+                binary=True,
+            ).fetchone()
+        return None if row is None else _record(row)
 
     def trim(self, collection_id: int, up_to_lsn: int) -> None:
         with self._writing() as pg, pg.transaction():
@@ -441,8 +460,13 @@ class PgCollectionLog:
         self.next_lsn = last_lsn + 1  # guarded by the store's _cond
         self.closed = False
 
-    def append(self, kind: str, partition_id: int, timestamp: int, batch: pa.Table) -> int:
-        return self._store.append(self, kind, partition_id, timestamp, batch)
+    def append(
+        self, kind: str, partition_id: int, timestamp: int, batch: pa.Table, write_id: str | None = None
+    ) -> int:
+        return self._store.append(self, kind, partition_id, timestamp, batch, write_id)
+
+    def find_write(self, write_id: str) -> LogRecord | None:
+        return self._store.find_write(self.collection_id, write_id)
 
     def replay(self, after_lsn: int = 0) -> Iterator[LogRecord]:
         return self._store.replay(self.collection_id, after_lsn, self.last_lsn)

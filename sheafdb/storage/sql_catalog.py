@@ -34,6 +34,7 @@ from sheafdb.errors import (
     invalid,
 )
 from sheafdb.schema import CollectionSchema
+from sheafdb.storage.allocator_rows import AllocatorRows
 from sheafdb.storage.catalog_tables import (
     COLLECTION_COLUMNS,
     SEGMENT_COLUMNS,
@@ -90,6 +91,7 @@ class SqlCatalog(
     PlacementRows,
     ClusterSecretRows,
     LeaseRows,
+    AllocatorRows,
 ):
     """A Catalog in SQL tables, through one connection a backend opens.
 
@@ -205,7 +207,10 @@ class SqlCatalog(
         return self.allocate_ids(1)[0]
 
     def allocate_ids(self, count: int) -> range:
-        with self._tx() as cur:
+        # Bookkeeping: a reserved block changes nothing a reader sees (so followers need not
+        # take the catalog again), and any writer process may reserve one (a deposed one
+        # cannot append what it numbers: its block is merely skipped).
+        with self._tx(bookkeeping=True) as cur:
             return self._allocate(cur, count)
 
     @staticmethod

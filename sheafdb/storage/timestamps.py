@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 LOGICAL_BITS = 18
 LOGICAL_MASK = (1 << LOGICAL_BITS) - 1
@@ -50,3 +51,60 @@ class TimestampOracle:
     def last(self) -> int:
         with self._lock:
             return self._last
+
+    def read_stamp(self) -> int:
+        """A timestamp for a reply (a read's, AllocTimestamp): at or above every write this
+        process stamped. Here a fresh one, as ``next``."""
+        return self.next()
+
+
+# Timestamps a shared oracle reserves per round trip to the catalog: a write costs one
+# timestamp, so a busy writer reserves once per this many writes.
+SHARED_BLOCK = 4096
+# A block older than this is set aside for a fresh one, so that timestamps keep following
+# the wall clock (an idle writer's next write costs one round trip).
+SHARED_BLOCK_AGE_MS = 1000
+
+
+class SharedTimestampOracle(TimestampOracle):
+    """Issues timestamps from blocks reserved in the catalog (``reserve(count, floor)``:
+    storage/allocator_rows.py), so that every writer process on one catalog issues unique
+    timestamps, and one that starts (or takes over) issues only timestamps above every one
+    the others reserved before. Strictly increasing in this process, as the local oracle.
+
+    Lock: ``_lock`` (the base's) guards the block and ``_last``; a reservation runs under it
+    (one round trip per block), so no two threads issue from the same block position.
+    """
+
+    def __init__(
+        self,
+        reserve: Callable[[int, int], range],
+        floor: int = 0,
+        *,
+        block: int = SHARED_BLOCK,
+        clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+    ) -> None:
+        super().__init__(floor)
+        self._reserve = reserve
+        self._block = block
+        self._clock_ms = clock_ms
+        self._end = floor  # the last timestamp of the current block (none yet: _last == _end)
+        self._block_ms = 0  # the wall clock's milliseconds when the block was reserved
+
+    def next(self) -> int:
+        with self._lock:
+            now_ms = self._clock_ms()
+            if self._last >= self._end or now_ms - self._block_ms > SHARED_BLOCK_AGE_MS:
+                floor = max(compose(now_ms, 0), self._last)
+                reserved = self._reserve(self._block, floor)
+                self._last, self._end = reserved.start - 1, reserved.stop - 1
+                self._block_ms = now_ms
+            self._last += 1
+            return self._last
+
+    def read_stamp(self) -> int:
+        """From this process's clock, at or above its last timestamp, without a reservation:
+        a reply's timestamp orders nothing (it needs no uniqueness), and reads of loaded
+        data go on while the catalog's database is away."""
+        with self._lock:
+            return max(compose(self._clock_ms(), 0), self._last)

@@ -183,8 +183,12 @@ class WriteAheadLog:
         return next_lsn
 
     # -- writing ----------------------------------------------------------------------------
-    def append(self, kind: str, partition_id: int, timestamp: int, batch: pa.Table) -> int:
-        """Append one record; returns its lsn once it is durable (fsync'd, when fsync is on)."""
+    def append(
+        self, kind: str, partition_id: int, timestamp: int, batch: pa.Table, write_id: str | None = None
+    ) -> int:
+        """Append one record; returns its lsn once it is durable (fsync'd, when fsync is on).
+        ``write_id`` is not kept: the file log has no room for it, and only a cluster proxy,
+        whose writer logs in PostgreSQL, tags writes (storage/log.py)."""
         payload = serialize_batch(batch)
         kind_bytes = kind.encode("utf-8")
         # The costly part of the crc (the body) is computed before taking the lock.
@@ -300,6 +304,10 @@ class WriteAheadLog:
                     if rec.lsn > after_lsn:
                         batch = decode_batch(rec.payload)
                         yield WalRecord(rec.lsn, rec.kind, rec.partition_id, rec.timestamp, batch)
+
+    def find_write(self, write_id: str) -> WalRecord | None:
+        """None: the file log keeps no write ids (``append``)."""
+        return None
 
     def trim(self, up_to_lsn: int) -> None:
         """Delete every file that holds only records with lsn <= up_to_lsn."""

@@ -393,3 +393,78 @@ def test_a_delete_by_filter_and_a_partial_upsert_read_through_the_workers(cluste
     counted = client.query(name, filter="", output_fields=["count(*)"], **strong)
     assert counted[0]["count(*)"] == total - len(doomed)
     client.release_collection(name)
+
+
+def test_a_relayed_insert_carries_its_call_id_and_a_retry_of_it_writes_nothing(cluster: Cluster) -> None:
+    """The proxy tags a relayed insert with the call's id, which the writer logs with the rows
+    (PostgreSQL's log_records.write_id); the proxy's retry of that call (the same bytes, the
+    same id, marked as a retry), as it would reach a writer after the first one died unanswered,
+    answers with the first try's ids and writes nothing."""
+    import base64
+
+    import grpc
+    import psycopg
+    from pymilvus.client.prepare import Prepare
+    from pymilvus.grpc_gen import milvus_pb2_grpc
+
+    client = cluster.client()
+    name = "retried_insert"
+    schema = client.create_schema(auto_id=True)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("vec", DataType.FLOAT_VECTOR, dim=DIM)
+    schema.add_field("tag", DataType.VARCHAR, max_length=32)
+    index = client.prepare_index_params()
+    index.add_index("vec", index_type="FLAT", metric_type="L2")
+    client.create_collection(name, schema=schema)
+    client.create_index(name, index)
+    batch = [{"vec": row["vec"], "tag": row["tag"]} for row in rows(0, 20)]
+    first = client.insert(name, batch)
+    assert first["insert_count"] == 20
+    with psycopg.connect(cluster.catalog) as db:
+        logged = db.execute(
+            "SELECT write_id FROM log_records WHERE collection_id = "
+            "(SELECT collection_id FROM collections WHERE name = %s)",
+            (name,),
+        ).fetchall()
+    assert len(logged) == 1 and logged[0][0]  # one record, with the call's id
+    request = Prepare.row_insert_param(name, batch, "", client.describe_collection(name)["fields"])
+    token = base64.b64encode(ROOT_TOKEN.encode()).decode()
+    with grpc.insecure_channel(cluster.writer.address) as channel:
+        retried = milvus_pb2_grpc.MilvusServiceStub(channel).Insert(
+            request,
+            metadata=[
+                ("authorization", token),
+                ("sheafdb-write-id", logged[0][0]),
+                ("sheafdb-write-retry", "1"),
+            ],
+            timeout=60,
+        )
+    assert retried.status.code == 0
+    assert list(retried.IDs.int_id.data) == list(first["ids"])
+    # The same over REST: the proxy tags the relayed call with headers; a retry of it (the same
+    # headers, marked) answers with the first try's ids.
+    auth = {"Authorization": f"Bearer {ROOT_TOKEN}"}
+    body = {"collectionName": name, "data": batch}
+    answer = httpx.post(
+        f"http://{cluster.proxy.address}/v2/vectordb/entities/insert", json=body, headers=auth, timeout=120
+    ).json()
+    assert answer["code"] == 0 and answer["data"]["insertCount"] == 20, answer
+    with psycopg.connect(cluster.catalog) as db:
+        logged = db.execute(
+            "SELECT write_id FROM log_records WHERE collection_id = "
+            "(SELECT collection_id FROM collections WHERE name = %s) ORDER BY lsn",
+            (name,),
+        ).fetchall()
+    assert len(logged) == 2 and logged[1][0] and logged[1][0] != logged[0][0]
+    again = httpx.post(
+        f"http://{cluster.writer.address}/v2/vectordb/entities/insert",
+        json=body,
+        headers={**auth, "sheafdb-write-id": logged[1][0], "sheafdb-write-retry": "1"},
+        timeout=120,
+    ).json()
+    assert again["code"] == 0 and again["data"]["insertIds"] == answer["data"]["insertIds"], again
+    client.load_collection(name)
+    wait_loaded(client, name)
+    counted = client.query(name, output_fields=["count(*)"], consistency_level="Strong")
+    assert counted[0]["count(*)"] == 40
+    client.drop_collection(name)

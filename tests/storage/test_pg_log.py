@@ -245,3 +245,38 @@ def test_an_append_in_flight_during_a_takeover_is_seen_by_the_new_writer(
     takeover.close()
     assert refused, "the old writer kept appending after the takeover"
     assert replayed == acked
+
+
+@pytest.mark.cluster
+def test_a_write_id_is_logged_with_its_record_and_found_until_trimmed(
+    pg_logs: Callable[..., LogStore],
+) -> None:
+    store = pg_logs()
+    log = store.open(CID)
+    other = store.open(CID + 1)
+    assert log.append("insert", 0, 10, rows(1, 2), "call-a") == 1
+    assert log.append("insert", 0, 11, rows(3)) == 2  # a client's own call: no id
+    assert other.append("insert", 0, 12, rows(9), "call-b") == 1
+    found = log.find_write("call-a")
+    assert found is not None
+    assert (found.lsn, found.kind, found.timestamp) == (1, "insert", 10)
+    assert found.batch.column("id").to_pylist() == [1, 2]
+    assert log.find_write("call-b") is None  # another collection's
+    assert log.find_write("never-sent") is None
+    # Another process (a writer that took over) finds it too.
+    again = pg_logs().open(CID)
+    assert again.find_write("call-a") is not None
+    log.trim(1)
+    assert again.find_write("call-a") is None  # sealed into a segment: no longer in the log
+
+
+def test_the_file_log_keeps_no_write_ids(tmp_path: Path) -> None:
+    store = open_log_store(None, tmp_path, fsync=False)
+    try:
+        log = store.open(CID)
+        assert log.append("insert", 0, 10, rows(1), "call-a") == 1
+        assert log.find_write("call-a") is None
+        assert [r.lsn for r in log.replay()] == [1]
+        log.close()
+    finally:
+        store.close()

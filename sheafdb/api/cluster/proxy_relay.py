@@ -4,7 +4,10 @@ writer, found in the writer lease (CLUSTER.md Contract A), as bytes (gRPC) or as
 A relayed call that finds no writer (no lease, an expired one, or a holder that does not
 answer: a standby is taking over) resolves the lease again and retries, for at most
 ``wait_s`` (or the call's own deadline); then it fails with the transport's error, as a
-client of a writer that is down would see it.
+client of a writer that is down would see it. A relayed Insert or Upsert carries the id of
+the client's call (``sheafdb-write-id``, the same on every try; ``sheafdb-write-retry: 1``
+on the tries after the first), so that a writer that finds the first try already logged
+answers from it instead of writing the rows again (engine/write/write_ids.py).
 
 Threads: gRPC's handler threads and the REST app's event loop call in. ``_lock`` guards the
 cached lease and the channels per address (held only to read or swap them).
@@ -15,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from typing import cast
 
@@ -23,6 +27,7 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import Response
 
+from sheafdb.api.grpc.context import WRITE_ID_KEY, WRITE_RETRY_KEY
 from sheafdb.api.query_worker import forwarded_metadata, remaining_timeout, unary_methods
 from sheafdb.storage.lease_rows import Lease
 
@@ -32,6 +37,11 @@ DEFAULT_WRITER_WAIT_S = 30.0
 # How long a resolved lease is used before it is read again (a failed call re-reads it at once).
 LEASE_CACHE_S = 1.0
 RETRY_PAUSE_S = 0.2
+# The relayed calls whose repetition would write again (new rows, new auto ids): tagged.
+TAGGED_METHODS = frozenset(
+    {"/milvus.proto.milvus.MilvusService/Insert", "/milvus.proto.milvus.MilvusService/Upsert"}
+)
+TAGGED_REST = ("/v2/vectordb/entities/insert", "/v2/vectordb/entities/upsert")
 # Headers that belong to one HTTP hop, not to the request or response relayed.
 _HOP_HEADERS = frozenset(
     {"connection", "keep-alive", "transfer-encoding", "upgrade", "host", "content-length", "content-encoding"}
@@ -101,7 +111,10 @@ class WriterRelay(grpc.GenericRpcHandler):
             return None
 
         def relay(request: bytes, context: grpc.ServicerContext) -> bytes:
-            metadata = forwarded_metadata(context)
+            # The tags are the proxy's to set: a client's own are dropped.
+            metadata = [m for m in forwarded_metadata(context) if m[0] not in (WRITE_ID_KEY, WRITE_RETRY_KEY)]
+            if method in TAGGED_METHODS:
+                metadata.append((WRITE_ID_KEY, uuid.uuid4().hex))
             timeout = remaining_timeout(context)
             started = time.monotonic()
             deadline = started + (self._wait_s if timeout is None else min(self._wait_s, timeout))
@@ -123,6 +136,8 @@ class WriterRelay(grpc.GenericRpcHandler):
                     context.abort(code, details)
                 time.sleep(RETRY_PAUSE_S)
                 fresh = True
+                if method in TAGGED_METHODS and (WRITE_RETRY_KEY, "1") not in metadata:
+                    metadata.append((WRITE_RETRY_KEY, "1"))
 
         return grpc.unary_unary_rpc_method_handler(relay)
 
@@ -143,7 +158,11 @@ class HttpWriterRelay:
 
     async def forward(self, request: Request) -> Response:
         body = await request.body()
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
+        dropped = _HOP_HEADERS | {WRITE_ID_KEY, WRITE_RETRY_KEY}  # the tags are the proxy's to set
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in dropped}
+        tagged = request.url.path.endswith(TAGGED_REST)
+        if tagged:
+            headers[WRITE_ID_KEY] = uuid.uuid4().hex
         deadline = time.monotonic() + self._wait_s
         fresh = False
         while True:
@@ -157,6 +176,8 @@ class HttpWriterRelay:
                     return Response(f"no writer answered: {exc}", 503, media_type="text/plain")
             await asyncio.sleep(RETRY_PAUSE_S)
             fresh = True
+            if tagged:
+                headers[WRITE_RETRY_KEY] = "1"
 
 
 def _reply_headers(headers: Mapping[str, str]) -> dict[str, str]:

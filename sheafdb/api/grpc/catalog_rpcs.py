@@ -51,7 +51,7 @@ class CatalogRpcs(RpcBase):
     def AllocTimestamp(
         self, request: milvus_pb2.AllocTimestampRequest, context: grpc.ServicerContext
     ) -> milvus_pb2.AllocTimestampResponse:
-        return milvus_pb2.AllocTimestampResponse(status=success(), timestamp=self.engine.allocate_timestamp())
+        return milvus_pb2.AllocTimestampResponse(status=success(), timestamp=self.engine.issue_timestamp())
 
     # -- databases --------------------------------------------------------------------------
     def CreateDatabase(

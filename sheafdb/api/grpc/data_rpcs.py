@@ -7,7 +7,7 @@ from datetime import UTC, tzinfo
 import grpc
 from pymilvus.grpc_gen import milvus_pb2, schema_pb2
 
-from sheafdb.api.grpc.context import RpcBase, database_of
+from sheafdb.api.grpc.context import RpcBase, database_of, write_tag_of
 from sheafdb.api.grpc.field_codec import fields_to_table
 from sheafdb.api.grpc.requests import (
     hybrid_search_request,
@@ -52,7 +52,9 @@ class DataRpcs(RpcBase):
         data = fields_to_table(
             request.fields_data, request.num_rows, self._schema(db, request.collection_name)
         )
-        result = self.engine.insert(db, request.collection_name, data, request.partition_name)
+        result = self.engine.insert(
+            db, request.collection_name, data, request.partition_name, tag=write_tag_of(context)
+        )
         return mutation_result(result, "insert")
 
     def Upsert(
@@ -63,7 +65,12 @@ class DataRpcs(RpcBase):
             request.fields_data, request.num_rows, self._schema(db, request.collection_name)
         )
         result = self.engine.upsert(
-            db, request.collection_name, data, request.partition_name, partial_update=request.partial_update
+            db,
+            request.collection_name,
+            data,
+            request.partition_name,
+            partial_update=request.partial_update,
+            tag=write_tag_of(context),
         )
         return mutation_result(result, "upsert")
 

@@ -10,6 +10,7 @@ from typing import Any
 import pyarrow as pa
 
 from sheafdb.api.function_rankers import function_ranker
+from sheafdb.api.grpc.context import WRITE_ID_KEY, WRITE_RETRY_KEY
 from sheafdb.api.rest.envelope import Call, Endpoint, Reply
 from sheafdb.api.rest.rows import (
     int64_texts,
@@ -29,6 +30,7 @@ from sheafdb.engine.models import (
     SearchRequest,
     SearchResult,
 )
+from sheafdb.engine.write.write_ids import WriteTag
 from sheafdb.errors import ParameterInvalid, RestPrimaryKeyInvalid, invalid
 from sheafdb.schema import CollectionSchema, DataType
 from sheafdb.schema_functions import FunctionType
@@ -49,10 +51,18 @@ def _ids(call: Call, result: MutationResult) -> list[Any]:
     return ids
 
 
+def _write_tag(call: Call) -> WriteTag | None:
+    """A cluster proxy's tag of a relayed write (the same headers as gRPC's metadata)."""
+    write_id = call.headers.get(WRITE_ID_KEY)
+    return WriteTag(write_id, call.headers.get(WRITE_RETRY_KEY) == "1") if write_id else None
+
+
 def insert(call: Call) -> dict[str, Any]:
     name = call.text("collectionName")
     table = rows_to_table(_schema(call, name), call.required("data"))
-    result = call.engine.insert(call.db, name, table, str(call.get("partitionName", "")))
+    result = call.engine.insert(
+        call.db, name, table, str(call.get("partitionName", "")), tag=_write_tag(call)
+    )
     return {"insertCount": result.count, "insertIds": _ids(call, result)}
 
 
@@ -65,6 +75,7 @@ def upsert(call: Call) -> dict[str, Any]:
         table,
         str(call.get("partitionName", "")),
         partial_update=bool(call.get("partialUpdate", False)),
+        tag=_write_tag(call),
     )
     return {"upsertCount": result.count, "upsertIds": _ids(call, result)}
 

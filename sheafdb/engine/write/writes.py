@@ -9,8 +9,12 @@ Auto ids come from blocks reserved in the catalog (``allocate_ids``: one durable
 an id is never issued twice, across restarts and wall-clock steps alike; a block's unused
 rest is skipped after a restart (ids are unique, not dense, as in Milvus).
 
-Lock: ``_id_lock`` guards the reserved block (``_next_id`` .. ``_id_end``). Everything else is
-the collection's.
+An insert or upsert a cluster proxy relayed carries a ``WriteTag``: its record is logged with
+the call's id, and a retry of the call answers from that record instead of writing again
+(write_ids.py).
+
+Lock: ``_id_lock`` guards the reserved block (``_next_id`` .. ``_id_end``); ``_tagged`` has its
+own (the tagged tries running). Everything else is the collection's.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from sheafdb.engine.models import MutationResult, QueryRequest
 from sheafdb.engine.read.visibility import ALL_PARTITIONS, delete_records
 from sheafdb.engine.write.functions import fill_function_outputs
 from sheafdb.engine.write.partial_update import existing_keys_mask, merge_partial_rows
+from sheafdb.engine.write.write_ids import TaggedWrites, WriteTag
 from sheafdb.engine.write.write_validation import (
     MAX_BATCH_BYTES,
     allows_insert_auto_id,
@@ -65,6 +70,7 @@ class Writer:
         self._id_lock = threading.Lock()
         self._next_id = 0
         self._id_end = 0
+        self._tagged = TaggedWrites()
 
     def allocate_ids(self, count: int) -> pa.Array:
         """``count`` fresh int64 ids (a VARCHAR key takes them as their decimal text, as Milvus)."""
@@ -77,18 +83,44 @@ class Writer:
             self._next_id += count
         return pa.array(np.arange(first, first + count, dtype=np.int64))
 
-    def insert(self, coll: Collection, data: pa.Table, partition: str) -> MutationResult:
-        return self._write_rows(coll, data, partition, upsert=False)
+    def insert(
+        self, coll: Collection, data: pa.Table, partition: str, tag: WriteTag | None = None
+    ) -> MutationResult:
+        if tag is None:
+            return self._write_rows(coll, data, partition, upsert=False)
+        return self._tagged.apply_once(
+            coll, tag, lambda: self._write_rows(coll, data, partition, upsert=False, write_id=tag.id)
+        )
 
     def upsert(
-        self, coll: Collection, data: pa.Table, partition: str, *, partial_update: bool = False
+        self,
+        coll: Collection,
+        data: pa.Table,
+        partition: str,
+        *,
+        partial_update: bool = False,
+        tag: WriteTag | None = None,
+    ) -> MutationResult:
+        if tag is None:
+            return self._upsert(coll, data, partition, partial_update)
+        return self._tagged.apply_once(
+            coll, tag, lambda: self._upsert(coll, data, partition, partial_update, write_id=tag.id)
+        )
+
+    def _upsert(
+        self,
+        coll: Collection,
+        data: pa.Table,
+        partition: str,
+        partial_update: bool,
+        write_id: str | None = None,
     ) -> MutationResult:
         existing = None
         if partial_update:
             current = self._current_rows(coll, data)
             existing = existing_keys_mask(data, current, coll.schema.primary_field.name)
             data = merge_partial_rows(coll.schema, data, current)
-        return self._write_rows(coll, data, partition, upsert=True, existing=existing)
+        return self._write_rows(coll, data, partition, upsert=True, existing=existing, write_id=write_id)
 
     def _current_rows(self, coll: Collection, data: pa.Table) -> pa.Table:
         """The stored rows of the batch's keys (a partial update reads them: loaded only)."""
@@ -116,6 +148,7 @@ class Writer:
         *,
         upsert: bool,
         existing: pa.Array | None = None,
+        write_id: str | None = None,
     ) -> MutationResult:
         schema = coll.schema
         fixed_partition = self._target_partition(coll, partition)
@@ -150,9 +183,9 @@ class Writer:
             stamped = stamped.append_column(REPLACED_PK_COLUMN, replaced)
         kind = "upsert" if upsert else "insert"
         if fixed_partition is not None:
-            coll.write(kind, fixed_partition, ts, stamped)
+            coll.write(kind, fixed_partition, ts, stamped, write_id)
         else:
-            coll.write(kind, ROUTED_PARTITION, ts, self._with_partitions(coll, stamped))
+            coll.write(kind, ROUTED_PARTITION, ts, self._with_partitions(coll, stamped), write_id)
         self._maybe_seal(coll)
         return MutationResult(
             ids=rows.column(schema.primary_field.name).combine_chunks(), count=rows.num_rows, timestamp=ts

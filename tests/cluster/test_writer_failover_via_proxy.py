@@ -1,0 +1,149 @@
+"""A writer SIGKILLed while a client inserts through the proxy (real processes: two writers on
+one PostgreSQL catalog and S3 prefix, one holding the lease and one standby, a proxy, query
+workers on Ray). The inserts pause while the standby takes over (the proxy retries the relayed
+calls) and then go on; every acknowledged insert is read back with Strong consistency, each
+row once (a relayed insert the dead writer committed but never answered is answered from the
+log by the new writer, not applied again), and the new writer holds the lease with token + 1."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from pymilvus import DataType, MilvusClient
+from pymilvus.exceptions import MilvusException
+
+from tests.cluster.conftest import kill_worker_actors
+from tests.cluster.test_proxy_cluster import DIM, Process, rows, serve, wait_loaded
+from tests.e2e.conftest import ROOT_TOKEN, free_port
+from tests.services import S3Server
+
+pytestmark = pytest.mark.cluster
+
+LEASE_TTL = "2"
+BATCH = 10
+# Bounds on waits for things that happen by themselves (a standby waiting, a takeover).
+WAIT_S = 180.0
+
+
+@dataclass
+class Deployment:
+    catalog: str
+    writer: Process
+    standby: Process
+    proxy: Process
+
+
+def start_standby(flags: list[str], root: Path, env: dict[str, str]) -> Process:
+    """A second writer: it waits for the lease (logs "standby:") and listens on nothing yet."""
+    port = free_port()
+    log_path = root / f"standby-{port}.log"
+    command = [sys.executable, "-m", "sheafdb", "serve", *flags, "--role", "writer"]
+    command += ["--data-dir", str(root / f"standby-{port}"), "--port", str(port)]
+    process = subprocess.Popen(command, stdout=log_path.open("wb"), stderr=subprocess.STDOUT, env=env)
+    standby = Process(process, log_path, f"127.0.0.1:{port}")
+    deadline = time.monotonic() + WAIT_S
+    while "standby:" not in log_path.read_text(errors="replace"):
+        if process.poll() is not None or time.monotonic() > deadline:
+            standby.stop(signal.SIGKILL)
+            pytest.fail(f"the standby did not wait:\n{log_path.read_text(errors='replace')[-4000:]}")
+        time.sleep(0.2)
+    return standby
+
+
+@pytest.fixture
+def deployment(
+    tmp_path: Path, postgres_database: str, s3_server: S3Server, ray_cluster: Any
+) -> Iterator[Deployment]:
+    objects = (
+        s3_server.url("sheafdb-store-tests", f"failover-{uuid.uuid4().hex}") + "&allow_bucket_creation=true"
+    )
+    env = {**os.environ, **s3_server.credentials_env(), "PYTHONUNBUFFERED": "1"}
+    flags = ["--cluster", ray_cluster.address, "--catalog", postgres_database, "--objects", objects]
+    flags += ["--lease-ttl", LEASE_TTL]
+    writer = serve(flags, "writer", tmp_path, env)
+    processes = [writer]
+    try:
+        processes.append(standby := start_standby(flags, tmp_path, env))
+        processes.append(proxy := serve(flags, "proxy", tmp_path, env))
+        yield Deployment(postgres_database, writer, standby, proxy)
+    finally:
+        for process in reversed(processes):
+            process.stop()
+        kill_worker_actors(ray_cluster.address)
+
+
+def lease(catalog: str) -> tuple[str, int]:
+    with psycopg.connect(catalog) as db:
+        row = db.execute("SELECT holder, token FROM leases WHERE name = 'writer'").fetchone()
+    assert row is not None
+    return str(row[0]), int(row[1])
+
+
+def test_inserts_through_the_proxy_survive_a_killed_writer_each_row_once(deployment: Deployment) -> None:
+    client = MilvusClient(uri=f"http://{deployment.proxy.address}", token=ROOT_TOKEN, timeout=120)
+    name = "failover"
+    schema = client.create_schema(auto_id=True)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("vec", DataType.FLOAT_VECTOR, dim=DIM)
+    schema.add_field("tag", DataType.VARCHAR, max_length=32)
+    index = client.prepare_index_params()
+    index.add_index("vec", index_type="FLAT", metric_type="L2")
+    client.create_collection(name, schema=schema)
+    client.create_index(name, index)
+    client.load_collection(name)
+    wait_loaded(client, name)
+    holder, token = lease(deployment.catalog)
+    assert holder == deployment.writer.address
+
+    acked: list[int] = []
+    failed: list[str] = []
+    killed = threading.Event()
+    after_kill = 0
+
+    def insert_batches() -> None:
+        nonlocal after_kill
+        writes = MilvusClient(uri=f"http://{deployment.proxy.address}", token=ROOT_TOKEN, timeout=120)
+        start = 0
+        while after_kill < 20:
+            batch = [{"vec": r["vec"], "tag": r["tag"]} for r in rows(start, BATCH)]
+            start += BATCH
+            try:
+                acked.extend(writes.insert(name, batch)["ids"])
+            except MilvusException as exc:  # the takeover took longer than the proxy waits
+                failed.append(str(exc))
+            if killed.is_set():
+                after_kill += 1
+
+    writing = threading.Thread(target=insert_batches)
+    writing.start()
+    deadline = time.monotonic() + WAIT_S
+    while len(acked) < 10 * BATCH and writing.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    deployment.writer.stop(signal.SIGKILL)  # mid-stream: a relayed insert may be in flight
+    killed.set()
+    writing.join(WAIT_S * 2)
+    assert not writing.is_alive()
+    assert not failed, failed  # every insert was answered (the proxy waited for the standby)
+
+    new_holder, new_token = lease(deployment.catalog)
+    assert (new_holder, new_token) == (deployment.standby.address, token + 1)
+    wait_loaded(client, name)
+    counted = client.query(name, output_fields=["count(*)"], consistency_level="Strong")
+    assert counted[0]["count(*)"] == len(acked)  # nothing lost, nothing applied twice
+    stored = client.query(
+        name, filter="id >= 0", output_fields=["id"], consistency_level="Strong", limit=16384
+    )
+    assert sorted(r["id"] for r in stored) == sorted(acked)
+    assert len(set(acked)) == len(acked)
