@@ -86,13 +86,14 @@ class ProtocolFront:
 
     def __init__(
         self,
-        grpc_target: str,
+        grpc_target: str | Callable[[socket.socket, bytes], None],
         rest_app: Any = None,
         rest_target: str | None = None,
         hand_off: Callable[[socket.socket, bytes], bool] | None = None,
     ) -> None:
         """``hand_off``: offered each gRPC connection first (``serve --workers N`` gives it to
-        a query worker process); when it returns False the connection is relayed here."""
+        a query worker process); when it returns False the connection goes to ``grpc_target``:
+        relayed to that address, or, a callable (the wire server's ``adopt``), handed to it."""
         if (rest_app is None) == (rest_target is None):
             raise ValueError("give exactly one of rest_app (served in place) and rest_target (spliced)")
         self.grpc_target = grpc_target
@@ -149,9 +150,12 @@ class ProtocolFront:
         if head.startswith(HTTP2_PREFACE) and self._hand_off is not None and self._hand_off(client, head):
             client.close()  # the worker holds its own descriptor of the connection
             return
+        if head.startswith(HTTP2_PREFACE) and callable(self.grpc_target):
+            self.grpc_target(client, head)  # the socket is the wire server's now
+            return
         if head.startswith(HTTP2_PREFACE) or self.rest_target is not None:
             target = self.grpc_target if head.startswith(HTTP2_PREFACE) else self.rest_target
-            assert target is not None
+            assert isinstance(target, str)
             self._relays.start(client, target, head)
         else:
             await self._serve_http(client, head)
