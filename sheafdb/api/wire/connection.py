@@ -146,9 +146,11 @@ class Connection:
                 start = offset + f.FRAME_HEADER
                 offset = start + length
                 self._frame(kind, flags, stream_id, view[start:offset])
-        finally:
-            view.release()
-            del buffer[:offset]
+        except ConnectionError_:
+            self._in = bytearray()  # the connection ends: the traceback may still hold views of it
+            raise
+        view.release()
+        del buffer[:offset]
 
     def _frame(self, kind: int, flags: int, stream_id: int, payload: memoryview) -> None:
         if self._continuing is not None and kind != f.CONTINUATION:

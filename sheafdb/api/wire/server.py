@@ -184,7 +184,11 @@ class WireServer:
                 for fd, events in self._epoll.poll(timeout):
                     served = self._sockets.get(fd)
                     if served is not None:
-                        self._ready(served, events)
+                        try:
+                            self._ready(served, events)
+                        except Exception:  # a bug shown by one connection ends that one only
+                            log.exception("gRPC connection from %s failed", served.h2.peer)
+                            self._close(served)
                     elif fd == self._wake_fd:
                         self._woken()
                     elif fd in self._listeners:
