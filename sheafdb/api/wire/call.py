@@ -23,8 +23,6 @@ from sheafdb.api.wire import frames
 _LENGTH = struct.Struct(">I")
 # grpc-timeout units (gRPC over HTTP/2: "Timeout -> TimeoutValue TimeoutUnit").
 _UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
-# Request headers that are transport, not call metadata (grpcio leaves them out too).
-_TRANSPORT = frozenset(("te", "content-type", "grpc-timeout", "grpc-encoding", "grpc-accept-encoding"))
 
 
 class _Aborted(Exception):
@@ -36,20 +34,6 @@ def parse_timeout(value: str) -> float | None:
     if not 2 <= len(value) <= 9 or value[-1] not in _UNITS or not value[:-1].isdigit():
         return None
     return int(value[:-1]) * _UNITS[value[-1]]
-
-
-def call_metadata(headers: Sequence[tuple[str, str]]) -> tuple[tuple[str, str | bytes], ...]:
-    """The call's metadata as grpcio gives it: no pseudo or transport headers, ``-bin`` values
-    base64-decoded."""
-    metadata: list[tuple[str, str | bytes]] = []
-    for key, value in headers:
-        if key[0] == ":" or key in _TRANSPORT:
-            continue
-        if key.endswith("-bin"):
-            metadata.append((key, base64.b64decode(value + "=" * (-len(value) % 4))))
-        else:
-            metadata.append((key, value))
-    return tuple(metadata)
 
 
 class CallContext:

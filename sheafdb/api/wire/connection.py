@@ -14,14 +14,15 @@ one confined to a stream resets that stream only. Everything here runs on the lo
 
 from __future__ import annotations
 
+import binascii
 import struct
 from collections.abc import Callable
 from typing import Any
 
-from hpack import Decoder
 from hpack.exceptions import HPACKError
 
 from sheafdb.api.wire import frames as f
+from sheafdb.api.wire.headers import HeaderDecoder, RequestHead
 
 # What this server allows a client (SETTINGS): streams at once, and its windows per stream
 # and per connection (raised at once from 64 KiB: a request is read whole anyway).
@@ -49,7 +50,7 @@ class Stream:
 
     __slots__ = (
         "id",
-        "headers",
+        "head",
         "block",
         "body",
         "recv_closed",
@@ -65,7 +66,7 @@ class Stream:
 
     def __init__(self, stream_id: int, send_window: int) -> None:
         self.id = stream_id
-        self.headers: list[tuple[str, str]] = []
+        self.head: RequestHead | None = None
         self.block = b""  # a header block still in CONTINUATIONs
         self.body = bytearray()
         self.recv_closed = False
@@ -88,8 +89,7 @@ class Connection:
         self.peer = peer
         self._in = bytearray()
         self._preface_seen = False
-        self._decoder = Decoder()
-        self._decoder.max_header_list_size = MAX_HEADER_BLOCK
+        self._decoder = HeaderDecoder(MAX_HEADER_BLOCK)
         self.streams: dict[int, Stream] = {}
         self._last_stream = 0
         self._continuing: Stream | None = None  # the stream whose header block is open
@@ -283,14 +283,16 @@ class Connection:
         assert stream is not None
         self._continuing = None
         try:
-            headers = self._decoder.decode(stream.block)
+            head = self._decoder.decode(stream.block)
         except HPACKError as exc:
             raise ConnectionError_(f.COMPRESSION_ERROR, f"header block: {exc}") from exc
+        except binascii.Error as exc:
+            raise ConnectionError_(f.PROTOCOL_ERROR, f"a -bin header is not base64: {exc}") from exc
         stream.block = b""
         if stream.cancelled:
             return
-        if not stream.headers:
-            stream.headers = headers
+        if stream.head is None:
+            stream.head = head
         # (A second block is the request's trailers: gRPC requests carry none worth reading.)
         if self._continuing_end_stream:
             self._end_of_request(stream)

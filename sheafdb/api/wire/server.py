@@ -39,7 +39,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent import futures
-from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -59,12 +58,14 @@ _METHOD_NOT_FOUND = "Method not found!"
 Inline = Callable[[str, int], bool]
 
 
-@dataclass(frozen=True)
 class _Details:
     """grpc.HandlerCallDetails of a call, as interceptors and generic handlers read it."""
 
-    method: str
-    invocation_metadata: tuple[tuple[str, str | bytes], ...]
+    __slots__ = ("method", "invocation_metadata")
+
+    def __init__(self, method: str, invocation_metadata: tuple[tuple[str, str | bytes], ...]) -> None:
+        self.method = method
+        self.invocation_metadata = invocation_metadata
 
 
 class _Socket:
@@ -333,27 +334,20 @@ class WireServer:
             stream.body = bytearray()
             h2.respond(stream, None, call.too_large(size, self._max_message))
             return
-        path = ""
-        timeout = encoding = None
-        for key, value in stream.headers:
-            if key == ":path":
-                path = value
-            elif key == "grpc-timeout":
-                timeout = value
-            elif key == "grpc-encoding":
-                encoding = value
-        metadata = call.call_metadata(stream.headers)
+        head = stream.head
+        assert head is not None  # a request is complete only after its headers
+        path, metadata = head.path, head.metadata
         handler = self._lookup(_Details(path, metadata))
         if handler is None or handler.unary_unary is None:
             h2.respond(stream, None, call.unimplemented(_METHOD_NOT_FOUND))
             return
-        payload = call.request_payload(stream.body, encoding, self._max_message)
+        payload = call.request_payload(stream.body, head.encoding, self._max_message)
         size = len(stream.body)
         stream.body = bytearray()
         if isinstance(payload, tuple):
             h2.respond(stream, None, payload[0])
             return
-        seconds = call.parse_timeout(timeout) if timeout is not None else None
+        seconds = call.parse_timeout(head.timeout) if head.timeout is not None else None
         context = call.CallContext(metadata, None if seconds is None else time.monotonic() + seconds, h2.peer)
         if self._inline(path, size):
             message, trailers = call.run(handler, payload, context, self._max_message)
