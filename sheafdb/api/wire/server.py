@@ -130,6 +130,7 @@ class WireServer:
         self._listeners: dict[int, socket.socket] = {}
         self._sockets: dict[int, _Socket] = {}  # loop thread only
         self._in_pool = 0  # calls running on the pool (loop thread only)
+        self._going_away = False  # GOAWAY sent to every connection (loop thread only)
         self._thread = threading.Thread(target=self._run, name="sheafdb-grpc", daemon=True)
 
     # -- set up and stop (any thread) ---------------------------------------------------------
@@ -153,11 +154,11 @@ class WireServer:
         """Serve ``sock`` (a connected socket, ours from now on); ``first_bytes`` were read
         from it already."""
         with self._lock:
-            if self._stop_deadline is not None:
+            if self._stop_deadline is not None or self._wake_fd < 0:
                 sock.close()
                 return
             self._adopting.append((sock, first_bytes))
-        os.eventfd_write(self._wake_fd, 1)
+            os.eventfd_write(self._wake_fd, 1)
 
     def stop(self, grace_s: float) -> None:
         """GOAWAY to every connection, let in-flight calls finish (up to ``grace_s``), close."""
@@ -165,10 +166,11 @@ class WireServer:
             if self._stop_deadline is not None:
                 return
             self._stop_deadline = time.monotonic() + grace_s
+            if self._thread.is_alive():
+                os.eventfd_write(self._wake_fd, 1)
         if not self._thread.is_alive():
             self._close_all()
             return
-        os.eventfd_write(self._wake_fd, 1)
         self._thread.join(grace_s + 1.0)
 
     # -- the loop -----------------------------------------------------------------------------
@@ -179,6 +181,8 @@ class WireServer:
                 timeout = -1.0
                 if stopping:
                     assert self._stop_deadline is not None
+                    if not self._going_away:
+                        self._go_away()
                     if self._drained() or time.monotonic() >= self._stop_deadline:
                         return
                     timeout = max(0.0, min(0.05, self._stop_deadline - time.monotonic()))
@@ -217,15 +221,20 @@ class WireServer:
             if served.fd in self._sockets and self._sockets[served.fd] is served:
                 served.h2.respond(stream, message, trailers)
                 touched[served.fd] = served
-        if stopping and self._listeners:
-            for listener in self._listeners.values():
-                self._epoll.unregister(listener.fileno())
-                listener.close()
-            self._listeners.clear()
-            for served in self._sockets.values():
-                served.h2.goaway()
-                touched[served.fd] = served
         for served in touched.values():
+            self._flush(served)
+        if stopping and not self._going_away:
+            self._go_away()
+
+    def _go_away(self) -> None:
+        """Stop accepting; GOAWAY (the last stream id seen) to every connection."""
+        self._going_away = True
+        for listener in self._listeners.values():
+            self._epoll.unregister(listener.fileno())
+            listener.close()
+        self._listeners.clear()
+        for served in list(self._sockets.values()):
+            served.h2.goaway()
             self._flush(served)
 
     def _accept(self, listener: socket.socket) -> None:
@@ -314,14 +323,22 @@ class WireServer:
 
     def _close_all(self) -> None:
         for served in list(self._sockets.values()):
+            # Unread bytes at close would make it a reset, which may drop the GOAWAY in flight.
+            with contextlib.suppress(OSError):
+                served.sock.recv(_READ)
             self._close(served)
         for listener in self._listeners.values():
             listener.close()
         self._listeners.clear()
         with self._lock:
             adopting, self._adopting = self._adopting, []
+            # Under the lock: a pool thread finishing late never writes to a reused descriptor.
+            if self._wake_fd >= 0:
+                os.close(self._wake_fd)
+                self._wake_fd = -1
         for sock, _ in adopting:
             sock.close()
+        self._epoll.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     # -- calls --------------------------------------------------------------------------------
@@ -367,8 +384,10 @@ class WireServer:
     ) -> None:
         message, trailers = call.run(handler, payload, context, self._max_message)
         with self._lock:
+            if self._wake_fd < 0:
+                return  # the server stopped before this call finished
             self._done.append((served, stream, message, trailers))
-        os.eventfd_write(self._wake_fd, 1)
+            os.eventfd_write(self._wake_fd, 1)
 
     def _pipeline(
         self, interceptors: tuple[grpc.ServerInterceptor, ...]
