@@ -371,21 +371,27 @@ class Connection:
             return
         stream.answered = True
         if message is None:
-            block = f.RESPONSE_HEADERS + trailer_block
-            self.out.append(
-                f.frame_head(f.HEADERS, f.END_HEADERS | f.END_STREAM, stream.id, len(block)) + block
-            )
+            self.out.append(self._header_frames(stream.id, f.RESPONSE_HEADERS + trailer_block, f.END_STREAM))
             self._finished(stream)
             return
-        block = f.RESPONSE_HEADERS
-        self.out.append(f.frame_head(f.HEADERS, f.END_HEADERS, stream.id, len(block)) + block)
-        stream.trailer = f.frame_head(
-            f.HEADERS, f.END_HEADERS | f.END_STREAM, stream.id, len(trailer_block)
-        ) + (trailer_block)
+        self.out.append(self._header_frames(stream.id, f.RESPONSE_HEADERS, 0))
+        stream.trailer = self._header_frames(stream.id, trailer_block, f.END_STREAM)
         stream.pending = memoryview(message)
         self._send_data(stream)
         if stream.pending is not None:
             self._blocked[stream.id] = stream
+
+    def _header_frames(self, stream_id: int, block: bytes, flags: int) -> bytes:
+        """A header block as one HEADERS frame, or, past the client's frame size (a long error
+        message), HEADERS and CONTINUATIONs."""
+        size = self._send_max_frame
+        if len(block) <= size:
+            return f.frame_head(f.HEADERS, flags | f.END_HEADERS, stream_id, len(block)) + block
+        parts = [block[i : i + size] for i in range(0, len(block), size)]
+        frames = [f.frame(f.HEADERS, flags, stream_id, parts[0])]
+        frames += [f.frame(f.CONTINUATION, 0, stream_id, part) for part in parts[1:-1]]
+        frames.append(f.frame(f.CONTINUATION, f.END_HEADERS, stream_id, parts[-1]))
+        return b"".join(frames)
 
     def _send_data(self, stream: Stream) -> None:
         """As much of the stream's DATA as the windows (and the socket's backlog) allow."""
