@@ -256,9 +256,13 @@ class WireServer:
         self._epoll.register(served.fd, _IN)
         if first_bytes:
             self._feed(served, first_bytes)
-        self._flush(served)
+        if served.fd in self._sockets:
+            self._flush(served)
 
     def _ready(self, served: _Socket, events: int) -> None:
+        if events & (select.EPOLLHUP | select.EPOLLERR) and not served.mask & _IN:
+            self._close(served)  # gone while not read (backlogged): epoll would say so again and again
+            return
         if events & _OUT and served.unsent:
             self._flush(served)
         if events & (_IN | select.EPOLLHUP | select.EPOLLERR) and served.mask & _IN:
