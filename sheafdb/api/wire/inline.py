@@ -7,6 +7,11 @@ on disk, on locks held by long work, or on other processes), writes (they sync a
 and any call whose request is larger than ``MAX_INLINE_REQUEST_BYTES`` (many queries at
 once: long enough to let other connections wait). A call that forwards to another process
 (a query worker's non-read calls, the cluster writer's reads on its workers) is never inline.
+
+The price of inline: while a read runs, the loop reads no other connection of the process.
+A read is short, except a query worker's first read of a collection whose load its follower
+is still catching up with (it waits for it, bounded by the follower's ``load_wait_s``): the
+worker's other connections then wait as long. Nothing it waits for needs the loop.
 """
 
 from __future__ import annotations
