@@ -77,7 +77,13 @@ class Stream:
         self.answered = False
         self.cancelled = False  # reset by the client: its answer is dropped
         self.refused = False  # answered early (e.g. too big): the rest of its body is dropped
-        self.call: Any = None  # the loop's per-call state
+        self.call: Any = None  # the context of its call while the pool runs it
+
+    def cancel(self) -> None:
+        """Reset by the client or its connection gone: nothing more is sent for it."""
+        self.cancelled = True
+        if self.call is not None:
+            self.call.cancelled = True  # the handler's ``context.is_active()`` turns False
 
 
 class Connection:
@@ -180,7 +186,7 @@ class Connection:
             self._idle_check(stream_id)
             stream = self.streams.pop(stream_id, None)
             if stream is not None:
-                stream.cancelled = True
+                stream.cancel()
                 self._blocked.pop(stream_id, None)
         elif kind == f.PRIORITY:
             if stream_id == 0:
@@ -229,10 +235,11 @@ class Connection:
             stream.body += body
         if flags & f.END_STREAM:
             self._end_of_request(stream)
-        elif stream.recv_unacked >= RECV_WINDOW // 2:
+            return
+        if stream.recv_unacked >= RECV_WINDOW // 2:
             self.out.append(f.window_update(stream_id, stream.recv_unacked))
             stream.recv_unacked = 0
-        elif stream.call is None and not stream.refused and self._too_large(stream.body):
+        if not stream.refused and self._too_large(stream.body):
             self._on_request(self, stream)  # unfinished and already too large: refused now
 
     def _headers(self, flags: int, stream_id: int, payload: memoryview) -> None:

@@ -320,7 +320,7 @@ class WireServer:
         if self._sockets.pop(served.fd, None) is None:
             return
         for stream in served.h2.streams.values():
-            stream.cancelled = True
+            stream.cancel()
         with contextlib.suppress(OSError):
             self._epoll.unregister(served.fd)
         served.sock.close()
