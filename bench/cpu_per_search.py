@@ -53,9 +53,12 @@ def commit(rev: str = "HEAD") -> str:
 
 
 def extract(rev: str, into: Path) -> Path:
-    """The commit's files (``git archive``) under ``into``."""
-    archive = subprocess.run(["git", "archive", rev], cwd=HERE, capture_output=True, check=True).stdout
+    """The commit's files (``git archive``) under ``into``: the whole tree (run in bench/, git
+    archive would take that directory alone, and the server would import this tree's code)."""
+    archive = subprocess.run(["git", "archive", rev], cwd=HERE.parent, capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    if not (into / "sheafdb" / "__init__.py").is_file():
+        raise SystemExit(f"{rev}: no sheafdb package in its archive")
     return into
 
 
