@@ -1,9 +1,10 @@
 """The server's own gRPC-over-HTTP/2 transport (api/wire/) against a raw HTTP/2 client.
 
-A real ``sheafdb serve`` (no auth) on a free port; requests are framed by hand (tests/e2e/
-raw_h2.py, headers by ``hpack``) to reach what the SDKs rarely do: requests split into
-single bytes, header blocks in CONTINUATIONs, padding, a client window of 1000 bytes, a reset
-of a call in flight, unknown methods, oversize messages, pings, garbage, and stop's GOAWAY.
+A real ``sheafdb serve`` (no auth) on a free port, one process and with two query workers;
+requests are framed by hand (tests/e2e/raw_h2.py, headers by ``hpack``) to reach what the
+SDKs rarely do: requests split into single bytes, header blocks in CONTINUATIONs, padding,
+a client window of 1000 bytes, a reset of a call in flight, unknown methods, oversize
+messages, pings, garbage, and stop's GOAWAY.
 """
 
 from __future__ import annotations
@@ -43,12 +44,16 @@ SETTINGS_INITIAL_WINDOW_SIZE = 0x4
 PROTOCOL_ERROR, FRAME_SIZE_ERROR = 0x1, 0x6
 
 
-@pytest.fixture(scope="module")
-def port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+@pytest.fixture(scope="module", params=[1, 2], ids=["one process", "query workers"])
+def port(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """A server; with ``--workers 2`` each connection is a query worker's (its own wire loop
+    adopted the socket), which serves Query and forwards the rest to the primary."""
     root = tmp_path_factory.mktemp("wire")
     chosen = free_port()
     log_path = root / "server.log"
-    process = start_server(root / "data", chosen, log_path, auth=False)
+    process = start_server(
+        root / "data", chosen, log_path, auth=False, extra=("--workers", str(request.param))
+    )
     wait_ready(process, log_path)
     client = MilvusClient(uri=f"http://127.0.0.1:{chosen}")
     client.create_collection("wire", dimension=DIM, consistency_level="Strong")
