@@ -266,3 +266,13 @@ def test_stop_sends_goaway_with_the_last_stream(tmp_path: Path) -> None:
     away = raw.until(GOAWAY)
     assert struct.unpack(">II", away.payload[:8]) == (1, 0)
     raw.close()
+
+
+def test_a_call_with_a_deadline_is_answered_and_forwarded_with_it(port: int) -> None:
+    """``grpc-timeout`` gives the handler its time left; a query worker forwards ShowCollections
+    to the primary with that deadline."""
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        answer = channel.unary_unary("/milvus.proto.milvus.MilvusService/ShowCollections")(
+            milvus_pb2.ShowCollectionsRequest().SerializeToString(), timeout=30
+        )
+    assert "wire" in milvus_pb2.ShowCollectionsResponse.FromString(answer).collection_names
