@@ -10,8 +10,10 @@ once: long enough to let other connections wait). A call that forwards to anothe
 
 The price of inline: while a read runs, the loop reads no other connection of the process.
 A read is short, except a query worker's first read of a collection whose load its follower
-is still catching up with (it waits for it, bounded by the follower's ``load_wait_s``): the
-worker's other connections then wait as long. Nothing it waits for needs the loop.
+is still catching up with (it waits for it, bounded by the follower's ``load_wait_s``), and
+a read of a collection released by its idle policy with ``sheafdb.reload_on_read`` (it loads
+again and waits): the process's other connections then wait as long. Nothing a read waits
+for needs the loop (loads run on the engine's loader threads), so it never deadlocks.
 """
 
 from __future__ import annotations
