@@ -1,19 +1,20 @@
 """One listener for both protocols (Milvus serves gRPC and REST on 19530).
 
-grpcio's server cannot share a port with HTTP/1.1, so a small asyncio front owns the public
-port and looks at the first bytes of every connection:
+A small asyncio front owns the public port and looks at the first bytes of every connection:
 
-- the HTTP/2 client preface (``PRI * HTTP/2.0``) -> the connection is relayed to the gRPC
-  server, which listens on an internal address (``unix:/path`` or ``127.0.0.1:port``);
-  with ``serve --workers N`` it is first offered to ``hand_off`` (query_workers.py), which
-  passes the socket itself to a query worker process; relayed here when no worker takes it;
+- the HTTP/2 client preface (``PRI * HTTP/2.0``) -> gRPC: with ``serve --workers N`` the
+  connection is first offered to ``hand_off`` (query_workers.py), which passes the socket
+  itself to a query worker process; otherwise ``grpc_target`` takes it: a callable (the
+  server's wire loop, api/wire/, adopts the socket and the bytes read) or an address
+  (``unix:/path`` or ``127.0.0.1:port``: the cluster proxy's grpcio server, relayed to);
 - anything else is HTTP/1.1 -> the connection is handed, in place, to uvicorn's HTTP protocol
   running the REST app (no second hop), or relayed to ``rest_target`` when one is given.
 
 Threads: the front runs one event loop in its own thread (``FrontThread``) that accepts, reads
 the first bytes and serves REST; every REST connection's state lives on that loop, so nothing
-here needs a lock. A relayed connection leaves the loop: the relay's own epoll thread pumps
-its bytes (``relay.py``: relaying on this loop cost three times as much per call).
+here needs a lock. A gRPC connection leaves the loop: the wire loop or a worker takes it, or
+the relay's own epoll thread pumps its bytes (``relay.py``: relaying on this loop cost three
+times as much per call).
 The REST app's blocking work goes to anyio's worker threads (see ``rest/app.py``).
 """
 
