@@ -53,9 +53,12 @@ def commit(rev: str = "HEAD") -> str:
 
 
 def extract(rev: str, into: Path) -> Path:
-    """The commit's files (``git archive``) under ``into``."""
-    archive = subprocess.run(["git", "archive", rev], cwd=HERE, capture_output=True, check=True).stdout
+    """The commit's files (``git archive``) under ``into``: the whole tree (run in bench/, git
+    archive would take that directory alone, and the server would import this tree's code)."""
+    archive = subprocess.run(["git", "archive", rev], cwd=HERE.parent, capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    if not (into / "sheafdb" / "__init__.py").is_file():
+        raise SystemExit(f"{rev}: no sheafdb package in its archive")
     return into
 
 
@@ -85,6 +88,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--workers", default="1,2", help="the --workers values served, comma-separated")
     parser.add_argument("--baseline", help="a commit served in turn with this tree, every round")
+    parser.add_argument(
+        "--method",
+        choices=("Search", "GetVersion"),
+        default="Search",
+        help="the call measured (GetVersion: the transport's own cost, no search work)",
+    )
     parser.add_argument("--doc", type=Path, help="write the table into this report's cpu-per-search section")
     args = parser.parse_args()
     served = [int(w) for w in args.workers.split(",")]
@@ -108,6 +117,7 @@ def main() -> None:
             stop(builder)
         queries = (vectors[:2000] + np.float32(0.01)).astype(np.float32)
         payload = raw_requests(queries[123:124], [])["search"][1]
+        called = payload if args.method == "Search" else b""  # an empty GetVersionRequest
         faiss_runs: list[float] = []
         results: dict[tuple[str, int], list[tuple[float, float, float]]] = {}
         for _ in range(args.rounds):
@@ -120,7 +130,7 @@ def main() -> None:
                         wait_loaded(port, payload)
                         process = psutil.Process(server.pid)
                         results.setdefault((name, workers), []).append(
-                            run_clients(port, payload, args.clients, args.seconds, process)
+                            run_clients(port, called, args.clients, args.seconds, process, args.method)
                         )
                         loads.append(os.getloadavg()[0])
                     finally:
@@ -135,7 +145,7 @@ def main() -> None:
     lines = [
         f"{args.rows:,} x 128-d HNSW (M=16, efConstruction 100, one sealed segment), nq=1, k=10, "
         f"ef=64; {args.clients} clients; {os.cpu_count()} cores; {args.rounds} round(s) of "
-        f"{args.seconds:g} s per row, medians; commit `{commit()}`; load average "
+        f"{args.seconds:g} s per row, medians; calls: {args.method}; commit `{commit()}`; load average "
         f"{min(loads):.1f}-{max(loads):.1f}.",
         "",
         f"faiss alone (the segment's index file, one thread, same parameters): {faiss_us:.0f} us CPU "

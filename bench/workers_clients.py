@@ -80,11 +80,12 @@ def channel(port: int) -> grpc.Channel:
 
 
 def run_clients(
-    port: int, payload: bytes, clients: int, seconds: float, server: psutil.Process
+    port: int, payload: bytes, clients: int, seconds: float, server: psutil.Process, method: str = "Search"
 ) -> tuple[float, float, float]:
-    """``clients`` threads searching for ``seconds``: searches/s, server CPU per search (us), p99 (ms)."""
+    """``clients`` threads calling ``method`` (a search) for ``seconds``: calls/s, server CPU per
+    call (us), p99 (ms)."""
     channels = [channel(port) for _ in range(clients)]
-    stubs = [c.unary_unary(SERVICE + "Search") for c in channels]
+    stubs = [c.unary_unary(SERVICE + method) for c in channels]
     for stub in stubs:
         for _ in range(20):
             stub(payload)  # connect and warm (a worker loads what it serves on its first read)

@@ -1,19 +1,20 @@
 """One listener for both protocols (Milvus serves gRPC and REST on 19530).
 
-grpcio's server cannot share a port with HTTP/1.1, so a small asyncio front owns the public
-port and looks at the first bytes of every connection:
+A small asyncio front owns the public port and looks at the first bytes of every connection:
 
-- the HTTP/2 client preface (``PRI * HTTP/2.0``) -> the connection is relayed to the gRPC
-  server, which listens on an internal address (``unix:/path`` or ``127.0.0.1:port``);
-  with ``serve --workers N`` it is first offered to ``hand_off`` (query_workers.py), which
-  passes the socket itself to a query worker process; relayed here when no worker takes it;
+- the HTTP/2 client preface (``PRI * HTTP/2.0``) -> gRPC: with ``serve --workers N`` the
+  connection is first offered to ``hand_off`` (query_workers.py), which passes the socket
+  itself to a query worker process; otherwise ``grpc_target`` takes it: a callable (the
+  server's wire loop, api/wire/, adopts the socket and the bytes read) or an address
+  (``unix:/path`` or ``127.0.0.1:port``: the cluster proxy's grpcio server, relayed to);
 - anything else is HTTP/1.1 -> the connection is handed, in place, to uvicorn's HTTP protocol
   running the REST app (no second hop), or relayed to ``rest_target`` when one is given.
 
 Threads: the front runs one event loop in its own thread (``FrontThread``) that accepts, reads
 the first bytes and serves REST; every REST connection's state lives on that loop, so nothing
-here needs a lock. A relayed connection leaves the loop: the relay's own epoll thread pumps
-its bytes (``relay.py``: relaying on this loop cost three times as much per call).
+here needs a lock. A gRPC connection leaves the loop: the wire loop or a worker takes it, or
+the relay's own epoll thread pumps its bytes (``relay.py``: relaying on this loop cost three
+times as much per call).
 The REST app's blocking work goes to anyio's worker threads (see ``rest/app.py``).
 """
 
@@ -86,13 +87,14 @@ class ProtocolFront:
 
     def __init__(
         self,
-        grpc_target: str,
+        grpc_target: str | Callable[[socket.socket, bytes], None],
         rest_app: Any = None,
         rest_target: str | None = None,
         hand_off: Callable[[socket.socket, bytes], bool] | None = None,
     ) -> None:
         """``hand_off``: offered each gRPC connection first (``serve --workers N`` gives it to
-        a query worker process); when it returns False the connection is relayed here."""
+        a query worker process); when it returns False the connection goes to ``grpc_target``:
+        relayed to that address, or, a callable (the wire server's ``adopt``), handed to it."""
         if (rest_app is None) == (rest_target is None):
             raise ValueError("give exactly one of rest_app (served in place) and rest_target (spliced)")
         self.grpc_target = grpc_target
@@ -149,9 +151,12 @@ class ProtocolFront:
         if head.startswith(HTTP2_PREFACE) and self._hand_off is not None and self._hand_off(client, head):
             client.close()  # the worker holds its own descriptor of the connection
             return
+        if head.startswith(HTTP2_PREFACE) and callable(self.grpc_target):
+            self.grpc_target(client, head)  # the socket is the wire server's now
+            return
         if head.startswith(HTTP2_PREFACE) or self.rest_target is not None:
             target = self.grpc_target if head.startswith(HTTP2_PREFACE) else self.rest_target
-            assert target is not None
+            assert isinstance(target, str)
             self._relays.start(client, target, head)
         else:
             await self._serve_http(client, head)

@@ -2,12 +2,10 @@
 
 The primary's front accepts every connection on the public port; a gRPC connection it hands
 to a worker arrives here as a file descriptor over the worker's handoff socket (SCM_RIGHTS),
-with the bytes the front already read from it. grpcio cannot adopt a connected socket, so
-the worker relays it (relay.py, one epoll thread for all its connections, as the primary
-does) to its own gRPC server on a unix socket: the hop's cost is paid by this process, under its own
-interpreter lock, and the primary does nothing more for the connection.
+with the bytes the front already read from it, and the worker's own wire loop (api/wire/)
+adopts the socket itself: the primary does nothing more for the connection.
 
-The worker's gRPC server answers Search, HybridSearch and Query from the follower
+The worker's wire server answers Search, HybridSearch and Query from the follower
 (engine/follower.py: the primary's data, followed, Strong). Every other call is forwarded,
 bytes and metadata as they came, to the primary's internal gRPC socket, and its answer (or
 error) returned as it is. With authentication on, the served calls are checked here against
@@ -16,11 +14,12 @@ forwarded calls are checked by the primary.
 
 The handoff socket also tells the worker when to stop: the primary closes it (or dies).
 
-Threads: gRPC's handler pool (4 threads); the main thread receiving descriptors; one relay
-thread for every connection (relay.py); the reporter (worker_reports.py: the served calls and
-the ledger's bytes to the primary every ~0.5 s); the follower's loader and search pools (as
-in the primary's engine).
-The follower, the access control and the relays are thread-safe.
+Threads: the wire loop (every connection; Search, HybridSearch and Query run inline on it)
+and its pool (the forwarded calls, each waiting on the primary); grpcio's client channel
+threads (the forwarding); the main thread receiving descriptors; the reporter
+(worker_reports.py: the served calls and the ledger's bytes to the primary every ~0.5 s);
+the follower's loader and search pools (as in the primary's engine).
+The follower and the access control are thread-safe.
 """
 
 from __future__ import annotations
@@ -32,7 +31,6 @@ import signal
 import socket
 import sys
 from collections.abc import Callable, Sequence
-from concurrent import futures
 from pathlib import Path
 from typing import Any, cast
 
@@ -42,8 +40,9 @@ from google.protobuf import message_factory
 from sheafdb.api.auth import AuthInterceptor
 from sheafdb.api.grpc.data_rpcs import DataRpcs
 from sheafdb.api.grpc.guard import SERVICE, error_response
-from sheafdb.api.relay import Relays
 from sheafdb.api.request_metrics import MetricsInterceptor
+from sheafdb.api.wire.inline import inline_rule
+from sheafdb.api.wire.server import WireServer
 from sheafdb.api.worker_reports import CallTally, WorkerReporter
 from sheafdb.engine.access import AccessControl
 from sheafdb.engine.distribution.cluster_reads import ClusterReads
@@ -61,9 +60,7 @@ READY = b"ready"
 # Request metadata the forwarder leaves to gRPC itself.
 _TRANSPORT_KEYS = ("user-agent",)
 _STOP_GRACE_S = 0.5
-_HANDLER_THREADS = 4
 _NO_DEADLINE_S = 10**9
-_RELAY_STOP_S = 0.5
 
 
 def _method_path(name: str) -> str:
@@ -194,7 +191,6 @@ class QueryWorker:
     def __init__(
         self,
         backends: FollowerConfig,
-        socket_path: Path,
         handoff: socket.socket,
         primary_target: str,
         *,
@@ -203,7 +199,6 @@ class QueryWorker:
         max_message_bytes: int,
         memory_budget_bytes: int | None = None,
     ) -> None:
-        self._socket_path = socket_path
         self._handoff = handoff
         self.follower = Follower(backends, memory_budget_bytes=memory_budget_bytes)
         tally = CallTally()
@@ -222,38 +217,24 @@ class QueryWorker:
             else None
         )
         self._forwarder = _Forwarder(primary_target, max_message_bytes)
-        options = [
-            ("grpc.max_send_message_length", max_message_bytes),
-            ("grpc.max_receive_message_length", max_message_bytes),
-            ("grpc.so_reuseport", 0),
-        ]
-        # Few handler threads: the reads served here are CPU under one interpreter lock, so
-        # more threads only take turns at it (16 against 4: ~25% more CPU per search at 16
-        # clients, bench/cpu_per_search.py). A call forwarded to the primary holds one while
-        # the primary answers; those are short (the SDKs poll for long operations).
-        pool = futures.ThreadPoolExecutor(
-            max_workers=min(max_workers, _HANDLER_THREADS), thread_name_prefix="grpc"
-        )
         interceptors: list[grpc.ServerInterceptor] = [_ServedMetrics(tally)]
         if self._access is not None:
             interceptors.append(_ServedAuth(self._access))
-        self._grpc = grpc.server(
-            pool,
-            handlers=[served_handlers(self.follower), self._forwarder],
-            options=options,
+        # The served reads run inline on the loop; the pool holds the forwarded calls while
+        # the primary answers them.
+        self._server = WireServer(
+            [served_handlers(self.follower), self._forwarder],
             interceptors=interceptors,
+            max_message_bytes=max_message_bytes,
+            pool_threads=max_workers,
+            inline=inline_rule(SERVED),
         )
-        socket_path.unlink(missing_ok=True)
-        if self._grpc.add_insecure_port(f"unix:{socket_path}") == 0:
-            raise OSError(f"cannot listen on {socket_path}")
-        self._relays = Relays()
 
     def serve(self) -> None:
         """Serve until the primary closes the handoff socket (or SIGTERM)."""
-        self._grpc.start()
+        self._server.start()
         self._handoff.sendall(READY)
         self._reporter.start()
-        target = f"unix:{self._socket_path}"
         while True:
             try:
                 head, fds, _flags, _addr = socket.recv_fds(self._handoff, MAX_HANDOFF_BYTES, 1)
@@ -261,19 +242,16 @@ class QueryWorker:
                 break
             if not fds:
                 break  # the primary closed its end: stop
-            client = socket.socket(fileno=fds[0])
-            self._relays.start(client, target, head)
+            self._server.adopt(socket.socket(fileno=fds[0]), head)
         self.stop()
 
     def stop(self) -> None:
-        self._grpc.stop(_STOP_GRACE_S).wait()
+        self._server.stop(_STOP_GRACE_S)
         self._reporter.stop()
-        self._relays.close(timeout_s=_RELAY_STOP_S)
         self._forwarder.close()
         self.follower.close()
         if self._access is not None:
             self._access.close()
-        self._socket_path.unlink(missing_ok=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -282,7 +260,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--catalog", default=None, help="the primary's --catalog (PostgreSQL)")
     parser.add_argument("--objects", default=None, help="the primary's --objects (S3)")
     parser.add_argument("--object-cache-bytes", type=int, default=None)
-    parser.add_argument("--socket", type=Path, required=True, help="this worker's gRPC unix socket")
     parser.add_argument("--handoff-fd", type=int, required=True)
     parser.add_argument("--primary", required=True, help="the primary's internal gRPC target")
     parser.add_argument("--auth", action="store_true")
@@ -303,7 +280,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.object_cache_bytes,
             shared_changes=args.catalog is None,
         ),
-        args.socket,
         handoff,
         args.primary,
         auth_enabled=args.auth,
@@ -311,7 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_message_bytes=args.max_message_bytes,
         memory_budget_bytes=args.memory_budget,
     )
-    log.info("query worker %d ready on %s", os.getpid(), args.socket)
+    log.info("query worker %d ready", os.getpid())
     worker.serve()
     logging.shutdown()
     sys.stdout.flush()

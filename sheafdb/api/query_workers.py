@@ -7,8 +7,8 @@ the other, its only descriptor from us). Each worker is the primary's child. The
 front hands each accepted gRPC connection to the next ready worker in turn (``hand_off``:
 the connected socket itself, sent with SCM_RIGHTS, plus the bytes the front read from it),
 so no byte of that connection passes through the primary again. When no worker is ready
-(starting, restarting) the front relays the connection to the primary's own gRPC server,
-which serves every call: nothing is refused while a worker is down.
+(starting, restarting) the front gives the connection to the primary's own wire server
+(api/wire/), which serves every call: nothing is refused while a worker is down.
 
 A supervisor thread (``sheafdb-workers``) notices a worker's death within ~0.1 s (its
 process ended) and starts a new one from the same template (from a new template when that
@@ -33,7 +33,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from sheafdb.api.query_worker import READY
 from sheafdb.api.worker_reports import REPORT, WorkerReport
@@ -55,7 +54,6 @@ _MAX_MESSAGE = 1 << 20
 @dataclass(eq=False)
 class _Slot:
     index: int
-    socket_path: Path
     process: WorkerProcess | None = None
     handoff: socket.socket | None = None
     started_at: float = 0.0
@@ -67,7 +65,6 @@ class QueryWorkers:
     def __init__(
         self,
         backends: FollowerConfig,
-        socket_dir: Path,
         count: int,
         primary_target: str,
         template: WorkerTemplate,
@@ -89,7 +86,7 @@ class QueryWorkers:
         self._auth = auth_enabled
         self._max_workers = max_workers
         self._max_message_bytes = max_message_bytes
-        self._slots = [_Slot(i, socket_dir / f"worker-{i}.sock") for i in range(count)]
+        self._slots = [_Slot(i) for i in range(count)]
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._next = 0
@@ -135,8 +132,6 @@ class QueryWorkers:
                 if self._backends.object_cache_bytes is not None
                 else []
             ),
-            "--socket",
-            str(slot.socket_path),
             "--primary",
             self._primary_target,
             "--max-workers",
@@ -256,5 +251,3 @@ class QueryWorkers:
             if process.wait(deadline - time.monotonic()) is None:
                 process.kill()
         self._template.stop(deadline - time.monotonic())
-        for slot in self._slots:
-            slot.socket_path.unlink(missing_ok=True)

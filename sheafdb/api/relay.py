@@ -1,4 +1,6 @@
-"""Byte relays between accepted client connections and a backend address (the gRPC hop).
+"""Byte relays between accepted client connections and a backend address: the cluster proxy's
+gRPC hop and the front's REST splice (``rest_target``). A server's own gRPC connections are
+not relayed: its wire loop adopts them (api/wire/).
 
 One thread (``sheafdb-relay``, started with the first connection) pumps every relayed
 connection of a ``Relays``: an epoll loop over non-blocking sockets that, for each readable
@@ -16,7 +18,7 @@ A side's end of stream (EOF) half-closes the other side once its pending bytes a
 reset or error on either side ends both. A connection is closed once both directions ended.
 
 Threads and locks: ``Relays._lock`` guards the connections waiting to be adopted by the loop
-and the closed flag (``start`` runs on the front's loop thread or a worker's handoff thread);
+and the closed flag (``start`` runs on the front's loop thread);
 everything else belongs to the loop thread alone.
 """
 
@@ -88,7 +90,7 @@ class _Connection:
 
 
 class Relays:
-    """The live relayed connections of one front (or one query worker)."""
+    """The live relayed connections of one front."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

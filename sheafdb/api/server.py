@@ -1,13 +1,14 @@
 """The server process: one engine, gRPC and REST v2 on one port, clean start and stop.
 
-``Server.start()`` opens the engine and the credential store, binds the gRPC service on an
-internal unix socket (behind the authentication interceptor), and puts the protocol front on
-the public port: HTTP/2 connections are spliced to gRPC, HTTP/1.1 ones served in place by the
-REST app. ``wait()`` blocks until ``stop()``. ``build_grpc_server`` is separate so tests and
+``Server.start()`` opens the engine and the credential store, serves the gRPC service (behind
+the metrics and authentication interceptors) on its wire loop (api/wire/), which also listens
+on an internal unix socket (the query workers forward to it), and puts the protocol front on
+the public port: HTTP/2 connections are handed to the wire loop, HTTP/1.1 ones served in place
+by the REST app. ``wait()`` blocks until ``stop()``. ``build_grpc_server`` is separate so tests and
 other fronts can host the same servicer on an address of their choosing.
 
-Threads: gRPC runs handlers on its own pool (``max_workers``), the front runs one event loop
-thread plus two relay threads per gRPC connection (``front.py``, ``relay.py``); the engine and
+Threads: gRPC runs on the wire server's loop thread and its pool of ``max_workers`` threads
+(``api/wire/server.py``), the front runs one event loop thread (``front.py``); the engine and
 the access control are thread-safe, so the server holds one lock only, ``_lock``, making
 ``stop()`` idempotent when a signal and the caller race.
 """
@@ -38,6 +39,8 @@ from sheafdb.api.metrics import ServerMetrics
 from sheafdb.api.query_workers import QueryWorkers
 from sheafdb.api.request_metrics import MetricsInterceptor
 from sheafdb.api.rest.app import ENDPOINTS, build_app
+from sheafdb.api.wire.inline import READS, TRIVIAL, inline_rule
+from sheafdb.api.wire.server import WireServer, generic_handlers
 from sheafdb.api.worker_reports import WorkerReport
 from sheafdb.api.worker_template import WorkerTemplate
 from sheafdb.engine.access import AccessControl
@@ -199,7 +202,7 @@ class Server:
         self._engine: Engine | None = None
         self._access: AccessControl | None = None
         self._metrics: ServerMetrics | None = None
-        self._grpc: grpc.Server | None = None
+        self._grpc: WireServer | None = None
         self._socket: InternalSocket | None = None
         self._front: FrontThread | None = None
         self._workers: QueryWorkers | None = None
@@ -295,28 +298,37 @@ class Server:
         self._standby_cancel.set()
 
     def _start_grpc(self, data_dir: Path) -> None:
+        """The MilvusService on this process's wire loop (api/wire/): the front hands it the
+        public gRPC connections; query workers reach it on the internal unix socket."""
         assert self._engine is not None and self._access is not None and self._metrics is not None
         self._socket = InternalSocket(data_dir)
-        self._grpc = build_grpc_server(
-            self._engine,
-            max_workers=self.config.max_workers,
+        servicer = MilvusServicer(self._engine, access=self._access)
+        # The cluster writer's reads wait on its workers: none of them inline.
+        inline = inline_rule(TRIVIAL if self.config.cluster_url is not None else (*READS, *TRIVIAL))
+        self._grpc = WireServer(
+            generic_handlers(milvus_pb2_grpc.add_MilvusServiceServicer_to_server, servicer),
+            interceptors=self._interceptors(),
             max_message_bytes=self.config.max_message_bytes,
-            # Metrics outermost: calls that authentication refuses are counted too.
-            interceptors=(
-                MetricsInterceptor(self._metrics),
-                AuthInterceptor(self._access),
-                # Cluster: the caller's token goes with the reads a write makes through the workers.
-                *([PassCredentials()] if self.config.cluster_url is not None else []),
-            ),
-            access=self._access,
+            pool_threads=self.config.max_workers,
+            inline=inline,
         )
         try:
-            bound = self._grpc.add_insecure_port(self._socket.target)
-        except RuntimeError:
-            bound = 0
-        if bound == 0:
-            raise StartupError(f"cannot listen on the internal gRPC socket {self._socket.path}")
+            self._grpc.listen_unix(str(self._socket.path))
+        except OSError as exc:
+            raise StartupError(
+                f"cannot listen on the internal gRPC socket {self._socket.path}: {exc}"
+            ) from exc
         self._grpc.start()
+
+    def _interceptors(self) -> tuple[grpc.ServerInterceptor, ...]:
+        assert self._access is not None and self._metrics is not None
+        # Metrics outermost: calls that authentication refuses are counted too.
+        return (
+            MetricsInterceptor(self._metrics),
+            AuthInterceptor(self._access),
+            # Cluster: the caller's token goes with the reads a write makes through the workers.
+            *([PassCredentials()] if self.config.cluster_url is not None else []),
+        )
 
     def _start_query_workers(self, data_dir: Path) -> None:
         """The cluster writer's query workers on Ray (api/cluster/writer_role.py)."""
@@ -349,7 +361,6 @@ class Server:
             FollowerConfig(
                 data_dir, self.config.catalog_url, self.config.objects_url, self.config.object_cache_bytes
             ),
-            self._socket.path.parent,
             self.config.workers,
             self._socket.target,
             self._template,
@@ -379,7 +390,8 @@ class Server:
             self._engine, self._access, metrics=self._metrics, extra_routes=console, endpoints=endpoints
         )
         hand_off = self._workers.hand_off if self._workers is not None else None
-        front = ProtocolFront(self._socket.target, rest_app=app, hand_off=hand_off)
+        assert self._grpc is not None
+        front = ProtocolFront(self._grpc.adopt, rest_app=app, hand_off=hand_off)
         self._front = FrontThread(front, self.config.host, self.config.port)
         try:
             self.port = self._front.start()
@@ -403,9 +415,8 @@ class Server:
     def _release(self) -> None:
         """gRPC, then the front, then the stores: each part stops before what it calls into.
 
-        gRPC goes first because its graceful stop (GOAWAY, then in-flight calls finishing)
-        reaches clients through the front's relayed connections: with the front stopped
-        first nobody relays it and the stop always lasts the whole grace. Query workers stop
+        gRPC goes first: its graceful stop sends GOAWAY and lets in-flight calls finish while
+        the front (which hands it new connections) still answers REST. Query workers stop
         before it: they forward calls to it."""
         if self._workers is not None:
             self._workers.stop()
@@ -414,7 +425,7 @@ class Server:
             self._template.stop(0)
             self._template = None
         if self._grpc is not None:
-            self._grpc.stop(self.config.stop_grace_s).wait()
+            self._grpc.stop(self.config.stop_grace_s)
             self._grpc = None
         if self._front is not None:
             self._front.stop()
