@@ -4,8 +4,9 @@ Builds a collection once (R x 128-d HNSW, M=16, efConstruction 100; one sealed s
 a server on a fresh data dir, then serves that same data dir (its load is restored at start)
 with ``--workers 1`` and ``--workers 2`` in turn, each round:
 
-- C concurrent clients (threads of bench/workers_clients.py, each its own gRPC connection,
-  each sending the same pre-serialized nq=1 SearchRequest, k=10, replies left as bytes) for
+- C concurrent clients (connections of bench/h2_load.py's one-thread loop, each with one call
+  in flight, each sending the same pre-serialized nq=1 SearchRequest, k=10; replies read only
+  for their grpc-status: the clients cost the machine little) for
   S seconds: searches/s, p99 latency, and the server's CPU per search (user + system of
   every process of the server: the primary and its workers);
 - the server's memory once served: the sum over its processes of RSS (shared pages counted

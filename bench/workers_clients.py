@@ -15,14 +15,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable
 
 import grpc
 import numpy as np
 import psutil
 from grpc_latency import COLLECTION, DIM, SERVICE, raw_requests
+from h2_load import H2Load
 from pymilvus import DataType, MilvusClient
 from pymilvus.grpc_gen import milvus_pb2
 from search_cpu import faiss_cpu_us
@@ -82,34 +81,17 @@ def channel(port: int) -> grpc.Channel:
 def run_clients(
     port: int, payload: bytes, clients: int, seconds: float, server: psutil.Process, method: str = "Search"
 ) -> tuple[float, float, float]:
-    """``clients`` threads calling ``method`` (a search) for ``seconds``: calls/s, server CPU per
-    call (us), p99 (ms)."""
-    channels = [channel(port) for _ in range(clients)]
-    stubs = [c.unary_unary(SERVICE + method) for c in channels]
-    for stub in stubs:
-        for _ in range(20):
-            stub(payload)  # connect and warm (a worker loads what it serves on its first read)
-    stop_flag = threading.Event()
-    latencies: list[list[float]] = [[] for _ in range(clients)]
-
-    def loop(stub: Callable[[bytes], bytes], out: list[float]) -> None:
-        while not stop_flag.is_set():
-            begin = time.perf_counter()
-            stub(payload)
-            out.append(time.perf_counter() - begin)
-
-    threads = [threading.Thread(target=loop, args=(s, out)) for s, out in zip(stubs, latencies, strict=True)]
-    cpu_before, wall_before = cpu_s(server), time.perf_counter()
-    for thread in threads:
-        thread.start()
-    time.sleep(seconds)
-    stop_flag.set()
-    for thread in threads:
-        thread.join()
-    wall, cpu = time.perf_counter() - wall_before, cpu_s(server) - cpu_before
-    for c in channels:
-        c.close()
-    samples = sorted(x for out in latencies for x in out)
+    """``clients`` connections, each with one ``method`` call in flight, for ``seconds``: calls/s,
+    server CPU per call (us), p99 (ms). The calls come from one lean loop (h2_load.py), not from
+    grpcio client threads, so the clients leave the server its cores."""
+    load = H2Load(port, SERVICE + method, payload, clients)
+    try:
+        load.run(0.5)  # connect and warm (a worker loads what it serves on its first read)
+        cpu_before, wall_before = cpu_s(server), time.perf_counter()
+        samples = sorted(load.run(seconds))
+        wall, cpu = time.perf_counter() - wall_before, cpu_s(server) - cpu_before
+    finally:
+        load.close()
     calls = len(samples)
     return calls / wall, cpu * 1e6 / calls, samples[int(0.99 * (calls - 1))] * 1000
 
