@@ -9,8 +9,9 @@ server on a fresh data dir, then, in one run:
 - the real server on that data dir (its load restored at start), ``serve --workers 1`` and
   ``serve --workers 2`` in turn, each round: C concurrent clients (connections of
   bench/h2_load.py's one-thread loop, each with one call in flight, each sending the same
-  pre-serialized SearchRequest; replies read only for their grpc-status) for S seconds; the CPU (user + system) of every process of the server (psutil: the
-  primary and its children) over the run, divided by the searches answered.
+  pre-serialized SearchRequest; replies read only for their grpc-status) for S seconds;
+  the CPU (user + system) of every process of the server (psutil: the primary and its
+  children) over the run, divided by the searches answered.
 
 The ratio server CPU / faiss CPU is the figure the issue sets (at most 5x). ``--doc`` writes
 the table into docs/benchmarks.md's ``cpu-per-search`` section.
