@@ -192,8 +192,9 @@ def cluster(
             admin.execute(f"DROP DATABASE {database} WITH (FORCE)")
 
 
-def make_collection(client: MilvusClient, name: str, segments: int) -> None:
-    schema = client.create_schema(auto_id=False)
+def create_collection(client: MilvusClient, name: str, *, auto_id: bool) -> None:
+    """id, a DIM-d vector with a FLAT index, a tag: the collection these tests write."""
+    schema = client.create_schema(auto_id=auto_id)
     schema.add_field("id", DataType.INT64, is_primary=True)
     schema.add_field("vec", DataType.FLOAT_VECTOR, dim=DIM)
     schema.add_field("tag", DataType.VARCHAR, max_length=32)
@@ -201,6 +202,10 @@ def make_collection(client: MilvusClient, name: str, segments: int) -> None:
     index.add_index("vec", index_type="FLAT", metric_type="L2")
     client.create_collection(name, schema=schema)
     client.create_index(name, index)
+
+
+def make_collection(client: MilvusClient, name: str, segments: int) -> None:
+    create_collection(client, name, auto_id=False)
     # One segment per partition: compaction merges within a partition only, so they stay apart.
     for s in range(segments):
         partition = "_default" if s == 0 else f"p{s}"
@@ -409,14 +414,7 @@ def test_a_relayed_insert_carries_its_call_id_and_a_retry_of_it_writes_nothing(c
 
     client = cluster.client()
     name = "retried_insert"
-    schema = client.create_schema(auto_id=True)
-    schema.add_field("id", DataType.INT64, is_primary=True)
-    schema.add_field("vec", DataType.FLOAT_VECTOR, dim=DIM)
-    schema.add_field("tag", DataType.VARCHAR, max_length=32)
-    index = client.prepare_index_params()
-    index.add_index("vec", index_type="FLAT", metric_type="L2")
-    client.create_collection(name, schema=schema)
-    client.create_index(name, index)
+    create_collection(client, name, auto_id=True)
     batch = [{"vec": row["vec"], "tag": row["tag"]} for row in rows(0, 20)]
     first = client.insert(name, batch)
     assert first["insert_count"] == 20

@@ -21,11 +21,11 @@ from typing import Any
 
 import psycopg
 import pytest
-from pymilvus import DataType, MilvusClient
+from pymilvus import MilvusClient
 from pymilvus.exceptions import MilvusException
 
 from tests.cluster.conftest import kill_worker_actors
-from tests.cluster.test_proxy_cluster import DIM, Process, rows, serve, wait_loaded
+from tests.cluster.test_proxy_cluster import Process, create_collection, rows, serve, wait_loaded
 from tests.e2e.conftest import ROOT_TOKEN, free_port
 from tests.services import S3Server
 
@@ -94,14 +94,7 @@ def lease(catalog: str) -> tuple[str, int]:
 def test_inserts_through_the_proxy_survive_a_killed_writer_each_row_once(deployment: Deployment) -> None:
     client = MilvusClient(uri=f"http://{deployment.proxy.address}", token=ROOT_TOKEN, timeout=120)
     name = "failover"
-    schema = client.create_schema(auto_id=True)
-    schema.add_field("id", DataType.INT64, is_primary=True)
-    schema.add_field("vec", DataType.FLOAT_VECTOR, dim=DIM)
-    schema.add_field("tag", DataType.VARCHAR, max_length=32)
-    index = client.prepare_index_params()
-    index.add_index("vec", index_type="FLAT", metric_type="L2")
-    client.create_collection(name, schema=schema)
-    client.create_index(name, index)
+    create_collection(client, name, auto_id=True)
     client.load_collection(name)
     wait_loaded(client, name)
     holder, token = lease(deployment.catalog)
