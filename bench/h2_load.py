@@ -24,17 +24,30 @@ from dataclasses import dataclass, field
 
 from hpack import Decoder, Encoder, NeverIndexedHeaderTuple
 
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = 0, 1, 3, 4, 6, 7, 8, 9
-END_STREAM, ACK, END_HEADERS, PADDED, PRIORITY = 0x1, 0x1, 0x4, 0x8, 0x20
-_HEADER = struct.Struct(">IBI")  # length << 8 | type, flags, stream id
-_BIG_WINDOW = 2**31 - 1
-_REOPEN_AT = 1 << 20
-_STALL_S = 30.0  # give the received bytes back to the windows once this many are read
+from sheafdb.api.wire.frames import (
+    ACK,
+    CONTINUATION,
+    DATA,
+    DEFAULT_WINDOW,
+    END_HEADERS,
+    END_STREAM,
+    GOAWAY,
+    HEADERS,
+    MAX_WINDOW,
+    PADDED,
+    PING,
+    PREFACE,
+    PRIORITY_FLAG,
+    RST_STREAM,
+    SETTINGS,
+    SETTINGS_INITIAL_WINDOW_SIZE,
+    frame,
+    settings,
+    window_update,
+)
 
-
-def _frame(kind: int, flags: int, stream: int, payload: bytes) -> bytes:
-    return _HEADER.pack(len(payload) << 8 | kind, flags, stream) + payload
+_REOPEN_AT = 1 << 20  # give the received bytes back to the windows once this many are read
+_STALL_S = 30.0
 
 
 def header_block(authority: str, path: str) -> bytes:
@@ -67,7 +80,7 @@ class _Connection:
     def request(self) -> bytes:
         self.stream += 2
         self.started = time.perf_counter()
-        return _frame(HEADERS, END_HEADERS, self.stream, self.block) + _frame(
+        return frame(HEADERS, END_HEADERS, self.stream, self.block) + frame(
             DATA, END_STREAM, self.stream, self.body
         )
 
@@ -87,11 +100,10 @@ class H2Load:
         for _ in range(clients):
             sock = socket.create_connection(("127.0.0.1", port))
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            settings = struct.pack(">HI", 0x4, _BIG_WINDOW)  # SETTINGS_INITIAL_WINDOW_SIZE
             sock.sendall(
                 PREFACE
-                + _frame(SETTINGS, 0, 0, settings)
-                + _frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", _BIG_WINDOW - 65535))
+                + settings({SETTINGS_INITIAL_WINDOW_SIZE: MAX_WINDOW})
+                + window_update(0, MAX_WINDOW - DEFAULT_WINDOW)
             )
             sock.setblocking(False)
             self._connections[sock.fileno()] = _Connection(sock, block, body)
@@ -144,9 +156,9 @@ class H2Load:
             payload = bytes(buffer[9 : 9 + length])
             del buffer[: 9 + length]
             if kind == SETTINGS and not flags & ACK:
-                replies += _frame(SETTINGS, ACK, 0, b"")
+                replies += frame(SETTINGS, ACK, 0, b"")
             elif kind == PING and not flags & ACK:
-                replies += _frame(PING, ACK, 0, payload)
+                replies += frame(PING, ACK, 0, payload)
             elif kind == GOAWAY:
                 raise CallFailed(f"GOAWAY from the server: {payload[8:]!r}")
             elif kind == RST_STREAM and stream == connection.stream:
@@ -168,8 +180,9 @@ class H2Load:
                     if connection.headers_end_stream:
                         finished.append(self._end(connection))
         if connection.unacked >= _REOPEN_AT:
-            grant = struct.pack(">I", connection.unacked)
-            replies += _frame(WINDOW_UPDATE, 0, 0, grant) + _frame(WINDOW_UPDATE, 0, connection.stream, grant)
+            replies += window_update(0, connection.unacked) + window_update(
+                connection.stream, connection.unacked
+            )
             connection.unacked = 0
         if replies:
             connection.sock.setblocking(True)
@@ -189,6 +202,6 @@ def _strip_headers(payload: bytes, flags: int) -> bytes:
     start, end = 0, len(payload)
     if flags & PADDED:
         start, end = 1, end - payload[0]
-    if flags & PRIORITY:
+    if flags & PRIORITY_FLAG:
         start += 5
     return payload[start:end]

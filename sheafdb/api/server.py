@@ -4,8 +4,8 @@
 the metrics and authentication interceptors) on its wire loop (api/wire/), which also listens
 on an internal unix socket (the query workers forward to it), and puts the protocol front on
 the public port: HTTP/2 connections are handed to the wire loop, HTTP/1.1 ones served in place
-by the REST app. ``wait()`` blocks until ``stop()``. ``build_grpc_server`` is separate so tests and
-other fronts can host the same servicer on an address of their choosing.
+by the REST app. ``wait()`` blocks until ``stop()``. ``build_wire_server`` is separate so tests
+can host the same servicer on a socket of their choosing.
 
 Threads: gRPC runs on the wire server's loop thread and its pool of ``max_workers`` threads
 (``api/wire/server.py``), the front runs one event loop thread (``front.py``); the engine and
@@ -23,7 +23,6 @@ import socket
 import tempfile
 import threading
 from collections.abc import Sequence
-from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,8 +55,6 @@ log = logging.getLogger("sheafdb.server")
 
 # Milvus's default gRPC message limit on both directions.
 MAX_MESSAGE_BYTES = 512 * 1024 * 1024
-# The shortest interval between a client's keepalive pings the server accepts (Milvus: 5 s).
-KEEPALIVE_MIN_PING_INTERVAL_MS = 5000
 # sockaddr_un.sun_path holds 108 bytes including the terminating NUL.
 MAX_UNIX_SOCKET_PATH = 107
 GRPC_SOCKET_FILE = "grpc.sock"
@@ -103,34 +100,27 @@ class ServerConfig:
     cluster_url: str | None = None
 
 
-def build_grpc_server(
+def build_wire_server(
     engine: Engine,
     *,
     max_workers: int,
     max_message_bytes: int = MAX_MESSAGE_BYTES,
     interceptors: Sequence[grpc.ServerInterceptor] = (),
     access: AccessControl | None = None,
-) -> grpc.Server:
-    """The MilvusService on a thread pool; ``interceptors`` (auth) run before every handler.
-
-    ``access`` serves the user / role RPCs; without it they answer "not supported"."""
-    options = [
-        ("grpc.max_send_message_length", max_message_bytes),
-        ("grpc.max_receive_message_length", max_message_bytes),
-        # Without this a second server could bind the same port silently (SO_REUSEPORT).
-        ("grpc.so_reuseport", 0),
-        # Client keepalive pings, as Milvus's server allows them (keepalive.EnforcementPolicy
-        # MinTime 5 s, PermitWithoutStream): an SDK pinging an idle connection every 10 s
-        # (pymilvus) keeps it, where gRPC's defaults (one ping per 5 min without data, 2
-        # strikes) would answer GOAWAY too_many_pings. Pings more often than 5 s still strike.
-        ("grpc.keepalive_permit_without_calls", 1),
-        # (gRPC core's GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS spells it so.)
-        ("grpc.http2.min_ping_interval_without_data_ms", KEEPALIVE_MIN_PING_INTERVAL_MS),
-    ]
-    pool = futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc")
-    server = grpc.server(pool, options=options, interceptors=list(interceptors))
-    milvus_pb2_grpc.add_MilvusServiceServicer_to_server(MilvusServicer(engine, access=access), server)
-    return server
+) -> WireServer:
+    """The MilvusService on a wire loop (api/wire/) with a pool of ``max_workers`` threads;
+    ``interceptors`` (metrics, auth) run before every handler. ``access`` serves the user /
+    role RPCs; without it they answer "not supported". A cluster writer's reads wait on its
+    query workers, so there none of them runs inline."""
+    servicer = MilvusServicer(engine, access=access)
+    inline = inline_rule(TRIVIAL if engine.config.cluster else (*READS, *TRIVIAL))
+    return WireServer(
+        generic_handlers(milvus_pb2_grpc.add_MilvusServiceServicer_to_server, servicer),
+        interceptors=interceptors,
+        max_message_bytes=max_message_bytes,
+        pool_threads=max_workers,
+        inline=inline,
+    )
 
 
 def check_data_dir(path: Path) -> Path:
@@ -302,15 +292,12 @@ class Server:
         public gRPC connections; query workers reach it on the internal unix socket."""
         assert self._engine is not None and self._access is not None and self._metrics is not None
         self._socket = InternalSocket(data_dir)
-        servicer = MilvusServicer(self._engine, access=self._access)
-        # The cluster writer's reads wait on its workers: none of them inline.
-        inline = inline_rule(TRIVIAL if self.config.cluster_url is not None else (*READS, *TRIVIAL))
-        self._grpc = WireServer(
-            generic_handlers(milvus_pb2_grpc.add_MilvusServiceServicer_to_server, servicer),
-            interceptors=self._interceptors(),
+        self._grpc = build_wire_server(
+            self._engine,
+            max_workers=self.config.max_workers,
             max_message_bytes=self.config.max_message_bytes,
-            pool_threads=self.config.max_workers,
-            inline=inline,
+            interceptors=self._interceptors(),
+            access=self._access,
         )
         try:
             self._grpc.listen_unix(str(self._socket.path))

@@ -45,6 +45,11 @@ from pathlib import Path
 
 import numpy as np
 
+from sheafdb.storage.catalog import Catalog
+from sheafdb.storage.file_logs import FileLogs
+from sheafdb.storage.log import LogStore
+from sheafdb.storage.sqlite_catalog import SqliteCatalog
+
 COUNTERS_FILE = "change-counters"
 _FILE_BYTES = mmap.PAGESIZE
 
@@ -105,13 +110,10 @@ class ChangeCounter:
         self._map.close()
 
 
-def publish_data_changes(data_dir: Path, catalog: object, logs: object) -> ChangeCounter | None:
+def publish_data_changes(data_dir: Path, catalog: Catalog, logs: LogStore) -> ChangeCounter | None:
     """The primary's ``DATA`` counter, bumped from now on by every commit of the embedded
     catalog and every record appended to a log opened after this call; None with other
     backends (PostgreSQL: a follower reads its counters in the log tail's statement)."""
-    from sheafdb.storage.file_logs import FileLogs
-    from sheafdb.storage.sqlite_catalog import SqliteCatalog
-
     if not (isinstance(catalog, SqliteCatalog) and isinstance(logs, FileLogs)):
         return None
     counter = ChangeCounter.publish(data_dir, Slot.DATA)

@@ -14,7 +14,7 @@ import pytest
 from pymilvus import DataType, MilvusClient, MilvusException
 from pymilvus.client.types import LoadState, ResourceGroupConfig
 
-from sheafdb.api.server import build_grpc_server
+from sheafdb.api.server import build_wire_server
 from sheafdb.engine.config import EngineConfig
 from sheafdb.engine.engine import Engine
 from sheafdb.storage.placement_rows import WorkerRecord
@@ -45,15 +45,15 @@ class Acker:
 @pytest.fixture
 def writer(tmp_path: Path) -> Iterator[tuple[Engine, MilvusClient]]:
     engine = Engine(EngineConfig(tmp_path / "data", fsync=False, cluster=True))
-    server = build_grpc_server(engine, max_workers=4)
-    port = server.add_insecure_port("127.0.0.1:0")
+    server = build_wire_server(engine, max_workers=4)
+    server.listen_unix(str(tmp_path / "grpc.sock"))
     server.start()
-    client = MilvusClient(uri=f"http://127.0.0.1:{port}")
+    client = MilvusClient(uri=f"unix:{tmp_path / 'grpc.sock'}")
     try:
         yield engine, client
     finally:
         client.close()
-        server.stop(None)
+        server.stop(0)
         engine.close()
 
 

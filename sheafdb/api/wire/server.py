@@ -212,7 +212,6 @@ class WireServer:
         with self._lock:
             adopting, self._adopting = self._adopting, []
             done, self._done = self._done, []
-            stopping = self._stop_deadline is not None
         for sock, first_bytes in adopting:
             self._adopt(sock, first_bytes)
         touched: dict[int, _Socket] = {}
@@ -223,8 +222,6 @@ class WireServer:
                 touched[served.fd] = served
         for served in touched.values():
             self._flush(served)
-        if stopping and not self._going_away:
-            self._go_away()
 
     def _go_away(self) -> None:
         """Stop accepting; GOAWAY (the last stream id seen) to every connection."""
