@@ -11,6 +11,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from sheafdb.storage.lease_rows import Lease
 from sheafdb.storage.wal import WriteAheadLog
 from sheafdb.storage.wal_tail import WalTail
 
@@ -31,7 +32,8 @@ class FileLogs:
         # workers' change counter, change_counter.py's publish_data_changes).
         self.on_append: Callable[[], None] | None = None
 
-    def open(self, collection_id: int) -> WriteAheadLog:
+    def open(self, collection_id: int, *, fence: Lease | None = None) -> WriteAheadLog:
+        """``fence`` is ignored: one process writes the data dir, no leases."""
         directory = wal_directory(self._data_dir, collection_id)
         return WriteAheadLog(directory, fsync=self._fsync, on_append=self.on_append)
 

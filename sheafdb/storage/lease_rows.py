@@ -8,14 +8,16 @@ that was deposed while it was paused (a GC pause, SIGSTOP, a partition) cannot w
 more, whatever its clock says. ``expires_at`` is ``time.time()`` seconds of the machine that
 took or renewed the lease: the hosts' clocks are assumed to agree to well within a ttl (NTP).
 
-One name, ``"writer"``, for the whole cluster in this build; the table is keyed by name so
-per-shard writers can each get their own lease later.
+Names: ``"writer"``, the cluster's coordinator (engine/write/writer_lease.py);
+``"member/<address>"``, a live writer process that may own collections' logs; and
+``"log/<collection id>"``, the one process that appends to that collection's log
+(engine/write/log_ownership.py). All in the one ``leases`` table, under the same token rules.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -28,8 +30,27 @@ CREATE TABLE IF NOT EXISTS leases (
     expires_at DOUBLE PRECISION NOT NULL);
 """
 
-# The one lease of this build: the cluster's writer.
+# The cluster's writer (the coordinator).
 WRITER_LEASE = "writer"
+# A collection's log owner: ``log/<collection id>``.
+LOG_LEASE_PREFIX = "log/"
+# A live writer process that may own logs: ``member/<host:port>``.
+MEMBER_LEASE_PREFIX = "member/"
+
+
+def log_lease_name(collection_id: int) -> str:
+    return f"{LOG_LEASE_PREFIX}{collection_id}"
+
+
+def member_lease_name(address: str) -> str:
+    return f"{MEMBER_LEASE_PREFIX}{address}"
+
+
+def log_lease_collection(name: str) -> int | None:
+    """The collection id a ``log/<id>`` lease name carries; None for any other name."""
+    rest = name.removeprefix(LOG_LEASE_PREFIX)
+    return int(rest) if rest != name and rest.isdigit() else None
+
 
 # Told by a fenced store of a write of the holder's whose commit went unanswered (a writer
 # steps down: engine/write/writer_lease.py); the store raises the error after.
@@ -38,7 +59,7 @@ CommitListener = Callable[[CommitOutcomeUnknown], None]
 
 @dataclass(frozen=True)
 class Lease:
-    name: str  # "writer"
+    name: str  # "writer", "log/<collection id>", "member/<host:port>"
     holder: str  # the holder's address "host:port" (its Milvus gRPC port, where proxies relay)
     token: int  # fencing token: +1 on every takeover; appends check it
     expires_at: float  # time.time() seconds
@@ -117,3 +138,56 @@ class LeaseRows:
                 "WHERE name = ? AND token = ? AND holder = ?",
                 (lease.name, lease.token, lease.holder),
             )
+
+    def take_lease(self: _Transactions, name: str, holder: str, ttl_s: float) -> Lease:
+        """Take the lease whoever holds it, live or not (token + 1): the coordinator's steal of
+        a collection's log. The holder it had is fenced from this commit on: its writes in
+        flight (holding the row FOR SHARE) end first, later ones find another token."""
+        expires_at = time.time() + ttl_s
+        with self._tx(bookkeeping=True) as cur:
+            cur.execute(
+                "INSERT INTO leases VALUES (?, ?, 1, ?) ON CONFLICT (name) DO UPDATE SET "
+                "holder = excluded.holder, token = leases.token + 1, expires_at = excluded.expires_at",
+                (name, holder, expires_at),
+            )
+            (token,) = cur.execute("SELECT token FROM leases WHERE name = ?", (name,)).fetchone()
+        return Lease(name, holder, int(token), expires_at)
+
+    def live_leases(self: _Transactions, prefix: str) -> list[Lease]:
+        """The leases whose name starts with ``prefix`` and that have not expired, by name."""
+        with self._read() as cur:
+            rows = cur.execute(
+                "SELECT name, holder, token, expires_at FROM leases "
+                "WHERE substr(name, 1, ?) = ? AND expires_at > ? ORDER BY name",
+                (len(prefix), prefix, time.time()),
+            )
+            return [Lease(r[0], r[1], int(r[2]), float(r[3])) for r in rows]
+
+    def renew_leases(self: _Transactions, leases: Sequence[Lease], ttl_s: float) -> list[Lease]:
+        """Extend every lease of ``leases`` still held (same token and holder) by ``ttl_s``
+        from now, in one statement; returns the renewed ones. As ``renew_lease``, an expired
+        lease nobody took is renewed."""
+        if not leases:
+            return []
+        expires_at = time.time() + ttl_s
+        rows = ", ".join("(?, ?, ?)" for _ in leases)
+        params: list[object] = [expires_at]
+        for lease in leases:
+            params += [lease.name, lease.token, lease.holder]
+        with self._tx(bookkeeping=True) as cur:
+            returned = cur.execute(
+                f"UPDATE leases SET expires_at = ? WHERE (name, token, holder) IN (VALUES {rows}) "
+                "RETURNING name, token",
+                params,
+            )
+            renewed = {(r[0], int(r[1])) for r in returned}
+        return [
+            Lease(lease.name, lease.holder, lease.token, expires_at)
+            for lease in leases
+            if (lease.name, lease.token) in renewed
+        ]
+
+    def drop_lease(self: _Transactions, name: str) -> None:
+        """Delete the lease row (a dropped collection's log lease): whoever held it is fenced."""
+        with self._tx(bookkeeping=True) as cur:
+            cur.execute("DELETE FROM leases WHERE name = ?", (name,))

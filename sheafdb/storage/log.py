@@ -6,8 +6,9 @@ turns the rows of a prefix of the log into a segment and trims that prefix. Two 
 - the file write-ahead log in the data dir (wal.py, wal_tail.py; ``FileLogs`` in
   file_logs.py), the embedded default: an append returns once the record is fsync'd;
 - a PostgreSQL table (pg_log.py, ``PgLogs``), whenever the catalog is in PostgreSQL: an
-  append returns once its transaction committed, and that transaction checks the writer
-  lease's fencing token, so a deposed writer cannot append. The data dir then holds caches only.
+  append returns once its transaction committed, and that transaction checks the fencing
+  token of the writer lease (or of the collection's log owner lease), so a deposed writer
+  cannot append. The data dir then holds caches only.
 
 ``LogStore`` is where a deployment keeps the logs of all its collections (``open_log_store``
 picks it); ``CollectionLog`` the writer's handle on one collection's log; ``LogTail`` what a
@@ -90,8 +91,10 @@ class LogTail(Protocol):
 
 
 class LogStore(Protocol):
-    def open(self, collection_id: int) -> CollectionLog:
-        """The writer's log of a collection (an empty one if it has none yet)."""
+    def open(self, collection_id: int, *, fence: Lease | None = None) -> CollectionLog:
+        """The writer's log of a collection (an empty one if it has none yet). ``fence``:
+        the collection's log owner lease (``log/<cid>``) its appends and trims check instead
+        of the store's (PostgreSQL); a backend without leases (the file log) ignores it."""
         ...
 
     def create(self, collection_id: int) -> CollectionLog:

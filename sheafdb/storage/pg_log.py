@@ -6,16 +6,21 @@ do not compress, and trying cost most of a large append). ``log_heads(collection
 remembers how far a collection's log was trimmed, so lsns never restart after the log was
 emptied, and so a follower that needed a trimmed record can tell (``LogGap``).
 
-Appends are fenced: the INSERT reads the writer lease's row ``FOR SHARE`` in the same
-statement and inserts nothing unless it still carries the writer's token. A takeover's UPDATE
-of that row therefore waits for an append in flight to commit (and the new writer, which
-recovers after its takeover committed, sees it), and an append after the takeover finds
-another token: ``WriterFenced``, and this log takes no more appends.
+Appends are fenced: the INSERT reads the lease's row ``FOR SHARE`` in the same statement
+and inserts nothing unless it still carries the holder's token. A takeover's UPDATE of that
+row therefore waits for an append in flight to commit (and the new holder, which recovers
+after its takeover committed, sees it), and an append after the takeover finds another
+token: ``WriterFenced``, and no log under that fence takes more appends. The fence is the
+store's (the coordinator's ``writer`` lease) or, for a log opened with one (``open(cid,
+fence=...)``), that collection's log owner lease (``log/<cid>``): a log owner that lost one
+collection's lease keeps appending to its other collections' logs.
 
 Group commit: appenders queue their record under ``_cond``; the first one to find no commit
-running becomes the leader and inserts every queued record (of every collection) in one
-statement, outside the lock, then wakes everyone it covered. One commit at a time, so
-records commit in lsn order and a follower reading ``lsn > last`` never skips one.
+running becomes the leader and inserts every queued record (of every collection, under every
+fence) in one statement (pg_log_group.py), outside the lock, then wakes everyone it covered:
+records under a fence that no longer held fail with ``WriterFenced``, the others are
+committed. One commit at a time, so records commit in lsn order and a follower reading
+``lsn > last`` never skips one.
 
 A lost connection is replaced (pg_connection.py). When the server ended it with an error
 (PostgreSQL restarting) the INSERT did not run and goes out again on a new connection; when it
@@ -27,10 +32,11 @@ process if that still runs (its statement can then commit no more) and looks for
 first record. Absent: appends go on (the lost lsns stay a gap, which no reader minds). Present:
 records nobody acknowledged and this writer's memory lacks (its own reads miss them) are in
 the log: ``CommitOutcomeUnknown``, told to ``on_commit_unknown`` (the writer steps down; its
-successor recovers them), and this log takes no more appends. Any other failure stops appends
-too.
+successor recovers them), and this store takes no more appends, whatever their fence. Any
+other failure stops appends too.
 
-Locks: ``_cond`` guards the queue, the failure and every collection log's next lsn;
+Locks: ``_cond`` guards the queue, the failure, the lost fences, the collections' fences
+and every collection log's next lsn;
 ``_write_lock`` the write connection, the group of unknown outcome and ``_closed`` (the commit
 leader, the settling thread, trims, removals); ``_read_lock`` the read connection (replays,
 tails). Needs psycopg 3; imported only with a PostgreSQL catalog.
@@ -40,7 +46,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +63,7 @@ from sheafdb.errors import (
 from sheafdb.storage.lease_rows import CommitListener, Lease
 from sheafdb.storage.log import LogGap, LogRecord
 from sheafdb.storage.pg_connection import PgConnection, refused
+from sheafdb.storage.pg_log_group import FENCE, FenceKey, PendingRecord, fence_key, insert_group
 from sheafdb.storage.wal import decode_batch, serialize_batch
 
 PG_LOG_TABLES = """
@@ -74,12 +81,6 @@ log = logging.getLogger(__name__)
 
 # Records a replay fetches per round trip (a record is up to a whole insert batch).
 _REPLAY_PAGE = 64
-_FENCE = "SELECT 1 FROM leases WHERE name = %s AND token = %s FOR SHARE"
-_INSERT = (
-    "INSERT INTO log_records (collection_id, lsn, kind, partition_id, ts, payload, write_id) "
-    "SELECT r.* FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::bigint[], %s::bigint[], "
-    "%b::bytea[], %s::text[]) AS r"
-)
 _RECORD_COLUMNS = "lsn, kind, partition_id, ts, payload"
 # Ends the lost connection's server process, if it still runs, and waits (ms) until it is gone.
 _END_BACKEND = (
@@ -90,25 +91,11 @@ _END_BACKEND = (
 _SETTLE_RETRY_S = 0.5
 
 
-@dataclass(eq=False)
-class _Pending:
-    collection_id: int
-    lsn: int
-    kind: str
-    partition_id: int
-    timestamp: int
-    payload: bytes
-    write_id: str | None
-    done: bool = False
-    error: BaseException | None = None
-
-
 @dataclass(frozen=True)
 class _LostGroup:
     """A group whose INSERT went out on a connection that was lost before it answered."""
 
-    collection_id: int  # its first record's
-    lsn: int
+    records: tuple[tuple[int, int], ...]  # (collection id, lsn): the first under each fence
     backend: tuple[int, str]  # the lost connection's server process (pid, start)
 
 
@@ -118,9 +105,10 @@ def _record(row: Any) -> LogRecord:
 
 class PgLogs:
     """A LogStore in the PostgreSQL database ``url`` names (the catalog's, whose schema made
-    the tables). ``fence``: the writer lease every write checks (None: unfenced, tests and
-    tools); ``read_only``: a follower's, which only tails; ``on_commit_unknown``: told of a
-    write that may have committed (or did) without its answer reaching this process."""
+    the tables). ``fence``: the writer lease every write checks unless its log was opened
+    with a fence of its own (None: unfenced, tests and tools); ``read_only``: a follower's,
+    which only tails; ``on_commit_unknown``: told of a write that may have committed (or
+    did) without its answer reaching this process."""
 
     def __init__(
         self,
@@ -139,7 +127,11 @@ class PgLogs:
             self._write_pg.on_commit_unknown = on_commit_unknown
         self._fence = fence
         self._cond = threading.Condition(threading.Lock())
-        self._queue: list[_Pending] = []
+        self._queue: list[PendingRecord] = []
+        # Fences found taken over: no log under one appends again (its lsns would skip).
+        self._lost_fences: dict[FenceKey, WriterFenced] = {}
+        # The fence a collection's log was last opened with, which its removal checks.
+        self._log_fences: dict[int, Lease] = {}
         self._committing = False
         self._failure: BaseException | None = None
         self._lost_group: _LostGroup | None = None
@@ -152,7 +144,9 @@ class PgLogs:
         self._credentials_column: str | None = None
 
     # -- the LogStore ------------------------------------------------------------------------
-    def open(self, collection_id: int) -> PgCollectionLog:
+    def open(self, collection_id: int, *, fence: Lease | None = None) -> PgCollectionLog:
+        """``fence``: the collection's log owner lease its appends, trims and removal check
+        instead of the store's (None: the store's)."""
         with self._writing() as pg:
             pg.first(
                 "INSERT INTO log_heads VALUES (%s, 0) ON CONFLICT (collection_id) DO NOTHING",
@@ -164,22 +158,29 @@ class PgLogs:
                 (collection_id, collection_id),
             ).fetchone()
         last = int(row[0]) if row is not None and row[0] is not None else 0
-        return PgCollectionLog(self, collection_id, last)
+        if fence is not None:
+            with self._cond:
+                self._log_fences[collection_id] = fence
+        return PgCollectionLog(self, collection_id, last, fence)
 
     def create(self, collection_id: int) -> PgCollectionLog:
         self.remove(collection_id)
         return self.open(collection_id)
 
     def remove(self, collection_id: int) -> None:
+        with self._cond:
+            fence = self._log_fences.get(collection_id, self._fence)
         with self._writing() as pg, pg.transaction():
-            self._check_fence(pg)
+            self._check_fence(pg, fence)
             pg.execute("DELETE FROM log_records WHERE collection_id = %s", (collection_id,))
             pg.execute("DELETE FROM log_heads WHERE collection_id = %s", (collection_id,))
+        with self._cond:
+            self._log_fences.pop(collection_id, None)
 
     def remove_orphans(self, known: set[int]) -> list[str]:
         ids = sorted(known)
         with self._writing() as pg, pg.transaction():
-            self._check_fence(pg)
+            self._check_fence(pg, self._fence)
             rows = pg.execute(
                 "SELECT collection_id FROM log_heads WHERE collection_id <> ALL(%s) UNION "
                 "SELECT DISTINCT collection_id FROM log_records WHERE collection_id <> ALL(%s)",
@@ -213,12 +214,14 @@ class PgLogs:
     def _reading(self) -> _Using:
         return _Using(self._read_lock, self._read_pg)
 
-    def _check_fence(self, pg: PgConnection) -> None:
-        """Inside a transaction: the lease still carries our token, and keeps it until commit."""
-        if self._fence is not None:
-            row = pg.execute(_FENCE, (self._fence.name, self._fence.token)).fetchone()
-            if row is None:
-                raise WriterFenced.lost(self._fence.name, self._fence.token)
+    def _check_fence(self, pg: PgConnection, fence: Lease | None) -> None:
+        """Inside a transaction: ``fence`` still carries our token, and keeps it until commit.
+        A fence found lost takes no more appends either."""
+        if fence is not None and pg.execute(FENCE, fence_key(fence)).fetchone() is None:
+            lost = WriterFenced.lost(fence.name, fence.token)
+            with self._cond:
+                self._lost_fences.setdefault(fence_key(fence), lost)
+            raise lost
 
     # -- appends: group commit ---------------------------------------------------------------
     def append(
@@ -231,11 +234,14 @@ class PgLogs:
         write_id: str | None = None,
     ) -> int:
         payload = serialize_batch(batch).to_pybytes()
+        fence = log.fence or self._fence
         with self._cond:
-            self._check_usable(log)
+            self._check_usable(log, fence)
             lsn = log.next_lsn
             log.next_lsn = lsn + 1
-            entry = _Pending(log.collection_id, lsn, kind, partition_id, timestamp, payload, write_id)
+            entry = PendingRecord(
+                log.collection_id, lsn, kind, partition_id, timestamp, payload, write_id, fence
+            )
             self._queue.append(entry)
             while not entry.done:
                 if self._committing:
@@ -246,11 +252,14 @@ class PgLogs:
                 raise self._append_error(entry.error)
             return lsn
 
-    def _check_usable(self, log: PgCollectionLog) -> None:
+    def _check_usable(self, log: PgCollectionLog, fence: Lease | None) -> None:
         if log.closed:
             raise UnexpectedError(f"the log of collection {log.collection_id} is closed")
         if self._failure is not None:
             raise self._append_error(self._failure)
+        lost = None if fence is None else self._lost_fences.get(fence_key(fence))
+        if lost is not None:
+            raise lost
 
     @staticmethod
     def _append_error(error: BaseException) -> Exception:
@@ -262,16 +271,24 @@ class PgLogs:
         """Under ``_cond``: commit everything queued in one statement, outside the lock."""
         group, self._queue = self._queue, []
         error = self._failure  # after a failure nothing more is written (lsns would skip)
-        if error is None:
+        # Records under a fence lost while they queued fail without going out (lsns would skip).
+        failed = {id(e): self._lost_fences[k] for e in group if (k := self._key(e)) in self._lost_fences}
+        sent = [e for e in group if id(e) not in failed]
+        if error is None and sent:
             self._committing = True
             self._cond.release()
+            lost: list[Lease] = []
             try:
-                self._commit(group)
+                lost = self._commit(sent)
             except BaseException as exc:  # noqa: BLE001 - handed to every appender of the group
                 error = exc
             finally:
                 self._cond.acquire()
                 self._committing = False
+            for fence in lost:
+                key = fence_key(fence)
+                fenced = self._lost_fences.setdefault(key, WriterFenced.lost(fence.name, fence.token))
+                failed.update((id(e), fenced) for e in sent if self._key(e) == key)
             # A lost connection is not the end: the next group settles this one's fate first.
             # A group found committed unacknowledged is the end too.
             unknown = isinstance(error, CommitOutcomeUnknown)
@@ -279,10 +296,16 @@ class PgLogs:
                 self._failure = error
         for entry in group:
             entry.done = True
-            entry.error = error
+            entry.error = failed.get(id(entry), error)
         self._cond.notify_all()
 
-    def _commit(self, group: list[_Pending]) -> None:
+    @staticmethod
+    def _key(entry: PendingRecord) -> FenceKey | None:
+        return None if entry.fence is None else fence_key(entry.fence)
+
+    def _commit(self, group: Sequence[PendingRecord]) -> list[Lease]:
+        """Insert ``group``; returns the fences that no longer held (their records were not
+        inserted)."""
         with self._writing() as pg:
             with self._cond:
                 failure = self._failure  # found while this group waited (the settling thread)
@@ -291,23 +314,32 @@ class PgLogs:
             if self._lost_group is not None:
                 self._settle(pg, self._lost_group)
                 self._lost_group = None
-            for attempt in range(2):
+            retried = False
+            while True:
                 pg.reconnect_if_lost()  # nothing of this group went out yet
                 backend = pg.backend
                 try:
-                    self._insert(pg, group)
-                    return
+                    return insert_group(pg, group)
                 except MetaStoreUnavailable as exc:
                     if not refused(exc):  # silence: the INSERT may or may not have committed
-                        self._lost_group = _LostGroup(group[0].collection_id, group[0].lsn, backend)
+                        self._lost_group = _LostGroup(self._first_records(group), backend)
                         threading.Thread(
                             target=self._settle_soon, name="sheafdb-log-settle", daemon=True
                         ).start()
                         raise
-                    if attempt == 1:
+                    if retried:
                         raise
+                    retried = True
                     # The server said no (it ended the session, as a restart does): nothing
                     # committed, so once more on a new connection.
+
+    def _first_records(self, group: Sequence[PendingRecord]) -> tuple[tuple[int, int], ...]:
+        """(collection id, lsn) of each fence's first record: if the statement committed,
+        the records of every fence that held are in, so one of these is."""
+        first: dict[FenceKey | None, tuple[int, int]] = {}
+        for entry in group:
+            first.setdefault(self._key(entry), (entry.collection_id, entry.lsn))
+        return tuple(first.values())
 
     def _settle_soon(self) -> None:
         """Settle the lost group now rather than at the next append, which may be long in
@@ -338,7 +370,9 @@ class PgLogs:
                 "the log's lost connection still runs in the database; retry once it ended"
             )
         found = pg.execute(
-            "SELECT 1 FROM log_records WHERE collection_id = %s AND lsn = %s", (lost.collection_id, lost.lsn)
+            "SELECT 1 FROM log_records WHERE (collection_id, lsn) IN "
+            "(SELECT * FROM unnest(%s::bigint[], %s::bigint[])) LIMIT 1",
+            ([cid for cid, _ in lost.records], [lsn for _, lsn in lost.records]),
         ).fetchone()
         if found is not None:
             raise pg.commit_unknown(
@@ -348,27 +382,6 @@ class PgLogs:
                     "(its successor recovers them)"
                 )
             )
-
-    def _insert(self, pg: PgConnection, group: list[_Pending]) -> None:
-        columns = (
-            [e.collection_id for e in group],
-            [e.lsn for e in group],
-            [e.kind for e in group],
-            [e.partition_id for e in group],
-            [e.timestamp for e in group],
-            [e.payload for e in group],
-            [e.write_id for e in group],
-        )
-        if self._fence is None:
-            pg.execute(_INSERT, columns)
-            return
-        # One statement (one round trip, its own transaction): the fence and the rows.
-        cur = pg.execute(
-            f"WITH fence AS ({_FENCE}) {_INSERT} CROSS JOIN fence",
-            (self._fence.name, self._fence.token, *columns),
-        )
-        if cur.rowcount != len(group):
-            raise WriterFenced.lost(self._fence.name, self._fence.token)
 
     # -- reads and trims ---------------------------------------------------------------------
     def replay(self, collection_id: int, after_lsn: int, last_lsn: int) -> Iterator[LogRecord]:
@@ -396,9 +409,10 @@ class PgLogs:
             ).fetchone()
         return None if row is None else _record(row)
 
-    def trim(self, collection_id: int, up_to_lsn: int) -> None:
+    def trim(self, collection_id: int, up_to_lsn: int, fence: Lease | None = None) -> None:
+        """``fence``: the collection's log owner lease the trim checks (None: the store's)."""
         with self._writing() as pg, pg.transaction():
-            self._check_fence(pg)
+            self._check_fence(pg, fence or self._fence)
             pg.execute(
                 "DELETE FROM log_records WHERE collection_id = %s AND lsn <= %s", (collection_id, up_to_lsn)
             )
@@ -454,9 +468,10 @@ class _Using:
 class PgCollectionLog:
     """A CollectionLog: one collection's records in the store's table (``PgLogs``)."""
 
-    def __init__(self, store: PgLogs, collection_id: int, last_lsn: int) -> None:
+    def __init__(self, store: PgLogs, collection_id: int, last_lsn: int, fence: Lease | None) -> None:
         self._store = store
         self.collection_id = collection_id
+        self.fence = fence  # the lease its appends and trims check; None: the store's
         self.next_lsn = last_lsn + 1  # guarded by the store's _cond
         self.closed = False
 
@@ -472,7 +487,7 @@ class PgCollectionLog:
         return self._store.replay(self.collection_id, after_lsn, self.last_lsn)
 
     def trim(self, up_to_lsn: int) -> None:
-        self._store.trim(self.collection_id, up_to_lsn)
+        self._store.trim(self.collection_id, up_to_lsn, self.fence)
 
     @property
     def last_lsn(self) -> int:

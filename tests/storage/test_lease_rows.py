@@ -1,4 +1,5 @@
-"""Leases with fencing tokens (Contract A), on SQLite and on a real PostgreSQL."""
+"""Leases with fencing tokens (Contract A) and the log owners' helpers (take, list, renew many,
+drop), on SQLite and on a real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -9,7 +10,15 @@ from pathlib import Path
 import pytest
 
 from sheafdb.storage.catalog import Catalog, open_catalog
-from sheafdb.storage.lease_rows import WRITER_LEASE, Lease
+from sheafdb.storage.lease_rows import (
+    LOG_LEASE_PREFIX,
+    MEMBER_LEASE_PREFIX,
+    WRITER_LEASE,
+    Lease,
+    log_lease_collection,
+    log_lease_name,
+    member_lease_name,
+)
 
 OpenCatalog = Callable[[], Catalog]
 
@@ -115,3 +124,80 @@ def test_of_many_contenders_for_an_expired_lease_exactly_one_wins(reopen: OpenCa
     finally:
         for cat in catalogs:
             cat.close()
+
+
+def test_log_and_member_lease_names() -> None:
+    assert log_lease_name(42) == "log/42" and log_lease_name(42).startswith(LOG_LEASE_PREFIX)
+    assert member_lease_name("h:19530") == "member/h:19530"
+    assert member_lease_name("h:19530").startswith(MEMBER_LEASE_PREFIX)
+    assert log_lease_collection(log_lease_name(42)) == 42
+    assert log_lease_collection(member_lease_name("h:1")) is None
+    assert log_lease_collection("log/x") is None
+
+
+def test_take_lease_steals_whoever_holds_it_and_fences_the_holder(reopen: OpenCatalog) -> None:
+    a, b = reopen(), reopen()
+    name = log_lease_name(7)
+    try:
+        first = b.take_lease(name, "b:1", ttl_s=60)  # a missing row is made
+        assert (first.name, first.holder, first.token) == (name, "b:1", 1)
+        held = a.try_acquire_lease(log_lease_name(8), "a:1", ttl_s=60)
+        assert held is not None
+        stolen = a.take_lease(name, "a:1", ttl_s=60)  # live, someone else's: taken anyway
+        assert (stolen.holder, stolen.token) == ("a:1", 2)
+        assert b.current_lease(name) == stolen
+        assert b.renew_lease(first, ttl_s=60) is None  # the old holder lost it
+        assert a.take_lease(name, "a:1", ttl_s=60).token == 3  # its own: token + 1 again
+        assert b.current_lease(log_lease_name(8)) == held  # other rows untouched
+    finally:
+        a.close()
+        b.close()
+
+
+def test_live_leases_lists_the_unexpired_leases_of_a_prefix(reopen: OpenCatalog) -> None:
+    cat = reopen()
+    try:
+        assert cat.live_leases(LOG_LEASE_PREFIX) == []
+        live = [cat.take_lease(log_lease_name(cid), "a:1", ttl_s=60) for cid in (3, 1)]
+        cat.take_lease(log_lease_name(2), "b:1", ttl_s=0)  # expired
+        member = cat.take_lease(member_lease_name("a:1"), "a:1", ttl_s=60)
+        writer = cat.try_acquire_lease(WRITER_LEASE, "a:1", ttl_s=60)
+        assert writer is not None
+        # A name that merely looks alike ("login/...", "LOG/...") is not of the prefix.
+        cat.take_lease("login/1", "a:1", ttl_s=60)
+        cat.take_lease("LOG/1", "a:1", ttl_s=60)
+        assert cat.live_leases(LOG_LEASE_PREFIX) == sorted(live, key=lambda lease: lease.name)
+        assert cat.live_leases(MEMBER_LEASE_PREFIX) == [member]
+        cat.drop_lease(log_lease_name(1))
+        assert [lease.name for lease in cat.live_leases(LOG_LEASE_PREFIX)] == [log_lease_name(3)]
+        assert cat.current_lease(log_lease_name(1)) is None
+        cat.drop_lease(log_lease_name(99))  # no such row: nothing happens
+    finally:
+        cat.close()
+
+
+def test_renew_leases_renews_those_still_held_in_one_go(reopen: OpenCatalog) -> None:
+    a, b = reopen(), reopen()
+    try:
+        assert a.renew_leases([], ttl_s=60) == []
+        mine = [a.take_lease(log_lease_name(cid), "a:1", ttl_s=1) for cid in (1, 2, 3, 4)]
+        member = a.take_lease(member_lease_name("a:1"), "a:1", ttl_s=0)  # expired, not taken
+        b.take_lease(log_lease_name(2), "b:1", ttl_s=60)  # taken over
+        b.drop_lease(log_lease_name(3))  # dropped (its collection was)
+        renewed = a.renew_leases([member, *mine], ttl_s=120)
+        assert [(lease.name, lease.token) for lease in renewed] == [
+            (member.name, member.token),
+            (mine[0].name, mine[0].token),
+            (mine[3].name, mine[3].token),
+        ]
+        assert all(lease.expires_at > mine[0].expires_at + 60 for lease in renewed)
+        for lease in renewed:
+            assert b.current_lease(lease.name) == lease
+        taken = b.current_lease(log_lease_name(2))
+        assert taken is not None and taken.holder == "b:1"
+        # Only a lease with the same holder is renewed, whatever its token.
+        forged = Lease(mine[0].name, "b:1", mine[0].token, 0.0)
+        assert a.renew_leases([forged], ttl_s=60) == []
+    finally:
+        a.close()
+        b.close()
