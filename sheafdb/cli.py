@@ -18,10 +18,18 @@ from typing import TYPE_CHECKING
 
 from sheafdb.errors import UnsafeBindRefused
 from sheafdb.remote import COMMANDS, add_client_commands, run_client_command
-from sheafdb.settings import SettingsError, check_cluster_flags, parse_size, parse_workers, read_config_file
+from sheafdb.settings import (
+    ROLES,
+    SettingsError,
+    check_cluster_flags,
+    parse_size,
+    parse_workers,
+    read_config_file,
+)
 
 if TYPE_CHECKING:
     from sheafdb.api.cluster.proxy import ProxyServer
+    from sheafdb.api.cluster.shard_writer_role import ShardWriterServer
     from sheafdb.api.server import Server
 
 log = logging.getLogger("sheafdb")
@@ -91,9 +99,10 @@ def add_serve_flags(serve: argparse.ArgumentParser) -> None:
     )
     serve.add_argument(
         "--role",
-        choices=("proxy", "writer"),
+        choices=ROLES,
         default="proxy",
-        help="with --cluster: proxy (serves clients, keeps no state) or writer (lease holder or standby)",
+        help="with --cluster: proxy (serves clients, keeps no state), writer (the coordinator: lease holder"
+        " or standby) or shard-writer (owns collections' logs: serves Insert, Upsert, Delete)",
     )
     serve.add_argument(
         "--object-cache-size",
@@ -171,7 +180,13 @@ def serve(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
 
         proxy = ProxyServer.for_catalog(ProxyConfig(args.catalog, host=args.host, port=args.port))
         return run_until_signalled(proxy)
-    server = Server(
+    serving: type[Server | ShardWriterServer] = Server
+    if args.cluster and args.role == "shard-writer":  # a log owner (serves Insert/Upsert/Delete)
+        from sheafdb.api.cluster.shard_writer_role import ShardWriterServer
+
+        serving = ShardWriterServer
+
+    server = serving(
         ServerConfig(
             data_dir=args.data_dir,
             host=args.host,
@@ -193,7 +208,7 @@ def serve(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
     return run_until_signalled(server)
 
 
-def run_until_signalled(server: Server | ProxyServer) -> int:
+def run_until_signalled(server: Server | ProxyServer | ShardWriterServer) -> int:
     """Start ``server``, serve until SIGTERM / SIGINT, stop it, leave."""
     from sheafdb.api.server import StartupError
 

@@ -71,6 +71,19 @@ class WriterFenced(ServiceUnavailable):
         return cls(f"{cls.default_text} (lease {name}, token {token} is no longer current)")
 
 
+class NotLogOwner(ServiceUnavailable):
+    """This process does not own the collection's log (it holds no live lease ``log/<id>``:
+    another shard writer owns it, or took it over). Retriable: the edge answers it at the
+    transport level (gRPC UNAVAILABLE, HTTP 503), so a proxy's relay retries it on the owner
+    it resolves afresh."""
+
+    default_text = "not the owner of the collection's log; retry on its owner"
+
+    @classmethod
+    def of(cls, collection_id: int) -> NotLogOwner:
+        return cls(f"{cls.default_text} (collection {collection_id})")
+
+
 class MetaStoreUnavailable(ServiceUnavailable):
     """The catalog's PostgreSQL database cannot be reached (down, restarting, cut off). As
     Milvus with its meta store away: the call fails, retriable; the next one reconnects."""

@@ -69,6 +69,11 @@ def parse_workers(text: str) -> int:
     raise SettingsError(f"--workers must be a number of processes (1 or more) or auto, not {text!r}")
 
 
+# ``--role``: a stateless proxy, the coordinator (the writer lease's holder or a standby), or a
+# shard writer (a log owner serving Insert / Upsert / Delete: engine/write/shard_writer.py).
+ROLES = ("proxy", "writer", "shard-writer")
+
+
 def check_cluster_flags(
     cluster: str | None, role: str, catalog: str | None, objects: str | None, workers: int
 ) -> None:
@@ -89,8 +94,8 @@ def check_cluster_flags(
         raise SettingsError("--cluster needs --objects s3://... (the segment files every process reads)")
     if workers > 1:
         raise SettingsError("--workers is for one machine; in cluster mode query workers run on Ray")
-    if role not in ("proxy", "writer"):
-        raise SettingsError(f"--role must be proxy or writer, not {role!r}")
+    if role not in ROLES:
+        raise SettingsError(f"--role must be proxy, writer or shard-writer, not {role!r}")
 
 
 def read_config_file(path: Path, known: Mapping[str, object]) -> dict[str, object]:

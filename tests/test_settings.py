@@ -96,6 +96,9 @@ def test_object_cache_size_is_a_size_on_the_command_line_and_in_the_file(tmp_pat
     ("cluster", "role", "catalog", "objects", "workers", "refusal"),
     [
         (None, "writer", None, None, 1, "--role writer needs --cluster"),
+        (None, "shard-writer", None, None, 1, "--role shard-writer needs --cluster"),
+        ("ray://h:10001", "shard-writer", None, "s3://b/p", 1, "needs --catalog postgresql"),
+        ("ray://h:10001", "leader", "postgresql://h/db", "s3://b/p", 1, "proxy, writer or shard-writer"),
         ("ray://head", "proxy", "postgresql://h/db", "s3://b/p", 1, "ray://HOST:PORT"),
         ("ray://h:10001", "proxy", None, "s3://b/p", 1, "needs --catalog postgresql"),
         ("ray://h:10001", "writer", "postgresql://h/db", None, 1, "needs --objects s3"),
@@ -110,6 +113,9 @@ def test_cluster_flags_are_checked(cluster, role, catalog, objects, workers, ref
 def test_cluster_flags_accepted() -> None:
     check_cluster_flags(None, "proxy", None, None, 4)
     check_cluster_flags("ray://head:10001", "writer", "postgresql://u@h:5432/db", "s3://bucket/prefix", 1)
+    check_cluster_flags(
+        "ray://head:10001", "shard-writer", "postgresql://u@h:5432/db", "s3://bucket/prefix", 1
+    )
     check_cluster_flags("127.0.0.1:6379", "proxy", "postgresql://u@h:5432/db", "s3://bucket/prefix", 1)
 
 

@@ -1,4 +1,5 @@
-"""Every RPC of the service answers with a Status: nothing escapes, nothing is left UNIMPLEMENTED.
+"""Every RPC of the service answers with a Status: nothing escapes, nothing is left UNIMPLEMENTED
+(but ``NotLogOwner``: a transport-level UNAVAILABLE, which a cluster proxy's relay retries).
 
 An exception escaping a servicer becomes gRPC UNKNOWN, which pymilvus retries for minutes;
 UNIMPLEMENTED on ``Connect`` makes the client refuse the server. So ``complete_service``
@@ -21,7 +22,7 @@ from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc
 
 from sheafdb.api.grpc.unsupported_reasons import NOT_YET, OUT_OF_SCOPE
 from sheafdb.api.status import to_status
-from sheafdb.errors import Unsupported
+from sheafdb.errors import NotLogOwner, Unsupported
 
 SERVICE = milvus_pb2.DESCRIPTOR.services_by_name["MilvusService"]
 _BASE = milvus_pb2_grpc.MilvusServiceServicer
@@ -50,6 +51,11 @@ def _guarded(method: MethodDescriptor, handler: Handler) -> Handler:
     def call(self: Any, request: Message, context: grpc.ServicerContext) -> Message:
         try:
             return handler(self, request, context)
+        except NotLogOwner as exc:
+            # A transport status, not a Status: the proxy's relay retries UNAVAILABLE on the
+            # owner it resolves afresh (the one error that must leave this way).
+            context.abort(grpc.StatusCode.UNAVAILABLE, exc.message)
+            raise  # abort raises; a context whose abort did not still fails the call
         except Exception as exc:  # noqa: BLE001 - the whole point: every error becomes a Status
             return error_response(method, exc)
 

@@ -19,6 +19,7 @@ from sheafdb.api.status import code_and_message
 from sheafdb.engine.access import AccessControl
 from sheafdb.engine.engine import Engine
 from sheafdb.errors import (
+    NotLogOwner,
     PermissionDenied,
     RestNotAuthenticated,
     RestParameterMissing,
@@ -157,11 +158,15 @@ def success(result: Any, *, cost: bool) -> JSONResponse:
 
 
 def failure(err: Exception) -> JSONResponse:
-    """Business errors are HTTP 200 with the Milvus code; only auth failures change the status."""
+    """Business errors are HTTP 200 with the Milvus code; only auth failures change the status,
+    and a write sent to a process that does not own the collection's log (HTTP 503: a cluster
+    proxy's relay retries it on the owner)."""
     status = 200
     if isinstance(err, RestNotAuthenticated):
         status = 401
     elif isinstance(err, PermissionDenied):
         status = 403
+    elif isinstance(err, NotLogOwner):
+        status = 503
     code, message = code_and_message(err)
     return JSONResponse({"code": code, "message": message}, status_code=status)

@@ -1,0 +1,262 @@
+"""The shard-writer process (``sheafdb serve --cluster ... --role shard-writer``): a log owner
+that serves Insert, Upsert and Delete for the collections whose logs it owns (SHARDS.md).
+
+It joins the cluster's log owners at once (no standby wait): its LogOwnership renews its
+member lease and adopts collections whose log lease is free, and its ShardWriter appends the
+writes of those collections to their logs (engine/write/shard_writer.py). On its port, as every
+SheafDB server: gRPC (the wire server, api/wire/) with ``ShardWriterServicer``
+(shard_writer_service.py: every other RPC answers UNAVAILABLE "not the coordinator") and REST
+``entities/insert``, ``upsert`` and ``delete`` (any other path: HTTP 503, the same refusal).
+
+Authentication and privileges as on one server, from the credentials in the catalog, which
+the coordinator writes: this process reads them (a reader's cache, forgotten whenever the
+store's counter moved, looked at before each call). The caller's token goes on with the reads a
+write makes through the query workers (caller_credentials.py), as the cluster writer's.
+
+It leaves (exit code 3, as a deposed writer: its supervisor restarts it) when its store lost
+the answer to a log commit, or when its member lease ran out unrenewed (the catalog gone for
+longer than a lease ttl): others have adopted its collections by then.
+
+Threads: the wire server's loop and pool, the front's loop (front.py), the ownership loop
+(log_ownership.py), the member lease's probe and watch (``_MemberWatch``). ``_lock`` makes
+``stop()`` idempotent, as server.py's.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, cast
+
+import anyio.to_thread
+import grpc
+from pymilvus.grpc_gen import milvus_pb2_grpc
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from sheafdb.api.auth import AuthInterceptor
+from sheafdb.api.cluster.caller_credentials import PassCredentials, endpoints_passing_credentials
+from sheafdb.api.cluster.shard_writer_service import NOT_THE_COORDINATOR, ShardWriterServicer
+from sheafdb.api.cluster.worker_client import GrpcWorkerClient
+from sheafdb.api.front import FrontThread, ProtocolFront
+from sheafdb.api.rest import entities
+from sheafdb.api.rest.app import build_app
+from sheafdb.api.server import ServerConfig, StartupError, check_data_dir, check_port_free
+from sheafdb.api.wire.inline import inline_rule
+from sheafdb.api.wire.server import WireServer, generic_handlers
+from sheafdb.engine.access import AccessControl
+from sheafdb.engine.engine import Engine
+from sheafdb.engine.write.shard_writer import ShardWriter
+from sheafdb.engine.write.writer_lease import advertised_address
+from sheafdb.errors import CommitOutcomeUnknown, ServiceUnavailable
+from sheafdb.storage.catalog import Catalog
+from sheafdb.storage.credentials import open_credentials
+
+log = logging.getLogger("sheafdb.shard_writer")
+
+SERVED_REST = frozenset({"entities/insert", "entities/upsert", "entities/delete"})
+_HTTP_METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"]
+
+Asgi = Callable[[MutableMapping[str, Any], Any, Any], Awaitable[None]]
+
+
+class ShardWriterServer:
+    """Same life cycle as server.Server: ``start``, ``wait``, ``stop``, ``address``,
+    ``stepped_down`` (the serve loop in cli.py leaves with exit code 3 once it is set)."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.port = config.port
+        self._writer: ShardWriter | None = None
+        self._access: AccessControl | None = None
+        self._grpc: WireServer | None = None
+        self._front: FrontThread | None = None
+        self._secret: str | None = None
+        self._member_watch: _MemberWatch | None = None
+        self.stepped_down = threading.Event()
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()
+
+    @property
+    def address(self) -> str:
+        return f"{self.config.host}:{self.port}"
+
+    def start(self) -> None:
+        url = self.config.catalog_url
+        assert url is not None  # --cluster needs it (settings.py)
+        data_dir = check_data_dir(self.config.data_dir)
+        check_port_free(self.config.host, self.config.port)
+        try:
+            self._writer = ShardWriter.open(
+                url,
+                data_dir,
+                advertised_address(self.config.host, self.config.port),
+                ttl_s=self.config.lease_ttl_s,
+                worker_client=self._worker_client,
+                on_commit_unknown=self._step_down,
+            )
+            store = open_credentials(url, data_dir, read_only=True)
+            self._access = AccessControl(store, enabled=self.config.auth_enabled)
+        except Exception as exc:
+            self._release()
+            # Not the URL itself: it may carry a password.
+            raise StartupError(f"cannot open the cluster's catalog: {exc}") from exc
+        try:
+            self._start_grpc()
+            self._start_front()
+        except StartupError:
+            self._release()
+            raise
+        self._member_watch = _MemberWatch(self._writer, self.config.lease_ttl_s, self.stepped_down)
+        log.info("SheafDB ready on %s (shard writer: Insert, Upsert, Delete)", self.address)
+
+    def _worker_client(self, catalog: Catalog) -> GrpcWorkerClient:
+        """The gRPC client of the query workers, with the secret they ask of callers."""
+
+        def secret() -> str:
+            if self._secret is None:  # made by the coordinator once: read until seen
+                made = catalog.cluster_secret()
+                if made is None:
+                    raise ServiceUnavailable("no coordinator has started the cluster yet")
+                self._secret = str(made)
+            return self._secret
+
+        return GrpcWorkerClient(secret, max_message_bytes=self.config.max_message_bytes)
+
+    def _step_down(self, error: CommitOutcomeUnknown) -> None:
+        log.error("a log commit's answer was lost (%s): this shard writer leaves", error.message)
+        self.stepped_down.set()
+
+    def _start_grpc(self) -> None:
+        assert self._writer is not None and self._access is not None
+        servicer = ShardWriterServicer(self._writer, access=self._access)
+        self._grpc = WireServer(
+            generic_handlers(milvus_pb2_grpc.add_MilvusServiceServicer_to_server, servicer),
+            interceptors=(_FollowingAuth(self._access), PassCredentials()),
+            max_message_bytes=self.config.max_message_bytes,
+            pool_threads=self.config.max_workers,
+            inline=inline_rule(()),  # every call may wait on PostgreSQL: none on the loop
+        )
+        self._grpc.start()
+
+    def _start_front(self) -> None:
+        assert self._writer is not None and self._access is not None and self._grpc is not None
+        endpoints = endpoints_passing_credentials([e for e in entities.ENDPOINTS if e.path in SERVED_REST])
+        refusal = Route("/{path:path}", _not_the_coordinator, methods=_HTTP_METHODS)
+        app = build_app(cast(Engine, self._writer), self._access, extra_routes=[refusal], endpoints=endpoints)
+        front = ProtocolFront(self._grpc.adopt, rest_app=_following_credentials(app, self._access))
+        self._front = FrontThread(front, self.config.host, self.config.port)
+        try:
+            self.port = self._front.start()
+        except OSError as exc:
+            raise StartupError(
+                f"cannot listen on {self.config.host}:{self.config.port}: {exc.strerror or exc}"
+            ) from exc
+
+    def cancel_standby(self) -> None:
+        """Nothing to cancel: a shard writer serves at once (server.Server's waits as a standby)."""
+
+    def wait(self) -> None:
+        self._stopped.wait()
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._stopped.is_set():
+                return
+            self._release()
+            self._stopped.set()
+            log.info("SheafDB shard writer stopped")
+
+    def _release(self) -> None:
+        """gRPC, then the front, then the writer (which gives up its leases: other members
+        adopt its collections at once), then the credentials."""
+        if self._member_watch is not None:
+            self._member_watch.close()
+            self._member_watch = None
+        if self._grpc is not None:
+            self._grpc.stop(self.config.stop_grace_s)
+            self._grpc = None
+        if self._front is not None:
+            self._front.stop()
+            self._front = None
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        if self._access is not None:
+            self._access.close()
+            self._access = None
+
+
+class _MemberWatch:
+    """Leaves (sets ``gone``) once the member lease ran out unrenewed: the catalog has been
+    out of reach for longer than a ttl (or this process paused that long), so the other
+    members have adopted its collections, as a writer whose lease expired steps down.
+    ``sheafdb-member-probe`` reads the lease (it may hang with the network); the
+    ``sheafdb-member-watch`` thread compares its last seen expiry with the clock, so the
+    process leaves even while a probe hangs."""
+
+    def __init__(self, writer: ShardWriter, ttl_s: float, gone: threading.Event) -> None:
+        self._writer = writer
+        self._ttl_s = ttl_s
+        self._gone = gone
+        self._closing = threading.Event()
+        self._expires_at = time.time() + ttl_s  # replaced whole by the probe
+        for target, name in ((self._probe, "sheafdb-member-probe"), (self._watch, "sheafdb-member-watch")):
+            threading.Thread(target=target, name=name, daemon=True).start()
+
+    def _probe(self) -> None:
+        while not self._closing.wait(self._ttl_s / 4):
+            try:
+                lease = self._writer.member_lease()
+            except Exception as exc:  # noqa: BLE001 - the database may be back before it ends
+                log.warning("could not read the member lease: %s", exc)
+                continue
+            if lease is not None:
+                self._expires_at = max(self._expires_at, lease.expires_at)
+
+    def _watch(self) -> None:
+        while not self._closing.wait(self._ttl_s / 4):
+            if time.time() > self._expires_at:
+                log.error("the member lease ran out unrenewed (the catalog is out of reach): leaving")
+                self._gone.set()
+                return
+
+    def close(self) -> None:
+        self._closing.set()
+
+
+class _FollowingAuth(grpc.ServerInterceptor):
+    """``AuthInterceptor`` over a reader's credential cache, which first forgets what the
+    coordinator changed since (``AccessControl.follow_store``)."""
+
+    def __init__(self, access: AccessControl) -> None:
+        self._access = access
+        self._inner = AuthInterceptor(access)
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        if self._access.enabled:
+            self._access.follow_store()
+        return self._inner.intercept_service(continuation, handler_call_details)
+
+
+def _following_credentials(app: Asgi, access: AccessControl) -> Asgi:
+    """The REST app, behind the same forgetting as ``_FollowingAuth`` (off the event loop)."""
+
+    async def serve(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and access.enabled:
+            await anyio.to_thread.run_sync(access.follow_store)
+        await app(scope, receive, send)
+
+    return serve
+
+
+async def _not_the_coordinator(_request: Request) -> Response:
+    refusal = ServiceUnavailable(NOT_THE_COORDINATOR)
+    return JSONResponse({"code": refusal.code, "message": refusal.message}, status_code=503)
