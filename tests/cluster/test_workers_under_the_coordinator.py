@@ -26,6 +26,7 @@ from sheafdb.engine.models import LoadState, QueryRequest
 from sheafdb.storage.catalog import Catalog, open_catalog
 from tests.cluster.conftest import RayCluster
 from tests.cluster.test_worker_actors import HNSW, PER_SEGMENT, SCHEMA, batch
+from tests.engine.log_owners import attach_log_owner, take_log
 from tests.services import S3Server
 
 pytestmark = pytest.mark.cluster
@@ -76,6 +77,7 @@ def writer(
     )
     catalog = open_catalog(postgres_database, tmp_path / "probe")
     catalog.ensure_cluster_secret()
+    owner = attach_log_owner(engine, postgres_database, tmp_path / "owner")  # its DML path
     worker = WorkerConfig(state_dir=tmp_path / "workers", catalog_url=postgres_database, objects_url=url)
     pool = RayWorkerPool(
         ray_cluster.address,
@@ -90,6 +92,7 @@ def writer(
         pool.stop()
         catalog.close()
         engine.close()
+        owner.close()
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -104,6 +107,7 @@ def test_two_replicas_on_two_ray_workers_survive_a_kill(
 
     engine, catalog, pool = writer
     engine.create_collection(DB, "c", SCHEMA)
+    take_log(engine, "c")
     for segment in range(SEGMENTS):
         engine.insert(DB, "c", batch(segment * PER_SEGMENT))
         engine.flush(DB, ["c"])

@@ -18,11 +18,13 @@ from sheafdb.engine.distribution.loaded_bytes import load_target
 from sheafdb.engine.engine import Engine
 from sheafdb.engine.models import LoadState
 from sheafdb.engine.resource_groups import DEFAULT_RESOURCE_GROUP, ResourceGroupConfig
+from sheafdb.engine.write.shard_writer import ShardWriter
 from sheafdb.errors import MemoryLimitExceeded, ParameterInvalid, ResourceGroupNodeNotEnough
 from sheafdb.schema import CollectionSchema, DataType, FieldSchema
 from sheafdb.storage.catalog import Catalog
 from sheafdb.storage.placement_rows import SegmentAssignment, WorkerRecord
 from sheafdb.storage.records import LoadConfigRecord
+from tests.engine.log_owners import attach_log_owner, take_log
 
 DB = "default"
 DIM = 16
@@ -51,12 +53,22 @@ def rows(start: int, n: int) -> pa.Table:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.cluster)])
-def open_engine(request: pytest.FixtureRequest, tmp_path: Path) -> OpenEngine:
+def open_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenEngine]:
     url = None if request.param == "sqlite" else request.getfixturevalue("postgres_database")
     config = EngineConfig(
         tmp_path / "data", fsync=False, cluster=True, catalog_url=url, compaction_min_segments=None
     )
-    return lambda: Engine(config)
+    owners: list[ShardWriter] = []
+
+    def _open() -> Engine:
+        engine = Engine(config)
+        if url is not None:  # the coordinator on PostgreSQL writes through its log owner member
+            owners.append(attach_log_owner(engine, url, tmp_path / f"owner{len(owners)}"))
+        return engine
+
+    yield _open
+    for owner in owners:
+        owner.close()
 
 
 @pytest.fixture
@@ -77,6 +89,7 @@ def coordinator_of(engine: Engine) -> Coordinator:
 
 def make(engine: Engine, name: str = "c", *, segments: int = 3, per: int = 40) -> None:
     engine.create_collection(DB, name, SCHEMA)
+    take_log(engine, name)
     for s in range(segments):
         engine.insert(DB, name, rows(s * per, per))
         engine.flush(DB, [name])
@@ -281,6 +294,7 @@ def test_a_restarted_writer_finds_load_and_placement_in_the_catalog(open_engine:
 def test_partitions_load_and_release(engine: Engine) -> None:
     engine.create_collection(DB, "c", SCHEMA)
     engine.create_partition(DB, "c", "p1")
+    take_log(engine, "c")
     engine.insert(DB, "c", rows(0, 20))
     engine.insert(DB, "c", rows(100, 20), partition="p1")
     engine.flush(DB, ["c"])
