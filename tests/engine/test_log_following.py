@@ -150,6 +150,7 @@ def test_the_coordinator_applies_what_the_log_owner_appends_and_flush_seals_it(
     owner.writer.insert(owner.coll, kit.make_rows(range(10)), "")
     owner.writer.upsert(owner.coll, kit.make_rows(range(8, 12), seed=1), "")
     owner.writer.delete(owner.coll, "id in [2, 3, 4]", None, "")
+    assert engine.partition_row_count(DB, "c", "_default") == 9
     assert engine.collection_row_count(DB, "c") == 9
     assert kit.visible_ids(engine, "c") == [0, 1, 5, 6, 7, 8, 9, 10, 11]
 
