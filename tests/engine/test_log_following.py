@@ -9,6 +9,7 @@ applied once; a drop takes the lease from its owner and deletes it.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -276,3 +277,37 @@ def test_writes_go_to_the_log_owner_and_the_coordinators_own_records_take_its_le
     restarted.flush(DB, ["c"])
     assert kit.visible_ids(restarted, "c") == expected
     assert log_records(postgres_database, cid) == 0
+
+
+def test_rows_appended_while_the_coordinator_seals_are_sealed_once_each(
+    open_coordinator: OpenCoordinator, open_writer: Callable[[str], ShardWriter], kit
+) -> None:  # type: ignore[no-untyped-def]
+    engine = open_coordinator(seal_bytes=4096)  # its thread seals too, beside the flushes
+    engine.create_collection(DB, "c", kit.basic_schema())
+    owner = open_writer("127.0.0.1:2")
+    owner.ownership.take(engine.describe_collection(DB, "c").collection_id)
+    batches, per = 30, 20
+    failures: list[BaseException] = []
+
+    def append_all() -> None:
+        try:
+            for b in range(batches):
+                owner.insert(DB, "c", kit.make_rows(range(b * per, (b + 1) * per), seed=b))
+                if b % 3 == 2:
+                    owner.delete(DB, "c", f"id in [{b * per}]")
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+
+    appender = threading.Thread(target=append_all)
+    appender.start()
+    while appender.is_alive():
+        engine.flush(DB, ["c"])
+    appender.join()
+    assert not failures
+    engine.flush(DB, ["c"])
+    deleted = {b * per for b in range(batches) if b % 3 == 2}
+    expected = [i for i in range(batches * per) if i not in deleted]
+    assert kit.visible_ids(engine, "c") == expected
+    segments = engine.maintenance.persistent_segments(DB, "c")
+    assert sum(s.num_rows for s in segments) == batches * per  # every row sealed once
+    assert engine.collection_row_count(DB, "c") == len(expected)
