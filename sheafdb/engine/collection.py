@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -110,6 +110,10 @@ def split_upsert(schema: CollectionSchema, batch: pa.Table) -> tuple[pa.ChunkedA
 
 def delete_schema(schema: CollectionSchema) -> pa.Schema:
     return delete_records_schema(schema.primary_field.arrow_type())
+
+
+# What a truncate took away: the sealed segments, the deletes files, its record's lsn.
+Cleared = tuple[tuple[SealedSegment, ...], tuple[DeleteFile, ...], int]
 
 
 class Collection:
@@ -241,6 +245,11 @@ class Collection:
                     self._growing.add_rows(part_id, lsn, rows, timestamp)
             self._max_ts = max(self._max_ts, timestamp)
 
+    def applying(self) -> AbstractContextManager[None]:
+        """Held while applying records another process appended (log_following.py): the
+        gate shared, as a write holds it, so a seal's capture sees whole records."""
+        return self._gate.shared()
+
     def growing_bytes(self) -> int:
         with self._lock:
             return self._growing.nbytes
@@ -366,7 +375,7 @@ class Collection:
             self._growing.drop_partition(partition_id)
         return gone
 
-    def clear_data(self, timestamp: int) -> tuple[tuple[SealedSegment, ...], tuple[DeleteFile, ...], int]:
+    def clear_data(self, timestamp: int) -> Cleared:
         """Truncate: log a "truncate" record (so a crash before the catalog forgets the
         segments still truncates: recovery.py), then drop every row and delete. Returns the
         segments and deletes files that left, and the record's lsn (trim up to it, no further)."""

@@ -6,7 +6,7 @@ none). Collection names may be aliases. Errors are ``sheafdb.errors`` exceptions
 
 This module reads top-down as the facade: it builds the parts, resolves names, takes the
 locks and keeps the rules that need the engine's own state. The calls on databases,
-partitions, aliases and loads are its mixins in calls/ (one module each); the bodies of
+partitions, aliases, loads and writes are its mixins in calls/ (one module each); the bodies of
 longer operations live in their own modules (collection_alterations.py, index_ddl.py,
 data_removal.py, writes.py, load_requests.py, load_manager.py), which never take
 ``_ddl_lock`` themselves.
@@ -16,18 +16,18 @@ aliases, databases) and guards ``_collections`` and every change to ``_names``; 
 reads take no engine lock, only the collection's own (see collection.py), and resolve names
 through ``_names`` lock-free (names.py: the catalog is the durable truth, ``_names`` is
 rebuilt from it at open and changed only together with it under ``_ddl_lock``).
-Background threads: index builds (index_builds.py), compaction (auto_compaction.py) and load
-restores after a start (load_requests.py).
+Background threads: index builds (index_builds.py), compaction (auto_compaction.py), load
+restores after a start (load_requests.py) and, on the cluster's coordinator, following the
+log owners' logs (write/log_following.py).
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from datetime import tzinfo
 from pathlib import Path
-
-import pyarrow as pa
 
 from sheafdb.engine import function_ddl
 from sheafdb.engine.analysis import AnalyzedToken, PhraseSlop, phrase_match_slops, run_analyzer
@@ -35,6 +35,7 @@ from sheafdb.engine.calls.aliases import AliasCalls
 from sheafdb.engine.calls.databases import DatabaseCalls
 from sheafdb.engine.calls.loading import LoadCalls
 from sheafdb.engine.calls.partitions import PartitionCalls
+from sheafdb.engine.calls.writes import WriteCalls
 from sheafdb.engine.collection import Collection
 from sheafdb.engine.collection_alterations import CollectionAlterations
 from sheafdb.engine.config import EngineConfig
@@ -57,7 +58,6 @@ from sheafdb.engine.models import (
     ConsistencyLevel,
     HybridSearchRequest,
     IndexInfo,
-    MutationResult,
     QueryRequest,
     QueryResult,
     SearchRequest,
@@ -70,7 +70,7 @@ from sheafdb.engine.name_rules import (
 )
 from sheafdb.engine.names import CollectionNames
 from sheafdb.engine.read.expiry import TTL_FIELD_PROPERTY, check_ttl_properties
-from sheafdb.engine.read.row_counts import expired_keys, visible_row_count
+from sheafdb.engine.read.row_counts import expired_keys
 from sheafdb.engine.read.search_by_keys import with_key_vectors
 from sheafdb.engine.snapshot import SealedSegment
 from sheafdb.engine.snapshot_export import SnapshotExports
@@ -81,12 +81,12 @@ from sheafdb.engine.write.compaction import CompactionPolicy, Compactor
 from sheafdb.engine.write.compaction_jobs import CompactionJobs
 from sheafdb.engine.write.data_removal import DataRemoval
 from sheafdb.engine.write.index_builds import IndexBuilder
+from sheafdb.engine.write.log_following import log_following_for
 from sheafdb.engine.write.orphans import remove_orphans
 from sheafdb.engine.write.recovery import open_collection
 from sheafdb.engine.write.sealing import Sealer
 from sheafdb.engine.write.store_binding import bind_store_to_catalog, require_segment_files
 from sheafdb.engine.write.timestamp_source import writer_oracle
-from sheafdb.engine.write.write_ids import WriteTag
 from sheafdb.engine.write.writes import Writer
 from sheafdb.errors import (
     CollectionNotFound,
@@ -103,7 +103,7 @@ from sheafdb.text.file_resources import install as install_file_resolver
 from sheafdb.timestamptz import TIMEZONE_PROPERTY, zone
 
 
-class Engine(DatabaseCalls, PartitionCalls, AliasCalls, LoadCalls):
+class Engine(DatabaseCalls, PartitionCalls, AliasCalls, LoadCalls, WriteCalls):
     def __init__(self, config: EngineConfig) -> None:
         self.config = config
         self._data_dir = Path(config.data_dir)
@@ -149,9 +149,15 @@ class Engine(DatabaseCalls, PartitionCalls, AliasCalls, LoadCalls):
         self._names = CollectionNames.from_catalog(self._catalog, self._collections)
         self._builder = IndexBuilder(self._store, self._catalog)
         self._background: BackgroundCompactor | None = None  # set last: seals may poke it
-        self._sealer = Sealer(self._store, self._catalog, on_sealed=self._after_seal)
+        # The cluster's coordinator follows its log owners: they append, it applies.
+        following = self._following = log_following_for(
+            config, self._logs, self._catalog, self._open_collections
+        )
+        catch_up = following.catch_up if following is not None else None
+        self._sealer = Sealer(self._store, self._catalog, on_sealed=self._after_seal, before_capture=catch_up)
         self._compactor = Compactor(self._store, self._catalog, self._builder)
-        self._removal = DataRemoval(self._store, self._catalog, self._oracle)
+        clear = following.clear_data if following is not None else Collection.clear_data
+        self._removal = DataRemoval(self._store, self._catalog, self._oracle, clear)
         self._alterations = CollectionAlterations(self._catalog, is_loaded, self._oracle.next)
         self._indexes = IndexDefinitions(self._catalog, self._oracle, self._builder, self._removal, is_loaded)
         # Delete by filter and partial upsert read rows: here, or through the query workers.
@@ -163,6 +169,7 @@ class Engine(DatabaseCalls, PartitionCalls, AliasCalls, LoadCalls):
             seal=self._sealer.seal,
             is_loaded=is_loaded,
             query=self._own_reads.query,
+            write=following.write if following is not None else Collection.write,
         )
         self._load_requests = LoadRequests(
             self._catalog, self._loads, evict_under_pressure=config.evict_under_pressure
@@ -232,6 +239,8 @@ class Engine(DatabaseCalls, PartitionCalls, AliasCalls, LoadCalls):
                 interval=config.compaction_interval_s,
                 idle_s=config.compaction_interval_s,
             )
+        if following is not None:
+            following.start(self._sealer.seal, config.seal_bytes)
         # Last: a resumed restore job may call back into the facade, which must be whole.
         self.restores.resume()
         self.exports.resume()
@@ -241,6 +250,8 @@ class Engine(DatabaseCalls, PartitionCalls, AliasCalls, LoadCalls):
         # No merge starts or goes on past its current step; then the builder, which cancels
         # the build a merge may be waiting on: the compaction thread ends promptly instead of
         # after a build of minutes.
+        if self._following is not None:
+            self._following.close()
         self.imports.close()
         self._compactor.stop()
         self.restores.close()
@@ -340,15 +351,17 @@ class Engine(DatabaseCalls, PartitionCalls, AliasCalls, LoadCalls):
                 coll = self._resolve(db, name)
             except CollectionNotFound:
                 return  # Milvus: dropping a missing collection succeeds
-            self._loads.forget(coll)
-            # Out of the name map first, so requests arriving while its files go find nothing;
-            # if the removal fails part way, the map is rebuilt from what the catalog kept.
-            self._names.drop_collection(coll)
-            try:
-                self._removal.drop_collection(coll, self._logs)
-            except BaseException:
-                self._names = CollectionNames.from_catalog(self._catalog, self._collections)
-                raise
+            # Cluster mode: the log lease first, so its owner appends nothing after (log_following.py).
+            with self._following.dropping(coll) if self._following is not None else nullcontext():
+                self._loads.forget(coll)
+                # Out of the name map first, so requests arriving while its files go find nothing;
+                # if the removal fails part way, the map is rebuilt from what the catalog kept.
+                self._names.drop_collection(coll)
+                try:
+                    self._removal.drop_collection(coll, self._logs)
+                except BaseException:
+                    self._names = CollectionNames.from_catalog(self._catalog, self._collections)
+                    raise
             del self._collections[coll.collection_id]
 
     def has_collection(self, db: str, name: str) -> bool:
@@ -460,9 +473,6 @@ class Engine(DatabaseCalls, PartitionCalls, AliasCalls, LoadCalls):
     def drop_collection_function(self, db: str, name: str, function_name: str) -> None:
         function_ddl.check_drop(lambda: self._resolve(db, name), function_name)
 
-    def collection_row_count(self, db: str, name: str) -> int:
-        return visible_row_count(self._store, self._resolve(db, name))
-
     # -- indexes (index_ddl.py) -------------------------------------------------------------
     def create_index(
         self, db: str, collection: str, field_name: str, index_name: str, params: Mapping[str, str]
@@ -497,68 +507,7 @@ class Engine(DatabaseCalls, PartitionCalls, AliasCalls, LoadCalls):
         with self._ddl_lock:
             self._indexes.alter(self._resolve(db, collection), index_name, params, delete_keys)
 
-    # -- writes -----------------------------------------------------------------------------
-    def insert(
-        self, db: str, collection: str, data: pa.Table, partition: str = "", *, tag: WriteTag | None = None
-    ) -> MutationResult:
-        """``data`` has one column per given field (by name) and ``$meta`` (JSON text) for
-        dynamic keys. Missing nullable / default fields are filled; an auto_id primary key is
-        generated. Validated whole before anything is written; acknowledged once durable.
-        ``tag``: a relayed call's id, so that its retry is applied once (write_ids.py)."""
-        return self._writer.insert(
-            self._resolve(db, collection, (partition,) if partition else ()), data, partition, tag
-        )
-
-    def upsert(
-        self,
-        db: str,
-        collection: str,
-        data: pa.Table,
-        partition: str = "",
-        *,
-        partial_update: bool = False,
-        tag: WriteTag | None = None,
-    ) -> MutationResult:
-        """``partial_update``: fields the batch leaves out keep their stored values (the
-        collection must be loaded). ``tag`` as for ``insert``."""
-        return self._writer.upsert(
-            self._resolve(db, collection, (partition,) if partition else ()),
-            data,
-            partition,
-            partial_update=partial_update,
-            tag=tag,
-        )
-
-    def delete(
-        self,
-        db: str,
-        collection: str,
-        filter: str,
-        filter_params: Mapping[str, object] | None = None,
-        partition: str = "",
-    ) -> MutationResult:
-        coll = self._resolve(db, collection, (partition,) if partition else ())
-        return self._writer.delete(coll, filter, filter_params, partition)
-
-    def flush(self, db: str, collections: Sequence[str]) -> dict[str, int]:
-        """Seal growing data; returns each collection's flush timestamp."""
-        out: dict[str, int] = {}
-        for name in collections:
-            coll = self._resolve(db, name)
-            self._sealer.seal(coll)
-            out[name] = self._oracle.next()
-        return out
-
-    def compact(self, db: str, collection: str) -> int:
-        """Pack every partition's sealed segments into segments of up to the target (dropping
-        deleted rows) now; returns segments replaced."""
-        # Packing takes every segment under the target: the tiny-segment count plays no part.
-        return self._compact_now(self._resolve(db, collection))
-
-    def _compact_now(self, coll: Collection) -> int:
-        policy = self._compaction_policy(min_segments=2)
-        return self._compactor.compact(coll, policy, frozenset(), manual=True)
-
+    # -- writes: calls/writes.py ------------------------------------------------------------
     def allocate_timestamp(self) -> int:
         """A read reply's timestamp: at or above every one this process stamped a write with,
         never a round trip to the catalog (timestamps.py: ``read_stamp``)."""

@@ -14,7 +14,11 @@ if TYPE_CHECKING:
     from sheafdb.engine.load.load_requests import LoadRequests
     from sheafdb.engine.names import CollectionNames
     from sheafdb.engine.replicas import Replicas
+    from sheafdb.engine.write.compaction import CompactionPolicy, Compactor
     from sheafdb.engine.write.data_removal import DataRemoval
+    from sheafdb.engine.write.log_following import LogFollowing
+    from sheafdb.engine.write.sealing import Sealer
+    from sheafdb.engine.write.writes import Writer
     from sheafdb.storage.catalog import Catalog
     from sheafdb.storage.object_store import ObjectStore
     from sheafdb.storage.timestamps import TimestampOracle
@@ -35,8 +39,16 @@ class EngineParts:
     # The cluster writer's loads (placements on query workers); None when embedded.
     _cluster: ClusterLoads | None
     replicas: Replicas
+    _writer: Writer
+    _sealer: Sealer
+    _compactor: Compactor
+    # The cluster's coordinator following its log owners (log_following.py); None otherwise.
+    _following: LogFollowing | None
 
     def _resolve(
         self, db: str, name: str, partitions: Sequence[str] = (), *, reading: bool = False
     ) -> Collection:
         raise NotImplementedError  # Engine._resolve
+
+    def _compaction_policy(self, min_segments: int) -> CompactionPolicy:
+        raise NotImplementedError  # Engine._compaction_policy

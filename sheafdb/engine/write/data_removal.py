@@ -10,7 +10,9 @@ lives in memory). Stateless apart from its collaborators: no lock of its own.
 
 from __future__ import annotations
 
-from sheafdb.engine.collection import Collection
+from collections.abc import Callable
+
+from sheafdb.engine.collection import Cleared, Collection
 from sheafdb.engine.snapshot import DeleteFile, SealedSegment
 from sheafdb.engine.write import crash_points
 from sheafdb.engine.write.sealing import delete_files_when_unused
@@ -22,10 +24,19 @@ from sheafdb.storage.timestamps import TimestampOracle
 
 
 class DataRemoval:
-    def __init__(self, store: ObjectStore, catalog: Catalog, oracle: TimestampOracle) -> None:
+    def __init__(
+        self,
+        store: ObjectStore,
+        catalog: Catalog,
+        oracle: TimestampOracle,
+        clear: Callable[[Collection, int], Cleared] = Collection.clear_data,
+    ) -> None:
         self._store = store
         self._catalog = catalog
         self._oracle = oracle
+        # Log the truncate record and forget the data: the collection's own log (embedded),
+        # or in cluster mode the log owner's append, then catching up (log_following.py).
+        self._clear = clear
 
     def drop_collection(self, coll: Collection, logs: LogStore) -> None:
         with coll.seal_lock:
@@ -40,7 +51,7 @@ class DataRemoval:
         in between is finished by recovery (recovery.py replays the record)."""
         with coll.seal_lock:
             ts = self._oracle.next()
-            gone, gone_deletes, lsn = coll.clear_data(ts)
+            gone, gone_deletes, lsn = self._clear(coll, ts)
             crash_points.crash_point(crash_points.TRUNCATE_AFTER_LOG)
             old_ids = [s.segment_id for s in gone] + [d.segment_id for d in gone_deletes]
             dropped = self._catalog.replace_segments(old_ids, None) if old_ids else DroppedData()

@@ -19,7 +19,7 @@ So a crash anywhere in a seal (see sealing.py) neither loses nor doubles a row.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 
@@ -82,42 +82,58 @@ class LogReplay:
         sealed: list[SealedSegment] = []
         sealed_deletes: list[pa.Table] = []
         delete_files: list[DeleteFile] = []
-        self._rows_after: dict[int, int] = {}
-        self._deletes_after = 0
+        self.rules = RecordRules()
         self.max_ts = 0
         for seg in catalog.list_segments(cid):
             self.max_ts = max(self.max_ts, seg.max_ts)
             if seg.deletes_path is not None:
                 deletes = read_delete_records(store, seg.deletes_path)
                 sealed_deletes.append(deletes)
-                self._deletes_after = max(self._deletes_after, seg.wal_lsn)
+                self.rules.deletes_after = max(self.rules.deletes_after, seg.wal_lsn)
                 if is_deletes_segment(seg):
                     delete_files.append(delete_file_from_record(seg, deletes))
                     continue
             sealed.append(segment_from_record(seg, built.get(seg.segment_id, ())))
-            self._rows_after[seg.partition_id] = max(self._rows_after.get(seg.partition_id, 0), seg.wal_lsn)
+            rows_after = self.rules.rows_after
+            rows_after[seg.partition_id] = max(rows_after.get(seg.partition_id, 0), seg.wal_lsn)
         self.collection = Collection(
             record, partitions, indexes, wal, tuple(sealed), tuple(sealed_deletes), tuple(delete_files)
         )
-        self._known = set(partitions.values())
 
     def apply(self, rec: LogRecord) -> None:
-        """One record of the log, applied as far as no sealed segment holds it already (a
-        truncate drops everything before it; recovery also makes the catalog forget it)."""
-        coll = self.collection
+        """One record of the log, applied by the rules (``RecordRules.apply``)."""
         self.max_ts = max(self.max_ts, rec.timestamp)
+        self.rules.apply(self.collection, rec)
+
+
+@dataclass
+class RecordRules:
+    """What of a log record a collection still lacks (the module docstring's rules), judged
+    by the ``wal_lsn`` of the segments it opened with. Shared by recovery, a query worker's
+    follower and the cluster coordinator following its log owners (log_following.py)."""
+
+    # Per partition: the largest wal_lsn of its row segments (its rows up to it are sealed).
+    rows_after: dict[int, int] = field(default_factory=dict)
+    # The largest wal_lsn of a segment with a deletes file (deletes up to it are sealed).
+    deletes_after: int = 0
+
+    def apply(self, coll: Collection, rec: LogRecord) -> None:
+        """One record, applied as far as no sealed segment holds it already (a truncate drops
+        everything before it; recovery also makes the catalog forget it). Records of
+        partitions the collection does not have (dropped) are skipped."""
         if rec.kind == TRUNCATE_KIND:
             coll.forget_all()
             coll.note_lsn(rec.lsn)
             return
-        if rec.kind in ("delete", "upsert") and rec.lsn > self._deletes_after:
+        if rec.kind in ("delete", "upsert") and rec.lsn > self.deletes_after:
             coll.apply(
                 "delete", rec.partition_id, rec.lsn, rec.timestamp, _delete_batch(coll, rec.kind, rec.batch)
             )
         if rec.kind in ("insert", "upsert"):
             rows = split_upsert(coll.schema, rec.batch)[1] if rec.kind == "upsert" else rec.batch
+            known = set(coll.partitions.values())
             for partition_id, part in routed_parts(rec.partition_id, rows):
-                if partition_id in self._known and rec.lsn > self._rows_after.get(partition_id, 0):
+                if partition_id in known and rec.lsn > self.rows_after.get(partition_id, 0):
                     coll.apply("insert", partition_id, rec.lsn, rec.timestamp, part)
         coll.note_lsn(rec.lsn)
 

@@ -125,16 +125,21 @@ class Sealer:
         store: ObjectStore,
         catalog: Catalog,
         on_sealed: Callable[[Collection, tuple[SealedSegment, ...]], None],
+        before_capture: Callable[[Collection], None] | None = None,
     ) -> None:
         self._store = store
         self._catalog = catalog
         self._on_sealed = on_sealed
+        # Cluster mode: catch the collection up with its log first (log_following.py).
+        self._before_capture = before_capture
 
     def seal(self, coll: Collection) -> tuple[SealedSegment, ...]:
         """Seal every growing row and delete of ``coll``; returns the new row segments."""
         with coll.seal_lock:
             if coll.dropped:
                 return ()
+            if self._before_capture is not None:
+                self._before_capture(coll)
             capture = coll.capture_growing()
             if not capture.rows and capture.deletes is None:
                 return ()

@@ -47,6 +47,9 @@ from sheafdb.storage.records import DEFAULT_PARTITION
 from sheafdb.storage.timestamps import TimestampOracle
 from sheafdb.timestamptz import TIMEZONE_PROPERTY, zone
 
+# (collection, kind, partition id, timestamp, batch, write id) -> the record's lsn, applied.
+RecordWrite = Callable[[Collection, str, int, int, pa.Table, str | None], int]
+
 # Auto ids reserved per catalog transaction (one fsync per block, not per insert).
 ID_BLOCK = 1 << 16
 
@@ -60,8 +63,12 @@ class Writer:
         seal: Callable[[Collection], object],
         is_loaded: Callable[[Collection], bool],
         query: Callable[[Collection, QueryRequest], pa.Table],
+        write: RecordWrite = Collection.write,
     ) -> None:
         self._oracle = oracle
+        # Log a record and apply it: the collection's own log (embedded), or in cluster mode
+        # the log owner's append, then catching up with the log (log_following.py).
+        self._write = write
         self._reserve_ids = reserve_ids
         self._seal_bytes = seal_bytes
         self._seal = seal
@@ -183,9 +190,9 @@ class Writer:
             stamped = stamped.append_column(REPLACED_PK_COLUMN, replaced)
         kind = "upsert" if upsert else "insert"
         if fixed_partition is not None:
-            coll.write(kind, fixed_partition, ts, stamped, write_id)
+            self._write(coll, kind, fixed_partition, ts, stamped, write_id)
         else:
-            coll.write(kind, ROUTED_PARTITION, ts, self._with_partitions(coll, stamped), write_id)
+            self._write(coll, kind, ROUTED_PARTITION, ts, self._with_partitions(coll, stamped), write_id)
         self._maybe_seal(coll)
         return MutationResult(
             ids=rows.column(schema.primary_field.name).combine_chunks(), count=rows.num_rows, timestamp=ts
@@ -217,9 +224,9 @@ class Writer:
         ts = self._oracle.next()
         stamped = with_timestamp(rows, ts)
         if fixed_partition is not None:
-            coll.write("insert", fixed_partition, ts, stamped)
+            self._write(coll, "insert", fixed_partition, ts, stamped, None)
         else:
-            coll.write("insert", ROUTED_PARTITION, ts, self._with_partitions(coll, stamped))
+            self._write(coll, "insert", ROUTED_PARTITION, ts, self._with_partitions(coll, stamped), None)
         return MutationResult(
             ids=rows.column(schema.primary_field.name).combine_chunks(), count=rows.num_rows, timestamp=ts
         )
@@ -266,7 +273,7 @@ class Writer:
         if len(pks):
             # The record's partition id only says where it is logged; the scope column decides.
             logged_in = partition_id if partition_id is not None else self._any_partition(coll)
-            coll.write("delete", logged_in, ts, delete_records(pks, ts, scope))
+            self._write(coll, "delete", logged_in, ts, delete_records(pks, ts, scope), None)
             self._maybe_seal(coll)
         return MutationResult(ids=pks, count=len(pks), timestamp=ts)
 

@@ -1,0 +1,195 @@
+"""The cluster coordinator follows its collections' logs (engine/write/log_following.py): a
+cluster-mode Engine on a real PostgreSQL applies what another process appends to a
+collection's log (as its log owner does), counts it, seals it on flush and trims the log, seals
+in the background past seal_bytes, and a coordinator restarted on the same database has it all.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pyarrow as pa
+import pytest
+
+from sheafdb.engine.collection import Collection
+from sheafdb.engine.config import EngineConfig
+from sheafdb.engine.engine import Engine
+from sheafdb.engine.read.visibility import delete_records
+from sheafdb.engine.write.timestamp_source import writer_oracle
+from sheafdb.engine.write.writes import Writer
+from sheafdb.errors import ServiceUnavailable, WriterFenced
+from sheafdb.storage.catalog import open_catalog
+from sheafdb.storage.lease_rows import log_lease_name
+from sheafdb.storage.pg_log import PgLogs
+
+pytestmark = pytest.mark.cluster
+
+DB = "default"
+DEADLINE_S = 60.0
+
+OpenCoordinator = Callable[..., Engine]
+
+
+@pytest.fixture
+def open_coordinator(tmp_path: Path, postgres_database: str) -> Iterator[OpenCoordinator]:
+    """Opens cluster-mode engines on the database (reopen after close = a restart)."""
+    opened: list[Engine] = []
+
+    def _open(**overrides: object) -> Engine:
+        config = EngineConfig(
+            tmp_path / "coordinator",  # segment files stay here (no object store)
+            catalog_url=postgres_database,
+            cluster=True,
+            fsync=False,
+            restore_loads=False,
+            compaction_min_segments=None,
+            **overrides,  # type: ignore[arg-type]
+        )
+        engine = Engine(config)
+        opened.append(engine)
+        return engine
+
+    yield _open
+    for engine in opened:
+        try:
+            engine.close()
+        except Exception:  # noqa: BLE001 - already closed by the test
+            pass
+
+
+class LogAppender:
+    """Another process's appends to a collection's log, as its log owner makes them: the
+    real write path (writes.Writer) over the collection as the catalog has it, its records
+    appended to a PgLogs store of its own and applied nowhere."""
+
+    def __init__(self, url: str, root: Path, name: str) -> None:
+        self.catalog = open_catalog(url, root)
+        self.logs = PgLogs(url)
+        record = self.catalog.get_collection(DB, name)
+        parts = {p.name: p.partition_id for p in self.catalog.list_partitions(record.collection_id)}
+        self.coll = Collection(record, parts, (), None)
+        log = self.logs.open(record.collection_id)
+        self.writer = Writer(
+            writer_oracle(self.catalog, url, 0),
+            self.catalog.allocate_ids,
+            1 << 60,
+            seal=lambda coll: None,
+            is_loaded=lambda coll: False,
+            query=lambda coll, request: pa.table({}),
+            write=lambda coll, kind, pid, ts, batch, write_id: log.append(kind, pid, ts, batch, write_id),
+        )
+
+    def close(self) -> None:
+        self.logs.close()
+        self.catalog.close()
+
+
+@pytest.fixture
+def appenders(tmp_path: Path, postgres_database: str) -> Iterator[Callable[[str], LogAppender]]:
+    made: list[LogAppender] = []
+
+    def _make(name: str) -> LogAppender:
+        made.append(LogAppender(postgres_database, tmp_path / f"owner{len(made)}", name))
+        return made[-1]
+
+    yield _make
+    for appender in made:
+        appender.close()
+
+
+def log_records(url: str, collection_id: int) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM log_records WHERE collection_id = %s", (collection_id,)
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def wait_for(check: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + DEADLINE_S
+    while not check():
+        assert time.monotonic() < deadline, f"never: {what}"
+        time.sleep(0.05)
+
+
+def test_the_coordinator_applies_what_the_log_owner_appends_and_flush_seals_it(
+    open_coordinator: OpenCoordinator, appenders: Callable[[str], LogAppender], postgres_database: str, kit
+) -> None:  # type: ignore[no-untyped-def]
+    engine = open_coordinator()
+    engine.create_collection(DB, "c", kit.basic_schema())
+    with pytest.raises(ServiceUnavailable):  # no log writer attached: nothing appends here
+        engine.insert(DB, "c", kit.make_rows(range(3)))
+    owner = appenders("c")
+    owner.writer.insert(owner.coll, kit.make_rows(range(10)), "")
+    owner.writer.upsert(owner.coll, kit.make_rows(range(8, 12), seed=1), "")
+    owner.writer.delete(owner.coll, "id in [2, 3, 4]", None, "")
+    assert engine.collection_row_count(DB, "c") == 9
+    assert kit.visible_ids(engine, "c") == [0, 1, 5, 6, 7, 8, 9, 10, 11]
+
+    cid = engine.describe_collection(DB, "c").collection_id
+    assert log_records(postgres_database, cid) == 3
+    engine.flush(DB, ["c"])
+    assert engine.maintenance.persistent_segments(DB, "c")
+    assert log_records(postgres_database, cid) == 0  # sealed, then trimmed
+    owner.writer.delete(owner.coll, "id in [0]", None, "")
+    assert engine.collection_row_count(DB, "c") == 8
+    assert kit.visible_ids(engine, "c") == [1, 5, 6, 7, 8, 9, 10, 11]
+
+
+def test_the_background_thread_follows_and_seals_past_seal_bytes(
+    open_coordinator: OpenCoordinator, appenders: Callable[[str], LogAppender], kit
+) -> None:  # type: ignore[no-untyped-def]
+    engine = open_coordinator(seal_bytes=2048)
+    engine.create_collection(DB, "c", kit.basic_schema())
+    owner = appenders("c")
+    owner.writer.insert(owner.coll, kit.make_rows(range(200)), "")
+    # Nothing is asked of the engine: its own thread catches up and seals.
+    wait_for(lambda: bool(engine.maintenance.persistent_segments(DB, "c")), "a seal past seal_bytes")
+    assert sum(s.num_rows for s in engine.maintenance.persistent_segments(DB, "c")) == 200
+
+
+def test_a_restarted_coordinator_has_what_it_followed_sealed_or_not_and_what_came_after(
+    open_coordinator: OpenCoordinator, appenders: Callable[[str], LogAppender], kit
+) -> None:  # type: ignore[no-untyped-def]
+    engine = open_coordinator()
+    engine.create_collection(DB, "c", kit.basic_schema())
+    owner = appenders("c")
+    owner.writer.insert(owner.coll, kit.make_rows(range(10)), "")
+    engine.flush(DB, ["c"])
+    owner.writer.insert(owner.coll, kit.make_rows(range(10, 20)), "")
+    assert engine.collection_row_count(DB, "c") == 20
+    engine.close()
+    owner.writer.delete(owner.coll, "id in [0, 15]", None, "")  # while no coordinator runs
+    restarted = open_coordinator()
+    assert restarted.collection_row_count(DB, "c") == 18
+    owner.writer.insert(owner.coll, kit.make_rows(range(20, 25)), "")
+    assert restarted.collection_row_count(DB, "c") == 23
+    restarted.flush(DB, ["c"])
+    assert kit.visible_ids(restarted, "c") == [i for i in range(25) if i not in (0, 15)]
+
+
+def test_a_drop_takes_the_log_lease_from_its_owner_and_deletes_it(
+    open_coordinator: OpenCoordinator, postgres_database: str, tmp_path: Path, kit
+) -> None:  # type: ignore[no-untyped-def]
+    engine = open_coordinator()
+    engine.create_collection(DB, "c", kit.basic_schema())
+    cid = engine.describe_collection(DB, "c").collection_id
+    catalog = open_catalog(postgres_database, tmp_path / "owner")
+    logs = PgLogs(postgres_database)
+    try:
+        lease = catalog.try_acquire_lease(log_lease_name(cid), "owner:1", ttl_s=600)
+        assert lease is not None
+        log = logs.open(cid, fence=lease)
+        log.append("delete", 0, 1, delete_records(pa.array([1]), 1))
+        engine.drop_collection(DB, "c")
+        assert catalog.current_lease(log_lease_name(cid)) is None
+        assert log_records(postgres_database, cid) == 0
+        with pytest.raises(WriterFenced):  # the owner appends nothing after the drop
+            log.append("delete", 0, 2, delete_records(pa.array([2]), 2))
+    finally:
+        logs.close()
+        catalog.close()
