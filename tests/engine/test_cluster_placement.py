@@ -12,12 +12,15 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from sheafdb.api.cluster.shard_writer_role import query_worker_client
+from sheafdb.api.server import MAX_MESSAGE_BYTES
 from sheafdb.engine.config import EngineConfig
 from sheafdb.engine.distribution.coordinator import Coordinator
 from sheafdb.engine.distribution.loaded_bytes import load_target
 from sheafdb.engine.engine import Engine
 from sheafdb.engine.models import LoadState
 from sheafdb.engine.resource_groups import DEFAULT_RESOURCE_GROUP, ResourceGroupConfig
+from sheafdb.engine.write.shard_writer import ShardWriter
 from sheafdb.errors import MemoryLimitExceeded, ParameterInvalid, ResourceGroupNodeNotEnough
 from sheafdb.schema import CollectionSchema, DataType, FieldSchema
 from sheafdb.storage.catalog import Catalog
@@ -35,6 +38,7 @@ SCHEMA = CollectionSchema(
 )
 FLAT = {"index_type": "FLAT", "metric_type": "L2"}
 LEASE_S = 600.0  # workers in these tests live until a test kills them
+LOG_LEASE_TTL_S = 5.0
 
 OpenEngine = Callable[[], Engine]
 
@@ -51,12 +55,36 @@ def rows(start: int, n: int) -> pa.Table:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.cluster)])
-def open_engine(request: pytest.FixtureRequest, tmp_path: Path) -> OpenEngine:
+def open_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenEngine]:
     url = None if request.param == "sqlite" else request.getfixturevalue("postgres_database")
     config = EngineConfig(
         tmp_path / "data", fsync=False, cluster=True, catalog_url=url, compaction_min_segments=None
     )
-    return lambda: Engine(config)
+    if url is None:
+        yield lambda: Engine(config)
+        return
+    # On PostgreSQL the coordinator's writes go to its process's log owner (a ShardWriter).
+    writers: list[ShardWriter] = []
+
+    def open_one() -> Engine:
+        for earlier in writers:  # its engine was closed (a restart)
+            earlier.close()
+        writers.clear()
+        engine = Engine(config)
+        writer = ShardWriter.open(
+            url,
+            tmp_path,
+            "coordinator",
+            ttl_s=LOG_LEASE_TTL_S,
+            worker_client=lambda catalog: query_worker_client(catalog, MAX_MESSAGE_BYTES),
+        )
+        writers.append(writer)
+        engine.attach_log_writer(writer)
+        return engine
+
+    yield open_one
+    for writer in writers:
+        writer.close()
 
 
 @pytest.fixture
