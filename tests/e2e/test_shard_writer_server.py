@@ -10,6 +10,7 @@ No Ray and no S3 are needed: a shard writer reaches neither (its ``--cluster`` a
 from __future__ import annotations
 
 import base64
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import grpc
 import httpx
 import numpy as np
+import psycopg
 import pytest
 from pymilvus import MilvusClient
 from pymilvus.grpc_gen import milvus_pb2, milvus_pb2_grpc
@@ -31,6 +33,7 @@ from sheafdb.storage.lease_rows import log_lease_name
 from sheafdb.storage.log import LogRecord
 from sheafdb.storage.pg_log import PgLogs
 from tests.e2e.conftest import ROOT_TOKEN, free_port, start_server, stop_server, wait_ready
+from tests.net_faults import Relay
 
 pytestmark = pytest.mark.cluster  # PostgreSQL (the CI's cluster step installs it)
 
@@ -38,6 +41,8 @@ DIM = 4
 LEASE_TTL_S = 2.0
 # A bound on waits for what happens by itself (the first adoption round runs at start).
 ADOPTION_WAIT_S = 60.0
+# A bound on the wait for a process to leave by itself (a lease ttl, then its stop).
+LEAVE_WAIT_S = 120.0
 AUTHORIZATION = (("authorization", base64.b64encode(ROOT_TOKEN.encode()).decode()),)
 
 
@@ -85,23 +90,34 @@ def catalog(tmp_path: Path, postgres_database: str) -> Iterator[Catalog]:
         opened.close()
 
 
+def _start(tmp_path: Path, catalog_url: str) -> tuple[subprocess.Popen[bytes], int, Path]:
+    port = free_port()
+    log_path = tmp_path / "shard-writer.log"
+    flags = ("--role", "shard-writer", "--cluster", "ray://127.0.0.1:1", "--catalog", catalog_url)
+    flags += ("--objects", "s3://unused/prefix", "--lease-ttl", str(LEASE_TTL_S))
+    process = start_server(tmp_path / "shard-writer", port, log_path, extra=flags)
+    wait_ready(process, log_path)
+    return process, port, log_path
+
+
+def _await_owner(catalog: Catalog, collection_id: int, log_path: Path) -> str:
+    deadline = time.monotonic() + ADOPTION_WAIT_S
+    while (
+        lease := catalog.current_lease(log_lease_name(collection_id))
+    ) is None or lease.expires_at < time.time():
+        assert time.monotonic() < deadline, log_path.read_text()
+        time.sleep(0.1)
+    return lease.holder
+
+
 def test_a_shard_writer_serves_the_writes_of_the_logs_it_owns(
     tmp_path: Path, postgres_database: str, catalog: Catalog
 ) -> None:
-    port = free_port()
-    log_path = tmp_path / "shard-writer.log"
-    flags = ("--role", "shard-writer", "--cluster", "ray://127.0.0.1:1", "--catalog", postgres_database)
-    flags += ("--objects", "s3://unused/prefix", "--lease-ttl", str(LEASE_TTL_S))
-    process = start_server(tmp_path / "shard-writer", port, log_path, extra=flags)
+    process, port, log_path = _start(tmp_path, postgres_database)
     try:
-        wait_ready(process, log_path)
         c = catalog.get_collection("default", "c").collection_id
         d = catalog.get_collection("default", "d").collection_id
-        deadline = time.monotonic() + ADOPTION_WAIT_S
-        while (lease := catalog.current_lease(log_lease_name(c))) is None or lease.expires_at < time.time():
-            assert time.monotonic() < deadline, log_path.read_text()
-            time.sleep(0.1)
-        assert lease.holder == f"127.0.0.1:{port}"
+        assert _await_owner(catalog, c, log_path) == f"127.0.0.1:{port}"
 
         client = MilvusClient(uri=f"http://127.0.0.1:{port}", token=ROOT_TOKEN, timeout=30)
         assert client.insert("c", _rows(range(5)))["insert_count"] == 5
@@ -153,3 +169,24 @@ def test_a_shard_writer_serves_the_writes_of_the_logs_it_owns(
     # Stopping gave the lease up: another member may adopt "c" at once.
     released = catalog.current_lease(log_lease_name(c))
     assert released is not None and released.expires_at <= time.time()
+
+
+def test_a_shard_writer_whose_catalog_went_silent_leaves(
+    tmp_path: Path, postgres_database: str, catalog: Catalog
+) -> None:
+    """Its member lease runs out unrenewed (the database neither answers nor resets): it
+    leaves with exit code 3, as a writer whose lease expired (its supervisor restarts it)."""
+    url = psycopg.conninfo.conninfo_to_dict(postgres_database)
+    link = Relay((str(url["host"]), int(str(url["port"]))))
+    process, port, log_path = _start(
+        tmp_path, postgres_database.replace(f":{url['port']}/", f":{link.port}/")
+    )
+    try:
+        c = catalog.get_collection("default", "c").collection_id
+        assert _await_owner(catalog, c, log_path) == f"127.0.0.1:{port}"
+        link.freeze()
+        assert process.wait(LEAVE_WAIT_S) == 3, log_path.read_text()
+        assert "member lease ran out" in log_path.read_text()
+    finally:
+        stop_server(process)
+        link.close()

@@ -18,8 +18,9 @@ the answer to a log commit, or when its member lease ran out unrenewed (the cata
 longer than a lease ttl): others have adopted its collections by then.
 
 Threads: the wire server's loop and pool, the front's loop (front.py), the ownership loop
-(log_ownership.py), the member lease's probe and watch (``_MemberWatch``). ``_lock`` makes
-``stop()`` idempotent, as server.py's.
+(log_ownership.py), the member lease's probe and watch (``_MemberWatch``), and on stop
+``sheafdb-shard-writer-close`` (waited for at most a ttl). ``_lock`` makes ``stop()``
+idempotent, as server.py's.
 """
 
 from __future__ import annotations
@@ -205,7 +206,15 @@ class ShardWriterServer:
             self._front.stop()
             self._front = None
         if self._writer is not None:
-            self._writer.close()
+            # Giving the leases up needs the database, which may hang (a silent network):
+            # waited for at most a ttl, the leases then expire unrenewed.
+            closing = threading.Thread(
+                target=self._writer.close, name="sheafdb-shard-writer-close", daemon=True
+            )
+            closing.start()
+            closing.join(self.config.lease_ttl_s)
+            if closing.is_alive():
+                log.warning("giving the log leases up hangs; they expire unrenewed")
             self._writer = None
         if self._access is not None:
             self._access.close()
