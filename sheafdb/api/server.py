@@ -46,6 +46,7 @@ from sheafdb.engine.access import AccessControl
 from sheafdb.engine.config import EngineConfig
 from sheafdb.engine.engine import Engine
 from sheafdb.engine.follower import FollowerConfig
+from sheafdb.engine.write.shard_writer import ShardWriter
 from sheafdb.engine.write.writer_lease import DEFAULT_LEASE_TTL_S, WriterElection, advertised_address
 from sheafdb.storage.catalog import open_catalog
 from sheafdb.storage.credentials import open_credentials
@@ -199,6 +200,7 @@ class Server:
         self._template: WorkerTemplate | None = None  # the query workers' until they start
         self._lock_fd: int | None = None
         self._election: WriterElection | None = None
+        self._log_writer: ShardWriter | None = None  # cluster mode: this process's log owner member
         self._standby_cancel = threading.Event()
         # Set when this writer lost its lease or stepped down: it stops serving (the caller exits).
         self.stepped_down = threading.Event()
@@ -339,6 +341,16 @@ class Server:
             )
         except Exception as exc:
             raise StartupError(f"cannot start the query workers on {self.config.cluster_url}: {exc}") from exc
+        # The coordinator's process is a log owner member too: its writes go to its ShardWriter.
+        from sheafdb.api.cluster.shard_writer_role import start_log_writer
+
+        assert self._election is not None
+        try:
+            self._log_writer = start_log_writer(
+                self._engine, self.config, self._election.holder, self._election.step_down
+            )
+        except Exception as exc:
+            raise StartupError(f"cannot start the log writer: {exc}") from exc
 
     def _start_workers(self, data_dir: Path) -> None:
         if self.config.workers <= 1:
@@ -423,6 +435,9 @@ class Server:
         if self._socket is not None:
             self._socket.remove()
             self._socket = None
+        if self._log_writer is not None:  # before the engine: it gives its log leases up
+            self._log_writer.close()
+            self._log_writer = None
         if self._engine is not None:
             try:
                 self._engine.close()

@@ -55,15 +55,15 @@ def catalog(tmp_path: Path, postgres_database: str) -> Iterator[Catalog]:
 
 
 @pytest.fixture
-def open_writer(tmp_path: Path, postgres_database: str) -> Iterator[Callable[[str], ShardWriter]]:
+def open_writer(tmp_path: Path, postgres_database: str) -> Iterator[Callable[..., ShardWriter]]:
     opened: list[ShardWriter] = []
 
-    def open_one(holder: str) -> ShardWriter:
+    def open_one(holder: str, ttl_s: float = TTL_S) -> ShardWriter:
         writer = ShardWriter.open(
             postgres_database,
             tmp_path / holder.replace(":", "-"),
             holder,
-            ttl_s=TTL_S,
+            ttl_s=ttl_s,
             worker_client=lambda catalog: GrpcWorkerClient(lambda: str(catalog.cluster_secret())),
         )
         opened.append(writer)
@@ -89,7 +89,7 @@ def _cid(catalog: Catalog, name: str) -> int:
 def test_writes_land_in_the_log_with_their_kind_keys_partition_and_timestamp(
     coordinator: Engine,
     catalog: Catalog,
-    open_writer: Callable[[str], ShardWriter],
+    open_writer: Callable[..., ShardWriter],
     postgres_database: str,
     kit,
 ) -> None:  # type: ignore[no-untyped-def]
@@ -135,7 +135,7 @@ def test_writes_land_in_the_log_with_their_kind_keys_partition_and_timestamp(
 def test_a_collection_whose_log_another_process_owns_is_refused(
     coordinator: Engine,
     catalog: Catalog,
-    open_writer: Callable[[str], ShardWriter],
+    open_writer: Callable[..., ShardWriter],
     postgres_database: str,
     kit,
 ) -> None:  # type: ignore[no-untyped-def]
@@ -157,7 +157,7 @@ def test_a_collection_whose_log_another_process_owns_is_refused(
 def test_an_append_after_another_member_took_the_lease_is_refused_by_the_fence(
     coordinator: Engine,
     catalog: Catalog,
-    open_writer: Callable[[str], ShardWriter],
+    open_writer: Callable[..., ShardWriter],
     postgres_database: str,
     kit,
 ) -> None:  # type: ignore[no-untyped-def]
@@ -179,7 +179,7 @@ def test_an_append_after_another_member_took_the_lease_is_refused_by_the_fence(
 def test_ddl_committed_by_another_process_is_seen_by_the_next_write(
     coordinator: Engine,
     catalog: Catalog,
-    open_writer: Callable[[str], ShardWriter],
+    open_writer: Callable[..., ShardWriter],
     postgres_database: str,
     kit,
 ) -> None:  # type: ignore[no-untyped-def]
@@ -212,7 +212,7 @@ def test_ddl_committed_by_another_process_is_seen_by_the_next_write(
 def test_a_retried_write_is_answered_from_the_log_by_the_member_that_took_over(
     coordinator: Engine,
     catalog: Catalog,
-    open_writer: Callable[[str], ShardWriter],
+    open_writer: Callable[..., ShardWriter],
     postgres_database: str,
     kit,
 ) -> None:  # type: ignore[no-untyped-def]
@@ -238,7 +238,7 @@ def test_a_retried_write_is_answered_from_the_log_by_the_member_that_took_over(
 def test_the_coordinators_own_append_takes_the_lease_over_first(
     coordinator: Engine,
     catalog: Catalog,
-    open_writer: Callable[[str], ShardWriter],
+    open_writer: Callable[..., ShardWriter],
     postgres_database: str,
     kit,
 ) -> None:  # type: ignore[no-untyped-def]
@@ -259,3 +259,19 @@ def test_the_coordinators_own_append_takes_the_lease_over_first(
     # The owner it took the lease from is fenced.
     with pytest.raises(NotLogOwner):
         owner.insert(DB, "c", kit.make_rows(range(2, 4)))
+
+
+def test_a_write_right_after_a_create_waits_for_the_members_to_adopt_the_log(
+    coordinator: Engine,
+    catalog: Catalog,
+    open_writer: Callable[..., ShardWriter],
+    postgres_database: str,
+    kit,
+) -> None:  # type: ignore[no-untyped-def]
+    writer = open_writer("127.0.0.1:1", ttl_s=8.0)  # rounds every 2 s, the first one at the start
+    coordinator.create_collection(DB, "c", kit.basic_schema())
+    cid = _cid(catalog, "c")
+    assert writer.insert(DB, "c", kit.make_rows(range(3))).count == 3
+    lease = writer.ownership.lease_of(cid)
+    assert lease is not None and lease.holder == "127.0.0.1:1"
+    assert [r.kind for r in _records(postgres_database, cid)] == ["insert"]

@@ -18,8 +18,9 @@ the answer to a log commit, or when its member lease ran out unrenewed (the cata
 longer than a lease ttl): others have adopted its collections by then.
 
 Threads: the wire server's loop and pool, the front's loop (front.py), the ownership loop
-(log_ownership.py), the member lease's probe and watch (``_MemberWatch``). ``_lock`` makes
-``stop()`` idempotent, as server.py's.
+(log_ownership.py), the member lease's probe and watch (``_MemberWatch``), and on stop
+``sheafdb-shard-writer-close`` (waited for at most a ttl). ``_lock`` makes ``stop()``
+idempotent, as server.py's.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from sheafdb.engine.write.writer_lease import advertised_address
 from sheafdb.errors import CommitOutcomeUnknown, ServiceUnavailable
 from sheafdb.storage.catalog import Catalog
 from sheafdb.storage.credentials import open_credentials
+from sheafdb.storage.lease_rows import CommitListener
 
 log = logging.getLogger("sheafdb.shard_writer")
 
@@ -61,6 +63,41 @@ SERVED_REST = frozenset({"entities/insert", "entities/upsert", "entities/delete"
 _HTTP_METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"]
 
 Asgi = Callable[[MutableMapping[str, Any], Any, Any], Awaitable[None]]
+
+
+def query_worker_client(catalog: Catalog, max_message_bytes: int) -> GrpcWorkerClient:
+    """The gRPC client of the query workers, with the secret they ask of callers (made by
+    the coordinator once: read until seen)."""
+    seen: list[str] = []
+
+    def secret() -> str:
+        if not seen:
+            made = catalog.cluster_secret()
+            if made is None:
+                raise ServiceUnavailable("no coordinator has started the cluster yet")
+            seen.append(str(made))
+        return seen[0]
+
+    return GrpcWorkerClient(secret, max_message_bytes=max_message_bytes)
+
+
+def start_log_writer(
+    engine: Engine, config: ServerConfig, holder: str, on_commit_unknown: CommitListener
+) -> ShardWriter:
+    """The coordinator's own log owner member (its process is one too): a ShardWriter its
+    Engine's insert, upsert and delete go to, and its own records (truncate, import) are
+    appended by (``Engine.attach_log_writer``, engine/write/log_following.py)."""
+    assert config.catalog_url is not None
+    writer = ShardWriter.open(
+        config.catalog_url,
+        config.data_dir,
+        holder,
+        ttl_s=config.lease_ttl_s,
+        worker_client=lambda catalog: query_worker_client(catalog, config.max_message_bytes),
+        on_commit_unknown=on_commit_unknown,
+    )
+    engine.attach_log_writer(writer)
+    return writer
 
 
 class ShardWriterServer:
@@ -74,7 +111,6 @@ class ShardWriterServer:
         self._access: AccessControl | None = None
         self._grpc: WireServer | None = None
         self._front: FrontThread | None = None
-        self._secret: str | None = None
         self._member_watch: _MemberWatch | None = None
         self.stepped_down = threading.Event()
         self._stopped = threading.Event()
@@ -95,7 +131,7 @@ class ShardWriterServer:
                 data_dir,
                 advertised_address(self.config.host, self.config.port),
                 ttl_s=self.config.lease_ttl_s,
-                worker_client=self._worker_client,
+                worker_client=lambda catalog: query_worker_client(catalog, self.config.max_message_bytes),
                 on_commit_unknown=self._step_down,
             )
             store = open_credentials(url, data_dir, read_only=True)
@@ -112,19 +148,6 @@ class ShardWriterServer:
             raise
         self._member_watch = _MemberWatch(self._writer, self.config.lease_ttl_s, self.stepped_down)
         log.info("SheafDB ready on %s (shard writer: Insert, Upsert, Delete)", self.address)
-
-    def _worker_client(self, catalog: Catalog) -> GrpcWorkerClient:
-        """The gRPC client of the query workers, with the secret they ask of callers."""
-
-        def secret() -> str:
-            if self._secret is None:  # made by the coordinator once: read until seen
-                made = catalog.cluster_secret()
-                if made is None:
-                    raise ServiceUnavailable("no coordinator has started the cluster yet")
-                self._secret = str(made)
-            return self._secret
-
-        return GrpcWorkerClient(secret, max_message_bytes=self.config.max_message_bytes)
 
     def _step_down(self, error: CommitOutcomeUnknown) -> None:
         log.error("a log commit's answer was lost (%s): this shard writer leaves", error.message)
@@ -183,7 +206,15 @@ class ShardWriterServer:
             self._front.stop()
             self._front = None
         if self._writer is not None:
-            self._writer.close()
+            # Giving the leases up needs the database, which may hang (a silent network):
+            # waited for at most a ttl, the leases then expire unrenewed.
+            closing = threading.Thread(
+                target=self._writer.close, name="sheafdb-shard-writer-close", daemon=True
+            )
+            closing.start()
+            closing.join(self.config.lease_ttl_s)
+            if closing.is_alive():
+                log.warning("giving the log leases up hangs; they expire unrenewed")
             self._writer = None
         if self._access is not None:
             self._access.close()

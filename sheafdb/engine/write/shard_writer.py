@@ -14,7 +14,9 @@ its log record is committed.
   write (an added field, a new partition, a dropped collection) is seen by that write.
 - A collection whose log lease this process does not hold, or an append the log's fence
   refuses (another member took the lease over meanwhile): ``NotLogOwner``, which the edge
-  answers as gRPC UNAVAILABLE / HTTP 503 so the proxy retries on the current owner.
+  answers as gRPC UNAVAILABLE / HTTP 503 so the proxy retries on the current owner. A
+  collection nobody owns yet (just made) is waited for, up to a lease ttl: the members adopt
+  it within a round, and it may be this one.
 - Each collection's log is opened with the lease it is appended under as its fence
   (``LogStore.open(cid, fence=lease)``), once per lease token: a lease taken again (a new
   token) opens the log afresh (its next lsn read again after the other owner's appends).
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -49,13 +52,15 @@ from sheafdb.engine.write.writes import Writer
 from sheafdb.errors import NotLogOwner, WriterFenced
 from sheafdb.schema import CollectionSchema
 from sheafdb.storage.catalog import Catalog, open_catalog
-from sheafdb.storage.lease_rows import CommitListener, Lease, member_lease_name
+from sheafdb.storage.lease_rows import CommitListener, Lease, log_lease_name, member_lease_name
 from sheafdb.storage.log import CollectionLog, LogStore, open_log_store
 from sheafdb.storage.records import CollectionRecord
 from sheafdb.storage.timestamps import TimestampOracle
 
 # A log owner keeps no growing rows (LogOnlyCollection.apply), so the Writer never seals here.
 _NEVER = sys.maxsize
+# How often a write to a collection nobody owns looks whether it was adopted.
+_ADOPTION_POLL_S = 0.05
 
 
 class LogOnlyCollection(Collection):
@@ -258,8 +263,30 @@ class ShardWriter:
     def _owned(self, db: str, name: str, partition: str) -> LogOnlyCollection:
         """The collection ``name`` names, if this process owns its log (else NotLogOwner)."""
         coll = self._collection(db, name, partition)
+        if self.ownership.lease_of(coll.collection_id) is None:
+            self._await_adoption(coll.collection_id)
         self._log_of(coll.collection_id)
         return coll
+
+    def _await_adoption(self, collection_id: int) -> None:
+        """A collection whose log nobody owns (just made, or its owner gone) is adopted by a
+        member within a round (``ttl / 4``): wait that out, up to a ttl, in case it is this
+        one, so that a write right after a create is not refused. NotLogOwner as soon as
+        another member owns it, or when nobody adopted it in time."""
+        name = log_lease_name(collection_id)
+        deadline = time.monotonic() + self.ownership.ttl_s
+        while time.monotonic() < deadline:
+            current = self._catalog.current_lease(name)
+            if (
+                current is not None
+                and current.expires_at > time.time()
+                and current.holder != self.ownership.holder
+            ):
+                break
+            time.sleep(_ADOPTION_POLL_S)
+            if self.ownership.lease_of(collection_id) is not None:
+                return
+        raise NotLogOwner.of(collection_id)
 
     def _collection(self, db: str, name: str, partition: str = "") -> LogOnlyCollection:
         """Milvus's name checks (as the Engine's), then the runtime of the collection ``name``
