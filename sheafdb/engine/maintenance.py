@@ -182,12 +182,16 @@ class Maintenance:
 
     def flushed(self, flush_ts: int, db: str | None) -> bool:
         """True once no growing row of ``db`` (or any database) was written at or before
-        ``flush_ts``."""
+        ``flush_ts``. A collection still holding one is sealed now: a write stamped before
+        the flush-all but applied after its seal (in flight then; in a cluster, a log owner's
+        timestamp from a block it reserved a moment earlier) would else keep the state
+        unflushed until the next seal, which may never come."""
         for coll in self._collections():
             if db is not None and coll.db_name != db:
                 continue
-            for table in coll.snapshot().growing.values():
-                if table.num_rows and pc.min(table.column("__ts")).as_py() <= flush_ts:
+            if _holds_rows_to(coll, flush_ts):
+                self._seal(coll)
+                if _holds_rows_to(coll, flush_ts):
                     return False
         return True
 
@@ -227,3 +231,11 @@ class Maintenance:
             mapped,
             self._accountant.process_bytes(),
         )
+
+
+def _holds_rows_to(coll: Collection, timestamp: int) -> bool:
+    """Whether ``coll`` has a growing row written at or before ``timestamp``."""
+    for table in coll.snapshot().growing.values():
+        if table.num_rows and pc.min(table.column("__ts")).as_py() <= timestamp:
+            return True
+    return False
