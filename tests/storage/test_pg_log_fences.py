@@ -17,11 +17,12 @@ import psycopg
 import pyarrow as pa
 import pytest
 
-from sheafdb.errors import WriterFenced
+from sheafdb.errors import CommitOutcomeUnknown, MetaStoreUnavailable, WriterFenced
 from sheafdb.storage.catalog import Catalog, open_catalog
 from sheafdb.storage.lease_rows import Lease, log_lease_name
 from sheafdb.storage.log import CollectionLog, LogStore, open_log_store
 from sheafdb.storage.pg_log import PgLogs
+from tests.net_faults import Relay
 
 
 def rows(*values: int) -> pa.Table:
@@ -210,6 +211,75 @@ def test_one_group_commit_under_mixed_fences_fails_only_the_lost_fences_appender
     with pytest.raises(WriterFenced):
         lost_log.append("insert", 0, 3, rows(6))
     assert kept_log.append("insert", 0, 3, rows(7)) == 3
+
+
+@pytest.mark.cluster
+def test_a_lost_answer_to_a_group_of_mixed_fences_is_settled_by_any_fence_that_held(
+    catalogs: Callable[[], Catalog], postgres_database: str, tmp_path: Path
+) -> None:
+    """A group whose first record's fence was lost (not inserted) but whose other fence held
+    (inserted), and whose answer the network lost: the settling finds the inserted records,
+    so the store stops (CommitOutcomeUnknown, store-wide), rather than calling it a gap."""
+    catalog, thief = catalogs(), catalogs()
+    address = psycopg.conninfo.conninfo_to_dict(postgres_database)
+    link = Relay((str(address["host"]), int(str(address["port"]))))
+    told: list[CommitOutcomeUnknown] = []
+    store = open_log_store(
+        postgres_database.replace(f":{address['port']}/", f":{link.port}/"),
+        tmp_path,
+        on_commit_unknown=told.append,
+    )
+    assert isinstance(store, PgLogs)
+    try:
+        blocker_log = store.open(1, fence=own(catalog, 1, "a:1"))
+        lost_log = store.open(2, fence=own(catalog, 2, "a:1"))
+        held_log = store.open(3, fence=own(catalog, 3, "a:1"))
+        results: dict[str, object] = {}
+
+        def append(name: str, log: CollectionLog, value: int) -> None:
+            try:
+                results[name] = log.append("insert", 0, 1, rows(value))
+            except Exception as exc:  # noqa: BLE001 - the test looks at what each one got
+                results[name] = exc
+
+        with psycopg.connect(postgres_database, autocommit=True) as holder:
+            holder.execute("BEGIN")
+            holder.execute("SELECT 1 FROM leases WHERE name = %s FOR UPDATE", (log_lease_name(1),))
+            threads = [threading.Thread(target=append, args=("blocker", blocker_log, 1))]
+            threads[0].start()
+            wait_until(lambda: holder.execute("SELECT 1 FROM pg_locks WHERE NOT granted").fetchone())
+            thief.take_lease(log_lease_name(2), "b:1", ttl_s=600)
+            # The next INSERT to go out is the group's; its answer never arrives.
+            link.lose_reply(b"INSERT INTO log_records", b"INSERT 0 1")
+            for name, log, value in (("lost", lost_log, 2), ("held", held_log, 3)):
+                threads.append(threading.Thread(target=append, args=(name, log, value)))
+                threads[-1].start()
+                wait_until(lambda: queued(store) == len(threads) - 1)  # noqa: B023
+            holder.execute("ROLLBACK")
+        for thread in threads:
+            thread.join(60)
+        assert results["blocker"] == 1
+        assert isinstance(results["lost"], MetaStoreUnavailable)
+        assert isinstance(results["held"], MetaStoreUnavailable)
+        wait_until(lambda: len(told) == 1)
+        with pytest.raises(CommitOutcomeUnknown):
+            blocker_log.append("insert", 0, 2, rows(4))
+    finally:
+        store.close()
+        link.close()
+    direct = open_log_store(postgres_database, tmp_path)
+    try:
+        assert logged(direct.open(2)) == []
+        assert logged(direct.open(3)) == [(1, [3])]
+    finally:
+        direct.close()
+
+
+def wait_until(condition: Callable[[], object]) -> None:
+    deadline = time.monotonic() + 60
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never came true"
+        time.sleep(0.01)
 
 
 @pytest.mark.cluster
