@@ -17,9 +17,11 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from sheafdb.engine.write.log_ownership import LogOwnership
+from sheafdb.errors import ServiceUnavailable
 from sheafdb.storage.catalog import DEFAULT_DATABASE, Catalog, open_catalog
 from sheafdb.storage.lease_rows import (
     LOG_LEASE_PREFIX,
@@ -170,6 +172,8 @@ def test_the_only_live_member_takes_every_log_and_a_closed_members_logs_are_adop
     assert second.owned() == set()  # nothing is taken from a live owner
     first.ownership.close()  # gives everything up at once
     assert first.owned() == set() and first.ownership.lease_of(ids[0]) is None
+    with pytest.raises(ServiceUnavailable):
+        first.ownership.take(ids[0])
     assert [lease.name for lease in catalog.live_leases(MEMBER_LEASE_PREFIX)] == [member_lease_name("b:1")]
     wait_for("the other member adopting every log", lambda: second.owned() == set(ids))
     for cid in ids:
@@ -220,6 +224,32 @@ def test_a_dropped_lease_is_lost_and_a_forgotten_one_is_not(
     wait_for_rounds(catalog, "a:1", 2)
     assert owner.lost == [dropped] and owner.owned() == set()
     assert catalog.live_leases(LOG_LEASE_PREFIX) == []  # a dropped collection is not adopted
+
+
+@pytest.mark.cluster
+def test_a_member_whose_renewals_hang_stops_claiming_its_log_at_expiry(
+    catalogs: Callable[[], Catalog], members: Callable[[str], Member], postgres_database: str
+) -> None:
+    catalog = catalogs()
+    (cid,) = make_collections(catalog, "hang")
+    member = members("a:1")
+    wait_for("an owner", lambda: member.owned() == {cid})
+    first = member.ownership.lease_of(cid)
+    assert first is not None
+    # The leases table locked away: every statement of the member's rounds waits.
+    with psycopg.connect(postgres_database, autocommit=True) as blocker:
+        blocker.execute("BEGIN")
+        blocker.execute("LOCK TABLE leases IN ACCESS EXCLUSIVE MODE")
+        wait_for("the lease to run out", lambda: member.ownership.lease_of(cid) is None)
+        assert member.owned() == set() and member.lost == []  # its round still waits
+        blocker.execute("ROLLBACK")
+    wait_for("the log owned again", lambda: member.ownership.lease_of(cid) is not None)
+    again = member.ownership.lease_of(cid)
+    assert again is not None
+    if member.lost:  # the round that waited found it expired: lost, then adopted anew
+        assert member.lost == [cid] and again.token == first.token + 1
+    else:  # the renewal that waited went through: nobody took it meanwhile, same token
+        assert again.token == first.token
 
 
 class MemberProcess:
