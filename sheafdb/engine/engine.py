@@ -434,7 +434,7 @@ class Engine(DatabaseCalls, PartitionCalls, AliasCalls, LoadCalls, WriteCalls):
         """Dropping ``ttl_field`` does not bring expired rows back (Milvus): they are deleted."""
         with self._ddl_lock:
             coll = self._resolve(db, name)
-            expired = expired_keys(self._store, coll) if TTL_FIELD_PROPERTY in keys else None
+            expired = expired_keys(self._store, self._caught_up(coll)) if TTL_FIELD_PROPERTY in keys else None
             self._alterations.drop_properties(coll, keys)
             if expired is not None and len(expired):
                 self._writer.delete_keys(coll, expired)

@@ -55,5 +55,5 @@ class PartitionCalls(EngineParts):
         ]
 
     def partition_row_count(self, db: str, collection: str, partition: str) -> int:
-        coll = self._resolve(db, collection, (partition,))
+        coll = self._caught_up(self._resolve(db, collection, (partition,)))
         return visible_row_count(self._store, coll, partition_id(coll, partition))

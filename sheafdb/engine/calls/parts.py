@@ -52,3 +52,6 @@ class EngineParts:
 
     def _compaction_policy(self, min_segments: int) -> CompactionPolicy:
         raise NotImplementedError  # Engine._compaction_policy
+
+    def _caught_up(self, coll: Collection) -> Collection:
+        raise NotImplementedError  # WriteCalls._caught_up

@@ -95,14 +95,16 @@ class WriteCalls(EngineParts):
         return self._compact_now(self._resolve(db, collection))
 
     def _compact_now(self, coll: Collection) -> int:
-        if self._following is not None:
-            self._following.catch_up(coll)  # the growing deletes drop rows too
-        return self._compactor.compact(
-            coll, self._compaction_policy(min_segments=2), frozenset(), manual=True
-        )
+        # Caught up: the growing deletes drop rows too.
+        policy = self._compaction_policy(min_segments=2)
+        return self._compactor.compact(self._caught_up(coll), policy, frozenset(), manual=True)
 
     def collection_row_count(self, db: str, name: str) -> int:
-        coll = self._resolve(db, name)
+        return visible_row_count(self._store, self._caught_up(self._resolve(db, name)))
+
+    def _caught_up(self, coll: Collection) -> Collection:
+        """``coll`` with every record its log holds applied (the cluster's coordinator: what
+        its log owners appended); as it is otherwise."""
         if self._following is not None:
             self._following.catch_up(coll)
-        return visible_row_count(self._store, coll)
+        return coll

@@ -221,22 +221,25 @@ class LogFollowing:
     @contextmanager
     def dropping(self, coll: Collection) -> Iterator[None]:
         """Around a drop's removal: the log lease taken first (its owner appends no more),
-        deleted once the log is gone."""
+        deleted once the log is gone, and also when the drop failed part way (the members
+        adopt the log again if the collection is still there)."""
         name = log_lease_name(coll.collection_id)
         self._catalog.take_lease(name, self._holder, DROP_LEASE_TTL_S)
-        yield
-        self._catalog.drop_lease(name)
-        with self._lock:
-            self._followed.pop(coll.collection_id, None)
+        try:
+            yield
+        finally:
+            self._catalog.drop_lease(name)
 
     # -- the background thread ---------------------------------------------------------------
     def _run(self, seal: Callable[[Collection], object], seal_bytes: int) -> None:
+        failing: dict[int, str] = {}  # collection id -> its last failure, said once
         while not self._stop.wait(self._interval_s):
             collections = self._collections()
             with self._lock:  # forget the dropped ones
                 open_ids = {c.collection_id for c in collections}
                 for cid in [cid for cid in self._followed if cid not in open_ids]:
                     del self._followed[cid]
+                    failing.pop(cid, None)
             for coll in collections:
                 if self._stop.is_set():
                     return
@@ -248,4 +251,8 @@ class LogFollowing:
                     if coll.growing_bytes() >= seal_bytes and not coll.seal_lock.locked():
                         seal(coll)
                 except Exception as exc:  # noqa: BLE001 - the next pass tries again
-                    log.warning("following the log of collection %s failed: %s", coll.name, exc)
+                    if failing.get(coll.collection_id) != str(exc):
+                        log.warning("following the log of collection %s failed: %s", coll.name, exc)
+                    failing[coll.collection_id] = str(exc)
+                else:
+                    failing.pop(coll.collection_id, None)
