@@ -18,18 +18,15 @@ import grpc
 import pytest
 
 from sheafdb.api.cluster.ray_pool import RayWorkerPool
-from sheafdb.api.cluster.shard_writer_role import query_worker_client
 from sheafdb.api.cluster.worker_config import WorkerConfig
-from sheafdb.api.server import MAX_MESSAGE_BYTES
 from sheafdb.engine.config import EngineConfig
 from sheafdb.engine.distribution.read_calls import READ_METHOD, SECRET_METADATA_KEY, ReadAnswer, ReadCall
 from sheafdb.engine.engine import Engine
 from sheafdb.engine.models import LoadState, QueryRequest
-from sheafdb.engine.write.shard_writer import ShardWriter
-from sheafdb.engine.write.writer_lease import DEFAULT_LEASE_TTL_S
 from sheafdb.storage.catalog import Catalog, open_catalog
 from tests.cluster.conftest import RayCluster
 from tests.cluster.test_worker_actors import HNSW, PER_SEGMENT, SCHEMA, batch
+from tests.engine.log_owners import attach_log_owner, take_log
 from tests.services import S3Server
 
 pytestmark = pytest.mark.cluster
@@ -78,17 +75,9 @@ def writer(
             compaction_min_segments=None,
         )
     )
-    # Its writes go to its process's log owner, as the coordinator's in server.py.
-    log_writer = ShardWriter.open(
-        postgres_database,
-        tmp_path / "writer",
-        "coordinator",
-        ttl_s=DEFAULT_LEASE_TTL_S,
-        worker_client=lambda catalog: query_worker_client(catalog, MAX_MESSAGE_BYTES),
-    )
-    engine.attach_log_writer(log_writer)
     catalog = open_catalog(postgres_database, tmp_path / "probe")
     catalog.ensure_cluster_secret()
+    owner = attach_log_owner(engine, postgres_database, tmp_path / "owner")  # its DML path
     worker = WorkerConfig(state_dir=tmp_path / "workers", catalog_url=postgres_database, objects_url=url)
     pool = RayWorkerPool(
         ray_cluster.address,
@@ -102,8 +91,8 @@ def writer(
     finally:
         pool.stop()
         catalog.close()
-        log_writer.close()
         engine.close()
+        owner.close()
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -118,6 +107,7 @@ def test_two_replicas_on_two_ray_workers_survive_a_kill(
 
     engine, catalog, pool = writer
     engine.create_collection(DB, "c", SCHEMA)
+    take_log(engine, "c")
     for segment in range(SEGMENTS):
         engine.insert(DB, "c", batch(segment * PER_SEGMENT))
         engine.flush(DB, ["c"])

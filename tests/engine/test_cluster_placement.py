@@ -12,8 +12,6 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from sheafdb.api.cluster.shard_writer_role import query_worker_client
-from sheafdb.api.server import MAX_MESSAGE_BYTES
 from sheafdb.engine.config import EngineConfig
 from sheafdb.engine.distribution.coordinator import Coordinator
 from sheafdb.engine.distribution.loaded_bytes import load_target
@@ -26,6 +24,7 @@ from sheafdb.schema import CollectionSchema, DataType, FieldSchema
 from sheafdb.storage.catalog import Catalog
 from sheafdb.storage.placement_rows import SegmentAssignment, WorkerRecord
 from sheafdb.storage.records import LoadConfigRecord
+from tests.engine.log_owners import attach_log_owner, take_log
 
 DB = "default"
 DIM = 16
@@ -38,7 +37,6 @@ SCHEMA = CollectionSchema(
 )
 FLAT = {"index_type": "FLAT", "metric_type": "L2"}
 LEASE_S = 600.0  # workers in these tests live until a test kills them
-LOG_LEASE_TTL_S = 5.0
 
 OpenEngine = Callable[[], Engine]
 
@@ -60,31 +58,17 @@ def open_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Open
     config = EngineConfig(
         tmp_path / "data", fsync=False, cluster=True, catalog_url=url, compaction_min_segments=None
     )
-    if url is None:
-        yield lambda: Engine(config)
-        return
-    # On PostgreSQL the coordinator's writes go to its process's log owner (a ShardWriter).
-    writers: list[ShardWriter] = []
+    owners: list[ShardWriter] = []
 
-    def open_one() -> Engine:
-        for earlier in writers:  # its engine was closed (a restart)
-            earlier.close()
-        writers.clear()
+    def _open() -> Engine:
         engine = Engine(config)
-        writer = ShardWriter.open(
-            url,
-            tmp_path,
-            "coordinator",
-            ttl_s=LOG_LEASE_TTL_S,
-            worker_client=lambda catalog: query_worker_client(catalog, MAX_MESSAGE_BYTES),
-        )
-        writers.append(writer)
-        engine.attach_log_writer(writer)
+        if url is not None:  # the coordinator on PostgreSQL writes through its log owner member
+            owners.append(attach_log_owner(engine, url, tmp_path / f"owner{len(owners)}"))
         return engine
 
-    yield open_one
-    for writer in writers:
-        writer.close()
+    yield _open
+    for owner in owners:
+        owner.close()
 
 
 @pytest.fixture
@@ -105,6 +89,7 @@ def coordinator_of(engine: Engine) -> Coordinator:
 
 def make(engine: Engine, name: str = "c", *, segments: int = 3, per: int = 40) -> None:
     engine.create_collection(DB, name, SCHEMA)
+    take_log(engine, name)
     for s in range(segments):
         engine.insert(DB, name, rows(s * per, per))
         engine.flush(DB, [name])
@@ -309,6 +294,7 @@ def test_a_restarted_writer_finds_load_and_placement_in_the_catalog(open_engine:
 def test_partitions_load_and_release(engine: Engine) -> None:
     engine.create_collection(DB, "c", SCHEMA)
     engine.create_partition(DB, "c", "p1")
+    take_log(engine, "c")
     engine.insert(DB, "c", rows(0, 20))
     engine.insert(DB, "c", rows(100, 20), partition="p1")
     engine.flush(DB, ["c"])

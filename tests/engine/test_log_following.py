@@ -20,7 +20,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from sheafdb.api.cluster.worker_client import GrpcWorkerClient
 from sheafdb.engine.collection import Collection
 from sheafdb.engine.config import EngineConfig
 from sheafdb.engine.engine import Engine
@@ -35,6 +34,7 @@ from sheafdb.storage.catalog import open_catalog
 from sheafdb.storage.lease_rows import log_lease_name
 from sheafdb.storage.pg_log import PgLogs
 from tests.engine.conftest import DIM
+from tests.engine.log_owners import open_log_owner
 
 pytestmark = pytest.mark.cluster
 
@@ -117,15 +117,8 @@ def open_writer(tmp_path: Path, postgres_database: str) -> Iterator[Callable[[st
     opened: list[ShardWriter] = []
 
     def open_one(holder: str) -> ShardWriter:
-        writer = ShardWriter.open(
-            postgres_database,
-            tmp_path / holder.replace(":", "-"),
-            holder,
-            ttl_s=60.0,  # no ownership round runs unless a test asks (every ttl / 4)
-            worker_client=lambda catalog: GrpcWorkerClient(lambda: str(catalog.cluster_secret())),
-        )
-        opened.append(writer)
-        return writer
+        opened.append(open_log_owner(postgres_database, tmp_path / holder.replace(":", "-"), holder))
+        return opened[-1]
 
     yield open_one
     for writer in opened:

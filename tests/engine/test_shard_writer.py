@@ -129,6 +129,8 @@ def test_writes_land_in_the_log_with_their_kind_keys_partition_and_timestamp(
     # A general filter reads the matching keys through the query workers: loaded ones only.
     with pytest.raises(CollectionNotLoaded):
         writer.delete(DB, "c", "tag == 't1'")
+    with pytest.raises(CollectionNotLoaded):  # a partial upsert reads the stored rows so too
+        writer.upsert(DB, "c", kit.make_rows(inserted.ids.to_pylist()[:1]), partial_update=True)
     assert len(_records(postgres_database, cid)) == 4
 
 

@@ -19,8 +19,8 @@ longer than a lease ttl): others have adopted its collections by then.
 
 Threads: the wire server's loop and pool, the front's loop (front.py), the ownership loop
 (log_ownership.py), the member lease's probe and watch (``_MemberWatch``), and on stop
-``sheafdb-shard-writer-close`` (waited for at most a ttl). ``_lock`` makes ``stop()``
-idempotent, as server.py's.
+the writer's ``sheafdb-shard-writer-close`` (waited for at most a ttl). ``_lock`` makes
+``stop()`` idempotent, as server.py's.
 """
 
 from __future__ import annotations
@@ -206,15 +206,7 @@ class ShardWriterServer:
             self._front.stop()
             self._front = None
         if self._writer is not None:
-            # Giving the leases up needs the database, which may hang (a silent network):
-            # waited for at most a ttl, the leases then expire unrenewed.
-            closing = threading.Thread(
-                target=self._writer.close, name="sheafdb-shard-writer-close", daemon=True
-            )
-            closing.start()
-            closing.join(self.config.lease_ttl_s)
-            if closing.is_alive():
-                log.warning("giving the log leases up hangs; they expire unrenewed")
+            self._writer.close()  # at most a ttl, even on a silent network
             self._writer = None
         if self._access is not None:
             self._access.close()

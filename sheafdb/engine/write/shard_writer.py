@@ -27,10 +27,13 @@ its log record is committed.
 Locks: ``_lock`` guards ``_counter``, ``_names`` and ``_open_logs`` (held for dict work, and
 while a log is (re)opened for a new lease, which is rare). Appends run outside it, concurrently
 (the log store's group commit batches them); the Writer has its own locks (writes.py).
+Threads: none of its own but ``sheafdb-shard-writer-close`` (``close``, waited for at most a
+ttl); its LogOwnership runs ``sheafdb-log-ownership``.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import time
@@ -56,6 +59,8 @@ from sheafdb.storage.lease_rows import CommitListener, Lease, log_lease_name, me
 from sheafdb.storage.log import CollectionLog, LogStore, open_log_store
 from sheafdb.storage.records import CollectionRecord
 from sheafdb.storage.timestamps import TimestampOracle
+
+log = logging.getLogger("sheafdb.shard_writer")
 
 # A log owner keeps no growing rows (LogOnlyCollection.apply), so the Writer never seals here.
 _NEVER = sys.maxsize
@@ -248,6 +253,16 @@ class ShardWriter:
         return lease if lease is not None and lease.holder == self.ownership.holder else None
 
     def close(self) -> None:
+        """Give the leases up (other members adopt the logs at once) and close the
+        connections, waiting at most a lease ttl: on a silent network that hangs, and the
+        leases then expire unrenewed (the connections go with the process)."""
+        closing = threading.Thread(target=self._close, name="sheafdb-shard-writer-close", daemon=True)
+        closing.start()
+        closing.join(self.ownership.ttl_s)
+        if closing.is_alive():
+            log.warning("giving the log leases up hangs; they expire unrenewed")
+
+    def _close(self) -> None:
         self.ownership.close()
         if self._ownership_catalog is not None:
             self._ownership_catalog.close()
@@ -321,9 +336,9 @@ class ShardWriter:
                 return held.log
             if held is not None:
                 held.log.close()  # fenced by a lease this process has lost since
-            log = self._logs.open(collection_id, fence=lease)
-            self._open_logs[collection_id] = _OpenLog(lease.token, log)
-            return log
+            opened = self._logs.open(collection_id, fence=lease)
+            self._open_logs[collection_id] = _OpenLog(lease.token, opened)
+            return opened
 
 
 @contextmanager
