@@ -30,12 +30,13 @@ _RECORDS = (
 )
 _UNFENCED_INSERT = f"INSERT INTO log_records ({_COLUMNS}) SELECT r.* FROM {_RECORDS}) AS r"
 # ``held``: the ordinals (1, 2, ...) of the fences whose row carries their token, locked FOR
-# SHARE until commit. A record's fence ordinal 0: unfenced. The records inserted come back
+# SHARE until commit, in name order (sorted before locked; fewer deadlocks with a renewal of
+# many leases, see pg_log.py). A record's fence ordinal 0: unfenced. The records inserted come back
 # (a fence either held for all its records or for none).
 _FENCED_INSERT = (
     "WITH held AS MATERIALIZED (SELECT f.i FROM unnest(%s::text[], %s::bigint[]) "
     "WITH ORDINALITY AS f(name, token, i) "
-    "JOIN leases l ON l.name = f.name AND l.token = f.token FOR SHARE OF l) "
+    "JOIN leases l ON l.name = f.name AND l.token = f.token ORDER BY l.name FOR SHARE OF l) "
     f"INSERT INTO log_records ({_COLUMNS}) SELECT r.c, r.l, r.k, r.p, r.t, r.b, r.w "
     f"FROM {_RECORDS}, %s::bigint[]) AS r(c, l, k, p, t, b, w, f) "
     "WHERE r.f = 0 OR r.f IN (SELECT i FROM held) RETURNING collection_id, lsn"
