@@ -188,6 +188,18 @@ class LeaseRows:
         ]
 
     def drop_lease(self: _Transactions, name: str) -> None:
-        """Delete the lease row (a dropped collection's log lease): whoever held it is fenced."""
+        """Delete the lease row (a dropped collection's log lease): whoever held it is fenced.
+
+        A collection's log lease whose collection is still in the catalog (its drop failed
+        part way) is kept instead, expired and with token + 1: a new row would start again
+        at token 1, a token an old holder of the log may still carry."""
+        collection_id = log_lease_collection(name)
         with self._tx(bookkeeping=True) as cur:
-            cur.execute("DELETE FROM leases WHERE name = ?", (name,))
+            exists = collection_id is not None and (
+                cur.execute("SELECT 1 FROM collections WHERE collection_id = ?", (collection_id,)).fetchone()
+                is not None
+            )
+            if exists:
+                cur.execute("UPDATE leases SET token = token + 1, expires_at = 0 WHERE name = ?", (name,))
+            else:
+                cur.execute("DELETE FROM leases WHERE name = ?", (name,))

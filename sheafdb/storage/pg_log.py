@@ -33,8 +33,9 @@ first record under each fence (a fence held for all its records or none). Absent
 go on (the lost lsns stay a gap, which no reader minds). Present: records nobody
 acknowledged and this writer's memory lacks (its own reads miss them) are in the log:
 ``CommitOutcomeUnknown``, told to ``on_commit_unknown`` (the writer steps down; its
-successor recovers them), and this store takes no more appends, whatever their fence. Any
-other failure stops appends too.
+successor recovers them), and this store takes no more appends, whatever their fence. A
+group that PostgreSQL chose as a deadlock's victim (its fences' rows against a renewal of
+many leases) rolled back and goes out again. Any other failure stops appends too.
 
 Locks: ``_cond`` guards the queue, the failure, the lost fences, the collections' fences
 and every collection log's next lsn;
@@ -88,6 +89,8 @@ _END_BACKEND = (
     "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity "
     "WHERE pid = %s AND backend_start::text = %s"
 )
+# How often a group commit rolled back as a deadlock's victim goes out again.
+_DEADLOCK_RETRIES = 3
 # How long the settling thread waits between tries while the database cannot tell.
 _SETTLE_RETRY_S = 0.5
 
@@ -317,11 +320,19 @@ class PgLogs:
                 self._settle(pg, self._lost_group)
                 self._lost_group = None
             retried = False
+            deadlocks = 0
             while True:
                 pg.reconnect_if_lost()  # nothing of this group went out yet
                 backend = pg.backend
                 try:
                     return insert_group(pg, group)
+                except psycopg.errors.DeadlockDetected:
+                    # Its fences' rows and a renewal of many leases (renew_leases, rows locked
+                    # in its own order) waited for each other, and PostgreSQL rolled this
+                    # statement back: nothing committed, so again.
+                    deadlocks += 1
+                    if deadlocks > _DEADLOCK_RETRIES:
+                        raise
                 except MetaStoreUnavailable as exc:
                     if not refused(exc):  # silence: the INSERT may or may not have committed
                         self._lost_group = _LostGroup(self._first_records(group), backend)

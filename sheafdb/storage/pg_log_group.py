@@ -29,13 +29,16 @@ _RECORDS = (
     "unnest(%s::bigint[], %s::bigint[], %s::text[], %s::bigint[], %s::bigint[], %b::bytea[], %s::text[]"
 )
 _UNFENCED_INSERT = f"INSERT INTO log_records ({_COLUMNS}) SELECT r.* FROM {_RECORDS}) AS r"
+# Every record under one fence (the usual group): all of them inserted, or none.
+_ONE_FENCE_INSERT = f"WITH fence AS ({FENCE}) {_UNFENCED_INSERT} CROSS JOIN fence"
 # ``held``: the ordinals (1, 2, ...) of the fences whose row carries their token, locked FOR
-# SHARE until commit. A record's fence ordinal 0: unfenced. The records inserted come back
-# (a fence either held for all its records or for none).
+# SHARE until commit, in name order (sorted before locked; fewer deadlocks with a renewal of
+# many leases, see pg_log.py). A record's fence ordinal 0: unfenced. The records inserted
+# come back (a fence held for all its records or for none).
 _FENCED_INSERT = (
     "WITH held AS MATERIALIZED (SELECT f.i FROM unnest(%s::text[], %s::bigint[]) "
     "WITH ORDINALITY AS f(name, token, i) "
-    "JOIN leases l ON l.name = f.name AND l.token = f.token FOR SHARE OF l) "
+    "JOIN leases l ON l.name = f.name AND l.token = f.token ORDER BY l.name FOR SHARE OF l) "
     f"INSERT INTO log_records ({_COLUMNS}) SELECT r.c, r.l, r.k, r.p, r.t, r.b, r.w "
     f"FROM {_RECORDS}, %s::bigint[]) AS r(c, l, k, p, t, b, w, f) "
     "WHERE r.f = 0 OR r.f IN (SELECT i FROM held) RETURNING collection_id, lsn"
@@ -81,6 +84,10 @@ def insert_group(pg: PgConnection, group: Sequence[PendingRecord]) -> list[Lease
     if not fences:
         pg.execute(_UNFENCED_INSERT, columns)
         return []
+    if len(fences) == 1 and all(e.fence is not None for e in group):
+        ((key, fence),) = fences.items()
+        count = pg.execute(_ONE_FENCE_INSERT, (*key, *columns)).rowcount
+        return [] if count == len(group) else [fence]
     ordinal = {key: i for i, key in enumerate(fences, start=1)}
     inserted = {
         (int(row[0]), int(row[1]))

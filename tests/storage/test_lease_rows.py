@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sheafdb.storage.catalog import Catalog, open_catalog
+from sheafdb.storage.catalog import DEFAULT_DATABASE, Catalog, open_catalog
 from sheafdb.storage.lease_rows import (
     LOG_LEASE_PREFIX,
     MEMBER_LEASE_PREFIX,
@@ -201,3 +201,38 @@ def test_renew_leases_renews_those_still_held_in_one_go(reopen: OpenCatalog) -> 
     finally:
         a.close()
         b.close()
+
+
+def test_dropping_the_log_lease_of_a_collection_still_there_keeps_its_tokens_growing(
+    reopen: OpenCatalog,
+) -> None:
+    """A drop that failed part way drops the lease of a collection still in the catalog: the
+    row stays, free and fenced, so the next owner's token is not one an old owner carries."""
+    from tests.engine.conftest import basic_schema
+
+    cat = reopen()
+    try:
+        cid = cat.create_collection(
+            DEFAULT_DATABASE,
+            "kept",
+            basic_schema(),
+            partition_names=["_default"],
+            properties={},
+            consistency_level=0,
+            shards_num=1,
+            created_ts=1,
+        ).collection_id
+        name = log_lease_name(cid)
+        old = cat.try_acquire_lease(name, "a:1", ttl_s=60)
+        assert old is not None and old.token == 1
+        cat.drop_lease(name)
+        assert cat.live_leases(LOG_LEASE_PREFIX) == []
+        assert cat.renew_leases([old], ttl_s=60) == []  # its holder is fenced
+        new = cat.try_acquire_lease(name, "b:1", ttl_s=60)
+        assert new is not None and new.token == old.token + 2
+        # Once the collection is gone, its lease row goes with the drop.
+        cat.drop_collection(cid)
+        cat.drop_lease(name)
+        assert cat.current_lease(name) is None
+    finally:
+        cat.close()

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pyarrow as pa
@@ -280,6 +281,58 @@ def wait_until(condition: Callable[[], object]) -> None:
     while not condition():
         assert time.monotonic() < deadline, "the condition never came true"
         time.sleep(0.01)
+
+
+@pytest.mark.cluster
+def test_a_group_commit_chosen_as_a_deadlocks_victim_goes_out_again(
+    catalogs: Callable[[], Catalog], stores: Callable[..., PgLogs], postgres_database: str
+) -> None:
+    """A group under fences log/1 and log/2 holds row log/1 and waits for log/2, which a
+    renewal of both leases holds while it waits for log/1: PostgreSQL rolls the group back
+    (its session detects the cycle first), and the group goes out again once the renewal
+    committed, instead of failing its appenders and the whole store."""
+    catalog = catalogs()
+    store = stores()
+    blocker_log = store.open(3, fence=own(catalog, 3, "a:1"))
+    first_log = store.open(1, fence=own(catalog, 1, "a:1"))
+    second_log = store.open(2, fence=own(catalog, 2, "a:1"))
+    results: dict[str, object] = {}
+
+    def append(name: str, log: CollectionLog, value: int) -> None:
+        try:
+            results[name] = log.append("insert", 0, 1, rows(value))
+        except Exception as exc:  # noqa: BLE001 - the test looks at what each one got
+            results[name] = exc
+
+    def waiting(conn: psycopg.Connection[Any]) -> bool:
+        return conn.execute("SELECT 1 FROM pg_locks WHERE NOT granted").fetchone() is not None
+
+    with (
+        psycopg.connect(postgres_database, autocommit=True) as renewal,
+        psycopg.connect(postgres_database, autocommit=True) as blocker,
+    ):
+        renewal.execute("BEGIN")
+        renewal.execute("SET LOCAL deadlock_timeout = '60s'")  # the group's session detects it
+        renewal.execute("UPDATE leases SET expires_at = expires_at + 1 WHERE name = %s", (log_lease_name(2),))
+        blocker.execute("BEGIN")
+        blocker.execute("SELECT 1 FROM leases WHERE name = %s FOR UPDATE", (log_lease_name(3),))
+        threads = [threading.Thread(target=append, args=("blocker", blocker_log, 3))]
+        threads[0].start()
+        wait_until(lambda: waiting(blocker))
+        for name, log, value in (("first", first_log, 1), ("second", second_log, 2)):
+            threads.append(threading.Thread(target=append, args=(name, log, value)))
+            threads[-1].start()
+            wait_until(lambda: queued(store) == len(threads) - 1)  # noqa: B023
+        blocker.execute("ROLLBACK")  # the group [log/1, log/2] goes out: log/1 held, log/2 waited for
+        wait_until(lambda: results.get("blocker") == 1 and waiting(blocker))
+        # The renewal now asks for log/1: a cycle; the group is rolled back, this goes on.
+        renewal.execute("UPDATE leases SET expires_at = expires_at + 1 WHERE name = %s", (log_lease_name(1),))
+        renewal.execute("COMMIT")
+    for thread in threads:
+        thread.join(60)
+    assert results == {"blocker": 1, "first": 1, "second": 1}
+    assert logged(first_log) == [(1, [1])] and logged(second_log) == [(1, [2])]
+    assert blocker_log.append("insert", 0, 2, rows(4)) == 2  # the store goes on
 
 
 @pytest.mark.cluster
