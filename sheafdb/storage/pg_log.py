@@ -29,9 +29,10 @@ went silent (the network cut, the server killed), the group's appends fail with
 by a thread of its own (``sheafdb-log-settle``, retrying while the database is away), and by
 the next group's leader first if that comes sooner: it ends the lost connection's server
 process if that still runs (its statement can then commit no more) and looks for the group's
-first record. Absent: appends go on (the lost lsns stay a gap, which no reader minds). Present:
-records nobody acknowledged and this writer's memory lacks (its own reads miss them) are in
-the log: ``CommitOutcomeUnknown``, told to ``on_commit_unknown`` (the writer steps down; its
+first record under each fence (a fence held for all its records or none). Absent: appends
+go on (the lost lsns stay a gap, which no reader minds). Present: records nobody
+acknowledged and this writer's memory lacks (its own reads miss them) are in the log:
+``CommitOutcomeUnknown``, told to ``on_commit_unknown`` (the writer steps down; its
 successor recovers them), and this store takes no more appends, whatever their fence. Any
 other failure stops appends too.
 
@@ -130,7 +131,8 @@ class PgLogs:
         self._queue: list[PendingRecord] = []
         # Fences found taken over: no log under one appends again (its lsns would skip).
         self._lost_fences: dict[FenceKey, WriterFenced] = {}
-        # The fence a collection's log was last opened with, which its removal checks.
+        # The fence a collection's log was last opened with (``open(cid, fence=...)``), which
+        # its removal checks instead of the store's.
         self._log_fences: dict[int, Lease] = {}
         self._committing = False
         self._failure: BaseException | None = None

@@ -31,9 +31,10 @@ a write refused here is refused before it goes out even while a renewal hangs.
 Threads and locks: the thread ``sheafdb-log-ownership`` runs the rounds. ``_turn`` (a
 re-entrant lock) serialises what changes the held leases: a round, ``take``, ``forget`` and
 ``close``; the callbacks run under it, in the order the changes happened (on the ownership
-thread, or on the thread that called ``take``), so they must not block long; they may call
-this object back. ``_lock`` guards the dict of held leases for ``lease_of`` and ``owned``,
-which the write path calls and which never wait for the database.
+thread, or on the thread that called ``take``), so they must not block long (nor raise: an
+exception ends the round, or ``take``, with the lease held); they may call this object
+back. ``_lock`` guards the dict of held leases for ``lease_of`` and ``owned``, which the
+write path calls and which never wait for the database.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from sheafdb.errors import ServiceUnavailable
 from sheafdb.storage.catalog import Catalog
 from sheafdb.storage.lease_rows import (
     LOG_LEASE_PREFIX,
@@ -109,7 +111,7 @@ class LogOwnership:
         commit on), and keep renewing it; tells ``on_acquired``."""
         with self._turn:
             if self._closing.is_set():
-                raise RuntimeError("the log ownership is closed")
+                raise ServiceUnavailable("this writer is stopping: it takes no collection's log")
             lease = self._catalog.take_lease(log_lease_name(collection_id), self.holder, self.ttl_s)
             self._hold(collection_id, lease)
             self._on_acquired(lease)
