@@ -6,13 +6,19 @@ segments, told truthfully for one node.
 - loaded segments: the sealed segments the load holds in memory, with the bytes the memory
   accountant counts for each and the vector index they were loaded with;
 - flush-all: every collection's growing rows sealed; its state is "flushed" once no growing
-  row is older than the flush timestamp.
+  row is older than the flush timestamp. A row stamped before a flush-all but applied after
+  its seal (a write in flight then; in a cluster, a log owner's timestamp from a block it
+  reserved a moment earlier) is sealed when the state of that flush-all is asked, so the
+  state gets there without another seal.
 
-Stateless apart from its collaborators (each thread-safe); no lock of its own.
+Lock: ``_lock`` guards the last flush-all timestamps issued (``_flush_alls``); the rest is
+its collaborators' (each thread-safe).
 """
 
 from __future__ import annotations
 
+import threading
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -34,6 +40,9 @@ class SegmentState:
     SEALED = 3
     FLUSHED = 4
 
+
+# The flush-all timestamps remembered, whose state check may seal (older ones only look).
+FLUSH_ALLS_KEPT = 64
 
 SEGMENT_LEVEL_L1 = 2  # common.SegmentLevel.L1: a sealed segment of one partition
 
@@ -104,6 +113,8 @@ class Maintenance:
         self._seal = seal
         self._next_timestamp = next_timestamp
         self._compactions = compactions
+        self._lock = threading.Lock()
+        self._flush_alls: deque[int] = deque(maxlen=FLUSH_ALLS_KEPT)
 
     # -- compaction --------------------------------------------------------------------------
     def start_compaction(self, db: str, collection: str) -> CompactionJob:
@@ -178,16 +189,25 @@ class Maintenance:
         for coll in self._collections():
             if db is None or coll.db_name == db:
                 self._seal(coll)
-        return self._next_timestamp()
+        flush_ts = self._next_timestamp()
+        with self._lock:
+            self._flush_alls.append(flush_ts)
+        return flush_ts
 
     def flushed(self, flush_ts: int, db: str | None) -> bool:
         """True once no growing row of ``db`` (or any database) was written at or before
-        ``flush_ts``."""
+        ``flush_ts``. For a flush-all's own timestamp, a collection still holding one is
+        sealed now (the module docstring); any other timestamp is only looked at."""
+        with self._lock:
+            ours = flush_ts in self._flush_alls
         for coll in self._collections():
             if db is not None and coll.db_name != db:
                 continue
-            for table in coll.snapshot().growing.values():
-                if table.num_rows and pc.min(table.column("__ts")).as_py() <= flush_ts:
+            if _holds_rows_to(coll, flush_ts):
+                if not ours:
+                    return False
+                self._seal(coll)
+                if _holds_rows_to(coll, flush_ts):
                     return False
         return True
 
@@ -227,3 +247,11 @@ class Maintenance:
             mapped,
             self._accountant.process_bytes(),
         )
+
+
+def _holds_rows_to(coll: Collection, timestamp: int) -> bool:
+    """Whether ``coll`` has a growing row written at or before ``timestamp``."""
+    for table in coll.snapshot().growing.values():
+        if table.num_rows and pc.min(table.column("__ts")).as_py() <= timestamp:
+            return True
+    return False

@@ -27,6 +27,7 @@ from sheafdb.engine.imports.jobs import ImportJobState
 from sheafdb.engine.read.visibility import delete_records
 from sheafdb.engine.write.shard_writer import ShardWriter
 from sheafdb.engine.write.timestamp_source import writer_oracle
+from sheafdb.engine.write.write_validation import with_timestamp
 from sheafdb.engine.write.writes import Writer
 from sheafdb.errors import NotLogOwner, ServiceUnavailable, WriterFenced
 from sheafdb.storage.catalog import open_catalog
@@ -81,7 +82,7 @@ class LogAppender:
         record = self.catalog.get_collection(DB, name)
         parts = {p.name: p.partition_id for p in self.catalog.list_partitions(record.collection_id)}
         self.coll = Collection(record, parts, (), None)
-        log = self.logs.open(record.collection_id)
+        self.log = log = self.logs.open(record.collection_id)
         self.writer = Writer(
             writer_oracle(self.catalog, url, 0),
             self.catalog.allocate_ids,
@@ -311,3 +312,20 @@ def test_rows_appended_while_the_coordinator_seals_are_sealed_once_each(
     segments = engine.maintenance.persistent_segments(DB, "c")
     assert sum(s.num_rows for s in segments) == batches * per  # every row sealed once
     assert engine.collection_row_count(DB, "c") == len(expected)
+
+
+def test_a_flush_all_gets_flushed_when_a_row_stamped_before_it_is_applied_after_its_seal(
+    open_coordinator: OpenCoordinator, appenders: Callable[[str], LogAppender], kit
+) -> None:  # type: ignore[no-untyped-def]
+    engine = open_coordinator()
+    engine.create_collection(DB, "c", kit.basic_schema())
+    owner = appenders("c")
+    owner.writer.insert(owner.coll, kit.make_rows(range(5)), "")
+    flush_ts = engine.maintenance.flush_all(None)
+    # A write in flight during the flush-all (another process's timestamp block is a little
+    # behind): stamped before it, in the log after its seal.
+    late = with_timestamp(kit.make_rows(range(5, 8)), flush_ts - 1)
+    owner.log.append("insert", owner.coll.partitions["_default"], flush_ts - 1, late)
+    assert engine.collection_row_count(DB, "c") == 8
+    assert engine.maintenance.flushed(flush_ts, None)
+    assert sum(s.num_rows for s in engine.maintenance.persistent_segments(DB, "c")) == 8

@@ -28,8 +28,8 @@ and apply themselves (collection.py), at no extra cost.
 
 Locks: ``_lock`` guards ``_followed`` and ``_writer``; ``_Followed.lock`` serialises one
 collection's catch-up (its tail reads on, and records apply in lsn order). Neither is held
-across a seal. Thread ``sheafdb-log-following``: the periodic catch-up and seals; stopped
-(and joined) by ``close`` within one pass.
+across a seal. Thread ``sheafdb-log-following``: the periodic catch-up and seals (its
+pacing is its own); stopped (and joined) by ``close`` within one collection's turn.
 """
 
 from __future__ import annotations
@@ -62,6 +62,10 @@ DROP_LEASE_TTL_S = 600.0
 # seal_bytes): the coordinator's growing rows lag the log owners' acknowledged writes by
 # about this much at most (reads go to the query workers, which follow the log themselves).
 FOLLOW_INTERVAL_S = 0.2
+# A log found with nothing new is looked at half as often, down to once in this many passes
+# (2 s): an idle coordinator sends few statements. A flush, a seal and a row count catch up
+# themselves, so only the background seal of a log waking up waits that long at most.
+IDLE_PASSES = 10
 
 
 class LogWriter(Protocol):
@@ -117,6 +121,10 @@ def log_following_for(
 
 @dataclass(eq=False)
 class _Followed:
+    """One collection's tail (kept until the collection is dropped: two tails at once could
+    both apply a record)."""
+
+    collection: Collection
     tail: LogTail
     rules: RecordRules = field(default_factory=RecordRules)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -170,27 +178,29 @@ class LogFollowing:
         return writer
 
     # -- catching up -------------------------------------------------------------------------
-    def catch_up(self, coll: Collection) -> None:
-        """Apply every record appended to ``coll``'s log past what it holds."""
+    def catch_up(self, coll: Collection) -> int:
+        """Apply every record appended to ``coll``'s log past what it holds; returns how
+        many records it read."""
         followed = self._state(coll)
         with followed.lock:
             try:
                 records = followed.tail.read_new()
             except LogGap as exc:  # only the coordinator trims, and only what it applied
                 raise UnexpectedError(f"collection {coll.name} cannot follow its log: {exc}") from exc
-            if not records:
-                return
-            with coll.applying():
-                for record in records:
-                    # The first read starts at the oldest record kept: recovery applied some.
-                    if record.lsn > coll.last_lsn():
-                        followed.rules.apply(coll, record)
+            if records:
+                with coll.applying():
+                    for record in records:
+                        # The first read starts at the oldest record kept: recovery applied some.
+                        if record.lsn > coll.last_lsn():
+                            followed.rules.apply(coll, record)
+        return len(records)
 
     def _state(self, coll: Collection) -> _Followed:
         with self._lock:
             followed = self._followed.get(coll.collection_id)
             if followed is None:
-                followed = self._followed[coll.collection_id] = _Followed(self._logs.tail(coll.collection_id))
+                tail = self._logs.tail(coll.collection_id)
+                followed = self._followed[coll.collection_id] = _Followed(coll, tail)
             return followed
 
     # -- the coordinator's own records -------------------------------------------------------
@@ -232,27 +242,42 @@ class LogFollowing:
 
     # -- the background thread ---------------------------------------------------------------
     def _run(self, seal: Callable[[Collection], object], seal_bytes: int) -> None:
-        failing: dict[int, str] = {}  # collection id -> its last failure, said once
+        pacing: dict[int, _Pacing] = {}  # the thread's own
+        passes = 0
         while not self._stop.wait(self._interval_s):
+            passes += 1
             collections = self._collections()
-            with self._lock:  # forget the dropped ones
-                open_ids = {c.collection_id for c in collections}
-                for cid in [cid for cid in self._followed if cid not in open_ids]:
+            with self._lock:  # forget the dropped ones (one state per collection until then)
+                for cid in [cid for cid, f in self._followed.items() if f.collection.dropped]:
                     del self._followed[cid]
-                    failing.pop(cid, None)
+            open_ids = {c.collection_id for c in collections}
+            for cid in [cid for cid in pacing if cid not in open_ids]:
+                del pacing[cid]
             for coll in collections:
                 if self._stop.is_set():
                     return
-                if coll.dropped:
+                pace = pacing.setdefault(coll.collection_id, _Pacing())
+                if coll.dropped or passes < pace.due:
                     continue
                 try:
-                    self.catch_up(coll)
+                    found = self.catch_up(coll)
                     # A seal already running (a flush) is left to finish alone.
                     if coll.growing_bytes() >= seal_bytes and not coll.seal_lock.locked():
                         seal(coll)
                 except Exception as exc:  # noqa: BLE001 - the next pass tries again
-                    if failing.get(coll.collection_id) != str(exc):
+                    if pace.failure != str(exc):
                         log.warning("following the log of collection %s failed: %s", coll.name, exc)
-                    failing[coll.collection_id] = str(exc)
+                    pace.failure, found = str(exc), 1
                 else:
-                    failing.pop(coll.collection_id, None)
+                    pace.failure = None
+                pace.period = 1 if found else min(pace.period * 2, IDLE_PASSES)
+                pace.due = passes + pace.period
+
+
+@dataclass
+class _Pacing:
+    """How often the background thread looks at one collection's log."""
+
+    period: int = 1  # passes between looks: doubles while the log has nothing new
+    due: int = 0  # the pass of the next look
+    failure: str | None = None  # the last failure, warned about once

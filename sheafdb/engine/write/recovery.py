@@ -58,8 +58,9 @@ def open_collection(
 
 class LogReplay:
     """A collection as the catalog has it, and the rules that apply its log records on top
-    (the module docstring). Recovery replays the log once; a query worker (follower.py) keeps
-    applying the records the primary appends. ``wal`` is None in a worker (it only reads)."""
+    (``RecordRules``, judged by the lsns its segments hold). Recovery replays the log once; a
+    query worker (follower.py) keeps applying the records the primary appends. ``wal`` is
+    None in a worker (it only reads)."""
 
     def __init__(
         self, record: CollectionRecord, catalog: Catalog, store: ObjectStore, wal: CollectionLog | None

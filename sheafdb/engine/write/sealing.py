@@ -125,7 +125,7 @@ class Sealer:
         store: ObjectStore,
         catalog: Catalog,
         on_sealed: Callable[[Collection, tuple[SealedSegment, ...]], None],
-        before_capture: Callable[[Collection], None] | None = None,
+        before_capture: Callable[[Collection], object] | None = None,
     ) -> None:
         self._store = store
         self._catalog = catalog
