@@ -188,7 +188,8 @@ def test_a_restarted_coordinator_has_what_it_followed_sealed_or_not_and_what_cam
     engine.flush(DB, ["c"])
     owner.writer.insert(owner.coll, kit.make_rows(range(10, 20)), "")
     assert engine.collection_row_count(DB, "c") == 20
-    engine.close()
+    engine.close()  # its following thread stops with it
+    assert not [t for t in threading.enumerate() if t.name == "sheafdb-log-following"]
     owner.writer.delete(owner.coll, "id in [0, 15]", None, "")  # while no coordinator runs
     restarted = open_coordinator()
     assert restarted.collection_row_count(DB, "c") == 18
