@@ -30,6 +30,12 @@ CREATE TABLE IF NOT EXISTS leases (
 
 # The one lease of this build: the cluster's writer.
 WRITER_LEASE = "writer"
+LOG_LEASE_PREFIX = "log/"
+
+
+def log_lease_name(collection_id: int) -> str:
+    return f"{LOG_LEASE_PREFIX}{collection_id}"
+
 
 # Told by a fenced store of a write of the holder's whose commit went unanswered (a writer
 # steps down: engine/write/writer_lease.py); the store raises the error after.
