@@ -100,9 +100,7 @@ def serve(cluster_flags: list[str], role: str, root: Path, env: dict[str, str], 
         *extra,
     ]
     process = subprocess.Popen(command, stdout=log_path.open("wb"), stderr=subprocess.STDOUT, env=env)
-    ready = {"proxy": "SheafDB proxy ready on", "shard-writer": "SheafDB shard writer ready on"}.get(
-        role, "SheafDB ready on"
-    )
+    ready = "SheafDB proxy ready on" if role == "proxy" else "SheafDB ready on"
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if ready in log_path.read_text(errors="replace"):
