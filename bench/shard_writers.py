@@ -275,7 +275,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         made = stack.enter_context(deployment(work))
         for round_no in range(args.rounds):
             for config in (ALONE, SHARED) if round_no % 2 == 0 else (SHARED, ALONE):
-                rate, p99, per_1k = measure(made, config, round_no, args)
+                try:
+                    rate, p99, per_1k = measure(made, config, round_no, args)
+                except Exception:
+                    for log in sorted(work.glob("*.log")):
+                        print(f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}", file=sys.stderr)
+                    raise
                 results.rounds.setdefault(config, []).append((rate, p99, per_1k))
                 print(
                     f"round {round_no} {config}: {rate:,.0f} rows/s, p99 {p99:.1f} ms, CPU/1k rows {per_1k}"
