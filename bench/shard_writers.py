@@ -7,7 +7,7 @@ local Ray cluster, a writer and a proxy) plus, in the second configuration, a sh
 (an auto-id INT64 key, a 128-d vector, a VARCHAR tag), waits until their logs are owned (alone:
 both by the coordinator's process; with the shard writer: one each, the adoption rule sharing
 new logs out), and sends pre-serialized InsertRequests of ``--batch`` rows through the proxy from
-``--clients`` connections (half to each collection; bench/h2_load.py's lean clients) for
+``--clients`` connections (alternating between the collections; grpcio client threads) for
 ``--seconds``. Then it drops them (so the next configuration starts with no logs owned).
 Rounds alternate the configurations; the tables hold the medians over rounds.
 
@@ -38,13 +38,13 @@ from pathlib import Path
 import numpy as np
 import psutil
 import psycopg
-from h2_load import H2Load
 from harness.doc_sections import put_section
 from memory_timeline import machine
 from pymilvus import DataType, MilvusClient
 from pymilvus.grpc_gen import milvus_pb2, schema_pb2
 from scale_out import _cpu, commit, launch, ray_cluster, running_service
 from server_memory import free_port
+from workers_clients import channel
 
 REPO = Path(__file__).resolve().parents[1]
 SECTION = "shard-writers"
@@ -117,26 +117,40 @@ def wait_owned(catalog: str, collection_ids: list[int], distinct: int) -> list[s
 
 
 def run_load(port: int, payloads: list[bytes], clients: int, seconds: float) -> tuple[int, list[float]]:
-    """Calls from ``clients`` connections spread over the payloads (one loop thread per payload):
-    the calls made and their latencies."""
-    loads = [
-        H2Load(port, SERVICE + "Insert", payload, max(1, clients // len(payloads))) for payload in payloads
-    ]
-    samples: list[list[float]] = [[] for _ in loads]
+    """Closed-loop Insert calls from ``clients`` threads, each on its own gRPC connection and
+    sending its collection's pre-serialized request (clients alternate between the payloads)
+    for ``seconds``: the calls made and their latencies. grpcio's client, not bench/h2_load.py:
+    a request of hundreds of KiB needs HTTP/2 flow control on the sending side, which that lean
+    client does not do; a call here costs the server milliseconds, so the client's share is
+    small beside it."""
+    channels = [channel(port) for _ in range(clients)]
+    calls = [ch.unary_unary(SERVICE + "Insert") for ch in channels]
+    samples: list[list[float]] = [[] for _ in range(clients)]
+    errors: list[BaseException] = []
+    for i, call in enumerate(calls):
+        call(payloads[i % len(payloads)], timeout=120)  # connect, and the first write of each collection
+    deadline = time.perf_counter() + seconds
+
+    def client(i: int) -> None:
+        try:
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                calls[i](payloads[i % len(payloads)], timeout=120)
+                samples[i].append(time.perf_counter() - started)
+        except BaseException as exc:  # noqa: BLE001 - reported after the join
+            errors.append(exc)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
     try:
-        for load in loads:
-            load.run(0.5)  # connect, and the first write of each collection
-        threads = [
-            threading.Thread(target=lambda i=i: samples[i].extend(loads[i].run(seconds)))
-            for i in range(len(loads))
-        ]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
     finally:
-        for load in loads:
-            load.close()
+        for ch in channels:
+            ch.close()
+    if errors:
+        raise errors[0]
     flat = sorted(s for per in samples for s in per)
     return len(flat), flat
 
