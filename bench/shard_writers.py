@@ -236,7 +236,7 @@ def measure(
         wall = time.perf_counter() - started
         cpu_after = made.cpu_by_role()
         rows = calls * args.batch
-        per_1k = {role: (cpu_after[role] - cpu_before.get(role, 0.0)) * 1000 / rows for role in cpu_after}
+        per_1k = {role: (cpu_after[role] - cpu_before.get(role, 0.0)) * 1e6 / rows for role in cpu_after}
         p99 = samples[int(0.99 * (len(samples) - 1))] * 1000
         return rows / wall, p99, per_1k
     finally:
@@ -253,7 +253,8 @@ def render(results: Results, args: argparse.Namespace, command: str, machine_lin
         f"`{command}` — {when}, commit {commit()}, {machine_line}.",
         "",
         f"Two new auto-id collections per configuration, {args.clients} connections through one "
-        f"proxy (half per collection), pre-serialized InsertRequests of {args.batch} x {DIM}-d rows, "
+        "proxy (alternating between the collections), pre-serialized InsertRequests of "
+        f"{args.batch} x {DIM}-d rows, "
         f"{args.seconds:g} s per round, medians of {args.rounds} alternating rounds. With the shard "
         "writer, each owns one collection's log; alone, the coordinator's process owns both.",
         "",
