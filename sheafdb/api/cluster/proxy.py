@@ -5,7 +5,9 @@ REST on one port, no state of its own.
   hybrid_search, advanced_search) go through engine/distribution/cluster_reads.py: one complete
   replica's query workers, fanned out and reduced, retried on another replica when a worker
   fails. The client's ``authorization`` goes with them: the workers check privileges.
-- **Everything else** goes to the current writer, found in the writer lease (proxy_relay.py):
+- **Insert, Upsert, Delete** go to the owner of their collection's log, found in its
+  ``log/<collection_id>`` lease (log_owner_target.py).
+- **Everything else** goes to the coordinator, found in the writer lease (proxy_relay.py):
   gRPC calls as bytes, REST calls over HTTP, retried while a standby takes over.
 
 The proxy reads the catalog (read only: the writer lease, the workers, the placement, the
@@ -32,6 +34,7 @@ import grpc
 from starlette.routing import Route
 
 from sheafdb.api.cluster.caller_credentials import grpc_credentials, rest_credentials
+from sheafdb.api.cluster.log_owner_target import LogOwnerTarget
 from sheafdb.api.cluster.proxy_relay import DEFAULT_WRITER_WAIT_S, HttpWriterRelay, WriterRelay, WriterTarget
 from sheafdb.api.cluster.worker_client import GrpcWorkerClient
 from sheafdb.api.front import FrontThread, ProtocolFront
@@ -114,10 +117,11 @@ class ProxyServer:
         client = GrpcWorkerClient(self._cluster_secret, max_message_bytes=self.config.max_message_bytes)
         self._reads = ClusterReads(self._catalog, client, wait_s=self.config.read_wait_s)
         target = WriterTarget(self._catalog.current_lease)
+        owners = LogOwnerTarget(self._catalog)
         self._relay = WriterRelay(
-            target, max_message_bytes=self.config.max_message_bytes, wait_s=self.config.writer_wait_s
+            target, owners, max_message_bytes=self.config.max_message_bytes, wait_s=self.config.writer_wait_s
         )
-        self._http_relay = HttpWriterRelay(target, wait_s=self.config.writer_wait_s)
+        self._http_relay = HttpWriterRelay(target, owners, wait_s=self.config.writer_wait_s)
         try:
             grpc_target = self._start_grpc()
             self._start_front(grpc_target)

@@ -1,16 +1,19 @@
-"""The proxy's way to the writer: every call it does not answer itself goes to the current
-writer, found in the writer lease (CLUSTER.md Contract A), as bytes (gRPC) or as HTTP (REST).
+"""The proxy's way to the writers: every call it does not answer itself goes, as bytes (gRPC)
+or as HTTP (REST), to the coordinator found in the ``writer`` lease; Insert, Upsert and Delete
+go to the owner of their collection's log instead (log_owner_target.py).
 
 A relayed call that finds no writer (no lease, an expired one, or a holder that does not
-answer: a standby is taking over) resolves the lease again and retries, for at most
-``wait_s`` (or the call's own deadline); then it fails with the transport's error, as a
-client of a writer that is down would see it. A relayed Insert or Upsert carries the id of
+answer or answers UNAVAILABLE: a standby is taking over, or a log owner no longer owns the
+log) resolves the lease again and retries, for at most ``wait_s`` (or the call's own
+deadline); then it fails with the transport's error, as a client of a writer that is down
+would see it. A relayed Insert or Upsert carries the id of
 the client's call (``sheafdb-write-id``, the same on every try; ``sheafdb-write-retry: 1``
 on the tries after the first), so that a writer that finds the first try already logged
 answers from it instead of writing the rows again (engine/write/write_ids.py).
 
 Threads: gRPC's handler threads and the REST app's event loop call in. ``_lock`` guards the
 cached lease and the channels per address (held only to read or swap them).
+The REST relay resolves on a thread (``asyncio.to_thread``): the catalog read blocks.
 """
 
 from __future__ import annotations
@@ -27,7 +30,14 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import Response
 
-from sheafdb.api.grpc.context import WRITE_ID_KEY, WRITE_RETRY_KEY
+from sheafdb.api.cluster.log_owner_target import (
+    OWNED_METHODS,
+    OWNED_REST,
+    LogOwnerTarget,
+    grpc_collection,
+    rest_collection,
+)
+from sheafdb.api.grpc.context import WRITE_ID_KEY, WRITE_RETRY_KEY, database_of
 from sheafdb.api.query_worker import forwarded_metadata, remaining_timeout, unary_methods
 from sheafdb.storage.lease_rows import Lease
 
@@ -83,9 +93,15 @@ class WriterRelay(grpc.GenericRpcHandler):
     """Every unary MilvusService call not served here, relayed as bytes to the writer."""
 
     def __init__(
-        self, target: WriterTarget, *, max_message_bytes: int, wait_s: float = DEFAULT_WRITER_WAIT_S
+        self,
+        target: WriterTarget,
+        owners: LogOwnerTarget,
+        *,
+        max_message_bytes: int,
+        wait_s: float = DEFAULT_WRITER_WAIT_S,
     ) -> None:
         self._target = target
+        self._owners = owners
         self._wait_s = wait_s
         self._options = [
             ("grpc.max_send_message_length", max_message_bytes),
@@ -96,14 +112,22 @@ class WriterRelay(grpc.GenericRpcHandler):
         self._channels: dict[str, grpc.Channel] = {}
 
     def _channel(self, address: str) -> grpc.Channel:
+        """One channel per writer process (the coordinator and the log owners); a writer
+        that went away keeps its idle channel until the proxy stops (they are few)."""
         with self._lock:
             channel = self._channels.get(address)
             if channel is None:
-                # One writer at a time: the previous holder's channel is closed.
-                for old in self._channels.values():
-                    old.close()
-                self._channels = {address: (channel := grpc.insecure_channel(address, options=self._options))}
+                channel = self._channels[address] = grpc.insecure_channel(address, options=self._options)
             return channel
+
+    def _address(self, method: str, request: bytes, context: grpc.ServicerContext, *, fresh: bool) -> str:
+        """The log owner of a write's collection; the coordinator for everything else."""
+        if method in OWNED_METHODS:
+            db, name = grpc_collection(request)
+            owner = self._owners.address(database_of(context, db), name, fresh=fresh)
+            if owner is not None:
+                return owner
+        return self._target.address(fresh=fresh)
 
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
         method = handler_call_details.method
@@ -122,7 +146,7 @@ class WriterRelay(grpc.GenericRpcHandler):
             while True:
                 left = None if timeout is None else max(0.001, timeout - (time.monotonic() - started))
                 try:
-                    address = self._target.address(fresh=fresh)
+                    address = self._address(method, request, context, fresh=fresh)
                     call = self._channel(address).unary_unary(method)
                     return cast(bytes, call(request, metadata=metadata, timeout=left))
                 except NoWriter as exc:
@@ -151,8 +175,11 @@ class WriterRelay(grpc.GenericRpcHandler):
 class HttpWriterRelay:
     """The REST calls not served here, relayed over HTTP to the writer (same port as gRPC)."""
 
-    def __init__(self, target: WriterTarget, *, wait_s: float = DEFAULT_WRITER_WAIT_S) -> None:
+    def __init__(
+        self, target: WriterTarget, owners: LogOwnerTarget, *, wait_s: float = DEFAULT_WRITER_WAIT_S
+    ) -> None:
         self._target = target
+        self._owners = owners
         self._wait_s = wait_s
         self._client = httpx.AsyncClient(timeout=None)
 
@@ -163,14 +190,17 @@ class HttpWriterRelay:
         tagged = request.url.path.endswith(TAGGED_REST)
         if tagged:
             headers[WRITE_ID_KEY] = uuid.uuid4().hex
+        owned = request.url.path.endswith(OWNED_REST)
         deadline = time.monotonic() + self._wait_s
         fresh = False
         while True:
             try:
-                address = await asyncio.to_thread(self._target.address, fresh=fresh)
+                address = await asyncio.to_thread(self._address, owned, body, fresh)
                 url = httpx.URL(f"http://{address}{request.url.path}", query=request.url.query.encode())
                 answer = await self._client.request(request.method, url, content=body, headers=headers)
-                return Response(answer.content, answer.status_code, _reply_headers(answer.headers))
+                # A log owner that no longer owns the log answers 503: ask the new one.
+                if not (owned and answer.status_code == 503 and time.monotonic() < deadline):
+                    return Response(answer.content, answer.status_code, _reply_headers(answer.headers))
             except (NoWriter, httpx.TransportError) as exc:
                 if time.monotonic() >= deadline:
                     return Response(f"no writer answered: {exc}", 503, media_type="text/plain")
@@ -178,6 +208,13 @@ class HttpWriterRelay:
             fresh = True
             if tagged:
                 headers[WRITE_RETRY_KEY] = "1"
+
+    def _address(self, owned: bool, body: bytes, fresh: bool) -> str:
+        if owned:
+            owner = self._owners.address(*rest_collection(body), fresh=fresh)
+            if owner is not None:
+                return owner
+        return self._target.address(fresh=fresh)
 
 
 def _reply_headers(headers: Mapping[str, str]) -> dict[str, str]:
