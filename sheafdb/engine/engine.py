@@ -373,20 +373,10 @@ class Engine(DatabaseCalls, PartitionCalls, AliasCalls, LoadCalls, WriteCalls):
 
     def describe_collection(self, db: str, name: str) -> CollectionInfo:
         coll = self._resolve(db, name)
-        r = coll.record
-        aliases = self._names.aliases_of(coll)
-        return CollectionInfo(
-            db_name=r.db_name,
-            name=r.name,
-            collection_id=r.collection_id,
-            schema=r.schema,
-            created_timestamp=r.created_ts,
-            created_utc_ms=r.created_utc_ms,
-            consistency_level=ConsistencyLevel(r.consistency_level),
-            shards_num=r.shards_num,
+        return CollectionInfo.of(
+            coll.record,
             num_partitions=len(coll.partitions),
-            aliases=aliases,
-            properties=dict(r.properties),
+            aliases=self._names.aliases_of(coll),
             updated_timestamp=coll.updated_ts,
         )
 

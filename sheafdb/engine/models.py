@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from sheafdb.schema import CollectionSchema, FieldSchema
+from sheafdb.storage.records import CollectionRecord
 
 
 class LoadState(enum.IntEnum):
@@ -70,6 +71,31 @@ class CollectionInfo:
     aliases: tuple[str, ...] = ()
     properties: Mapping[str, str] = field(default_factory=dict)
     updated_timestamp: int = 0  # hybrid timestamp of the last schema / property change
+
+    @classmethod
+    def of(
+        cls,
+        record: CollectionRecord,
+        *,
+        num_partitions: int,
+        aliases: tuple[str, ...],
+        updated_timestamp: int,
+    ) -> CollectionInfo:
+        """What DescribeCollection answers for the catalog's ``record``."""
+        return cls(
+            db_name=record.db_name,
+            name=record.name,
+            collection_id=record.collection_id,
+            schema=record.schema,
+            created_timestamp=record.created_ts,
+            created_utc_ms=record.created_utc_ms,
+            consistency_level=ConsistencyLevel(record.consistency_level),
+            shards_num=record.shards_num,
+            num_partitions=num_partitions,
+            aliases=aliases,
+            properties=dict(record.properties),
+            updated_timestamp=updated_timestamp,
+        )
 
 
 @dataclass(frozen=True)

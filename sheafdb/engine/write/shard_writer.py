@@ -46,7 +46,7 @@ import pyarrow as pa
 
 from sheafdb.engine.collection import Collection
 from sheafdb.engine.distribution.cluster_reads import ClusterReads, WorkerClient
-from sheafdb.engine.models import CollectionInfo, ConsistencyLevel, MutationResult
+from sheafdb.engine.models import CollectionInfo, MutationResult
 from sheafdb.engine.name_rules import check_collection_name, check_partition_name
 from sheafdb.engine.write.log_ownership import LogOwnership
 from sheafdb.engine.write.timestamp_source import writer_oracle
@@ -207,22 +207,13 @@ class ShardWriter:
         """As the Engine's: every SDK describes a collection (its schema) before it writes to
         it, so a client that reaches a shard writer directly can write too."""
         coll = self._collection(db, name)
-        r = coll.record
-        aliases = self._catalog.list_aliases(r.db_name, r.collection_id)
-        return CollectionInfo(
-            db_name=r.db_name,
-            name=r.name,
-            collection_id=r.collection_id,
-            schema=r.schema,
-            created_timestamp=r.created_ts,
-            created_utc_ms=r.created_utc_ms,
-            consistency_level=ConsistencyLevel(r.consistency_level),
-            shards_num=r.shards_num,
+        aliases = self._catalog.list_aliases(coll.record.db_name, coll.collection_id)
+        # The catalog keeps no stamp of the last change: the creation (as after a restart).
+        return CollectionInfo.of(
+            coll.record,
             num_partitions=len(coll.partitions),
             aliases=tuple(a.alias for a in aliases),
-            properties=dict(r.properties),
-            # The catalog keeps no stamp of the last change: the creation (as after a restart).
-            updated_timestamp=r.created_ts,
+            updated_timestamp=coll.record.created_ts,
         )
 
     def collection_schema(self, db: str, name: str) -> CollectionSchema:
