@@ -28,9 +28,9 @@ from sheafdb.settings import (
 )
 
 if TYPE_CHECKING:
-    from sheafdb.api.cluster.proxy import ProxyServer
     from sheafdb.api.cluster.shard_writer_role import ShardWriterServer
     from sheafdb.api.server import Server
+    from sheafdb.api.serving import ServingProcess
 
 log = logging.getLogger("sheafdb")
 
@@ -208,9 +208,9 @@ def serve(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
     return run_until_signalled(server)
 
 
-def run_until_signalled(server: Server | ProxyServer | ShardWriterServer) -> int:
+def run_until_signalled(server: ServingProcess) -> int:
     """Start ``server``, serve until SIGTERM / SIGINT, stop it, leave."""
-    from sheafdb.api.server import StartupError
+    from sheafdb.api.serving import StartupError
 
     stop_requested = threading.Event()
 

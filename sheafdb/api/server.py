@@ -32,12 +32,13 @@ from pymilvus.grpc_gen import milvus_pb2_grpc
 from sheafdb.api.auth import AuthInterceptor
 from sheafdb.api.cluster.caller_credentials import PassCredentials, endpoints_passing_credentials
 from sheafdb.api.console.app import console_routes
-from sheafdb.api.front import FrontThread, ProtocolFront
+from sheafdb.api.front import ProtocolFront
 from sheafdb.api.grpc.servicer import MilvusServicer
 from sheafdb.api.metrics import ServerMetrics
 from sheafdb.api.query_workers import QueryWorkers
 from sheafdb.api.request_metrics import MetricsInterceptor
 from sheafdb.api.rest.app import ENDPOINTS, build_app
+from sheafdb.api.serving import ServingProcess, StartupError
 from sheafdb.api.wire.inline import READS, TRIVIAL, inline_rule
 from sheafdb.api.wire.server import WireServer, generic_handlers
 from sheafdb.api.worker_reports import WorkerReport
@@ -60,10 +61,6 @@ MAX_MESSAGE_BYTES = 512 * 1024 * 1024
 MAX_UNIX_SOCKET_PATH = 107
 GRPC_SOCKET_FILE = "grpc.sock"
 LOCK_FILE = "sheafdb.lock"
-
-
-class StartupError(Exception):
-    """The server cannot start (port taken, data dir unusable); the message says why."""
 
 
 @dataclass(frozen=True)
@@ -186,30 +183,22 @@ class InternalSocket:
             shutil.rmtree(self._temp_dir, ignore_errors=True)
 
 
-class Server:
+class Server(ServingProcess):
     def __init__(self, config: ServerConfig) -> None:
+        super().__init__(config.host, config.port)
         self.config = config
-        self.port = config.port
         self._engine: Engine | None = None
         self._access: AccessControl | None = None
         self._metrics: ServerMetrics | None = None
         self._grpc: WireServer | None = None
         self._socket: InternalSocket | None = None
-        self._front: FrontThread | None = None
         self._workers: QueryWorkers | None = None
         self._template: WorkerTemplate | None = None  # the query workers' until they start
         self._lock_fd: int | None = None
         self._election: WriterElection | None = None
         self._log_writer: ShardWriter | None = None  # cluster mode: this process's log owner member
+        # ``stepped_down`` is set when this writer lost its lease or stepped down.
         self._standby_cancel = threading.Event()
-        # Set when this writer lost its lease or stepped down: it stops serving (the caller exits).
-        self.stepped_down = threading.Event()
-        self._stopped = threading.Event()
-        self._lock = threading.Lock()
-
-    @property
-    def address(self) -> str:
-        return f"{self.config.host}:{self.port}"
 
     def start(self) -> None:
         data_dir = check_data_dir(self.config.data_dir)
@@ -390,26 +379,7 @@ class Server:
         )
         hand_off = self._workers.hand_off if self._workers is not None else None
         assert self._grpc is not None
-        front = ProtocolFront(self._grpc.adopt, rest_app=app, hand_off=hand_off)
-        self._front = FrontThread(front, self.config.host, self.config.port)
-        try:
-            self.port = self._front.start()
-        except OSError as exc:
-            raise StartupError(
-                f"cannot listen on {self.config.host}:{self.config.port}: {exc.strerror or exc}"
-            ) from exc
-
-    def wait(self) -> None:
-        self._stopped.wait()
-
-    def stop(self) -> None:
-        """Refuse new calls, let in-flight ones finish (up to the grace), close the engine."""
-        with self._lock:
-            if self._stopped.is_set():
-                return
-            self._release()
-            self._stopped.set()
-            log.info("SheafDB stopped")
+        self._listen(ProtocolFront(self._grpc.adopt, rest_app=app, hand_off=hand_off))
 
     def _release(self) -> None:
         """gRPC, then the front, then the stores: each part stops before what it calls into.
@@ -426,9 +396,7 @@ class Server:
         if self._grpc is not None:
             self._grpc.stop(self.config.stop_grace_s)
             self._grpc = None
-        if self._front is not None:
-            self._front.stop()
-            self._front = None
+        self._stop_front()
         if self._metrics is not None:
             self._metrics.close()
             self._metrics = None

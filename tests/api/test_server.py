@@ -13,7 +13,8 @@ import httpx
 import pytest
 from pymilvus.grpc_gen import milvus_pb2, milvus_pb2_grpc
 
-from sheafdb.api.server import MAX_UNIX_SOCKET_PATH, InternalSocket, Server, ServerConfig, StartupError
+from sheafdb.api.server import MAX_UNIX_SOCKET_PATH, InternalSocket, Server, ServerConfig
+from sheafdb.api.serving import StartupError
 
 ROOT = base64.b64encode(b"root:Milvus").decode()
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
-import threading
 from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass, replace
@@ -37,12 +36,13 @@ from sheafdb.api.cluster.caller_credentials import grpc_credentials, rest_creden
 from sheafdb.api.cluster.log_owner_target import LogOwnerTarget
 from sheafdb.api.cluster.proxy_relay import DEFAULT_WRITER_WAIT_S, HttpWriterRelay, WriterRelay, WriterTarget
 from sheafdb.api.cluster.worker_client import GrpcWorkerClient
-from sheafdb.api.front import FrontThread, ProtocolFront
+from sheafdb.api.front import ProtocolFront
 from sheafdb.api.query_worker import served_handlers
 from sheafdb.api.rest import entities
 from sheafdb.api.rest.app import build_app
 from sheafdb.api.rest.envelope import Endpoint
-from sheafdb.api.server import MAX_MESSAGE_BYTES, StartupError, check_port_free
+from sheafdb.api.server import MAX_MESSAGE_BYTES, check_port_free
+from sheafdb.api.serving import ServingProcess, StartupError
 from sheafdb.engine.distribution.cluster_reads import DEFAULT_WAIT_S, ClusterReads
 from sheafdb.engine.engine import Engine
 from sheafdb.errors import ServiceUnavailable
@@ -76,12 +76,14 @@ class ProxyConfig:
     writer_wait_s: float = DEFAULT_WRITER_WAIT_S
 
 
-class ProxyServer:
-    """Same life cycle as server.Server: ``start``, ``wait``, ``stop``, ``address``."""
+class ProxyServer(ServingProcess):
+    """A ServingProcess (serving.py) that never loses a lease (``stepped_down`` stays clear)."""
+
+    label = "SheafDB proxy"
 
     def __init__(self, config: ProxyConfig, open_catalog: Callable[[], Catalog]) -> None:
+        super().__init__(config.host, config.port)
         self.config = config
-        self.port = config.port
         self._open_catalog = open_catalog
         self._secret: str | None = None
         self._catalog: Catalog | None = None
@@ -90,11 +92,6 @@ class ProxyServer:
         self._http_relay: HttpWriterRelay | None = None
         self._grpc: grpc.Server | None = None
         self._socket_dir: Path | None = None
-        self._front: FrontThread | None = None
-        self._stopped = threading.Event()
-        self._lock = threading.Lock()
-        # As server.Server's, for the serve loop (cli.py): a proxy never loses a lease.
-        self.stepped_down = threading.Event()
 
     @classmethod
     def for_catalog(cls, config: ProxyConfig) -> ProxyServer:
@@ -102,10 +99,6 @@ class ProxyServer:
         from sheafdb.storage.postgres_catalog import PostgresCatalog  # psycopg: the cluster extra
 
         return cls(config, lambda: PostgresCatalog(config.catalog_url, read_only=True))
-
-    @property
-    def address(self) -> str:
-        return f"{self.config.host}:{self.port}"
 
     def start(self) -> None:
         check_port_free(self.config.host, self.config.port)
@@ -168,35 +161,13 @@ class ProxyServer:
         relay = Route("/{path:path}", self._http_relay.forward, methods=_HTTP_METHODS)
         app = build_app(cast(Engine, self._reads), None, extra_routes=[relay], endpoints=served)
         front = ProtocolFront(grpc_target, rest_app=app)
-        self._front = FrontThread(front, self.config.host, self.config.port)
-        try:
-            self.port = self._front.start()
-        except OSError as exc:
-            raise StartupError(
-                f"cannot listen on {self.config.host}:{self.config.port}: {exc.strerror or exc}"
-            ) from exc
-
-    def cancel_standby(self) -> None:
-        """Nothing to cancel: a proxy never waits for the writer lease (server.Server's does)."""
-
-    def wait(self) -> None:
-        self._stopped.wait()
-
-    def stop(self) -> None:
-        with self._lock:
-            if self._stopped.is_set():
-                return
-            self._release()
-            self._stopped.set()
-            log.info("SheafDB proxy stopped")
+        self._listen(front)
 
     def _release(self) -> None:
         if self._grpc is not None:
             self._grpc.stop(self.config.stop_grace_s).wait()
             self._grpc = None
-        if self._front is not None:
-            self._front.stop()
-            self._front = None
+        self._stop_front()
         if self._relay is not None:
             self._relay.close()
             self._relay = None

@@ -42,10 +42,11 @@ from sheafdb.api.auth import AuthInterceptor
 from sheafdb.api.cluster.caller_credentials import PassCredentials, endpoints_passing_credentials
 from sheafdb.api.cluster.shard_writer_service import NOT_THE_COORDINATOR, ShardWriterServicer
 from sheafdb.api.cluster.worker_client import GrpcWorkerClient
-from sheafdb.api.front import FrontThread, ProtocolFront
+from sheafdb.api.front import ProtocolFront
 from sheafdb.api.rest import entities
 from sheafdb.api.rest.app import build_app
-from sheafdb.api.server import ServerConfig, StartupError, check_data_dir, check_port_free
+from sheafdb.api.server import ServerConfig, check_data_dir, check_port_free
+from sheafdb.api.serving import ServingProcess, StartupError
 from sheafdb.api.wire.inline import inline_rule
 from sheafdb.api.wire.server import WireServer, generic_handlers
 from sheafdb.engine.access import AccessControl
@@ -100,25 +101,18 @@ def start_log_writer(
     return writer
 
 
-class ShardWriterServer:
-    """Same life cycle as server.Server: ``start``, ``wait``, ``stop``, ``address``,
-    ``stepped_down`` (the serve loop in cli.py leaves with exit code 3 once it is set)."""
+class ShardWriterServer(ServingProcess):
+    """A ServingProcess (serving.py); ``stepped_down`` once its member lease ran out."""
+
+    label = "SheafDB shard writer"
 
     def __init__(self, config: ServerConfig) -> None:
+        super().__init__(config.host, config.port)
         self.config = config
-        self.port = config.port
         self._writer: ShardWriter | None = None
         self._access: AccessControl | None = None
         self._grpc: WireServer | None = None
-        self._front: FrontThread | None = None
         self._member_watch: _MemberWatch | None = None
-        self.stepped_down = threading.Event()
-        self._stopped = threading.Event()
-        self._lock = threading.Lock()
-
-    @property
-    def address(self) -> str:
-        return f"{self.config.host}:{self.port}"
 
     def start(self) -> None:
         url = self.config.catalog_url
@@ -171,27 +165,7 @@ class ShardWriterServer:
         refusal = Route("/{path:path}", _not_the_coordinator, methods=_HTTP_METHODS)
         app = build_app(cast(Engine, self._writer), self._access, extra_routes=[refusal], endpoints=endpoints)
         front = ProtocolFront(self._grpc.adopt, rest_app=_following_credentials(app, self._access))
-        self._front = FrontThread(front, self.config.host, self.config.port)
-        try:
-            self.port = self._front.start()
-        except OSError as exc:
-            raise StartupError(
-                f"cannot listen on {self.config.host}:{self.config.port}: {exc.strerror or exc}"
-            ) from exc
-
-    def cancel_standby(self) -> None:
-        """Nothing to cancel: a shard writer serves at once (server.Server's waits as a standby)."""
-
-    def wait(self) -> None:
-        self._stopped.wait()
-
-    def stop(self) -> None:
-        with self._lock:
-            if self._stopped.is_set():
-                return
-            self._release()
-            self._stopped.set()
-            log.info("SheafDB shard writer stopped")
+        self._listen(front)
 
     def _release(self) -> None:
         """gRPC, then the front, then the writer (which gives up its leases: other members
@@ -202,9 +176,7 @@ class ShardWriterServer:
         if self._grpc is not None:
             self._grpc.stop(self.config.stop_grace_s)
             self._grpc = None
-        if self._front is not None:
-            self._front.stop()
-            self._front = None
+        self._stop_front()
         if self._writer is not None:
             self._writer.close()  # at most a ttl, even on a silent network
             self._writer = None
