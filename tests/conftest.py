@@ -6,10 +6,12 @@ They start once per session, only when a test marked ``cluster`` asks for them.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
+from sheafdb.storage.catalog import Catalog, open_catalog
 from tests.services import S3Server, start_service, stop_service
 
 
@@ -34,6 +36,22 @@ def postgres_database(postgres_url: str) -> Iterator[str]:
     yield postgres_url.rsplit("/", 1)[0] + "/" + name
     with psycopg.connect(postgres_url, autocommit=True) as admin:
         admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def catalogs(postgres_database: str, tmp_path: Path) -> Iterator[Callable[[], Catalog]]:
+    """Opens catalog connections to ``postgres_database`` (each as another process would:
+    the first makes the tables), closed after the test."""
+    opened: list[Catalog] = []
+
+    def _open() -> Catalog:
+        cat = open_catalog(postgres_database, tmp_path)
+        opened.append(cat)
+        return cat
+
+    yield _open
+    for cat in opened:
+        cat.close()
 
 
 @pytest.fixture(scope="session")

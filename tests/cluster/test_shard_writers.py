@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,20 +26,21 @@ import grpc
 import psycopg
 import pytest
 from pymilvus import MilvusClient
-from pymilvus.exceptions import MilvusException
 from pymilvus.grpc_gen import milvus_pb2, milvus_pb2_grpc, schema_pb2
 
 from tests.cluster.conftest import kill_worker_actors
 from tests.cluster.test_proxy_cluster import Process, create_collection, rows, serve, wait_loaded
+from tests.cluster.writes_under_a_kill import (
+    BATCH,
+    WAIT_S,
+    assert_each_row_once,
+    cluster_flags,
+    insert_while_killing,
+)
 from tests.e2e.conftest import ROOT_TOKEN
 from tests.services import S3Server
 
 pytestmark = pytest.mark.cluster
-
-LEASE_TTL = "2"
-BATCH = 10
-# Bounds on waits for things that happen by themselves (an adoption, a takeover).
-WAIT_S = 180.0
 
 
 @dataclass
@@ -59,12 +58,7 @@ class Deployment:
 def deployment(
     tmp_path: Path, postgres_database: str, s3_server: S3Server, ray_cluster: Any
 ) -> Iterator[Deployment]:
-    objects = (
-        s3_server.url("sheafdb-store-tests", f"shards-{uuid.uuid4().hex}") + "&allow_bucket_creation=true"
-    )
-    env = {**os.environ, **s3_server.credentials_env(), "PYTHONUNBUFFERED": "1"}
-    flags = ["--cluster", ray_cluster.address, "--catalog", postgres_database, "--objects", objects]
-    flags += ["--lease-ttl", LEASE_TTL]
+    flags, env = cluster_flags(postgres_database, s3_server, ray_cluster, "shards")
     coordinator = serve(flags, "writer", tmp_path, env)
     processes = [coordinator]
     try:
@@ -147,43 +141,10 @@ def test_inserts_survive_a_killed_shard_writer_each_row_once(deployment: Deploym
     client = deployment.client()
     name = collection_owned_by(deployment, deployment.shard_writer.address, "killed")
     _, token = wait_owner(deployment.catalog, client, name)
-    acked: list[int] = []
-    failed: list[str] = []
-    killed = threading.Event()
-    after_kill = 0
-
-    def insert_batches() -> None:
-        nonlocal after_kill
-        writes = deployment.client()
-        start = 0
-        while after_kill < 20:
-            batch = [{"vec": r["vec"], "tag": r["tag"]} for r in rows(start, BATCH)]
-            start += BATCH
-            try:
-                acked.extend(writes.insert(name, batch)["ids"])
-            except MilvusException as exc:
-                failed.append(str(exc))
-            if killed.is_set():
-                after_kill += 1
-
-    writing = threading.Thread(target=insert_batches)
-    writing.start()
-    deadline = time.monotonic() + WAIT_S
-    while len(acked) < 10 * BATCH and writing.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    deployment.shard_writer.stop(signal.SIGKILL)  # mid-stream: an insert may be in flight
-    killed.set()
-    writing.join(WAIT_S * 2)
-    assert not writing.is_alive()
-    assert not failed, failed  # every insert was answered (the proxy waited for the takeover)
+    acked = insert_while_killing(deployment.proxy, name, deployment.shard_writer)
 
     assert wait_owner(deployment.catalog, client, name) == (deployment.coordinator.address, token + 1)
-    assert count(client, name) == len(acked)  # nothing lost, nothing applied twice
-    stored = client.query(
-        name, filter="id >= 0", output_fields=["id"], consistency_level="Strong", limit=16384
-    )
-    assert sorted(r["id"] for r in stored) == sorted(acked)
-    assert len(set(acked)) == len(acked)
+    assert_each_row_once(client, name, acked)
 
 
 def _insert_request(name: str, tag_value: str) -> milvus_pb2.InsertRequest:

@@ -7,13 +7,10 @@ log by the new writer, not applied again), and the new writer holds the lease wi
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,19 +19,19 @@ from typing import Any
 import psycopg
 import pytest
 from pymilvus import MilvusClient
-from pymilvus.exceptions import MilvusException
 
 from tests.cluster.conftest import kill_worker_actors
-from tests.cluster.test_proxy_cluster import Process, create_collection, rows, serve, wait_loaded
+from tests.cluster.test_proxy_cluster import Process, create_collection, serve, wait_loaded
+from tests.cluster.writes_under_a_kill import (
+    WAIT_S,
+    assert_each_row_once,
+    cluster_flags,
+    insert_while_killing,
+)
 from tests.e2e.conftest import ROOT_TOKEN, free_port
 from tests.services import S3Server
 
 pytestmark = pytest.mark.cluster
-
-LEASE_TTL = "2"
-BATCH = 10
-# Bounds on waits for things that happen by themselves (a standby waiting, a takeover).
-WAIT_S = 180.0
 
 
 @dataclass
@@ -66,12 +63,7 @@ def start_standby(flags: list[str], root: Path, env: dict[str, str]) -> Process:
 def deployment(
     tmp_path: Path, postgres_database: str, s3_server: S3Server, ray_cluster: Any
 ) -> Iterator[Deployment]:
-    objects = (
-        s3_server.url("sheafdb-store-tests", f"failover-{uuid.uuid4().hex}") + "&allow_bucket_creation=true"
-    )
-    env = {**os.environ, **s3_server.credentials_env(), "PYTHONUNBUFFERED": "1"}
-    flags = ["--cluster", ray_cluster.address, "--catalog", postgres_database, "--objects", objects]
-    flags += ["--lease-ttl", LEASE_TTL]
+    flags, env = cluster_flags(postgres_database, s3_server, ray_cluster, "failover")
     writer = serve(flags, "writer", tmp_path, env)
     processes = [writer]
     try:
@@ -100,43 +92,9 @@ def test_inserts_through_the_proxy_survive_a_killed_writer_each_row_once(deploym
     holder, token = lease(deployment.catalog)
     assert holder == deployment.writer.address
 
-    acked: list[int] = []
-    failed: list[str] = []
-    killed = threading.Event()
-    after_kill = 0
-
-    def insert_batches() -> None:
-        nonlocal after_kill
-        writes = MilvusClient(uri=f"http://{deployment.proxy.address}", token=ROOT_TOKEN, timeout=120)
-        start = 0
-        while after_kill < 20:
-            batch = [{"vec": r["vec"], "tag": r["tag"]} for r in rows(start, BATCH)]
-            start += BATCH
-            try:
-                acked.extend(writes.insert(name, batch)["ids"])
-            except MilvusException as exc:  # the takeover took longer than the proxy waits
-                failed.append(str(exc))
-            if killed.is_set():
-                after_kill += 1
-
-    writing = threading.Thread(target=insert_batches)
-    writing.start()
-    deadline = time.monotonic() + WAIT_S
-    while len(acked) < 10 * BATCH and writing.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    deployment.writer.stop(signal.SIGKILL)  # mid-stream: a relayed insert may be in flight
-    killed.set()
-    writing.join(WAIT_S * 2)
-    assert not writing.is_alive()
-    assert not failed, failed  # every insert was answered (the proxy waited for the standby)
+    acked = insert_while_killing(deployment.proxy, name, deployment.writer)
 
     new_holder, new_token = lease(deployment.catalog)
     assert (new_holder, new_token) == (deployment.standby.address, token + 1)
     wait_loaded(client, name)
-    counted = client.query(name, output_fields=["count(*)"], consistency_level="Strong")
-    assert counted[0]["count(*)"] == len(acked)  # nothing lost, nothing applied twice
-    stored = client.query(
-        name, filter="id >= 0", output_fields=["id"], consistency_level="Strong", limit=16384
-    )
-    assert sorted(r["id"] for r in stored) == sorted(acked)
-    assert len(set(acked)) == len(acked)
+    assert_each_row_once(client, name, acked)

@@ -30,9 +30,8 @@ from sheafdb.schema import CollectionSchema, DataType, FieldSchema
 from sheafdb.storage.catalog import Catalog, open_catalog
 from sheafdb.storage.credentials import open_credentials
 from sheafdb.storage.lease_rows import log_lease_name
-from sheafdb.storage.log import LogRecord
-from sheafdb.storage.pg_log import PgLogs
 from tests.e2e.conftest import ROOT_TOKEN, free_port, start_server, stop_server, wait_ready
+from tests.engine.log_owners import logged_records
 from tests.net_faults import Relay
 
 pytestmark = pytest.mark.cluster  # PostgreSQL (the CI's cluster step installs it)
@@ -59,14 +58,6 @@ def _schema() -> CollectionSchema:
 def _rows(ids: range) -> list[dict[str, object]]:
     rng = np.random.default_rng(0)
     return [{"id": i, "vec": rng.random(DIM).tolist(), "tag": f"t{i}"} for i in ids]
-
-
-def _records(url: str, collection_id: int) -> list[LogRecord]:
-    logs = PgLogs(url, read_only=True)
-    try:
-        return list(logs.tail(collection_id).read_new())
-    finally:
-        logs.close()
 
 
 @pytest.fixture
@@ -124,7 +115,7 @@ def test_a_shard_writer_serves_the_writes_of_the_logs_it_owns(
         assert client.upsert("c", _rows(range(3, 7)))["upsert_count"] == 4
         assert client.delete("c", filter="id in [0, 1]")["delete_count"] == 2
         assert client.delete("c", ids=[2])["delete_count"] == 1
-        records = _records(postgres_database, c)
+        records = logged_records(postgres_database, c)
         assert [r.kind for r in records] == ["insert", "upsert", "delete", "delete"]
         assert records[0].batch.column("id").to_pylist() == [0, 1, 2, 3, 4]
         assert sorted(records[2].batch.column("pk").to_pylist()) == [0, 1]
@@ -162,8 +153,8 @@ def test_a_shard_writer_serves_the_writes_of_the_logs_it_owns(
         assert elsewhere.status_code == 503 and elsewhere.json()["code"] == 2
         listed = rest.post("/v2/vectordb/collections/list", json={})
         assert listed.status_code == 503 and "not the coordinator" in listed.json()["message"]
-        assert [r.kind for r in _records(postgres_database, c)][-1] == "insert"
-        assert _records(postgres_database, d) == []
+        assert [r.kind for r in logged_records(postgres_database, c)][-1] == "insert"
+        assert logged_records(postgres_database, d) == []
     finally:
         assert stop_server(process) == 0, log_path.read_text()
     # Stopping gave the lease up: another member may adopt "c" at once.

@@ -92,7 +92,8 @@ def open_engine(tmp_path: Path) -> Iterator[Callable[..., Engine]]:
     opened: list[Engine] = []
 
     def _open(**overrides: object) -> Engine:
-        config = EngineConfig(data_dir=tmp_path / "data", fsync=True, restore_loads=False, **overrides)  # type: ignore[arg-type]
+        settings: dict[str, object] = {"fsync": True, "restore_loads": False, **overrides}
+        config = EngineConfig(data_dir=tmp_path / "data", **settings)  # type: ignore[arg-type]
         engine = Engine(config)
         opened.append(engine)
         return engine

@@ -13,6 +13,8 @@ from pathlib import Path
 from sheafdb.api.cluster.worker_client import GrpcWorkerClient
 from sheafdb.engine.engine import Engine
 from sheafdb.engine.write.shard_writer import ShardWriter
+from sheafdb.storage.log import LogRecord
+from sheafdb.storage.pg_log import PgLogs
 
 # Long: no ownership round runs during a test unless it asks for one (rounds every ttl / 4).
 OWNER_TTL_S = 60.0
@@ -45,3 +47,12 @@ def take_log(engine: Engine, name: str, db: str = "default") -> None:
     writer = following.writer
     assert isinstance(writer, ShardWriter)
     writer.ownership.take(engine.describe_collection(db, name).collection_id)
+
+
+def logged_records(url: str, collection_id: int) -> list[LogRecord]:
+    """The records the collection's log holds now (read as a follower would)."""
+    logs = PgLogs(url, read_only=True)
+    try:
+        return list(logs.tail(collection_id).read_new())
+    finally:
+        logs.close()

@@ -21,7 +21,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from sheafdb.engine.collection import Collection
-from sheafdb.engine.config import EngineConfig
 from sheafdb.engine.engine import Engine
 from sheafdb.engine.imports.jobs import ImportJobState
 from sheafdb.engine.read.visibility import delete_records
@@ -45,30 +44,15 @@ OpenCoordinator = Callable[..., Engine]
 
 
 @pytest.fixture
-def open_coordinator(tmp_path: Path, postgres_database: str) -> Iterator[OpenCoordinator]:
-    """Opens cluster-mode engines on the database (reopen after close = a restart)."""
-    opened: list[Engine] = []
+def open_coordinator(open_engine: Callable[..., Engine], postgres_database: str) -> OpenCoordinator:
+    """Opens cluster-mode engines on the database (reopen after close = a restart); segment
+    files stay in the data dir (no object store)."""
 
     def _open(**overrides: object) -> Engine:
-        config = EngineConfig(
-            tmp_path / "coordinator",  # segment files stay here (no object store)
-            catalog_url=postgres_database,
-            cluster=True,
-            fsync=False,
-            restore_loads=False,
-            compaction_min_segments=None,
-            **overrides,  # type: ignore[arg-type]
-        )
-        engine = Engine(config)
-        opened.append(engine)
-        return engine
+        settings: dict[str, object] = {"fsync": False, "compaction_min_segments": None, **overrides}
+        return open_engine(catalog_url=postgres_database, cluster=True, **settings)
 
-    yield _open
-    for engine in opened:
-        try:
-            engine.close()
-        except Exception:  # noqa: BLE001 - already closed by the test
-            pass
+    return _open
 
 
 class LogAppender:

@@ -61,20 +61,6 @@ class Member:
 
 
 @pytest.fixture
-def catalogs(postgres_database: str, tmp_path: Path) -> Iterator[Callable[[], Catalog]]:
-    opened: list[Catalog] = []
-
-    def _open() -> Catalog:
-        cat = open_catalog(postgres_database, tmp_path)
-        opened.append(cat)
-        return cat
-
-    yield _open
-    for cat in opened:
-        cat.close()
-
-
-@pytest.fixture
 def members(catalogs: Callable[[], Catalog]) -> Iterator[Callable[[str], Member]]:
     made: list[Member] = []
 

@@ -22,8 +22,7 @@ from sheafdb.errors import CollectionNotFound, CollectionNotLoaded, NotLogOwner,
 from sheafdb.schema import DataType, FieldSchema
 from sheafdb.storage.catalog import Catalog, open_catalog
 from sheafdb.storage.lease_rows import log_lease_name
-from sheafdb.storage.log import LogRecord
-from sheafdb.storage.pg_log import PgLogs
+from tests.engine.log_owners import logged_records
 
 pytestmark = pytest.mark.cluster  # PostgreSQL (the CI's cluster step installs it)
 
@@ -74,14 +73,6 @@ def open_writer(tmp_path: Path, postgres_database: str) -> Iterator[Callable[...
         writer.close()
 
 
-def _records(url: str, collection_id: int) -> list[LogRecord]:
-    logs = PgLogs(url, read_only=True)
-    try:
-        return list(logs.tail(collection_id).read_new())
-    finally:
-        logs.close()
-
-
 def _cid(catalog: Catalog, name: str) -> int:
     return catalog.get_collection(DB, name).collection_id
 
@@ -104,7 +95,7 @@ def test_writes_land_in_the_log_with_their_kind_keys_partition_and_timestamp(
     upserted = writer.upsert(DB, "c", kit.make_rows(inserted.ids.to_pylist()[:2]))
     deleted = writer.delete(DB, "c", f"id in {inserted.ids.to_pylist()[2:]}")
 
-    records = _records(postgres_database, cid)
+    records = logged_records(postgres_database, cid)
     assert [r.kind for r in records] == ["insert", "insert", "upsert", "delete"]
     partitions = {p.name: p.partition_id for p in catalog.list_partitions(cid)}
     assert records[0].partition_id == partitions["_default"] and records[1].partition_id == partitions["p1"]
@@ -131,7 +122,7 @@ def test_writes_land_in_the_log_with_their_kind_keys_partition_and_timestamp(
         writer.delete(DB, "c", "tag == 't1'")
     with pytest.raises(CollectionNotLoaded):  # a partial upsert reads the stored rows so too
         writer.upsert(DB, "c", kit.make_rows(inserted.ids.to_pylist()[:1]), partial_update=True)
-    assert len(_records(postgres_database, cid)) == 4
+    assert len(logged_records(postgres_database, cid)) == 4
 
 
 def test_a_collection_whose_log_another_process_owns_is_refused(
@@ -151,7 +142,7 @@ def test_a_collection_whose_log_another_process_owns_is_refused(
     assert refused.value.retriable and refused.value.code == 2
     with pytest.raises(NotLogOwner):
         writer.delete(DB, "c", "id in [1]")
-    assert _records(postgres_database, cid) == []
+    assert logged_records(postgres_database, cid) == []
     # Its schema is still answered (the edge types a request's columns by it first).
     assert writer.collection_schema(DB, "c").primary_field.name == "id"
 
@@ -175,7 +166,7 @@ def test_an_append_after_another_member_took_the_lease_is_refused_by_the_fence(
         writer.insert(DB, "c", kit.make_rows(range(3, 6)))
     with pytest.raises(NotLogOwner):
         writer.delete(DB, "c", "id in [1]")
-    assert [r.kind for r in _records(postgres_database, cid)] == ["insert"]
+    assert [r.kind for r in logged_records(postgres_database, cid)] == ["insert"]
 
 
 def test_ddl_committed_by_another_process_is_seen_by_the_next_write(
@@ -201,7 +192,7 @@ def test_ddl_committed_by_another_process_is_seen_by_the_next_write(
     extra = writer.collection_schema(DB, "c").field("extra")
     assert extra is not None and extra.dtype is DataType.INT64
 
-    records = _records(postgres_database, cid)
+    records = logged_records(postgres_database, cid)
     assert records[-1].partition_id == catalog.get_partition(cid, "p2").partition_id
     assert records[-1].batch.column("extra").to_pylist() == [7, 8]
     # A dropped collection is gone for the next write too.
@@ -234,7 +225,7 @@ def test_a_retried_write_is_answered_from_the_log_by_the_member_that_took_over(
     )
     fresh = successor.insert(DB, "c", kit.make_rows(range(3), with_ids=False), tag=WriteTag("call-2", True))
     assert fresh.count == 3 and not set(fresh.ids.to_pylist()) & set(acked.ids.to_pylist())
-    assert [r.batch.num_rows for r in _records(postgres_database, cid)] == [5, 3]
+    assert [r.batch.num_rows for r in logged_records(postgres_database, cid)] == [5, 3]
 
 
 def test_the_coordinators_own_append_takes_the_lease_over_first(
@@ -256,7 +247,7 @@ def test_the_coordinators_own_append_takes_the_lease_over_first(
     lsn = coordinating.append(cid, "truncate", 0, coordinator.issue_timestamp(), empty)
     lease = coordinating.ownership.lease_of(cid)
     assert lease is not None and catalog.current_lease(log_lease_name(cid)) == lease
-    records = _records(postgres_database, cid)
+    records = logged_records(postgres_database, cid)
     assert [(r.kind, r.lsn) for r in records] == [("insert", 1), ("truncate", lsn)] and lsn == 2
     # The owner it took the lease from is fenced.
     with pytest.raises(NotLogOwner):
@@ -276,4 +267,4 @@ def test_a_write_right_after_a_create_waits_for_the_members_to_adopt_the_log(
     assert writer.insert(DB, "c", kit.make_rows(range(3))).count == 3
     lease = writer.ownership.lease_of(cid)
     assert lease is not None and lease.holder == "127.0.0.1:1"
-    assert [r.kind for r in _records(postgres_database, cid)] == ["insert"]
+    assert [r.kind for r in logged_records(postgres_database, cid)] == ["insert"]

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pytest
 
 from sheafdb.errors import CommitOutcomeUnknown, MetaStoreUnavailable, WriterFenced
-from sheafdb.storage.catalog import Catalog, open_catalog
+from sheafdb.storage.catalog import Catalog
 from sheafdb.storage.lease_rows import Lease, log_lease_name
 from sheafdb.storage.log import CollectionLog, LogStore, open_log_store
 from sheafdb.storage.pg_log import PgLogs
@@ -32,21 +32,6 @@ def rows(*values: int) -> pa.Table:
 
 def logged(log: CollectionLog) -> list[tuple[int, list[int]]]:
     return [(r.lsn, r.batch.column("id").to_pylist()) for r in log.replay()]
-
-
-@pytest.fixture
-def catalogs(postgres_database: str, tmp_path: Path) -> Iterator[Callable[[], Catalog]]:
-    """Opens another catalog connection (the first one makes the tables)."""
-    opened: list[Catalog] = []
-
-    def _open() -> Catalog:
-        cat = open_catalog(postgres_database, tmp_path)
-        opened.append(cat)
-        return cat
-
-    yield _open
-    for cat in opened:
-        cat.close()
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ collections) and nothing else, so a restarted proxy serves exactly as before.
 
 Threads: gRPC's handler pool; the fan-out pool (cluster_reads.py); the front's event loop and
 two relay threads per gRPC connection (front.py, relay.py); the REST relay runs on the front's
-loop. The server's ``_lock`` makes ``stop()`` idempotent, as server.py's.
+loop. ``stop()`` runs once (serving.ServingProcess).
 """
 
 from __future__ import annotations

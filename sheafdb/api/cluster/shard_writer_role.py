@@ -19,8 +19,8 @@ longer than a lease ttl): others have adopted its collections by then.
 
 Threads: the wire server's loop and pool, the front's loop (front.py), the ownership loop
 (log_ownership.py), the member lease's probe and watch (``_MemberWatch``), and on stop
-the writer's ``sheafdb-shard-writer-close`` (waited for at most a ttl). ``_lock`` makes
-``stop()`` idempotent, as server.py's.
+the writer's ``sheafdb-shard-writer-close`` (waited for at most a ttl). ``stop()`` runs
+once (serving.ServingProcess).
 """
 
 from __future__ import annotations

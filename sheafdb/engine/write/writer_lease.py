@@ -20,8 +20,9 @@ only a recovery from PostgreSQL knows the truth, so it resigns the lease (token 
 later writes are refused; expired: a standby takes over at once) and leaves by the same path
 as a deposed writer (``lost``, exit code 3).
 
-One lease for all collections in this build; the name is a parameter so per-shard writers
-can each hold their own later.
+This lease makes the coordinator (DDL, the catalog, seals, placement). In cluster mode the
+appends to a collection's log are fenced by that collection's own lease instead
+(``log/<collection id>``, engine/write/log_ownership.py).
 
 Threads: ``sheafdb-writer-lease`` renews the lease every ``ttl_s / 4`` while it is held.
 ``lease`` is replaced (never mutated) by that thread; readers see the old or the new one.
